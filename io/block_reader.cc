@@ -1,0 +1,319 @@
+#include "io/block_reader.h"
+
+#include <algorithm>
+#include <deque>
+#include <filesystem>
+
+#include "io/crc32c.h"
+
+namespace walcut {
+
+bool Block::is_segment_end() const {
+  return header.record_count == 1 && header.codec == Codec::kNone && stored.size() >= kRecordHeaderBytes &&
+         stored[0] == std::byte{static_cast<uint8_t>(RecordType::kSegmentEnd)};
+}
+
+// The chunks of the current file that the parser still needs, in order.
+class BlockReader::Window {
+ public:
+  explicit Window(ChunkReader& io) : io_(io) {}
+
+  void begin_file(uint32_t file) {
+    file_ = file;
+    chunks_.clear();
+  }
+
+  // A contiguous view of [off, off + n) of the current file. Returns false
+  // when the file ends first. Copies only when the range crosses chunks.
+  Result<bool> view(uint64_t off, size_t n, ByteSpan& out, std::shared_ptr<const void>* owner) {
+    while (chunks_.empty() || end_of(chunks_.back()) < off + n) {
+      Result<bool> more = pull();
+      if (!more.ok() || !more.value()) return more;
+    }
+    size_t i = 0;
+    while (end_of(chunks_[i]) <= off) ++i;
+    const Chunk& c = chunks_[i];
+    assert(c.offset <= off);  // callers never step back before released chunks
+    if (off + n <= end_of(c)) {
+      out = c.bytes.subspan(off - c.offset, n);
+      if (owner) *owner = c.owner;
+      return true;
+    }
+    auto copy = std::make_shared<Bytes>(n);
+    for (size_t done = 0; done < n; ++i) {
+      const Chunk& piece = chunks_[i];
+      uint64_t from = off + done - piece.offset;
+      size_t take = std::min<size_t>(n - done, piece.bytes.size() - from);
+      std::memcpy(copy->data() + done, piece.bytes.data() + from, take);
+      done += take;
+    }
+    out = ByteSpan{copy->data(), n};
+    if (owner) *owner = copy;
+    return true;
+  }
+
+  // Drops chunks that end at or before `off`.
+  void release_before(uint64_t off) {
+    while (!chunks_.empty() && end_of(chunks_.front()) <= off) chunks_.pop_front();
+  }
+
+ private:
+  static uint64_t end_of(const Chunk& c) { return c.offset + c.bytes.size(); }
+
+  Result<bool> pull() {
+    for (;;) {
+      if (pending_ && pending_->file > file_) return false;
+      Chunk c;
+      if (pending_) {
+        c = std::move(*pending_);
+        pending_.reset();
+      } else {
+        Result<bool> got = io_.next(c);
+        if (!got.ok() || !got.value()) return got;
+      }
+      if (c.file < file_) continue;  // read ahead before the file was skipped
+      if (c.file > file_) {
+        pending_ = std::move(c);
+        return false;
+      }
+      chunks_.push_back(std::move(c));
+      return true;
+    }
+  }
+
+  ChunkReader& io_;
+  uint32_t file_ = 0;
+  std::deque<Chunk> chunks_;
+  std::optional<Chunk> pending_;  // the first chunk of a later file
+};
+
+namespace {
+
+bool all_zero(ByteSpan b) { return std::all_of(b.begin(), b.end(), [](std::byte x) { return x == std::byte{0}; }); }
+
+// Offset (within b) one past the last non-zero byte, 0 when all are zero.
+size_t nonzero_end(ByteSpan b) {
+  size_t n = b.size();
+  while (n > 0 && b[n - 1] == std::byte{0}) --n;
+  return n;
+}
+
+std::string base_name(const std::string& path) { return std::filesystem::path(path).filename().string(); }
+
+}  // namespace
+
+BlockReader::BlockReader(std::unique_ptr<ChunkReader> io, const BlockReaderOptions& options)
+    : io_(std::move(io)), window_(std::make_unique<Window>(*io_)), options_(options) {}
+
+BlockReader::~BlockReader() = default;
+
+Result<std::unique_ptr<BlockReader>> BlockReader::open(std::vector<std::string> segment_paths,
+                                                       const BlockReaderOptions& options) {
+  if (segment_paths.empty()) return Status::invalid_argument("no segment files given");
+  Result<std::unique_ptr<ChunkReader>> io = open_chunk_reader(std::move(segment_paths), options.io);
+  if (!io.ok()) return io.status();
+  return std::unique_ptr<BlockReader>(new BlockReader(std::move(io).value(), options));
+}
+
+const char* BlockReader::engine_name() const { return io_->engine_name(); }
+const std::string& BlockReader::path(uint32_t file) const { return io_->path(file); }
+
+std::string BlockReader::where(uint64_t off) const {
+  return io_->path(file_) + " at offset " + std::to_string(off);
+}
+
+Result<bool> BlockReader::start_segment() {
+  window_->begin_file(file_);
+  const std::string& path = io_->path(file_);
+  uint64_t size = io_->file_size(file_);
+  ByteSpan bytes;
+  Result<bool> got = size < kSegmentHeaderBytes ? Result<bool>(false) : window_->view(0, kSegmentHeaderBytes, bytes, nullptr);
+  if (!got.ok()) return got;
+  if (!got.value()) return Status::corruption(path + ": " + std::to_string(size) + " bytes, too short for a segment header");
+  Result<SegmentHeader> h = SegmentHeader::decode(bytes.data(), path);
+  if (!h.ok()) return h.status();
+  uint64_t cluster = options_.cluster_id.value_or(headers_.empty() ? h->cluster_id : headers_.front().cluster_id);
+  uint16_t node = options_.node_index.value_or(headers_.empty() ? h->node_index : headers_.front().node_index);
+  if (h->cluster_id != cluster || h->node_index != node) {
+    return Status::corruption(path + ": segment of cluster " + std::to_string(h->cluster_id) + " node " +
+                              std::to_string(h->node_index) + ", expected cluster " + std::to_string(cluster) +
+                              " node " + std::to_string(node));
+  }
+  std::optional<uint64_t> named = parse_segment_file_name(base_name(path));
+  if (named && *named != h->segment_index) {
+    return Status::corruption(path + ": file name says segment " + std::to_string(*named) + ", header says " +
+                              std::to_string(h->segment_index));
+  }
+  if (!headers_.empty()) {
+    const SegmentHeader& prev = headers_.back();
+    if (h->segment_index != prev.segment_index + 1 || h->prev_segment_index != prev.segment_index ||
+        h->prev_last_block_crc != last_crc_) {
+      return Status::corruption(path + ": segment " + std::to_string(h->segment_index) + " does not follow " +
+                                io_->path(file_ - 1) + " (its link names segment " +
+                                std::to_string(h->prev_segment_index) + " with last block crc " +
+                                std::to_string(h->prev_last_block_crc) + ", expected segment " +
+                                std::to_string(prev.segment_index) + " with crc " + std::to_string(last_crc_) + ")");
+    }
+  }
+  if (size > h->segment_bytes || (options_.mode == TailMode::kStrict && size != h->segment_bytes)) {
+    return Status::corruption(path + ": file is " + std::to_string(size) + " bytes, its header says " +
+                              std::to_string(h->segment_bytes));
+  }
+  headers_.push_back(h.value());
+  ++counters_.segments;
+  in_segment_ = true;
+  off_ = kSegmentHeaderBytes;
+  logical_ = kSegmentHeaderBytes;
+  last_crc_ = 0;
+  return true;
+}
+
+Result<bool> BlockReader::next(Block& out) {
+  while (!done_) {
+    if (!in_segment_) {
+      if (file_ >= io_->file_count()) {
+        // Every segment ended with SEGMENT_END: the log continues in the next one.
+        done_ = true;
+        end_ = LogEnd{false, file_ - 1, off_, 0, "the last segment was closed", {headers_.back().segment_index + 1,
+                      kSegmentHeaderBytes + kBlockHeaderBytes}, last_crc_, true};
+        return false;
+      }
+      Result<bool> started = start_segment();
+      if (!started.ok()) return started;
+    }
+    const uint64_t size = io_->file_size(file_);
+    const WalPointer expect{headers_.back().segment_index, logical_ + kBlockHeaderBytes};
+    if (size - off_ < kBlockHeaderBytes) return end_of_data(off_, "no room for a block header before the end of the file");
+    ByteSpan hb;
+    Result<bool> got = window_->view(off_, kBlockHeaderBytes, hb, nullptr);
+    if (!got.ok()) return got;
+    if (!got.value()) return end_of_data(off_, "the file ended while being read");
+    BlockHeader h;
+    if (!BlockHeader::parse(hb.data(), h)) {
+      return end_of_data(off_, all_zero(hb) ? "end of written data" : "not a valid block header");
+    }
+    if (h.first != expect) {
+      return end_of_data(off_, "block claims pointer " + h.first.to_string() + ", expected " + expect.to_string());
+    }
+    if (size - off_ - kBlockHeaderBytes < h.stored_bytes) return end_of_data(off_, "block runs past the end of the file");
+    Block b;
+    got = window_->view(off_, kBlockHeaderBytes + h.stored_bytes, b.stored, &b.owner);
+    if (!got.ok()) return got;
+    if (!got.value()) return end_of_data(off_, "the file ended while being read");
+    if (block_crc(b.stored.data(), b.stored.subspan(kBlockHeaderBytes)) != h.crc) {
+      return end_of_data(off_, "block checksum mismatch");
+    }
+    b.stored = b.stored.subspan(kBlockHeaderBytes);
+    b.header = h;
+    b.file = file_;
+    b.file_offset = off_;
+    window_->release_before(off_);
+    off_ += kBlockHeaderBytes + h.stored_bytes;
+    logical_ = h.end_offset();
+    last_crc_ = h.crc;
+    ++counters_.blocks;
+    counters_.block_bytes += kBlockHeaderBytes + h.stored_bytes;
+    if (b.is_segment_end()) {
+      io_->skip_rest_of_file(file_);
+      in_segment_ = false;
+      ++file_;
+    }
+    out = std::move(b);
+    return true;
+  }
+  return false;
+}
+
+// The bytes at `off` do not hold the next block. Scans the rest of the
+// segment, and the segments after it, for valid blocks: finding one written
+// after the damage had been synced makes this corruption in the middle of
+// the log; finding none makes `off` the end of the log.
+Result<bool> BlockReader::end_of_data(uint64_t off, const std::string& why) {
+  const uint64_t size = io_->file_size(file_);
+  const SegmentHeader& seg = headers_.back();
+  uint64_t nonzero_to = off;  // one past the last non-zero byte seen
+  uint64_t p = off;
+  constexpr uint64_t kStep = 64 * 1024;
+  while (p < size) {
+    window_->release_before(p);
+    uint64_t step_end = std::min(size, p + kStep);
+    ByteSpan span;
+    Result<bool> got = window_->view(p, step_end - p, span, nullptr);
+    if (!got.ok()) return got.status();
+    if (!got.value()) break;
+    if (size_t nz = nonzero_end(span); nz > 0) nonzero_to = p + nz;
+    // Candidate block starts in [p, step_end), excluding the damaged one.
+    uint64_t skip_to = step_end;
+    for (uint64_t q = std::max(p, off + 1); q < step_end; ++q) {
+      if (q + kBlockHeaderBytes > size) break;
+      if (static_cast<uint8_t>(span[q - p]) != (kBlockMagic & 0xff)) continue;
+      ByteSpan hb;
+      got = window_->view(q, kBlockHeaderBytes, hb, nullptr);
+      if (!got.ok()) return got.status();
+      BlockHeader h;
+      if (!got.value() || !BlockHeader::parse(hb.data(), h)) continue;
+      if (h.first.segment != seg.segment_index || h.first.offset <= logical_) continue;
+      if (size - q - kBlockHeaderBytes < h.stored_bytes) continue;
+      ByteSpan whole;
+      got = window_->view(q, kBlockHeaderBytes + h.stored_bytes, whole, nullptr);
+      if (!got.ok()) return got.status();
+      if (!got.value() || block_crc(whole.data(), whole.subspan(kBlockHeaderBytes)) != h.crc) continue;
+      if (h.sync_start > logical_) {
+        return Status::corruption(where(off) + ": damaged block (" + why + ") followed by a valid block at offset " +
+                                  std::to_string(q) + " written after the damaged bytes were synced");
+      }
+      // A block of the same unsynced run: written, but never acknowledged as durable.
+      nonzero_to = std::max(nonzero_to, q + kBlockHeaderBytes + h.stored_bytes);
+      skip_to = q + kBlockHeaderBytes + h.stored_bytes;
+      break;
+    }
+    p = std::max(step_end, skip_to);
+  }
+  WALCUT_RETURN_IF_ERROR(check_later_segments());
+  const bool truncated = size < seg.segment_bytes;
+  end_ = LogEnd{nonzero_to > off || truncated, file_, off, nonzero_to - off, why,
+                WalPointer{seg.segment_index, logical_ + kBlockHeaderBytes}, last_crc_, false};
+  if (truncated) end_.reason += "; the file is " + std::to_string(seg.segment_bytes - size) + " bytes short";
+  done_ = true;
+  if (options_.mode == TailMode::kStrict) {
+    if (end_.torn) {
+      return Status::corruption(where(off) + ": " + end_.reason + " (" + std::to_string(end_.bytes_dropped) +
+                                " bytes after the last valid block)");
+    }
+    if (file_ + 1 < io_->file_count()) {
+      return Status::corruption(where(off) + ": segment ends without SEGMENT_END but more segments follow");
+    }
+  }
+  return false;
+}
+
+// Any later segment whose first block is valid proves the log went on.
+Status BlockReader::check_later_segments() {
+  const uint32_t here = file_;
+  io_->skip_rest_of_file(here);
+  for (uint32_t f = here + 1; f < io_->file_count(); ++f) {
+    window_->begin_file(f);
+    uint64_t size = io_->file_size(f);
+    ByteSpan bytes;
+    Result<bool> got = size < kSegmentHeaderBytes + kBlockHeaderBytes
+                           ? Result<bool>(false)
+                           : window_->view(0, kSegmentHeaderBytes + kBlockHeaderBytes, bytes, nullptr);
+    if (!got.ok()) return got.status();
+    BlockHeader h;
+    if (got.value() && BlockHeader::parse(bytes.data() + kSegmentHeaderBytes, h) &&
+        size - kSegmentHeaderBytes - kBlockHeaderBytes >= h.stored_bytes) {
+      ByteSpan whole;
+      got = window_->view(kSegmentHeaderBytes, kBlockHeaderBytes + h.stored_bytes, whole, nullptr);
+      if (!got.ok()) return got.status();
+      if (got.value() && block_crc(whole.data(), whole.subspan(kBlockHeaderBytes)) == h.crc) {
+        return Status::corruption(where(off_) + ": the log breaks off here, but " + io_->path(f) +
+                                  " follows with valid blocks");
+      }
+    }
+    io_->skip_rest_of_file(f);
+  }
+  window_->begin_file(here);
+  return {};
+}
+
+}  // namespace walcut

@@ -1,0 +1,78 @@
+// Little-endian fixed-width encoding, the one used by every walcut format.
+#pragma once
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace walcut {
+
+static_assert(std::endian::native == std::endian::little, "walcut formats assume a little-endian host");
+
+using Bytes = std::vector<std::byte>;
+using ByteSpan = std::span<const std::byte>;
+
+inline void store_u16(std::byte* p, uint16_t v) { std::memcpy(p, &v, 2); }
+inline void store_u32(std::byte* p, uint32_t v) { std::memcpy(p, &v, 4); }
+inline void store_u64(std::byte* p, uint64_t v) { std::memcpy(p, &v, 8); }
+inline uint16_t load_u16(const std::byte* p) { uint16_t v; std::memcpy(&v, p, 2); return v; }
+inline uint32_t load_u32(const std::byte* p) { uint32_t v; std::memcpy(&v, p, 4); return v; }
+inline uint64_t load_u64(const std::byte* p) { uint64_t v; std::memcpy(&v, p, 8); return v; }
+
+// Appends fixed-width little-endian values to a byte vector.
+class Encoder {
+ public:
+  explicit Encoder(Bytes& out) : out_(out) {}
+  void u8(uint8_t v) { out_.push_back(std::byte{v}); }
+  void u16(uint16_t v) { grow(2, [&](std::byte* p) { store_u16(p, v); }); }
+  void u32(uint32_t v) { grow(4, [&](std::byte* p) { store_u32(p, v); }); }
+  void u64(uint64_t v) { grow(8, [&](std::byte* p) { store_u64(p, v); }); }
+  void bytes(ByteSpan b) { out_.insert(out_.end(), b.begin(), b.end()); }
+
+ private:
+  template <typename F>
+  void grow(size_t n, F&& f) {
+    size_t at = out_.size();
+    out_.resize(at + n);
+    f(out_.data() + at);
+  }
+  Bytes& out_;
+};
+
+// Reads fixed-width little-endian values from a span. Reading past the end
+// sets a sticky failure flag and yields zeros, so a caller checks once.
+class Decoder {
+ public:
+  explicit Decoder(ByteSpan in) : in_(in) {}
+  uint8_t u8() { return take(1) ? static_cast<uint8_t>(in_[pos_ - 1]) : 0; }
+  uint16_t u16() { return take(2) ? load_u16(&in_[pos_ - 2]) : 0; }
+  uint32_t u32() { return take(4) ? load_u32(&in_[pos_ - 4]) : 0; }
+  uint64_t u64() { return take(8) ? load_u64(&in_[pos_ - 8]) : 0; }
+  ByteSpan bytes(size_t n) { return take(n) ? in_.subspan(pos_ - n, n) : ByteSpan{}; }
+
+  bool failed() const { return failed_; }
+  size_t position() const { return pos_; }
+  size_t remaining() const { return in_.size() - pos_; }
+
+ private:
+  bool take(size_t n) {
+    if (failed_ || in_.size() - pos_ < n) {
+      failed_ = true;
+      return false;
+    }
+    pos_ += n;
+    return true;
+  }
+  ByteSpan in_;
+  size_t pos_ = 0;
+  bool failed_ = false;
+};
+
+inline ByteSpan as_bytes(const std::string& s) { return {reinterpret_cast<const std::byte*>(s.data()), s.size()}; }
+inline std::string to_string(ByteSpan b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
+
+}  // namespace walcut

@@ -1,0 +1,55 @@
+#include "io/file_util.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <filesystem>
+
+#include "io/wal_format.h"
+
+namespace walcut {
+
+Status pwrite_all(int fd, ByteSpan data, uint64_t offset, const std::string& path) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::from_errno("write " + path + " at offset " + std::to_string(offset + done), errno);
+    done += static_cast<size_t>(n);
+  }
+  return {};
+}
+
+Status sync_file(int fd, const std::string& path) {
+  if (::fdatasync(fd) != 0) return Status::from_errno("fdatasync " + path, errno);
+  return {};
+}
+
+Status sync_dir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::from_errno("open directory " + dir, errno);
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return Status::from_errno("fsync directory " + dir, err);
+  return {};
+}
+
+Result<std::vector<std::string>> list_segment_files(const std::string& dir) {
+  std::error_code ec;
+  std::vector<std::pair<uint64_t, std::string>> found;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (auto index = parse_segment_file_name(entry.path().filename().string())) {
+      found.emplace_back(*index, entry.path().string());
+    }
+  }
+  if (ec) return Status::io_error("list " + dir + ": " + ec.message());
+  std::sort(found.begin(), found.end());
+  std::vector<std::string> paths;
+  for (auto& f : found) paths.push_back(std::move(f.second));
+  return paths;
+}
+
+}  // namespace walcut

@@ -1,0 +1,23 @@
+// Small POSIX helpers shared by the writers: each returns a Status naming
+// the file.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "io/coding.h"
+#include "io/status.h"
+
+namespace walcut {
+
+// Writes all of `data` at `offset`, retrying short writes and EINTR.
+Status pwrite_all(int fd, ByteSpan data, uint64_t offset, const std::string& path);
+// fdatasync, with the path in the error.
+Status sync_file(int fd, const std::string& path);
+// fsync of a directory, so a rename or create in it is durable.
+Status sync_dir(const std::string& dir);
+// The segment files (NNNNNNNNNNNNNNNN.wal) of a directory, by index.
+Result<std::vector<std::string>> list_segment_files(const std::string& dir);
+
+}  // namespace walcut

@@ -1,0 +1,54 @@
+#include "tools/cli_util.h"
+
+#include <cstdio>
+#include <filesystem>
+
+#include "io/file_util.h"
+
+namespace walcut::cli {
+
+int fail(const Status& s) {
+  std::fprintf(stderr, "walcut: %s\n", s.to_string().c_str());
+  return s.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitData;
+}
+
+void ReaderFlags::add_to(CLI::App& app) {
+  app.add_option("--io", io, "I/O engine: auto (io_uring, else pread), uring, pread")
+      ->check(CLI::IsMember({"auto", "uring", "pread"}))
+      ->capture_default_str();
+  app.add_flag("--direct", direct, "Read with O_DIRECT where the filesystem allows it");
+  app.add_flag("--strict", strict, "Treat a torn tail as an error (as for snapshot segments)");
+  app.add_option("--queue-depth", queue_depth, "io_uring reads in flight")->check(CLI::Range(1, 4096))->capture_default_str();
+  app.add_option("--chunk-kib", chunk_kib, "KiB per read (multiple of 4)")->check(CLI::Range(4, 1 << 20))->capture_default_str();
+}
+
+Result<BlockReaderOptions> ReaderFlags::options() const {
+  BlockReaderOptions o;
+  o.io.engine = io == "uring" ? IoEngine::kUring : io == "pread" ? IoEngine::kPread : IoEngine::kAuto;
+  o.io.direct = direct;
+  o.io.queue_depth = queue_depth;
+  if (chunk_kib % 4 != 0) return Status::invalid_argument("--chunk-kib must be a multiple of 4, got " + std::to_string(chunk_kib));
+  o.io.chunk_bytes = chunk_kib * 1024;
+  o.mode = strict ? TailMode::kStrict : TailMode::kTolerateTornTail;
+  return o;
+}
+
+Result<std::vector<std::string>> expand_segments(const std::vector<std::string>& args) {
+  std::vector<std::string> out;
+  for (const std::string& a : args) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(a, ec)) {
+      Result<std::vector<std::string>> found = list_segment_files(a);
+      if (!found.ok()) return found.status();
+      if (found->empty()) return Status::invalid_argument(a + ": directory holds no segment files");
+      out.insert(out.end(), found->begin(), found->end());
+    } else if (std::filesystem::exists(a, ec)) {
+      out.push_back(a);
+    } else {
+      return Status::invalid_argument(a + ": no such file or directory");
+    }
+  }
+  return out;
+}
+
+}  // namespace walcut::cli

@@ -1,0 +1,35 @@
+// What every walcut verb shares: exit codes, error printing, reader flags.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+#include <vector>
+
+#include "io/block_reader.h"
+#include "io/status.h"
+
+namespace walcut::cli {
+
+// Exit status of every verb.
+enum Exit : int { kExitOk = 0, kExitFindings = 1, kExitUsage = 2, kExitData = 3 };
+
+// Prints "walcut: <status>" on stderr and returns kExitData (or kExitUsage
+// for an invalid argument).
+int fail(const Status& s);
+
+// The reader flags of the verbs that read segments.
+struct ReaderFlags {
+  std::string io = "auto";
+  bool direct = false;
+  bool strict = false;
+  uint32_t queue_depth = 8;
+  uint32_t chunk_kib = 1024;
+  void add_to(CLI::App& app);
+  Result<BlockReaderOptions> options() const;
+};
+
+// Expands the SEGMENT... arguments: a directory stands for its segments.
+Result<std::vector<std::string>> expand_segments(const std::vector<std::string>& args);
+
+}  // namespace walcut::cli

@@ -1,0 +1,20 @@
+// walcut: restore and check a partitioned store from its write-ahead log.
+#include <CLI/CLI.hpp>
+
+#include "tools/cli_util.h"
+#include "tools/wal_commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"walcut: fast, safe restore of a partitioned store from its write-ahead log"};
+  app.set_version_flag("--version", std::string("walcut ") + WALCUT_VERSION);
+  app.require_subcommand(1);
+  int exit_code = walcut::cli::kExitOk;
+  walcut::cli::add_wal_commands(app, exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? walcut::cli::kExitOk : walcut::cli::kExitUsage;
+  }
+  return exit_code;
+}
