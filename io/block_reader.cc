@@ -23,9 +23,10 @@ class BlockReader::Window {
     chunks_.clear();
   }
 
-  // A contiguous view of [off, off + n) of the current file. Returns false
-  // when the file ends first. Copies only when the range crosses chunks.
-  Result<bool> view(uint64_t off, size_t n, ByteSpan& out, std::shared_ptr<const void>* owner) {
+  // A contiguous view of [off, off + n) of the current file, valid while
+  // `owner` lives. Returns false when the file ends first. Copies only when
+  // the range crosses chunks.
+  Result<bool> view(uint64_t off, size_t n, ByteSpan& out, std::shared_ptr<const void>& owner) {
     while (chunks_.empty() || end_of(chunks_.back()) < off + n) {
       Result<bool> more = pull();
       if (!more.ok() || !more.value()) return more;
@@ -36,7 +37,7 @@ class BlockReader::Window {
     assert(c.offset <= off);  // callers never step back before released chunks
     if (off + n <= end_of(c)) {
       out = c.bytes.subspan(off - c.offset, n);
-      if (owner) *owner = c.owner;
+      owner = c.owner;
       return true;
     }
     auto copy = std::make_shared<Bytes>(n);
@@ -48,7 +49,7 @@ class BlockReader::Window {
       done += take;
     }
     out = ByteSpan{copy->data(), n};
-    if (owner) *owner = copy;
+    owner = std::move(copy);
     return true;
   }
 
@@ -127,7 +128,8 @@ Result<bool> BlockReader::start_segment() {
   const std::string& path = io_->path(file_);
   uint64_t size = io_->file_size(file_);
   ByteSpan bytes;
-  Result<bool> got = size < kSegmentHeaderBytes ? Result<bool>(false) : window_->view(0, kSegmentHeaderBytes, bytes, nullptr);
+  std::shared_ptr<const void> keep;
+  Result<bool> got = size < kSegmentHeaderBytes ? Result<bool>(false) : window_->view(0, kSegmentHeaderBytes, bytes, keep);
   if (!got.ok()) return got;
   if (!got.value()) return Status::corruption(path + ": " + std::to_string(size) + " bytes, too short for a segment header");
   Result<SegmentHeader> h = SegmentHeader::decode(bytes.data(), path);
@@ -185,7 +187,8 @@ Result<bool> BlockReader::next(Block& out) {
     const WalPointer expect{headers_.back().segment_index, logical_ + kBlockHeaderBytes};
     if (size - off_ < kBlockHeaderBytes) return end_of_data(off_, "no room for a block header before the end of the file");
     ByteSpan hb;
-    Result<bool> got = window_->view(off_, kBlockHeaderBytes, hb, nullptr);
+    std::shared_ptr<const void> keep;
+    Result<bool> got = window_->view(off_, kBlockHeaderBytes, hb, keep);
     if (!got.ok()) return got;
     if (!got.value()) return end_of_data(off_, "the file ended while being read");
     BlockHeader h;
@@ -197,7 +200,7 @@ Result<bool> BlockReader::next(Block& out) {
     }
     if (size - off_ - kBlockHeaderBytes < h.stored_bytes) return end_of_data(off_, "block runs past the end of the file");
     Block b;
-    got = window_->view(off_, kBlockHeaderBytes + h.stored_bytes, b.stored, &b.owner);
+    got = window_->view(off_, kBlockHeaderBytes + h.stored_bytes, b.stored, b.owner);
     if (!got.ok()) return got;
     if (!got.value()) return end_of_data(off_, "the file ended while being read");
     if (block_crc(b.stored.data(), b.stored.subspan(kBlockHeaderBytes)) != h.crc) {
@@ -238,7 +241,8 @@ Result<bool> BlockReader::end_of_data(uint64_t off, const std::string& why) {
     window_->release_before(p);
     uint64_t step_end = std::min(size, p + kStep);
     ByteSpan span;
-    Result<bool> got = window_->view(p, step_end - p, span, nullptr);
+    std::shared_ptr<const void> keep_span, keep;
+    Result<bool> got = window_->view(p, step_end - p, span, keep_span);
     if (!got.ok()) return got.status();
     if (!got.value()) break;
     if (size_t nz = nonzero_end(span); nz > 0) nonzero_to = p + nz;
@@ -248,14 +252,14 @@ Result<bool> BlockReader::end_of_data(uint64_t off, const std::string& why) {
       if (q + kBlockHeaderBytes > size) break;
       if (static_cast<uint8_t>(span[q - p]) != (kBlockMagic & 0xff)) continue;
       ByteSpan hb;
-      got = window_->view(q, kBlockHeaderBytes, hb, nullptr);
+      got = window_->view(q, kBlockHeaderBytes, hb, keep);
       if (!got.ok()) return got.status();
       BlockHeader h;
       if (!got.value() || !BlockHeader::parse(hb.data(), h)) continue;
       if (h.first.segment != seg.segment_index || h.first.offset <= logical_) continue;
       if (size - q - kBlockHeaderBytes < h.stored_bytes) continue;
       ByteSpan whole;
-      got = window_->view(q, kBlockHeaderBytes + h.stored_bytes, whole, nullptr);
+      got = window_->view(q, kBlockHeaderBytes + h.stored_bytes, whole, keep);
       if (!got.ok()) return got.status();
       if (!got.value() || block_crc(whole.data(), whole.subspan(kBlockHeaderBytes)) != h.crc) continue;
       if (h.sync_start > logical_) {
@@ -269,7 +273,12 @@ Result<bool> BlockReader::end_of_data(uint64_t off, const std::string& why) {
     }
     p = std::max(step_end, skip_to);
   }
-  WALCUT_RETURN_IF_ERROR(check_later_segments());
+  if (file_ + 1 < io_->file_count()) {
+    // Segments are created only after their predecessor's SEGMENT_END was
+    // synced, so a segment after this one proves this one was complete.
+    return Status::corruption(where(off) + ": " + why + ", but " + io_->path(file_ + 1) +
+                              " follows, so this segment was closed and synced before");
+  }
   const bool truncated = size < seg.segment_bytes;
   end_ = LogEnd{nonzero_to > off || truncated, file_, off, nonzero_to - off, why,
                 WalPointer{seg.segment_index, logical_ + kBlockHeaderBytes}, last_crc_, false};
@@ -280,40 +289,8 @@ Result<bool> BlockReader::end_of_data(uint64_t off, const std::string& why) {
       return Status::corruption(where(off) + ": " + end_.reason + " (" + std::to_string(end_.bytes_dropped) +
                                 " bytes after the last valid block)");
     }
-    if (file_ + 1 < io_->file_count()) {
-      return Status::corruption(where(off) + ": segment ends without SEGMENT_END but more segments follow");
-    }
   }
   return false;
-}
-
-// Any later segment whose first block is valid proves the log went on.
-Status BlockReader::check_later_segments() {
-  const uint32_t here = file_;
-  io_->skip_rest_of_file(here);
-  for (uint32_t f = here + 1; f < io_->file_count(); ++f) {
-    window_->begin_file(f);
-    uint64_t size = io_->file_size(f);
-    ByteSpan bytes;
-    Result<bool> got = size < kSegmentHeaderBytes + kBlockHeaderBytes
-                           ? Result<bool>(false)
-                           : window_->view(0, kSegmentHeaderBytes + kBlockHeaderBytes, bytes, nullptr);
-    if (!got.ok()) return got.status();
-    BlockHeader h;
-    if (got.value() && BlockHeader::parse(bytes.data() + kSegmentHeaderBytes, h) &&
-        size - kSegmentHeaderBytes - kBlockHeaderBytes >= h.stored_bytes) {
-      ByteSpan whole;
-      got = window_->view(kSegmentHeaderBytes, kBlockHeaderBytes + h.stored_bytes, whole, nullptr);
-      if (!got.ok()) return got.status();
-      if (got.value() && block_crc(whole.data(), whole.subspan(kBlockHeaderBytes)) == h.crc) {
-        return Status::corruption(where(off_) + ": the log breaks off here, but " + io_->path(f) +
-                                  " follows with valid blocks");
-      }
-    }
-    io_->skip_rest_of_file(f);
-  }
-  window_->begin_file(here);
-  return {};
 }
 
 }  // namespace walcut

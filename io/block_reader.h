@@ -85,7 +85,6 @@ class BlockReader {
 
   Result<bool> start_segment();
   Result<bool> end_of_data(uint64_t off, const std::string& why);
-  Status check_later_segments();
   std::string where(uint64_t off) const;
 
   std::unique_ptr<ChunkReader> io_;

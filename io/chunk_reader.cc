@@ -117,8 +117,7 @@ struct Read {
 class ChunkReaderBase : public ChunkReader {
  public:
   ChunkReaderBase(std::vector<File> files, const ReadOptions& o)
-      : files_(std::move(files)), options_(o),
-        pool_(std::make_shared<BufferPool>(2 * o.queue_depth, o.chunk_bytes)) {}
+      : files_(std::move(files)), options_(o), pool_(std::make_shared<BufferPool>(pool_size(files_, o), o.chunk_bytes)) {}
   ~ChunkReaderBase() override {
     for (File& f : files_) close_file(f);
   }
@@ -171,6 +170,14 @@ class ChunkReaderBase : public ChunkReader {
   // Closes the files before `file` that no read will touch again.
   void close_files_before(uint32_t file) {
     for (; closed_below_ < std::min(file, cursor_file_); ++closed_below_) close_file(files_[closed_below_]);
+  }
+
+  // Two buffers per read in flight, so the caller can hold chunks while
+  // reads go on; fewer when the files are small.
+  static size_t pool_size(const std::vector<File>& files, const ReadOptions& o) {
+    uint64_t chunks = 0;
+    for (const File& f : files) chunks += (f.size + o.chunk_bytes - 1) / o.chunk_bytes;
+    return static_cast<size_t>(std::min<uint64_t>(2ull * o.queue_depth, chunks + 1));
   }
 
   bool skipped(const Read& r) const { return r.file < skipped_up_to_; }

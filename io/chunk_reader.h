@@ -39,7 +39,8 @@ struct Chunk {
   std::shared_ptr<const void> owner;
 };
 
-// Memory: the pool holds 2 x queue_depth buffers of chunk_bytes; chunks kept
+// Memory: the pool holds 2 x queue_depth buffers of chunk_bytes (fewer for
+// small files); chunks kept
 // by the caller beyond that are allocated and freed one by one.
 class ChunkReader {
  public:

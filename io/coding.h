@@ -31,7 +31,9 @@ class Encoder {
   void u16(uint16_t v) { grow(2, [&](std::byte* p) { store_u16(p, v); }); }
   void u32(uint32_t v) { grow(4, [&](std::byte* p) { store_u32(p, v); }); }
   void u64(uint64_t v) { grow(8, [&](std::byte* p) { store_u64(p, v); }); }
-  void bytes(ByteSpan b) { out_.insert(out_.end(), b.begin(), b.end()); }
+  void bytes(ByteSpan b) {
+    if (!b.empty()) grow(b.size(), [&](std::byte* p) { std::memcpy(p, b.data(), b.size()); });
+  }
 
  private:
   template <typename F>

@@ -1,5 +1,7 @@
 #include "io/records.h"
 
+#include <cassert>
+#include <cstdint>
 #include <cstdio>
 
 namespace walcut {
@@ -75,11 +77,13 @@ struct PayloadEncoder {
     finish_data_payload(out, static_cast<uint32_t>(r.entries.size()));
   }
   void operator()(const TxRecord& r) {
+    assert(r.participants.size() <= UINT16_MAX);
     e.u8(static_cast<uint8_t>(r.state));
     put_version(e, r.near_xid);
     e.u64(r.cut_id);
     e.u16(static_cast<uint16_t>(r.participants.size()));
     for (const TxParticipant& p : r.participants) {
+      assert(p.backups.size() <= UINT16_MAX);
       e.u16(p.primary);
       e.u16(static_cast<uint16_t>(p.backups.size()));
       for (uint16_t b : p.backups) e.u16(b);
@@ -87,6 +91,7 @@ struct PayloadEncoder {
   }
   void operator()(const CheckpointRecord& r) { e.u64(r.checkpoint_id); }
   void operator()(const ClusterSnapshotRecord& r) {
+    assert(r.name.size() <= UINT16_MAX);
     e.u16(static_cast<uint16_t>(r.name.size()));
     e.bytes(as_bytes(r.name));
   }
@@ -216,8 +221,12 @@ std::string hex_prefix(ByteSpan b, size_t max_bytes) {
 
 std::string join_versions(const std::vector<Version>& vs) {
   std::string s = "[";
-  for (size_t i = 0; i < vs.size(); ++i) s += (i ? "," : "") + vs[i].to_string();
-  return s + "]";
+  for (size_t i = 0; i < vs.size(); ++i) {
+    if (i > 0) s += ',';
+    s += vs[i].to_string();
+  }
+  s += ']';
+  return s;
 }
 
 struct Describer {
@@ -235,8 +244,13 @@ struct Describer {
                     " cut=" + std::to_string(r.cut_id) + " nodes=";
     for (size_t i = 0; i < r.participants.size(); ++i) {
       const TxParticipant& p = r.participants[i];
-      s += (i ? ";" : "") + std::to_string(p.primary) + "->";
-      for (size_t j = 0; j < p.backups.size(); ++j) s += (j ? "," : "") + std::to_string(p.backups[j]);
+      if (i > 0) s += ';';
+      s += std::to_string(p.primary);
+      s += "->";
+      for (size_t j = 0; j < p.backups.size(); ++j) {
+        if (j > 0) s += ',';
+        s += std::to_string(p.backups[j]);
+      }
     }
     return s;
   }

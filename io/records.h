@@ -127,12 +127,13 @@ template <typename Fn>
 Status for_each_data_entry(ByteSpan payload, Fn&& fn) {
   Decoder d(payload);
   uint32_t n = d.u32();
-  for (uint32_t i = 0; i < n && !d.failed(); ++i) {
+  bool bad = d.failed();
+  for (uint32_t i = 0; i < n && !bad; ++i) {
     DataEntry e;
-    if (!detail::decode_data_entry(d, e)) break;
-    fn(static_cast<const DataEntry&>(e));
+    bad = !detail::decode_data_entry(d, e);
+    if (!bad) fn(static_cast<const DataEntry&>(e));
   }
-  if (d.failed() || d.remaining() != 0) return Status::corruption("malformed DATA payload");
+  if (bad || d.remaining() != 0) return Status::corruption("malformed DATA payload");
   return {};
 }
 

@@ -29,7 +29,7 @@
 namespace walcut {
 
 enum class SyncPolicy {
-  kNone,         // never fdatasync, but at segment rollover
+  kNone,         // fdatasync only at segment rollover, sync() and close()
   kEveryCommit,  // fdatasync before an append returns (per group, not per record)
   kInterval,     // fdatasync every sync_interval_ms from a background thread
 };

@@ -75,6 +75,8 @@ struct PayloadJson {
 struct Scan {
   std::unique_ptr<BlockReader> reader;
   Status status;
+  uint64_t stored_payload_bytes = 0;  // block payloads as stored
+  uint64_t raw_payload_bytes = 0;     // block payloads uncompressed
 };
 
 Scan scan_records(const std::vector<std::string>& paths, const BlockReaderOptions& options,
@@ -95,6 +97,8 @@ Scan scan_records(const std::vector<std::string>& paths, const BlockReaderOption
       break;
     }
     if (!more.value()) break;
+    scan.stored_payload_bytes += b.stored.size();
+    scan.raw_payload_bytes += b.header.raw_bytes;
     std::string where = scan.reader->path(b.file) + " at offset " + std::to_string(b.file_offset);
     Result<ByteSpan> raw = block_raw_payload(b.header, b.stored, scratch);
     Status s = raw.ok() ? for_each_record(b.header, raw.value(), [&](const RecordView& r) { return fn(b, r); })
@@ -179,7 +183,7 @@ int run_stats(const StatsArgs& a) {
     uint64_t records = 0, bytes = 0;
   };
   std::map<RecordType, PerType> by_type;
-  uint64_t raw_bytes = 0, stored_bytes = 0, blocks = 0;
+  uint64_t blocks = 0, block_bytes = 0;
   Scan scan = scan_records(paths.value(), options.value(), [&](const Block&, const RecordView& r) -> Status {
     PerType& t = by_type[r.type];
     ++t.records;
@@ -188,18 +192,24 @@ int run_stats(const StatsArgs& a) {
   });
   if (scan.reader) {
     blocks = scan.reader->counters().blocks;
-    stored_bytes = scan.reader->counters().block_bytes;
+    block_bytes = scan.reader->counters().block_bytes;
   }
-  for (const auto& [type, t] : by_type) raw_bytes += t.bytes;
-  const char* state = !scan.status.ok() ? "corrupt" : scan.reader->end().torn ? "torn tail" : "clean";
+  const double ratio = scan.stored_payload_bytes ? static_cast<double>(scan.raw_payload_bytes) /
+                                                       static_cast<double>(scan.stored_payload_bytes)
+                                                 : 1.0;
+  const char* state = scan.status.code() == StatusCode::kCorruption ? "corrupt"
+                      : !scan.status.ok()                           ? "error"
+                      : scan.reader->end().torn                     ? "torn tail"
+                                                                    : "clean";
   if (a.json) {
     json types = json::object();
     for (const auto& [type, t] : by_type) types[record_type_name(type)] = {{"records", t.records}, {"bytes", t.bytes}};
     json j{{"segments", scan.reader ? scan.reader->counters().segments : 0},
            {"blocks", blocks},
-           {"stored_bytes", stored_bytes},
-           {"raw_bytes", raw_bytes},
-           {"compression_ratio", stored_bytes ? static_cast<double>(raw_bytes) / static_cast<double>(stored_bytes) : 0.0},
+           {"block_bytes", block_bytes},
+           {"payload_stored_bytes", scan.stored_payload_bytes},
+           {"payload_raw_bytes", scan.raw_payload_bytes},
+           {"compression_ratio", ratio},
            {"types", types},
            {"state", state}};
     if (!scan.status.ok()) j["error"] = scan.status.to_string();
@@ -208,9 +218,11 @@ int run_stats(const StatsArgs& a) {
   } else {
     std::printf("segments      %llu\n", static_cast<unsigned long long>(scan.reader ? scan.reader->counters().segments : 0));
     std::printf("blocks        %llu\n", static_cast<unsigned long long>(blocks));
-    std::printf("stored bytes  %llu (block headers and payloads)\n", static_cast<unsigned long long>(stored_bytes));
-    std::printf("record bytes  %llu (uncompressed)\n", static_cast<unsigned long long>(raw_bytes));
-    if (stored_bytes) std::printf("compression   %.2fx\n", static_cast<double>(raw_bytes) / static_cast<double>(stored_bytes));
+    std::printf("block bytes   %llu (headers and stored payloads)\n", static_cast<unsigned long long>(block_bytes));
+    std::printf("payload bytes %llu stored, %llu uncompressed\n",
+                static_cast<unsigned long long>(scan.stored_payload_bytes),
+                static_cast<unsigned long long>(scan.raw_payload_bytes));
+    std::printf("compression   %.2fx\n", ratio);
     std::printf("%-20s %12s %14s\n", "type", "records", "bytes");
     for (const auto& [type, t] : by_type) {
       std::printf("%-20s %12llu %14llu\n", record_type_name(type), static_cast<unsigned long long>(t.records),

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Every test: installs what is missing, then
+#   1. a normal build: all tests, the installed CMake package, the benchmarks on tiny inputs;
+#   2. an AddressSanitizer + UndefinedBehaviorSanitizer build: all tests;
+#   3. a ThreadSanitizer build: the tests of concurrent code.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+jobs=$(nproc)
+bash "$root/scripts/install-deps.sh"
+
+echo "== normal build"
+bash "$root/scripts/build.sh" "$root/build-test" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWALCUT_BUILD_TESTS=ON -DWALCUT_BUILD_BENCH=ON
+ctest --test-dir "$root/build-test" --output-on-failure -j "$jobs"
+
+echo "== installed package: find_package(walcut) from a consumer project"
+prefix=$(mktemp -d "${TMPDIR:-/tmp}/walcut-prefix-XXXXXX")
+trap 'rm -rf "$prefix"' EXIT
+cmake --install "$root/build-test" --prefix "$prefix/usr" >/dev/null
+cmake -S "$root/tests/install" -B "$prefix/consumer" -G Ninja -DCMAKE_PREFIX_PATH="$prefix/usr" >/dev/null
+cmake --build "$prefix/consumer" >/dev/null
+"$prefix/consumer/walcut_consumer" "$prefix/wal"
+PKG_CONFIG_PATH="$prefix/usr/lib/pkgconfig" pkg-config --exists walcut
+
+echo "== benchmarks on tiny inputs"
+"$root/build-test/bench/walcut_micro_bench" --benchmark_min_time=0.01 >/dev/null
+"$root/build-test/bench/walcut_reader_bench" --bytes 8M --repeat 1 >/dev/null
+echo "benchmarks ran"
+
+echo "== AddressSanitizer + UndefinedBehaviorSanitizer build"
+bash "$root/scripts/build.sh" "$root/build-asan" -DCMAKE_BUILD_TYPE=Debug -DWALCUT_SANITIZE=address,undefined -DWALCUT_BUILD_TESTS=ON -DWALCUT_BUILD_BENCH=OFF
+ctest --test-dir "$root/build-asan" --output-on-failure -j "$jobs"
+
+echo "== ThreadSanitizer build: concurrent code"
+bash "$root/scripts/build.sh" "$root/build-tsan" -DCMAKE_BUILD_TYPE=Debug -DWALCUT_SANITIZE=thread -DWALCUT_BUILD_TESTS=ON -DWALCUT_BUILD_BENCH=OFF -- io_writer_test
+ctest --test-dir "$root/build-tsan" --output-on-failure -j "$jobs" -L io_writer_test

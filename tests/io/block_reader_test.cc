@@ -1,0 +1,284 @@
+// How the reader treats every way the bytes of a WAL can be wrong.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "io/block_reader.h"
+#include "io/wal_writer.h"
+#include "tests/testing/temp_dir.h"
+#include "tests/testing/wal_fixture.h"
+
+namespace walcut {
+namespace {
+
+using testing::ReadResult;
+using testing::segments_of;
+using testing::TempDir;
+
+const BlockReaderOptions kTolerant{};
+const BlockReaderOptions kStrict = testing::strict_options();
+
+// A WAL of `records` records, one commit (and one block) each, synced per
+// commit; `roll_every` > 0 rolls the segment over after that many.
+std::vector<std::string> write_wal(const std::string& dir, int records, int roll_every = 0,
+                                   SyncPolicy sync = SyncPolicy::kEveryCommit, Codec codec = Codec::kNone) {
+  WriterOptions o = testing::small_writer_options(dir);
+  o.sync = sync;
+  o.codec = codec;
+  auto w = WalWriter::open(o);
+  EXPECT_TRUE(w.ok()) << w.status().to_string();
+  for (int i = 0; i < records; ++i) {
+    EXPECT_TRUE((*w)->append(RecordType::kCheckpoint, testing::test_payload(40 + i % 5, i)).ok());
+    if (roll_every > 0 && (i + 1) % roll_every == 0) {
+      EXPECT_TRUE((*w)->rollover().ok());
+    }
+  }
+  EXPECT_TRUE((*w)->close().ok());
+  return segments_of(dir);
+}
+
+void flip(const std::string& path, uint64_t offset, uint8_t mask = 0x01) {
+  Bytes b = testing::read_file(path);
+  b[offset] ^= std::byte{mask};
+  testing::write_file(path, b);
+}
+
+bool is_prefix(const std::vector<testing::ReadRecord>& a, const std::vector<testing::ReadRecord>& b) {
+  return a.size() <= b.size() && std::equal(a.begin(), a.end(), b.begin());
+}
+
+TEST(BlockReader, CleanLogEndsCleanly) {
+  TempDir dir;
+  auto paths = write_wal(dir.path(), 20);
+  ReadResult r = testing::read_all(paths, kStrict);
+  ASSERT_TRUE(r.status.ok()) << r.status.to_string();
+  EXPECT_EQ(r.records.size(), 20u);
+  EXPECT_FALSE(r.end.torn);
+  EXPECT_EQ(r.end.bytes_dropped, 0u);
+  EXPECT_EQ(r.end.reason, "end of written data");
+}
+
+// Every byte of a one-segment WAL, flipped on its own: inside the header or
+// a block it is always detected (the CRCs cover every byte there); past the
+// last block it can only be reported as a torn tail, never change a record.
+TEST(BlockReader, EverySingleByteChangeIsDetectedOrHarmless) {
+  TempDir dir;
+  auto paths = write_wal(dir.path(), 12);
+  ASSERT_EQ(paths.size(), 1u);
+  const Bytes original = testing::read_file(paths[0]);
+  ReadResult clean = testing::read_all(paths);
+  ASSERT_TRUE(clean.status.ok());
+  const uint64_t last_block = clean.blocks.back().file_offset;
+  const uint64_t end = clean.end.file_offset;
+  ASSERT_GT(end, last_block);
+  for (uint64_t off = 0; off < original.size(); off += off < end + 256 ? 1 : 997) {
+    Bytes b = original;
+    b[off] ^= std::byte{0x20};
+    testing::write_file(paths[0], b);
+    ReadResult t = testing::read_all(paths, kTolerant);
+    ReadResult s = testing::read_all(paths, kStrict);
+    ASSERT_FALSE(s.status.ok()) << "strict mode accepted a change at offset " << off;
+    EXPECT_EQ(s.status.code(), StatusCode::kCorruption);
+    if (off < kSegmentHeaderBytes) {
+      EXPECT_FALSE(t.status.ok()) << "header byte " << off;
+    } else if (off < last_block) {
+      // A block followed by valid synced blocks: corruption in the middle.
+      ASSERT_FALSE(t.status.ok()) << "offset " << off;
+      EXPECT_NE(t.status.message().find(paths[0]), std::string::npos);
+    } else if (off < end) {
+      // The last block: a torn tail, every earlier record intact.
+      ASSERT_TRUE(t.status.ok()) << "offset " << off << ": " << t.status.to_string();
+      EXPECT_TRUE(t.end.torn);
+      EXPECT_EQ(t.end.file_offset, last_block);
+      EXPECT_EQ(t.records.size(), clean.records.size() - 1);
+      EXPECT_TRUE(is_prefix(t.records, clean.records));
+    } else {
+      // Past the data: harmless to the records, reported as bytes dropped.
+      ASSERT_TRUE(t.status.ok()) << "offset " << off;
+      EXPECT_EQ(t.records, clean.records);
+      EXPECT_TRUE(t.end.torn);
+      EXPECT_EQ(t.end.file_offset, end);
+      EXPECT_EQ(t.end.bytes_dropped, off - end + 1);
+    }
+  }
+}
+
+TEST(BlockReader, MiddleCorruptionNamesTheFileAndOffset) {
+  TempDir dir;
+  auto paths = write_wal(dir.path(), 10);
+  ReadResult clean = testing::read_all(paths);
+  const uint64_t third = clean.blocks[2].file_offset;
+  flip(paths[0], third + kBlockHeaderBytes + 3);
+  ReadResult r = testing::read_all(paths);
+  ASSERT_FALSE(r.status.ok());
+  EXPECT_EQ(r.status.code(), StatusCode::kCorruption);
+  EXPECT_NE(r.status.message().find(paths[0] + " at offset " + std::to_string(third)), std::string::npos)
+      << r.status.message();
+  EXPECT_NE(r.status.message().find("checksum"), std::string::npos) << r.status.message();
+  EXPECT_EQ(r.records.size(), 2u) << "the blocks before the damage are still delivered";
+}
+
+TEST(BlockReader, ZeroedBlockFollowedByValidOnesIsCorruption) {
+  TempDir dir;
+  auto paths = write_wal(dir.path(), 10);
+  ReadResult clean = testing::read_all(paths);
+  Bytes b = testing::read_file(paths[0]);
+  std::fill(b.begin() + static_cast<long>(clean.blocks[4].file_offset),
+            b.begin() + static_cast<long>(clean.blocks[5].file_offset), std::byte{0});
+  testing::write_file(paths[0], b);
+  ReadResult r = testing::read_all(paths);
+  ASSERT_FALSE(r.status.ok());
+  EXPECT_NE(r.status.message().find("at offset " + std::to_string(clean.blocks[4].file_offset)), std::string::npos);
+}
+
+TEST(BlockReader, TruncationAnywhereInTheLastBlockIsATornTail) {
+  TempDir dir;
+  auto paths = write_wal(dir.path(), 6);
+  const Bytes original = testing::read_file(paths[0]);
+  ReadResult clean = testing::read_all(paths);
+  const uint64_t last_block = clean.blocks.back().file_offset;
+  for (uint64_t size = last_block; size < clean.end.file_offset; ++size) {
+    testing::write_file(paths[0], ByteSpan(original).first(size));
+    ReadResult t = testing::read_all(paths, kTolerant);
+    ASSERT_TRUE(t.status.ok()) << "size " << size << ": " << t.status.to_string();
+    EXPECT_TRUE(t.end.torn) << size;
+    EXPECT_EQ(t.end.file_offset, last_block);
+    EXPECT_EQ(t.records.size(), clean.records.size() - 1);
+    EXPECT_TRUE(is_prefix(t.records, clean.records));
+    ReadResult s = testing::read_all(paths, kStrict);
+    EXPECT_FALSE(s.status.ok()) << "strict mode accepted a truncated segment of " << size << " bytes";
+  }
+}
+
+TEST(BlockReader, BlockCopiedFromAnotherOffsetIsDetected) {
+  TempDir dir;
+  auto paths = write_wal(dir.path(), 10);
+  ReadResult clean = testing::read_all(paths);
+  // Records 40..44 bytes long: blocks 0 and 5 have the same size (i % 5).
+  const auto& from = clean.blocks[0];
+  const auto& to = clean.blocks[5];
+  uint64_t len = clean.blocks[1].file_offset - from.file_offset;
+  ASSERT_EQ(len, clean.blocks[6].file_offset - to.file_offset);
+  Bytes b = testing::read_file(paths[0]);
+  std::copy_n(b.begin() + static_cast<long>(from.file_offset), len, b.begin() + static_cast<long>(to.file_offset));
+  testing::write_file(paths[0], b);
+  ReadResult r = testing::read_all(paths);
+  ASSERT_FALSE(r.status.ok());
+  EXPECT_NE(r.status.message().find("at offset " + std::to_string(to.file_offset)), std::string::npos)
+      << r.status.message();
+  EXPECT_NE(r.status.message().find("claims pointer"), std::string::npos) << r.status.message();
+}
+
+TEST(BlockReader, BlockCopiedFromAnotherSegmentIsDetected) {
+  TempDir dir;
+  auto paths = write_wal(dir.path(), 10, 5);  // two segments of five blocks, same sizes
+  ASSERT_GE(paths.size(), 2u);
+  ReadResult clean = testing::read_all(paths);
+  ASSERT_TRUE(clean.status.ok());
+  Bytes a = testing::read_file(paths[0]);
+  Bytes b = testing::read_file(paths[1]);
+  // Block 1 of segment 1 over block 1 of segment 0: same offset, same size.
+  uint64_t off = clean.blocks[1].file_offset;
+  uint64_t len = clean.blocks[2].file_offset - off;
+  std::copy_n(b.begin() + static_cast<long>(off), len, a.begin() + static_cast<long>(off));
+  testing::write_file(paths[0], a);
+  ReadResult r = testing::read_all(paths);
+  ASSERT_FALSE(r.status.ok());
+  EXPECT_NE(r.status.message().find(paths[0] + " at offset " + std::to_string(off)), std::string::npos)
+      << r.status.message();
+}
+
+TEST(BlockReader, BytesAfterSegmentEndAreNeverRead) {
+  TempDir dir;
+  auto paths = write_wal(dir.path(), 6, 3);
+  ReadResult clean = testing::read_all(paths, kStrict);
+  ASSERT_TRUE(clean.status.ok()) << clean.status.to_string();
+  uint64_t after = clean.blocks[3].file_offset + 200;  // past segment 0's SEGMENT_END block
+  ASSERT_EQ(clean.blocks[3].file, 0u);
+  ASSERT_EQ(clean.blocks[4].file, 1u);
+  flip(paths[0], after, 0xff);
+  ReadResult r = testing::read_all(paths, kStrict);
+  ASSERT_TRUE(r.status.ok()) << r.status.to_string();
+  EXPECT_EQ(r.records, clean.records);
+}
+
+TEST(BlockReader, MissingReorderedAndForeignSegmentsAreRefused) {
+  TempDir dir;
+  auto paths = write_wal(dir.path(), 8, 2);
+  ASSERT_GE(paths.size(), 4u);
+  ReadResult missing = testing::read_all({paths[0], paths[1], paths[3]});
+  ASSERT_FALSE(missing.status.ok());
+  EXPECT_NE(missing.status.message().find(paths[3] + ": segment 3 does not follow " + paths[1]), std::string::npos)
+      << missing.status.message();
+  ReadResult reordered = testing::read_all({paths[0], paths[2], paths[1]});
+  ASSERT_FALSE(reordered.status.ok());
+  EXPECT_NE(reordered.status.message().find("does not follow"), std::string::npos);
+
+  TempDir other;
+  WriterOptions o = testing::small_writer_options(other.path());
+  o.node_index = 4;  // another node of the same cluster
+  {
+    auto w = WalWriter::open(o);
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->append(RecordType::kCheckpoint, testing::test_payload(8, 1)).ok());
+  }
+  auto foreign = segments_of(other.path());
+  ReadResult r = testing::read_all({paths[0], foreign[0]});
+  ASSERT_FALSE(r.status.ok());
+  EXPECT_NE(r.status.message().find(foreign[0] + ": segment of cluster 7 node 4, expected cluster 7 node 3"),
+            std::string::npos)
+      << r.status.message();
+  // A segment renamed to pose as another.
+  std::filesystem::copy_file(paths[2], dir.file("0000000000000009.wal"));
+  ReadResult renamed = testing::read_all({dir.file("0000000000000009.wal")});
+  ASSERT_FALSE(renamed.status.ok());
+  EXPECT_NE(renamed.status.message().find("file name says segment 9, header says 2"), std::string::npos);
+}
+
+TEST(BlockReader, SegmentWithoutSegmentEndFollowedByAnotherIsCorruption) {
+  TempDir dir;
+  auto paths = write_wal(dir.path(), 4, 2);
+  ASSERT_GE(paths.size(), 2u);
+  ReadResult clean = testing::read_all(paths);
+  // Zero segment 0's SEGMENT_END block (its third block).
+  ASSERT_EQ(clean.blocks[2].file, 0u);
+  Bytes b = testing::read_file(paths[0]);
+  std::fill(b.begin() + static_cast<long>(clean.blocks[2].file_offset),
+            b.begin() + static_cast<long>(clean.blocks[2].file_offset + 64), std::byte{0});
+  testing::write_file(paths[0], b);
+  ReadResult r = testing::read_all(paths);
+  ASSERT_FALSE(r.status.ok());
+  EXPECT_NE(r.status.message().find(paths[1] + " follows, so this segment was closed"), std::string::npos)
+      << r.status.message();
+}
+
+// Without a sync between them, blocks after a damaged one were never
+// acknowledged as durable: a crash may persist them out of order, so the
+// damage is a torn tail, not corruption.
+TEST(BlockReader, DamageInsideOneUnsyncedRunIsATornTail) {
+  TempDir dir;
+  auto paths = write_wal(dir.path(), 10, 0, SyncPolicy::kNone);
+  ReadResult clean = testing::read_all(paths);
+  flip(paths[0], clean.blocks[6].file_offset + kBlockHeaderBytes + 1);
+  ReadResult r = testing::read_all(paths);
+  ASSERT_TRUE(r.status.ok()) << r.status.to_string();
+  EXPECT_TRUE(r.end.torn);
+  EXPECT_EQ(r.end.file_offset, clean.blocks[6].file_offset);
+  EXPECT_EQ(r.records.size(), 6u);
+  EXPECT_EQ(r.end.bytes_dropped, clean.end.file_offset - clean.blocks[6].file_offset);
+  EXPECT_FALSE(testing::read_all(paths, kStrict).status.ok());
+}
+
+TEST(BlockReader, CompressedBlocksValidateLikePlainOnes) {
+  TempDir dir;
+  auto paths = write_wal(dir.path(), 10, 0, SyncPolicy::kEveryCommit, Codec::kLz4);
+  ReadResult clean = testing::read_all(paths, kStrict);
+  ASSERT_TRUE(clean.status.ok());
+  flip(paths[0], clean.blocks[3].file_offset + kBlockHeaderBytes + 2);
+  ReadResult r = testing::read_all(paths);
+  ASSERT_FALSE(r.status.ok());
+  EXPECT_NE(r.status.message().find("at offset " + std::to_string(clean.blocks[3].file_offset)), std::string::npos);
+}
+
+}  // namespace
+}  // namespace walcut
