@@ -7,11 +7,17 @@
 #include <cerrno>
 #include <filesystem>
 
+#include "io/fault.h"
 #include "io/wal_format.h"
 
 namespace walcut {
 
 Status pwrite_all(int fd, ByteSpan data, uint64_t offset, const std::string& path) {
+  size_t allowed = fault::writable_bytes(data.size());
+  if (allowed < data.size()) {
+    (void)pwrite_all(fd, data.first(allowed), offset, path);
+    fault::crash_now();  // a torn write: only the first `allowed` bytes got there
+  }
   size_t done = 0;
   while (done < data.size()) {
     ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "io/block.h"
+#include "io/fault.h"
 #include "io/file_util.h"
 
 namespace walcut {
@@ -153,6 +154,7 @@ Status WalWriter::create_segment(uint64_t index, uint64_t prev_index, uint32_t p
   h.encode(bytes);
   Status s = pwrite_all(fd, {bytes, kSegmentHeaderBytes}, 0, tmp);
   if (s.ok()) s = sync_file(fd, tmp);
+  fault::point("wal.create_segment");  // the new segment exists only under its temporary name
   if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = Status::from_errno("rename " + tmp, errno);
   if (!s.ok()) return fail(s);
   WALCUT_RETURN_IF_ERROR(sync_dir(options_.dir));
@@ -312,6 +314,7 @@ Status WalWriter::roll_segment() {
   uint32_t crc = load_u32(out_.data() + at + 4);
   WALCUT_RETURN_IF_ERROR(write_out());
   WALCUT_RETURN_IF_ERROR(sync_file(fd_, path_));
+  fault::point("wal.rollover");  // SEGMENT_END synced, next segment not created
   return create_segment(segment_index_ + 1, segment_index_, crc);
 }
 

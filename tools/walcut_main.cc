@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include "tools/cli_util.h"
+#include "tools/dump_command.h"
 #include "tools/wal_commands.h"
 
 int main(int argc, char** argv) {
@@ -10,6 +11,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   int exit_code = walcut::cli::kExitOk;
   walcut::cli::add_wal_commands(app, exit_code);
+  walcut::cli::add_dump_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

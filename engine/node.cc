@@ -1,0 +1,363 @@
+#include "engine/node.h"
+
+#include <filesystem>
+#include <unordered_map>
+
+#include "engine/partition_file.h"
+#include "io/block.h"
+#include "io/fault.h"
+#include "io/file_util.h"
+
+namespace walcut {
+
+namespace fs = std::filesystem;
+
+std::string partition_path(const std::string& db_dir, const CacheGroup& g, uint16_t partition) {
+  return db_dir + "/" + g.name + "/" + partition_file_name(partition);
+}
+
+Node::Node(const NodeOptions& options) : options_(options) {}
+
+Node::~Node() { (void)close(); }
+
+Result<std::unique_ptr<Node>> Node::open(const NodeOptions& options) {
+  std::unique_ptr<Node> node(new Node(options));
+  Result<NodeMeta> meta = read_node_meta(options.dir);
+  if (meta.ok()) {
+    const NodeMeta& want = options.meta;
+    if ((!want.node_id.empty() && want.node_id != meta->node_id) || (want.cluster_id != 0 && want.cluster_id != meta->cluster_id)) {
+      return Status::invalid_argument(options.dir + ": holds node " + meta->node_id + " of cluster " +
+                                      std::to_string(meta->cluster_id) + ", expected node " + want.node_id +
+                                      " of cluster " + std::to_string(want.cluster_id));
+    }
+    node->meta_ = meta.value();
+  } else if (meta.status().code() == StatusCode::kNotFound && !options.read_only) {
+    WALCUT_RETURN_IF_ERROR(node->create());
+  } else {
+    return meta.status();
+  }
+  WALCUT_RETURN_IF_ERROR(node->recover());
+  return node;
+}
+
+Status Node::create() {
+  const NodeMeta& m = options_.meta;
+  if (m.node_id.empty() || m.node_index >= m.baseline.size() || m.baseline[m.node_index] != m.node_id) {
+    return Status::invalid_argument("node " + m.node_id + " must be at index " + std::to_string(m.node_index) +
+                                    " of the baseline");
+  }
+  WALCUT_RETURN_IF_ERROR(validate_groups(m.groups));
+  std::error_code ec;
+  fs::create_directories(options_.dir + "/db", ec);
+  if (ec) return Status::io_error("create " + options_.dir + "/db: " + ec.message());
+  meta_ = m;
+  meta_.checkpoint_id = 0;
+  meta_.checkpoint = {};
+  recovery_.created = true;
+  return write_node_meta(options_.dir, meta_);
+}
+
+Status Node::recover() {
+  affinity_ = Affinity(meta_.groups, meta_.baseline);
+  for (const CacheGroup& g : meta_.groups) {
+    for (uint16_t p = 0; p < g.partitions; ++p) {
+      if (affinity_.owns(g.id, p, meta_.node_index)) partitions_.emplace(PartitionId{g.id, p}, Partition{});
+    }
+  }
+  WALCUT_RETURN_IF_ERROR(load_partitions());
+  WALCUT_RETURN_IF_ERROR(replay_wal());
+  if (options_.read_only) return {};
+  WriterOptions w = options_.wal;
+  w.dir = wal_dir();
+  w.cluster_id = meta_.cluster_id;
+  w.node_index = meta_.node_index;
+  Result<std::unique_ptr<WalWriter>> writer = WalWriter::open(w);
+  if (!writer.ok()) return writer.status();
+  wal_ = std::move(writer).value();
+  return {};
+}
+
+Status Node::load_partitions() {
+  const std::string db = options_.dir + "/db";
+  for (auto& [id, part] : partitions_) {
+    const CacheGroup& g = *meta_.group(id.first);
+    std::string path = partition_path(db, g, id.second);
+    std::error_code ec;
+    if (!fs::exists(path, ec)) continue;  // never checkpointed with data
+    Result<PartitionFile> file = read_partition_file(path);
+    if (!file.ok()) return file.status();
+    const PartitionFileInfo& info = file->info;
+    if (info.group_id != g.id || info.partition != id.second || info.node_index != meta_.node_index) {
+      return Status::corruption(path + ": holds group " + std::to_string(info.group_id) + " partition " +
+                                std::to_string(info.partition) + " of node " + std::to_string(info.node_index));
+    }
+    part = Partition(std::move(file->entries));
+    ++recovery_.partitions_loaded;
+  }
+  return {};
+}
+
+// Replays the records after the checkpoint. A transaction's changes are
+// applied at its COMMITTED record; one that never committed (its node
+// died first, so it was never acknowledged) leaves no trace.
+Status Node::replay_wal() {
+  Result<std::vector<std::string>> all = list_segment_files(wal_dir());
+  if (!all.ok()) {
+    return fs::exists(wal_dir()) ? all.status() : Status{};
+  }
+  std::vector<std::string> paths;
+  for (const std::string& p : all.value()) {
+    if (*parse_segment_file_name(fs::path(p).filename().string()) >= meta_.checkpoint.segment) paths.push_back(p);
+  }
+  recovery_.replay_from = meta_.checkpoint;
+  if (paths.empty()) return {};
+  BlockReaderOptions ro;
+  ro.cluster_id = meta_.cluster_id;
+  ro.node_index = meta_.node_index;
+  Result<std::unique_ptr<BlockReader>> reader = BlockReader::open(paths, ro);
+  if (!reader.ok()) return reader.status();
+
+  struct OwnedEntry {
+    DataEntry view;
+    std::string key, value;
+  };
+  std::map<Version, std::vector<OwnedEntry>> pending;
+  auto apply = [&](const DataEntry& e) {
+    if (Partition* p = partition(e.group_id, e.partition)) p->apply(e);
+  };
+  Bytes scratch;
+  Block b;
+  for (;;) {
+    Result<bool> more = (*reader)->next(b);
+    if (!more.ok()) return more.status();
+    if (!more.value()) break;
+    Result<ByteSpan> raw = block_raw_payload(b.header, b.stored, scratch);
+    if (!raw.ok()) return raw.status();
+    Status s = for_each_record(b.header, raw.value(), [&](const RecordView& r) -> Status {
+      if (meta_.checkpoint_id != 0 && r.pointer <= meta_.checkpoint) return {};
+      ++recovery_.records_replayed;
+      if (r.type == RecordType::kData) {
+        return for_each_data_entry(r.payload, [&](const DataEntry& e) {
+          if (e.near_xid.is_null()) {
+            apply(e);
+            ++recovery_.atomic_updates_applied;
+            return;
+          }
+          OwnedEntry o{e, to_string(e.key), to_string(e.value)};
+          pending[e.near_xid].push_back(std::move(o));
+        });
+      }
+      if (r.type != RecordType::kTx) return {};
+      Result<RecordPayload> p = decode_payload(r.type, r.payload);
+      if (!p.ok()) return Status::corruption("record " + r.pointer.to_string() + ": " + p.status().message());
+      const TxRecord& tx = std::get<TxRecord>(p.value());
+      if (tx.state == TxState::kPrepared) return {};
+      auto it = pending.find(tx.near_xid);
+      if (tx.state == TxState::kCommitted) {
+        if (it != pending.end()) {
+          for (OwnedEntry& o : it->second) {
+            o.view.key = as_bytes(o.key);
+            o.view.value = as_bytes(o.value);
+            apply(o.view);
+          }
+        }
+        ++recovery_.transactions_applied;
+      } else {
+        ++recovery_.transactions_discarded;
+      }
+      if (it != pending.end()) pending.erase(it);
+      return {};
+    });
+    if (!s.ok()) return Status(s.code(), (*reader)->path(b.file) + " at offset " + std::to_string(b.file_offset) + ": " + s.message());
+  }
+  recovery_.transactions_discarded += pending.size();
+  recovery_.wal_end = (*reader)->end();
+  return {};
+}
+
+Partition* Node::partition(uint32_t group_id, uint16_t partition) {
+  auto it = partitions_.find(PartitionId{group_id, partition});
+  return it == partitions_.end() ? nullptr : &it->second;
+}
+
+namespace {
+
+Bytes data_payload(const std::vector<TxWrite>& writes, const Version& xid, const Version& version,
+                   const std::function<bool(const TxWrite&)>& exists, const std::function<bool(const TxWrite&)>& held) {
+  Bytes payload;
+  uint32_t n = 0;
+  for (const TxWrite& w : writes) {
+    if (!held(w)) continue;
+    DataEntry e;
+    e.group_id = w.group_id;
+    e.partition = w.partition;
+    e.op = !w.value ? EntryOp::kDelete : exists(w) ? EntryOp::kUpdate : EntryOp::kCreate;
+    e.write_version = version;
+    e.near_xid = xid;
+    e.key = as_bytes(w.key);
+    if (w.value) e.value = as_bytes(*w.value);
+    append_data_entry(payload, e);
+    ++n;
+  }
+  finish_data_payload(payload, n);
+  return payload;
+}
+
+}  // namespace
+
+Status Node::prepare(const Version& xid, uint64_t cut_id, const std::vector<TxParticipant>& participants) {
+  if (!wal_) return Status::invalid_argument(options_.dir + ": node is read-only or closed");
+  return wal_->append(TxRecord{TxState::kPrepared, xid, cut_id, participants}).status();
+}
+
+Status Node::rollback(const Version& xid, uint64_t cut_id, const std::vector<TxParticipant>& participants) {
+  if (!wal_) return Status::invalid_argument(options_.dir + ": node is read-only or closed");
+  return wal_->append(TxRecord{TxState::kRolledBack, xid, cut_id, participants}).status();
+}
+
+Status Node::commit(const Version& xid, const Version& commit_version, uint64_t cut_id,
+                    const std::vector<TxParticipant>& participants, const std::vector<TxWrite>& writes) {
+  if (!wal_) return Status::invalid_argument(options_.dir + ": node is read-only or closed");
+  auto held = [&](const TxWrite& w) { return partitions_.count(PartitionId{w.group_id, w.partition}) > 0; };
+  auto exists = [&](const TxWrite& w) { return read(w.group_id, w.partition, w.key).has_value(); };
+  Bytes data = data_payload(writes, xid, commit_version, exists, held);
+  Bytes committed = encode_payload(TxRecord{TxState::kCommitted, xid, cut_id, participants});
+  RecordRef records[] = {{RecordType::kData, data}, {RecordType::kTx, committed}};
+  std::shared_lock<std::shared_mutex> apply_lock(apply_mu_);
+  WALCUT_RETURN_IF_ERROR(wal_->append(records).status());
+  std::lock_guard<std::mutex> lock(partitions_mu_);
+  return for_each_data_entry(data, [&](const DataEntry& e) { partition(e.group_id, e.partition)->apply(e); });
+}
+
+Status Node::apply_atomic(const TxWrite& write, const Version& version) {
+  if (!wal_) return Status::invalid_argument(options_.dir + ": node is read-only or closed");
+  if (partitions_.count(PartitionId{write.group_id, write.partition}) == 0) {
+    return Status::invalid_argument("node " + meta_.node_id + " holds no copy of group " +
+                                    std::to_string(write.group_id) + " partition " + std::to_string(write.partition));
+  }
+  auto exists = [&](const TxWrite& w) { return read(w.group_id, w.partition, w.key).has_value(); };
+  Bytes data = data_payload({write}, Version{}, version, exists, [](const TxWrite&) { return true; });
+  std::shared_lock<std::shared_mutex> apply_lock(apply_mu_);
+  WALCUT_RETURN_IF_ERROR(wal_->append(RecordType::kData, data).status());
+  std::lock_guard<std::mutex> lock(partitions_mu_);
+  return for_each_data_entry(data, [&](const DataEntry& e) { partition(e.group_id, e.partition)->apply(e); });
+}
+
+std::optional<StoredValue> Node::read(uint32_t group_id, uint16_t partition_id, const std::string& key) const {
+  std::lock_guard<std::mutex> lock(partitions_mu_);
+  auto it = partitions_.find(PartitionId{group_id, partition_id});
+  if (it == partitions_.end()) return std::nullopt;
+  const StoredValue* v = it->second.find(key);
+  return v ? std::optional<StoredValue>(*v) : std::nullopt;
+}
+
+std::map<PartitionId, std::shared_ptr<const EntryMap>> Node::share_partitions() const {
+  std::lock_guard<std::mutex> lock(partitions_mu_);
+  std::map<PartitionId, std::shared_ptr<const EntryMap>> out;
+  for (const auto& [id, p] : partitions_) out.emplace(id, p.share());
+  return out;
+}
+
+Result<Node::Image> Node::append_marker(const RecordPayload& payload) {
+  if (!wal_) return Status::invalid_argument(options_.dir + ": node is read-only or closed");
+  std::unique_lock<std::shared_mutex> apply_lock(apply_mu_);
+  Result<WalPointer> p = wal_->append(payload);
+  if (!p.ok()) return p.status();
+  WALCUT_RETURN_IF_ERROR(wal_->sync());
+  return Image{p.value(), share_partitions()};
+}
+
+Status Node::checkpoint() {
+  if (!wal_) return Status::invalid_argument(options_.dir + ": node is read-only or closed");
+  std::lock_guard<std::mutex> one(checkpoint_mu_);
+  const uint64_t id = meta_.checkpoint_id + 1;
+  WalPointer pointer;
+  std::vector<std::pair<PartitionId, std::shared_ptr<const EntryMap>>> dirty;
+  {
+    std::unique_lock<std::shared_mutex> apply_lock(apply_mu_);
+    Result<WalPointer> p = wal_->append(CheckpointRecord{id});
+    if (!p.ok()) return p.status();
+    pointer = p.value();
+    std::lock_guard<std::mutex> lock(partitions_mu_);
+    for (auto& [pid, part] : partitions_) {
+      if (!part.dirty()) continue;
+      dirty.emplace_back(pid, part.share());
+      part.mark_clean();
+    }
+  }
+  // Written without holding commits back: the images are copy-on-write.
+  auto redirty = [&](Status s) {
+    std::lock_guard<std::mutex> lock(partitions_mu_);
+    for (auto& [pid, image] : dirty) partitions_.at(pid).mark_dirty();
+    return s;
+  };
+  const std::string db = options_.dir + "/db";
+  std::map<std::string, bool> group_dirs;
+  for (auto& [pid, image] : dirty) {
+    const CacheGroup& g = *meta_.group(pid.first);
+    std::string dir = db + "/" + g.name;
+    if (group_dirs.emplace(dir, true).second) {
+      std::error_code ec;
+      fs::create_directories(dir, ec);
+      if (ec) return redirty(Status::io_error("create " + dir + ": " + ec.message()));
+    }
+    Status s = write_partition_file(partition_path(db, g, pid.second), {pid.first, pid.second, meta_.node_index}, *image);
+    if (!s.ok()) return redirty(s);
+    fault::point("checkpoint.partition");
+  }
+  group_dirs.emplace(db, true);  // a new group directory's own entry
+  for (const auto& [dir, unused] : group_dirs) {
+    Status s = sync_dir(dir);
+    if (!s.ok()) return redirty(s);
+  }
+  fault::point("checkpoint.before_meta");
+  NodeMeta next = meta_;
+  next.checkpoint_id = id;
+  next.checkpoint = pointer;
+  Status s = write_node_meta(options_.dir, next);
+  if (!s.ok()) return redirty(s);
+  meta_ = next;
+  return drop_old_segments();
+}
+
+Status Node::keep_wal_from(uint64_t segment) {
+  return update_meta([&](NodeMeta& m) { m.wal_keep_from_segment = segment; });
+}
+
+Status Node::set_topology_version(uint32_t v) {
+  return update_meta([&](NodeMeta& m) { m.topology_version = v; });
+}
+
+Status Node::update_meta(const std::function<void(NodeMeta&)>& change) {
+  if (options_.read_only) return Status::invalid_argument(options_.dir + ": node is read-only");
+  std::lock_guard<std::mutex> one(checkpoint_mu_);
+  NodeMeta next = meta_;
+  change(next);
+  WALCUT_RETURN_IF_ERROR(write_node_meta(options_.dir, next));
+  meta_ = next;
+  return {};
+}
+
+// Segments wholly before the checkpoint are not needed for recovery; they
+// go unless a snapshot keeps them for its increments.
+Status Node::drop_old_segments() {
+  uint64_t keep_from = std::min(meta_.checkpoint.segment, meta_.wal_keep_from_segment);
+  Result<std::vector<std::string>> segments = list_segment_files(wal_dir());
+  if (!segments.ok()) return segments.status();
+  for (const std::string& p : segments.value()) {
+    if (*parse_segment_file_name(fs::path(p).filename().string()) >= keep_from) break;
+    std::error_code ec;
+    fs::remove(p, ec);
+    if (ec) return Status::io_error("remove " + p + ": " + ec.message());
+  }
+  return {};
+}
+
+Status Node::close() {
+  if (!wal_) return {};
+  Status s = wal_->close();
+  wal_.reset();
+  return s;
+}
+
+}  // namespace walcut

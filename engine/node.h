@@ -1,0 +1,150 @@
+// A node: its WAL, its partition copies, checkpoints and crash recovery.
+//
+// A node owns the directory <dir> = <cluster>/<node id>:
+//   node.meta                     identity, baseline, groups, last checkpoint
+//   wal/NNNNNNNNNNNNNNNN.wal      its write-ahead log
+//   db/<group>/part-<p>.bin       partition copies as of the last checkpoint
+// It holds in memory every partition copy that affinity gives it (as
+// primary or backup). The Cluster drives it with the 2PC calls below; a
+// program can also drive one node directly.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "engine/affinity.h"
+#include "engine/node_meta.h"
+#include "engine/partition.h"
+#include "io/block_reader.h"
+#include "io/wal_writer.h"
+
+namespace walcut {
+
+// One write of a transaction. `value` is empty for a remove.
+struct TxWrite {
+  uint32_t group_id = 0;
+  uint16_t partition = 0;
+  std::string key;
+  std::optional<std::string> value;
+};
+
+struct NodeOptions {
+  std::string dir;
+  // For a new node (no node.meta yet): identity, baseline and groups.
+  // An existing node's node.meta wins; a mismatch with these is refused.
+  NodeMeta meta;
+  // The WAL writer's settings (dir, identity are filled in by the node).
+  WriterOptions wal;
+  // Open without writing anything: no WAL writer, no files changed.
+  bool read_only = false;
+};
+
+// What opening the node found and did.
+struct RecoveryReport {
+  bool created = false;
+  uint64_t partitions_loaded = 0;       // partition files read
+  WalPointer replay_from;               // the checkpoint replay started after
+  uint64_t records_replayed = 0;
+  uint64_t transactions_applied = 0;    // COMMITTED after the checkpoint
+  uint64_t transactions_discarded = 0;  // prepared or logged, never committed
+  uint64_t atomic_updates_applied = 0;
+  LogEnd wal_end;                       // how the WAL ended (torn tail or clean)
+};
+
+// The key (group, partition) of a partition copy.
+using PartitionId = std::pair<uint32_t, uint16_t>;
+
+class Node {
+ public:
+  // Opens <dir>: creates a new node, or recovers an existing one (load the
+  // partition files of the last checkpoint, replay the WAL after it,
+  // discarding transactions that never committed; a torn WAL tail is
+  // dropped). Refuses damaged partition files, naming them.
+  static Result<std::unique_ptr<Node>> open(const NodeOptions& options);
+  ~Node();
+
+  const NodeMeta& meta() const { return meta_; }
+  const Affinity& affinity() const { return affinity_; }
+  const RecoveryReport& recovery() const { return recovery_; }
+  const std::string& dir() const { return options_.dir; }
+  uint16_t index() const { return meta_.node_index; }
+
+  // ---- 2PC participant. Each returns once its records are durable (per
+  // the WAL's sync policy); the caller acknowledges only after that.
+  // Logs PREPARED.
+  Status prepare(const Version& xid, uint64_t cut_id, const std::vector<TxParticipant>& participants);
+  // Logs DATA (the writes to partitions this node holds) and COMMITTED in
+  // one append, then applies them.
+  Status commit(const Version& xid, const Version& commit_version, uint64_t cut_id,
+                const std::vector<TxParticipant>& participants, const std::vector<TxWrite>& writes);
+  // Logs ROLLED_BACK.
+  Status rollback(const Version& xid, uint64_t cut_id, const std::vector<TxParticipant>& participants);
+  // An ATOMIC group's single-key update: logs DATA, applies it.
+  Status apply_atomic(const TxWrite& write, const Version& version);
+
+  // The current value of a key in a partition this node holds.
+  std::optional<StoredValue> read(uint32_t group_id, uint16_t partition, const std::string& key) const;
+  // Every partition copy this node holds, for dumps and checks.
+  std::map<PartitionId, std::shared_ptr<const EntryMap>> share_partitions() const;
+
+  // Writes the partitions changed since the last checkpoint, then records
+  // the checkpoint in node.meta, then drops WAL segments nobody needs.
+  // Commits are held only while the CHECKPOINT record is appended.
+  Status checkpoint();
+
+  // Appends `payload` under the exclusive apply lock and returns its
+  // pointer together with an image of every partition consistent with it:
+  // every record before the pointer is in the image, none after.
+  struct Image {
+    WalPointer pointer;
+    std::map<PartitionId, std::shared_ptr<const EntryMap>> partitions;
+  };
+  Result<Image> append_marker(const RecordPayload& payload);
+  // Keeps WAL segments from `segment` on (for a snapshot's increments).
+  Status keep_wal_from(uint64_t segment);
+  // Persists a new topology version (the cluster raises it at each start).
+  Status set_topology_version(uint32_t v);
+
+  // Syncs the WAL and closes it. No checkpoint: the next open replays.
+  Status close();
+
+  WalWriter* wal() { return wal_.get(); }
+  std::string wal_dir() const { return options_.dir + "/wal"; }
+
+ private:
+  explicit Node(const NodeOptions& options);
+  Status create();
+  Status recover();
+  Status load_partitions();
+  Status replay_wal();
+  Partition* partition(uint32_t group_id, uint16_t partition);
+  Status drop_old_segments();
+  Status update_meta(const std::function<void(NodeMeta&)>& change);
+
+  NodeOptions options_;
+  NodeMeta meta_;
+  Affinity affinity_;
+  RecoveryReport recovery_;
+  std::unique_ptr<WalWriter> wal_;
+
+  // Commits hold it shared from their WAL append to their apply; a
+  // checkpoint or snapshot marker holds it exclusive, so its image matches
+  // its WAL pointer.
+  mutable std::shared_mutex apply_mu_;
+  // Guards the partition map's contents.
+  mutable std::mutex partitions_mu_;
+  std::map<PartitionId, Partition> partitions_;
+  std::mutex checkpoint_mu_;  // one checkpoint at a time
+};
+
+// The directory of a group's partition files under a db/ root.
+std::string partition_path(const std::string& db_dir, const CacheGroup& g, uint16_t partition);
+
+}  // namespace walcut

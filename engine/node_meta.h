@@ -1,0 +1,46 @@
+// node.meta: a node's identity, topology, groups and last checkpoint.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/group.h"
+#include "io/status.h"
+#include "io/wal_format.h"
+
+namespace walcut {
+
+struct NodeMeta {
+  uint64_t cluster_id = 0;
+  uint16_t node_index = 0;
+  std::string node_id;                // the consistent id: also the node's directory name
+  std::vector<std::string> baseline;  // node ids by node index
+  std::vector<CacheGroup> groups;
+  // Raised each time the cluster starts, so versions issued after a restart
+  // order after every version issued before it.
+  uint32_t topology_version = 0;
+  uint64_t checkpoint_id = 0;         // 0: never checkpointed
+  WalPointer checkpoint;              // the CHECKPOINT record recovery replays after
+  // WAL segments from this index on are kept for a snapshot's increments;
+  // kKeepNone when no snapshot needs any.
+  uint64_t wal_keep_from_segment = kKeepNone;
+  static constexpr uint64_t kKeepNone = ~0ull;
+
+  const CacheGroup* group(uint32_t id) const;
+  const CacheGroup* group(const std::string& name) const;
+};
+
+inline constexpr const char* kNodeMetaFile = "node.meta";
+
+// Encodes and decodes the file's bytes (magic, version, fields, CRC32C).
+Bytes encode_node_meta(const NodeMeta& m);
+Result<NodeMeta> decode_node_meta(ByteSpan bytes, const std::string& what);
+
+// Writes <dir>/node.meta atomically: temporary file, fdatasync, rename,
+// directory fsync.
+Status write_node_meta(const std::string& dir, const NodeMeta& m);
+// Reads and verifies <dir>/node.meta; kNotFound when there is none.
+Result<NodeMeta> read_node_meta(const std::string& dir);
+
+}  // namespace walcut

@@ -1,0 +1,404 @@
+#include "engine/partition_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cerrno>
+#include <limits>
+#include <string_view>
+
+// For XXH3_state_t as a complete type: the state lives on the stack, so
+// hashing an entry allocates nothing.
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
+#include "io/coding.h"
+#include "io/crc32c.h"
+#include "io/file_util.h"
+
+namespace walcut {
+namespace {
+
+// ---- The layout (docs/partition-format.md). This file is the one place in
+// the code that knows it.
+//
+// header  0 u64 magic | 8 u32 version | 12 u32 group_id | 16 u16 partition
+//        18 u16 node_index | 20 u32 crc of [0, 20)
+// block   0 u32 magic | 4 u32 crc of [8, 16) and the payload
+//         8 u32 payload_bytes | 12 u32 entry_count, then the payload
+// entry   0 u32 key_bytes | 4 u32 value_bytes | 8 Version (16 bytes), key, value
+// footer  0 u32 magic | 4 u32 crc of [8, 40) | 8 u64 entry_count
+//        16 u64 block_count | 24 u64 key_value_hash | 32 u64 version_hash
+constexpr uint64_t kPartHeaderMagic = 0x31545250'54434c57ull;  // "WLCTPRT1"
+constexpr uint32_t kPartFormatVersion = 1;
+constexpr size_t kPartHeaderBytes = 24;
+constexpr uint32_t kPartBlockMagic = 0x4b425057u;  // "WPBK"
+constexpr size_t kPartBlockHeaderBytes = 16;
+constexpr uint32_t kPartFooterMagic = 0x54465057u;  // "WPFT"; differs from "WPBK" in two bytes
+constexpr size_t kPartFooterBytes = 40;
+constexpr size_t kPartEntryFixedBytes = 4 + 4 + kVersionBytes;
+
+// The writer closes a block before an entry that would take its payload past
+// this; an entry larger than it gets a block of its own.
+constexpr size_t kBlockPayloadTargetBytes = 64 << 10;
+// Lengths and a block's payload size are u32 on disk.
+constexpr uint64_t kU32Max = std::numeric_limits<uint32_t>::max();
+// The writer hands the kernel this much at a time; the reader reads in
+// pieces of the same size.
+constexpr size_t kIoPieceBytes = 1 << 20;
+
+// ---- Hashes
+
+void store_version(std::byte* out, const Version& v) {
+  store_u32(out, v.topology_version);
+  store_u32(out + 4, v.node_order);
+  store_u64(out + 8, v.order);
+}
+
+// XXH3 of (u32 key length, key, tail). The length keeps the key apart from
+// the tail: ("ab", "c") and ("a", "bc") hash differently.
+uint64_t hash_key_and(const std::string& key, ByteSpan tail) {
+  XXH3_state_t state;
+  XXH3_64bits_reset(&state);
+  std::byte key_bytes[4];
+  store_u32(key_bytes, static_cast<uint32_t>(key.size()));
+  XXH3_64bits_update(&state, key_bytes, sizeof key_bytes);
+  XXH3_64bits_update(&state, key.data(), key.size());
+  XXH3_64bits_update(&state, tail.data(), tail.size());
+  return XXH3_64bits_digest(&state);
+}
+
+// ---- Writing
+
+Bytes encode_file_header(const PartitionFileInfo& info) {
+  Bytes out;
+  Encoder e(out);
+  e.u64(kPartHeaderMagic);
+  e.u32(kPartFormatVersion);
+  e.u32(info.group_id);
+  e.u16(info.partition);
+  e.u16(info.node_index);
+  uint32_t crc = crc32c(out);
+  e.u32(crc);
+  assert(out.size() == kPartHeaderBytes);
+  return out;
+}
+
+void encode_entry(Bytes& payload, const std::string& key, const StoredValue& v) {
+  Encoder e(payload);
+  e.u32(static_cast<uint32_t>(key.size()));
+  e.u32(static_cast<uint32_t>(v.value.size()));
+  std::byte version[kVersionBytes];
+  store_version(version, v.version);
+  e.bytes(version);
+  e.bytes(as_bytes(key));
+  e.bytes(as_bytes(v.value));
+}
+
+Bytes encode_block_header(ByteSpan payload, uint32_t entry_count) {
+  Bytes out;
+  Encoder e(out);
+  e.u32(kPartBlockMagic);
+  e.u32(0);  // the crc, filled in below
+  e.u32(static_cast<uint32_t>(payload.size()));
+  e.u32(entry_count);
+  store_u32(&out[4], crc32c(payload, crc32c(ByteSpan(out).subspan(8))));
+  return out;
+}
+
+Bytes encode_footer(const PartitionHashes& hashes, uint64_t block_count) {
+  Bytes out;
+  Encoder e(out);
+  e.u32(kPartFooterMagic);
+  e.u32(0);  // the crc, filled in below
+  e.u64(hashes.entries);
+  e.u64(block_count);
+  e.u64(hashes.key_value_hash);
+  e.u64(hashes.version_hash);
+  store_u32(&out[4], crc32c(ByteSpan(out).subspan(8)));
+  assert(out.size() == kPartFooterBytes);
+  return out;
+}
+
+// Bytes on their way to a file, handed to the kernel in pieces of about
+// 1 MiB, so the writer's memory does not grow with the partition.
+class PieceWriter {
+ public:
+  PieceWriter(int fd, const std::string& path) : fd_(fd), path_(path) {}
+
+  Status append(ByteSpan bytes) {
+    pending_.insert(pending_.end(), bytes.begin(), bytes.end());
+    return pending_.size() >= kIoPieceBytes ? flush() : Status{};
+  }
+  Status flush() {
+    Status s = pwrite_all(fd_, pending_, offset_bytes_, path_);
+    offset_bytes_ += pending_.size();
+    pending_.clear();
+    return s;
+  }
+
+ private:
+  int fd_;
+  const std::string& path_;
+  Bytes pending_;
+  uint64_t offset_bytes_ = 0;
+};
+
+// Groups entries into blocks and keeps the footer's counts and hashes.
+class BlockWriter {
+ public:
+  BlockWriter(PieceWriter& out, const std::string& path) : out_(out), path_(path) {}
+
+  Status add(const std::string& key, const StoredValue& v) {
+    uint64_t entry_bytes = kPartEntryFixedBytes + key.size() + v.value.size();
+    if (entry_bytes > kU32Max) {
+      return Status::invalid_argument(path_ + ": entry of " + std::to_string(entry_bytes) +
+                                      " bytes does not fit a block (u32 lengths)");
+    }
+    if (entry_count_ > 0 && payload_.size() + entry_bytes > kBlockPayloadTargetBytes) {
+      WALCUT_RETURN_IF_ERROR(finish_block());
+    }
+    encode_entry(payload_, key, v);
+    entry_count_ += 1;
+    add_to_hashes(hashes_, key, v);
+    return {};
+  }
+
+  // Writes the block being filled, if it holds any entry.
+  Status finish_block() {
+    if (entry_count_ == 0) return {};
+    assert(payload_.size() <= kU32Max);
+    WALCUT_RETURN_IF_ERROR(out_.append(encode_block_header(payload_, entry_count_)));
+    WALCUT_RETURN_IF_ERROR(out_.append(payload_));
+    payload_.clear();
+    entry_count_ = 0;
+    block_count_ += 1;
+    return {};
+  }
+
+  Bytes footer() const { return encode_footer(hashes_, block_count_); }
+
+ private:
+  PieceWriter& out_;
+  const std::string& path_;
+  Bytes payload_;
+  uint32_t entry_count_ = 0;
+  uint64_t block_count_ = 0;
+  PartitionHashes hashes_;
+};
+
+// Header, blocks, footer: the whole file, from offset 0.
+Status write_contents(int fd, const std::string& path, const PartitionFileInfo& info, const EntryMap& entries) {
+  PieceWriter out(fd, path);
+  WALCUT_RETURN_IF_ERROR(out.append(encode_file_header(info)));
+  BlockWriter blocks(out, path);
+  for (const auto& [key, value] : entries) WALCUT_RETURN_IF_ERROR(blocks.add(key, value));
+  WALCUT_RETURN_IF_ERROR(blocks.finish_block());
+  WALCUT_RETURN_IF_ERROR(out.append(blocks.footer()));
+  return out.flush();
+}
+
+// ---- Reading
+
+// The whole file, read in 1 MiB pieces.
+Result<Bytes> read_fd(int fd, const std::string& path) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return Status::from_errno("stat " + path, errno);
+  Bytes bytes(static_cast<size_t>(st.st_size));
+  size_t bytes_read = 0;
+  while (bytes_read < bytes.size()) {
+    size_t want_bytes = std::min(kIoPieceBytes, bytes.size() - bytes_read);
+    ssize_t n = ::pread(fd, bytes.data() + bytes_read, want_bytes, static_cast<off_t>(bytes_read));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::from_errno("read " + path + " at offset " + std::to_string(bytes_read), errno);
+    if (n == 0) break;  // the file shrank since fstat: what is there gets parsed, and fails
+    bytes_read += static_cast<size_t>(n);
+  }
+  bytes.resize(bytes_read);
+  return bytes;
+}
+
+Result<Bytes> read_whole_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::from_errno("open " + path, errno);
+  Result<Bytes> bytes = read_fd(fd, path);
+  ::close(fd);
+  return bytes;
+}
+
+// A file's bytes and its name, for messages.
+struct FileView {
+  const std::string& path;
+  ByteSpan bytes;
+
+  size_t remaining_bytes(size_t offset) const { return bytes.size() - offset; }
+  Status corrupt(const std::string& what, uint64_t offset) const {
+    return Status::corruption(path + ": " + what + " at offset " + std::to_string(offset));
+  }
+};
+
+// What the blocks held, as read so far.
+struct Contents {
+  EntryMap entries;
+  PartitionHashes hashes;
+  uint64_t block_count = 0;
+};
+
+Result<PartitionFileInfo> parse_file_header(const FileView& f) {
+  if (f.bytes.size() < kPartHeaderBytes) return f.corrupt("file ends inside the header", f.bytes.size());
+  Decoder d(f.bytes.first(kPartHeaderBytes));
+  if (d.u64() != kPartHeaderMagic) return f.corrupt("not a walcut partition file (bad magic)", 0);
+  uint32_t version = d.u32();
+  PartitionFileInfo info;
+  info.group_id = d.u32();
+  info.partition = d.u16();
+  info.node_index = d.u16();
+  if (d.u32() != crc32c(f.bytes.first(kPartHeaderBytes - 4))) return f.corrupt("header checksum mismatch", 0);
+  // After the CRC: a version that fails it is damage, not a newer format.
+  if (version != kPartFormatVersion) return f.corrupt("unsupported format version " + std::to_string(version), 8);
+  return info;
+}
+
+// One entry at `entry_offset` in the file, taken from `d`; appended to `c`.
+Status parse_entry(const FileView& f, size_t entry_offset, Decoder& d, Contents& c) {
+  uint32_t key_bytes = d.u32();
+  uint32_t value_bytes = d.u32();
+  Version version;
+  version.topology_version = d.u32();
+  version.node_order = d.u32();
+  version.order = d.u64();
+  // Decoder checks each length against the bytes left before taking them.
+  ByteSpan key = d.bytes(key_bytes);
+  ByteSpan value = d.bytes(value_bytes);
+  if (d.failed()) return f.corrupt("entry runs past the end of its block", entry_offset);
+  std::string_view key_view(reinterpret_cast<const char*>(key.data()), key.size());
+  if (!c.entries.empty() && key_view <= std::string_view(c.entries.rbegin()->first)) {
+    return f.corrupt("key not greater than the key before it", entry_offset);
+  }
+  auto it = c.entries.emplace_hint(c.entries.end(), key_view, StoredValue{to_string(value), version});
+  add_to_hashes(c.hashes, it->first, it->second);
+  return {};
+}
+
+// The block at `offset`; returns the offset after it.
+Result<size_t> parse_block(const FileView& f, size_t offset, Contents& c) {
+  if (f.remaining_bytes(offset) < kPartBlockHeaderBytes) return f.corrupt("file ends inside a block header", offset);
+  ByteSpan header = f.bytes.subspan(offset, kPartBlockHeaderBytes);
+  uint32_t stored_crc = load_u32(&header[4]);
+  uint32_t payload_bytes = load_u32(&header[8]);
+  uint32_t entry_count = load_u32(&header[12]);
+  if (payload_bytes > f.remaining_bytes(offset + kPartBlockHeaderBytes)) {
+    return f.corrupt("block of " + std::to_string(payload_bytes) + " bytes runs past the end of the file", offset);
+  }
+  size_t payload_offset = offset + kPartBlockHeaderBytes;
+  ByteSpan payload = f.bytes.subspan(payload_offset, payload_bytes);
+  if (crc32c(payload, crc32c(header.subspan(8))) != stored_crc) return f.corrupt("block checksum mismatch", offset);
+  // The CRC passed, so what follows checks the writer, not the disk.
+  if (entry_count == 0) return f.corrupt("block without entries", offset);
+  Decoder d(payload);
+  for (uint32_t i = 0; i < entry_count; ++i) {
+    WALCUT_RETURN_IF_ERROR(parse_entry(f, payload_offset + d.position(), d, c));
+  }
+  if (d.remaining() != 0) {
+    return f.corrupt(std::to_string(d.remaining()) + " stray bytes after the last entry of a block",
+                     payload_offset + d.position());
+  }
+  c.block_count += 1;
+  return payload_offset + payload_bytes;
+}
+
+// The footer at `offset`, checked against what the blocks held.
+Result<PartitionHashes> parse_footer(const FileView& f, size_t offset, const Contents& c) {
+  if (f.remaining_bytes(offset) < kPartFooterBytes) return f.corrupt("file ends inside the footer", offset);
+  ByteSpan footer = f.bytes.subspan(offset, kPartFooterBytes);
+  Decoder d(footer);
+  d.u32();  // the magic, checked by the caller
+  uint32_t stored_crc = d.u32();
+  PartitionHashes h;
+  h.entries = d.u64();
+  uint64_t block_count = d.u64();
+  h.key_value_hash = d.u64();
+  h.version_hash = d.u64();
+  if (crc32c(footer.subspan(8)) != stored_crc) return f.corrupt("footer checksum mismatch", offset);
+  size_t end = offset + kPartFooterBytes;
+  if (end != f.bytes.size()) {
+    return f.corrupt(std::to_string(f.bytes.size() - end) + " bytes after the footer", end);
+  }
+  if (h.entries != c.entries.size()) {
+    return f.corrupt("entry count mismatch (footer " + std::to_string(h.entries) + ", blocks " +
+                         std::to_string(c.entries.size()) + ")",
+                     offset);
+  }
+  if (block_count != c.block_count) {
+    return f.corrupt(
+        "block count mismatch (footer " + std::to_string(block_count) + ", file " + std::to_string(c.block_count) + ")",
+        offset);
+  }
+  if (h != c.hashes) return f.corrupt("footer hash mismatch", offset);
+  return h;
+}
+
+Result<PartitionFile> parse_partition_file(const FileView& f) {
+  Result<PartitionFileInfo> info = parse_file_header(f);
+  if (!info.ok()) return info.status();
+  Contents c;
+  size_t offset = kPartHeaderBytes;
+  // Blocks until the footer. Each turn moves on by at least a block header.
+  while (true) {
+    if (f.remaining_bytes(offset) < 4) return f.corrupt("file ends before the footer", offset);
+    uint32_t magic = load_u32(&f.bytes[offset]);
+    if (magic == kPartFooterMagic) break;
+    if (magic != kPartBlockMagic) return f.corrupt("neither a block nor the footer", offset);
+    Result<size_t> next = parse_block(f, offset, c);
+    if (!next.ok()) return next.status();
+    offset = *next;
+  }
+  Result<PartitionHashes> hashes = parse_footer(f, offset, c);
+  if (!hashes.ok()) return hashes.status();
+  return PartitionFile{*info, std::move(c.entries), *hashes};
+}
+
+}  // namespace
+
+void add_to_hashes(PartitionHashes& h, const std::string& key, const StoredValue& v) {
+  std::byte version[kVersionBytes];
+  store_version(version, v.version);
+  h.entries += 1;
+  // Unsigned sums wrap, and addition commutes: the order of entries does not matter.
+  h.key_value_hash += hash_key_and(key, as_bytes(v.value));
+  h.version_hash += hash_key_and(key, version);
+}
+
+PartitionHashes hash_entries(const EntryMap& entries) {
+  PartitionHashes h;
+  for (const auto& [key, value] : entries) add_to_hashes(h, key, value);
+  return h;
+}
+
+Status write_partition_file(const std::string& path, const PartitionFileInfo& info, const EntryMap& entries) {
+  const std::string tmp_path = path + ".tmp";
+  int fd = ::open(tmp_path.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::from_errno("create " + tmp_path, errno);
+  Status s = write_contents(fd, tmp_path, info, entries);
+  if (s.ok()) s = sync_file(fd, tmp_path);
+  if (::close(fd) != 0 && s.ok()) s = Status::from_errno("close " + tmp_path, errno);
+  if (s.ok() && ::rename(tmp_path.c_str(), path.c_str()) != 0) {
+    s = Status::from_errno("rename " + tmp_path + " to " + path, errno);
+  }
+  // A failed write leaves nothing behind, and never a half-written file under `path`.
+  if (!s.ok()) ::unlink(tmp_path.c_str());
+  return s;
+}
+
+Result<PartitionFile> read_partition_file(const std::string& path) {
+  Result<Bytes> bytes = read_whole_file(path);
+  if (!bytes.ok()) return bytes.status();
+  return parse_partition_file(FileView{path, *bytes});
+}
+
+std::string partition_file_name(uint16_t partition) { return "part-" + std::to_string(partition) + ".bin"; }
+
+}  // namespace walcut

@@ -1,0 +1,51 @@
+// Partition files: one copy of one partition on disk, as written by a
+// checkpoint or a snapshot. docs/partition-format.md is the specification.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "engine/partition.h"
+#include "io/status.h"
+
+namespace walcut {
+
+// Order-independent hashes of a partition's content (sums of per-entry
+// hashes), so copies compare without sorting and maps run in parallel.
+struct PartitionHashes {
+  uint64_t entries = 0;
+  uint64_t key_value_hash = 0;  // sum of XXH3(key length, key, value)
+  uint64_t version_hash = 0;    // sum of XXH3(key length, key, version)
+  bool operator==(const PartitionHashes&) const = default;
+};
+
+// Adds one entry to running hashes.
+void add_to_hashes(PartitionHashes& h, const std::string& key, const StoredValue& v);
+PartitionHashes hash_entries(const EntryMap& entries);
+
+struct PartitionFileInfo {
+  uint32_t group_id = 0;
+  uint16_t partition = 0;
+  uint16_t node_index = 0;  // the node whose copy this is
+};
+
+// Writes `entries` to `path` through a temporary file: write, fdatasync,
+// rename. The directory is not synced (the caller syncs it once for many
+// files). Cost: one sequential write of the entries.
+Status write_partition_file(const std::string& path, const PartitionFileInfo& info, const EntryMap& entries);
+
+struct PartitionFile {
+  PartitionFileInfo info;
+  EntryMap entries;
+  PartitionHashes hashes;  // as stored in the footer, and verified
+};
+
+// Reads and verifies a partition file: header, every block's CRC, key
+// order, footer count and hashes. Any damage is kCorruption naming the
+// file and the byte offset.
+Result<PartitionFile> read_partition_file(const std::string& path);
+
+// "part-<p>.bin"
+std::string partition_file_name(uint16_t partition);
+
+}  // namespace walcut

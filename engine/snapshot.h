@@ -1,0 +1,69 @@
+// Full snapshots: every node's partitions at one cluster-wide point.
+//
+// Layout under <snapshots>/<name>/:
+//   <node id>.smf                            metadata and manifest of one node
+//   db/<node id>/<group>/part-<p>.bin        its partition copies
+// docs/snapshot-format.md is the specification.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "engine/cluster.h"
+#include "engine/node_meta.h"
+
+namespace walcut {
+
+struct ManifestEntry {
+  std::string path;  // relative to the snapshot directory
+  uint64_t bytes = 0;
+  uint32_t crc32c = 0;
+  bool operator==(const ManifestEntry&) const = default;
+};
+
+// One node's <node id>.smf.
+struct SnapshotMeta {
+  std::string name;
+  uint64_t cluster_id = 0;
+  uint16_t node_index = 0;
+  std::string node_id;
+  std::vector<std::string> baseline;
+  std::vector<CacheGroup> groups;
+  uint32_t topology_version = 0;
+  WalPointer snapshot_pointer;        // the node's CLUSTER_SNAPSHOT record
+  std::vector<ManifestEntry> files;   // every file of this node, sorted by path
+};
+
+Bytes encode_snapshot_meta(const SnapshotMeta& m);
+Result<SnapshotMeta> decode_snapshot_meta(ByteSpan bytes, const std::string& what);
+// "<dir>/<node id>.smf", read and verified.
+Result<SnapshotMeta> read_snapshot_meta(const std::string& path);
+// The .smf files of a snapshot directory, sorted by node id.
+Result<std::vector<SnapshotMeta>> read_snapshot_metas(const std::string& snapshot_dir);
+
+struct SnapshotOptions {
+  // Runs after the snapshot point is fixed on every node and transactions
+  // have resumed, before any file is written: tests hold it to show that
+  // writers go on while the files are written.
+  std::function<void()> before_write;
+};
+
+struct SnapshotReport {
+  std::string dir;
+  uint64_t files = 0;
+  uint64_t bytes = 0;
+  uint64_t pause_us = 0;  // how long new transactions were held
+};
+
+// Takes a full snapshot named `name` into <snapshots_root>/<name>, like
+// Ignite's exchange: hold new transactions and wait for those in flight;
+// write CLUSTER_SNAPSHOT on every node together with a copy-on-write image
+// of its partitions; resume transactions; write the files and manifests
+// into a staging directory; fsync; rename it into place. Refuses a name
+// that exists. Each node then keeps its WAL from the snapshot's segment on.
+Result<SnapshotReport> take_full_snapshot(Cluster& cluster, const std::string& snapshots_root, const std::string& name,
+                                          const SnapshotOptions& options = {});
+
+}  // namespace walcut

@@ -1,0 +1,59 @@
+#include "io/fault.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
+
+namespace walcut::fault {
+namespace {
+std::atomic<bool> g_armed{false};
+std::mutex g_mu;
+std::string g_point;
+uint64_t g_point_count = 0;
+uint64_t g_bytes_left = 0;
+bool g_by_bytes = false;
+}  // namespace
+
+void crash_at_point(const std::string& name, uint64_t count) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  g_point = name;
+  g_point_count = count;
+  g_by_bytes = false;
+  g_armed = true;
+}
+
+void crash_after_bytes(uint64_t bytes) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  g_point.clear();
+  g_bytes_left = bytes;
+  g_by_bytes = true;
+  g_armed = true;
+}
+
+void disarm() {
+  std::lock_guard<std::mutex> lock(g_mu);
+  g_armed = false;
+}
+
+void point(const char* name) {
+  if (!g_armed.load(std::memory_order_relaxed)) return;
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (!g_armed || g_by_bytes || g_point != name) return;
+  if (--g_point_count == 0) crash_now();
+}
+
+size_t writable_bytes(size_t n) {
+  if (!g_armed.load(std::memory_order_relaxed)) return n;
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (!g_armed || !g_by_bytes) return n;
+  if (g_bytes_left >= n) {
+    g_bytes_left -= n;
+    return n;
+  }
+  return static_cast<size_t>(g_bytes_left);
+}
+
+void crash_now() { ::_exit(kCrashExitCode); }
+
+}  // namespace walcut::fault
