@@ -33,6 +33,15 @@ MessageKind response_kind(MessageKind k) {
   }
 }
 
+MessageKind request_kind(MessageKind k) {
+  switch (k) {
+    case MessageKind::kPrepareResponse: return MessageKind::kPrepareRequest;
+    case MessageKind::kCommitResponse: return MessageKind::kCommitRequest;
+    case MessageKind::kRollbackResponse: return MessageKind::kRollbackRequest;
+    default: return MessageKind::kAtomicUpdateRequest;
+  }
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Cluster>> Cluster::open(const ClusterOptions& options) {
@@ -59,7 +68,9 @@ Result<std::unique_ptr<Cluster>> Cluster::open(const ClusterOptions& options) {
     c->nodes_.push_back(std::move(node).value());
   }
   for (auto& node : c->nodes_) WALCUT_RETURN_IF_ERROR(node->set_topology_version(topology + 1));
-  c->messenger_.set_handler([p = c.get()](const Message& m) { return p->handle(m); });
+  c->messenger_.set_handler([p = c.get()](const Message& m) { p->handle(m); });
+  // Every message carries its sender's newest cut id (DESIGN.md, "The consistent cut").
+  c->messenger_.set_stamp([p = c.get()](Message& m) { m.cut_id = std::max(m.cut_id, p->nodes_[m.from]->cut_id()); });
   return c;
 }
 
@@ -71,45 +82,220 @@ Version Cluster::next_version(uint16_t node) {
 
 Transaction Cluster::begin(uint16_t coordinator) { return Transaction(*this, coordinator, next_version(coordinator)); }
 
-// A node's side of every request: act on its own copy, forward to the
-// backups it is responsible for, answer.
-Message Cluster::handle(const Message& m) {
-  Message r;
-  r.kind = response_kind(m.kind);
-  r.from = m.to;
-  r.to = m.from;
-  r.xid = m.xid;
-  Node& node = *nodes_[m.to];
-  switch (m.kind) {
-    case MessageKind::kPrepareRequest: r.status = node.prepare(m.xid, m.tx_cut_id, m.participants); break;
-    case MessageKind::kCommitRequest:
-      r.status = node.commit(m.xid, m.version, m.tx_cut_id, m.participants, m.writes);
-      break;
-    case MessageKind::kRollbackRequest: r.status = node.rollback(m.xid, m.tx_cut_id, m.participants); break;
-    case MessageKind::kAtomicUpdateRequest: {
-      r.status = node.apply_atomic(m.writes.front(), m.version);
-      const TxWrite& w = m.writes.front();
-      const std::vector<uint16_t>& owners = affinity().owners(w.group_id, w.partition);
-      if (r.status.ok() && owners.front() == m.to) {
-        for (size_t i = 1; i < owners.size() && r.status.ok(); ++i) {
-          Message fwd = m;
-          fwd.from = m.to;
-          fwd.to = owners[i];
-          r.status = messenger_.call(fwd).status;
-        }
-      }
-      return r;
-    }
-    default: r.status = Status::invalid_argument(std::string("unexpected message ") + message_kind_name(m.kind));
+uint64_t Cluster::start_cut() {
+  uint64_t id = 0;
+  for (auto& n : nodes_) id = std::max({id, n->cut_id(), n->meta().last_cut_id});
+  ++id;
+  for (uint16_t i = 0; i < nodes_.size(); ++i) {
+    Message m;
+    m.kind = MessageKind::kCutStart;
+    m.from = 0;
+    m.to = i;
+    m.cut_id = id;
+    messenger_.send(m);
   }
-  for (uint16_t b : forward_targets(m.participants, m.to)) {
-    if (!r.status.ok()) break;
+  return id;
+}
+
+// ---- A node's side of each message.
+
+void Cluster::handle(const Message& m) {
+  // The receiver learns of a newer cut before it acts on the message.
+  Status cut = nodes_[m.to]->observe_cut(m.cut_id);
+  if (m.kind == MessageKind::kCutStart) return;
+  if (is_request(m.kind)) {
+    if (!cut.ok()) return reply(m, cut);
+    handle_request(m);
+  } else {
+    handle_response(m);
+  }
+}
+
+void Cluster::handle_request(const Message& m) {
+  Node& node = *nodes_[m.to];
+  Status s;
+  std::vector<uint16_t> targets;
+  switch (m.kind) {
+    case MessageKind::kPrepareRequest: s = node.prepare(m.xid, m.tx_cut_id, m.participants); break;
+    case MessageKind::kCommitRequest: s = node.commit(m.xid, m.version, m.tx_cut_id, m.participants, m.writes); break;
+    case MessageKind::kRollbackRequest: s = node.rollback(m.xid, m.tx_cut_id, m.participants); break;
+    case MessageKind::kAtomicUpdateRequest: {
+      s = node.apply_atomic(m.writes.front(), m.version);
+      const std::vector<uint16_t>& owners = affinity().owners(m.writes.front().group_id, m.writes.front().partition);
+      if (!m.forwarded) targets.assign(owners.begin() + 1, owners.end());
+      break;
+    }
+    default: s = Status::invalid_argument(std::string("unexpected message ") + message_kind_name(m.kind));
+  }
+  if (m.kind != MessageKind::kAtomicUpdateRequest && !m.forwarded) targets = forward_targets(m.participants, m.to);
+  if (!s.ok() || targets.empty()) return reply(m, s);
+  {
+    std::lock_guard<std::mutex> lock(flights_mu_);
+    forwards_[{m.xid, m.to, m.kind}] = Forward{m, targets.size(), {}};
+  }
+  for (uint16_t t : targets) {
     Message fwd = m;
     fwd.from = m.to;
-    fwd.to = b;
-    r.status = messenger_.call(fwd).status;
+    fwd.to = t;
+    fwd.forwarded = true;
+    fwd.cut_id = 0;
+    messenger_.send(fwd);
   }
-  return r;
+}
+
+void Cluster::reply(const Message& request, const Status& s) {
+  Message r;
+  r.kind = response_kind(request.kind);
+  r.from = request.to;
+  r.to = request.from;
+  r.forwarded = request.forwarded;
+  r.xid = request.xid;
+  r.status = s;
+  messenger_.send(r);
+}
+
+void Cluster::handle_response(const Message& m) {
+  if (m.forwarded) {
+    // A backup answered the primary: answer the coordinator when all have.
+    Message origin;
+    Status status;
+    {
+      std::lock_guard<std::mutex> lock(flights_mu_);
+      auto it = forwards_.find({m.xid, m.to, request_kind(m.kind)});
+      if (it == forwards_.end()) return;
+      Forward& f = it->second;
+      if (f.status.ok() && !m.status.ok()) f.status = m.status;
+      if (--f.waiting > 0) return;
+      origin = std::move(f.request);
+      status = f.status;
+      forwards_.erase(it);
+    }
+    return reply(origin, status);
+  }
+  std::shared_ptr<TxFlight> f;
+  {
+    std::lock_guard<std::mutex> lock(flights_mu_);
+    auto it = flights_.find(m.xid);
+    if (it == flights_.end()) return;
+    f = it->second;
+  }
+  if (f->status.ok() && !m.status.ok()) f->status = m.status;
+  if (--f->waiting == 0) advance(f);
+}
+
+// ---- The coordinator's side.
+
+void Cluster::send_to_primaries(TxFlight& f, MessageKind kind) {
+  f.waiting = f.participants.size();
+  for (const TxParticipant& p : f.participants) {
+    Message m;
+    m.kind = kind;
+    m.from = f.coordinator;
+    m.to = p.primary;
+    m.xid = f.xid;
+    m.version = f.commit_version;
+    m.tx_cut_id = f.tx_cut_id;
+    m.participants = f.participants;
+    if (kind == MessageKind::kCommitRequest) m.writes = f.writes;
+    messenger_.send(m);
+  }
+}
+
+void Cluster::start_prepare(const std::shared_ptr<TxFlight>& f) {
+  std::map<uint16_t, std::set<uint16_t>> backups;
+  for (const TxWrite& w : f->writes) {
+    const std::vector<uint16_t>& owners = affinity().owners(w.group_id, w.partition);
+    backups[owners.front()].insert(owners.begin() + 1, owners.end());
+  }
+  for (auto& [primary, b] : backups) f->participants.push_back(TxParticipant{primary, {b.begin(), b.end()}});
+  {
+    std::lock_guard<std::mutex> lock(flights_mu_);
+    flights_[f->xid] = f;
+  }
+  f->phase = TxFlight::Phase::kPreparing;
+  send_to_primaries(*f, MessageKind::kPrepareRequest);
+}
+
+void Cluster::start_commit(const std::shared_ptr<TxFlight>& f) {
+  f->phase = TxFlight::Phase::kCommitting;
+  f->commit_version = next_version(f->coordinator);
+  f->tx_cut_id = nodes_[f->coordinator]->cut_id();  // the decision's cut
+  send_to_primaries(*f, MessageKind::kCommitRequest);
+}
+
+void Cluster::start_rollback(const std::shared_ptr<TxFlight>& f) {
+  f->phase = TxFlight::Phase::kRollingBack;
+  send_to_primaries(*f, MessageKind::kRollbackRequest);
+}
+
+void Cluster::advance(const std::shared_ptr<TxFlight>& f) {
+  switch (f->phase) {
+    case TxFlight::Phase::kPreparing:
+      if (!f->status.ok()) return start_rollback(f);
+      f->phase = TxFlight::Phase::kPrepared;
+      if (f->commit_when_prepared) start_commit(f);
+      return;
+    case TxFlight::Phase::kCommitting: f->committed = f->status.ok(); break;
+    default: break;
+  }
+  f->phase = TxFlight::Phase::kDone;
+  {
+    std::lock_guard<std::mutex> lock(flights_mu_);
+    flights_.erase(f->xid);
+  }
+  if (f->done) f->done(*f);
+}
+
+std::shared_ptr<TxFlight> Cluster::submit(uint16_t coordinator, std::vector<TxWrite> writes, bool commit,
+                                          std::function<void(const TxFlight&)> done) {
+  auto f = std::make_shared<TxFlight>();
+  f->xid = next_version(coordinator);
+  f->coordinator = coordinator;
+  f->writes = std::move(writes);
+  f->commit_when_prepared = commit;
+  f->done = std::move(done);
+  start_prepare(f);
+  return f;
+}
+
+std::shared_ptr<TxFlight> Cluster::submit_atomic(uint16_t from, TxWrite write, std::function<void(const TxFlight&)> done) {
+  auto f = std::make_shared<TxFlight>();
+  f->xid = next_version(from);
+  f->coordinator = from;
+  f->phase = TxFlight::Phase::kAtomic;
+  f->done = std::move(done);
+  f->waiting = 1;
+  {
+    std::lock_guard<std::mutex> lock(flights_mu_);
+    flights_[f->xid] = f;
+  }
+  Message m;
+  m.kind = MessageKind::kAtomicUpdateRequest;
+  m.from = from;
+  m.to = affinity().primary(write.group_id, write.partition);
+  m.xid = f->xid;
+  m.version = f->xid;
+  m.writes = {std::move(write)};
+  messenger_.send(m);
+  return f;
+}
+
+Result<TxWrite> Cluster::make_write(const std::string& group, std::string key, std::optional<std::string> value) const {
+  const CacheGroup* g = group_or_null(group);
+  if (!g) return Status::invalid_argument("no cache group named " + group);
+  uint16_t p = partition_of(*g, key);
+  return TxWrite{g->id, p, std::move(key), std::move(value)};
+}
+
+// ---- Key locks
+
+bool Cluster::try_lock_keys(const std::vector<TxWrite>& writes) {
+  std::lock_guard<std::mutex> lock(locks_mu_);
+  for (const TxWrite& w : writes) {
+    if (locked_keys_.count({w.group_id, w.key})) return false;
+  }
+  for (const TxWrite& w : writes) locked_keys_.emplace(w.group_id, w.key);
+  return true;
 }
 
 void Cluster::lock_keys(const std::vector<TxWrite>& writes) {
@@ -131,21 +317,18 @@ void Cluster::unlock_keys(const std::vector<TxWrite>& writes) {
   locks_cv_.notify_all();
 }
 
+// ---- Blocking calls (immediate delivery)
+
 Status Cluster::atomic_put(const std::string& group, std::string key, std::optional<std::string> value, uint16_t from) {
   const CacheGroup* g = group_or_null(group);
   if (!g) return Status::invalid_argument("no cache group named " + group);
   if (g->mode != CacheMode::kAtomic) return Status::invalid_argument("cache group " + group + " is TRANSACTIONAL: use a transaction");
-  TxWrite w{g->id, partition_of(*g, key), std::move(key), std::move(value)};
-  std::vector<TxWrite> writes{w};
+  Result<TxWrite> w = make_write(group, std::move(key), std::move(value));
+  std::vector<TxWrite> writes{w.value()};
   std::shared_lock<std::shared_mutex> gate(gate_);
   lock_keys(writes);
-  Message m;
-  m.kind = MessageKind::kAtomicUpdateRequest;
-  m.from = from;
-  m.to = affinity().primary(g->id, w.partition);
-  m.version = next_version(from);
-  m.writes = writes;
-  Status s = messenger_.call(m).status;
+  Status s;
+  submit_atomic(from, w.value(), [&](const TxFlight& f) { s = f.status; });
   unlock_keys(writes);
   return s;
 }
@@ -177,10 +360,8 @@ Status Cluster::close() {
 
 Transaction::Transaction(Transaction&& o) noexcept
     : cluster_(o.cluster_), coordinator_(o.coordinator_), xid_(o.xid_), writes_(std::move(o.writes_)),
-      participants_(std::move(o.participants_)), prepared_(o.prepared_), finished_(o.finished_),
-      holds_gate_(o.holds_gate_) {
+      flight_(std::move(o.flight_)), finished_(o.finished_), holds_gate_(o.holds_gate_) {
   o.finished_ = true;
-  o.prepared_ = false;
   o.holds_gate_ = false;
 }
 
@@ -192,9 +373,8 @@ Status Transaction::put(const std::string& group, std::string key, std::string v
   const CacheGroup* g = cluster_->group_or_null(group);
   if (!g) return Status::invalid_argument("no cache group named " + group);
   if (g->mode != CacheMode::kTransactional) return Status::invalid_argument("cache group " + group + " is ATOMIC: use atomic_put");
-  if (prepared_ || finished_) return Status::invalid_argument("transaction " + xid_.to_string() + " is already prepared");
-  uint16_t p = partition_of(*g, key);
-  writes_.push_back(TxWrite{g->id, p, std::move(key), std::move(value)});
+  if (flight_ || finished_) return Status::invalid_argument("transaction " + xid_.to_string() + " is already prepared");
+  writes_.push_back(cluster_->make_write(group, std::move(key), std::move(value)).value());
   return {};
 }
 
@@ -202,14 +382,14 @@ Status Transaction::remove(const std::string& group, std::string key) {
   const CacheGroup* g = cluster_->group_or_null(group);
   if (!g) return Status::invalid_argument("no cache group named " + group);
   if (g->mode != CacheMode::kTransactional) return Status::invalid_argument("cache group " + group + " is ATOMIC: use atomic_put");
-  if (prepared_ || finished_) return Status::invalid_argument("transaction " + xid_.to_string() + " is already prepared");
-  uint16_t p = partition_of(*g, key);
-  writes_.push_back(TxWrite{g->id, p, std::move(key), std::nullopt});
+  if (flight_ || finished_) return Status::invalid_argument("transaction " + xid_.to_string() + " is already prepared");
+  writes_.push_back(cluster_->make_write(group, std::move(key), std::nullopt).value());
   return {};
 }
 
 Status Transaction::prepare() {
-  if (prepared_ || finished_) return {};
+  if (flight_ || finished_) return {};
+  if (cluster_->messenger_.queued()) return Status::invalid_argument("blocking transactions need immediate delivery; use submit()");
   // The last write of a key wins; each key is sent once.
   std::vector<TxWrite> unique;
   for (auto it = writes_.rbegin(); it != writes_.rend(); ++it) {
@@ -222,26 +402,15 @@ Status Transaction::prepare() {
   cluster_->gate_.lock_shared();
   holds_gate_ = true;
   cluster_->lock_keys(writes_);
-  std::map<uint16_t, std::set<uint16_t>> backups;
-  for (const TxWrite& w : writes_) {
-    const std::vector<uint16_t>& owners = cluster_->affinity().owners(w.group_id, w.partition);
-    auto& b = backups[owners.front()];
-    b.insert(owners.begin() + 1, owners.end());
-  }
-  for (auto& [primary, b] : backups) participants_.push_back(TxParticipant{primary, {b.begin(), b.end()}});
-  prepared_ = true;
-  for (const TxParticipant& p : participants_) {
-    Message m;
-    m.kind = MessageKind::kPrepareRequest;
-    m.from = coordinator_;
-    m.to = p.primary;
-    m.xid = xid_;
-    m.participants = participants_;
-    Status s = cluster_->messenger_.call(m).status;
-    if (!s.ok()) {
-      (void)rollback();
-      return s;
-    }
+  flight_ = std::make_shared<TxFlight>();
+  flight_->xid = xid_;
+  flight_->coordinator = coordinator_;
+  flight_->writes = writes_;
+  cluster_->start_prepare(flight_);  // immediate delivery: done when it returns
+  if (flight_->phase == TxFlight::Phase::kDone) {
+    finished_ = true;
+    release();
+    return flight_->status;
   }
   return {};
 }
@@ -253,48 +422,26 @@ Status Transaction::commit() {
     return {};
   }
   WALCUT_RETURN_IF_ERROR(prepare());
-  Version version = cluster_->next_version(coordinator_);
-  Status result;
-  for (const TxParticipant& p : participants_) {
-    Message m;
-    m.kind = MessageKind::kCommitRequest;
-    m.from = coordinator_;
-    m.to = p.primary;
-    m.xid = xid_;
-    m.version = version;
-    m.participants = participants_;
-    m.writes = writes_;
-    Status s = cluster_->messenger_.call(m).status;
-    if (result.ok() && !s.ok()) result = s;
-  }
+  cluster_->start_commit(flight_);
   finished_ = true;
   release();
-  return result;
+  return flight_->status;
 }
 
 Status Transaction::rollback() {
   if (finished_) return {};
   finished_ = true;
   Status result;
-  if (prepared_) {
-    for (const TxParticipant& p : participants_) {
-      Message m;
-      m.kind = MessageKind::kRollbackRequest;
-      m.from = coordinator_;
-      m.to = p.primary;
-      m.xid = xid_;
-      m.participants = participants_;
-      Status s = cluster_->messenger_.call(m).status;
-      if (result.ok() && !s.ok()) result = s;
-    }
+  if (flight_) {
+    cluster_->start_rollback(flight_);
+    result = flight_->status;
   }
   release();
   return result;
 }
 
 void Transaction::release() {
-  if (prepared_) cluster_->unlock_keys(writes_);
-  prepared_ = false;
+  if (flight_) cluster_->unlock_keys(writes_);
   if (holds_gate_) cluster_->gate_.unlock_shared();
   holds_gate_ = false;
 }

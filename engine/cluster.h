@@ -7,7 +7,9 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
+#include <tuple>
 #include <mutex>
 #include <set>
 #include <shared_mutex>
@@ -29,9 +31,26 @@ struct ClusterOptions {
 
 class Cluster;
 
+// A transaction in flight, as its coordinator sees it.
+struct TxFlight {
+  enum class Phase { kPreparing, kPrepared, kCommitting, kRollingBack, kAtomic, kDone };
+  Version xid;
+  uint16_t coordinator = 0;
+  std::vector<TxWrite> writes;
+  std::vector<TxParticipant> participants;
+  Phase phase = Phase::kPreparing;
+  bool commit_when_prepared = false;
+  bool committed = false;       // ended with COMMITTED everywhere
+  size_t waiting = 0;           // answers still due in this phase
+  Status status;                // the first failure
+  Version commit_version;
+  uint64_t tx_cut_id = 0;       // the coordinator's cut id when it decided to commit
+  std::function<void(const TxFlight&)> done;
+};
+
 // A transaction: writes are buffered, then committed with 2PC from the
 // coordinator node. Locks its keys from prepare to the end. Not
-// thread-safe; use one per thread.
+// thread-safe; use one per thread. Needs immediate message delivery.
 class Transaction {
  public:
   Transaction(Transaction&& other) noexcept;
@@ -56,8 +75,7 @@ class Transaction {
   uint16_t coordinator_;
   Version xid_;
   std::vector<TxWrite> writes_;
-  std::vector<TxParticipant> participants_;
-  bool prepared_ = false;
+  std::shared_ptr<TxFlight> flight_;
   bool finished_ = false;
   bool holds_gate_ = false;
 };
@@ -75,14 +93,31 @@ class Cluster {
   Messenger& messenger() { return messenger_; }
   const CacheGroup* group(const std::string& name) const { return meta().group(name); }
 
-  // A transaction coordinated by node `coordinator`.
+  // A transaction coordinated by node `coordinator` (blocking calls).
   Transaction begin(uint16_t coordinator = 0);
   // An ATOMIC group's update: primary first, then its backups. An empty
-  // value removes the key.
+  // value removes the key. Blocking.
   Status atomic_put(const std::string& group, std::string key, std::optional<std::string> value,
                     uint16_t from = 0);
   // The value on the key's primary.
   std::optional<std::string> get(const std::string& group, const std::string& key) const;
+
+  // ---- Non-blocking calls, for a simulation that queues messages. The
+  // caller keeps conflicting transactions apart (try_lock_keys).
+  // Resolves a group name and key into a write.
+  Result<TxWrite> make_write(const std::string& group, std::string key, std::optional<std::string> value) const;
+  // Starts a transaction: prepare, then commit (or roll back when
+  // `commit` is false or a prepare fails). `done` runs when it has ended.
+  std::shared_ptr<TxFlight> submit(uint16_t coordinator, std::vector<TxWrite> writes, bool commit,
+                                   std::function<void(const TxFlight&)> done);
+  // Starts an atomic update from node `from`; `done` runs when every copy has it.
+  std::shared_ptr<TxFlight> submit_atomic(uint16_t from, TxWrite write, std::function<void(const TxFlight&)> done);
+  bool try_lock_keys(const std::vector<TxWrite>& writes);
+  void unlock_keys(const std::vector<TxWrite>& writes);
+
+  // Starts consistent cut `id` (newer than any node knows): the
+  // coordinator, node 0, sends START to every node.
+  uint64_t start_cut();
 
   Status checkpoint();
   Status close();
@@ -103,9 +138,16 @@ class Cluster {
  private:
   friend class Transaction;
   Cluster() = default;
-  Message handle(const Message& m);
+  void handle(const Message& m);
+  void handle_request(const Message& m);
+  void handle_response(const Message& m);
+  void reply(const Message& request, const Status& s);
+  void send_to_primaries(TxFlight& f, MessageKind kind);
+  void advance(const std::shared_ptr<TxFlight>& f);
+  void start_commit(const std::shared_ptr<TxFlight>& f);
+  void start_rollback(const std::shared_ptr<TxFlight>& f);
+  void start_prepare(const std::shared_ptr<TxFlight>& f);
   void lock_keys(const std::vector<TxWrite>& writes);
-  void unlock_keys(const std::vector<TxWrite>& writes);
   const CacheGroup* group_or_null(const std::string& name) const { return meta().group(name); }
 
   ClusterOptions options_;
@@ -118,6 +160,16 @@ class Cluster {
   std::mutex locks_mu_;
   std::condition_variable locks_cv_;
   std::set<std::pair<uint32_t, std::string>> locked_keys_;
+
+  // Coordinator and forwarding state of requests in flight.
+  struct Forward {
+    Message request;  // to answer when the backups have answered
+    size_t waiting = 0;
+    Status status;
+  };
+  std::mutex flights_mu_;
+  std::map<Version, std::shared_ptr<TxFlight>> flights_;
+  std::map<std::tuple<Version, uint16_t, MessageKind>, Forward> forwards_;
 };
 
 }  // namespace walcut

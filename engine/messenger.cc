@@ -1,5 +1,7 @@
 #include "engine/messenger.h"
 
+#include <cassert>
+
 namespace walcut {
 
 const char* message_kind_name(MessageKind k) {
@@ -12,17 +14,34 @@ const char* message_kind_name(MessageKind k) {
     case MessageKind::kRollbackResponse: return "RollbackResponse";
     case MessageKind::kAtomicUpdateRequest: return "AtomicUpdateRequest";
     case MessageKind::kAtomicUpdateResponse: return "AtomicUpdateResponse";
+    case MessageKind::kCutStart: return "CutStart";
   }
   return "?";
 }
 
-Message Messenger::call(Message request) {
-  if (observer_) observer_(request);
-  Message response = handler_(request);
-  if (observer_) observer_(response);
-  std::lock_guard<std::mutex> lock(mu_);
-  sent_ += 2;
-  return response;
+bool is_request(MessageKind k) {
+  return k == MessageKind::kPrepareRequest || k == MessageKind::kCommitRequest || k == MessageKind::kRollbackRequest ||
+         k == MessageKind::kAtomicUpdateRequest || k == MessageKind::kCutStart;
+}
+
+void Messenger::send(Message m) {
+  if (stamp_) stamp_(m);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++sent_;
+  }
+  if (queued_) {
+    pending_.push_back(std::move(m));
+  } else {
+    handler_(m);
+  }
+}
+
+void Messenger::deliver(size_t i) {
+  assert(queued_ && i < pending_.size());
+  Message m = std::move(pending_[i]);
+  pending_.erase(pending_.begin() + static_cast<long>(i));
+  handler_(m);
 }
 
 uint64_t Messenger::messages_sent() const {

@@ -59,6 +59,7 @@ Status Node::create() {
 
 Status Node::recover() {
   affinity_ = Affinity(meta_.groups, meta_.baseline);
+  cut_id_ = meta_.last_cut_id;
   for (const CacheGroup& g : meta_.groups) {
     for (uint16_t p = 0; p < g.partitions; ++p) {
       if (affinity_.owns(g.id, p, meta_.node_index)) partitions_.emplace(PartitionId{g.id, p}, Partition{});
@@ -207,12 +208,23 @@ Bytes data_payload(const std::vector<TxWrite>& writes, const Version& xid, const
 
 Status Node::prepare(const Version& xid, uint64_t cut_id, const std::vector<TxParticipant>& participants) {
   if (!wal_) return Status::invalid_argument(options_.dir + ": node is read-only or closed");
-  return wal_->append(TxRecord{TxState::kPrepared, xid, cut_id, participants}).status();
+  // Shared with a cut's START: a PREPARED record before START is in the
+  // active set START takes.
+  std::shared_lock<std::shared_mutex> apply_lock(apply_mu_);
+  WALCUT_RETURN_IF_ERROR(wal_->append(TxRecord{TxState::kPrepared, xid, cut_id, participants}).status());
+  std::lock_guard<std::mutex> lock(cut_mu_);
+  active_.insert(xid);
+  return {};
 }
 
 Status Node::rollback(const Version& xid, uint64_t cut_id, const std::vector<TxParticipant>& participants) {
   if (!wal_) return Status::invalid_argument(options_.dir + ": node is read-only or closed");
-  return wal_->append(TxRecord{TxState::kRolledBack, xid, cut_id, participants}).status();
+  {
+    std::shared_lock<std::shared_mutex> apply_lock(apply_mu_);
+    WALCUT_RETURN_IF_ERROR(wal_->append(TxRecord{TxState::kRolledBack, xid, cut_id, participants}).status());
+    tx_finished(xid, false, cut_id);
+  }
+  return finish_cut_if_ready();
 }
 
 Status Node::commit(const Version& xid, const Version& commit_version, uint64_t cut_id,
@@ -223,10 +235,17 @@ Status Node::commit(const Version& xid, const Version& commit_version, uint64_t 
   Bytes data = data_payload(writes, xid, commit_version, exists, held);
   Bytes committed = encode_payload(TxRecord{TxState::kCommitted, xid, cut_id, participants});
   RecordRef records[] = {{RecordType::kData, data}, {RecordType::kTx, committed}};
-  std::shared_lock<std::shared_mutex> apply_lock(apply_mu_);
-  WALCUT_RETURN_IF_ERROR(wal_->append(records).status());
-  std::lock_guard<std::mutex> lock(partitions_mu_);
-  return for_each_data_entry(data, [&](const DataEntry& e) { partition(e.group_id, e.partition)->apply(e); });
+  {
+    std::shared_lock<std::shared_mutex> apply_lock(apply_mu_);
+    WALCUT_RETURN_IF_ERROR(wal_->append(records).status());
+    {
+      std::lock_guard<std::mutex> lock(partitions_mu_);
+      WALCUT_RETURN_IF_ERROR(
+          for_each_data_entry(data, [&](const DataEntry& e) { partition(e.group_id, e.partition)->apply(e); }));
+    }
+    tx_finished(xid, true, cut_id);
+  }
+  return finish_cut_if_ready();
 }
 
 Status Node::apply_atomic(const TxWrite& write, const Version& version) {
@@ -351,6 +370,88 @@ Status Node::drop_old_segments() {
     if (ec) return Status::io_error("remove " + p + ": " + ec.message());
   }
   return {};
+}
+
+uint64_t Node::cut_id() const {
+  std::lock_guard<std::mutex> lock(cut_mu_);
+  return cut_id_;
+}
+
+Status Node::observe_cut(uint64_t id) {
+  {
+    std::lock_guard<std::mutex> lock(cut_mu_);
+    if (id <= cut_id_) return {};
+    if (cut_running_) {
+      return Status::invalid_argument("node " + meta_.node_id + ": cut " + std::to_string(id) + " arrived while cut " +
+                                      std::to_string(cut_id_) + " is still running");
+    }
+  }
+  if (!wal_) return Status::invalid_argument(options_.dir + ": node is read-only or closed");
+  {
+    // START and the active set are taken together, and the new id is
+    // published only after START is logged: no commit carrying the new id
+    // can land before START on this node.
+    std::unique_lock<std::shared_mutex> apply_lock(apply_mu_);
+    std::lock_guard<std::mutex> lock(cut_mu_);
+    if (id <= cut_id_) return {};
+    Result<WalPointer> start = wal_->append(IncSnapshotStartRecord{id});
+    if (!start.ok()) {
+      cut_error_ = start.status();
+      cut_cv_.notify_all();
+      return start.status();
+    }
+    cut_id_ = id;
+    cut_running_ = true;
+    waiting_ = active_;
+    cut_ = CutResult{id, start.value(), {}, {}, {}};
+  }
+  return finish_cut_if_ready();
+}
+
+void Node::tx_finished(const Version& xid, bool committed, uint64_t tx_cut_id) {
+  std::lock_guard<std::mutex> lock(cut_mu_);
+  active_.erase(xid);
+  if (!cut_running_ || waiting_.erase(xid) == 0 || !committed) return;
+  (tx_cut_id >= cut_.cut_id ? cut_.excluded : cut_.included).push_back(xid);
+}
+
+Status Node::finish_cut_if_ready() {
+  IncSnapshotFinishRecord finish;
+  {
+    std::lock_guard<std::mutex> lock(cut_mu_);
+    if (!cut_running_ || !waiting_.empty() || cut_finishing_) return {};
+    cut_finishing_ = true;
+    std::sort(cut_.included.begin(), cut_.included.end());
+    std::sort(cut_.excluded.begin(), cut_.excluded.end());
+    finish = IncSnapshotFinishRecord{cut_.cut_id, cut_.included, cut_.excluded};
+  }
+  Result<WalPointer> at = wal_->append(finish);
+  Status s = at.status();
+  if (s.ok()) s = wal_->rollover().status();  // an increment is a set of whole segments
+  if (s.ok()) s = update_meta([&](NodeMeta& m) { m.last_cut_id = finish.cut_id; });
+  std::lock_guard<std::mutex> lock(cut_mu_);
+  cut_finishing_ = false;
+  if (!s.ok()) {
+    cut_error_ = s;
+  } else {
+    cut_.finish = at.value();
+    cut_running_ = false;
+  }
+  cut_cv_.notify_all();
+  return s;
+}
+
+std::optional<Node::CutResult> Node::finished_cut(uint64_t id) const {
+  std::lock_guard<std::mutex> lock(cut_mu_);
+  if (cut_.cut_id != id || cut_running_ || cut_.finish == WalPointer{}) return std::nullopt;
+  return cut_;
+}
+
+Result<Node::CutResult> Node::wait_cut(uint64_t id) {
+  std::unique_lock<std::mutex> lock(cut_mu_);
+  cut_cv_.wait(lock, [&] { return !cut_error_.ok() || (cut_.cut_id == id && !cut_running_ && cut_.finish != WalPointer{}); });
+  if (!cut_error_.ok()) return cut_error_;
+  return cut_;
 }
 
 Status Node::close() {

@@ -59,6 +59,7 @@ Bytes encode_node_meta(const NodeMeta& m) {
   e.u64(m.checkpoint.segment);
   e.u64(m.checkpoint.offset);
   e.u64(m.wal_keep_from_segment);
+  e.u64(m.last_cut_id);
   Bytes out;
   Encoder o(out);
   o.u64(kMagic);
@@ -103,6 +104,7 @@ Result<NodeMeta> decode_node_meta(ByteSpan bytes, const std::string& what) {
   m.checkpoint.segment = d.u64();
   m.checkpoint.offset = d.u64();
   m.wal_keep_from_segment = d.u64();
+  m.last_cut_id = d.u64();
   if (d.failed() || d.remaining() != 0) return Status::corruption(what + ": malformed body");
   if (m.node_index >= m.baseline.size() || m.baseline[m.node_index] != m.node_id) {
     return Status::corruption(what + ": node " + m.node_id + " is not at index " + std::to_string(m.node_index) +

@@ -25,6 +25,7 @@ struct NodeMeta {
   // WAL segments from this index on are kept for a snapshot's increments;
   // kKeepNone when no snapshot needs any.
   uint64_t wal_keep_from_segment = kKeepNone;
+  uint64_t last_cut_id = 0;  // the newest consistent cut this node finished
   static constexpr uint64_t kKeepNone = ~0ull;
 
   const CacheGroup* group(uint32_t id) const;
