@@ -233,7 +233,8 @@ void Cluster::advance(const std::shared_ptr<TxFlight>& f) {
     case TxFlight::Phase::kPreparing:
       if (!f->status.ok()) return start_rollback(f);
       f->phase = TxFlight::Phase::kPrepared;
-      if (f->commit_when_prepared) start_commit(f);
+      if (f->then == TxFlight::Then::kCommit) start_commit(f);
+      if (f->then == TxFlight::Then::kRollback) start_rollback(f);
       return;
     case TxFlight::Phase::kCommitting: f->committed = f->status.ok(); break;
     default: break;
@@ -252,7 +253,7 @@ std::shared_ptr<TxFlight> Cluster::submit(uint16_t coordinator, std::vector<TxWr
   f->xid = next_version(coordinator);
   f->coordinator = coordinator;
   f->writes = std::move(writes);
-  f->commit_when_prepared = commit;
+  f->then = commit ? TxFlight::Then::kCommit : TxFlight::Then::kRollback;
   f->done = std::move(done);
   start_prepare(f);
   return f;
@@ -285,6 +286,31 @@ Result<TxWrite> Cluster::make_write(const std::string& group, std::string key, s
   if (!g) return Status::invalid_argument("no cache group named " + group);
   uint16_t p = partition_of(*g, key);
   return TxWrite{g->id, p, std::move(key), std::move(value)};
+}
+
+// ---- The gate
+
+Cluster::Pause::Pause(Cluster& c) : c_(c) {
+  {
+    std::lock_guard<std::mutex> lock(c_.pause_mu_);
+    c_.pausing_ = true;
+  }
+  c_.gate_.lock();
+}
+
+Cluster::Pause::~Pause() {
+  c_.gate_.unlock();
+  {
+    std::lock_guard<std::mutex> lock(c_.pause_mu_);
+    c_.pausing_ = false;
+  }
+  c_.pause_cv_.notify_all();
+}
+
+void Cluster::enter_gate() {
+  std::unique_lock<std::mutex> lock(pause_mu_);
+  pause_cv_.wait(lock, [&] { return !pausing_; });
+  gate_.lock_shared();
 }
 
 // ---- Key locks
@@ -325,7 +351,8 @@ Status Cluster::atomic_put(const std::string& group, std::string key, std::optio
   if (g->mode != CacheMode::kAtomic) return Status::invalid_argument("cache group " + group + " is TRANSACTIONAL: use a transaction");
   Result<TxWrite> w = make_write(group, std::move(key), std::move(value));
   std::vector<TxWrite> writes{w.value()};
-  std::shared_lock<std::shared_mutex> gate(gate_);
+  enter_gate();
+  std::shared_lock<std::shared_mutex> gate(gate_, std::adopt_lock);
   lock_keys(writes);
   Status s;
   submit_atomic(from, w.value(), [&](const TxFlight& f) { s = f.status; });
@@ -399,7 +426,7 @@ Status Transaction::prepare() {
   }
   std::reverse(unique.begin(), unique.end());
   writes_ = std::move(unique);
-  cluster_->gate_.lock_shared();
+  cluster_->enter_gate();
   holds_gate_ = true;
   cluster_->lock_keys(writes_);
   flight_ = std::make_shared<TxFlight>();

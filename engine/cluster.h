@@ -39,7 +39,8 @@ struct TxFlight {
   std::vector<TxWrite> writes;
   std::vector<TxParticipant> participants;
   Phase phase = Phase::kPreparing;
-  bool commit_when_prepared = false;
+  enum class Then { kWait, kCommit, kRollback };
+  Then then = Then::kWait;  // what to do once every participant has prepared
   bool committed = false;       // ended with COMMITTED everywhere
   size_t waiting = 0;           // answers still due in this phase
   Status status;                // the first failure
@@ -123,14 +124,19 @@ class Cluster {
   Status close();
 
   // Holds new transactions and waits for those in flight, for a snapshot.
-  // Returned object releases on destruction.
+  // New ones wait from the moment it is asked for, so a steady stream of
+  // transactions cannot keep it waiting. Releases on destruction.
   class Pause {
    public:
-    explicit Pause(std::shared_mutex& m) : lock_(m) {}
+    explicit Pause(Cluster& c);
+    ~Pause();
+    Pause(const Pause&) = delete;
+    Pause& operator=(const Pause&) = delete;
+
    private:
-    std::unique_lock<std::shared_mutex> lock_;
+    Cluster& c_;
   };
-  Pause pause_transactions() { return Pause(gate_); }
+  Pause pause_transactions() { return Pause(*this); }
 
   // A new version ordered after every version this coordinator issued.
   Version next_version(uint16_t node);
@@ -157,6 +163,10 @@ class Cluster {
   // Transactions hold it shared from prepare to their end; a snapshot
   // holds it exclusive to let the ones in flight finish and start no new ones.
   std::shared_mutex gate_;
+  void enter_gate();  // waits while a pause is asked for, then holds the gate shared
+  std::mutex pause_mu_;
+  std::condition_variable pause_cv_;
+  bool pausing_ = false;
   std::mutex locks_mu_;
   std::condition_variable locks_cv_;
   std::set<std::pair<uint32_t, std::string>> locked_keys_;

@@ -39,6 +39,7 @@ struct Message {
   std::vector<TxParticipant> participants;
   std::vector<TxWrite> writes;
   Status status;               // in responses
+  uint64_t not_before = 0;     // simulation time before which it may not be delivered
 };
 
 // Carries messages. Immediate delivery (the default) hands each message to
@@ -59,6 +60,7 @@ class Messenger {
   void send(Message m);
   // Queued delivery: the messages sent and not yet delivered, oldest first.
   const std::deque<Message>& pending() const { return pending_; }
+  std::deque<Message>& pending() { return pending_; }
   // Delivers pending()[i]. Messages it causes are queued behind the others.
   void deliver(size_t i);
   uint64_t messages_sent() const;

@@ -329,6 +329,12 @@ Status Node::checkpoint() {
     Status s = sync_dir(dir);
     if (!s.ok()) return redirty(s);
   }
+  // node.meta may name the CHECKPOINT record only once the record is durable,
+  // or a crash could leave recovery skipping records written after it.
+  {
+    Status synced = wal_->sync();
+    if (!synced.ok()) return redirty(synced);
+  }
   fault::point("checkpoint.before_meta");
   NodeMeta next = meta_;
   next.checkpoint_id = id;

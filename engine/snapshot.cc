@@ -190,6 +190,10 @@ Result<SnapshotReport> take_full_snapshot(Cluster& cluster, const std::string& s
       images.push_back(std::move(image).value());
     }
   }
+  // Increments start from these segments: keep them from now on.
+  for (uint16_t i = 0; i < cluster.size(); ++i) {
+    WALCUT_RETURN_IF_ERROR(cluster.node(i).keep_wal_from(images[i].pointer.segment));
+  }
   SnapshotReport report;
   report.dir = final_dir;
   report.pause_us = static_cast<uint64_t>(
@@ -227,9 +231,6 @@ Result<SnapshotReport> take_full_snapshot(Cluster& cluster, const std::string& s
   WALCUT_RETURN_IF_ERROR(sync_tree(staging));
   if (::rename(staging.c_str(), final_dir.c_str()) != 0) return Status::from_errno("rename " + staging, errno);
   WALCUT_RETURN_IF_ERROR(sync_dir(snapshots_root));
-  for (uint16_t i = 0; i < cluster.size(); ++i) {
-    WALCUT_RETURN_IF_ERROR(cluster.node(i).keep_wal_from(images[i].pointer.segment));
-  }
   return report;
 }
 

@@ -71,7 +71,9 @@ Status collect_db_tree(const fs::path& db, std::vector<Copy>& out) {
   return {};
 }
 
-Status collect(const fs::path& dir, const std::string& group, std::vector<Copy>& out) {
+Status collect(fs::path dir, const std::string& group, std::vector<Copy>& out) {
+  dir = dir.lexically_normal();
+  if (dir.filename().empty()) dir = dir.parent_path();  // "snap/db/" names "snap/db"
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return Status::invalid_argument(dir.string() + ": not a directory");
   if (is_node_dir(dir)) {

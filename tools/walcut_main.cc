@@ -3,6 +3,7 @@
 
 #include "tools/cli_util.h"
 #include "tools/dump_command.h"
+#include "tools/gen_command.h"
 #include "tools/wal_commands.h"
 
 int main(int argc, char** argv) {
@@ -12,6 +13,7 @@ int main(int argc, char** argv) {
   int exit_code = walcut::cli::kExitOk;
   walcut::cli::add_wal_commands(app, exit_code);
   walcut::cli::add_dump_command(app, exit_code);
+  walcut::cli::add_gen_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,126 @@
+// Micro-benchmarks of the CPU work replay does per block: the CRC32C check,
+// LZ4 decompression and record/entry parsing. Results: docs/benchmarks.md.
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <random>
+
+#include "io/block.h"
+#include "io/crc32c.h"
+#include "io/records.h"
+
+namespace walcut {
+namespace {
+
+// The writer's default block limit: blocks on disk are at most this big.
+constexpr uint32_t kBlockRawBytesLimit = 64u << 10;
+constexpr uint32_t kEntriesPerRecord = 4;
+constexpr size_t kValueBytes = 100;
+
+// A block of DATA records like a WAL holds: 8-byte keys, ~100-byte values
+// over a 4-letter alphabet (compressible, as real rows are), 4 entries per
+// record, packed up to the writer's default 64 KiB limit.
+BlockBuilder make_data_block() {
+  std::mt19937_64 rng(42);
+  BlockBuilder b;
+  uint64_t order = 1;
+  for (;;) {
+    Bytes payload;
+    std::vector<Bytes> keys(kEntriesPerRecord), values(kEntriesPerRecord);
+    for (uint32_t i = 0; i < kEntriesPerRecord; ++i) {
+      keys[i].resize(8);
+      store_u64(keys[i].data(), rng() % 1000000);
+      values[i].resize(kValueBytes - 8 + rng() % 17);  // 92..108 bytes
+      for (auto& byte : values[i]) byte = std::byte{static_cast<uint8_t>('a' + rng() % 4)};
+      DataEntry e;
+      e.group_id = 1 + static_cast<uint32_t>(rng() % 3);
+      e.partition = static_cast<uint16_t>(rng() % 1024);
+      e.write_version = Version{1, 1, order};
+      e.near_xid = e.write_version;
+      e.key = keys[i];
+      e.value = values[i];
+      append_data_entry(payload, e);
+    }
+    finish_data_payload(payload, kEntriesPerRecord);
+    if (b.raw_bytes() + kRecordHeaderBytes + payload.size() > kBlockRawBytesLimit) break;
+    b.add(RecordType::kData, payload);
+    ++order;
+  }
+  return b;
+}
+
+// A header for `sealed` as the reader would see it after validation.
+BlockHeader header_of(const SealedBlock& sealed) {
+  BlockHeader h;
+  h.stored_bytes = static_cast<uint32_t>(sealed.stored.size());
+  h.raw_bytes = sealed.raw_bytes;
+  h.record_count = sealed.record_count;
+  h.codec = sealed.codec;
+  h.first = WalPointer{0, kSegmentHeaderBytes + kBlockHeaderBytes};
+  return h;
+}
+
+void BM_Crc32c(benchmark::State& state) {
+  Bytes data(static_cast<size_t>(state.range(0)));
+  std::mt19937 rng(1);
+  for (auto& byte : data) byte = std::byte{static_cast<uint8_t>(rng())};
+  uint32_t crc = 0;
+  for (auto _ : state) {
+    crc = crc32c(data, crc);
+    benchmark::DoNotOptimize(crc);
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * state.range(0));
+}
+BENCHMARK(BM_Crc32c)->Arg(4 << 10)->Arg(64 << 10)->Arg(1 << 20);
+
+void BM_Lz4DecodeBlock(benchmark::State& state) {
+  const SealedBlock sealed = seal_block(make_data_block(), Codec::kLz4);
+  if (sealed.codec != Codec::kLz4) {
+    state.SkipWithError("LZ4 did not shrink the block");
+    return;
+  }
+  const BlockHeader h = header_of(sealed);
+  Bytes scratch(h.raw_bytes);
+  for (auto _ : state) {
+    Result<ByteSpan> raw = block_raw_payload(h, sealed.stored, scratch);
+    if (!raw.ok()) {
+      state.SkipWithError(raw.status().to_string().c_str());
+      return;
+    }
+    benchmark::DoNotOptimize(raw->data());
+    benchmark::ClobberMemory();
+  }
+  // Throughput counts the raw (decompressed) bytes produced.
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * h.raw_bytes);
+  state.counters["raw_bytes"] = h.raw_bytes;
+  state.counters["ratio"] = static_cast<double>(h.raw_bytes) / static_cast<double>(h.stored_bytes);
+}
+BENCHMARK(BM_Lz4DecodeBlock);
+
+void BM_ParseBlock(benchmark::State& state) {
+  const BlockBuilder builder = make_data_block();
+  const SealedBlock sealed = seal_block(builder, Codec::kNone);
+  const BlockHeader h = header_of(sealed);
+  uint64_t entries = 0;
+  for (auto _ : state) {
+    Status s = for_each_record(h, sealed.stored, [&](const RecordView& r) -> Status {
+      if (r.type != RecordType::kData) return {};
+      return for_each_data_entry(r.payload, [&](const DataEntry& e) {
+        benchmark::DoNotOptimize(e.value.data());
+        ++entries;
+      });
+    });
+    if (!s.ok()) {
+      state.SkipWithError(s.to_string().c_str());
+      return;
+    }
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * h.record_count);
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * h.raw_bytes);
+  state.counters["entries"] = benchmark::Counter(static_cast<double>(entries), benchmark::Counter::kIsRate);
+  state.counters["records_per_block"] = h.record_count;
+}
+BENCHMARK(BM_ParseBlock);
+
+}  // namespace
+}  // namespace walcut

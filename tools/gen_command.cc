@@ -1,0 +1,63 @@
+#include "tools/gen_command.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "tools/cli_util.h"
+#include "tools/sim/simulator.h"
+
+namespace walcut::cli {
+
+void add_gen_command(CLI::App& app, int& exit_code) {
+  auto o = std::make_shared<sim::Options>();
+  auto codec = std::make_shared<std::string>("none");
+  auto dist = std::make_shared<std::string>("uniform");
+  auto segment_mib = std::make_shared<uint64_t>(4);
+  CLI::App* g = app.add_subcommand("gen", "Simulate a cluster deterministically and write its files: "
+                                          "cluster/, snapshots/ (full snapshot and increments), history.jsonl");
+  g->add_option("--out", o->out, "Output directory (must not exist or be empty)")->required();
+  g->add_option("--seed", o->seed, "Seed: the same seed gives the same bytes")->capture_default_str();
+  g->add_option("--nodes", o->nodes, "Nodes in the baseline")->check(CLI::Range(1, 1000))->capture_default_str();
+  g->add_option("--groups", o->groups, "TRANSACTIONAL cache groups")->capture_default_str();
+  g->add_option("--atomic-groups", o->atomic_groups, "ATOMIC cache groups")->capture_default_str();
+  g->add_option("--partitions", o->partitions, "Partitions per group")->check(CLI::Range(1, 65535))->capture_default_str();
+  g->add_option("--backups", o->backups, "Backups per partition")->check(CLI::Range(0, 100))->capture_default_str();
+  g->add_option("--keys", o->keys, "Distinct keys per group")->check(CLI::Range(1ull, 1ull << 40))->capture_default_str();
+  g->add_option("--key-dist", *dist, "Key distribution")->check(CLI::IsMember({"uniform", "zipf"}))->capture_default_str();
+  g->add_option("--value-bytes", o->value_bytes, "Bytes per value")->check(CLI::Range(0, 1 << 20))->capture_default_str();
+  g->add_option("--txs", o->txs, "Transactions to run")->capture_default_str();
+  g->add_option("--tx-size", o->tx_size, "Writes per transaction: 1 to this")->check(CLI::Range(1, 10000))->capture_default_str();
+  g->add_option("--in-flight", o->in_flight, "Transactions in flight at once")->check(CLI::Range(1, 100000))->capture_default_str();
+  g->add_option("--increments", o->increments, "Incremental snapshots after the full one")->capture_default_str();
+  g->add_option("--codec", *codec, "WAL block codec")->check(CLI::IsMember({"none", "lz4"}))->capture_default_str();
+  g->add_option("--cut-delay-max-ms", o->cut_delay_max_ms,
+                "A node's START message arrives up to this many simulated ms late")->capture_default_str();
+  g->add_option("--segment-mib", *segment_mib, "WAL segment size in MiB")->check(CLI::Range(1, 1024))->capture_default_str();
+  g->add_option("--rollback-percent", o->rollback_percent, "Transactions rolled back")->check(CLI::Range(0, 100))->capture_default_str();
+  g->add_option("--checkpoints", o->checkpoints, "Checkpoints spread over the run")->capture_default_str();
+  g->callback([o, codec, dist, segment_mib, &exit_code] {
+    o->codec = *parse_codec(*codec);
+    o->key_dist = *dist == "zipf" ? sim::KeyDist::kZipf : sim::KeyDist::kUniform;
+    o->segment_bytes = *segment_mib << 20;
+    bool tty = ::isatty(STDERR_FILENO);
+    Result<sim::Report> r = sim::run(*o, [tty](const std::string& s) {
+      if (tty) std::fprintf(stderr, "walcut gen: %s\n", s.c_str());
+    });
+    if (!r.ok()) {
+      exit_code = fail(r.status());
+      return;
+    }
+    std::printf("committed %llu, rolled back %llu, atomic updates %llu, messages %llu\n",
+                static_cast<unsigned long long>(r->committed), static_cast<unsigned long long>(r->rolled_back),
+                static_cast<unsigned long long>(r->atomic_updates), static_cast<unsigned long long>(r->messages));
+    std::printf("increments %llu (included %llu, excluded %llu over all nodes)\n",
+                static_cast<unsigned long long>(r->increments), static_cast<unsigned long long>(r->included),
+                static_cast<unsigned long long>(r->excluded));
+    std::printf("WAL %.1f MiB in %.1f s (%.1f MiB/s)\n", static_cast<double>(r->wal_bytes) / (1 << 20), r->seconds,
+                static_cast<double>(r->wal_bytes) / (1 << 20) / std::max(r->seconds, 1e-9));
+    exit_code = kExitOk;
+  });
+}
+
+}  // namespace walcut::cli

@@ -1,0 +1,354 @@
+#include "tools/sim/simulator.h"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+
+#include "engine/cluster.h"
+#include "engine/increment.h"
+#include "engine/snapshot.h"
+#include "io/file_util.h"
+
+namespace walcut::sim {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+std::string hex(const std::string& s) {
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : s) {
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  }
+  return out;
+}
+
+// A seeded source of numbers, the same on every platform (no std
+// distributions, whose output the standard leaves open).
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : x_(seed * 0x9E3779B97F4A7C15ull + 0xD1B54A32D192ED03ull) {}
+  uint64_t next() {  // splitmix64
+    uint64_t z = (x_ += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  uint64_t below(uint64_t n) { return n == 0 ? 0 : next() % n; }
+  double unit() { return static_cast<double>(next() >> 11) / 9007199254740992.0; }
+
+ private:
+  uint64_t x_;
+};
+
+// Zipf(s = 1) over [0, n): the cumulative weights, searched by bisection.
+class Zipf {
+ public:
+  explicit Zipf(uint64_t n) : cdf_(n) {
+    double sum = 0;
+    for (uint64_t i = 0; i < n; ++i) cdf_[i] = (sum += 1.0 / static_cast<double>(i + 1));
+    for (double& c : cdf_) c /= sum;
+  }
+  uint64_t draw(Rng& rng) const {
+    return static_cast<uint64_t>(std::lower_bound(cdf_.begin(), cdf_.end(), rng.unit()) - cdf_.begin());
+  }
+
+ private:
+  std::vector<double> cdf_;
+};
+
+class Simulation {
+ public:
+  Simulation(const Options& o, std::function<void(const std::string&)> progress)
+      : o_(o), rng_(o.seed), progress_(std::move(progress)) {}
+
+  Result<Report> run();
+
+ private:
+  Status setup();
+  std::string draw_key(uint32_t group_slot);
+  std::string draw_value();
+  void start_transaction();
+  void start_atomic_update();
+  Status step();
+  Status drain();
+  Status take_full_snapshot_now();
+  Status check_cut();
+  void note(const std::string& s) {
+    if (progress_) progress_(s);
+  }
+
+  Options o_;
+  Rng rng_;
+  std::function<void(const std::string&)> progress_;
+  std::unique_ptr<Cluster> cluster_;
+  std::vector<CacheGroup> groups_;
+  std::unique_ptr<Zipf> zipf_;
+  std::ofstream history_;
+  Report report_;
+  uint64_t now_ = 0;  // simulation steps
+  uint64_t started_ = 0, completed_ = 0, in_flight_ = 0;
+  bool full_taken_ = false;
+  uint64_t cuts_started_ = 0;
+  uint64_t running_cut_ = 0;            // 0: none
+  std::map<uint64_t, uint64_t> cut_increment_;  // cut id -> increment index
+  uint64_t checkpoints_done_ = 0;
+};
+
+Status Simulation::setup() {
+  std::error_code ec;
+  if (fs::exists(o_.out, ec) && !fs::is_empty(o_.out, ec)) {
+    return Status::invalid_argument("--out " + o_.out + ": exists and is not empty");
+  }
+  if (o_.nodes == 0 || o_.nodes > 1000) return Status::invalid_argument("--nodes must be 1..1000");
+  if (o_.groups + o_.atomic_groups == 0) return Status::invalid_argument("at least one cache group is needed");
+  if (o_.groups == 0 && o_.txs > 0) return Status::invalid_argument("--txs needs a TRANSACTIONAL group (--groups >= 1)");
+  if (o_.partitions == 0 || o_.partitions > 65535) return Status::invalid_argument("--partitions must be 1..65535");
+  if (o_.keys == 0) return Status::invalid_argument("--keys must be at least 1");
+  if (o_.tx_size == 0 || o_.in_flight == 0) return Status::invalid_argument("--tx-size and --in-flight must be at least 1");
+  fs::create_directories(o_.out, ec);
+  if (ec) return Status::io_error("create " + o_.out + ": " + ec.message());
+  ClusterOptions c;
+  c.dir = o_.out + "/cluster";
+  c.cluster_id = o_.seed + 1;
+  for (uint32_t i = 0; i < o_.nodes; ++i) c.node_ids.push_back("node" + std::to_string(i));
+  for (uint32_t g = 0; g < o_.groups + o_.atomic_groups; ++g) {
+    bool atomic = g >= o_.groups;
+    std::string name = atomic ? "atomic" + std::to_string(g - o_.groups) : "tx" + std::to_string(g);
+    c.groups.push_back(CacheGroup{g + 1, name, atomic ? CacheMode::kAtomic : CacheMode::kTransactional,
+                                  static_cast<uint16_t>(o_.partitions), static_cast<uint16_t>(o_.backups)});
+  }
+  groups_ = c.groups;
+  c.wal.segment_bytes = o_.segment_bytes;
+  c.wal.codec = o_.codec;
+  c.wal.sync = SyncPolicy::kNone;
+  Result<std::unique_ptr<Cluster>> cluster = Cluster::open(c);
+  if (!cluster.ok()) return cluster.status();
+  cluster_ = std::move(cluster).value();
+  cluster_->messenger().set_queued(true);
+  if (o_.key_dist == KeyDist::kZipf) zipf_ = std::make_unique<Zipf>(o_.keys);
+  history_.open(o_.out + "/history.jsonl");
+  if (!history_) return Status::io_error("create " + o_.out + "/history.jsonl");
+  return {};
+}
+
+std::string Simulation::draw_key(uint32_t) {
+  uint64_t k = zipf_ ? zipf_->draw(rng_) : rng_.below(o_.keys);
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "k%08llu", static_cast<unsigned long long>(k));
+  return buf;
+}
+
+std::string Simulation::draw_value() {
+  std::string v(o_.value_bytes, '\0');
+  for (size_t i = 0; i < v.size(); i += 8) {
+    uint64_t r = rng_.next();
+    for (size_t j = 0; j < 8 && i + j < v.size(); ++j) v[i + j] = static_cast<char>('a' + ((r >> (8 * j)) & 15));
+  }
+  return v;
+}
+
+// Transactions: a few writes to TRANSACTIONAL groups, over one or more
+// primaries; some roll back.
+void Simulation::start_transaction() {
+  std::vector<TxWrite> writes;
+  uint32_t n = 1 + static_cast<uint32_t>(rng_.below(o_.tx_size));
+  for (uint32_t i = 0; i < n; ++i) {
+    const CacheGroup& g = groups_[rng_.below(o_.groups)];
+    std::string key = draw_key(g.id);
+    bool dup = std::any_of(writes.begin(), writes.end(), [&](const TxWrite& w) { return w.group_id == g.id && w.key == key; });
+    if (dup) continue;
+    std::optional<std::string> value;
+    if (rng_.below(10) != 0) value = draw_value();
+    writes.push_back(cluster_->make_write(g.name, key, value).value());
+  }
+  if (!cluster_->try_lock_keys(writes)) return;  // a conflicting transaction is in flight: try another later
+  bool commit = rng_.below(100) >= o_.rollback_percent;
+  auto coordinator = static_cast<uint16_t>(rng_.below(o_.nodes));
+  ++started_;
+  ++in_flight_;
+  cluster_->submit(coordinator, writes, commit, [this, writes](const TxFlight& f) {
+    cluster_->unlock_keys(writes);
+    --in_flight_;
+    ++completed_;
+    json j{{"kind", "tx"}, {"xid", f.xid.to_string()}};
+    if (f.committed) {
+      ++report_.committed;
+      j["commit_seq"] = f.commit_version.order;
+      j["outcome"] = "committed";
+      // In restore k iff it was decided before cut k began on its coordinator.
+      if (!full_taken_) {
+        j["increment"] = 0;
+      } else {
+        // Restored by the first cut newer than the one its coordinator knew
+        // when it decided to commit: a started one, or the next to start.
+        auto it = cut_increment_.upper_bound(f.tx_cut_id);
+        uint64_t next = cuts_started_ + 1;
+        j["increment"] = it != cut_increment_.end() ? json(it->second) : next <= o_.increments ? json(next) : json(nullptr);
+      }
+    } else {
+      ++report_.rolled_back;
+      j["commit_seq"] = nullptr;
+      j["outcome"] = "rolled_back";
+      j["increment"] = nullptr;
+    }
+    json w = json::array();
+    for (const TxWrite& x : f.writes) {
+      w.push_back({{"group", groups_[x.group_id - 1].name}, {"partition", x.partition}, {"key", hex(x.key)},
+                   {"value", x.value ? json(hex(*x.value)) : json(nullptr)}});
+    }
+    j["writes"] = std::move(w);
+    history_ << j.dump() << '\n';
+  });
+}
+
+void Simulation::start_atomic_update() {
+  const CacheGroup& g = groups_[o_.groups + rng_.below(o_.atomic_groups)];
+  std::optional<std::string> value;
+  if (rng_.below(10) != 0) value = draw_value();
+  TxWrite w = cluster_->make_write(g.name, draw_key(g.id), value).value();
+  if (!cluster_->try_lock_keys({w})) return;
+  ++in_flight_;
+  cluster_->submit_atomic(static_cast<uint16_t>(rng_.below(o_.nodes)), w, [this, w](const TxFlight& f) {
+    cluster_->unlock_keys({w});
+    --in_flight_;
+    ++report_.atomic_updates;
+    json j{{"kind", "atomic"}, {"commit_seq", f.xid.order}, {"group", groups_[w.group_id - 1].name},
+           {"partition", w.partition}, {"key", hex(w.key)}, {"value", w.value ? json(hex(*w.value)) : json(nullptr)}};
+    history_ << j.dump() << '\n';
+  });
+}
+
+// Delivers one message, drawn among those whose time has come.
+Status Simulation::step() {
+  auto& pending = cluster_->messenger().pending();
+  if (pending.empty()) {
+    // Work in flight with no message to carry it on would never end.
+    if (in_flight_ > 0) {
+      return Status::invalid_argument("simulation stalled: " + std::to_string(in_flight_) +
+                                      " operations in flight and no message pending");
+    }
+    return {};
+  }
+  std::vector<size_t> ready;
+  uint64_t earliest = UINT64_MAX;
+  for (size_t i = 0; i < pending.size(); ++i) {
+    if (pending[i].not_before <= now_) ready.push_back(i);
+    earliest = std::min(earliest, pending[i].not_before);
+  }
+  if (ready.empty()) {
+    now_ = earliest;
+    return {};
+  }
+  cluster_->messenger().deliver(ready[rng_.below(ready.size())]);
+  ++now_;
+  ++report_.messages;
+  return {};
+}
+
+Status Simulation::drain() {
+  while (in_flight_ > 0 || !cluster_->messenger().pending().empty()) WALCUT_RETURN_IF_ERROR(step());
+  return {};
+}
+
+Status Simulation::take_full_snapshot_now() {
+  WALCUT_RETURN_IF_ERROR(drain());
+  Result<SnapshotReport> r = take_full_snapshot(*cluster_, o_.out + "/snapshots", o_.snapshot_name);
+  if (!r.ok()) return r.status();
+  full_taken_ = true;
+  history_ << json{{"kind", "full_snapshot"}, {"name", o_.snapshot_name}}.dump() << '\n';
+  note("full snapshot " + o_.snapshot_name + " after " + std::to_string(completed_) + " transactions");
+  return {};
+}
+
+// Starts the next cut with START delayed per node, or writes the running
+// one's increment once every node has finished it.
+Status Simulation::check_cut() {
+  if (running_cut_ == 0) {
+    uint64_t id = cluster_->start_cut();
+    cut_increment_[id] = ++cuts_started_;
+    running_cut_ = id;
+    for (Message& m : cluster_->messenger().pending()) {
+      if (m.kind == MessageKind::kCutStart && m.cut_id == id) {
+        m.not_before = now_ + rng_.below(uint64_t{o_.cut_delay_max_ms} * kStepsPerMs + 1);
+      }
+    }
+    return {};
+  }
+  for (uint16_t i = 0; i < cluster_->size(); ++i) {
+    if (!cluster_->node(i).finished_cut(running_cut_)) return {};
+  }
+  Result<IncrementReport> r = write_increment(*cluster_, o_.out + "/snapshots", o_.snapshot_name, running_cut_);
+  if (!r.ok()) return r.status();
+  report_.increments += 1;
+  report_.included += r->included;
+  report_.excluded += r->excluded;
+  history_ << json{{"kind", "increment"}, {"index", r->index}}.dump() << '\n';
+  note("increment " + std::to_string(r->index) + ": " + std::to_string(r->included) + " included, " +
+       std::to_string(r->excluded) + " excluded");
+  running_cut_ = 0;
+  return {};
+}
+
+Result<Report> Simulation::run() {
+  auto t0 = std::chrono::steady_clock::now();
+  WALCUT_RETURN_IF_ERROR(setup());
+  const uint64_t full_at = o_.txs / 10;
+  auto cut_at = [&](uint64_t k) { return full_at + (o_.txs - full_at) * k / (uint64_t{o_.increments} + 1); };
+  auto checkpoint_at = [&](uint64_t j) { return o_.txs * j / (uint64_t{o_.checkpoints} + 1); };
+  while (started_ < o_.txs || in_flight_ > 0) {
+    if (!full_taken_ && completed_ >= full_at) WALCUT_RETURN_IF_ERROR(take_full_snapshot_now());
+    // Fill the free slots: mostly transactions, an atomic update in four.
+    for (int tries = 0; in_flight_ < o_.in_flight && started_ < o_.txs && tries < 4; ++tries) {
+      if (o_.atomic_groups > 0 && rng_.below(4) == 0) {
+        start_atomic_update();
+      } else {
+        start_transaction();
+      }
+    }
+    WALCUT_RETURN_IF_ERROR(step());
+    if (full_taken_ && (running_cut_ != 0 || (cuts_started_ < o_.increments && completed_ >= cut_at(cuts_started_ + 1)))) {
+      WALCUT_RETURN_IF_ERROR(check_cut());
+    }
+    if (checkpoints_done_ < o_.checkpoints && completed_ >= checkpoint_at(checkpoints_done_ + 1)) {
+      WALCUT_RETURN_IF_ERROR(cluster_->checkpoint());
+      ++checkpoints_done_;
+    }
+    if (completed_ % 100000 == 0 && completed_ > 0 && in_flight_ == 0) note(std::to_string(completed_) + " transactions");
+  }
+  if (!full_taken_) WALCUT_RETURN_IF_ERROR(take_full_snapshot_now());
+  // Cuts not reached yet run at the end, with nothing else in flight.
+  while (running_cut_ != 0 || cuts_started_ < o_.increments) {
+    WALCUT_RETURN_IF_ERROR(check_cut());
+    WALCUT_RETURN_IF_ERROR(step());
+  }
+  WALCUT_RETURN_IF_ERROR(drain());
+  history_.close();
+  if (!history_) return Status::io_error("write " + o_.out + "/history.jsonl");
+  WALCUT_RETURN_IF_ERROR(cluster_->close());
+  for (uint32_t i = 0; i < o_.nodes; ++i) {
+    Result<std::vector<std::string>> segs = list_segment_files(o_.out + "/cluster/node" + std::to_string(i) + "/wal");
+    if (!segs.ok()) return segs.status();
+    for (const std::string& p : segs.value()) report_.wal_bytes += fs::file_size(p);
+  }
+  report_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return report_;
+}
+
+}  // namespace
+
+Result<Report> run(const Options& options, const std::function<void(const std::string&)>& progress) {
+  Simulation sim(options, progress);
+  return sim.run();
+}
+
+}  // namespace walcut::sim
