@@ -135,6 +135,7 @@ Status Simulation::setup() {
   if (!cluster.ok()) return cluster.status();
   cluster_ = std::move(cluster).value();
   cluster_->messenger().set_queued(true);
+  if (!o_.stamp_messages) cluster_->messenger().set_stamp(nullptr);
   if (o_.key_dist == KeyDist::kZipf) zipf_ = std::make_unique<Zipf>(o_.keys);
   history_.open(o_.out + "/history.jsonl");
   if (!history_) return Status::io_error("create " + o_.out + "/history.jsonl");
