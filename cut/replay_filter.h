@@ -1,0 +1,40 @@
+// The replay filter of an increment (DESIGN.md, "The consistent cut"): which
+// WAL entries a restore of increment N applies, decided from an entry's WAL
+// pointer and its transaction's version alone, so it runs in the parallel
+// decode stage.
+#pragma once
+
+#include <algorithm>
+#include <vector>
+
+#include "io/records.h"
+#include "io/status.h"
+#include "io/wal_format.h"
+
+namespace walcut {
+
+struct ReplayFilter {
+  WalPointer snapshot;   // the full snapshot's CLUSTER_SNAPSHOT record: older entries are in its files
+  WalPointer all_until;  // increment N-1's FINISH (N = 1: the snapshot record)
+  WalPointer start;      // increment N's START
+  WalPointer finish;     // increment N's FINISH: nothing from here on
+  std::vector<Version> included;  // sorted
+  std::vector<Version> excluded;  // sorted
+
+  enum class Verdict { kSkip, kApply, kStop };
+
+  // Cost: two binary searches at most.
+  Verdict decide(const WalPointer& p, const Version& xid) const {
+    if (p < snapshot) return Verdict::kSkip;
+    if (p >= finish) return Verdict::kStop;
+    if (p < all_until) return Verdict::kApply;
+    if (p < start) return in(excluded, xid) && !xid.is_null() ? Verdict::kSkip : Verdict::kApply;
+    if (xid.is_null()) return Verdict::kApply;  // ATOMIC updates: outside the cut, repaired after replay
+    return in(included, xid) ? Verdict::kApply : Verdict::kSkip;
+  }
+
+ private:
+  static bool in(const std::vector<Version>& v, const Version& x) { return std::binary_search(v.begin(), v.end(), x); }
+};
+
+}  // namespace walcut

@@ -1,0 +1,310 @@
+// Restore against a deliberately simple reference computed from the
+// simulator's history: for every seed and increment, every copy of every
+// partition equals the committed transactions of that increment applied in
+// commit order.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "engine/affinity.h"
+#include "engine/partition_file.h"
+#include "io/fault.h"
+#include "replay/restore.h"
+#include "tests/testing/temp_dir.h"
+#include "tests/testing/wal_fixture.h"
+#include "tools/sim/simulator.h"
+
+namespace walcut {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+std::string unhex(const std::string& h) {
+  std::string out;
+  for (size_t i = 0; i + 1 < h.size(); i += 2) out += static_cast<char>(std::stoi(h.substr(i, 2), nullptr, 16));
+  return out;
+}
+
+// group name -> key -> value, after the committed transactions with
+// increment <= k, applied in commit_seq order.
+using State = std::map<std::string, std::map<std::string, std::string>>;
+State reference(const std::string& history, uint64_t k) {
+  std::vector<std::pair<uint64_t, nlohmann::json>> txs;
+  std::ifstream in(history);
+  std::string line;
+  while (std::getline(in, line)) {
+    nlohmann::json j = nlohmann::json::parse(line);
+    if (j["kind"] != "tx" || j["outcome"] != "committed" || j["increment"].is_null()) continue;
+    if (j["increment"].get<uint64_t>() > k) continue;
+    txs.emplace_back(j["commit_seq"].get<uint64_t>(), j);
+  }
+  std::sort(txs.begin(), txs.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  State s;
+  for (const auto& [seq, j] : txs) {
+    for (const auto& w : j["writes"]) {
+      std::string key = unhex(w["key"]);
+      if (w["value"].is_null()) {
+        s[w["group"]].erase(key);
+      } else {
+        s[w["group"]][key] = unhex(w["value"]);
+      }
+    }
+  }
+  return s;
+}
+
+// Every copy in a restored cluster directory matches the reference; ATOMIC
+// copies agree with each other. Returns "" or the first difference.
+std::string compare_restored(const std::string& dest, const State& want) {
+  for (const auto& node_dir : fs::directory_iterator(dest)) {
+    if (!node_dir.is_directory()) continue;
+    Result<NodeMeta> meta = read_node_meta(node_dir.path().string());
+    if (!meta.ok()) return meta.status().to_string();
+    Affinity aff(meta->groups, meta->baseline);
+    for (const CacheGroup& g : meta->groups) {
+      for (uint16_t p = 0; p < g.partitions; ++p) {
+        if (!aff.owns(g.id, p, meta->node_index)) continue;
+        std::string path = node_dir.path().string() + "/db/" + g.name + "/" + partition_file_name(p);
+        Result<PartitionFile> f = read_partition_file(path);
+        if (!f.ok()) return f.status().to_string();
+        if (g.mode == CacheMode::kAtomic) {
+          uint16_t primary = aff.primary(g.id, p);
+          if (primary == meta->node_index) continue;
+          Result<PartitionFile> pf = read_partition_file(dest + "/" + meta->baseline[primary] + "/db/" + g.name + "/" +
+                                                         partition_file_name(p));
+          if (!pf.ok()) return pf.status().to_string();
+          if (pf->entries != f->entries) return path + ": ATOMIC copy differs from its primary's";
+          continue;
+        }
+        std::map<std::string, std::string> have, expect;
+        for (const auto& [k, v] : f->entries) have[k] = v.value;
+        auto it = want.find(g.name);
+        if (it != want.end()) {
+          for (const auto& [k, v] : it->second) {
+            if (partition_of(g, k) == p) expect[k] = v;
+          }
+        }
+        if (have != expect) {
+          return path + ": " + std::to_string(have.size()) + " entries, the reference has " + std::to_string(expect.size());
+        }
+      }
+    }
+  }
+  return "";
+}
+
+sim::Options gen_options(uint64_t seed, const std::string& out) {
+  sim::Options o;
+  o.out = out;
+  o.seed = seed;
+  o.nodes = 3 + static_cast<uint32_t>(seed % 2);
+  o.partitions = 16;
+  o.backups = 1 + static_cast<uint32_t>(seed % 2);
+  o.keys = 60;
+  o.value_bytes = 24;
+  o.txs = 600;
+  o.tx_size = 4;
+  o.in_flight = 8;
+  o.increments = 3;
+  o.cut_delay_max_ms = 10;
+  o.segment_bytes = 128 << 10;
+  o.codec = seed % 2 ? Codec::kLz4 : Codec::kNone;
+  return o;
+}
+
+TEST(Restore, EveryIncrementOfManySeedsEqualsTheReference) {
+  for (uint64_t seed = 1; seed <= 6; ++seed) {
+    TempDir dir;
+    sim::Options o = gen_options(seed, dir.path() + "/gen");
+    ASSERT_TRUE(sim::run(o).ok());
+    for (uint64_t k = 0; k <= o.increments; ++k) {
+      RestoreOptions r;
+      r.snapshot_dir = o.out + "/snapshots/snp";
+      r.increment = k;
+      r.dest = dir.path() + "/restored-" + std::to_string(k);
+      Result<RestoreReport> rep = restore_snapshot(r);
+      ASSERT_TRUE(rep.ok()) << "seed " << seed << " increment " << k << ": " << rep.status().to_string();
+      EXPECT_EQ(compare_restored(r.dest, reference(o.out + "/history.jsonl", k)), "")
+          << "seed " << seed << " increment " << k;
+      if (k > 0) {
+        EXPECT_GT(rep->entries_applied, 0u);
+      }
+    }
+  }
+}
+
+// Bytes of every partition file under a restored directory.
+std::map<std::string, Bytes> files_of(const std::string& dest) {
+  std::map<std::string, Bytes> out;
+  for (const auto& e : fs::recursive_directory_iterator(dest)) {
+    if (e.is_regular_file()) out[fs::relative(e.path(), dest).string()] = testing::read_file(e.path().string());
+  }
+  return out;
+}
+
+TEST(Restore, ThreadsAndIoEnginesGiveIdenticalFiles) {
+  TempDir dir;
+  sim::Options o = gen_options(3, dir.path() + "/gen");
+  ASSERT_TRUE(sim::run(o).ok());
+  std::map<std::string, Bytes> first;
+  int i = 0;
+  for (unsigned threads : {1u, 0u}) {
+    for (IoEngine io : {IoEngine::kUring, IoEngine::kPread}) {
+      RestoreOptions r;
+      r.snapshot_dir = o.out + "/snapshots/snp";
+      r.increment = 3;
+      r.threads = threads;
+      r.io.engine = io;
+      r.io.notice = [](const std::string&) {};
+      r.dest = dir.path() + "/r" + std::to_string(i++);
+      Result<RestoreReport> rep = restore_snapshot(r);
+      ASSERT_TRUE(rep.ok()) << rep.status().to_string();
+      auto files = files_of(r.dest);
+      if (first.empty()) {
+        first = files;
+        ASSERT_GT(first.size(), 10u);
+      } else {
+        EXPECT_EQ(files, first) << "threads " << threads << " io " << io_engine_name(io);
+      }
+    }
+  }
+}
+
+TEST(Restore, DamagedOrMissingSegmentFailsNamingItAndLeavesDestAbsent) {
+  TempDir dir;
+  sim::Options o = gen_options(2, dir.path() + "/gen");
+  ASSERT_TRUE(sim::run(o).ok());
+  const std::string snap = o.out + "/snapshots/snp";
+  auto metas = read_increment_metas(snap, 2).value();
+  const IncrementMeta& m = metas.front();
+  ASSERT_GE(m.files.size(), 1u);
+  const std::string victim = increment_dir(snap, 2) + "/" + m.files.front().path;
+  Bytes original = testing::read_file(victim);
+  Bytes damaged = original;
+  damaged[200] ^= std::byte{0x10};
+  testing::write_file(victim, damaged);
+  RestoreOptions r;
+  r.snapshot_dir = snap;
+  r.increment = 3;
+  r.dest = dir.path() + "/restored";
+  Result<RestoreReport> rep = restore_snapshot(r);
+  ASSERT_FALSE(rep.ok());
+  EXPECT_EQ(rep.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(rep.status().message().find(victim), std::string::npos) << rep.status().message();
+  EXPECT_FALSE(fs::exists(r.dest));
+  testing::write_file(victim, original);
+  fs::rename(victim, victim + ".moved");
+  rep = restore_snapshot(r);
+  ASSERT_FALSE(rep.ok());
+  EXPECT_NE(rep.status().message().find(victim), std::string::npos) << rep.status().message();
+  EXPECT_FALSE(fs::exists(r.dest));
+  fs::rename(victim + ".moved", victim);
+  rep = restore_snapshot(r);
+  ASSERT_TRUE(rep.ok()) << rep.status().to_string();
+  EXPECT_FALSE(rep->already_restored);
+  rep = restore_snapshot(r);
+  ASSERT_TRUE(rep.ok());
+  EXPECT_TRUE(rep->already_restored) << "running the same restore again succeeds";
+  r.increment = 2;
+  EXPECT_FALSE(restore_snapshot(r).ok()) << "a different restore into the same directory is refused";
+}
+
+// Kill the restore at random moments: dest is absent or complete and
+// correct, and running it again succeeds.
+TEST(Restore, KilledAtRandomMomentsLeavesNothingOrAllAndReruns) {
+  TempDir dir;
+  sim::Options o = gen_options(5, dir.path() + "/gen");
+  ASSERT_TRUE(sim::run(o).ok());
+  const State want = reference(o.out + "/history.jsonl", 3);
+  std::mt19937_64 rng(11);
+  int absent = 0, complete = 0;
+  for (int trial = 0; trial < 24; ++trial) {
+    RestoreOptions r;
+    r.snapshot_dir = o.out + "/snapshots/snp";
+    r.increment = 3;
+    r.dest = dir.path() + "/restored-" + std::to_string(trial);
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      if (trial % 6 == 4) {
+        fault::crash_at_point("restore.staged");
+      } else if (trial % 6 == 5) {
+        fault::crash_at_point("restore.renamed");
+      } else {
+        fault::crash_after_bytes(rng() % 200000);
+      }
+      ::_exit(restore_snapshot(r).ok() ? 0 : 1);
+    }
+    rng();  // the parent's sequence stays in step with the child's
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFEXITED(status));
+    if (fs::exists(r.dest)) {
+      ++complete;
+      EXPECT_EQ(compare_restored(r.dest, want), "") << "trial " << trial;
+    } else {
+      ++absent;
+    }
+    Result<RestoreReport> again = restore_snapshot(r);
+    ASSERT_TRUE(again.ok()) << "trial " << trial << ": " << again.status().to_string();
+    EXPECT_EQ(compare_restored(r.dest, want), "") << "trial " << trial;
+  }
+  EXPECT_GT(absent, 0);
+  EXPECT_GT(complete, 0);
+}
+
+TEST(Restore, OneNodeOrSomeGroups) {
+  TempDir dir;
+  sim::Options o = gen_options(4, dir.path() + "/gen");
+  ASSERT_TRUE(sim::run(o).ok());
+  RestoreOptions r;
+  r.snapshot_dir = o.out + "/snapshots/snp";
+  r.increment = 2;
+  r.node = "node1";
+  r.groups = {"tx0"};
+  r.dest = dir.path() + "/one";
+  ASSERT_TRUE(restore_snapshot(r).ok());
+  std::vector<std::string> nodes;
+  for (const auto& e : fs::directory_iterator(r.dest)) {
+    if (e.is_directory()) nodes.push_back(e.path().filename().string());
+  }
+  EXPECT_EQ(nodes, std::vector<std::string>{"node1"});
+  State want = reference(o.out + "/history.jsonl", 2);
+  NodeMeta meta = read_node_meta(r.dest + "/node1").value();
+  Affinity aff(meta.groups, meta.baseline);
+  size_t files = 0;
+  for (const CacheGroup& g : meta.groups) {
+    for (uint16_t p = 0; p < g.partitions; ++p) {
+      std::string path = r.dest + "/node1/db/" + g.name + "/" + partition_file_name(p);
+      if (g.name != "tx0" || !aff.owns(g.id, p, meta.node_index)) {
+        EXPECT_FALSE(fs::exists(path)) << path;
+        continue;
+      }
+      std::map<std::string, std::string> have, expect;
+      Result<PartitionFile> f = read_partition_file(path);
+      ASSERT_TRUE(f.ok()) << f.status().to_string();
+      for (const auto& [k, v] : f->entries) have[k] = v.value;
+      for (const auto& [k, v] : want["tx0"]) {
+        if (partition_of(g, k) == p) expect[k] = v;
+      }
+      EXPECT_EQ(have, expect) << path;
+      ++files;
+    }
+  }
+  EXPECT_GT(files, 0u);
+  r.node = "node9";
+  r.dest = dir.path() + "/none";
+  EXPECT_EQ(restore_snapshot(r).status().code(), StatusCode::kInvalidArgument);
+  r.node.reset();
+  r.groups = {"nope"};
+  EXPECT_EQ(restore_snapshot(r).status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace walcut
