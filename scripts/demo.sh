@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The demo: installs what is missing, builds the walcut CLI, writes a few WAL
-# segments from several threads, then reads them back with `wal stats` and
-# `wal dump`.
+# The demo: installs what is missing, builds the walcut CLI, then runs the
+# whole story on a small generated cluster: simulate a cluster (full
+# snapshot and increments), look at its WAL, restore the last increment,
+# and summarise the restored cluster.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/scripts/install-deps.sh"
@@ -10,23 +11,28 @@ walcut="$root/build/walcut"
 demo=$(mktemp -d "${TMPDIR:-/tmp}/walcut-demo-XXXXXX")
 trap 'rm -rf "$demo"' EXIT
 
-echo "== walcut wal synth: 20000 transactions from 4 threads, LZ4 blocks, 1 MiB segments"
-"$walcut" wal synth "$demo/wal" --transactions 20000 --threads 4 --codec lz4 --segment-kib 1024 --sync interval
-ls -l "$demo/wal"
+echo "== walcut gen: 4 nodes, 20000 transactions, a full snapshot and 3 increments"
+"$walcut" gen --out "$demo/gen" --seed 1 --nodes 4 --txs 20000 --increments 3 --codec lz4 --value-bytes 128
+snap="$demo/gen/snapshots/snp"
 echo
-echo "== walcut wal stats"
-"$walcut" wal stats "$demo/wal"
+echo "== the snapshot"
+find "$snap" -maxdepth 3 -name '*.smf' | sed "s|$demo/||" | sort
 echo
-echo "== walcut wal dump (first records, then the COMMITTED ones as JSON)"
-"$walcut" wal dump "$demo/wal" > "$demo/dump.txt"
-"$walcut" wal dump "$demo/wal" --type TX --json > "$demo/dump.json"
-head -n 6 "$demo/dump.txt" | cut -c1-160
-grep -m 2 COMMITTED "$demo/dump.json"
+echo "== walcut wal stats: node0's segments in increment 3"
+"$walcut" wal stats "$snap/increments/0000000000000003/wal/node0"
 echo
-echo "== a torn tail: damage the last block of the last segment"
-last=$(ls "$demo/wal"/*.wal | tail -n 1)
-end=$("$walcut" wal stats "$last" --json | sed -n 's/.*"offset": \([0-9]*\).*/\1/p')
-printf '\xff' | dd of="$last" bs=1 seek=$((end - 3)) conv=notrunc status=none
-"$walcut" wal stats "$demo/wal" | tail -n 1
+echo "== walcut wal dump: the cut records of increment 3, node0"
+"$walcut" wal dump "$snap/increments/0000000000000003/wal/node0" \
+  --type INC_SNAPSHOT_START,INC_SNAPSHOT_FINISH | cut -c1-160
+echo
+echo "== walcut snapshot restore: increment 3"
+"$walcut" snapshot restore "$snap" --increment 3 --dest "$demo/restored"
+echo
+echo "== walcut dump of the restored cluster: entries per node and group"
+"$walcut" dump "$demo/restored" > "$demo/dump.txt"
+awk '{n[$1" "$2]++} END {for (k in n) print k, n[k]}' "$demo/dump.txt" | sort
+echo
+echo "== running the same restore again succeeds without work"
+"$walcut" snapshot restore "$snap" --increment 3 --dest "$demo/restored"
 echo
 echo "demo done"

@@ -19,6 +19,8 @@ cmake --install "$root/build-test" --prefix "$prefix/usr" >/dev/null
 cmake -S "$root/tests/install" -B "$prefix/consumer" -G Ninja -DCMAKE_PREFIX_PATH="$prefix/usr" >/dev/null
 cmake --build "$prefix/consumer" >/dev/null
 "$prefix/consumer/walcut_consumer" "$prefix/wal"
+"$prefix/usr/bin/walcut" gen --out "$prefix/gen" --seed 1 --txs 2000 --increments 2 >/dev/null
+"$prefix/consumer/walcut_restore_example" "$prefix/gen/snapshots/snp"
 PKG_CONFIG_PATH="$prefix/usr/lib/pkgconfig" pkg-config --exists walcut
 
 echo "== benchmarks on tiny inputs"
@@ -31,5 +33,7 @@ bash "$root/scripts/build.sh" "$root/build-asan" -DCMAKE_BUILD_TYPE=Debug -DWALC
 ctest --test-dir "$root/build-asan" --output-on-failure -j "$jobs"
 
 echo "== ThreadSanitizer build: concurrent code"
-bash "$root/scripts/build.sh" "$root/build-tsan" -DCMAKE_BUILD_TYPE=Debug -DWALCUT_SANITIZE=thread -DWALCUT_BUILD_TESTS=ON -DWALCUT_BUILD_BENCH=OFF -- io_writer_test
-ctest --test-dir "$root/build-tsan" --output-on-failure -j "$jobs" -L io_writer_test
+bash "$root/scripts/build.sh" "$root/build-tsan" -DCMAKE_BUILD_TYPE=Debug -DWALCUT_SANITIZE=thread -DWALCUT_BUILD_TESTS=ON -DWALCUT_BUILD_BENCH=OFF \
+  -- io_writer_test engine_cluster_test engine_snapshot_test engine_cut_test
+ctest --test-dir "$root/build-tsan" --output-on-failure -j "$jobs" \
+  -L '^(io_writer_test|engine_cluster_test|engine_snapshot_test|engine_cut_test)$'
