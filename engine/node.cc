@@ -341,7 +341,7 @@ Status Node::checkpoint() {
   next.checkpoint = pointer;
   Status s = write_node_meta(options_.dir, next);
   if (!s.ok()) return redirty(s);
-  meta_ = next;
+  adopt(next);
   return drop_old_segments();
 }
 
@@ -359,8 +359,18 @@ Status Node::update_meta(const std::function<void(NodeMeta&)>& change) {
   NodeMeta next = meta_;
   change(next);
   WALCUT_RETURN_IF_ERROR(write_node_meta(options_.dir, next));
-  meta_ = next;
+  adopt(next);
   return {};
+}
+
+// Only the fields that change while the node runs: identity, baseline and
+// groups are read by other threads without a lock and never change.
+void Node::adopt(const NodeMeta& next) {
+  meta_.topology_version = next.topology_version;
+  meta_.checkpoint_id = next.checkpoint_id;
+  meta_.checkpoint = next.checkpoint;
+  meta_.wal_keep_from_segment = next.wal_keep_from_segment;
+  meta_.last_cut_id = next.last_cut_id;
 }
 
 // Segments wholly before the checkpoint are not needed for recovery; they

@@ -153,6 +153,7 @@ class Node {
   Partition* partition(uint32_t group_id, uint16_t partition);
   Status drop_old_segments();
   Status update_meta(const std::function<void(NodeMeta&)>& change);
+  void adopt(const NodeMeta& next);
 
   NodeOptions options_;
   NodeMeta meta_;

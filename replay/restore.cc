@@ -173,12 +173,17 @@ Status replay_node(const std::string& snapshot_dir, uint64_t n, uint16_t node_in
   for (const CacheGroup& g : inc.front().front().groups) {
     if (options.groups.empty() || std::count(options.groups.begin(), options.groups.end(), g.name)) groups.insert(g.id);
   }
+  const bool wants_records = sink.wants_records();
   std::vector<std::string> paths = segment_paths(snapshot_dir, inc, node_index);
   uint64_t bytes_total = 0;
   for (const std::string& p : paths) bytes_total += fs::file_size(p);
   BlockReaderOptions ro;
   ro.io = options.io;
   ro.mode = TailMode::kStrict;
+  const IncrementMeta* first = meta_of(inc.front(), node_index);
+  if (!first) return Status::not_found(increment_dir(snapshot_dir, 1) + ": no metadata for node " + std::to_string(node_index));
+  ro.cluster_id = first->cluster_id;  // a segment of another cluster or node is refused
+  ro.node_index = node_index;
   Result<std::unique_ptr<BlockReader>> opened = BlockReader::open(paths, ro);
   if (!opened.ok()) return opened.status();
   BlockReader& reader = **opened;
@@ -250,6 +255,16 @@ Status replay_node(const std::string& snapshot_dir, uint64_t n, uint16_t node_in
                     if (r.pointer >= filter->finish) {
                       reached_finish = true;
                       return {};
+                    }
+                    if (r.type != RecordType::kData && wants_records && r.pointer >= filter->snapshot) {
+                      bool kept = true;
+                      if (r.type == RecordType::kTx) {
+                        Result<RecordPayload> tx = decode_payload(r.type, r.payload);
+                        if (!tx.ok()) return tx.status();
+                        kept = filter->decide(r.pointer, std::get<TxRecord>(tx.value()).near_xid) ==
+                               ReplayFilter::Verdict::kApply;
+                      }
+                      return sink.on_record(node_index, r, kept);
                     }
                     if (r.type != RecordType::kData) return {};
                     return for_each_data_entry(r.payload, [&](const DataEntry& e) {

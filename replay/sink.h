@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "io/block.h"
 #include "io/records.h"
 #include "io/status.h"
 
@@ -24,6 +25,17 @@ class ReplaySink {
   // may run at the same time on different threads. A non-ok status stops
   // the replay.
   virtual Status apply(const ReplayEntry& e) = 0;
+  // Whether on_record() wants the records that are not DATA.
+  virtual bool wants_records() const { return false; }
+  // Sees each record other than DATA from the full snapshot's
+  // CLUSTER_SNAPSHOT record up to (not including) increment N's FINISH,
+  // with whether the filter keeps its transaction (TX records; true for
+  // the rest). Called from the decode stage: in any order, from several
+  // threads.
+  virtual Status on_record(uint16_t node_index, const RecordView& r, bool kept) {
+    (void)node_index, (void)r, (void)kept;
+    return {};
+  }
 };
 
 }  // namespace walcut

@@ -34,6 +34,6 @@ ctest --test-dir "$root/build-asan" --output-on-failure -j "$jobs"
 
 echo "== ThreadSanitizer build: concurrent code"
 bash "$root/scripts/build.sh" "$root/build-tsan" -DCMAKE_BUILD_TYPE=Debug -DWALCUT_SANITIZE=thread -DWALCUT_BUILD_TESTS=ON -DWALCUT_BUILD_BENCH=OFF \
-  -- io_writer_test engine_cluster_test engine_snapshot_test engine_cut_test
+  -- walcut_cli io_writer_test engine_cluster_test engine_snapshot_test engine_cut_test
 ctest --test-dir "$root/build-tsan" --output-on-failure -j "$jobs" \
   -L '^(io_writer_test|engine_cluster_test|engine_snapshot_test|engine_cut_test)$'

@@ -5,7 +5,9 @@
 
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 
+#include "replay/check.h"
 #include "replay/restore.h"
 #include "tools/cli_util.h"
 
@@ -112,10 +114,82 @@ int run_restore(const RestoreArgs& a) {
   return kExitOk;
 }
 
+struct CheckArgs {
+  std::string snapshot;
+  uint64_t increment = 0;
+  bool json = false;
+  std::string node;
+  std::string map_out;
+  std::vector<std::string> reduce;
+  unsigned threads = 0;
+  std::string io = "auto";
+};
+
+void print_report(const CheckReport& r, const CheckArgs& a) {
+  if (a.json) {
+    nlohmann::json nodes = nlohmann::json::array(), findings = nlohmann::json::array();
+    for (const NodeCheck& n : r.nodes) {
+      nodes.push_back({{"node", n.node_id}, {"files", n.files}, {"segments", n.segments}, {"entries", n.entries},
+                       {"bytes_read", n.bytes_read}});
+    }
+    for (const Finding& f : r.findings) findings.push_back({{"kind", f.kind}, {"where", f.where}, {"detail", f.detail}});
+    nlohmann::json j{{"snapshot", a.snapshot}, {"increment", a.increment}, {"clean", r.clean()}, {"nodes", nodes},
+                     {"findings", findings}, {"seconds", r.seconds}, {"bytes_read", r.bytes_read}};
+    std::printf("%s\n", j.dump(2).c_str());
+    return;
+  }
+  std::printf("checked %s%s\n", a.snapshot.c_str(),
+              a.increment ? (" with increments 1.." + std::to_string(a.increment)).c_str() : " (full snapshot)");
+  for (const NodeCheck& n : r.nodes) {
+    std::printf("  %-12s %llu partition files, %llu segments, %llu entries\n", n.node_id.c_str(),
+                static_cast<unsigned long long>(n.files), static_cast<unsigned long long>(n.segments),
+                static_cast<unsigned long long>(n.entries));
+  }
+  for (const Finding& f : r.findings) std::printf("%s: %s: %s\n", f.kind.c_str(), f.where.c_str(), f.detail.c_str());
+  std::printf("%s (%.1f MB read in %.2f s)\n", r.clean() ? "clean" : (std::to_string(r.findings.size()) + " problems found").c_str(),
+              static_cast<double>(r.bytes_read) / 1e6, r.seconds);
+}
+
+int run_check(const CheckArgs& a) {
+  CheckOptions o;
+  o.snapshot_dir = a.snapshot;
+  if (a.increment > 0) o.increment = a.increment;
+  o.threads = a.threads;
+  o.io.engine = a.io == "uring" ? IoEngine::kUring : a.io == "pread" ? IoEngine::kPread : IoEngine::kAuto;
+  if (!a.map_out.empty()) {  // the map of one node, to a file
+    if (a.node.empty()) return fail(Status::invalid_argument("--map-out needs --node"));
+    Result<NodeCheck> c = map_node(o, a.node);
+    if (!c.ok()) return fail(c.status());
+    std::ofstream out(a.map_out);
+    out << node_check_to_json(c.value()) << "\n";
+    if (!out) return fail(Status::io_error("write " + a.map_out));
+    std::printf("map of %s written to %s (%zu findings)\n", a.node.c_str(), a.map_out.c_str(), c->findings.size());
+    return kExitOk;
+  }
+  Result<CheckReport> r = Status::invalid_argument("nothing to check");
+  if (!a.reduce.empty()) {
+    std::vector<NodeCheck> maps;
+    for (const std::string& f : a.reduce) {
+      std::ifstream in(f);
+      if (!in) return fail(Status::io_error("open " + f));
+      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      Result<NodeCheck> c = node_check_from_json(text, f);
+      if (!c.ok()) return fail(c.status());
+      maps.push_back(std::move(c).value());
+    }
+    r = reduce_checks(std::move(maps));
+  } else {
+    r = check_snapshot(o);
+  }
+  if (!r.ok()) return fail(r.status());
+  print_report(r.value(), a);
+  return r->clean() ? kExitOk : kExitFindings;
+}
+
 }  // namespace
 
 void add_snapshot_commands(CLI::App& app, int& exit_code) {
-  CLI::App* snap = app.add_subcommand("snapshot", "Restore snapshots");
+  CLI::App* snap = app.add_subcommand("snapshot", "Restore and check snapshots");
   snap->require_subcommand(1);
   auto a = std::make_shared<RestoreArgs>();
   CLI::App* r = snap->add_subcommand("restore", "Restore a full snapshot and increments 1..N into a new cluster directory");
@@ -129,6 +203,25 @@ void add_snapshot_commands(CLI::App& app, int& exit_code) {
   r->add_flag("--direct", a->direct, "Read segments with O_DIRECT where the filesystem allows it");
   r->add_flag("--json", a->json, "JSON report");
   r->callback([a, &exit_code] { exit_code = run_restore(*a); });
+
+  auto c = std::make_shared<CheckArgs>();
+  CLI::App* k = snap->add_subcommand("check", "Check a snapshot: manifests, segment continuity, partition and "
+                                              "transaction hashes. Exit 0 clean, 1 problems found, 3 cannot check");
+  k->add_option("SNAPSHOT_DIR", c->snapshot, "The snapshot: <snapshots>/<name>");
+  k->add_option("--increment", c->increment, "Also check increments 1..N")->capture_default_str();
+  k->add_flag("--json", c->json, "JSON report");
+  k->add_option("--node", c->node, "With --map-out: map only this node");
+  k->add_option("--map-out", c->map_out, "Write this node's map to a file instead of checking");
+  k->add_option("--reduce", c->reduce, "Reduce map files written by --map-out")->expected(1, -1);
+  k->add_option("--threads", c->threads, "Threads (0: every core)")->capture_default_str();
+  k->add_option("--io", c->io, "I/O engine")->check(CLI::IsMember({"auto", "uring", "pread"}))->capture_default_str();
+  k->callback([c, &exit_code] {
+    if (c->snapshot.empty() && c->reduce.empty()) {
+      exit_code = fail(Status::invalid_argument("SNAPSHOT_DIR or --reduce is required"));
+      return;
+    }
+    exit_code = run_check(*c);
+  });
 }
 
 }  // namespace walcut::cli

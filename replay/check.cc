@@ -1,0 +1,410 @@
+#include "replay/check.h"
+
+#include <xxhash.h>
+
+#include <nlohmann/json.hpp>
+#include <oneapi/tbb/global_control.h>
+#include <oneapi/tbb/parallel_for.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <set>
+
+#include "engine/affinity.h"
+#include "engine/increment.h"
+#include "engine/snapshot.h"
+#include "io/crc32c.h"
+#include "replay/restore.h"
+
+namespace walcut {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string hex64(uint64_t v) {
+  char buf[20];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+std::string where_of(const std::string& node, const CacheGroup& g, uint16_t p) {
+  return node + " " + g.name + " partition " + std::to_string(p);
+}
+
+const CacheGroup* group_by_id(const std::vector<CacheGroup>& groups, uint32_t id) {
+  for (const CacheGroup& g : groups) {
+    if (g.id == id) return &g;
+  }
+  return nullptr;
+}
+
+// Increment data of one node, as restore would apply it: hashes per
+// partition, per other primary, and which transactions wrote data.
+class CheckSink final : public ReplaySink {
+ public:
+  explicit CheckSink(NodeCheck& c) : c_(c) {
+    Affinity aff(c.groups, c.baseline);
+    for (const CacheGroup& g : c.groups) {
+      if (g.mode != CacheMode::kTransactional) continue;
+      for (uint16_t p = 0; p < g.partitions; ++p) {
+        if (aff.owns(g.id, p, c.node_index)) c_.incremental[PartitionId{g.id, p}];  // made now: apply() never inserts
+      }
+    }
+  }
+  bool wants_records() const override { return true; }
+
+  Status apply(const ReplayEntry& e) override {
+    const DataEntry& d = *e.entry;
+    auto it = c_.incremental.find(PartitionId{d.group_id, d.partition});
+    if (it == c_.incremental.end()) return {};  // ATOMIC groups carry no cut guarantee
+    StoredValue v{d.op == EntryOp::kDelete ? std::string("\xff<deleted>") : to_string(d.value), d.write_version};
+    add_to_hashes(it->second, to_string(d.key), v);
+    std::lock_guard<std::mutex> lock(mu_);
+    ++c_.entries;
+    if (!d.near_xid.is_null()) data_xids_.insert(d.near_xid);
+    return {};
+  }
+
+  Status on_record(uint16_t, const RecordView& r, bool kept) override {
+    if (r.type != RecordType::kTx) return {};
+    Result<RecordPayload> p = decode_payload(r.type, r.payload);
+    if (!p.ok()) return p.status();
+    const TxRecord& tx = std::get<TxRecord>(p.value());
+    std::lock_guard<std::mutex> lock(mu_);
+    if (tx.state == TxState::kPrepared) prepared_.insert(tx.near_xid);
+    if (tx.state != TxState::kCommitted || !kept) return {};
+    bool primary = std::any_of(tx.participants.begin(), tx.participants.end(),
+                               [&](const TxParticipant& t) { return t.primary == c_.node_index; });
+    if (!primary) return {};
+    std::byte xid[kVersionBytes];
+    store_u32(xid, tx.near_xid.topology_version);
+    store_u32(xid + 4, tx.near_xid.node_order);
+    store_u64(xid + 8, tx.near_xid.order);
+    uint64_t h = XXH3_64bits(xid, sizeof xid);
+    for (const TxParticipant& t : tx.participants) {
+      if (t.primary == c_.node_index) continue;
+      c_.tx_hash[t.primary] += h;
+      ++c_.tx_count[t.primary];
+    }
+    return {};
+  }
+
+  // Transactions with data but no PREPARED record on this node.
+  std::vector<Version> partially_committed() const {
+    std::vector<Version> out;
+    for (const Version& x : data_xids_) {
+      if (!prepared_.count(x)) out.push_back(x);
+    }
+    return out;
+  }
+
+ private:
+  NodeCheck& c_;
+  std::mutex mu_;
+  std::set<Version> data_xids_, prepared_;
+};
+
+void structure(NodeCheck& c, std::string where, std::string detail) {
+  c.findings.push_back(Finding{"structure", std::move(where), std::move(detail)});
+}
+
+// Files under `dir` (recursively), relative to `base`.
+std::set<std::string> files_under(const std::string& base, const std::string& dir) {
+  std::set<std::string> out;
+  std::error_code ec;
+  if (!fs::exists(base + "/" + dir, ec)) return out;
+  for (auto it = fs::recursive_directory_iterator(base + "/" + dir, ec); it != fs::recursive_directory_iterator(); ++it) {
+    if (it->is_regular_file()) out.insert(fs::relative(it->path(), base).string());
+  }
+  return out;
+}
+
+void check_full_snapshot(const CheckOptions& o, const SnapshotMeta& me, NodeCheck& c) {
+  // Every listed file: there, its size, its checksum, the partition it claims.
+  std::vector<const ManifestEntry*> files;
+  for (const ManifestEntry& f : me.files) files.push_back(&f);
+  std::vector<std::optional<PartitionFile>> parsed(files.size());
+  std::vector<std::string> problems(files.size());
+  tbb::parallel_for(size_t{0}, files.size(), [&](size_t i) {
+    const std::string path = o.snapshot_dir + "/" + files[i]->path;
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+      problems[i] = "listed in the manifest but missing";
+      return;
+    }
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (bytes.size() != files[i]->bytes) {
+      problems[i] = std::to_string(bytes.size()) + " bytes, the manifest says " + std::to_string(files[i]->bytes);
+      return;
+    }
+    if (crc32c(as_bytes(bytes)) != files[i]->crc32c) {
+      problems[i] = "checksum differs from the manifest";
+      return;
+    }
+    Result<PartitionFile> pf = read_partition_file(path);
+    if (!pf.ok()) {
+      problems[i] = pf.status().message();
+      return;
+    }
+    parsed[i] = std::move(pf).value();
+  });
+  Affinity aff(me.groups, me.baseline);
+  std::set<PartitionId> seen;
+  for (size_t i = 0; i < files.size(); ++i) {
+    c.bytes_read += files[i]->bytes;
+    ++c.files;
+    if (!problems[i].empty()) {
+      structure(c, o.snapshot_dir + "/" + files[i]->path, problems[i]);
+      continue;
+    }
+    const PartitionFileInfo& info = parsed[i]->info;
+    const CacheGroup* g = group_by_id(me.groups, info.group_id);
+    std::string expect = g ? "db/" + me.node_id + "/" + g->name + "/" + partition_file_name(info.partition) : "";
+    if (!g || info.node_index != me.node_index || files[i]->path != expect) {
+      structure(c, o.snapshot_dir + "/" + files[i]->path,
+                "holds group " + std::to_string(info.group_id) + " partition " + std::to_string(info.partition) +
+                    " of node " + std::to_string(info.node_index) + ", not what its path names");
+      continue;
+    }
+    seen.insert(PartitionId{info.group_id, info.partition});
+    c.full[PartitionId{info.group_id, info.partition}] = parsed[i]->hashes;
+  }
+  // Nothing unlisted, nothing owned left out.
+  std::set<std::string> listed;
+  for (const ManifestEntry& f : me.files) listed.insert(f.path);
+  for (const std::string& f : files_under(o.snapshot_dir, "db/" + me.node_id)) {
+    if (!listed.count(f)) structure(c, o.snapshot_dir + "/" + f, "file is not in " + me.node_id + ".smf's manifest");
+  }
+  for (const CacheGroup& g : me.groups) {
+    for (uint16_t p = 0; p < g.partitions; ++p) {
+      if (aff.owns(g.id, p, me.node_index) && !seen.count(PartitionId{g.id, p}) &&
+          !std::any_of(problems.begin(), problems.end(), [](const std::string& s) { return !s.empty(); })) {
+        structure(c, where_of(me.node_id, g, p), "the node holds this partition but the snapshot has no file for it");
+      }
+    }
+  }
+}
+
+// Increments 1..N: metadata, segments present and continuous, nothing
+// unlisted; then the data, read through the restore pipeline.
+void check_increments(const CheckOptions& o, const SnapshotMeta& me, uint64_t n, NodeCheck& c) {
+  Result<uint64_t> count = increment_count(o.snapshot_dir);
+  if (!count.ok()) return structure(c, o.snapshot_dir, count.status().message());
+  if (n > count.value()) {
+    return structure(c, o.snapshot_dir, "has " + std::to_string(count.value()) + " increments, " + std::to_string(n) + " asked for");
+  }
+  uint64_t next_segment = me.snapshot_pointer.segment;
+  for (uint64_t k = 1; k <= n; ++k) {
+    const std::string dir = increment_dir(o.snapshot_dir, k);
+    Result<std::vector<IncrementMeta>> metas = read_increment_metas(o.snapshot_dir, k);
+    if (!metas.ok()) return structure(c, dir, metas.status().message());
+    auto m = std::find_if(metas->begin(), metas->end(), [&](const IncrementMeta& x) { return x.node_index == me.node_index; });
+    if (m == metas->end()) return structure(c, dir, "no metadata for " + me.node_id);
+    if (m->node_id != me.node_id || m->cluster_id != me.cluster_id || m->snapshot_name != me.name || m->groups != me.groups) {
+      return structure(c, dir + "/" + me.node_id + ".smf", "belongs to another node, cluster or snapshot, or its groups differ");
+    }
+    if (m->first_segment != next_segment) {
+      return structure(c, dir, me.node_id + "'s segments start at " + std::to_string(m->first_segment) + ", expected " +
+                                   std::to_string(next_segment) + ": a gap between increments");
+    }
+    std::set<std::string> listed;
+    for (uint64_t s = m->first_segment; s <= m->last_segment; ++s) {
+      std::string rel = "wal/" + me.node_id + "/" + segment_file_name(s);
+      listed.insert(rel);
+      auto f = std::find_if(m->files.begin(), m->files.end(), [&](const ManifestEntry& e) { return e.path == rel; });
+      std::error_code ec;
+      if (f == m->files.end() || !fs::exists(dir + "/" + rel, ec)) {
+        return structure(c, dir + "/" + rel, "segment " + std::to_string(s) + " of " + me.node_id + " is missing");
+      }
+      if (fs::file_size(dir + "/" + rel, ec) != f->bytes) {
+        return structure(c, dir + "/" + rel, "size differs from the manifest");
+      }
+      ++c.segments;
+    }
+    for (const std::string& f : files_under(dir, "wal/" + me.node_id)) {
+      if (!listed.count(f)) structure(c, dir + "/" + f, "file is not in " + me.node_id + ".smf's manifest");
+    }
+    next_segment = m->last_segment + 1;
+  }
+  CheckSink sink(c);
+  RestoreOptions ro;
+  ro.io = o.io;
+  RestoreReport report;
+  Status s = replay_node(o.snapshot_dir, n, me.node_index, sink, ro, report);
+  c.bytes_read += report.bytes_read;
+  if (!s.ok()) return structure(c, me.node_id + " increments 1.." + std::to_string(n), s.message());
+  for (const Version& x : sink.partially_committed()) {
+    c.findings.push_back(Finding{"partially-committed", me.node_id,
+                                 "transaction " + x.to_string() + " has data but no PREPARED record"});
+  }
+}
+
+}  // namespace
+
+Result<NodeCheck> map_node(const CheckOptions& o, const std::string& node_id) {
+  Result<std::vector<SnapshotMeta>> metas = read_snapshot_metas(o.snapshot_dir);
+  if (!metas.ok()) return metas.status();
+  auto me = std::find_if(metas->begin(), metas->end(), [&](const SnapshotMeta& m) { return m.node_id == node_id; });
+  if (me == metas->end()) return Status::invalid_argument("--node " + node_id + ": no such node in " + o.snapshot_dir);
+  NodeCheck c;
+  c.node_index = me->node_index;
+  c.node_id = me->node_id;
+  c.baseline = me->baseline;
+  c.groups = me->groups;
+  c.increment = o.increment.value_or(0);
+  for (const SnapshotMeta& other : metas.value()) {
+    if (other.cluster_id != me->cluster_id || other.baseline != me->baseline || other.groups != me->groups ||
+        other.name != me->name) {
+      structure(c, o.snapshot_dir + "/" + other.node_id + ".smf", "disagrees with " + node_id + ".smf on cluster, baseline, groups or name");
+    }
+  }
+  if (me->baseline.at(me->node_index) != me->node_id) structure(c, node_id + ".smf", "node index does not match the baseline");
+  check_full_snapshot(o, *me, c);
+  if (c.increment > 0) check_increments(o, *me, c.increment, c);
+  return c;
+}
+
+CheckReport reduce_checks(std::vector<NodeCheck> maps) {
+  CheckReport r;
+  for (const NodeCheck& m : maps) {
+    r.findings.insert(r.findings.end(), m.findings.begin(), m.findings.end());
+    r.bytes_read += m.bytes_read;
+  }
+  if (maps.empty()) return r;
+  std::map<uint16_t, const NodeCheck*> by_index;
+  for (const NodeCheck& m : maps) by_index[m.node_index] = &m;
+  Affinity aff(maps.front().groups, maps.front().baseline);
+  auto compare = [&](const char* kind, const CacheGroup& g, uint16_t p, auto field) {
+    const std::vector<uint16_t>& owners = aff.owners(g.id, p);
+    auto primary = by_index.find(owners.front());
+    if (primary == by_index.end()) return;
+    const auto& pmap = primary->second->*field;
+    auto ph = pmap.find(PartitionId{g.id, p});
+    if (ph == pmap.end()) return;
+    for (size_t i = 1; i < owners.size(); ++i) {
+      auto backup = by_index.find(owners[i]);
+      if (backup == by_index.end()) continue;
+      const auto& bmap = backup->second->*field;
+      auto bh = bmap.find(PartitionId{g.id, p});
+      if (bh == bmap.end() || bh->second == ph->second) continue;
+      r.findings.push_back(Finding{
+          kind, g.name + " partition " + std::to_string(p),
+          "primary " + primary->second->node_id + " has " + std::to_string(ph->second.entries) + " entries, kv " +
+              hex64(ph->second.key_value_hash) + ", versions " + hex64(ph->second.version_hash) + "; backup " +
+              backup->second->node_id + " has " + std::to_string(bh->second.entries) + " entries, kv " +
+              hex64(bh->second.key_value_hash) + ", versions " + hex64(bh->second.version_hash)});
+    }
+  };
+  for (const CacheGroup& g : maps.front().groups) {
+    for (uint16_t p = 0; p < g.partitions; ++p) {
+      compare("partition", g, p, &NodeCheck::full);
+      if (g.mode == CacheMode::kTransactional) compare("increment-partition", g, p, &NodeCheck::incremental);
+    }
+  }
+  for (const NodeCheck& a : maps) {
+    if (a.increment == 0) continue;
+    for (const NodeCheck& b : maps) {
+      if (b.node_index <= a.node_index || b.increment == 0) continue;
+      auto get = [](const std::map<uint16_t, uint64_t>& m, uint16_t k) {
+        auto it = m.find(k);
+        return it == m.end() ? uint64_t{0} : it->second;
+      };
+      uint64_t ab = get(a.tx_hash, b.node_index), ba = get(b.tx_hash, a.node_index);
+      if (ab != ba) {
+        r.findings.push_back(Finding{"transactions", a.node_id + " <-> " + b.node_id,
+                                     a.node_id + " committed " + std::to_string(get(a.tx_count, b.node_index)) +
+                                         " transactions as a primary with " + b.node_id + " (hash " + hex64(ab) + "), " +
+                                         b.node_id + " " + std::to_string(get(b.tx_count, a.node_index)) + " with " +
+                                         a.node_id + " (hash " + hex64(ba) + ")"});
+      }
+    }
+  }
+  r.nodes = std::move(maps);
+  return r;
+}
+
+Result<CheckReport> check_snapshot(const CheckOptions& o) {
+  auto t0 = std::chrono::steady_clock::now();
+  std::unique_ptr<tbb::global_control> limit;
+  if (o.threads > 0) limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, o.threads);
+  Result<std::vector<SnapshotMeta>> metas = read_snapshot_metas(o.snapshot_dir);
+  if (!metas.ok()) return metas.status();
+  std::vector<NodeCheck> maps;
+  for (const SnapshotMeta& m : metas.value()) {
+    Result<NodeCheck> c = map_node(o, m.node_id);
+    if (!c.ok()) return c.status();
+    maps.push_back(std::move(c).value());
+  }
+  CheckReport r = reduce_checks(std::move(maps));
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
+// ---- Map files
+
+std::string node_check_to_json(const NodeCheck& c) {
+  using json = nlohmann::json;
+  auto hashes = [](const std::map<PartitionId, PartitionHashes>& m) {
+    json a = json::array();
+    for (const auto& [pid, h] : m) a.push_back({pid.first, pid.second, h.entries, h.key_value_hash, h.version_hash});
+    return a;
+  };
+  json groups = json::array();
+  for (const CacheGroup& g : c.groups) groups.push_back({g.id, g.name, static_cast<int>(g.mode), g.partitions, g.backups});
+  json findings = json::array();
+  for (const Finding& f : c.findings) findings.push_back({f.kind, f.where, f.detail});
+  json tx = json::array();
+  for (const auto& [peer, h] : c.tx_hash) tx.push_back({peer, h, c.tx_count.at(peer)});
+  json j{{"format", "walcut-check-map-1"}, {"node_index", c.node_index}, {"node_id", c.node_id},
+         {"increment", c.increment},       {"baseline", c.baseline},     {"groups", groups},
+         {"findings", findings},           {"full", hashes(c.full)},     {"incremental", hashes(c.incremental)},
+         {"tx", tx},                       {"files", c.files},           {"segments", c.segments},
+         {"entries", c.entries},           {"bytes_read", c.bytes_read}};
+  return j.dump();
+}
+
+Result<NodeCheck> node_check_from_json(const std::string& text, const std::string& what) {
+  using json = nlohmann::json;
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("format") || j["format"] != "walcut-check-map-1") {
+    return Status::corruption(what + ": not a walcut check map file");
+  }
+  try {
+    NodeCheck c;
+    c.node_index = j.at("node_index").get<uint16_t>();
+    c.node_id = j.at("node_id").get<std::string>();
+    c.increment = j.at("increment").get<uint64_t>();
+    c.baseline = j.at("baseline").get<std::vector<std::string>>();
+    for (const json& g : j.at("groups")) {
+      c.groups.push_back(CacheGroup{g[0].get<uint32_t>(), g[1].get<std::string>(), static_cast<CacheMode>(g[2].get<int>()),
+                                    g[3].get<uint16_t>(), g[4].get<uint16_t>()});
+    }
+    for (const json& f : j.at("findings")) c.findings.push_back(Finding{f[0], f[1], f[2]});
+    auto hashes = [](const json& a, std::map<PartitionId, PartitionHashes>& m) {
+      for (const json& h : a) {
+        m[PartitionId{h[0].get<uint32_t>(), h[1].get<uint16_t>()}] =
+            PartitionHashes{h[2].get<uint64_t>(), h[3].get<uint64_t>(), h[4].get<uint64_t>()};
+      }
+    };
+    hashes(j.at("full"), c.full);
+    hashes(j.at("incremental"), c.incremental);
+    for (const json& t : j.at("tx")) {
+      c.tx_hash[t[0].get<uint16_t>()] = t[1].get<uint64_t>();
+      c.tx_count[t[0].get<uint16_t>()] = t[2].get<uint64_t>();
+    }
+    c.files = j.at("files").get<uint64_t>();
+    c.segments = j.at("segments").get<uint64_t>();
+    c.entries = j.at("entries").get<uint64_t>();
+    c.bytes_read = j.at("bytes_read").get<uint64_t>();
+    if (c.node_index >= c.baseline.size()) return Status::corruption(what + ": node index outside its baseline");
+    return c;
+  } catch (const json::exception& e) {
+    return Status::corruption(what + ": " + e.what());
+  }
+}
+
+}  // namespace walcut

@@ -1,0 +1,273 @@
+// Snapshot check: a clean snapshot passes, and each planted fault is found
+// and named.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "engine/increment.h"
+#include "engine/partition_file.h"
+#include "engine/snapshot.h"
+#include "io/crc32c.h"
+#include "replay/check.h"
+#include "tests/testing/cluster_fixture.h"
+#include "tests/testing/temp_dir.h"
+#include "tests/testing/wal_fixture.h"
+#include "tools/sim/simulator.h"
+
+namespace walcut {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+sim::Options gen(uint64_t seed, const std::string& out) {
+  sim::Options o;
+  o.out = out;
+  o.seed = seed;
+  o.nodes = 3;
+  o.partitions = 8;
+  o.backups = 1;
+  o.keys = 80;
+  o.value_bytes = 64;
+  o.txs = 1500;
+  o.increments = 2;
+  o.segment_bytes = 64 << 10;  // several segments per increment
+  return o;
+}
+
+CheckReport check(const std::string& snap, uint64_t increment = 2) {
+  CheckOptions o;
+  o.snapshot_dir = snap;
+  o.increment = increment;
+  Result<CheckReport> r = check_snapshot(o);
+  EXPECT_TRUE(r.ok()) << r.status().to_string();
+  return r.ok() ? std::move(r).value() : CheckReport{};
+}
+
+// The first finding of `kind` whose where or detail mentions `text`.
+bool found(const CheckReport& r, const std::string& kind, const std::string& text) {
+  for (const Finding& f : r.findings) {
+    if (f.kind == kind && (f.where.find(text) != std::string::npos || f.detail.find(text) != std::string::npos)) return true;
+  }
+  return false;
+}
+
+std::string dump(const CheckReport& r) {
+  std::string s;
+  for (const Finding& f : r.findings) s += f.kind + ": " + f.where + ": " + f.detail + "\n";
+  return s;
+}
+
+class CheckTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(sim::run(gen(1, dir_.path() + "/gen")).ok());
+    snap_ = dir_.path() + "/gen/snapshots/snp";
+  }
+  // A listed partition file of `node` with at least one entry.
+  std::string some_partition_file(const std::string& node) {
+    auto metas = read_snapshot_metas(snap_);
+    for (const SnapshotMeta& m : metas.value()) {
+      if (m.node_id != node) continue;
+      for (const ManifestEntry& f : m.files) {
+        if (f.bytes > 100) return snap_ + "/" + f.path;
+      }
+    }
+    return "";
+  }
+  std::string segment(uint64_t k, const std::string& node, size_t i) {
+    auto metas = read_increment_metas(snap_, k);
+    for (const IncrementMeta& m : metas.value()) {
+      if (m.node_id == node) return increment_dir(snap_, k) + "/" + m.files.at(i).path;
+    }
+    return "";
+  }
+  TempDir dir_;
+  std::string snap_;
+};
+
+TEST_F(CheckTest, CleanSnapshotsPassForSeveralSeeds) {
+  EXPECT_TRUE(check(snap_).clean()) << dump(check(snap_));
+  for (uint64_t seed = 2; seed <= 4; ++seed) {
+    TempDir d;
+    sim::Options o = gen(seed, d.path() + "/gen");
+    o.codec = Codec::kLz4;
+    ASSERT_TRUE(sim::run(o).ok());
+    CheckReport r = check(d.path() + "/gen/snapshots/snp");
+    EXPECT_TRUE(r.clean()) << "seed " << seed << "\n" << dump(r);
+    EXPECT_GT(r.nodes.at(0).entries, 0u);
+  }
+}
+
+TEST_F(CheckTest, MissingPartitionFile) {
+  std::string f = some_partition_file("node1");
+  fs::remove(f);
+  CheckReport r = check(snap_);
+  EXPECT_TRUE(found(r, "structure", f)) << dump(r);
+}
+
+TEST_F(CheckTest, UnlistedExtraFile) {
+  testing::write_file(snap_ + "/db/node0/tx0/stray.bin", testing::test_payload(10, 1));
+  CheckReport r = check(snap_);
+  EXPECT_TRUE(found(r, "structure", "stray.bin")) << dump(r);
+}
+
+TEST_F(CheckTest, TruncatedPartitionFile) {
+  std::string f = some_partition_file("node2");
+  Bytes b = testing::read_file(f);
+  b.resize(b.size() - 7);
+  testing::write_file(f, b);
+  CheckReport r = check(snap_);
+  EXPECT_TRUE(found(r, "structure", f)) << dump(r);
+}
+
+TEST_F(CheckTest, FlippedByteInAPartitionFile) {
+  std::string f = some_partition_file("node0");
+  Bytes b = testing::read_file(f);
+  b[b.size() / 2] ^= std::byte{0x04};
+  testing::write_file(f, b);
+  CheckReport r = check(snap_);
+  EXPECT_TRUE(found(r, "structure", f)) << dump(r);
+}
+
+TEST_F(CheckTest, FlippedByteInASegment) {
+  std::string s = segment(1, "node1", 0);
+  Bytes b = testing::read_file(s);
+  b[5000] ^= std::byte{0x01};
+  testing::write_file(s, b);
+  CheckReport r = check(snap_);
+  EXPECT_TRUE(found(r, "structure", s)) << dump(r);
+}
+
+TEST_F(CheckTest, SegmentMissingInTheMiddleOfAnIncrement) {
+  std::string s = segment(2, "node0", 1);
+  ASSERT_FALSE(s.empty());
+  std::string last = segment(2, "node0", 2);
+  ASSERT_FALSE(last.empty()) << "the increment needs three segments for a middle one";
+  fs::remove(s);
+  CheckReport r = check(snap_);
+  EXPECT_TRUE(found(r, "structure", s)) << dump(r);
+}
+
+TEST_F(CheckTest, SegmentOfAnotherNode) {
+  std::string mine = segment(1, "node0", 0), theirs = segment(1, "node2", 0);
+  fs::copy_file(theirs, mine, fs::copy_options::overwrite_existing);
+  CheckReport r = check(snap_);
+  EXPECT_TRUE(found(r, "structure", "node 2, expected cluster")) << dump(r);
+}
+
+TEST_F(CheckTest, SegmentOfAnotherSnapshot) {
+  TempDir other;
+  ASSERT_TRUE(sim::run(gen(9, other.path() + "/gen")).ok());  // another cluster id
+  std::string mine = segment(1, "node1", 0);
+  std::string theirs = increment_dir(other.path() + "/gen/snapshots/snp", 1) + "/" +
+                       mine.substr(increment_dir(snap_, 1).size() + 1);
+  ASSERT_TRUE(fs::exists(theirs));
+  fs::copy_file(theirs, mine, fs::copy_options::overwrite_existing);
+  CheckReport r = check(snap_);
+  EXPECT_TRUE(found(r, "structure", "segment of cluster")) << dump(r);
+}
+
+// Rewrites a backup's copy with one value changed, keeping its file and the
+// manifest self-consistent: only the comparison of copies can see it.
+TEST_F(CheckTest, BackupEntryDiffersFromThePrimarys) {
+  auto metas = read_snapshot_metas(snap_).value();
+  for (SnapshotMeta& m : metas) {
+    Affinity aff(m.groups, m.baseline);
+    for (ManifestEntry& f : m.files) {
+      std::string path = snap_ + "/" + f.path;
+      PartitionFile pf = read_partition_file(path).value();
+      if (pf.entries.empty() || aff.primary(pf.info.group_id, pf.info.partition) == m.node_index) continue;
+      pf.entries.begin()->second.value += "!";
+      ASSERT_TRUE(write_partition_file(path, pf.info, pf.entries).ok());
+      Bytes bytes = testing::read_file(path);
+      f.bytes = bytes.size();
+      f.crc32c = crc32c(bytes);
+      testing::write_file(snap_ + "/" + m.node_id + ".smf", encode_snapshot_meta(m));
+      CheckReport r = check(snap_);
+      EXPECT_TRUE(found(r, "partition", "backup " + m.node_id)) << dump(r);
+      EXPECT_EQ(r.findings.size(), 1u) << dump(r);
+      return;
+    }
+  }
+  FAIL() << "no backup copy with entries";
+}
+
+// Transactions written straight through the nodes, bypassing two-phase
+// commit, to plant what a correct cluster never writes.
+class PlantedTransactions : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ClusterOptions o = testing::small_cluster_options(dir_.path() + "/cluster", 3);
+    o.groups = {CacheGroup{1, "accounts", CacheMode::kTransactional, 6, 0}};
+    c_ = std::move(Cluster::open(o)).value();
+    ASSERT_TRUE(take_full_snapshot(*c_, dir_.path() + "/snaps", "s").ok());
+    g_ = o.groups[0];
+    for (int i = 0; key_on_[0].empty() || key_on_[1].empty(); ++i) {
+      std::string k = "key" + std::to_string(i);
+      uint16_t p = c_->affinity().primary(g_.id, partition_of(g_, k));
+      if (p < 2 && key_on_[p].empty()) key_on_[p] = k;
+    }
+  }
+  TxWrite write_on(uint16_t node) { return TxWrite{g_.id, partition_of(g_, key_on_[node]), key_on_[node], "v"}; }
+  CheckReport increment_and_check() {
+    EXPECT_TRUE(take_incremental_snapshot(*c_, dir_.path() + "/snaps", "s").ok());
+    return check(dir_.path() + "/snaps/s", 1);
+  }
+  TempDir dir_;
+  std::unique_ptr<Cluster> c_;
+  CacheGroup g_;
+  std::string key_on_[2];
+};
+
+TEST_F(PlantedTransactions, CommittedOnOnePrimaryButAbsentFromTheOther) {
+  Version xid = c_->next_version(0);
+  std::vector<TxParticipant> parts{{0, {}}, {1, {}}};
+  ASSERT_TRUE(c_->node(0).prepare(xid, 0, parts).ok());
+  ASSERT_TRUE(c_->node(1).prepare(xid, 0, parts).ok());
+  ASSERT_TRUE(c_->node(0).commit(xid, c_->next_version(0), 0, parts, {write_on(0), write_on(1)}).ok());
+  ASSERT_TRUE(c_->node(1).rollback(xid, 0, parts).ok());
+  CheckReport r = increment_and_check();
+  EXPECT_TRUE(found(r, "transactions", "node0 <-> node1")) << dump(r);
+  EXPECT_TRUE(found(r, "transactions", "node0 committed 1 transactions as a primary with node1")) << dump(r);
+}
+
+TEST_F(PlantedTransactions, DataWithNoPreparedRecord) {
+  Version xid = c_->next_version(0);
+  ASSERT_TRUE(c_->node(1).commit(xid, c_->next_version(0), 0, {{1, {}}}, {write_on(1)}).ok());
+  CheckReport r = increment_and_check();
+  EXPECT_TRUE(found(r, "partially-committed", xid.to_string())) << dump(r);
+}
+
+TEST_F(PlantedTransactions, ProperTransactionsAreClean) {
+  Transaction tx = c_->begin();
+  ASSERT_TRUE(tx.put("accounts", key_on_[0], "a").ok());
+  ASSERT_TRUE(tx.put("accounts", key_on_[1], "b").ok());
+  ASSERT_TRUE(tx.commit().ok());
+  CheckReport r = increment_and_check();
+  EXPECT_TRUE(r.clean()) << dump(r);
+}
+
+TEST_F(CheckTest, MapFilesReduceToTheSameReport) {
+  std::string f = some_partition_file("node1");
+  Bytes b = testing::read_file(f);
+  b[b.size() / 2] ^= std::byte{0x04};
+  testing::write_file(f, b);
+  CheckReport whole = check(snap_);
+  std::vector<NodeCheck> maps;
+  auto metas = read_snapshot_metas(snap_);
+  for (const SnapshotMeta& m : metas.value()) {
+    CheckOptions o;
+    o.snapshot_dir = snap_;
+    o.increment = 2;
+    std::string text = node_check_to_json(map_node(o, m.node_id).value());
+    maps.push_back(node_check_from_json(text, m.node_id).value());
+  }
+  CheckReport reduced = reduce_checks(std::move(maps));
+  EXPECT_EQ(dump(reduced), dump(whole));
+  EXPECT_FALSE(reduced.clean());
+  EXPECT_FALSE(node_check_from_json("{\"format\": 1}", "x").ok());
+}
+
+}  // namespace
+}  // namespace walcut
