@@ -249,6 +249,7 @@ Result<IncrementReport> write_increment(Cluster& cluster, const std::string& sna
   fs::remove_all(staging, ec);
   fs::create_directories(staging, ec);
   if (ec) return Status::io_error("create " + staging + ": " + ec.message());
+  WALCUT_RETURN_IF_ERROR(sync_dir(snap));  // increments/ itself, made the first time
   Result<std::vector<SnapshotMeta>> base = read_snapshot_metas(snap);
   if (!base.ok()) return base.status();
   std::vector<IncrementMeta> previous;

@@ -1,8 +1,13 @@
 #include "engine/node.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <filesystem>
 #include <unordered_map>
 
+#include "engine/backup.h"
 #include "engine/partition_file.h"
 #include "io/block.h"
 #include "io/fault.h"
@@ -22,6 +27,8 @@ Node::~Node() { (void)close(); }
 
 Result<std::unique_ptr<Node>> Node::open(const NodeOptions& options) {
   std::unique_ptr<Node> node(new Node(options));
+  // A backup waiting in restore/ goes first, before the node serves anything.
+  if (!options.read_only) WALCUT_RETURN_IF_ERROR(node->apply_waiting_backup());
   Result<NodeMeta> meta = read_node_meta(options.dir);
   if (meta.ok()) {
     const NodeMeta& want = options.meta;
@@ -388,6 +395,109 @@ Status Node::drop_old_segments() {
   return {};
 }
 
+// Applies <dir>/restore/<name>.backup so that a crash at any step leaves
+// either the old state with the file waiting, or, once the next open has
+// finished the work, the new state with the file gone. The APPLYING marker
+// makes every step after it redo-able: the backup file is removed last.
+Status Node::apply_waiting_backup() {
+  const std::string restore_dir = options_.dir + "/" + kRestoreDir;
+  const std::string marker = restore_dir + "/APPLYING";
+  std::error_code ec;
+  if (!fs::is_directory(restore_dir, ec)) return {};
+  std::vector<std::string> backups;
+  for (const auto& e : fs::directory_iterator(restore_dir, ec)) {
+    if (e.path().extension() == kBackupExtension) backups.push_back(e.path().string());
+  }
+  if (backups.size() > 1) return Status::invalid_argument(restore_dir + ": more than one backup waiting; leave one");
+  if (backups.empty()) {
+    if (fs::exists(marker, ec)) {  // the last run removed the backup but not its marker
+      fs::remove(marker, ec);
+      return sync_dir(restore_dir);
+    }
+    return {};
+  }
+  const std::string path = backups.front();
+  Result<BackupContents> b = read_backup_file(path);
+  if (!b.ok()) return Status(b.status().code(), "refusing the backup: " + b.status().message());
+  const NodeMeta& bm = b->meta.node;
+  Result<NodeMeta> existing = read_node_meta(options_.dir);
+  const NodeMeta* want = existing.ok() ? &existing.value() : (options_.meta.node_id.empty() ? nullptr : &options_.meta);
+  if (want && (want->node_id != bm.node_id || want->cluster_id != bm.cluster_id)) {
+    return Status::invalid_argument(path + ": a backup of node " + bm.node_id + " of cluster " +
+                                    std::to_string(bm.cluster_id) + ", but this is node " + want->node_id +
+                                    " of cluster " + std::to_string(want->cluster_id) + "; refusing it");
+  }
+  if (!existing.ok() && existing.status().code() != StatusCode::kNotFound) return existing.status();
+  if (!fs::exists(marker, ec)) {
+    int fd = ::open(marker.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd < 0) return Status::from_errno("create " + marker, errno);
+    std::string name = fs::path(path).filename().string();
+    Status s = pwrite_all(fd, as_bytes(name), 0, marker);
+    if (s.ok()) s = sync_file(fd, marker);
+    ::close(fd);
+    WALCUT_RETURN_IF_ERROR(s);
+    WALCUT_RETURN_IF_ERROR(sync_dir(restore_dir));
+  }
+  fault::point("backup.marked");
+  // The partitions, beside the live ones.
+  const std::string staged = options_.dir + "/db.restore";
+  fs::remove_all(staged, ec);
+  for (const CacheGroup& g : bm.groups) fs::create_directories(staged + "/" + g.name, ec);
+  if (ec) return Status::io_error("create " + staged + ": " + ec.message());
+  for (const auto& [pid, entries] : b->partitions) {
+    const CacheGroup& g = *bm.group(pid.first);
+    WALCUT_RETURN_IF_ERROR(write_partition_file(partition_path(staged, g, pid.second), {pid.first, pid.second, bm.node_index}, entries));
+  }
+  for (const CacheGroup& g : bm.groups) WALCUT_RETURN_IF_ERROR(sync_dir(staged + "/" + g.name));
+  WALCUT_RETURN_IF_ERROR(sync_dir(staged));
+  fault::point("backup.staged");
+  // Swap db/ for the staged partitions; the old WAL belongs to the old state.
+  const std::string db = options_.dir + "/db";
+  fs::remove_all(db + ".old", ec);
+  if (fs::exists(db, ec)) fs::rename(db, db + ".old", ec);
+  if (ec) return Status::io_error("rename " + db + ": " + ec.message());
+  fault::point("backup.swapping");
+  fs::rename(staged, db, ec);
+  if (ec) return Status::io_error("rename " + staged + ": " + ec.message());
+  fs::remove_all(db + ".old", ec);
+  fs::remove_all(options_.dir + "/wal", ec);
+  if (ec) return Status::io_error("remove " + options_.dir + "/wal: " + ec.message());
+  WALCUT_RETURN_IF_ERROR(sync_dir(options_.dir));
+  fault::point("backup.swapped");
+  NodeMeta next = bm;
+  next.checkpoint_id = bm.checkpoint_id + 1;  // the restored partitions are a checkpoint; the WAL starts anew
+  next.checkpoint = {};
+  next.wal_keep_from_segment = NodeMeta::kKeepNone;
+  WALCUT_RETURN_IF_ERROR(write_node_meta(options_.dir, next));
+  fault::point("backup.meta_written");
+  fs::remove(path, ec);
+  if (ec) return Status::io_error("remove " + path + ": " + ec.message());
+  WALCUT_RETURN_IF_ERROR(sync_dir(restore_dir));
+  fault::point("backup.file_removed");
+  fs::remove(marker, ec);
+  recovery_.restored_backup = path;
+  return sync_dir(restore_dir);
+}
+
+Status Node::backup(const std::string& path) {
+  BackupMeta m;
+  std::map<PartitionId, std::shared_ptr<const EntryMap>> image;
+  if (wal_) {
+    // The consistent point: no commit is between its WAL append and its apply.
+    std::unique_lock<std::shared_mutex> apply_lock(apply_mu_);
+    m.consistent = wal_->next_pointer();
+    image = share_partitions();
+  } else {
+    m.consistent = recovery_.wal_end.next;
+    image = share_partitions();
+  }
+  {
+    std::lock_guard<std::mutex> one(checkpoint_mu_);
+    m.node = meta_;
+  }
+  return write_backup_file(path, m, image);
+}
+
 uint64_t Node::cut_id() const {
   std::lock_guard<std::mutex> lock(cut_mu_);
   return cut_id_;
@@ -410,6 +520,10 @@ Status Node::observe_cut(uint64_t id) {
     std::unique_lock<std::shared_mutex> apply_lock(apply_mu_);
     std::lock_guard<std::mutex> lock(cut_mu_);
     if (id <= cut_id_) return {};
+    if (cut_running_) {
+      return Status::invalid_argument("node " + meta_.node_id + ": cut " + std::to_string(id) + " arrived while cut " +
+                                      std::to_string(cut_id_) + " is still running");
+    }
     Result<WalPointer> start = wal_->append(IncSnapshotStartRecord{id});
     if (!start.ok()) {
       cut_error_ = start.status();
@@ -441,9 +555,10 @@ Status Node::finish_cut_if_ready() {
     std::sort(cut_.excluded.begin(), cut_.excluded.end());
     finish = IncSnapshotFinishRecord{cut_.cut_id, cut_.included, cut_.excluded};
   }
-  Result<WalPointer> at = wal_->append(finish);
+  // FINISH and the rollover in one request: no record lands between them,
+  // so an increment is a set of whole segments.
+  Result<WalPointer> at = wal_->append_then_rollover(finish);
   Status s = at.status();
-  if (s.ok()) s = wal_->rollover().status();  // an increment is a set of whole segments
   if (s.ok()) s = update_meta([&](NodeMeta& m) { m.last_cut_id = finish.cut_id; });
   std::lock_guard<std::mutex> lock(cut_mu_);
   cut_finishing_ = false;

@@ -58,6 +58,7 @@ struct RecoveryReport {
   uint64_t transactions_discarded = 0;  // prepared or logged, never committed
   uint64_t atomic_updates_applied = 0;
   LogEnd wal_end;                       // how the WAL ended (torn tail or clean)
+  std::string restored_backup;          // the backup applied before anything else, if any
 };
 
 // The key (group, partition) of a partition copy.
@@ -138,6 +139,13 @@ class Node {
   // Waits until cut `id` is finished here (or the node failed).
   Result<CutResult> wait_cut(uint64_t id);
 
+  // ---- Online backup (engine/backup.h). Writes every partition this node
+  // holds, as of one WAL pointer, to `path`. Commits are held only while
+  // that point is marked (a copy-on-write image of the partitions is
+  // taken); the file is written while they go on. Works on a read-only
+  // node too (a node that is not running), at the end of its WAL.
+  Status backup(const std::string& path);
+
   // Syncs the WAL and closes it. No checkpoint: the next open replays.
   Status close();
 
@@ -147,6 +155,7 @@ class Node {
  private:
   explicit Node(const NodeOptions& options);
   Status create();
+  Status apply_waiting_backup();
   Status recover();
   Status load_partitions();
   Status replay_wal();

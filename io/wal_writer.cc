@@ -204,6 +204,17 @@ Result<WalPointer> WalWriter::rollover() {
   return p->front();
 }
 
+Result<WalPointer> WalWriter::append_then_rollover(const RecordPayload& payload) {
+  Bytes bytes = encode_payload(payload);
+  RecordRef r{record_type_of(payload), bytes};
+  Request req;
+  req.records = std::span<const RecordRef>(&r, 1);
+  req.rollover = true;
+  Result<std::vector<WalPointer>> p = submit(req);
+  if (!p.ok()) return p.status();
+  return p->front();
+}
+
 Status WalWriter::sync() {
   Request req;
   req.sync = true;
@@ -250,7 +261,7 @@ Status WalWriter::write_group(std::vector<Request*>& group) {
   bool want_sync = options_.sync == SyncPolicy::kEveryCommit;
   Status s;
   for (Request* q : group) {
-    if (q->rollover) {
+    if (q->rollover && q->records.empty()) {
       s = flush_block();
       if (s.ok()) s = roll_segment();
       if (!s.ok()) break;
@@ -265,6 +276,10 @@ Status WalWriter::write_group(std::vector<Request*>& group) {
       if (!builder_.empty() && builder_.raw_bytes() + n > options_.block_bytes) s = flush_block();
       slots_.push_back(Slot{&q->pointers[i], builder_.raw_bytes()});
       builder_.add(rec.type, rec.payload);
+    }
+    if (s.ok() && q->rollover) {  // records first, then the rollover, in this one group
+      s = flush_block();
+      if (s.ok()) s = roll_segment();
     }
     if (!s.ok()) break;
   }
@@ -340,6 +355,11 @@ void WalWriter::sync_loop() {
     }
     lock.lock();
   }
+}
+
+WalPointer WalWriter::next_pointer() {
+  std::lock_guard<std::mutex> io(io_mu_);
+  return WalPointer{segment_index_, logical_ + kBlockHeaderBytes};
 }
 
 Status WalWriter::close() {

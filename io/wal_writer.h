@@ -73,10 +73,17 @@ class WalWriter {
   // Closes the current segment with SEGMENT_END, syncs it, and starts the
   // next one. Returns the pointer the next record will get.
   Result<WalPointer> rollover();
+  // Appends `payload` and rolls the segment over in the same group, so no
+  // other record lands between them. Returns the record's pointer.
+  Result<WalPointer> append_then_rollover(const RecordPayload& payload);
   // Makes everything appended so far durable.
   Status sync();
   // Syncs and closes; later calls fail.
   Status close();
+
+  // The pointer the next record will get (records still queued for the
+  // next group are not counted).
+  WalPointer next_pointer();
 
   // How the existing log ended when open() found it (clean or torn tail).
   const LogEnd& open_end() const { return open_end_; }

@@ -102,6 +102,7 @@ class Simulation {
   uint64_t running_cut_ = 0;            // 0: none
   std::map<uint64_t, uint64_t> cut_increment_;  // cut id -> increment index
   uint64_t checkpoints_done_ = 0;
+  Status failure_;  // the first operation that failed
 };
 
 Status Simulation::setup() {
@@ -179,6 +180,7 @@ void Simulation::start_transaction() {
   ++in_flight_;
   cluster_->submit(coordinator, writes, commit, [this, writes](const TxFlight& f) {
     cluster_->unlock_keys(writes);
+    if (!f.status.ok() && failure_.ok()) failure_ = f.status;  // not a rollback: the run fails
     --in_flight_;
     ++completed_;
     json j{{"kind", "tx"}, {"xid", f.xid.to_string()}};
@@ -221,6 +223,7 @@ void Simulation::start_atomic_update() {
   ++in_flight_;
   cluster_->submit_atomic(static_cast<uint16_t>(rng_.below(o_.nodes)), w, [this, w](const TxFlight& f) {
     cluster_->unlock_keys({w});
+    if (!f.status.ok() && failure_.ok()) failure_ = f.status;
     --in_flight_;
     ++report_.atomic_updates;
     json j{{"kind", "atomic"}, {"commit_seq", f.xid.order}, {"group", groups_[w.group_id - 1].name},
@@ -231,6 +234,7 @@ void Simulation::start_atomic_update() {
 
 // Delivers one message, drawn among those whose time has come.
 Status Simulation::step() {
+  WALCUT_RETURN_IF_ERROR(failure_);
   auto& pending = cluster_->messenger().pending();
   if (pending.empty()) {
     // Work in flight with no message to carry it on would never end.

@@ -1,0 +1,174 @@
+#include "engine/backup.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+
+#include "io/crc32c.h"
+#include "io/file_util.h"
+
+namespace walcut {
+
+namespace {
+
+// File: u64 magic | u32 version | sections... Each section:
+//   u32 type | u64 body bytes | body | u32 crc32c of type, length and body.
+// Sections: META once, PARTITION per partition, END last (section count).
+constexpr uint64_t kMagic = 0x314b4142'54434c57ull;  // "WLCTBAK1"
+constexpr uint32_t kVersion = 1;
+enum SectionType : uint32_t { kMeta = 1, kPartition = 2, kEnd = 3 };
+
+void put_section(Bytes& out, uint32_t type, const Bytes& body) {
+  size_t at = out.size();
+  Encoder e(out);
+  e.u32(type);
+  e.u64(body.size());
+  e.bytes(body);
+  e.u32(crc32c(ByteSpan(out).subspan(at)));
+}
+
+void put_version(Encoder& e, const Version& v) {
+  e.u32(v.topology_version);
+  e.u32(v.node_order);
+  e.u64(v.order);
+}
+
+Version get_version(Decoder& d) {
+  Version v;
+  v.topology_version = d.u32();
+  v.node_order = d.u32();
+  v.order = d.u64();
+  return v;
+}
+
+}  // namespace
+
+Status write_backup_file(const std::string& path, const BackupMeta& meta,
+                         const std::map<std::pair<uint32_t, uint16_t>, std::shared_ptr<const EntryMap>>& partitions) {
+  const std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::from_errno("create " + tmp, errno);
+  uint64_t offset = 0, sections = 0;
+  auto flush = [&](Bytes& buf) {
+    Status s = pwrite_all(fd, buf, offset, tmp);
+    offset += buf.size();
+    buf.clear();
+    return s;
+  };
+  Bytes out;
+  Encoder header(out);
+  header.u64(kMagic);
+  header.u32(kVersion);
+  Bytes body;
+  Encoder m(body);
+  Bytes node_meta = encode_node_meta(meta.node);
+  m.u32(static_cast<uint32_t>(node_meta.size()));
+  m.bytes(node_meta);
+  m.u64(meta.consistent.segment);
+  m.u64(meta.consistent.offset);
+  put_section(out, kMeta, body);
+  ++sections;
+  Status s;
+  for (const auto& [pid, entries] : partitions) {
+    body.clear();
+    Encoder p(body);
+    p.u32(pid.first);
+    p.u16(pid.second);
+    p.u64(entries->size());
+    for (const auto& [key, v] : *entries) {
+      p.u32(static_cast<uint32_t>(key.size()));
+      p.u32(static_cast<uint32_t>(v.value.size()));
+      put_version(p, v.version);
+      p.bytes(as_bytes(key));
+      p.bytes(as_bytes(v.value));
+    }
+    put_section(out, kPartition, body);
+    ++sections;
+    if (out.size() >= (1 << 20) && !(s = flush(out)).ok()) break;
+  }
+  if (s.ok()) {
+    body.clear();
+    Encoder end(body);
+    end.u64(sections + 1);
+    put_section(out, kEnd, body);
+    s = flush(out);
+  }
+  if (s.ok()) s = sync_file(fd, tmp);
+  ::close(fd);
+  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = Status::from_errno("rename " + tmp, errno);
+  if (!s.ok()) {
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  return sync_dir(dir.empty() ? "." : dir);
+}
+
+Result<BackupContents> read_backup_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::io_error("open " + path + ": cannot read");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ByteSpan bytes = as_bytes(text);
+  auto bad = [&](uint64_t at, const std::string& what) {
+    return Status::corruption(path + ": " + what + " at offset " + std::to_string(at));
+  };
+  if (bytes.size() < 12 || load_u64(bytes.data()) != kMagic) return bad(0, "not a walcut backup (bad magic)");
+  if (load_u32(bytes.data() + 8) != kVersion) return bad(8, "unsupported backup version");
+  BackupContents out;
+  uint64_t pos = 12, sections = 0;
+  bool have_meta = false, ended = false;
+  while (!ended) {
+    if (bytes.size() - pos < 16) return bad(pos, "the file ends inside a section header");
+    uint32_t type = load_u32(bytes.data() + pos);
+    uint64_t body_bytes = load_u64(bytes.data() + pos + 4);
+    if (body_bytes > bytes.size() - pos - 16) return bad(pos, "section runs past the end of the file");
+    ByteSpan section = bytes.subspan(pos, 12 + body_bytes);
+    if (load_u32(bytes.data() + pos + 12 + body_bytes) != crc32c(section)) return bad(pos, "section checksum mismatch");
+    Decoder d(section.subspan(12));
+    ++sections;
+    if (type == kMeta && !have_meta) {
+      uint32_t n = d.u32();
+      ByteSpan meta_bytes = d.bytes(n);
+      if (d.failed()) return bad(pos, "malformed META section");
+      Result<NodeMeta> nm = decode_node_meta(meta_bytes, path + " (node metadata)");
+      if (!nm.ok()) return nm.status();
+      out.meta.node = nm.value();
+      out.meta.consistent.segment = d.u64();
+      out.meta.consistent.offset = d.u64();
+      have_meta = true;
+    } else if (type == kPartition && have_meta) {
+      uint32_t group = d.u32();
+      uint16_t partition = d.u16();
+      uint64_t count = d.u64();
+      EntryMap entries;
+      for (uint64_t i = 0; i < count && !d.failed(); ++i) {
+        uint32_t key_bytes = d.u32(), value_bytes = d.u32();
+        Version v = get_version(d);
+        std::string key = to_string(d.bytes(key_bytes));
+        std::string value = to_string(d.bytes(value_bytes));
+        if (!entries.empty() && key <= entries.rbegin()->first) return bad(pos, "keys out of order");
+        entries.emplace_hint(entries.end(), std::move(key), StoredValue{std::move(value), v});
+      }
+      if (!out.meta.node.group(group) || partition >= out.meta.node.group(group)->partitions) {
+        return bad(pos, "partition of an unknown group");
+      }
+      if (!out.partitions.emplace(std::make_pair(group, partition), std::move(entries)).second) {
+        return bad(pos, "partition listed twice");
+      }
+    } else if (type == kEnd && have_meta) {
+      if (d.u64() != sections) return bad(pos, "section count differs from the END section's");
+      ended = true;
+    } else {
+      return bad(pos, "unexpected section type " + std::to_string(type));
+    }
+    if (d.failed() || d.remaining() != 0) return bad(pos, "malformed section");
+    pos += 16 + body_bytes;
+  }
+  if (pos != bytes.size()) return bad(pos, "bytes after the END section");
+  return out;
+}
+
+}  // namespace walcut
