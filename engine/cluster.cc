@@ -68,6 +68,7 @@ Result<std::unique_ptr<Cluster>> Cluster::open(const ClusterOptions& options) {
     c->nodes_.push_back(std::move(node).value());
   }
   for (auto& node : c->nodes_) WALCUT_RETURN_IF_ERROR(node->set_topology_version(topology + 1));
+  c->topology_version_ = topology + 1;
   c->messenger_.set_handler([p = c.get()](const Message& m) { p->handle(m); });
   // Every message carries its sender's newest cut id (DESIGN.md, "The consistent cut").
   c->messenger_.set_stamp([p = c.get()](Message& m) { m.cut_id = std::max(m.cut_id, p->nodes_[m.from]->cut_id()); });
@@ -77,7 +78,7 @@ Result<std::unique_ptr<Cluster>> Cluster::open(const ClusterOptions& options) {
 Cluster::~Cluster() { (void)close(); }
 
 Version Cluster::next_version(uint16_t node) {
-  return Version{meta().topology_version, static_cast<uint32_t>(node) + 1, ++order_};
+  return Version{topology_version_, static_cast<uint32_t>(node) + 1, ++order_};
 }
 
 Transaction Cluster::begin(uint16_t coordinator) { return Transaction(*this, coordinator, next_version(coordinator)); }

@@ -160,6 +160,7 @@ class Cluster {
   std::vector<std::unique_ptr<Node>> nodes_;
   Messenger messenger_;
   std::atomic<uint64_t> order_{0};
+  uint32_t topology_version_ = 0;  // raised at open, fixed after
   // Transactions hold it shared from prepare to their end; a snapshot
   // holds it exclusive to let the ones in flight finish and start no new ones.
   std::shared_mutex gate_;

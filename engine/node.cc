@@ -373,7 +373,7 @@ Status Node::update_meta(const std::function<void(NodeMeta&)>& change) {
 // Only the fields that change while the node runs: identity, baseline and
 // groups are read by other threads without a lock and never change.
 void Node::adopt(const NodeMeta& next) {
-  meta_.topology_version = next.topology_version;
+  if (meta_.topology_version != next.topology_version) meta_.topology_version = next.topology_version;
   meta_.checkpoint_id = next.checkpoint_id;
   meta_.checkpoint = next.checkpoint;
   meta_.wal_keep_from_segment = next.wal_keep_from_segment;

@@ -4,6 +4,7 @@
 #include "tools/cli_util.h"
 #include "tools/dump_command.h"
 #include "tools/gen_command.h"
+#include "tools/node_commands.h"
 #include "tools/snapshot_commands.h"
 #include "tools/wal_commands.h"
 
@@ -16,6 +17,7 @@ int main(int argc, char** argv) {
   walcut::cli::add_dump_command(app, exit_code);
   walcut::cli::add_gen_command(app, exit_code);
   walcut::cli::add_snapshot_commands(app, exit_code);
+  walcut::cli::add_node_commands(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
