@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "engine/meta_codec.h"
 #include "io/crc32c.h"
 #include "io/file_util.h"
 
@@ -20,11 +21,6 @@ namespace {
 constexpr uint64_t kMagic = 0x31434e49'54434c57ull;  // "WLCTINC1"
 constexpr uint32_t kVersion = 1;
 
-void put_string(Encoder& e, const std::string& s) {
-  e.u16(static_cast<uint16_t>(s.size()));
-  e.bytes(as_bytes(s));
-}
-std::string get_string(Decoder& d) { return to_string(d.bytes(d.u16())); }
 void put_pointer(Encoder& e, const WalPointer& p) {
   e.u64(p.segment);
   e.u64(p.offset);
@@ -61,16 +57,9 @@ Result<ManifestEntry> copy_file(const std::string& from, const std::string& to, 
   return e;
 }
 
-Status write_synced(const std::string& path, ByteSpan bytes) {
-  int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::from_errno("create " + path, errno);
-  Status s = pwrite_all(fd, bytes, 0, path);
-  if (s.ok()) s = sync_file(fd, path);
-  ::close(fd);
-  return s;
-}
 }  // namespace
 
+// Layout: the metadata frame (engine/meta_codec.h) around the body.
 Bytes encode_increment_meta(const IncrementMeta& m) {
   Bytes body;
   Encoder e(body);
@@ -80,51 +69,21 @@ Bytes encode_increment_meta(const IncrementMeta& m) {
   e.u64(m.cluster_id);
   e.u16(m.node_index);
   put_string(e, m.node_id);
-  e.u16(static_cast<uint16_t>(m.groups.size()));
-  for (const CacheGroup& g : m.groups) {
-    e.u32(g.id);
-    put_string(e, g.name);
-    e.u8(static_cast<uint8_t>(g.mode));
-    e.u16(g.partitions);
-    e.u16(g.backups);
-  }
+  put_groups(e, m.groups);
   put_pointer(e, m.start);
   put_pointer(e, m.finish);
   e.u64(m.included_count);
   e.u64(m.excluded_count);
   e.u64(m.first_segment);
   e.u64(m.last_segment);
-  e.u32(static_cast<uint32_t>(m.files.size()));
-  for (const ManifestEntry& f : m.files) {
-    put_string(e, f.path);
-    e.u64(f.bytes);
-    e.u32(f.crc32c);
-  }
-  Bytes out;
-  Encoder o(out);
-  o.u64(kMagic);
-  o.u32(kVersion);
-  o.u32(static_cast<uint32_t>(body.size()));
-  o.bytes(body);
-  o.u32(crc32c(out));
-  return out;
+  put_manifest(e, m.files);
+  return frame_metadata(kMagic, kVersion, body);
 }
 
 Result<IncrementMeta> decode_increment_meta(ByteSpan bytes, const std::string& what) {
-  if (bytes.size() < 20) return Status::corruption(what + ": " + std::to_string(bytes.size()) + " bytes, too short");
-  Decoder h(bytes);
-  if (h.u64() != kMagic) return Status::corruption(what + ": not a walcut increment metadata file (bad magic at offset 0)");
-  uint32_t version = h.u32();
-  uint32_t body_bytes = h.u32();
-  if (version != kVersion) return Status::corruption(what + ": unsupported increment .smf version " + std::to_string(version));
-  if (bytes.size() != 16 + size_t{body_bytes} + 4) {
-    return Status::corruption(what + ": file is " + std::to_string(bytes.size()) + " bytes, its header says " +
-                              std::to_string(16 + size_t{body_bytes} + 4));
-  }
-  if (load_u32(bytes.data() + 16 + body_bytes) != crc32c(bytes.first(16 + body_bytes))) {
-    return Status::corruption(what + ": checksum mismatch at offset " + std::to_string(16 + body_bytes));
-  }
-  Decoder d(bytes.subspan(16, body_bytes));
+  Result<ByteSpan> body = unframe_metadata(bytes, kMagic, kVersion, what, "increment metadata file");
+  if (!body.ok()) return body.status();
+  Decoder d(body.value());
   IncrementMeta m;
   m.snapshot_name = get_string(d);
   m.index = d.u64();
@@ -132,29 +91,14 @@ Result<IncrementMeta> decode_increment_meta(ByteSpan bytes, const std::string& w
   m.cluster_id = d.u64();
   m.node_index = d.u16();
   m.node_id = get_string(d);
-  for (uint16_t n = d.u16(), i = 0; i < n && !d.failed(); ++i) {
-    CacheGroup g;
-    g.id = d.u32();
-    g.name = get_string(d);
-    g.mode = static_cast<CacheMode>(d.u8());
-    g.partitions = d.u16();
-    g.backups = d.u16();
-    m.groups.push_back(std::move(g));
-  }
+  m.groups = get_groups(d);
   m.start = get_pointer(d);
   m.finish = get_pointer(d);
   m.included_count = d.u64();
   m.excluded_count = d.u64();
   m.first_segment = d.u64();
   m.last_segment = d.u64();
-  uint32_t files = d.u32();
-  for (uint32_t i = 0; i < files && !d.failed(); ++i) {
-    ManifestEntry f;
-    f.path = get_string(d);
-    f.bytes = d.u64();
-    f.crc32c = d.u32();
-    m.files.push_back(std::move(f));
-  }
+  m.files = get_manifest(d);
   if (d.failed() || d.remaining() != 0) return Status::corruption(what + ": malformed body");
   return m;
 }
@@ -301,7 +245,7 @@ Result<IncrementReport> write_increment(Cluster& cluster, const std::string& sna
     report.included += m.included_count;
     report.excluded += m.excluded_count;
     keep_from[i] = m.last_segment + 1;
-    WALCUT_RETURN_IF_ERROR(write_synced(staging + "/" + m.node_id + ".smf", encode_increment_meta(m)));
+    WALCUT_RETURN_IF_ERROR(write_file_synced(staging + "/" + m.node_id + ".smf", encode_increment_meta(m)));
   }
   WALCUT_RETURN_IF_ERROR(sync_dir(staging + "/wal"));
   for (const auto& e : fs::directory_iterator(staging + "/wal")) WALCUT_RETURN_IF_ERROR(sync_dir(e.path().string()));

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "engine/meta_codec.h"
 #include "engine/partition_file.h"
 #include "io/crc32c.h"
 #include "io/file_util.h"
@@ -21,28 +22,7 @@ namespace {
 constexpr uint64_t kMagic = 0x31464d53'54434c57ull;  // "WLCTSMF1"
 constexpr uint32_t kVersion = 1;
 
-void put_string(Encoder& e, const std::string& s) {
-  e.u16(static_cast<uint16_t>(s.size()));
-  e.bytes(as_bytes(s));
-}
-std::string get_string(Decoder& d) { return to_string(d.bytes(d.u16())); }
 
-Result<Bytes> read_whole(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::io_error("open " + path + ": cannot read");
-  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const auto* p = reinterpret_cast<const std::byte*>(s.data());
-  return Bytes(p, p + s.size());
-}
-
-Status write_file_synced(const std::string& path, ByteSpan bytes) {
-  int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::from_errno("create " + path, errno);
-  Status s = pwrite_all(fd, bytes, 0, path);
-  if (s.ok()) s = sync_file(fd, path);
-  ::close(fd);
-  return s;
-}
 
 Status sync_tree(const std::string& root) {
   std::error_code ec;
@@ -54,7 +34,7 @@ Status sync_tree(const std::string& root) {
 }
 }  // namespace
 
-// Layout: u64 magic | u32 version | u32 body bytes | body | u32 crc32c of all before it.
+// Layout: the metadata frame (engine/meta_codec.h) around the body.
 Bytes encode_snapshot_meta(const SnapshotMeta& m) {
   Bytes body;
   Encoder e(body);
@@ -62,76 +42,30 @@ Bytes encode_snapshot_meta(const SnapshotMeta& m) {
   e.u64(m.cluster_id);
   e.u16(m.node_index);
   put_string(e, m.node_id);
-  e.u16(static_cast<uint16_t>(m.baseline.size()));
-  for (const std::string& id : m.baseline) put_string(e, id);
-  e.u16(static_cast<uint16_t>(m.groups.size()));
-  for (const CacheGroup& g : m.groups) {
-    e.u32(g.id);
-    put_string(e, g.name);
-    e.u8(static_cast<uint8_t>(g.mode));
-    e.u16(g.partitions);
-    e.u16(g.backups);
-  }
+  put_strings(e, m.baseline);
+  put_groups(e, m.groups);
   e.u32(m.topology_version);
   e.u64(m.snapshot_pointer.segment);
   e.u64(m.snapshot_pointer.offset);
-  e.u32(static_cast<uint32_t>(m.files.size()));
-  for (const ManifestEntry& f : m.files) {
-    put_string(e, f.path);
-    e.u64(f.bytes);
-    e.u32(f.crc32c);
-  }
-  Bytes out;
-  Encoder o(out);
-  o.u64(kMagic);
-  o.u32(kVersion);
-  o.u32(static_cast<uint32_t>(body.size()));
-  o.bytes(body);
-  o.u32(crc32c(out));
-  return out;
+  put_manifest(e, m.files);
+  return frame_metadata(kMagic, kVersion, body);
 }
 
 Result<SnapshotMeta> decode_snapshot_meta(ByteSpan bytes, const std::string& what) {
-  if (bytes.size() < 20) return Status::corruption(what + ": " + std::to_string(bytes.size()) + " bytes, too short");
-  Decoder h(bytes);
-  if (h.u64() != kMagic) return Status::corruption(what + ": not a walcut snapshot metadata file (bad magic at offset 0)");
-  uint32_t version = h.u32();
-  uint32_t body_bytes = h.u32();
-  if (version != kVersion) return Status::corruption(what + ": unsupported .smf version " + std::to_string(version));
-  if (bytes.size() != 16 + size_t{body_bytes} + 4) {
-    return Status::corruption(what + ": file is " + std::to_string(bytes.size()) + " bytes, its header says " +
-                              std::to_string(16 + size_t{body_bytes} + 4));
-  }
-  if (load_u32(bytes.data() + 16 + body_bytes) != crc32c(bytes.first(16 + body_bytes))) {
-    return Status::corruption(what + ": checksum mismatch at offset " + std::to_string(16 + body_bytes));
-  }
-  Decoder d(bytes.subspan(16, body_bytes));
+  Result<ByteSpan> body = unframe_metadata(bytes, kMagic, kVersion, what, "snapshot metadata file");
+  if (!body.ok()) return body.status();
+  Decoder d(body.value());
   SnapshotMeta m;
   m.name = get_string(d);
   m.cluster_id = d.u64();
   m.node_index = d.u16();
   m.node_id = get_string(d);
-  for (uint16_t n = d.u16(), i = 0; i < n && !d.failed(); ++i) m.baseline.push_back(get_string(d));
-  for (uint16_t n = d.u16(), i = 0; i < n && !d.failed(); ++i) {
-    CacheGroup g;
-    g.id = d.u32();
-    g.name = get_string(d);
-    g.mode = static_cast<CacheMode>(d.u8());
-    g.partitions = d.u16();
-    g.backups = d.u16();
-    m.groups.push_back(std::move(g));
-  }
+  m.baseline = get_strings(d);
+  m.groups = get_groups(d);
   m.topology_version = d.u32();
   m.snapshot_pointer.segment = d.u64();
   m.snapshot_pointer.offset = d.u64();
-  uint32_t files = d.u32();
-  for (uint32_t i = 0; i < files && !d.failed(); ++i) {
-    ManifestEntry f;
-    f.path = get_string(d);
-    f.bytes = d.u64();
-    f.crc32c = d.u32();
-    m.files.push_back(std::move(f));
-  }
+  m.files = get_manifest(d);
   if (d.failed() || d.remaining() != 0) return Status::corruption(what + ": malformed body");
   Status s = validate_groups(m.groups);
   if (!s.ok()) return Status::corruption(what + ": " + s.message());
@@ -143,7 +77,7 @@ Result<SnapshotMeta> decode_snapshot_meta(ByteSpan bytes, const std::string& wha
 }
 
 Result<SnapshotMeta> read_snapshot_meta(const std::string& path) {
-  Result<Bytes> bytes = read_whole(path);
+  Result<Bytes> bytes = read_file_bytes(path);
   if (!bytes.ok()) return bytes.status();
   return decode_snapshot_meta(bytes.value(), path);
 }
@@ -219,7 +153,7 @@ Result<SnapshotReport> take_full_snapshot(Cluster& cluster, const std::string& s
       if (ec) return Status::io_error("create directory for " + staging + "/" + rel + ": " + ec.message());
       WALCUT_RETURN_IF_ERROR(write_partition_file(staging + "/" + rel, {pid.first, pid.second, nm.node_index}, *entries));
       // Read back: the manifest checksums what is on disk, not what was meant.
-      Result<Bytes> written = read_whole(staging + "/" + rel);
+      Result<Bytes> written = read_file_bytes(staging + "/" + rel);
       if (!written.ok()) return written.status();
       sm.files.push_back(ManifestEntry{rel, written->size(), crc32c(written.value())});
       report.bytes += written->size();

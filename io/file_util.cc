@@ -43,6 +43,35 @@ Status sync_dir(const std::string& dir) {
   return {};
 }
 
+Result<Bytes> read_file_bytes(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::from_errno("open " + path, errno);
+  Bytes out;
+  std::byte buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      return Status::from_errno("read " + path, err);
+    }
+    if (n == 0) break;
+    out.insert(out.end(), buf, buf + n);
+  }
+  ::close(fd);
+  return out;
+}
+
+Status write_file_synced(const std::string& path, ByteSpan bytes) {
+  int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::from_errno("create " + path, errno);
+  Status s = pwrite_all(fd, bytes, 0, path);
+  if (s.ok()) s = sync_file(fd, path);
+  ::close(fd);
+  return s;
+}
+
 Result<std::vector<std::string>> list_segment_files(const std::string& dir) {
   std::error_code ec;
   std::vector<std::pair<uint64_t, std::string>> found;

@@ -17,6 +17,11 @@ Status pwrite_all(int fd, ByteSpan data, uint64_t offset, const std::string& pat
 Status sync_file(int fd, const std::string& path);
 // fsync of a directory, so a rename or create in it is durable.
 Status sync_dir(const std::string& dir);
+// The whole file. Cost: one read of it into memory.
+Result<Bytes> read_file_bytes(const std::string& path);
+// Creates or replaces `path` with `bytes` and fdatasyncs it (no rename:
+// for files inside a staging directory that is renamed as a whole).
+Status write_file_synced(const std::string& path, ByteSpan bytes);
 // The segment files (NNNNNNNNNNNNNNNN.wal) of a directory, by index.
 Result<std::vector<std::string>> list_segment_files(const std::string& dir);
 

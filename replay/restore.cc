@@ -56,13 +56,6 @@ class FirstError {
   Status status_;
 };
 
-Result<Bytes> read_whole(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::io_error("open " + path + ": cannot read");
-  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const auto* p = reinterpret_cast<const std::byte*>(s.data());
-  return Bytes(p, p + s.size());
-}
 
 const IncrementMeta* meta_of(const std::vector<IncrementMeta>& metas, uint16_t node) {
   for (const IncrementMeta& m : metas) {
@@ -360,7 +353,7 @@ Status verify_inputs(const RestoreOptions& o, std::vector<SnapshotMeta>& bases,
   FirstError error;
   tbb::parallel_for(size_t{0}, files.size(), [&](size_t i) {
     const auto& [path, entry] = files[i];
-    Result<Bytes> bytes = read_whole(path);
+    Result<Bytes> bytes = read_file_bytes(path);
     if (!bytes.ok()) return error.set(Status::corruption(path + ": listed in the manifest but cannot be read"));
     if (bytes->size() != entry->bytes) {
       return error.set(Status::corruption(path + ": " + std::to_string(bytes->size()) + " bytes, the manifest says " +
@@ -519,7 +512,7 @@ Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
   std::error_code ec;
   if (options.dest.empty()) return Status::invalid_argument("--dest is required");
   if (fs::exists(options.dest, ec)) {
-    Result<Bytes> marker = read_whole(options.dest + "/RESTORED");
+    Result<Bytes> marker = read_file_bytes(options.dest + "/RESTORED");
     if (marker.ok() && to_string(marker.value()) == stamp) {
       report.already_restored = true;  // a rerun after the rename: nothing to do
       return report;

@@ -1,0 +1,38 @@
+// What walcut's metadata files share (node.meta, a snapshot's and an
+// increment's .smf): the frame around their body, and the encoding of the
+// fields several of them hold.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/group.h"
+#include "io/coding.h"
+#include "io/status.h"
+
+namespace walcut {
+
+struct ManifestEntry;
+
+// u64 magic | u32 version | u32 body bytes | body | u32 CRC32C of all before it.
+Bytes frame_metadata(uint64_t magic, uint32_t version, const Bytes& body);
+// The body of a framed file, after checking length, magic, CRC and version
+// (in that order). `kind` names the file type in messages.
+Result<ByteSpan> unframe_metadata(ByteSpan file, uint64_t magic, uint32_t version, const std::string& what,
+                                  const char* kind);
+
+// u16 length and bytes.
+void put_string(Encoder& e, const std::string& s);
+std::string get_string(Decoder& d);
+// u16 count and strings.
+void put_strings(Encoder& e, const std::vector<std::string>& v);
+std::vector<std::string> get_strings(Decoder& d);
+// u16 count; per group: u32 id, string name, u8 mode, u16 partitions, u16 backups.
+void put_groups(Encoder& e, const std::vector<CacheGroup>& groups);
+std::vector<CacheGroup> get_groups(Decoder& d);
+// u32 count; per file: string path, u64 bytes, u32 crc32c.
+void put_manifest(Encoder& e, const std::vector<ManifestEntry>& files);
+std::vector<ManifestEntry> get_manifest(Decoder& d);
+
+}  // namespace walcut
