@@ -21,12 +21,12 @@ struct NaiveReplayResult {
   uint64_t blocks = 0;
   uint64_t records = 0;
   uint64_t entries_applied = 0;
-  uint64_t entries_filtered = 0;  // outside the cut (at or after the full snapshot's pointer)
-  uint64_t file_bytes_read = 0;   // bytes pread, zeros after the last block included
-  uint64_t block_bytes = 0;       // block headers and stored payloads up to the FINISH record
-  uint64_t raw_payload_bytes = 0; // uncompressed payloads of the same blocks
-  uint64_t partitions = 0;        // (node, group, partition) maps at the end
-  uint64_t keys = 0;              // keys in them
+  uint64_t entries_filtered = 0;   // outside the cut (at or after the full snapshot's pointer)
+  uint64_t file_bytes_read = 0;    // bytes pread, zeros after the last block included
+  uint64_t block_bytes = 0;        // block headers and stored payloads up to the FINISH record
+  uint64_t raw_payload_bytes = 0;  // uncompressed payloads of the same blocks
+  uint64_t partitions = 0;         // (node, group, partition) maps at the end
+  uint64_t keys = 0;               // keys in them
   double seconds = 0;
   // Where the time went, summed over blocks (clock reads around each step).
   double filter_s = 0;  // load_replay_filter: finding each node's FINISH record

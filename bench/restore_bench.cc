@@ -47,9 +47,9 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-constexpr double kTargetColdOverRaw = 0.8;        // cold restore / plain O_DIRECT read, MB/s on disk
-constexpr double kTargetWarmMbPerCore = 1000;     // MB/s of uncompressed WAL per thread
-constexpr double kTargetOverNaive = 10;           // naive seconds / restore seconds
+constexpr double kTargetColdOverRaw = 0.8;     // cold restore / plain O_DIRECT read, MB/s on disk
+constexpr double kTargetWarmMbPerCore = 1000;  // MB/s of uncompressed WAL per thread
+constexpr double kTargetOverNaive = 10;        // naive seconds / restore seconds
 // Exit codes as the walcut CLI's (docs/cli.md); 1 is a missed target under --enforce.
 constexpr int kExitTargetMissed = 1;
 constexpr int kExitUsage = 2;
@@ -143,8 +143,10 @@ Result<uint64_t> evict_from_page_cache(const std::vector<std::string>& paths) {
     int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return Status::from_errno("open " + p, errno);
     int rc = ::fdatasync(fd);
-    if (rc == 0) rc = ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-    else rc = errno;
+    if (rc == 0)
+      rc = ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    else
+      rc = errno;
     if (rc != 0) {
       ::close(fd);
       return Status::from_errno("evict " + p, rc);
@@ -200,9 +202,9 @@ struct DataSet {
   std::string root;          // DIR/<codec>
   std::string snapshot_dir;  // root/snapshots/snp
   uint64_t increments = 0;
-  std::vector<std::string> segment_paths;   // increments 1..N, every node
-  std::vector<std::string> snapshot_paths;  // the full snapshot's partition files
-  std::vector<std::string> all_paths;       // both: what a cold run evicts
+  std::vector<std::string> segment_paths;                                    // increments 1..N, every node
+  std::vector<std::string> snapshot_paths;                                   // the full snapshot's partition files
+  std::vector<std::string> all_paths;                                        // both: what a cold run evicts
   std::vector<std::pair<uint16_t, std::vector<std::string>>> node_segments;  // per node, in order
   std::vector<SnapshotMeta> bases;
   uint64_t segment_files_bytes = 0;
@@ -309,9 +311,11 @@ Status generate_missing(const Args& a, const std::string& dir, uint64_t bytes_ta
   std::error_code ec;
   fs::remove_all(calib_dir, ec);
   const double per_tx = static_cast<double>(calib_bytes.value()) / kCalibrationTxs;
-  const uint64_t txs = std::max<uint64_t>(kCalibrationTxs, static_cast<uint64_t>(static_cast<double>(bytes_target) / per_tx));
+  const uint64_t txs =
+      std::max<uint64_t>(kCalibrationTxs, static_cast<uint64_t>(static_cast<double>(bytes_target) / per_tx));
   const double calib_s = since(start);
-  say("calibration: %llu transactions gave %llu block bytes in the increments after the snapshot record (%.0f per transaction) in %.1f s; "
+  say("calibration: %llu transactions gave %llu block bytes in the increments after the snapshot record (%.0f per "
+      "transaction) in %.1f s; "
       "running %llu transactions per codec\n",
       static_cast<unsigned long long>(kCalibrationTxs), static_cast<unsigned long long>(calib_bytes.value()), per_tx,
       calib_s, static_cast<unsigned long long>(txs));
@@ -427,17 +431,17 @@ const char* kind_name(Kind k) {
 struct Config {
   std::string name;
   Kind kind;
-  bool cold;       // evicted before the run; otherwise pre-read
-  bool direct;     // O_DIRECT reads
+  bool cold;    // evicted before the run; otherwise pre-read
+  bool direct;  // O_DIRECT reads
   unsigned threads = 1;
 };
 
 struct Run {
-  double seconds = 0;        // wall time of the whole call
-  double replay_s = 0;       // the replay part (restore: report.replay_s; probes and naive: all of it)
-  RestoreReport report;      // restore rows; probes fill the counters
+  double seconds = 0;    // wall time of the whole call
+  double replay_s = 0;   // the replay part (restore: report.replay_s; probes and naive: all of it)
+  RestoreReport report;  // restore rows; probes fill the counters
   bench::NaiveReplayResult naive;
-  double apply_s = 0;        // probe_replay_partition_sink: time inside the sink, summed over threads
+  double apply_s = 0;  // probe_replay_partition_sink: time inside the sink, summed over threads
   uint64_t resident_after_evict_bytes = 0;
 };
 
@@ -596,7 +600,8 @@ struct CodecResult {
   uint64_t resident_after_evict_bytes_max = 0;
   const Summary* find(Kind k, bool cold, unsigned threads) const {
     for (const Summary& s : summaries) {
-      if (s.config.kind == k && s.config.cold == cold && (k == Kind::kRawRead || s.config.threads == threads)) return &s;
+      if (s.config.kind == k && s.config.cold == cold && (k == Kind::kRawRead || s.config.threads == threads))
+        return &s;
     }
     return nullptr;
   }
@@ -651,8 +656,8 @@ void print_run_line(const CodecResult& cr, const Config& c, const Run& r) {
   if (c.kind == Kind::kRestore) {
     const RestoreReport& x = r.report;
     say("  %-6s %-32s %7.3f s  (verify %.3f load %.3f replay %.3f repair %.3f checkpoint %.3f publish %.3f; io %s)\n",
-        cr.data.codec.c_str(), c.name.c_str(), r.seconds, x.verify_s, x.load_s, x.replay_s, x.repair_s,
-        x.checkpoint_s, x.publish_s, x.io_engine.c_str());
+        cr.data.codec.c_str(), c.name.c_str(), r.seconds, x.verify_s, x.load_s, x.replay_s, x.repair_s, x.checkpoint_s,
+        x.publish_s, x.io_engine.c_str());
   } else {
     say("  %-6s %-32s %7.3f s\n", cr.data.codec.c_str(), c.name.c_str(), r.seconds);
   }
@@ -682,7 +687,8 @@ Status measure_codec(const Args& a, const std::string& dir, unsigned threads_max
   const Summary* restore = cr.find(Kind::kRestore, false, 1);
   cr.entries_applied = restore->runs.front().report.entries_applied;
   if (restore->runs.front().report.bytes_read != cr.wal_block_bytes) {
-    say("  note: restore read %llu block bytes, the naive replayer %llu (the restore's reader runs ahead of the FINISH record by up to a batch)\n",
+    say("  note: restore read %llu block bytes, the naive replayer %llu (the restore's reader runs ahead of the FINISH "
+        "record by up to a batch)\n",
         static_cast<unsigned long long>(restore->runs.front().report.bytes_read),
         static_cast<unsigned long long>(cr.wal_block_bytes));
   }
@@ -748,9 +754,9 @@ void compute_ratios(Report& r) {
     Rates naive_cold_r = rates(cr, *naive_cold, &Run::seconds);
     c["restore_over_naive"] =
         ratio_json(naive_r.seconds_median / warm_replay.seconds_median, naive_r.seconds_best / warm_replay.seconds_best,
-                   kTargetOverNaive,
-                   "naive_warm seconds / restore_warm_t" + std::to_string(tmax) + " replay_s");
-    c["restore_over_naive"]["whole_restore_median"] = naive_r.seconds_median / rates(cr, *warm, &Run::seconds).seconds_median;
+                   kTargetOverNaive, "naive_warm seconds / restore_warm_t" + std::to_string(tmax) + " replay_s");
+    c["restore_over_naive"]["whole_restore_median"] =
+        naive_r.seconds_median / rates(cr, *warm, &Run::seconds).seconds_median;
     c["restore_over_naive"]["cold_median"] = naive_cold_r.seconds_median / cold_replay.seconds_median;
     j[cr.data.codec] = c;
   }
@@ -806,7 +812,8 @@ void print_report(const Args& a, const Report& r) {
         phases = text;
         Rates replay = rates(cr, s, &Run::replay_s);
         say("%-34s %9.3f %9.3f %10.0f %10.0f %12.0f  %s\n", s.config.name.c_str(), total.seconds_best,
-            total.seconds_median, total.mb_raw_median, total.mb_disk_median, total.entries_per_s_median, phases.c_str());
+            total.seconds_median, total.mb_raw_median, total.mb_disk_median, total.entries_per_s_median,
+            phases.c_str());
         say("%-34s %9.3f %9.3f %10.0f %10.0f %12.0f\n", ("  replay phase of " + s.config.name).c_str(),
             replay.seconds_best, replay.seconds_median, replay.mb_raw_median, replay.mb_disk_median,
             replay.entries_per_s_median);
@@ -845,9 +852,10 @@ void print_report(const Args& a, const Report& r) {
         cr.data.codec.c_str(), x["median"].get<double>(), x["best"].get<double>(),
         x["whole_restore_median"].get<double>(), kTargetColdOverRaw, x["met"].get<bool>() ? "met" : "NOT met");
     say("  %-5s warm replay MB/s per core          %6.0f (best %.0f; one thread %.0f)  target >= %.0f: %s\n",
-        cr.data.codec.c_str(), y["median"].get<double>(), y["best"].get<double>(),
-        y["one_thread_median"].get<double>(), kTargetWarmMbPerCore, y["met"].get<bool>() ? "met" : "NOT met");
-    say("  %-5s restore / naive                    %6.2f (best %.2f; whole restore %.2f, cold %.2f)  target >= %.0f: %s\n",
+        cr.data.codec.c_str(), y["median"].get<double>(), y["best"].get<double>(), y["one_thread_median"].get<double>(),
+        kTargetWarmMbPerCore, y["met"].get<bool>() ? "met" : "NOT met");
+    say("  %-5s restore / naive                    %6.2f (best %.2f; whole restore %.2f, cold %.2f)  target >= %.0f: "
+        "%s\n",
         cr.data.codec.c_str(), z["median"].get<double>(), z["best"].get<double>(),
         z["whole_restore_median"].get<double>(), z["cold_median"].get<double>(), kTargetOverNaive,
         z["met"].get<bool>() ? "met" : "NOT met");
@@ -858,8 +866,9 @@ nlohmann::json run_json(const Run& run, Kind k) {
   nlohmann::json j = {{"seconds", run.seconds}, {"replay_s", run.replay_s}};
   if (k == Kind::kRestore) {
     const RestoreReport& x = run.report;
-    j["phases"] = {{"verify_s", x.verify_s},   {"load_s", x.load_s},         {"replay_s", x.replay_s},
-                   {"repair_s", x.repair_s},   {"checkpoint_s", x.checkpoint_s}, {"publish_s", x.publish_s}};
+    j["phases"] = {{"verify_s", x.verify_s},         {"load_s", x.load_s},
+                   {"replay_s", x.replay_s},         {"repair_s", x.repair_s},
+                   {"checkpoint_s", x.checkpoint_s}, {"publish_s", x.publish_s}};
     j["report"] = {{"nodes", x.nodes},
                    {"partition_files", x.partition_files},
                    {"segments", x.segments},
@@ -873,13 +882,23 @@ nlohmann::json run_json(const Run& run, Kind k) {
   }
   if (k == Kind::kNaive) {
     const bench::NaiveReplayResult& n = run.naive;
-    j["naive"] = {{"segments", n.segments},          {"blocks", n.blocks},
-                  {"records", n.records},            {"entries_applied", n.entries_applied},
-                  {"entries_filtered", n.entries_filtered}, {"file_bytes_read", n.file_bytes_read},
-                  {"block_bytes", n.block_bytes},    {"raw_payload_bytes", n.raw_payload_bytes},
-                  {"partitions", n.partitions},      {"keys", n.keys},
-                  {"stages", {{"filter_s", n.filter_s}, {"read_s", n.read_s}, {"crc_s", n.crc_s},
-                              {"decode_s", n.decode_s}, {"parse_s", n.parse_s}, {"apply_s", n.apply_s}}}};
+    j["naive"] = {{"segments", n.segments},
+                  {"blocks", n.blocks},
+                  {"records", n.records},
+                  {"entries_applied", n.entries_applied},
+                  {"entries_filtered", n.entries_filtered},
+                  {"file_bytes_read", n.file_bytes_read},
+                  {"block_bytes", n.block_bytes},
+                  {"raw_payload_bytes", n.raw_payload_bytes},
+                  {"partitions", n.partitions},
+                  {"keys", n.keys},
+                  {"stages",
+                   {{"filter_s", n.filter_s},
+                    {"read_s", n.read_s},
+                    {"crc_s", n.crc_s},
+                    {"decode_s", n.decode_s},
+                    {"parse_s", n.parse_s},
+                    {"apply_s", n.apply_s}}}};
   }
   if (k == Kind::kProbeMapSink) j["apply_s_summed_over_threads"] = run.apply_s;
   if (k == Kind::kProbeReader || k == Kind::kProbeNullSink || k == Kind::kProbeMapSink) {
@@ -900,7 +919,7 @@ Status write_json(const Args& a, const Report& r) {
                   {"load_average_start", r.load_before},
                   {"load_average_end", r.load_after},
                   {"shared", "other processes ran on the same cores during the measurement"}};
-  j["settings"] = {{"repeat", a.repeat}, {"bytes", a.bytes_text}, {"threads_max", r.threads_max},
+  j["settings"] = {{"repeat", a.repeat},         {"bytes", a.bytes_text},      {"threads_max", r.threads_max},
                    {"chunk_bytes", kChunkBytes}, {"increments", a.increments}, {"seed", a.seed}};
   j["units"] = {{"MB", "10^6 bytes"},
                 {"mb_per_s_raw", "uncompressed block payload bytes up to each node's FINISH record / seconds"},
@@ -932,9 +951,12 @@ Status write_json(const Args& a, const Report& r) {
       Rates total = rates(cr, s, &Run::seconds);
       Rates replay = rates(cr, s, &Run::replay_s);
       auto rates_json = [](const Rates& q) {
-        return nlohmann::json{{"seconds_best", q.seconds_best},   {"seconds_median", q.seconds_median},
-                              {"mb_per_s_raw_best", q.mb_raw_best}, {"mb_per_s_raw_median", q.mb_raw_median},
-                              {"mb_per_s_disk_best", q.mb_disk_best}, {"mb_per_s_disk_median", q.mb_disk_median},
+        return nlohmann::json{{"seconds_best", q.seconds_best},
+                              {"seconds_median", q.seconds_median},
+                              {"mb_per_s_raw_best", q.mb_raw_best},
+                              {"mb_per_s_raw_median", q.mb_raw_median},
+                              {"mb_per_s_disk_best", q.mb_disk_best},
+                              {"mb_per_s_disk_median", q.mb_disk_median},
                               {"entries_per_s_median", q.entries_per_s_median}};
       };
       x["total"] = rates_json(total);
@@ -995,7 +1017,7 @@ int run_bench(const Args& a) {
   report.nproc = std::max(1u, std::thread::hardware_concurrency());
   report.threads_max = a.threads_max > 0 ? a.threads_max : report.nproc;
   ::uname(&report.uts);
-  struct statfs sfs{};
+  struct statfs sfs {};
   if (::statfs(dir.c_str(), &sfs) == 0) report.f_type = static_cast<long>(sfs.f_type);
 
   Status s = generate_missing(a, dir, *bytes_target);
@@ -1032,26 +1054,32 @@ int run_bench(const Args& a) {
 
 int main(int argc, char** argv) {
   walcut::Args a;
-  CLI::App app{"walcut_restore_bench: restore_snapshot() cold and warm against a plain read of the same segments "
-               "and a naive one-thread replayer"};
+  CLI::App app{
+      "walcut_restore_bench: restore_snapshot() cold and warm against a plain read of the same segments "
+      "and a naive one-thread replayer"};
   app.add_option("--dir", a.dir,
                  "Data directory, kept: DIR/<codec> is generated when it holds no snapshot (default: a temporary one)");
   app.add_option("--bytes", a.bytes_text, "Uncompressed WAL bytes to generate in the increments: 16M, 4G, ...")
       ->capture_default_str();
   app.add_option("--repeat", a.repeat, "Runs per configuration (best and median)")
-      ->check(CLI::Range(1, 1000))->capture_default_str();
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
   app.add_option("--codec", a.codecs, "Codecs to generate and measure")
-      ->check(CLI::IsMember({"none", "lz4"}))->capture_default_str();
+      ->check(CLI::IsMember({"none", "lz4"}))
+      ->capture_default_str();
   app.add_option("--increments", a.increments, "Increments to generate; the last one is restored")
-      ->check(CLI::Range(1, 100))->capture_default_str();
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
   app.add_option("--seed", a.seed, "Simulator seed")->capture_default_str();
   app.add_option("--threads-max", a.threads_max, "Measure restore on 1..N threads (0: nproc)")
-      ->check(CLI::Range(0, 256))->capture_default_str();
+      ->check(CLI::Range(0, 256))
+      ->capture_default_str();
   app.add_option("--json-out", a.json_out, "Write the results as JSON to this file");
   app.add_flag("--keep", a.keep, "Keep the generated temporary directory");
   app.add_flag("--enforce", a.enforce, "Exit 1 when a target is missed (judged on codec none)");
-  app.add_flag("!--no-probes", a.probes, "Skip the stage probes (block reader alone, replay into a null sink, "
-                                         "replay into partition maps)");
+  app.add_flag("!--no-probes", a.probes,
+               "Skip the stage probes (block reader alone, replay into a null sink, "
+               "replay into partition maps)");
   CLI11_PARSE(app, argc, argv);
   return walcut::run_bench(a);
 }

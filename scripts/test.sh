@@ -26,6 +26,8 @@ PKG_CONFIG_PATH="$prefix/usr/lib/pkgconfig" pkg-config --exists walcut
 echo "== benchmarks on tiny inputs"
 "$root/build-test/bench/walcut_micro_bench" --benchmark_min_time=0.01 >/dev/null
 "$root/build-test/bench/walcut_reader_bench" --bytes 8M --repeat 1 >/dev/null
+"$root/build-test/bench/walcut_restore_bench" --bytes 16M --repeat 1 >/dev/null
+"$root/build-test/bench/walcut_check_bench" --bytes 4M --repeat 1 >/dev/null
 echo "benchmarks ran"
 
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer build"
