@@ -82,8 +82,10 @@ def render(result):
     machine = result.get("machine", {})
     settings = result.get("settings", {})
     title = "walcut restore: replay-phase throughput against threads"
-    subtitle = (f"{settings.get('bytes', '?')} of WAL per codec, {machine.get('nproc', '?')} CPUs shared with other "
-                f"work, median of {settings.get('repeat', '?')} runs; from walcut_restore_bench --json-out")
+    raw_mb = max((c["data"]["wal_raw_bytes"] for c in result["codecs"]), default=0) / 1e6
+    subtitle = (f"{raw_mb:.0f} MB of uncompressed WAL per codec (--bytes {settings.get('bytes', '?')}), "
+                f"{machine.get('nproc', '?')} CPUs shared with other work, median of {settings.get('repeat', '?')} "
+                f"runs")
     out.append(f'<text x="{LEFT}" y="22" font-size="15" font-weight="bold">{escape(title)}</text>')
     out.append(f'<text x="{LEFT}" y="42" font-size="12" fill="#444">{escape(subtitle)}</text>')
     # Grid and y axis.
@@ -127,9 +129,12 @@ def render(result):
     for t, items in labels.items():
         items.sort()
         placed = []
-        for y, text, color in items:
-            y = max(y + 4, placed[-1] + 13) if placed else y + 4
-            placed.append(y)
+        for y, _, _ in items:
+            placed.append(max(y + 4, placed[-1] + 13) if placed else y + 4)
+        excess = placed[-1] - (TOP + plot_h - 4)  # keep the labels above the x axis
+        if excess > 0:
+            placed = [y - excess for y in placed]
+        for y, (_, text, color) in zip(placed, items):
             anchor, dx = ("end", -8) if t == threads_max and threads_max > 1 else ("start", 8)
             out.append(f'<text x="{x_of(t) + dx:.1f}" y="{y:.1f}" fill="{color}" font-size="11" stroke="white" '
                        f'stroke-width="3" paint-order="stroke" '

@@ -410,11 +410,17 @@ Status Node::apply_waiting_backup() {
   }
   if (backups.size() > 1) return Status::invalid_argument(restore_dir + ": more than one backup waiting; leave one");
   if (backups.empty()) {
-    if (fs::exists(marker, ec)) {  // the last run removed the backup but not its marker
+    if (!fs::exists(marker, ec)) return {};
+    // The marker says "done" once node.meta names the restored state; a
+    // marker still naming a backup that is gone is a restore cut short.
+    Result<Bytes> says = read_file_bytes(marker);
+    if (says.ok() && to_string(says.value()) == "done\n") {
       fs::remove(marker, ec);
       return sync_dir(restore_dir);
     }
-    return {};
+    return Status::corruption(marker + ": a restore from " + (says.ok() ? to_string(says.value()) : std::string("?")) +
+                              " was interrupted and that backup is gone; put it back in " + restore_dir +
+                              " to finish the restore");
   }
   const std::string path = backups.front();
   Result<BackupContents> b = read_backup_file(path);
@@ -470,6 +476,13 @@ Status Node::apply_waiting_backup() {
   next.wal_keep_from_segment = NodeMeta::kKeepNone;
   WALCUT_RETURN_IF_ERROR(write_node_meta(options_.dir, next));
   fault::point("backup.meta_written");
+  {
+    // From here the restored state stands: say so before the file goes.
+    const std::string done = marker + ".tmp";
+    WALCUT_RETURN_IF_ERROR(write_file_synced(done, as_bytes(std::string("done\n"))));
+    if (::rename(done.c_str(), marker.c_str()) != 0) return Status::from_errno("rename " + done, errno);
+    WALCUT_RETURN_IF_ERROR(sync_dir(restore_dir));
+  }
   fs::remove(path, ec);
   if (ec) return Status::io_error("remove " + path + ": " + ec.message());
   WALCUT_RETURN_IF_ERROR(sync_dir(restore_dir));

@@ -231,6 +231,43 @@ TEST(Backup, KilledDuringStartUpRestoreAtEveryStep) {
   }
 }
 
+// A restore cut short whose backup someone then removed is not taken for a
+// finished one: the node refuses to open until the backup is back.
+TEST(Backup, InterruptedRestoreWhoseBackupIsGoneIsRefused) {
+  TempDir dir;
+  {
+    auto c = Cluster::open(testing::small_cluster_options(dir.path() + "/cluster", 2));
+    ASSERT_TRUE(c.ok());
+    Transaction tx = (*c)->begin();
+    ASSERT_TRUE(tx.put("accounts", "k", "v").ok());
+    ASSERT_TRUE(tx.commit().ok());
+    ASSERT_TRUE((*c)->node(0).backup(dir.path() + "/b.backup").ok());
+  }
+  const std::string node = dir.path() + "/cluster/node0";
+  fs::create_directories(node + "/restore");
+  fs::copy_file(dir.path() + "/b.backup", node + "/restore/b.backup");
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    fault::crash_at_point("backup.swapping");
+    NodeOptions o;
+    o.dir = node;
+    ::_exit(Node::open(o).ok() ? 0 : 1);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_EQ(WEXITSTATUS(status), fault::kCrashExitCode);
+  fs::remove(node + "/restore/b.backup");
+  NodeOptions o;
+  o.dir = node;
+  auto refused = Node::open(o);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("was interrupted"), std::string::npos) << refused.status().message();
+  fs::copy_file(dir.path() + "/b.backup", node + "/restore/b.backup");
+  auto reopened = Node::open(o);
+  ASSERT_TRUE(reopened.ok()) << reopened.status().to_string();
+  EXPECT_EQ((*reopened)->read(1, partition_of(CacheGroup{1, "accounts", CacheMode::kTransactional, 32, 2}, "k"), "k")->value, "v");
+}
+
 std::string run(const std::string& command, int* code = nullptr) {
   FILE* p = ::popen(command.c_str(), "r");
   std::string out;

@@ -106,6 +106,14 @@ TEST_F(CheckTest, MissingPartitionFile) {
   EXPECT_TRUE(found(r, "structure", f)) << dump(r);
 }
 
+TEST_F(CheckTest, NodeOfTheBaselineWithoutMetadata) {
+  fs::remove(snap_ + "/node2.smf");
+  fs::remove_all(snap_ + "/db/node2");
+  CheckReport r = check(snap_);
+  EXPECT_TRUE(found(r, "structure", "node2")) << dump(r);
+  EXPECT_FALSE(r.clean());
+}
+
 TEST_F(CheckTest, UnlistedExtraFile) {
   testing::write_file(snap_ + "/db/node0/tx0/stray.bin", testing::test_payload(10, 1));
   CheckReport r = check(snap_);
