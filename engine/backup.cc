@@ -62,11 +62,12 @@ Status write_backup_file(const std::string& path, const BackupMeta& meta,
   Encoder header(out);
   header.u64(kMagic);
   header.u32(kVersion);
-  Bytes body;
+  // META: the node's metadata (length-prefixed) and the consistent pointer.
+  Bytes body = encode_node_meta(meta.node);
+  const auto meta_bytes = static_cast<uint32_t>(body.size());
+  body.insert(body.begin(), 4, std::byte{0});
+  store_u32(body.data(), meta_bytes);
   Encoder m(body);
-  Bytes node_meta = encode_node_meta(meta.node);
-  m.u32(static_cast<uint32_t>(node_meta.size()));
-  m.bytes(node_meta);
   m.u64(meta.consistent.segment);
   m.u64(meta.consistent.offset);
   put_section(out, kMeta, body);

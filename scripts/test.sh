@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every test: installs what is missing, then
 #   1. a normal build: all tests, the installed CMake package, the benchmarks on tiny inputs;
-#   2. an AddressSanitizer + UndefinedBehaviorSanitizer build: all tests;
-#   3. a ThreadSanitizer build: the tests of concurrent code.
+#   2. the demo, as the README's first command runs it;
+#   3. an AddressSanitizer + UndefinedBehaviorSanitizer build: all tests;
+#   4. a ThreadSanitizer build: the tests of concurrent code.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc)
@@ -29,6 +30,10 @@ echo "== benchmarks on tiny inputs"
 "$root/build-test/bench/walcut_restore_bench" --bytes 16M --repeat 1 >/dev/null
 "$root/build-test/bench/walcut_check_bench" --bytes 4M --repeat 1 >/dev/null
 echo "benchmarks ran"
+
+echo "== the demo (the README's first command: a Release build of the CLI and the whole story)"
+bash "$root/scripts/demo.sh" >/dev/null
+echo "demo ran"
 
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer build"
 bash "$root/scripts/build.sh" "$root/build-asan" -DCMAKE_BUILD_TYPE=Debug -DWALCUT_SANITIZE=address,undefined -DWALCUT_BUILD_TESTS=ON -DWALCUT_BUILD_BENCH=OFF
