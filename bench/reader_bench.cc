@@ -29,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_io.h"
 #include "io/block_reader.h"
 #include "io/file_util.h"
 #include "io/records.h"
@@ -198,41 +199,7 @@ Status generate_segments(const std::string& dir, uint64_t segment_bytes, uint64_
 
 // ---- page cache ----
 
-// Bytes of the open file `fd` resident in the page cache, from mincore.
-uint64_t resident_bytes(int fd, uint64_t size) {
-  if (size == 0) return 0;
-  void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
-  if (map == MAP_FAILED) return 0;
-  std::vector<unsigned char> pages((size + kPageBytes - 1) / kPageBytes);
-  uint64_t resident_pages = 0;
-  if (::mincore(map, size, pages.data()) == 0) {
-    for (unsigned char p : pages) resident_pages += p & 1;
-  }
-  ::munmap(map, size);
-  return std::min(size, resident_pages * kPageBytes);
-}
 
-// Writes back and drops the files' cached pages, so the next run reads the
-// disk. Returns the bytes still resident afterwards (0 when it worked).
-Result<uint64_t> evict_from_page_cache(const std::vector<std::string>& paths) {
-  uint64_t resident_total_bytes = 0;
-  for (const std::string& p : paths) {
-    int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return Status::from_errno("open " + p, errno);
-    uint64_t size = std::filesystem::file_size(p);
-    // DONTNEED skips dirty pages: write them back first.
-    int rc = ::fdatasync(fd);
-    if (rc == 0) rc = ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-    else rc = errno;
-    if (rc != 0) {
-      ::close(fd);
-      return Status::from_errno("evict " + p, rc);
-    }
-    resident_total_bytes += resident_bytes(fd, size);
-    ::close(fd);
-  }
-  return resident_total_bytes;
-}
 
 // ---- readers ----
 
@@ -417,7 +384,7 @@ Status measure(const Args& a, Report& report) {
   // (a VM's neighbours) spreads over all of them instead of one.
   for (uint32_t r = 0; r < a.repeat; ++r) {
     for (Summary& s : report.summaries) {
-      Result<uint64_t> resident = evict_from_page_cache(paths);
+      Result<uint64_t> resident = bench::evict_from_page_cache(paths);
       if (!resident.ok()) return resident.status();
       report.resident_after_evict_bytes_max = std::max(report.resident_after_evict_bytes_max, resident.value());
       Result<Run> run = s.config.method == Method::kPlainRead

@@ -8,7 +8,6 @@
 // how to read them: docs/benchmarks.md; the procedure: docs/restore.md.
 #include <fcntl.h>
 #include <oneapi/tbb/global_control.h>
-#include <sys/mman.h>
 #include <sys/statfs.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -33,6 +32,7 @@
 #include <vector>
 
 #include "bench/naive_replayer.h"
+#include "bench/bench_io.h"
 #include "engine/increment.h"
 #include "engine/partition.h"
 #include "engine/snapshot.h"
@@ -54,7 +54,6 @@ constexpr double kTargetOverNaive = 10;        // naive seconds / restore second
 constexpr int kExitTargetMissed = 1;
 constexpr int kExitUsage = 2;
 constexpr int kExitIoError = 3;
-constexpr uint64_t kPageBytes = 4096;
 constexpr uint32_t kChunkBytes = 1 << 20;
 constexpr uint64_t kCalibrationTxs = 2000;
 
@@ -122,40 +121,7 @@ void say(const char* format, auto... args) {
 
 // ---- page cache ----
 
-uint64_t resident_bytes(int fd, uint64_t size) {
-  if (size == 0) return 0;
-  void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
-  if (map == MAP_FAILED) return 0;
-  std::vector<unsigned char> pages((size + kPageBytes - 1) / kPageBytes);
-  uint64_t resident_pages = 0;
-  if (::mincore(map, size, pages.data()) == 0) {
-    for (unsigned char p : pages) resident_pages += p & 1;
-  }
-  ::munmap(map, size);
-  return std::min(size, resident_pages * kPageBytes);
-}
 
-// Writes back and drops the files' cached pages. Returns the bytes still
-// resident afterwards (0 when it worked).
-Result<uint64_t> evict_from_page_cache(const std::vector<std::string>& paths) {
-  uint64_t resident_total_bytes = 0;
-  for (const std::string& p : paths) {
-    int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return Status::from_errno("open " + p, errno);
-    int rc = ::fdatasync(fd);
-    if (rc == 0)
-      rc = ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-    else
-      rc = errno;
-    if (rc != 0) {
-      ::close(fd);
-      return Status::from_errno("evict " + p, rc);
-    }
-    resident_total_bytes += resident_bytes(fd, fs::file_size(p));
-    ::close(fd);
-  }
-  return resident_total_bytes;
-}
 
 int open_for_read(const std::string& path, bool direct, bool& direct_used) {
   direct_used = false;
@@ -169,31 +135,6 @@ int open_for_read(const std::string& path, bool direct, bool& direct_used) {
   return ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
 }
 
-// The baseline, and the way files are made warm: one file after another,
-// read() in 1 MiB pieces into one aligned buffer. Returns the bytes read.
-Result<uint64_t> read_files(const std::vector<std::string>& paths, bool direct) {
-  std::unique_ptr<std::byte, decltype(&std::free)> buf(
-      static_cast<std::byte*>(std::aligned_alloc(kPageBytes, kChunkBytes)), &std::free);
-  uint64_t bytes = 0;
-  for (const std::string& p : paths) {
-    bool direct_used = false;
-    int fd = open_for_read(p, direct, direct_used);
-    if (fd < 0) return Status::from_errno("open " + p, errno);
-    for (;;) {
-      ssize_t n = ::read(fd, buf.get(), kChunkBytes);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        int err = errno;
-        ::close(fd);
-        return Status::from_errno("read " + p, err);
-      }
-      if (n == 0) break;
-      bytes += static_cast<uint64_t>(n);
-    }
-    ::close(fd);
-  }
-  return bytes;
-}
 
 // ---- the data ----
 
@@ -510,17 +451,17 @@ RestoreOptions restore_options(const DataSet& d, const Config& c) {
 Result<Run> run_once(const DataSet& d, const Config& c, const std::string& dest) {
   Run run;
   if (c.cold) {
-    Result<uint64_t> resident = evict_from_page_cache(c.kind == Kind::kRestore ? d.all_paths : d.segment_paths);
+    Result<uint64_t> resident = bench::evict_from_page_cache(c.kind == Kind::kRestore ? d.all_paths : d.segment_paths);
     if (!resident.ok()) return resident.status();
     run.resident_after_evict_bytes = resident.value();
   } else {
-    Result<uint64_t> pre = read_files(c.kind == Kind::kRestore ? d.all_paths : d.segment_paths, false);
+    Result<uint64_t> pre = bench::read_files(c.kind == Kind::kRestore ? d.all_paths : d.segment_paths, false);
     if (!pre.ok()) return pre.status();
   }
   auto t = Clock::now();
   switch (c.kind) {
     case Kind::kRawRead: {
-      Result<uint64_t> bytes = read_files(d.segment_paths, c.direct);
+      Result<uint64_t> bytes = bench::read_files(d.segment_paths, c.direct);
       if (!bytes.ok()) return bytes.status();
       run.seconds = run.replay_s = since(t);
       break;
