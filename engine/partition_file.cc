@@ -341,7 +341,7 @@ Result<PartitionHashes> parse_footer(const FileView& f, size_t offset, const Con
   return h;
 }
 
-Result<PartitionFile> parse_partition_file(const FileView& f) {
+Result<PartitionFile> parse_file_view(const FileView& f) {
   Result<PartitionFileInfo> info = parse_file_header(f);
   if (!info.ok()) return info.status();
   Contents c;
@@ -396,7 +396,11 @@ Status write_partition_file(const std::string& path, const PartitionFileInfo& in
 Result<PartitionFile> read_partition_file(const std::string& path) {
   Result<Bytes> bytes = read_whole_file(path);
   if (!bytes.ok()) return bytes.status();
-  return parse_partition_file(FileView{path, *bytes});
+  return parse_file_view(FileView{path, *bytes});
+}
+
+Result<PartitionFile> parse_partition_file(const std::string& path, ByteSpan bytes) {
+  return parse_file_view(FileView{path, bytes});
 }
 
 std::string partition_file_name(uint16_t partition) { return "part-" + std::to_string(partition) + ".bin"; }

@@ -44,6 +44,8 @@ struct PartitionFile {
 // order, footer count and hashes. Any damage is kCorruption naming the
 // file and the byte offset.
 Result<PartitionFile> read_partition_file(const std::string& path);
+// The same from bytes already read (`path` names them in errors).
+Result<PartitionFile> parse_partition_file(const std::string& path, ByteSpan bytes);
 
 // "part-<p>.bin"
 std::string partition_file_name(uint16_t partition);

@@ -16,6 +16,9 @@
 #include <set>
 #include <thread>
 
+#include <boost/unordered/unordered_flat_map.hpp>
+#include <xxhash.h>
+
 #include "engine/affinity.h"
 #include "engine/node.h"
 #include "engine/node_meta.h"
@@ -75,23 +78,95 @@ std::vector<std::string> segment_paths(const std::string& snapshot_dir, const st
   return paths;
 }
 
+// A partition copy while it is restored: a flat hash map, so an entry
+// costs one probe and, when the key is known, a copy of the value into
+// the string that held the old one. Sorted into an EntryMap once, when
+// replay ends.
+struct KeyHash {
+  using is_transparent = void;
+  using is_avalanching = void;
+  size_t operator()(std::string_view k) const { return XXH3_64bits(k.data(), k.size()); }
+};
+struct KeyEqual {
+  using is_transparent = void;
+  bool operator()(std::string_view a, std::string_view b) const { return a == b; }
+};
+using Table = boost::unordered_flat_map<std::string, StoredValue, KeyHash, KeyEqual>;
+
+uint64_t table_key(uint32_t group, uint16_t partition) { return uint64_t{group} << 16 | partition; }
+
+Table to_table(EntryMap&& entries) {
+  Table t;
+  t.reserve(entries.size());
+  while (!entries.empty()) {
+    auto node = entries.extract(entries.begin());
+    t.emplace(std::move(node.key()), std::move(node.mapped()));
+  }
+  return t;
+}
+
+EntryMap to_entry_map(Table&& t) {
+  std::vector<Table::value_type*> items;
+  items.reserve(t.size());
+  for (auto& item : t) items.push_back(&item);
+  std::sort(items.begin(), items.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
+  EntryMap m;
+  for (auto* item : items) m.emplace_hint(m.end(), item->first, std::move(item->second));
+  t = Table();
+  return m;
+}
+
 // The built-in sink: one node's partition copies, created up front so
-// stripes touch disjoint entries of an unchanging map.
-class PartitionSink final : public ReplaySink {
+// stripes touch disjoint entries of an unchanging index.
+class TableSink final : public ReplaySink {
  public:
-  explicit PartitionSink(std::map<PartitionId, Partition>& parts) : parts_(parts) {}
+  explicit TableSink(std::map<PartitionId, Table>& tables) {
+    for (auto& [pid, table] : tables) index_.emplace(table_key(pid.first, pid.second), &table);
+  }
   Status apply(const ReplayEntry& e) override {
-    auto it = parts_.find(PartitionId{e.entry->group_id, e.entry->partition});
-    if (it == parts_.end()) {
-      return Status::corruption("an entry of group " + std::to_string(e.entry->group_id) + " partition " +
-                                std::to_string(e.entry->partition) + " in the WAL of a node that holds no copy of it");
+    const DataEntry& d = *e.entry;
+    auto it = index_.find(table_key(d.group_id, d.partition));
+    if (it == index_.end()) {
+      return Status::corruption("an entry of group " + std::to_string(d.group_id) + " partition " +
+                                std::to_string(d.partition) + " in the WAL of a node that holds no copy of it");
     }
-    it->second.apply(*e.entry);
+    Table& t = *it->second;
+    std::string_view key(reinterpret_cast<const char*>(d.key.data()), d.key.size());
+    auto found = t.find(key);
+    if (d.op == EntryOp::kDelete) {
+      if (found != t.end()) t.erase(found);
+    } else if (found != t.end()) {
+      found->second.value.assign(reinterpret_cast<const char*>(d.value.data()), d.value.size());
+      found->second.version = d.write_version;
+    } else {
+      t.emplace(std::string(key), StoredValue{to_string(d.value), d.write_version});
+    }
     return {};
   }
 
  private:
-  std::map<PartitionId, Partition>& parts_;
+  boost::unordered_flat_map<uint64_t, Table*> index_;
+};
+
+// Progress of the nodes replayed at once: counted from every pipeline,
+// reported from whichever reading thread finds the callback free.
+class ProgressHub {
+ public:
+  ProgressHub(const std::function<void(const RestoreProgress&)>& fn, uint64_t bytes_total)
+      : fn_(fn), bytes_total_(bytes_total) {}
+  void read(uint64_t bytes) {
+    uint64_t total = bytes_read_ += bytes;
+    if (!fn_) return;
+    std::unique_lock<std::mutex> lock(mu_, std::try_to_lock);
+    if (lock.owns_lock()) fn_(RestoreProgress{total, bytes_total_, applied_});
+  }
+  void applied(uint64_t entries) { applied_ += entries; }
+
+ private:
+  const std::function<void(const RestoreProgress&)>& fn_;
+  const uint64_t bytes_total_;
+  std::atomic<uint64_t> bytes_read_{0}, applied_{0};
+  std::mutex mu_;
 };
 
 }  // namespace
@@ -152,8 +227,56 @@ Result<ReplayFilter> load_replay_filter(const std::string& snapshot_dir, uint64_
   return f;
 }
 
-Status replay_node(const std::string& snapshot_dir, uint64_t n, uint16_t node_index, ReplaySink& sink,
-                   const RestoreOptions& options, RestoreReport& report) {
+namespace {
+
+// A token of the pipeline: up to 1 MiB of consecutive blocks and the
+// entries they yield, sorted into stripes. Reused once applied.
+struct Batch {
+  std::vector<Block> blocks;
+  std::vector<Bytes> raw;                         // decompressed payloads, one per LZ4 block
+  std::vector<std::vector<DataEntry>> stripes;    // to apply, in WAL order within each
+  uint64_t records = 0, filtered = 0, applied = 0;
+
+  void reset(size_t stripe_count) {
+    blocks.clear();
+    stripes.resize(stripe_count);
+    for (auto& s : stripes) s.clear();
+    records = filtered = applied = 0;
+  }
+};
+
+// Batches handed out and taken back, so a long replay allocates only its
+// first few.
+class BatchPool {
+ public:
+  Batch* take() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (free_.empty()) {
+      all_.push_back(std::make_unique<Batch>());
+      return all_.back().get();
+    }
+    Batch* b = free_.back();
+    free_.pop_back();
+    return b;
+  }
+  void give(Batch* b) {
+    b->blocks.clear();  // lets the reader reuse their buffers
+    std::lock_guard<std::mutex> lock(mu_);
+    free_.push_back(b);
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Batch>> all_;
+  std::vector<Batch*> free_;
+};
+
+unsigned thread_count(const RestoreOptions& o) {
+  return o.threads > 0 ? o.threads : std::max(1, tbb::this_task_arena::max_concurrency());
+}
+
+Status replay_one(const std::string& snapshot_dir, uint64_t n, uint16_t node_index, ReplaySink& sink,
+                  const RestoreOptions& options, RestoreReport& report, ProgressHub& progress) {
   std::vector<std::vector<IncrementMeta>> inc;
   for (uint64_t k = 1; k <= n; ++k) {
     Result<std::vector<IncrementMeta>> m = read_increment_metas(snapshot_dir, k);
@@ -162,14 +285,17 @@ Status replay_node(const std::string& snapshot_dir, uint64_t n, uint16_t node_in
   }
   Result<ReplayFilter> filter = load_replay_filter(snapshot_dir, n, node_index, options.io);
   if (!filter.ok()) return filter.status();
-  std::set<uint32_t> groups;  // empty: all
+  std::set<uint32_t> groups;
+  bool all_groups = true;
   for (const CacheGroup& g : inc.front().front().groups) {
-    if (options.groups.empty() || std::count(options.groups.begin(), options.groups.end(), g.name)) groups.insert(g.id);
+    if (options.groups.empty() || std::count(options.groups.begin(), options.groups.end(), g.name)) {
+      groups.insert(g.id);
+    } else {
+      all_groups = false;
+    }
   }
   const bool wants_records = sink.wants_records();
   std::vector<std::string> paths = segment_paths(snapshot_dir, inc, node_index);
-  uint64_t bytes_total = 0;
-  for (const std::string& p : paths) bytes_total += fs::file_size(p);
   BlockReaderOptions ro;
   ro.io = options.io;
   ro.mode = TailMode::kStrict;
@@ -182,122 +308,116 @@ Status replay_node(const std::string& snapshot_dir, uint64_t n, uint16_t node_in
   BlockReader& reader = **opened;
   report.io_engine = reader.engine_name();
 
-  // A token: up to 1 MiB of consecutive blocks and the entries they yield.
-  struct Batch {
-    std::vector<Block> blocks;
-    std::vector<Bytes> raw;          // decompressed payloads, one per LZ4 block
-    std::vector<DataEntry> entries;  // to apply, in WAL order
-    uint64_t records = 0, filtered = 0;
-  };
   constexpr uint64_t kBatchBytes = 1 << 20;
-  const unsigned threads = std::max(1u, static_cast<unsigned>(tbb::this_task_arena::max_concurrency()));
+  const unsigned threads = thread_count(options);
+  const size_t stripe_count = threads;
   const size_t tokens = 2 * threads + 2;
   FirstError error;
   std::atomic<bool> reached_finish{false};
-  std::atomic<uint64_t> applied{0}, filtered{0}, records{0};
-  uint64_t bytes_read = 0;
-  RestoreProgress progress{0, bytes_total, 0};
+  uint64_t applied = 0, filtered = 0, records = 0;
+  BatchPool pool;
 
-  tbb::parallel_pipeline(
-      tokens,
-      tbb::make_filter<void, std::shared_ptr<Batch>>(
-          tbb::filter_mode::serial_in_order,
-          [&](tbb::flow_control& fc) -> std::shared_ptr<Batch> {
-            if (error.failed() || reached_finish || (options.cancel && *options.cancel)) {
-              if (options.cancel && *options.cancel) error.set(Status::cancelled("restore cancelled"));
-              fc.stop();
-              return nullptr;
-            }
-            auto batch = std::make_shared<Batch>();
-            uint64_t bytes = 0;
-            Block b;
-            while (bytes < kBatchBytes) {
-              Result<bool> more = reader.next(b);
-              if (!more.ok()) {
-                error.set(more.status());
-                break;
-              }
-              if (!more.value()) break;
-              bytes += kBlockHeaderBytes + b.stored.size();
-              batch->blocks.push_back(std::move(b));
-            }
-            if (batch->blocks.empty()) {
-              fc.stop();
-              return nullptr;
-            }
-            bytes_read += bytes;
-            progress.bytes_read = bytes_read;
-            progress.entries_applied = applied;
-            if (options.progress) options.progress(progress);
-            return batch;
-          }) &
-          tbb::make_filter<std::shared_ptr<Batch>, std::shared_ptr<Batch>>(
-              tbb::filter_mode::parallel,
-              [&](std::shared_ptr<Batch> batch) {
-                batch->raw.resize(batch->blocks.size());
-                for (size_t i = 0; i < batch->blocks.size() && !error.failed(); ++i) {
-                  const Block& b = batch->blocks[i];
-                  Result<ByteSpan> raw = block_raw_payload(b.header, b.stored, batch->raw[i]);
-                  if (!raw.ok()) {
-                    error.set(Status::corruption(reader.path(b.file) + " at offset " + std::to_string(b.file_offset) +
-                                                 ": " + raw.status().message()));
-                    break;
-                  }
-                  Status s = for_each_record(b.header, raw.value(), [&](const RecordView& r) -> Status {
-                    ++batch->records;
-                    if (r.pointer >= filter->finish) {
-                      reached_finish = true;
-                      return {};
-                    }
-                    if (r.type != RecordType::kData && wants_records && r.pointer >= filter->snapshot) {
-                      bool kept = true;
-                      if (r.type == RecordType::kTx) {
-                        Result<RecordPayload> tx = decode_payload(r.type, r.payload);
-                        if (!tx.ok()) return tx.status();
-                        kept = filter->decide(r.pointer, std::get<TxRecord>(tx.value()).near_xid) ==
-                               ReplayFilter::Verdict::kApply;
-                      }
-                      return sink.on_record(node_index, r, kept);
-                    }
-                    if (r.type != RecordType::kData) return {};
-                    return for_each_data_entry(r.payload, [&](const DataEntry& e) {
-                      ReplayFilter::Verdict v = filter->decide(r.pointer, e.near_xid);
-                      if (v == ReplayFilter::Verdict::kApply && groups.count(e.group_id)) {
-                        batch->entries.push_back(e);
-                      } else if (r.pointer >= filter->snapshot) {  // older ones are in the snapshot's files
-                        ++batch->filtered;
-                      }
-                    });
-                  });
-                  if (!s.ok()) {
-                    error.set(Status::corruption(reader.path(b.file) + " at offset " + std::to_string(b.file_offset) +
-                                                 ": " + s.message()));
-                  }
-                }
-                return batch;
-              }) &
-          tbb::make_filter<std::shared_ptr<Batch>, void>(
-              tbb::filter_mode::serial_in_order, [&](std::shared_ptr<Batch> batch) {
-                if (error.failed()) return;
-                records += batch->records;
-                filtered += batch->filtered;
-                // Stripes: each (group, partition) belongs to one, which applies
-                // its entries in order; stripes run in parallel.
-                const size_t stripes = batch->entries.size() >= 2048 ? threads : 1;
-                auto run_stripe = [&](size_t stripe) {
-                  for (const DataEntry& e : batch->entries) {
-                    if (stripes > 1 && (e.group_id * 65537u + e.partition) % stripes != stripe) continue;
-                    Status s = sink.apply(ReplayEntry{node_index, &e});
-                    if (!s.ok()) return error.set(s);
-                  }
-                };
-                if (stripes == 1) {
-                  run_stripe(0);
-                } else {
-                  tbb::parallel_for(size_t{0}, stripes, run_stripe);
-                }
-                applied += batch->entries.size();
-              }));
+  auto read_batch = [&](tbb::flow_control& fc) -> Batch* {
+    if (error.failed() || reached_finish || (options.cancel && *options.cancel)) {
+      if (options.cancel && *options.cancel) error.set(Status::cancelled("restore cancelled"));
+      fc.stop();
+      return nullptr;
+    }
+    Batch* batch = pool.take();
+    batch->reset(stripe_count);
+    uint64_t bytes = 0;
+    Block b;
+    while (bytes < kBatchBytes) {
+      Result<bool> more = reader.next(b);
+      if (!more.ok()) {
+        error.set(more.status());
+        break;
+      }
+      if (!more.value()) break;
+      bytes += kBlockHeaderBytes + b.stored.size();
+      batch->blocks.push_back(std::move(b));
+    }
+    if (batch->blocks.empty()) {
+      pool.give(batch);
+      fc.stop();
+      return nullptr;
+    }
+    progress.read(bytes);
+    return batch;
+  };
+
+  // Decode runs on every thread: LZ4, parse, the cut filter, the stripe.
+  auto decode_batch = [&](Batch* batch) -> Batch* {
+    if (batch->raw.size() < batch->blocks.size()) batch->raw.resize(batch->blocks.size());
+    for (size_t i = 0; i < batch->blocks.size() && !error.failed(); ++i) {
+      const Block& b = batch->blocks[i];
+      Result<ByteSpan> raw = block_raw_payload(b.header, b.stored, batch->raw[i]);
+      if (!raw.ok()) {
+        error.set(Status::corruption(reader.path(b.file) + " at offset " + std::to_string(b.file_offset) + ": " +
+                                     raw.status().message()));
+        break;
+      }
+      Status s = for_each_record(b.header, raw.value(), [&](const RecordView& r) -> Status {
+        ++batch->records;
+        if (r.pointer >= filter->finish) {
+          reached_finish = true;
+          return {};
+        }
+        if (r.type != RecordType::kData) {
+          if (!wants_records || r.pointer < filter->snapshot) return {};
+          bool kept = true;
+          if (r.type == RecordType::kTx) {
+            Result<RecordPayload> tx = decode_payload(r.type, r.payload);
+            if (!tx.ok()) return tx.status();
+            kept = filter->decide(r.pointer, std::get<TxRecord>(tx.value()).near_xid) == ReplayFilter::Verdict::kApply;
+          }
+          return sink.on_record(node_index, r, kept);
+        }
+        return for_each_data_entry(r.payload, [&](const DataEntry& e) {
+          ReplayFilter::Verdict v = filter->decide(r.pointer, e.near_xid);
+          if (v == ReplayFilter::Verdict::kApply && (all_groups || groups.count(e.group_id))) {
+            batch->stripes[(e.group_id * 65537u + e.partition) % stripe_count].push_back(e);
+            ++batch->applied;
+          } else if (r.pointer >= filter->snapshot) {  // older ones are in the snapshot's files
+            ++batch->filtered;
+          }
+        });
+      });
+      if (!s.ok()) {
+        error.set(Status::corruption(reader.path(b.file) + " at offset " + std::to_string(b.file_offset) + ": " +
+                                     s.message()));
+      }
+    }
+    return batch;
+  };
+
+  // Apply, batch after batch in WAL order; within a batch each stripe on
+  // its own thread, so a (group, partition) has one owner at a time.
+  auto apply_batch = [&](Batch* batch) {
+    if (!error.failed()) {
+      records += batch->records;
+      filtered += batch->filtered;
+      auto run_stripe = [&](size_t stripe) {
+        for (const DataEntry& e : batch->stripes[stripe]) {
+          Status s = sink.apply(ReplayEntry{node_index, &e});
+          if (!s.ok()) return error.set(s);
+        }
+      };
+      size_t busy = std::count_if(batch->stripes.begin(), batch->stripes.end(), [](const auto& v) { return !v.empty(); });
+      if (busy > 1) {
+        tbb::parallel_for(size_t{0}, stripe_count, run_stripe);
+      } else {
+        for (size_t i = 0; i < stripe_count; ++i) run_stripe(i);
+      }
+      applied += batch->applied;
+      progress.applied(batch->applied);
+    }
+    pool.give(batch);
+  };
+
+  tbb::parallel_pipeline(tokens, tbb::make_filter<void, Batch*>(tbb::filter_mode::serial_in_order, read_batch) &
+                                     tbb::make_filter<Batch*, Batch*>(tbb::filter_mode::parallel, decode_batch) &
+                                     tbb::make_filter<Batch*, void>(tbb::filter_mode::serial_in_order, apply_batch));
 
   WALCUT_RETURN_IF_ERROR(error.get());
   if (!reached_finish) {
@@ -314,11 +434,33 @@ Status replay_node(const std::string& snapshot_dir, uint64_t n, uint16_t node_in
   return {};
 }
 
+}  // namespace
+
+Status replay_node(const std::string& snapshot_dir, uint64_t n, uint16_t node_index, ReplaySink& sink,
+                   const RestoreOptions& options, RestoreReport& report) {
+  uint64_t bytes_total = 0;
+  for (uint64_t k = 1; k <= n; ++k) {
+    Result<std::vector<IncrementMeta>> m = read_increment_metas(snapshot_dir, k);
+    if (!m.ok()) return m.status();
+    if (const IncrementMeta* mine = meta_of(m.value(), node_index)) {
+      for (const ManifestEntry& f : mine->files) bytes_total += f.bytes;
+    }
+  }
+  ProgressHub progress(options.progress, bytes_total);
+  std::unique_ptr<tbb::global_control> limit;
+  if (options.threads > 0) {
+    limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, options.threads);
+  }
+  return replay_one(snapshot_dir, n, node_index, sink, options, report, progress);
+}
+
 namespace {
 
-// One node's part of a restore.
+// One node's part of a restore: its copies as tables while they are
+// loaded and replayed, then as sorted partitions.
 struct NodePart {
   SnapshotMeta meta;
+  std::map<PartitionId, Table> tables;
   std::map<PartitionId, Partition> partitions;
 };
 
@@ -332,7 +474,7 @@ std::string restore_stamp(const RestoreOptions& o) {
 }
 
 Status verify_inputs(const RestoreOptions& o, std::vector<SnapshotMeta>& bases,
-                     std::vector<std::vector<IncrementMeta>>& inc, RestoreReport& report) {
+                     std::vector<std::vector<IncrementMeta>>& inc) {
   Result<std::vector<SnapshotMeta>> metas = read_snapshot_metas(o.snapshot_dir);
   if (!metas.ok()) return metas.status();
   bases = std::move(metas).value();
@@ -345,24 +487,6 @@ Status verify_inputs(const RestoreOptions& o, std::vector<SnapshotMeta>& bases,
                              [&](const CacheGroup& c) { return c.name == g; });
     if (!known) return Status::invalid_argument("--groups: no cache group named " + g + " in " + o.snapshot_dir);
   }
-  // Every file of the full snapshot: there, its size, its checksum.
-  std::vector<std::pair<std::string, const ManifestEntry*>> files;
-  for (const SnapshotMeta& m : bases) {
-    for (const ManifestEntry& f : m.files) files.emplace_back(o.snapshot_dir + "/" + f.path, &f);
-  }
-  FirstError error;
-  tbb::parallel_for(size_t{0}, files.size(), [&](size_t i) {
-    const auto& [path, entry] = files[i];
-    Result<Bytes> bytes = read_file_bytes(path);
-    if (!bytes.ok()) return error.set(Status::corruption(path + ": listed in the manifest but cannot be read"));
-    if (bytes->size() != entry->bytes) {
-      return error.set(Status::corruption(path + ": " + std::to_string(bytes->size()) + " bytes, the manifest says " +
-                                          std::to_string(entry->bytes)));
-    }
-    if (crc32c(bytes.value()) != entry->crc32c) return error.set(Status::corruption(path + ": checksum differs from the manifest"));
-  });
-  WALCUT_RETURN_IF_ERROR(error.get());
-  report.partition_files = files.size();
   // Increments 1..N: present, same groups, segments in an unbroken run.
   Result<uint64_t> count = increment_count(o.snapshot_dir);
   if (!count.ok()) return count.status();
@@ -402,28 +526,65 @@ Status verify_inputs(const RestoreOptions& o, std::vector<SnapshotMeta>& bases,
   return {};
 }
 
-Status load_node(const RestoreOptions& o, NodePart& part) {
-  Affinity aff(part.meta.groups, part.meta.baseline);
-  for (const CacheGroup& g : part.meta.groups) {
-    if (!o.groups.empty() && !std::count(o.groups.begin(), o.groups.end(), g.name)) continue;
-    for (uint16_t p = 0; p < g.partitions; ++p) {
-      if (aff.owns(g.id, p, part.meta.node_index)) part.partitions.emplace(PartitionId{g.id, p}, Partition{});
+// Reads every file of the full snapshot's manifests once: checks its size
+// and checksum against the manifest, and parses the partition files of
+// the copies to restore into their tables.
+Status load_parts(const RestoreOptions& o, std::vector<NodePart>& parts, RestoreReport& report) {
+  struct Job {
+    std::string path;
+    const ManifestEntry* listed = nullptr;  // null: owned, but not in the manifest
+    Table* table = nullptr;                 // null: only checked
+  };
+  std::vector<Job> jobs;
+  for (NodePart& part : parts) {
+    Affinity aff(part.meta.groups, part.meta.baseline);
+    std::map<std::string, Table*> wanted;  // by path in the snapshot
+    for (const CacheGroup& g : part.meta.groups) {
+      if (!o.groups.empty() && !std::count(o.groups.begin(), o.groups.end(), g.name)) continue;
+      for (uint16_t p = 0; p < g.partitions; ++p) {
+        if (!aff.owns(g.id, p, part.meta.node_index)) continue;
+        Table* t = &part.tables[PartitionId{g.id, p}];
+        wanted.emplace("db/" + part.meta.node_id + "/" + g.name + "/" + partition_file_name(p), t);
+      }
     }
-  }
-  std::vector<std::pair<std::string, Partition*>> files;
-  for (auto& [pid, partition] : part.partitions) {
-    const CacheGroup& g = *std::find_if(part.meta.groups.begin(), part.meta.groups.end(),
-                                        [&](const CacheGroup& c) { return c.id == pid.first; });
-    files.emplace_back(o.snapshot_dir + "/db/" + part.meta.node_id + "/" + g.name + "/" + partition_file_name(pid.second),
-                       &partition);
+    for (const ManifestEntry& f : part.meta.files) {
+      auto it = wanted.find(f.path);
+      jobs.push_back({o.snapshot_dir + "/" + f.path, &f, it == wanted.end() ? nullptr : it->second});
+      if (it != wanted.end()) wanted.erase(it);
+    }
+    for (const auto& [path, t] : wanted) jobs.push_back({o.snapshot_dir + "/" + path, nullptr, t});
   }
   FirstError error;
-  tbb::parallel_for(size_t{0}, files.size(), [&](size_t i) {
-    Result<PartitionFile> f = read_partition_file(files[i].first);
+  tbb::parallel_for(size_t{0}, jobs.size(), [&](size_t i) {
+    const Job& job = jobs[i];
+    Result<Bytes> bytes = read_file_bytes(job.path);
+    if (!bytes.ok()) {
+      return error.set(Status::corruption(job.path + (job.listed ? ": listed in the manifest but cannot be read"
+                                                                 : ": the partition file cannot be read")));
+    }
+    if (job.listed && bytes->size() != job.listed->bytes) {
+      return error.set(Status::corruption(job.path + ": " + std::to_string(bytes->size()) +
+                                          " bytes, the manifest says " + std::to_string(job.listed->bytes)));
+    }
+    if (job.listed && crc32c(bytes.value()) != job.listed->crc32c) {
+      return error.set(Status::corruption(job.path + ": checksum differs from the manifest"));
+    }
+    if (!job.table) return;
+    Result<PartitionFile> f = parse_partition_file(job.path, bytes.value());
     if (!f.ok()) return error.set(f.status());
-    *files[i].second = Partition(std::move(f->entries));
+    *job.table = to_table(std::move(f->entries));
   });
+  report.partition_files = jobs.size();
   return error.get();
+}
+
+// The tables, sorted into partitions for repair and checkpoint.
+void finish_tables(NodePart& part) {
+  std::vector<std::pair<Table*, Partition*>> items;
+  for (auto& [pid, table] : part.tables) items.emplace_back(&table, &part.partitions[pid]);
+  tbb::parallel_for(size_t{0}, items.size(),
+                    [&](size_t i) { *items[i].second = Partition(to_entry_map(std::move(*items[i].first))); });
+  part.tables.clear();
 }
 
 // ATOMIC groups carry no cut guarantee: make every copy agree with the
@@ -526,24 +687,49 @@ Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
   auto t = Clock::now();
   std::vector<SnapshotMeta> bases;
   std::vector<std::vector<IncrementMeta>> inc;
-  WALCUT_RETURN_IF_ERROR(verify_inputs(options, bases, inc, report));
+  WALCUT_RETURN_IF_ERROR(verify_inputs(options, bases, inc));
   report.verify_s = since(t);
 
   t = Clock::now();
   std::vector<NodePart> parts(bases.size());
-  for (size_t i = 0; i < bases.size(); ++i) {
-    parts[i].meta = bases[i];
-    WALCUT_RETURN_IF_ERROR(load_node(options, parts[i]));
-  }
+  for (size_t i = 0; i < bases.size(); ++i) parts[i].meta = bases[i];
+  WALCUT_RETURN_IF_ERROR(load_parts(options, parts, report));
   report.nodes = parts.size();
   report.load_s = since(t);
 
+  // Nodes replay side by side, at most one per thread at a time: each has
+  // its own reader, pipeline and partitions.
   t = Clock::now();
-  for (NodePart& part : parts) {
-    if (options.increment == 0) break;
-    PartitionSink sink(part.partitions);
-    WALCUT_RETURN_IF_ERROR(replay_node(options.snapshot_dir, options.increment, part.meta.node_index, sink, options, report));
+  if (options.increment > 0) {
+    uint64_t bytes_total = 0;
+    for (const auto& metas : inc) {
+      for (const NodePart& part : parts) {
+        for (const ManifestEntry& f : meta_of(metas, part.meta.node_index)->files) bytes_total += f.bytes;
+      }
+    }
+    ProgressHub progress(options.progress, bytes_total);
+    std::vector<RestoreReport> reports(parts.size());
+    std::vector<Status> results(parts.size());
+    const size_t wave = thread_count(options);
+    for (size_t from = 0; from < parts.size(); from += wave) {
+      tbb::parallel_for(from, std::min(parts.size(), from + wave), [&](size_t i) {
+        TableSink sink(parts[i].tables);
+        results[i] = replay_one(options.snapshot_dir, options.increment, parts[i].meta.node_index, sink, options,
+                                reports[i], progress);
+      });
+    }
+    for (size_t i = 0; i < parts.size(); ++i) {
+      WALCUT_RETURN_IF_ERROR(results[i]);
+      report.segments += reports[i].segments;
+      report.blocks += reports[i].blocks;
+      report.bytes_read += reports[i].bytes_read;
+      report.records += reports[i].records;
+      report.entries_applied += reports[i].entries_applied;
+      report.entries_filtered += reports[i].entries_filtered;
+      report.io_engine = reports[i].io_engine;
+    }
   }
+  for (NodePart& part : parts) finish_tables(part);
   report.replay_s = since(t);
 
   t = Clock::now();
