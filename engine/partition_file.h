@@ -3,7 +3,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <span>
 #include <string>
+#include <string_view>
 
 #include "engine/partition.h"
 #include "io/status.h"
@@ -21,6 +24,7 @@ struct PartitionHashes {
 
 // Adds one entry to running hashes.
 void add_to_hashes(PartitionHashes& h, const std::string& key, const StoredValue& v);
+void add_to_hashes(PartitionHashes& h, std::string_view key, ByteSpan value, const Version& version);
 PartitionHashes hash_entries(const EntryMap& entries);
 
 struct PartitionFileInfo {
@@ -31,8 +35,15 @@ struct PartitionFileInfo {
 
 // Writes `entries` to `path` through a temporary file: write, fdatasync,
 // rename. The directory is not synced (the caller syncs it once for many
-// files). Cost: one sequential write of the entries.
-Status write_partition_file(const std::string& path, const PartitionFileInfo& info, const EntryMap& entries);
+// files). Cost: one sequential write of the entries. With `sync` false
+// the fdatasync is left to the caller (sync_filesystem() once for a whole
+// staging directory).
+Status write_partition_file(const std::string& path, const PartitionFileInfo& info, const EntryMap& entries,
+                            bool sync = true);
+// The same from pointers to entries already sorted by key (a hash table's
+// entries, sorted once); refused when they are not strictly increasing.
+Status write_sorted_partition_file(const std::string& path, const PartitionFileInfo& info,
+                                   std::span<const EntryMap::value_type* const> sorted, bool sync = true);
 
 struct PartitionFile {
   PartitionFileInfo info;
@@ -46,6 +57,16 @@ struct PartitionFile {
 Result<PartitionFile> read_partition_file(const std::string& path);
 // The same from bytes already read (`path` names them in errors).
 Result<PartitionFile> parse_partition_file(const std::string& path, ByteSpan bytes);
+
+// Every check of parse_partition_file(), without building the map: `each`
+// (may be empty) sees every entry in key order; key and value point into
+// `bytes`.
+using PartitionEntryFn = std::function<void(std::string_view key, ByteSpan value, const Version& version)>;
+struct PartitionFileScan {
+  PartitionFileInfo info;
+  PartitionHashes hashes;  // as stored in the footer, and verified
+};
+Result<PartitionFileScan> scan_partition_file(const std::string& path, ByteSpan bytes, const PartitionEntryFn& each);
 
 // "part-<p>.bin"
 std::string partition_file_name(uint16_t partition);

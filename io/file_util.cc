@@ -1,6 +1,7 @@
 #include "io/file_util.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -46,21 +47,41 @@ Status sync_dir(const std::string& dir) {
 Result<Bytes> read_file_bytes(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status::from_errno("open " + path, errno);
-  Bytes out;
-  std::byte buf[1 << 16];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    return Status::from_errno("stat " + path, err);
+  }
+  // Sized by fstat and read in 1 MiB pieces; a file that shrinks since is
+  // returned short, one that grows is returned as it was.
+  constexpr size_t kPieceBytes = 1 << 20;
+  Bytes out(static_cast<size_t>(st.st_size));
+  size_t done = 0;
+  while (done < out.size()) {
+    ssize_t n = ::pread(fd, out.data() + done, std::min(kPieceBytes, out.size() - done), static_cast<off_t>(done));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       int err = errno;
       ::close(fd);
-      return Status::from_errno("read " + path, err);
+      return Status::from_errno("read " + path + " at offset " + std::to_string(done), err);
     }
     if (n == 0) break;
-    out.insert(out.end(), buf, buf + n);
+    done += static_cast<size_t>(n);
   }
   ::close(fd);
+  out.resize(done);
   return out;
+}
+
+Status sync_filesystem(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::from_errno("open " + path, errno);
+  int rc = ::syncfs(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return Status::from_errno("syncfs " + path, err);
+  return {};
 }
 
 Status write_file_synced(const std::string& path, ByteSpan bytes) {

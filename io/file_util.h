@@ -19,6 +19,10 @@ Status sync_file(int fd, const std::string& path);
 Status sync_dir(const std::string& dir);
 // The whole file. Cost: one read of it into memory.
 Result<Bytes> read_file_bytes(const std::string& path);
+// syncfs() of the filesystem that holds `path`: every file written there
+// so far is durable. One call instead of an fdatasync per file, for many
+// files written into a staging directory.
+Status sync_filesystem(const std::string& path);
 // Creates or replaces `path` with `bytes` and fdatasyncs it (no rename:
 // for files inside a staging directory that is renamed as a whole).
 Status write_file_synced(const std::string& path, ByteSpan bytes);

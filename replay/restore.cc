@@ -28,6 +28,7 @@
 #include "io/crc32c.h"
 #include "io/fault.h"
 #include "io/file_util.h"
+#include "io/stream_copy.h"
 
 namespace walcut {
 
@@ -95,25 +96,13 @@ using Table = boost::unordered_flat_map<std::string, StoredValue, KeyHash, KeyEq
 
 uint64_t table_key(uint32_t group, uint16_t partition) { return uint64_t{group} << 16 | partition; }
 
-Table to_table(EntryMap&& entries) {
-  Table t;
-  t.reserve(entries.size());
-  while (!entries.empty()) {
-    auto node = entries.extract(entries.begin());
-    t.emplace(std::move(node.key()), std::move(node.mapped()));
-  }
-  return t;
-}
-
-EntryMap to_entry_map(Table&& t) {
-  std::vector<Table::value_type*> items;
+// The entries of a table in key order, for the partition file.
+std::vector<const Table::value_type*> sorted_entries(const Table& t) {
+  std::vector<const Table::value_type*> items;
   items.reserve(t.size());
-  for (auto& item : t) items.push_back(&item);
+  for (const auto& item : t) items.push_back(&item);
   std::sort(items.begin(), items.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
-  EntryMap m;
-  for (auto* item : items) m.emplace_hint(m.end(), item->first, std::move(item->second));
-  t = Table();
-  return m;
+  return items;
 }
 
 // The built-in sink: one node's partition copies, created up front so
@@ -136,7 +125,13 @@ class TableSink final : public ReplaySink {
     if (d.op == EntryOp::kDelete) {
       if (found != t.end()) t.erase(found);
     } else if (found != t.end()) {
-      found->second.value.assign(reinterpret_cast<const char*>(d.value.data()), d.value.size());
+      std::string& v = found->second.value;
+      if (v.capacity() >= d.value.size()) {
+        v.resize(d.value.size());  // no allocation: the old value's string is reused
+        std::memcpy(v.data(), d.value.data(), d.value.size());
+      } else {
+        v.assign(reinterpret_cast<const char*>(d.value.data()), d.value.size());
+      }
       found->second.version = d.write_version;
     } else {
       t.emplace(std::string(key), StoredValue{to_string(d.value), d.write_version});
@@ -402,6 +397,7 @@ Status replay_one(const std::string& snapshot_dir, uint64_t n, uint16_t node_ind
           Status s = sink.apply(ReplayEntry{node_index, &e});
           if (!s.ok()) return error.set(s);
         }
+        stream_fence();  // the next batch's owner of these partitions may be another thread
       };
       size_t busy = std::count_if(batch->stripes.begin(), batch->stripes.end(), [](const auto& v) { return !v.empty(); });
       if (busy > 1) {
@@ -456,12 +452,11 @@ Status replay_node(const std::string& snapshot_dir, uint64_t n, uint16_t node_in
 
 namespace {
 
-// One node's part of a restore: its copies as tables while they are
-// loaded and replayed, then as sorted partitions.
+// One node's part of a restore: its copies, loaded, replayed, repaired,
+// then sorted once as they are written.
 struct NodePart {
   SnapshotMeta meta;
   std::map<PartitionId, Table> tables;
-  std::map<PartitionId, Partition> partitions;
 };
 
 std::string restore_stamp(const RestoreOptions& o) {
@@ -570,21 +565,15 @@ Status load_parts(const RestoreOptions& o, std::vector<NodePart>& parts, Restore
       return error.set(Status::corruption(job.path + ": checksum differs from the manifest"));
     }
     if (!job.table) return;
-    Result<PartitionFile> f = parse_partition_file(job.path, bytes.value());
+    Table& t = *job.table;
+    Result<PartitionFileScan> f =
+        scan_partition_file(job.path, bytes.value(), [&](std::string_view key, ByteSpan value, const Version& v) {
+          t.emplace(std::string(key), StoredValue{to_string(value), v});
+        });
     if (!f.ok()) return error.set(f.status());
-    *job.table = to_table(std::move(f->entries));
   });
   report.partition_files = jobs.size();
   return error.get();
-}
-
-// The tables, sorted into partitions for repair and checkpoint.
-void finish_tables(NodePart& part) {
-  std::vector<std::pair<Table*, Partition*>> items;
-  for (auto& [pid, table] : part.tables) items.emplace_back(&table, &part.partitions[pid]);
-  tbb::parallel_for(size_t{0}, items.size(),
-                    [&](size_t i) { *items[i].second = Partition(to_entry_map(std::move(*items[i].first))); });
-  part.tables.clear();
 }
 
 // ATOMIC groups carry no cut guarantee: make every copy agree with the
@@ -595,36 +584,52 @@ uint64_t repair_atomic(std::vector<NodePart>& parts) {
   Affinity aff(m.groups, m.baseline);
   std::map<uint16_t, NodePart*> by_index;
   for (NodePart& p : parts) by_index[p.meta.node_index] = &p;
-  uint64_t changed = 0;
+  std::vector<std::vector<Table*>> partitions;  // the copies of each ATOMIC partition
   for (const CacheGroup& g : m.groups) {
     if (g.mode != CacheMode::kAtomic) continue;
     for (uint16_t p = 0; p < g.partitions; ++p) {
-      std::vector<Partition*> copies;
+      std::vector<Table*> copies;
       for (uint16_t n : aff.owners(g.id, p)) {
         auto it = by_index.find(n);
         if (it == by_index.end()) continue;
-        auto pit = it->second->partitions.find(PartitionId{g.id, p});
-        if (pit != it->second->partitions.end()) copies.push_back(&pit->second);
+        auto t = it->second->tables.find(PartitionId{g.id, p});
+        if (t != it->second->tables.end()) copies.push_back(&t->second);
       }
-      if (copies.size() < 2) continue;
-      std::map<std::string, StoredValue> newest;
-      for (Partition* c : copies) {
-        for (const auto& [k, v] : c->entries()) {
-          auto [it, fresh] = newest.emplace(k, v);
-          if (!fresh && it->second.version < v.version) it->second = v;
-        }
-      }
-      for (Partition* c : copies) {
-        for (const auto& [k, v] : newest) {
-          const StoredValue* have = c->find(k);
-          if (have && *have == v) continue;
-          c->put(k, v.value, v.version);
-          ++changed;
-        }
-      }
+      if (copies.size() >= 2) partitions.push_back(std::move(copies));
     }
   }
+  std::atomic<uint64_t> changed{0};
+  tbb::parallel_for(size_t{0}, partitions.size(), [&](size_t i) {
+    const std::vector<Table*>& copies = partitions[i];
+    Table newest;  // a copy of the newest version of every key any copy holds
+    for (const Table* c : copies) {
+      for (const auto& [k, v] : *c) {
+        auto [it, fresh] = newest.emplace(k, v);
+        if (!fresh && it->second.version < v.version) it->second = v;
+      }
+    }
+    uint64_t n = 0;
+    for (Table* c : copies) {
+      for (const auto& [k, v] : newest) {
+        auto have = c->find(k);
+        if (have != c->end() && have->second == v) continue;
+        (*c)[k] = v;
+        ++n;
+      }
+    }
+    changed += n;
+  });
   return changed;
+}
+
+// Gives back the restored entries' memory on every thread (one thread
+// takes about as long as the checkpoint for a few hundred MB of values).
+void free_tables(std::vector<NodePart>& parts) {
+  std::vector<Table*> tables;
+  for (NodePart& part : parts) {
+    for (auto& [pid, t] : part.tables) tables.push_back(&t);
+  }
+  tbb::parallel_for(size_t{0}, tables.size(), [&](size_t i) { *tables[i] = Table(); });
 }
 
 Status write_tree_synced(const std::string& root) {
@@ -642,15 +647,16 @@ Status write_node(const NodePart& part, const std::string& staging, uint64_t& fi
   fs::create_directories(dir + "/wal", ec);
   for (const CacheGroup& g : part.meta.groups) fs::create_directories(dir + "/db/" + g.name, ec);
   if (ec) return Status::io_error("create " + dir + ": " + ec.message());
-  std::vector<const std::pair<const PartitionId, Partition>*> items;
-  for (const auto& item : part.partitions) items.push_back(&item);
+  std::vector<const std::pair<const PartitionId, Table>*> items;
+  for (const auto& item : part.tables) items.push_back(&item);
   FirstError error;
   tbb::parallel_for(size_t{0}, items.size(), [&](size_t i) {
-    const auto& [pid, partition] = *items[i];
+    const auto& [pid, table] = *items[i];
     const CacheGroup& g = *std::find_if(part.meta.groups.begin(), part.meta.groups.end(),
                                         [&](const CacheGroup& c) { return c.id == pid.first; });
-    error.set(write_partition_file(dir + "/db/" + g.name + "/" + partition_file_name(pid.second),
-                                   {pid.first, pid.second, part.meta.node_index}, partition.entries()));
+    error.set(write_sorted_partition_file(dir + "/db/" + g.name + "/" + partition_file_name(pid.second),
+                                   {pid.first, pid.second, part.meta.node_index}, sorted_entries(table),
+                                   /*sync=*/false));  // syncfs() once, before RESTORED
   });
   WALCUT_RETURN_IF_ERROR(error.get());
   files_written += items.size();
@@ -729,7 +735,6 @@ Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
       report.io_engine = reports[i].io_engine;
     }
   }
-  for (NodePart& part : parts) finish_tables(part);
   report.replay_s = since(t);
 
   t = Clock::now();
@@ -744,6 +749,7 @@ Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
   if (ec) return Status::io_error("create " + staging + ": " + ec.message());
   uint64_t files_written = 0;
   for (const NodePart& part : parts) WALCUT_RETURN_IF_ERROR(write_node(part, staging, files_written));
+  WALCUT_RETURN_IF_ERROR(sync_filesystem(staging));  // every partition file, before RESTORED says it is whole
   {
     int fd = ::open((staging + "/RESTORED").c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
     if (fd < 0) return Status::from_errno("create " + staging + "/RESTORED", errno);
@@ -762,6 +768,7 @@ Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
   std::string parent = fs::path(options.dest).lexically_normal().parent_path().string();
   WALCUT_RETURN_IF_ERROR(sync_dir(parent.empty() ? "." : parent));
   report.publish_s = since(t);
+  free_tables(parts);
   return report;
 }
 
