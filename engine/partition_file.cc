@@ -89,15 +89,15 @@ Bytes encode_file_header(const PartitionFileInfo& info) {
   return out;
 }
 
-void encode_entry(Bytes& payload, const std::string& key, const StoredValue& v) {
+void encode_entry(Bytes& payload, std::string_view key, ByteSpan value, const Version& v) {
   Encoder e(payload);
   e.u32(static_cast<uint32_t>(key.size()));
-  e.u32(static_cast<uint32_t>(v.value.size()));
+  e.u32(static_cast<uint32_t>(value.size()));
   std::byte version[kVersionBytes];
-  store_version(version, v.version);
+  store_version(version, v);
   e.bytes(version);
-  e.bytes(as_bytes(key));
-  e.bytes(as_bytes(v.value));
+  e.bytes(ByteSpan(reinterpret_cast<const std::byte*>(key.data()), key.size()));
+  e.bytes(value);
 }
 
 Bytes encode_block_header(ByteSpan payload, uint32_t entry_count) {
@@ -161,8 +161,8 @@ class BlockWriter {
  public:
   BlockWriter(PieceWriter& out, const std::string& path) : out_(out), path_(path) {}
 
-  Status add(const std::string& key, const StoredValue& v) {
-    uint64_t entry_bytes = kPartEntryFixedBytes + key.size() + v.value.size();
+  Status add(std::string_view key, ByteSpan value, const Version& v) {
+    uint64_t entry_bytes = kPartEntryFixedBytes + key.size() + value.size();
     if (entry_bytes > kU32Max) {
       return Status::invalid_argument(path_ + ": entry of " + std::to_string(entry_bytes) +
                                       " bytes does not fit a block (u32 lengths)");
@@ -170,9 +170,23 @@ class BlockWriter {
     if (entry_count_ > 0 && payload_.size() + entry_bytes > kBlockPayloadTargetBytes) {
       WALCUT_RETURN_IF_ERROR(finish_block());
     }
-    encode_entry(payload_, key, v);
+    const size_t start = payload_.size();
+    encode_entry(payload_, key, value, v);
     entry_count_ += 1;
-    add_to_hashes(hashes_, key, v);
+    // The key-value hash reads (u32 key length, key, value): the encoded
+    // entry holds key and value side by side, preceded by the version's
+    // last 4 bytes, which stand in for the length while it is hashed.
+    std::byte* lead = payload_.data() + start + kPartEntryFixedBytes - 4;
+    std::byte saved[4];
+    std::memcpy(saved, lead, 4);
+    store_u32(lead, static_cast<uint32_t>(key.size()));
+    const uint64_t kv = XXH3_64bits(lead, 4 + key.size() + value.size());
+    std::memcpy(lead, saved, 4);
+    std::byte version[kVersionBytes];
+    store_version(version, v);
+    hashes_.entries += 1;
+    hashes_.key_value_hash += kv;
+    hashes_.version_hash += hash_key_and(key, version);
     return {};
   }
 
@@ -200,17 +214,19 @@ class BlockWriter {
 };
 
 // Header, blocks, footer: the whole file, from offset 0. `each(fn)` calls
-// fn(key, value) for every entry in key order.
+// fn(key, value, version) for every entry in key order, and returns
+// whether it could.
 template <typename ForEach>
 Status write_contents(int fd, const std::string& path, const PartitionFileInfo& info, const ForEach& each) {
   PieceWriter out(fd, path);
   WALCUT_RETURN_IF_ERROR(out.append(encode_file_header(info)));
   BlockWriter blocks(out, path);
   Status s;
-  each([&](const std::string& key, const StoredValue& value) {
-    if (s.ok()) s = blocks.add(key, value);
+  Status given = each([&](std::string_view key, ByteSpan value, const Version& version) {
+    if (s.ok()) s = blocks.add(key, value, version);
   });
   WALCUT_RETURN_IF_ERROR(s);
+  WALCUT_RETURN_IF_ERROR(given);
   WALCUT_RETURN_IF_ERROR(blocks.finish_block());
   WALCUT_RETURN_IF_ERROR(out.append(blocks.footer()));
   return out.flush();
@@ -392,6 +408,9 @@ Status write_file(const std::string& path, const PartitionFileInfo& info, const 
   if (fd < 0) return Status::from_errno("create " + tmp_path, errno);
   Status s = write_contents(fd, tmp_path, info, each);
   if (s.ok() && sync) s = sync_file(fd, tmp_path);
+  // Unsynced: start the writeback now, so the caller's later sync finds
+  // most of it done.
+  if (s.ok() && !sync) ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
   if (::close(fd) != 0 && s.ok()) s = Status::from_errno("close " + tmp_path, errno);
   if (s.ok() && ::rename(tmp_path.c_str(), path.c_str()) != 0) {
     s = Status::from_errno("rename " + tmp_path + " to " + path, errno);
@@ -406,19 +425,24 @@ Status write_file(const std::string& path, const PartitionFileInfo& info, const 
 Status write_partition_file(const std::string& path, const PartitionFileInfo& info, const EntryMap& entries,
                             bool sync) {
   return write_file(path, info, [&](const auto& fn) {
-    for (const auto& [key, value] : entries) fn(key, value);
+    for (const auto& [key, value] : entries) fn(key, as_bytes(value.value), value.version);
+    return Status{};
   }, sync);
 }
 
-Status write_sorted_partition_file(const std::string& path, const PartitionFileInfo& info,
-                                   std::span<const EntryMap::value_type* const> sorted, bool sync) {
-  for (size_t i = 1; i < sorted.size(); ++i) {
-    if (!(sorted[i - 1]->first < sorted[i]->first)) {
-      return Status::invalid_argument(path + ": entries to write are not in strictly increasing key order");
-    }
-  }
+Status write_partition_file_from(const std::string& path, const PartitionFileInfo& info,
+                                 const PartitionEntrySource& source, bool sync) {
   return write_file(path, info, [&](const auto& fn) {
-    for (const auto* item : sorted) fn(item->first, item->second);
+    bool first = true, ordered = true;
+    std::string last;
+    source([&](std::string_view key, ByteSpan value, const Version& version) {
+      if (!first && !(key > last)) ordered = false;
+      first = false;
+      last.assign(key);
+      if (ordered) fn(key, value, version);
+    });
+    if (ordered) return Status{};
+    return Status::invalid_argument(path + ": entries to write are not in strictly increasing key order");
   }, sync);
 }
 

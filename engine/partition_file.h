@@ -40,11 +40,6 @@ struct PartitionFileInfo {
 // staging directory).
 Status write_partition_file(const std::string& path, const PartitionFileInfo& info, const EntryMap& entries,
                             bool sync = true);
-// The same from pointers to entries already sorted by key (a hash table's
-// entries, sorted once); refused when they are not strictly increasing.
-Status write_sorted_partition_file(const std::string& path, const PartitionFileInfo& info,
-                                   std::span<const EntryMap::value_type* const> sorted, bool sync = true);
-
 struct PartitionFile {
   PartitionFileInfo info;
   EntryMap entries;
@@ -62,6 +57,13 @@ Result<PartitionFile> parse_partition_file(const std::string& path, ByteSpan byt
 // (may be empty) sees every entry in key order; key and value point into
 // `bytes`.
 using PartitionEntryFn = std::function<void(std::string_view key, ByteSpan value, const Version& version)>;
+
+// Writes what `source` gives: it calls its argument once per entry, in
+// strictly increasing key order (refused otherwise, and nothing is left
+// at `path`). As write_partition_file() otherwise.
+using PartitionEntrySource = std::function<void(const PartitionEntryFn& fn)>;
+Status write_partition_file_from(const std::string& path, const PartitionFileInfo& info,
+                                 const PartitionEntrySource& source, bool sync = true);
 struct PartitionFileScan {
   PartitionFileInfo info;
   PartitionHashes hashes;  // as stored in the footer, and verified

@@ -17,7 +17,6 @@
 #include <thread>
 
 #include <boost/unordered/unordered_flat_map.hpp>
-#include <xxhash.h>
 
 #include "engine/affinity.h"
 #include "engine/node.h"
@@ -29,6 +28,7 @@
 #include "io/fault.h"
 #include "io/file_util.h"
 #include "io/stream_copy.h"
+#include "replay/restore_table.h"
 
 namespace walcut {
 
@@ -79,31 +79,10 @@ std::vector<std::string> segment_paths(const std::string& snapshot_dir, const st
   return paths;
 }
 
-// A partition copy while it is restored: a flat hash map, so an entry
-// costs one probe and, when the key is known, a copy of the value into
-// the string that held the old one. Sorted into an EntryMap once, when
-// replay ends.
-struct KeyHash {
-  using is_transparent = void;
-  using is_avalanching = void;
-  size_t operator()(std::string_view k) const { return XXH3_64bits(k.data(), k.size()); }
-};
-struct KeyEqual {
-  using is_transparent = void;
-  bool operator()(std::string_view a, std::string_view b) const { return a == b; }
-};
-using Table = boost::unordered_flat_map<std::string, StoredValue, KeyHash, KeyEqual>;
+using Table = RestoreTable;
 
 uint64_t table_key(uint32_t group, uint16_t partition) { return uint64_t{group} << 16 | partition; }
-
-// The entries of a table in key order, for the partition file.
-std::vector<const Table::value_type*> sorted_entries(const Table& t) {
-  std::vector<const Table::value_type*> items;
-  items.reserve(t.size());
-  for (const auto& item : t) items.push_back(&item);
-  std::sort(items.begin(), items.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
-  return items;
-}
+std::string_view key_of(const DataEntry& d) { return {reinterpret_cast<const char*>(d.key.data()), d.key.size()}; }
 
 // The built-in sink: one node's partition copies, created up front so
 // stripes touch disjoint entries of an unchanging index.
@@ -112,29 +91,39 @@ class TableSink final : public ReplaySink {
   explicit TableSink(std::map<PartitionId, Table>& tables) {
     for (auto& [pid, table] : tables) index_.emplace(table_key(pid.first, pid.second), &table);
   }
-  Status apply(const ReplayEntry& e) override {
-    const DataEntry& d = *e.entry;
-    auto it = index_.find(table_key(d.group_id, d.partition));
-    if (it == index_.end()) {
-      return Status::corruption("an entry of group " + std::to_string(d.group_id) + " partition " +
-                                std::to_string(d.partition) + " in the WAL of a node that holds no copy of it");
-    }
-    Table& t = *it->second;
-    std::string_view key(reinterpret_cast<const char*>(d.key.data()), d.key.size());
-    auto found = t.find(key);
-    if (d.op == EntryOp::kDelete) {
-      if (found != t.end()) t.erase(found);
-    } else if (found != t.end()) {
-      std::string& v = found->second.value;
-      if (v.capacity() >= d.value.size()) {
-        v.resize(d.value.size());  // no allocation: the old value's string is reused
-        std::memcpy(v.data(), d.value.data(), d.value.size());
-      } else {
-        v.assign(reinterpret_cast<const char*>(d.value.data()), d.value.size());
+  Status apply(const ReplayEntry& e) override { return apply_many(e.node_index, std::span(e.entry, 1)); }
+
+  // Looks up entry i + kAhead's table and starts loading its slot while
+  // entry i is applied: the slot's cache miss overlaps the work before it.
+  Status apply_many(uint16_t, std::span<const DataEntry> entries) override {
+    constexpr size_t kAhead = 8;
+    struct Ready {
+      Table* table;
+      uint64_t hash;
+    };
+    Ready ready[kAhead];
+    auto prepare = [&](size_t i) -> Status {
+      const DataEntry& d = entries[i];
+      auto it = index_.find(table_key(d.group_id, d.partition));
+      if (it == index_.end()) {
+        return Status::corruption("an entry of group " + std::to_string(d.group_id) + " partition " +
+                                  std::to_string(d.partition) + " in the WAL of a node that holds no copy of it");
       }
-      found->second.version = d.write_version;
-    } else {
-      t.emplace(std::string(key), StoredValue{to_string(d.value), d.write_version});
+      uint64_t h = Table::hash(key_of(d));
+      it->second->prefetch(h);
+      ready[i % kAhead] = Ready{it->second, h};
+      return {};
+    };
+    for (size_t i = 0; i < std::min(kAhead, entries.size()); ++i) WALCUT_RETURN_IF_ERROR(prepare(i));
+    for (size_t i = 0; i < entries.size(); ++i) {
+      const Ready r = ready[i % kAhead];
+      if (i + kAhead < entries.size()) WALCUT_RETURN_IF_ERROR(prepare(i + kAhead));
+      const DataEntry& d = entries[i];
+      if (d.op == EntryOp::kDelete) {
+        r.table->remove(key_of(d), r.hash);
+      } else {
+        r.table->put(key_of(d), d.value, d.write_version, r.hash);
+      }
     }
     return {};
   }
@@ -393,11 +382,10 @@ Status replay_one(const std::string& snapshot_dir, uint64_t n, uint16_t node_ind
       records += batch->records;
       filtered += batch->filtered;
       auto run_stripe = [&](size_t stripe) {
-        for (const DataEntry& e : batch->stripes[stripe]) {
-          Status s = sink.apply(ReplayEntry{node_index, &e});
-          if (!s.ok()) return error.set(s);
-        }
+        if (batch->stripes[stripe].empty()) return;
+        Status s = sink.apply_many(node_index, batch->stripes[stripe]);
         stream_fence();  // the next batch's owner of these partitions may be another thread
+        if (!s.ok()) error.set(s);
       };
       size_t busy = std::count_if(batch->stripes.begin(), batch->stripes.end(), [](const auto& v) { return !v.empty(); });
       if (busy > 1) {
@@ -568,7 +556,7 @@ Status load_parts(const RestoreOptions& o, std::vector<NodePart>& parts, Restore
     Table& t = *job.table;
     Result<PartitionFileScan> f =
         scan_partition_file(job.path, bytes.value(), [&](std::string_view key, ByteSpan value, const Version& v) {
-          t.emplace(std::string(key), StoredValue{to_string(value), v});
+          t.put(key, value, v);
         });
     if (!f.ok()) return error.set(f.status());
   });
@@ -601,22 +589,27 @@ uint64_t repair_atomic(std::vector<NodePart>& parts) {
   std::atomic<uint64_t> changed{0};
   tbb::parallel_for(size_t{0}, partitions.size(), [&](size_t i) {
     const std::vector<Table*>& copies = partitions[i];
-    Table newest;  // a copy of the newest version of every key any copy holds
+    // The newest value of every key any copy holds, pointing into that copy.
+    boost::unordered_flat_map<std::string_view, Table::Value> newest;
     for (const Table* c : copies) {
-      for (const auto& [k, v] : *c) {
+      c->for_each([&](std::string_view k, const Table::Value& v) {
         auto [it, fresh] = newest.emplace(k, v);
         if (!fresh && it->second.version < v.version) it->second = v;
-      }
+      });
     }
+    // Values to set, copied out first: setting one may move another's bytes.
     uint64_t n = 0;
     for (Table* c : copies) {
+      std::vector<std::pair<std::string, std::pair<Bytes, Version>>> changes;
       for (const auto& [k, v] : newest) {
-        auto have = c->find(k);
-        if (have != c->end() && have->second == v) continue;
-        (*c)[k] = v;
-        ++n;
+        std::optional<Table::Value> have = c->find(k);
+        if (have && *have == v) continue;
+        changes.push_back({std::string(k), {Bytes(v.bytes.begin(), v.bytes.end()), v.version}});
       }
+      for (const auto& [k, v] : changes) c->put(k, v.first, v.second);
+      n += changes.size();
     }
+    stream_fence();  // the checkpoint reads these on other threads
     changed += n;
   });
   return changed;
@@ -654,9 +647,12 @@ Status write_node(const NodePart& part, const std::string& staging, uint64_t& fi
     const auto& [pid, table] = *items[i];
     const CacheGroup& g = *std::find_if(part.meta.groups.begin(), part.meta.groups.end(),
                                         [&](const CacheGroup& c) { return c.id == pid.first; });
-    error.set(write_sorted_partition_file(dir + "/db/" + g.name + "/" + partition_file_name(pid.second),
-                                   {pid.first, pid.second, part.meta.node_index}, sorted_entries(table),
-                                   /*sync=*/false));  // syncfs() once, before RESTORED
+    auto source = [&](const PartitionEntryFn& fn) {
+      for (const auto& [key, value] : table.sorted()) fn(key, value.bytes, value.version);
+    };
+    error.set(write_partition_file_from(dir + "/db/" + g.name + "/" + partition_file_name(pid.second),
+                                        {pid.first, pid.second, part.meta.node_index}, source,
+                                        /*sync=*/false));  // syncfs() once, before RESTORED
   });
   WALCUT_RETURN_IF_ERROR(error.get());
   files_written += items.size();

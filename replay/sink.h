@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "io/block.h"
 #include "io/records.h"
@@ -25,6 +26,17 @@ class ReplaySink {
   // may run at the same time on different threads. A non-ok status stops
   // the replay.
   virtual Status apply(const ReplayEntry& e) = 0;
+  // The same for several entries of one node, in order: replay hands each
+  // stripe's part of a batch over in one call. Override it to work on
+  // several entries at once (the built-in sink starts its cache misses
+  // entries ahead); the default calls apply() for each.
+  virtual Status apply_many(uint16_t node_index, std::span<const DataEntry> entries) {
+    for (const DataEntry& e : entries) {
+      Status s = apply(ReplayEntry{node_index, &e});
+      if (!s.ok()) return s;
+    }
+    return {};
+  }
   // Whether on_record() wants the records that are not DATA.
   virtual bool wants_records() const { return false; }
   // Sees each record other than DATA from the full snapshot's

@@ -1,0 +1,165 @@
+#include "replay/restore_table.h"
+
+#include <xxhash.h>
+
+#include <algorithm>
+
+#include "io/stream_copy.h"
+
+namespace walcut {
+
+namespace {
+constexpr size_t kSlabBytes = 64 << 10;
+constexpr uint64_t kCompactAboveBytes = 4 << 20;
+constexpr size_t kAlign = 16;  // streaming stores want 16-byte destinations
+constexpr size_t kFirstSlots = 16;
+
+size_t round_up(size_t n) { return (std::max<size_t>(n, 1) + kAlign - 1) / kAlign * kAlign; }
+}  // namespace
+
+uint64_t RestoreTable::hash(std::string_view key) {
+  uint64_t h = XXH3_64bits(key.data(), key.size());
+  return h == 0 ? 1 : h;
+}
+
+std::byte* RestoreTable::allocate(size_t n) {
+  n = round_up(n);
+  if (n > left_) {
+    size_t slab = std::max(n, kSlabBytes);
+    slabs_.push_back(std::unique_ptr<std::byte[]>(new std::byte[slab]));
+    arena_bytes_ += slab;
+    wasted_bytes_ += left_;  // the tail of the previous slab is never used
+    next_ = slabs_.back().get();
+    left_ = slab;
+  }
+  std::byte* p = next_;
+  next_ += n;
+  left_ -= n;
+  return p;
+}
+
+size_t RestoreTable::probe(std::string_view key, uint64_t h) const {
+  for (size_t i = h & mask_;; i = (i + 1) & mask_) {
+    const Slot& s = slots_[i];
+    if (s.hash == 0 || (s.hash == h && key_of(s) == key)) return i;
+  }
+}
+
+void RestoreTable::grow() {
+  std::vector<Slot> old = std::move(slots_);
+  slots_.assign(old.empty() ? kFirstSlots : 2 * old.size(), Slot{});
+  mask_ = slots_.size() - 1;
+  for (const Slot& s : old) {
+    if (s.hash == 0) continue;
+    size_t i = s.hash & mask_;
+    while (slots_[i].hash != 0) i = (i + 1) & mask_;
+    slots_[i] = s;
+  }
+}
+
+void RestoreTable::put(std::string_view key, ByteSpan value, const Version& version, uint64_t h) {
+  if (h == 0) h = 1;
+  if (10 * (size_ + 1) > 7 * slots_.size()) grow();
+  Slot& s = slots_[probe(key, h)];
+  const size_t need = round_up(value.size());
+  if (s.hash != 0 && value.size() <= s.capacity && 2 * need >= s.capacity) {
+    // Reused in place: it fits and would not waste more than half.
+    stream_copy(s.value, value.data(), value.size());
+    s.value_size = static_cast<uint32_t>(value.size());
+    s.version = version;
+    return;
+  }
+  std::byte* p = allocate(value.size());
+  if (!value.empty()) std::memcpy(p, value.data(), value.size());
+  if (s.hash != 0) {  // moves: the old bytes are left behind
+    live_bytes_ -= s.capacity;
+    wasted_bytes_ += s.capacity;
+  } else {
+    s.hash = h;
+    s.key_size = static_cast<uint32_t>(key.size());
+    if (key.size() <= kInlineKeyBytes) {
+      std::memcpy(s.inline_key, key.data(), key.size());
+    } else {
+      char* k = reinterpret_cast<char*>(allocate(key.size()));
+      std::memcpy(k, key.data(), key.size());
+      s.key_ptr = k;
+      s.key_capacity = static_cast<uint32_t>(round_up(key.size()));
+      live_bytes_ += s.key_capacity;
+    }
+    ++size_;
+  }
+  s.value = p;
+  s.value_size = static_cast<uint32_t>(value.size());
+  s.capacity = static_cast<uint32_t>(need);
+  s.version = version;
+  live_bytes_ += need;
+  compact_if_wasteful();
+}
+
+void RestoreTable::remove(std::string_view key, uint64_t h) {
+  if (h == 0) h = 1;
+  if (size_ == 0) return;
+  size_t i = probe(key, h);
+  if (slots_[i].hash == 0) return;
+  const Slot& s = slots_[i];
+  live_bytes_ -= s.capacity + s.key_capacity;
+  wasted_bytes_ += s.capacity + s.key_capacity;
+  erase_at(i);
+  --size_;
+  compact_if_wasteful();
+}
+
+// Backward-shift deletion: every slot after the hole whose home is not
+// between the hole and itself moves into the hole, so probes never need
+// tombstones.
+void RestoreTable::erase_at(size_t hole) {
+  for (size_t j = (hole + 1) & mask_;; j = (j + 1) & mask_) {
+    const Slot& s = slots_[j];
+    if (s.hash == 0) break;
+    size_t home = s.hash & mask_;
+    bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+    if (stays) continue;
+    slots_[hole] = s;
+    hole = j;
+  }
+  slots_[hole] = Slot{};
+}
+
+std::optional<RestoreTable::Value> RestoreTable::find(std::string_view key) const {
+  if (size_ == 0) return std::nullopt;
+  const Slot& s = slots_[probe(key, hash(key))];
+  if (s.hash == 0) return std::nullopt;
+  return value_of(s);
+}
+
+void RestoreTable::compact_if_wasteful() {
+  if (wasted_bytes_ <= live_bytes_ || wasted_bytes_ <= kCompactAboveBytes) return;
+  stream_fence();  // the copies below read what streaming stores wrote
+  std::vector<std::unique_ptr<std::byte[]>> old = std::move(slabs_);
+  slabs_.clear();
+  next_ = nullptr;
+  left_ = 0;
+  arena_bytes_ = 0;
+  wasted_bytes_ = 0;
+  for (Slot& s : slots_) {
+    if (s.hash == 0) continue;
+    std::byte* p = allocate(s.capacity);
+    if (s.value_size > 0) std::memcpy(p, s.value, s.value_size);
+    s.value = p;
+    if (s.key_size > kInlineKeyBytes) {
+      char* k = reinterpret_cast<char*>(allocate(s.key_size));
+      std::memcpy(k, s.key_ptr, s.key_size);
+      s.key_ptr = k;
+    }
+  }
+}
+
+std::vector<std::pair<std::string_view, RestoreTable::Value>> RestoreTable::sorted() const {
+  std::vector<std::pair<std::string_view, Value>> out;
+  out.reserve(size_);
+  for_each([&](std::string_view k, const Value& v) { out.emplace_back(k, v); });
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  return out;
+}
+
+}  // namespace walcut

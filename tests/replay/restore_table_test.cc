@@ -1,0 +1,146 @@
+// RestoreTable against std::map: random puts, overwrites of every size,
+// deletes (backward-shift deletion), long and empty keys, growth, and the
+// arena's bound on memory.
+#include "replay/restore_table.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <random>
+#include <string>
+
+#include "engine/partition_file.h"
+#include "io/stream_copy.h"
+#include "tests/testing/temp_dir.h"
+
+namespace walcut {
+namespace {
+
+using Reference = std::map<std::string, std::pair<std::string, Version>>;
+
+ByteSpan span_of(const std::string& s) { return as_bytes(s); }
+std::string text(ByteSpan b) { return std::string(reinterpret_cast<const char*>(b.data()), b.size()); }
+
+void expect_same(const RestoreTable& t, const Reference& ref) {
+  stream_fence();
+  ASSERT_EQ(t.size(), ref.size());
+  auto sorted = t.sorted();
+  ASSERT_EQ(sorted.size(), ref.size());
+  auto it = ref.begin();
+  for (const auto& [key, value] : sorted) {
+    ASSERT_EQ(key, it->first);
+    ASSERT_EQ(text(value.bytes), it->second.first) << key;
+    ASSERT_EQ(value.version, it->second.second) << key;
+    ++it;
+  }
+  for (const auto& [key, v] : ref) {
+    std::optional<RestoreTable::Value> found = t.find(key);
+    ASSERT_TRUE(found.has_value()) << key;
+    ASSERT_EQ(text(found->bytes), v.first);
+  }
+}
+
+std::string random_key(std::mt19937_64& rng, size_t keys) {
+  uint64_t k = rng() % keys;
+  // Some keys fit the slot (up to 16 bytes), some live in the arena, one is empty.
+  if (k == 0) return "";
+  if (k % 3 == 0) return "a-long-key-that-does-not-fit-inline-" + std::to_string(k);
+  return "k" + std::to_string(k);
+}
+
+TEST(RestoreTable, RandomOperationsMatchAMap) {
+  for (uint64_t seed = 1; seed <= 6; ++seed) {
+    std::mt19937_64 rng(seed);
+    RestoreTable t;
+    Reference ref;
+    const size_t keys = seed % 2 ? 50 : 3000;  // few keys: many deletes and reuses; many: growth
+    for (uint64_t i = 0; i < 40000; ++i) {
+      std::string key = random_key(rng, keys);
+      if (rng() % 5 == 0) {
+        t.remove(key);
+        ref.erase(key);
+        continue;
+      }
+      // Sizes change now and then: in place, smaller, larger, empty.
+      size_t size = rng() % 4 == 0 ? rng() % 3000 : 100;
+      std::string value(size, static_cast<char>('a' + i % 26));
+      Version v{1, 1, i};
+      t.put(key, span_of(value), v);
+      ref[key] = {value, v};
+    }
+    expect_same(t, ref);
+  }
+}
+
+TEST(RestoreTable, DeletingEveryKeyInAnyOrderLeavesItEmptyAndUsable) {
+  std::mt19937_64 rng(11);
+  RestoreTable t;
+  std::vector<std::string> keys;
+  for (int i = 0; i < 5000; ++i) keys.push_back("key" + std::to_string(i));
+  for (const std::string& k : keys) t.put(k, span_of(k), Version{});
+  std::shuffle(keys.begin(), keys.end(), rng);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    t.remove(keys[i]);
+    if (i % 997 == 0) {  // every key not yet removed is still found after the shifts
+      for (size_t j = i + 1; j < keys.size(); ++j) ASSERT_TRUE(t.find(keys[j]).has_value()) << keys[j];
+    }
+  }
+  EXPECT_EQ(t.size(), 0u);
+  EXPECT_FALSE(t.find(keys[0]).has_value());
+  t.put("again", span_of("value"), Version{});
+  EXPECT_EQ(text(t.find("again")->bytes), "value");
+}
+
+TEST(RestoreTable, MemoryStaysWithinTwiceTheLiveValues) {
+  RestoreTable t;
+  std::mt19937_64 rng(5);
+  // Values that keep changing size move every time: without compaction the
+  // arena would grow with the number of operations.
+  for (uint64_t i = 0; i < 200000; ++i) {
+    std::string key = "k" + std::to_string(rng() % 1000);
+    std::string value(100 + rng() % 2000, 'x');
+    t.put(key, span_of(value), Version{});
+  }
+  EXPECT_EQ(t.size(), 1000u);
+  EXPECT_LE(t.arena_bytes(), 2 * t.live_bytes() + (4 << 20) + (64 << 10));
+}
+
+TEST(RestoreTable, WritesAPartitionFileThatReadsBackSorted) {
+  testing::TempDir dir;
+  RestoreTable t;
+  EntryMap expected;
+  for (int i = 0; i < 3000; ++i) {
+    std::string key = "key" + std::to_string(i * 7919 % 3001);
+    std::string value(i % 50, 'v');
+    t.put(key, span_of(value), Version{2, 1, static_cast<uint64_t>(i)});
+    expected[key] = StoredValue{value, Version{2, 1, static_cast<uint64_t>(i)}};
+  }
+  const std::string path = dir.path() + "/part.bin";
+  auto source = [&](const PartitionEntryFn& fn) {
+    for (const auto& [key, value] : t.sorted()) fn(key, value.bytes, value.version);
+  };
+  ASSERT_TRUE(write_partition_file_from(path, {1, 2, 0}, source).ok());
+  Result<PartitionFile> back = read_partition_file(path);
+  ASSERT_TRUE(back.ok()) << back.status().to_string();
+  EXPECT_EQ(back->entries, expected);
+  EXPECT_EQ(back->hashes, hash_entries(expected));
+}
+
+TEST(RestoreTable, EntriesOutOfOrderAreRefusedAndLeaveNoFile) {
+  testing::TempDir dir;
+  const std::string path = dir.path() + "/part.bin";
+  auto source = [&](const PartitionEntryFn& fn) {
+    fn("b", span_of("1"), Version{});
+    fn("a", span_of("2"), Version{});
+  };
+  Status s = write_partition_file_from(path, {1, 2, 0}, source);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("order"), std::string::npos) << s.message();
+  EXPECT_FALSE(std::filesystem::exists(path));
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+}
+
+}  // namespace
+}  // namespace walcut
