@@ -4,7 +4,9 @@
 
 #include <nlohmann/json.hpp>
 #include <oneapi/tbb/global_control.h>
+#include <oneapi/tbb/enumerable_thread_specific.h>
 #include <oneapi/tbb/parallel_for.h>
+#include <boost/unordered/unordered_flat_set.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -17,6 +19,7 @@
 #include "engine/increment.h"
 #include "engine/snapshot.h"
 #include "io/crc32c.h"
+#include "io/file_util.h"
 #include "replay/restore.h"
 
 namespace walcut {
@@ -42,8 +45,17 @@ const CacheGroup* group_by_id(const std::vector<CacheGroup>& groups, uint32_t id
   return nullptr;
 }
 
+struct VersionHash {
+  size_t operator()(const Version& v) const {
+    return XXH3_64bits(&v.order, sizeof v.order) ^ (uint64_t{v.topology_version} << 32 | v.node_order);
+  }
+};
+using VersionSet = boost::unordered_flat_set<Version, VersionHash>;
+
 // Increment data of one node, as restore would apply it: hashes per
 // partition, per other primary, and which transactions wrote data.
+// Partition hashes belong to the stripe that owns the partition; the rest
+// is kept per thread and merged once replay ends, so no entry takes a lock.
 class CheckSink final : public ReplaySink {
  public:
   explicit CheckSink(NodeCheck& c) : c_(c) {
@@ -57,15 +69,19 @@ class CheckSink final : public ReplaySink {
   }
   bool wants_records() const override { return true; }
 
-  Status apply(const ReplayEntry& e) override {
-    const DataEntry& d = *e.entry;
-    auto it = c_.incremental.find(PartitionId{d.group_id, d.partition});
-    if (it == c_.incremental.end()) return {};  // ATOMIC groups carry no cut guarantee
-    StoredValue v{d.op == EntryOp::kDelete ? std::string("\xff<deleted>") : to_string(d.value), d.write_version};
-    add_to_hashes(it->second, to_string(d.key), v);
-    std::lock_guard<std::mutex> lock(mu_);
-    ++c_.entries;
-    if (!d.near_xid.is_null()) data_xids_.insert(d.near_xid);
+  Status apply(const ReplayEntry& e) override { return apply_many(e.node_index, std::span(e.entry, 1)); }
+
+  Status apply_many(uint16_t, std::span<const DataEntry> entries) override {
+    static const std::string kDeleted = "\xff<deleted>";
+    Local& local = local_.local();
+    for (const DataEntry& d : entries) {
+      auto it = c_.incremental.find(PartitionId{d.group_id, d.partition});
+      if (it == c_.incremental.end()) continue;  // ATOMIC groups carry no cut guarantee
+      std::string_view key(reinterpret_cast<const char*>(d.key.data()), d.key.size());
+      add_to_hashes(it->second, key, d.op == EntryOp::kDelete ? as_bytes(kDeleted) : d.value, d.write_version);
+      ++local.entries;
+      if (!d.near_xid.is_null()) local.data_xids.insert(d.near_xid);
+    }
     return {};
   }
 
@@ -74,8 +90,8 @@ class CheckSink final : public ReplaySink {
     Result<RecordPayload> p = decode_payload(r.type, r.payload);
     if (!p.ok()) return p.status();
     const TxRecord& tx = std::get<TxRecord>(p.value());
-    std::lock_guard<std::mutex> lock(mu_);
-    if (tx.state == TxState::kPrepared) prepared_.insert(tx.near_xid);
+    Local& local = local_.local();
+    if (tx.state == TxState::kPrepared) local.prepared.insert(tx.near_xid);
     if (tx.state != TxState::kCommitted || !kept) return {};
     bool primary = std::any_of(tx.participants.begin(), tx.participants.end(),
                                [&](const TxParticipant& t) { return t.primary == c_.node_index; });
@@ -87,25 +103,39 @@ class CheckSink final : public ReplaySink {
     uint64_t h = XXH3_64bits(xid, sizeof xid);
     for (const TxParticipant& t : tx.participants) {
       if (t.primary == c_.node_index) continue;
-      c_.tx_hash[t.primary] += h;
-      ++c_.tx_count[t.primary];
+      local.tx_hash[t.primary] += h;
+      ++local.tx_count[t.primary];
     }
     return {};
   }
 
-  // Transactions with data but no PREPARED record on this node.
-  std::vector<Version> partially_committed() const {
-    std::vector<Version> out;
-    for (const Version& x : data_xids_) {
-      if (!prepared_.count(x)) out.push_back(x);
+  // Adds the threads' counts and hashes to the node's; returns the
+  // transactions with data but no PREPARED record on this node.
+  std::vector<Version> finish() {
+    VersionSet data_xids, prepared;
+    for (Local& l : local_) {
+      c_.entries += l.entries;
+      for (const auto& [peer, h] : l.tx_hash) c_.tx_hash[peer] += h;
+      for (const auto& [peer, n] : l.tx_count) c_.tx_count[peer] += n;
+      data_xids.insert(l.data_xids.begin(), l.data_xids.end());
+      prepared.insert(l.prepared.begin(), l.prepared.end());
     }
+    std::vector<Version> out;
+    for (const Version& x : data_xids) {
+      if (!prepared.count(x)) out.push_back(x);
+    }
+    std::sort(out.begin(), out.end());
     return out;
   }
 
  private:
+  struct Local {
+    uint64_t entries = 0;
+    VersionSet data_xids, prepared;
+    std::map<uint16_t, uint64_t> tx_hash, tx_count;
+  };
   NodeCheck& c_;
-  std::mutex mu_;
-  std::set<Version> data_xids_, prepared_;
+  tbb::enumerable_thread_specific<Local> local_;
 };
 
 void structure(NodeCheck& c, std::string where, std::string detail) {
@@ -127,30 +157,35 @@ void check_full_snapshot(const CheckOptions& o, const SnapshotMeta& me, NodeChec
   // Every listed file: there, its size, its checksum, the partition it claims.
   std::vector<const ManifestEntry*> files;
   for (const ManifestEntry& f : me.files) files.push_back(&f);
-  std::vector<std::optional<PartitionFile>> parsed(files.size());
+  std::vector<std::optional<PartitionFileScan>> parsed(files.size());
   std::vector<std::string> problems(files.size());
   tbb::parallel_for(size_t{0}, files.size(), [&](size_t i) {
     const std::string path = o.snapshot_dir + "/" + files[i]->path;
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
+    std::error_code ec;
+    if (!fs::exists(path, ec)) {
       problems[i] = "listed in the manifest but missing";
       return;
     }
-    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (bytes.size() != files[i]->bytes) {
-      problems[i] = std::to_string(bytes.size()) + " bytes, the manifest says " + std::to_string(files[i]->bytes);
+    Result<Bytes> bytes = read_file_bytes(path);
+    if (!bytes.ok()) {
+      problems[i] = bytes.status().message();
       return;
     }
-    if (crc32c(as_bytes(bytes)) != files[i]->crc32c) {
+    if (bytes->size() != files[i]->bytes) {
+      problems[i] = std::to_string(bytes->size()) + " bytes, the manifest says " + std::to_string(files[i]->bytes);
+      return;
+    }
+    if (crc32c(bytes.value()) != files[i]->crc32c) {
       problems[i] = "checksum differs from the manifest";
       return;
     }
-    Result<PartitionFile> pf = read_partition_file(path);
-    if (!pf.ok()) {
-      problems[i] = pf.status().message();
+    // Each block's CRC, the key order and the footer's hashes, recomputed.
+    Result<PartitionFileScan> scan = scan_partition_file(path, bytes.value(), nullptr);
+    if (!scan.ok()) {
+      problems[i] = scan.status().message();
       return;
     }
-    parsed[i] = std::move(pf).value();
+    parsed[i] = scan.value();
   });
   Affinity aff(me.groups, me.baseline);
   std::set<PartitionId> seen;
@@ -232,6 +267,7 @@ void check_increments(const CheckOptions& o, const SnapshotMeta& me, uint64_t n,
   }
   CheckSink sink(c);
   RestoreOptions ro;
+  ro.threads = o.threads;
   ro.io = o.io;
   RestoreReport report;
   Status s = replay_node(o.snapshot_dir, n, me.node_index, sink, ro, report);
@@ -244,7 +280,7 @@ void check_increments(const CheckOptions& o, const SnapshotMeta& me, uint64_t n,
     c.increment = 0;
     return structure(c, me.node_id + " increments 1.." + std::to_string(n), s.message());
   }
-  for (const Version& x : sink.partially_committed()) {
+  for (const Version& x : sink.finish()) {
     c.findings.push_back(Finding{"partially-committed", me.node_id,
                                  "transaction " + x.to_string() + " has data but no PREPARED record"});
   }
@@ -346,11 +382,17 @@ Result<CheckReport> check_snapshot(const CheckOptions& o) {
   if (o.threads > 0) limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, o.threads);
   Result<std::vector<SnapshotMeta>> metas = read_snapshot_metas(o.snapshot_dir);
   if (!metas.ok()) return metas.status();
+  // Nodes are mapped side by side, at most one per thread at a time.
+  const std::vector<SnapshotMeta>& all = metas.value();
+  std::vector<std::optional<Result<NodeCheck>>> results(all.size());
+  const size_t wave = o.threads > 0 ? o.threads : std::max(1, tbb::this_task_arena::max_concurrency());
+  for (size_t from = 0; from < all.size(); from += wave) {
+    tbb::parallel_for(from, std::min(all.size(), from + wave), [&](size_t i) { results[i] = map_node(o, all[i].node_id); });
+  }
   std::vector<NodeCheck> maps;
-  for (const SnapshotMeta& m : metas.value()) {
-    Result<NodeCheck> c = map_node(o, m.node_id);
-    if (!c.ok()) return c.status();
-    maps.push_back(std::move(c).value());
+  for (auto& c : results) {
+    if (!c->ok()) return c->status();
+    maps.push_back(std::move(*c).value());
   }
   CheckReport r = reduce_checks(std::move(maps));
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
