@@ -80,7 +80,11 @@ class CheckSink final : public ReplaySink {
       std::string_view key(reinterpret_cast<const char*>(d.key.data()), d.key.size());
       add_to_hashes(it->second, key, d.op == EntryOp::kDelete ? as_bytes(kDeleted) : d.value, d.write_version);
       ++local.entries;
-      if (!d.near_xid.is_null()) local.data_xids.insert(d.near_xid);
+      // A transaction's entries come one after another: insert it once.
+      if (!d.near_xid.is_null() && !(d.near_xid == local.last_xid)) {
+        local.data_xids.insert(d.near_xid);
+        local.last_xid = d.near_xid;
+      }
     }
     return {};
   }
@@ -112,18 +116,23 @@ class CheckSink final : public ReplaySink {
   // Adds the threads' counts and hashes to the node's; returns the
   // transactions with data but no PREPARED record on this node.
   std::vector<Version> finish() {
-    VersionSet data_xids, prepared;
     for (Local& l : local_) {
       c_.entries += l.entries;
       for (const auto& [peer, h] : l.tx_hash) c_.tx_hash[peer] += h;
       for (const auto& [peer, n] : l.tx_count) c_.tx_count[peer] += n;
-      data_xids.insert(l.data_xids.begin(), l.data_xids.end());
-      prepared.insert(l.prepared.begin(), l.prepared.end());
     }
-    std::vector<Version> out;
-    for (const Version& x : data_xids) {
-      if (!prepared.count(x)) out.push_back(x);
+    // Looked up in every thread's sets rather than merged: merging copies
+    // hundreds of thousands of versions to find the few that are missing.
+    auto prepared = [&](const Version& x) {
+      return std::any_of(local_.begin(), local_.end(), [&](const Local& l) { return l.prepared.count(x) > 0; });
+    };
+    VersionSet missing;
+    for (const Local& l : local_) {
+      for (const Version& x : l.data_xids) {
+        if (!prepared(x)) missing.insert(x);
+      }
     }
+    std::vector<Version> out(missing.begin(), missing.end());
     std::sort(out.begin(), out.end());
     return out;
   }
@@ -131,6 +140,7 @@ class CheckSink final : public ReplaySink {
  private:
   struct Local {
     uint64_t entries = 0;
+    Version last_xid;  // the last inserted into data_xids
     VersionSet data_xids, prepared;
     std::map<uint16_t, uint64_t> tx_hash, tx_count;
   };
