@@ -30,20 +30,6 @@ void put_section(Bytes& out, uint32_t type, const Bytes& body) {
   e.u32(crc32c(ByteSpan(out).subspan(at)));
 }
 
-void put_version(Encoder& e, const Version& v) {
-  e.u32(v.topology_version);
-  e.u32(v.node_order);
-  e.u64(v.order);
-}
-
-Version get_version(Decoder& d) {
-  Version v;
-  v.topology_version = d.u32();
-  v.node_order = d.u32();
-  v.order = d.u64();
-  return v;
-}
-
 }  // namespace
 
 Status write_backup_file(const std::string& path, const BackupMeta& meta,

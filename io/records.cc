@@ -36,8 +36,6 @@ RecordType record_type_of(const RecordPayload& p) {
   return kTypes[p.index()];
 }
 
-namespace {
-
 void put_version(Encoder& e, const Version& v) {
   e.u32(v.topology_version);
   e.u32(v.node_order);
@@ -51,6 +49,8 @@ Version get_version(Decoder& d) {
   v.order = d.u64();
   return v;
 }
+
+namespace {
 
 void put_versions(Encoder& e, const std::vector<Version>& vs) {
   e.u32(static_cast<uint32_t>(vs.size()));

@@ -37,6 +37,10 @@ inline constexpr size_t kVersionBytes = 16;
 enum class EntryOp : uint8_t { kCreate = 1, kUpdate = 2, kDelete = 3 };
 const char* entry_op_name(EntryOp op);
 
+// A version as 16 bytes: u32 topology version, u32 node order, u64 order.
+void put_version(Encoder& e, const Version& v);
+Version get_version(Decoder& d);
+
 // One key-value change. `near_xid` is the version of the transaction that
 // made it (null for an atomic update). `value` is empty for kDelete.
 struct DataEntry {
