@@ -9,7 +9,7 @@
 namespace walcut {
 
 namespace {
-constexpr size_t kSlabBytes = 64 << 10;
+constexpr size_t kSlabBytes = HugeArena::kSlabBytes;
 constexpr uint64_t kCompactAboveBytes = 4 << 20;
 constexpr size_t kAlign = 16;  // streaming stores want 16-byte destinations
 constexpr size_t kFirstSlots = 16;
@@ -22,15 +22,48 @@ uint64_t RestoreTable::hash(std::string_view key) {
   return h == 0 ? 1 : h;
 }
 
+RestoreTable::~RestoreTable() { free_slabs(slabs_); }
+
+void RestoreTable::swap(RestoreTable& o) noexcept {
+  std::swap(arena_, o.arena_);
+  slots_.swap(o.slots_);
+  std::swap(mask_, o.mask_);
+  std::swap(size_, o.size_);
+  slabs_.swap(o.slabs_);
+  std::swap(next_, o.next_);
+  std::swap(left_, o.left_);
+  std::swap(arena_bytes_, o.arena_bytes_);
+  std::swap(live_bytes_, o.live_bytes_);
+  std::swap(wasted_bytes_, o.wasted_bytes_);
+}
+
+RestoreTable::Slab RestoreTable::new_slab(size_t n) {
+  if (!arena_) return Slab{new std::byte[n], n};
+  return Slab{n == HugeArena::kSlabBytes ? arena_->take_slab() : arena_->allocate(n), n};
+}
+
+// Slabs of the arena's size go back to it for other tables; larger ones
+// stay until the arena goes.
+void RestoreTable::free_slabs(std::vector<Slab>& slabs) {
+  for (const Slab& s : slabs) {
+    if (!arena_) {
+      delete[] s.bytes;
+    } else if (s.size == HugeArena::kSlabBytes) {
+      arena_->give_back_slab(s.bytes);
+    }
+  }
+  slabs.clear();
+}
+
 std::byte* RestoreTable::allocate(size_t n) {
   n = round_up(n);
   if (n > left_) {
-    size_t slab = std::max(n, kSlabBytes);
-    slabs_.push_back(std::unique_ptr<std::byte[]>(new std::byte[slab]));
-    arena_bytes_ += slab;
+    Slab slab = new_slab(std::max(n, kSlabBytes));
+    slabs_.push_back(slab);
+    arena_bytes_ += slab.size;
     wasted_bytes_ += left_;  // the tail of the previous slab is never used
-    next_ = slabs_.back().get();
-    left_ = slab;
+    next_ = slab.bytes;
+    left_ = slab.size;
   }
   std::byte* p = next_;
   next_ += n;
@@ -46,7 +79,8 @@ size_t RestoreTable::probe(std::string_view key, uint64_t h) const {
 }
 
 void RestoreTable::grow() {
-  std::vector<Slot> old = std::move(slots_);
+  std::vector<Slot, ArenaAllocator<Slot>> old{ArenaAllocator<Slot>(arena_)};
+  old.swap(slots_);
   slots_.assign(old.empty() ? kFirstSlots : 2 * old.size(), Slot{});
   mask_ = slots_.size() - 1;
   for (const Slot& s : old) {
@@ -135,8 +169,8 @@ std::optional<RestoreTable::Value> RestoreTable::find(std::string_view key) cons
 void RestoreTable::compact_if_wasteful() {
   if (wasted_bytes_ <= live_bytes_ || wasted_bytes_ <= kCompactAboveBytes) return;
   stream_fence();  // the copies below read what streaming stores wrote
-  std::vector<std::unique_ptr<std::byte[]>> old = std::move(slabs_);
-  slabs_.clear();
+  std::vector<Slab> old;
+  old.swap(slabs_);
   next_ = nullptr;
   left_ = 0;
   arena_bytes_ = 0;
@@ -152,6 +186,7 @@ void RestoreTable::compact_if_wasteful() {
       s.key_ptr = k;
     }
   }
+  free_slabs(old);
 }
 
 std::vector<std::pair<std::string_view, RestoreTable::Value>> RestoreTable::sorted() const {

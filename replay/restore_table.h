@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "io/records.h"
+#include "replay/huge_arena.h"
 
 namespace walcut {
 
@@ -49,9 +50,18 @@ class RestoreTable {
     }
   };
 
-  RestoreTable() = default;
-  RestoreTable(RestoreTable&&) noexcept = default;
-  RestoreTable& operator=(RestoreTable&&) noexcept = default;
+  // With an arena, slots and values come from it (huge pages) and it frees
+  // them; without, from the heap.
+  explicit RestoreTable(HugeArena* arena = nullptr) : arena_(arena), slots_(ArenaAllocator<Slot>(arena)) {}
+  ~RestoreTable();
+  RestoreTable(RestoreTable&& o) noexcept { swap(o); }
+  RestoreTable& operator=(RestoreTable&& o) noexcept {
+    RestoreTable gone(std::move(*this));
+    swap(o);
+    return *this;
+  }
+  RestoreTable(const RestoreTable&) = delete;
+  RestoreTable& operator=(const RestoreTable&) = delete;
 
   static uint64_t hash(std::string_view key);
   // Starts loading the slot where `h` would be found.
@@ -108,15 +118,23 @@ class RestoreTable {
   static Value value_of(const Slot& s) { return {ByteSpan(s.value, s.value_size), s.version}; }
   // The slot holding key, or the empty slot where it would go.
   size_t probe(std::string_view key, uint64_t h) const;
+  struct Slab {
+    std::byte* bytes;
+    size_t size;
+  };
+  void swap(RestoreTable& o) noexcept;
   std::byte* allocate(size_t n);
+  Slab new_slab(size_t n);
+  void free_slabs(std::vector<Slab>& slabs);
   void grow();
   void erase_at(size_t i);
   void compact_if_wasteful();
 
-  std::vector<Slot> slots_;
+  HugeArena* arena_ = nullptr;
+  std::vector<Slot, ArenaAllocator<Slot>> slots_;
   size_t mask_ = 0;
   size_t size_ = 0;
-  std::vector<std::unique_ptr<std::byte[]>> slabs_;
+  std::vector<Slab> slabs_;
   std::byte* next_ = nullptr;  // free bytes of the last slab
   size_t left_ = 0;
   uint64_t arena_bytes_ = 0;   // all slabs

@@ -51,9 +51,10 @@ std::string random_key(std::mt19937_64& rng, size_t keys) {
 }
 
 TEST(RestoreTable, RandomOperationsMatchAMap) {
+  HugeArena arena(4 << 20);  // small regions, so the test also crosses several
   for (uint64_t seed = 1; seed <= 6; ++seed) {
     std::mt19937_64 rng(seed);
-    RestoreTable t;
+    RestoreTable t(seed % 3 == 0 ? nullptr : &arena);  // heap and arena alike
     Reference ref;
     const size_t keys = seed % 2 ? 50 : 3000;  // few keys: many deletes and reuses; many: growth
     for (uint64_t i = 0; i < 40000; ++i) {
@@ -91,6 +92,30 @@ TEST(RestoreTable, DeletingEveryKeyInAnyOrderLeavesItEmptyAndUsable) {
   EXPECT_FALSE(t.find(keys[0]).has_value());
   t.put("again", span_of("value"), Version{});
   EXPECT_EQ(text(t.find("again")->bytes), "value");
+}
+
+TEST(RestoreTable, TablesSharingAnArenaMoveAndReuseSlabs) {
+  HugeArena arena;
+  Reference ref;
+  RestoreTable moved;
+  {
+    RestoreTable t(&arena);
+    for (int i = 0; i < 20000; ++i) {
+      std::string key = "k" + std::to_string(i % 7000);
+      std::string value(500 + i % 7 * 100, static_cast<char>('a' + i % 26));
+      t.put(key, span_of(value), Version{1, 1, static_cast<uint64_t>(i)});
+      ref[key] = {value, Version{1, 1, static_cast<uint64_t>(i)}};
+    }
+    moved = std::move(t);
+  }
+  expect_same(moved, ref);
+  const size_t mapped = arena.mapped_bytes();
+  moved = RestoreTable(&arena);  // gives its slabs back
+  RestoreTable again(&arena);
+  std::string value(1000, 'z');
+  for (int i = 0; i < 2000; ++i) again.put("k" + std::to_string(i), span_of(value), Version{});
+  EXPECT_EQ(arena.mapped_bytes(), mapped) << "the second table should reuse the first one's slabs";
+  EXPECT_EQ(again.size(), 2000u);
 }
 
 TEST(RestoreTable, MemoryStaysWithinTwiceTheLiveValues) {
