@@ -19,6 +19,8 @@
 //   the live bytes and 4 MiB, live values move to fresh slabs. Memory: at
 //   most about twice the live values, plus 64 bytes per slot at a load
 //   factor of at least 0.35.
+// - Given a HugeArena (restore gives one per node), slots and slabs come
+//   from its huge-page regions, and slabs a table gives back are reused.
 //
 // Not thread-safe: one owner at a time (a replay stripe). Overwrites use
 // streaming stores, which are weakly ordered: call stream_fence() before
