@@ -452,10 +452,6 @@ Result<PartitionFile> read_partition_file(const std::string& path) {
   return parse_file_view(FileView{path, *bytes});
 }
 
-Result<PartitionFile> parse_partition_file(const std::string& path, ByteSpan bytes) {
-  return parse_file_view(FileView{path, bytes});
-}
-
 Result<PartitionFileScan> scan_partition_file(const std::string& path, ByteSpan bytes, const PartitionEntryFn& each) {
   return scan_file_view(FileView{path, bytes}, each);
 }

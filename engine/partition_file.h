@@ -33,6 +33,10 @@ struct PartitionFileInfo {
   uint16_t node_index = 0;  // the node whose copy this is
 };
 
+// One entry as it is read or written: key and value point into the
+// caller's bytes, valid for the call.
+using PartitionEntryFn = std::function<void(std::string_view key, ByteSpan value, const Version& version)>;
+
 // Writes `entries` to `path` through a temporary file: write, fdatasync,
 // rename. The directory is not synced (the caller syncs it once for many
 // files). Cost: one sequential write of the entries. With `sync` false
@@ -40,6 +44,13 @@ struct PartitionFileInfo {
 // staging directory).
 Status write_partition_file(const std::string& path, const PartitionFileInfo& info, const EntryMap& entries,
                             bool sync = true);
+// Writes what `source` gives: it calls its argument once per entry, in
+// strictly increasing key order (refused otherwise, and nothing is left
+// at `path`). As write_partition_file() otherwise.
+using PartitionEntrySource = std::function<void(const PartitionEntryFn& fn)>;
+Status write_partition_file_from(const std::string& path, const PartitionFileInfo& info,
+                                 const PartitionEntrySource& source, bool sync = true);
+
 struct PartitionFile {
   PartitionFileInfo info;
   EntryMap entries;
@@ -50,20 +61,10 @@ struct PartitionFile {
 // order, footer count and hashes. Any damage is kCorruption naming the
 // file and the byte offset.
 Result<PartitionFile> read_partition_file(const std::string& path);
-// The same from bytes already read (`path` names them in errors).
-Result<PartitionFile> parse_partition_file(const std::string& path, ByteSpan bytes);
 
-// Every check of parse_partition_file(), without building the map: `each`
-// (may be empty) sees every entry in key order; key and value point into
-// `bytes`.
-using PartitionEntryFn = std::function<void(std::string_view key, ByteSpan value, const Version& version)>;
-
-// Writes what `source` gives: it calls its argument once per entry, in
-// strictly increasing key order (refused otherwise, and nothing is left
-// at `path`). As write_partition_file() otherwise.
-using PartitionEntrySource = std::function<void(const PartitionEntryFn& fn)>;
-Status write_partition_file_from(const std::string& path, const PartitionFileInfo& info,
-                                 const PartitionEntrySource& source, bool sync = true);
+// Every check of read_partition_file() on bytes already read (`path` names
+// them in errors), without building the map: `each` (may be empty) sees
+// every entry in key order.
 struct PartitionFileScan {
   PartitionFileInfo info;
   PartitionHashes hashes;  // as stored in the footer, and verified

@@ -34,14 +34,25 @@ Status sync_file(int fd, const std::string& path) {
   return {};
 }
 
-Status sync_dir(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status::from_errno("open directory " + dir, errno);
-  int rc = ::fsync(fd);
+namespace {
+
+// Opens `path` with `flags`, calls `sync` on it, closes it. The errors
+// read "<open_what><path>" and "<sync_what><path>".
+Status sync_opened(const std::string& path, int flags, int (*sync)(int), const char* open_what,
+                   const char* sync_what) {
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) return Status::from_errno(open_what + path, errno);
+  int rc = sync(fd);
   int err = errno;
   ::close(fd);
-  if (rc != 0) return Status::from_errno("fsync directory " + dir, err);
+  if (rc != 0) return Status::from_errno(sync_what + path, err);
   return {};
+}
+
+}  // namespace
+
+Status sync_dir(const std::string& dir) {
+  return sync_opened(dir, O_RDONLY | O_DIRECTORY, ::fsync, "open directory ", "fsync directory ");
 }
 
 Result<Bytes> read_file_bytes(const std::string& path) {
@@ -74,15 +85,7 @@ Result<Bytes> read_file_bytes(const std::string& path) {
   return out;
 }
 
-Status sync_filesystem(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::from_errno("open " + path, errno);
-  int rc = ::syncfs(fd);
-  int err = errno;
-  ::close(fd);
-  if (rc != 0) return Status::from_errno("syncfs " + path, err);
-  return {};
-}
+Status sync_filesystem(const std::string& path) { return sync_opened(path, O_RDONLY, ::syncfs, "open ", "syncfs "); }
 
 Status write_file_synced(const std::string& path, ByteSpan bytes) {
   int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);

@@ -20,6 +20,7 @@
 #include "engine/snapshot.h"
 #include "io/crc32c.h"
 #include "io/file_util.h"
+#include "replay/parallel.h"
 #include "replay/restore.h"
 
 namespace walcut {
@@ -395,10 +396,7 @@ Result<CheckReport> check_snapshot(const CheckOptions& o) {
   // Nodes are mapped side by side, at most one per thread at a time.
   const std::vector<SnapshotMeta>& all = metas.value();
   std::vector<std::optional<Result<NodeCheck>>> results(all.size());
-  const size_t wave = o.threads > 0 ? o.threads : std::max(1, tbb::this_task_arena::max_concurrency());
-  for (size_t from = 0; from < all.size(); from += wave) {
-    tbb::parallel_for(from, std::min(all.size(), from + wave), [&](size_t i) { results[i] = map_node(o, all[i].node_id); });
-  }
+  for_each_in_waves(all.size(), thread_count(o.threads), [&](size_t i) { results[i] = map_node(o, all[i].node_id); });
   std::vector<NodeCheck> maps;
   for (auto& c : results) {
     if (!c->ok()) return c->status();

@@ -29,6 +29,7 @@
 #include "io/file_util.h"
 #include "io/stream_copy.h"
 #include "replay/huge_arena.h"
+#include "replay/parallel.h"
 #include "replay/restore_table.h"
 
 namespace walcut {
@@ -256,18 +257,33 @@ class BatchPool {
   std::vector<Batch*> free_;
 };
 
-unsigned thread_count(const RestoreOptions& o) {
-  return o.threads > 0 ? o.threads : std::max(1, tbb::this_task_arena::max_concurrency());
-}
-
-Status replay_one(const std::string& snapshot_dir, uint64_t n, uint16_t node_index, ReplaySink& sink,
-                  const RestoreOptions& options, RestoreReport& report, ProgressHub& progress) {
+// The metadata of increments 1..n, in order.
+Result<std::vector<std::vector<IncrementMeta>>> read_increments(const std::string& snapshot_dir, uint64_t n) {
   std::vector<std::vector<IncrementMeta>> inc;
   for (uint64_t k = 1; k <= n; ++k) {
     Result<std::vector<IncrementMeta>> m = read_increment_metas(snapshot_dir, k);
     if (!m.ok()) return m.status();
     inc.push_back(std::move(m).value());
   }
+  return inc;
+}
+
+// Bytes of node `node`'s segments in `inc`: the progress total.
+uint64_t segment_bytes(const std::vector<std::vector<IncrementMeta>>& inc, uint16_t node) {
+  uint64_t total = 0;
+  for (const auto& metas : inc) {
+    if (const IncrementMeta* m = meta_of(metas, node)) {
+      for (const ManifestEntry& f : m->files) total += f.bytes;
+    }
+  }
+  return total;
+}
+
+// Replays node `node_index`'s increments 1..inc.size() (inc not empty).
+Status replay_one(const std::string& snapshot_dir, const std::vector<std::vector<IncrementMeta>>& inc,
+                  uint16_t node_index, ReplaySink& sink, const RestoreOptions& options, RestoreReport& report,
+                  ProgressHub& progress) {
+  const uint64_t n = inc.size();
   Result<ReplayFilter> filter = load_replay_filter(snapshot_dir, n, node_index, options.io);
   if (!filter.ok()) return filter.status();
   std::set<uint32_t> groups;
@@ -294,7 +310,7 @@ Status replay_one(const std::string& snapshot_dir, uint64_t n, uint16_t node_ind
   report.io_engine = reader.engine_name();
 
   constexpr uint64_t kBatchBytes = 1 << 20;
-  const unsigned threads = thread_count(options);
+  const unsigned threads = thread_count(options.threads);
   const size_t stripe_count = threads;
   const size_t tokens = 2 * threads + 2;
   FirstError error;
@@ -423,20 +439,15 @@ Status replay_one(const std::string& snapshot_dir, uint64_t n, uint16_t node_ind
 
 Status replay_node(const std::string& snapshot_dir, uint64_t n, uint16_t node_index, ReplaySink& sink,
                    const RestoreOptions& options, RestoreReport& report) {
-  uint64_t bytes_total = 0;
-  for (uint64_t k = 1; k <= n; ++k) {
-    Result<std::vector<IncrementMeta>> m = read_increment_metas(snapshot_dir, k);
-    if (!m.ok()) return m.status();
-    if (const IncrementMeta* mine = meta_of(m.value(), node_index)) {
-      for (const ManifestEntry& f : mine->files) bytes_total += f.bytes;
-    }
-  }
-  ProgressHub progress(options.progress, bytes_total);
+  if (n == 0) return Status::invalid_argument("replay_node: increment 0 has no WAL to replay");
+  Result<std::vector<std::vector<IncrementMeta>>> inc = read_increments(snapshot_dir, n);
+  if (!inc.ok()) return inc.status();
+  ProgressHub progress(options.progress, segment_bytes(inc.value(), node_index));
   std::unique_ptr<tbb::global_control> limit;
   if (options.threads > 0) {
     limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, options.threads);
   }
-  return replay_one(snapshot_dir, n, node_index, sink, options, report, progress);
+  return replay_one(snapshot_dir, inc.value(), node_index, sink, options, report, progress);
 }
 
 namespace {
@@ -617,14 +628,6 @@ uint64_t repair_atomic(std::vector<NodePart>& parts) {
   return changed;
 }
 
-// Gives back the restored entries' memory: a few regions per node.
-void free_tables(std::vector<NodePart>& parts) {
-  for (NodePart& part : parts) {
-    part.tables.clear();
-    part.arena.reset();
-  }
-}
-
 Status write_tree_synced(const std::string& root) {
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(root, ec); it != fs::recursive_directory_iterator(); ++it) {
@@ -704,22 +707,14 @@ Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
   t = Clock::now();
   if (options.increment > 0) {
     uint64_t bytes_total = 0;
-    for (const auto& metas : inc) {
-      for (const NodePart& part : parts) {
-        for (const ManifestEntry& f : meta_of(metas, part.meta.node_index)->files) bytes_total += f.bytes;
-      }
-    }
+    for (const NodePart& part : parts) bytes_total += segment_bytes(inc, part.meta.node_index);
     ProgressHub progress(options.progress, bytes_total);
     std::vector<RestoreReport> reports(parts.size());
     std::vector<Status> results(parts.size());
-    const size_t wave = thread_count(options);
-    for (size_t from = 0; from < parts.size(); from += wave) {
-      tbb::parallel_for(from, std::min(parts.size(), from + wave), [&](size_t i) {
-        TableSink sink(parts[i].tables);
-        results[i] = replay_one(options.snapshot_dir, options.increment, parts[i].meta.node_index, sink, options,
-                                reports[i], progress);
-      });
-    }
+    for_each_in_waves(parts.size(), thread_count(options.threads), [&](size_t i) {
+      TableSink sink(parts[i].tables);
+      results[i] = replay_one(options.snapshot_dir, inc, parts[i].meta.node_index, sink, options, reports[i], progress);
+    });
     for (size_t i = 0; i < parts.size(); ++i) {
       WALCUT_RETURN_IF_ERROR(results[i]);
       report.segments += reports[i].segments;
@@ -764,7 +759,6 @@ Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
   std::string parent = fs::path(options.dest).lexically_normal().parent_path().string();
   WALCUT_RETURN_IF_ERROR(sync_dir(parent.empty() ? "." : parent));
   report.publish_s = since(t);
-  free_tables(parts);
   return report;
 }
 

@@ -1,0 +1,28 @@
+// Shared by restore and check: how many threads a call uses, and running
+// one task per node, a bounded number at a time.
+#pragma once
+
+#include <oneapi/tbb/parallel_for.h>
+#include <oneapi/tbb/task_arena.h>
+
+#include <algorithm>
+#include <cstddef>
+
+namespace walcut {
+
+// `threads`, or every thread of the current oneTBB arena when 0.
+inline unsigned thread_count(unsigned threads) {
+  return threads > 0 ? threads : static_cast<unsigned>(std::max(1, tbb::this_task_arena::max_concurrency()));
+}
+
+// fn(i) for every i in [0, n), at most `width` at a time. Each wave is one
+// parallel_for, so a thread that steals work while its own call waits on
+// nested oneTBB work can only start another task of the same wave: the
+// memory of `width` tasks bounds what is in flight.
+template <typename Fn>
+void for_each_in_waves(size_t n, size_t width, const Fn& fn) {
+  width = std::max<size_t>(width, 1);
+  for (size_t from = 0; from < n; from += width) tbb::parallel_for(from, std::min(n, from + width), fn);
+}
+
+}  // namespace walcut
