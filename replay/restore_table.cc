@@ -35,6 +35,8 @@ void RestoreTable::swap(RestoreTable& o) noexcept {
   std::swap(arena_bytes_, o.arena_bytes_);
   std::swap(live_bytes_, o.live_bytes_);
   std::swap(wasted_bytes_, o.wasted_bytes_);
+  spare_.swap(o.spare_);
+  std::swap(spare_capacity_, o.spare_capacity_);
 }
 
 RestoreTable::Slab RestoreTable::new_slab(size_t n) {
@@ -71,6 +73,23 @@ std::byte* RestoreTable::allocate(size_t n) {
   return p;
 }
 
+std::byte* RestoreTable::allocate_value(size_t need) {
+  if (need == spare_capacity_ && !spare_.empty()) {
+    std::byte* p = spare_.back();
+    spare_.pop_back();
+    wasted_bytes_ -= need;
+    return p;
+  }
+  return allocate(need);
+}
+
+void RestoreTable::release(std::byte* p, uint32_t capacity) {
+  wasted_bytes_ += capacity;
+  if (capacity == 0) return;
+  if (spare_.empty()) spare_capacity_ = capacity;
+  if (capacity == spare_capacity_) spare_.push_back(p);
+}
+
 size_t RestoreTable::probe(std::string_view key, uint64_t h) const {
   for (size_t i = h & mask_;; i = (i + 1) & mask_) {
     const Slot& s = slots_[i];
@@ -79,15 +98,26 @@ size_t RestoreTable::probe(std::string_view key, uint64_t h) const {
 }
 
 void RestoreTable::grow() {
-  std::vector<Slot, ArenaAllocator<Slot>> old{ArenaAllocator<Slot>(arena_)};
-  old.swap(slots_);
-  slots_.assign(old.empty() ? kFirstSlots : 2 * old.size(), Slot{});
-  mask_ = slots_.size() - 1;
-  for (const Slot& s : old) {
-    if (s.hash == 0) continue;
-    size_t i = s.hash & mask_;
-    while (slots_[i].hash != 0) i = (i + 1) & mask_;
-    slots_[i] = s;
+  std::byte* old_bytes = nullptr;
+  size_t old_size = 0;
+  {
+    std::vector<Slot, ArenaAllocator<Slot>> old{ArenaAllocator<Slot>(arena_)};
+    old.swap(slots_);
+    slots_.assign(old.empty() ? kFirstSlots : 2 * old.size(), Slot{});
+    mask_ = slots_.size() - 1;
+    for (const Slot& s : old) {
+      if (s.hash == 0) continue;
+      size_t i = s.hash & mask_;
+      while (slots_[i].hash != 0) i = (i + 1) & mask_;
+      slots_[i] = s;
+    }
+    old_bytes = reinterpret_cast<std::byte*>(old.data());
+    old_size = old.capacity() * sizeof(Slot);
+  }
+  // The arena would hold the outgrown array until the restore ends: give
+  // it back as slabs instead.
+  if (arena_) {
+    for (size_t off = 0; off + kSlabBytes <= old_size; off += kSlabBytes) arena_->give_back_slab(old_bytes + off);
   }
 }
 
@@ -103,11 +133,11 @@ void RestoreTable::put(std::string_view key, ByteSpan value, const Version& vers
     s.version = version;
     return;
   }
-  std::byte* p = allocate(value.size());
+  std::byte* p = allocate_value(need);
   if (!value.empty()) std::memcpy(p, value.data(), value.size());
   if (s.hash != 0) {  // moves: the old bytes are left behind
     live_bytes_ -= s.capacity;
-    wasted_bytes_ += s.capacity;
+    release(s.value, s.capacity);
   } else {
     s.hash = h;
     s.key_size = static_cast<uint32_t>(key.size());
@@ -137,7 +167,8 @@ void RestoreTable::remove(std::string_view key, uint64_t h) {
   if (slots_[i].hash == 0) return;
   const Slot& s = slots_[i];
   live_bytes_ -= s.capacity + s.key_capacity;
-  wasted_bytes_ += s.capacity + s.key_capacity;
+  release(s.value, s.capacity);
+  wasted_bytes_ += s.key_capacity;
   erase_at(i);
   --size_;
   compact_if_wasteful();
@@ -175,6 +206,7 @@ void RestoreTable::compact_if_wasteful() {
   left_ = 0;
   arena_bytes_ = 0;
   wasted_bytes_ = 0;
+  spare_.clear();
   for (Slot& s : slots_) {
     if (s.hash == 0) continue;
     std::byte* p = allocate(s.capacity);

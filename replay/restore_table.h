@@ -15,12 +15,16 @@
 // - values (and keys over 16 bytes) live in the table's arena of 64 KiB
 //   slabs: a partition loaded in key order is laid out in key order, and
 //   freeing a table frees a few slabs, not one allocation per value.
-//   Bytes left behind by deletes and moves are counted; when they exceed
-//   the live bytes and 4 MiB, live values move to fresh slabs. Memory: at
-//   most about twice the live values, plus 64 bytes per slot at a load
-//   factor of at least 0.35.
+//   A value's bytes left behind by a delete or a move are kept for the
+//   next value of the same size (one size at a time: a table's values
+//   mostly share one); other bytes left behind are counted, and when they
+//   exceed the live bytes and 4 MiB, live values move to fresh slabs.
+//   Memory: at most about twice the live values, plus 64 bytes per slot at
+//   a load factor of at least 0.35.
 // - Given a HugeArena (restore gives one per node), slots and slabs come
-//   from its huge-page regions, and slabs a table gives back are reused.
+//   from its huge-page regions, and slabs a table gives back are reused,
+//   as is a slot array outgrown (cut into slabs). Fresh memory is the
+//   dearest thing a restore touches (docs/benchmarks.md, "First touch").
 //
 // Not thread-safe: one owner at a time (a replay stripe). Overwrites use
 // streaming stores, which are weakly ordered: call stream_fence() before
@@ -126,6 +130,10 @@ class RestoreTable {
   };
   void swap(RestoreTable& o) noexcept;
   std::byte* allocate(size_t n);
+  // Bytes for a value of n bytes (rounded up): a spare of that size if
+  // there is one. release() makes them spare or waste.
+  std::byte* allocate_value(size_t need);
+  void release(std::byte* p, uint32_t capacity);
   Slab new_slab(size_t n);
   void free_slabs(std::vector<Slab>& slabs);
   void grow();
@@ -141,7 +149,9 @@ class RestoreTable {
   size_t left_ = 0;
   uint64_t arena_bytes_ = 0;   // all slabs
   uint64_t live_bytes_ = 0;    // reserved for present values and keys
-  uint64_t wasted_bytes_ = 0;  // reserved and left behind
+  uint64_t wasted_bytes_ = 0;  // reserved and left behind (spares included)
+  std::vector<std::byte*> spare_;  // left behind, each spare_capacity_ bytes
+  uint32_t spare_capacity_ = 0;
 };
 
 }  // namespace walcut
