@@ -8,6 +8,7 @@
 // how to read them: docs/benchmarks.md; the procedure: docs/restore.md.
 #include <fcntl.h>
 #include <oneapi/tbb/global_control.h>
+#include <sys/mman.h>
 #include <sys/statfs.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -554,8 +556,38 @@ struct CodecResult {
   }
 };
 
+// How fast this machine hands out memory never touched before, against
+// memory touched once: a restore writes its restored data into fresh
+// memory, and in a VM whose host backs guest memory lazily (and takes freed
+// memory back) the first write of each page costs far more than the next.
+struct FirstTouch {
+  uint64_t bytes = 0;
+  double first_gb_per_s = 0;  // one write per 4 KiB page of a fresh MADV_HUGEPAGE mapping
+  double again_gb_per_s = 0;  // memset of the same bytes right after
+};
+
+FirstTouch measure_first_touch(uint64_t bytes) {
+  FirstTouch f;
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return f;
+  ::madvise(p, bytes, MADV_HUGEPAGE);
+  auto* b = static_cast<volatile char*>(p);
+  auto t = Clock::now();
+  for (uint64_t i = 0; i < bytes; i += 4096) b[i] = 1;
+  double first = since(t);
+  t = Clock::now();
+  std::memset(p, 2, bytes);
+  double again = since(t);
+  ::munmap(p, bytes);
+  f.bytes = bytes;
+  f.first_gb_per_s = static_cast<double>(bytes) / first / 1e9;
+  f.again_gb_per_s = static_cast<double>(bytes) / again / 1e9;
+  return f;
+}
+
 struct Report {
   utsname uts{};
+  FirstTouch touch_before, touch_after;
   long f_type = 0;
   bool direct_allowed = false;
   unsigned nproc = 1;
@@ -719,6 +751,10 @@ void print_report(const Args& a, const Report& r) {
       r.direct_allowed ? "used" : "REFUSED (direct rows read buffered)");
   say("load average %.2f at the start, %.2f at the end (the machine is shared: other processes use the same cores)\n",
       r.load_before, r.load_after);
+  say("fresh memory (%llu MiB, huge pages asked for): first write %.2f GB/s at the start, %.2f at the end; "
+      "written again %.1f GB/s\n",
+      static_cast<unsigned long long>(r.touch_before.bytes >> 20), r.touch_before.first_gb_per_s,
+      r.touch_after.first_gb_per_s, r.touch_before.again_gb_per_s);
   for (const CodecResult& cr : r.codecs) {
     const DataSet& d = cr.data;
     say("\ncodec %s: %zu segment files, %.1f MiB of files; %llu block bytes (%.1f MiB) and %llu uncompressed payload "
@@ -859,6 +895,12 @@ Status write_json(const Args& a, const Report& r) {
                   {"o_direct_allowed", r.direct_allowed},
                   {"load_average_start", r.load_before},
                   {"load_average_end", r.load_after},
+                  {"fresh_memory",
+                   {{"bytes", r.touch_before.bytes},
+                    {"first_write_gb_per_s_start", r.touch_before.first_gb_per_s},
+                    {"first_write_gb_per_s_end", r.touch_after.first_gb_per_s},
+                    {"written_again_gb_per_s", r.touch_before.again_gb_per_s},
+                    {"what", "one write per 4 KiB page of a fresh MADV_HUGEPAGE mapping, then memset of it"}}},
                   {"shared", "other processes ran on the same cores during the measurement"}};
   j["settings"] = {{"repeat", a.repeat},         {"bytes", a.bytes_text},      {"threads_max", r.threads_max},
                    {"chunk_bytes", kChunkBytes}, {"increments", a.increments}, {"seed", a.seed}};
@@ -955,6 +997,8 @@ int run_bench(const Args& a) {
 
   Report report;
   report.load_before = loadavg1();
+  const uint64_t touch_bytes = std::clamp<uint64_t>(*bytes_target / 8, 64 << 20, 512 << 20);
+  report.touch_before = measure_first_touch(touch_bytes);
   report.nproc = std::max(1u, std::thread::hardware_concurrency());
   report.threads_max = a.threads_max > 0 ? a.threads_max : report.nproc;
   ::uname(&report.uts);
@@ -979,6 +1023,7 @@ int run_bench(const Args& a) {
     report.codecs.push_back(std::move(cr));
   }
   report.load_after = loadavg1();
+  report.touch_after = measure_first_touch(touch_bytes);
   compute_ratios(report);
   print_report(a, report);
   if (!a.json_out.empty()) {
