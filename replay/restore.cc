@@ -84,6 +84,10 @@ std::vector<std::string> segment_paths(const std::string& snapshot_dir, const st
 using Table = RestoreTable;
 
 uint64_t table_key(uint32_t group, uint16_t partition) { return uint64_t{group} << 16 | partition; }
+// Whether the restore asked for cache group `name` (--groups; none: all).
+bool group_wanted(const RestoreOptions& o, const std::string& name) {
+  return o.groups.empty() || std::count(o.groups.begin(), o.groups.end(), name) > 0;
+}
 std::string_view key_of(const DataEntry& d) { return {reinterpret_cast<const char*>(d.key.data()), d.key.size()}; }
 
 // The built-in sink: one node's partition copies, created up front so
@@ -289,7 +293,7 @@ Status replay_one(const std::string& snapshot_dir, const std::vector<std::vector
   std::set<uint32_t> groups;
   bool all_groups = true;
   for (const CacheGroup& g : inc.front().front().groups) {
-    if (options.groups.empty() || std::count(options.groups.begin(), options.groups.end(), g.name)) {
+    if (group_wanted(options, g.name)) {
       groups.insert(g.id);
     } else {
       all_groups = false;
@@ -536,7 +540,7 @@ Status load_parts(const RestoreOptions& o, std::vector<NodePart>& parts, Restore
     Affinity aff(part.meta.groups, part.meta.baseline);
     std::map<std::string, Table*> wanted;  // by path in the snapshot
     for (const CacheGroup& g : part.meta.groups) {
-      if (!o.groups.empty() && !std::count(o.groups.begin(), o.groups.end(), g.name)) continue;
+      if (!group_wanted(o, g.name)) continue;
       for (uint16_t p = 0; p < g.partitions; ++p) {
         if (!aff.owns(g.id, p, part.meta.node_index)) continue;
         Table* t = &part.tables.try_emplace(PartitionId{g.id, p}, part.arena.get()).first->second;
