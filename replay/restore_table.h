@@ -24,7 +24,7 @@
 // - Given a HugeArena (restore gives one per node), slots and slabs come
 //   from its huge-page regions, and slabs a table gives back are reused,
 //   as is a slot array outgrown (cut into slabs). Fresh memory is the
-//   dearest thing a restore touches (docs/benchmarks.md, "First touch").
+//   dearest thing a restore touches (docs/restore.md, "Memory").
 //
 // Not thread-safe: one owner at a time (a replay stripe). Overwrites use
 // streaming stores, which are weakly ordered: call stream_fence() before
