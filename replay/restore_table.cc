@@ -85,7 +85,6 @@ std::byte* RestoreTable::allocate_value(size_t need) {
 
 void RestoreTable::release(std::byte* p, uint32_t capacity) {
   wasted_bytes_ += capacity;
-  if (capacity == 0) return;
   if (spare_.empty()) spare_capacity_ = capacity;
   if (capacity == spare_capacity_) spare_.push_back(p);
 }

@@ -134,8 +134,8 @@ TEST(RestoreTable, MemoryStaysWithinTwiceTheLiveValues) {
 
 // Deleted and re-created keys of one value size, as a replay sees them:
 // the bytes a delete leaves behind are the next value's, so the arena holds
-// the live values and little more (without the spares it would hold about
-// twice as much before compacting).
+// the live values and little more (without the spares its peak here was
+// half as much again: 6.4 MB for 4.2).
 TEST(RestoreTable, SameSizeValuesReuseTheBytesDeletesLeave) {
   RestoreTable t;
   std::mt19937_64 rng(9);
