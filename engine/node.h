@@ -146,7 +146,8 @@ class Node {
   // node too (a node that is not running), at the end of its WAL.
   Status backup(const std::string& path);
 
-  // Syncs the WAL and closes it. No checkpoint: the next open replays.
+  // Syncs the WAL, records its durable end in node.meta, and closes it.
+  // No checkpoint: the next open replays.
   Status close();
 
   WalWriter* wal() { return wal_.get(); }
