@@ -23,8 +23,8 @@
 //   next value of the same size (one size at a time: a table's values
 //   mostly share one); other bytes left behind are counted, and when they
 //   exceed the live bytes and 4 MiB, live values move to fresh slabs.
-//   Memory: at most about twice the live values, plus 64 bytes per slot at
-//   a load factor of at least 0.35.
+//   Memory: at most about twice the live values, plus 64 bytes per slot
+//   (an entry or a tombstone) at a load factor of at least 0.35.
 // - Given a HugeArena (restore gives one per node), slots and slabs come
 //   from its huge-page regions, and slabs a table gives back are reused,
 //   as is a slot array outgrown (cut into slabs). Fresh memory is the
