@@ -1,0 +1,23 @@
+// How much memory a restore may hold: the default of --memory-limit.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace walcut {
+
+// The machine's physical memory, in bytes.
+uint64_t physical_memory_bytes();
+
+// The memory limit of the cgroup this process runs in (cgroup v2
+// memory.max, or v1 memory.limit_in_bytes), the smallest along its path
+// to the root; nullopt when there is none or it cannot be read.
+// `proc_self_cgroup` and `cgroup_root` are for tests.
+std::optional<uint64_t> cgroup_memory_limit_bytes(const std::string& proc_self_cgroup = "/proc/self/cgroup",
+                                                  const std::string& cgroup_root = "/sys/fs/cgroup");
+
+// Half of the smaller of physical memory and the cgroup's limit.
+uint64_t default_memory_limit_bytes();
+
+}  // namespace walcut

@@ -1,0 +1,44 @@
+// The last step of a restore for one partition: each copy's file in the
+// full snapshot, merged with the entries replay routed to it (spilled
+// slices, then what is in memory; a later write of a key wins), the
+// copies of an ATOMIC partition made to agree (the newest version of each
+// key wins, a delete included), and the result written as partition
+// files, sorted, without the deletes.
+//
+// Memory: the copies' files and entries of this one partition, about
+// three times their size while they are merged.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "engine/snapshot.h"
+#include "io/status.h"
+#include "replay/route_sink.h"
+
+namespace walcut {
+
+struct CopyToFinish {
+  uint16_t node_index = 0;
+  std::string base_path;                // the copy's file in the full snapshot
+  std::optional<ManifestEntry> listed;  // its manifest entry; nullopt: the manifest does not list it
+  RoutedCopy* routed = nullptr;         // its entries from the WAL; null: none were replayed
+  std::string out_path;                 // where to write it; empty: a peer, only compared
+};
+
+struct FinishReport {
+  uint64_t files_written = 0;
+  uint64_t entries_written = 0;
+  uint64_t atomic_repaired = 0;  // entries of written copies changed by the ATOMIC repair
+};
+
+// Finishes the copies of partition `partition` of group `group_id`, all of
+// one partition. `atomic`: repair them against each other first. Files are
+// written unsynced (the caller syncs the tree once). Frees the routed
+// entries as it goes.
+Result<FinishReport> finish_partition(uint32_t group_id, uint16_t partition, bool atomic,
+                                      std::span<CopyToFinish> copies);
+
+}  // namespace walcut

@@ -1,0 +1,280 @@
+#include "replay/pipeline.h"
+
+#include <oneapi/tbb/global_control.h>
+#include <oneapi/tbb/parallel_for.h>
+#include <oneapi/tbb/parallel_pipeline.h>
+
+#include <algorithm>
+#include <memory>
+#include <set>
+
+#include "io/block.h"
+#include "io/block_reader.h"
+#include "io/records.h"
+#include "io/stream_copy.h"
+#include "replay/parallel.h"
+
+namespace walcut {
+
+void ReplayReport::add(const ReplayReport& o) {
+  segments += o.segments;
+  blocks += o.blocks;
+  records += o.records;
+  entries_applied += o.entries_applied;
+  entries_filtered += o.entries_filtered;
+  bytes_read += o.bytes_read;
+  if (!o.io_engine.empty()) io_engine = o.io_engine;
+}
+
+void ProgressHub::read(uint64_t bytes) {
+  uint64_t total = bytes_read_ += bytes;
+  if (!fn_) return;
+  std::unique_lock<std::mutex> lock(mu_, std::try_to_lock);
+  if (lock.owns_lock()) fn_(ReplayProgress{total, bytes_total_, applied_});
+}
+
+namespace {
+
+constexpr uint64_t kBatchBytes = 1 << 20;
+
+// The first error of many threads.
+class FirstError {
+ public:
+  void set(Status s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (status_.ok() && !s.ok()) status_ = std::move(s);
+  }
+  bool failed() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return !status_.ok();
+  }
+  Status get() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return status_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  Status status_;
+};
+
+// A token of the pipeline: up to kBatchBytes of consecutive blocks and the
+// entries they yield, sorted into stripes. Reused once applied.
+struct Batch {
+  std::vector<Block> blocks;
+  std::vector<Bytes> raw;                       // decompressed payloads, one per LZ4 block
+  std::vector<std::vector<DataEntry>> stripes;  // to apply, in WAL order within each
+  uint64_t records = 0, filtered = 0, applied = 0;
+
+  void reset(size_t stripe_count) {
+    blocks.clear();
+    stripes.resize(stripe_count);
+    for (auto& s : stripes) s.clear();
+    records = filtered = applied = 0;
+  }
+};
+
+// Batches handed out and taken back, so a long replay allocates only its
+// first few.
+class BatchPool {
+ public:
+  Batch* take() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (free_.empty()) {
+      all_.push_back(std::make_unique<Batch>());
+      return all_.back().get();
+    }
+    Batch* b = free_.back();
+    free_.pop_back();
+    return b;
+  }
+  void give(Batch* b) {
+    b->blocks.clear();  // lets the reader reuse their buffers
+    std::lock_guard<std::mutex> lock(mu_);
+    free_.push_back(b);
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Batch>> all_;
+  std::vector<Batch*> free_;
+};
+
+// The stages of one replay, sharing its state.
+class Replay {
+ public:
+  Replay(const NodeWal& wal, const ReplayFilter& filter, const std::vector<CacheGroup>& groups, ReplaySink& sink,
+         const ReplayOptions& options, ProgressHub& progress, BlockReader& reader)
+      : wal_(wal), filter_(filter), sink_(sink), options_(options), progress_(progress), reader_(reader),
+        stripe_count_(thread_count(options.threads)), wants_records_(sink.wants_records()) {
+    for (const CacheGroup& g : groups) {
+      if (options.groups.empty() || std::count(options.groups.begin(), options.groups.end(), g.name) > 0) {
+        groups_.insert(g.id);
+      } else {
+        all_groups_ = false;
+      }
+    }
+  }
+
+  Status run(ReplayReport& report);
+
+ private:
+  Batch* read(tbb::flow_control& fc);
+  Batch* decode(Batch* batch);
+  Status decode_record(Batch& batch, const RecordView& r);
+  void apply(Batch* batch);
+
+  const NodeWal& wal_;
+  const ReplayFilter& filter_;
+  ReplaySink& sink_;
+  const ReplayOptions& options_;
+  ProgressHub& progress_;
+  BlockReader& reader_;
+  const size_t stripe_count_;
+  const bool wants_records_;
+  std::set<uint32_t> groups_;
+  bool all_groups_ = true;
+  FirstError error_;
+  std::atomic<bool> reached_finish_{false};
+  uint64_t applied_ = 0, filtered_ = 0, records_ = 0;
+  BatchPool pool_;
+};
+
+Batch* Replay::read(tbb::flow_control& fc) {
+  const bool cancelled = options_.cancel && *options_.cancel;
+  if (error_.failed() || reached_finish_ || cancelled) {
+    if (cancelled) error_.set(Status::cancelled("restore cancelled"));
+    fc.stop();
+    return nullptr;
+  }
+  Batch* batch = pool_.take();
+  batch->reset(stripe_count_);
+  uint64_t bytes = 0;
+  Block b;
+  while (bytes < kBatchBytes) {
+    Result<bool> more = reader_.next(b);
+    if (!more.ok()) {
+      error_.set(more.status());
+      break;
+    }
+    if (!more.value()) break;
+    bytes += kBlockHeaderBytes + b.stored.size();
+    batch->blocks.push_back(std::move(b));
+  }
+  if (batch->blocks.empty()) {
+    pool_.give(batch);
+    fc.stop();
+    return nullptr;
+  }
+  progress_.read(bytes);
+  return batch;
+}
+
+// LZ4, records, the cut filter, the stripe: on every thread.
+Batch* Replay::decode(Batch* batch) {
+  if (batch->raw.size() < batch->blocks.size()) batch->raw.resize(batch->blocks.size());
+  for (size_t i = 0; i < batch->blocks.size() && !error_.failed(); ++i) {
+    const Block& b = batch->blocks[i];
+    Result<ByteSpan> raw = block_raw_payload(b.header, b.stored, batch->raw[i]);
+    Status s = raw.ok() ? for_each_record(b.header, raw.value(),
+                                          [&](const RecordView& r) { return decode_record(*batch, r); })
+                        : raw.status();
+    if (!s.ok()) {
+      error_.set(Status::corruption(reader_.path(b.file) + " at offset " + std::to_string(b.file_offset) + ": " +
+                                    s.message()));
+    }
+  }
+  return batch;
+}
+
+Status Replay::decode_record(Batch& batch, const RecordView& r) {
+  ++batch.records;
+  if (r.pointer >= filter_.finish) {
+    reached_finish_ = true;
+    return {};
+  }
+  if (r.type != RecordType::kData) {
+    if (!wants_records_ || r.pointer < filter_.snapshot) return {};
+    bool kept = true;
+    if (r.type == RecordType::kTx) {
+      Result<RecordPayload> tx = decode_payload(r.type, r.payload);
+      if (!tx.ok()) return tx.status();
+      kept = filter_.decide(r.pointer, std::get<TxRecord>(tx.value()).near_xid) == ReplayFilter::Verdict::kApply;
+    }
+    return sink_.on_record(wal_.node_index, r, kept);
+  }
+  return for_each_data_entry(r.payload, [&](const DataEntry& e) {
+    ReplayFilter::Verdict v = filter_.decide(r.pointer, e.near_xid);
+    if (v == ReplayFilter::Verdict::kApply && (all_groups_ || groups_.count(e.group_id))) {
+      batch.stripes[(e.group_id * 65537u + e.partition) % stripe_count_].push_back(e);
+      ++batch.applied;
+    } else if (r.pointer >= filter_.snapshot) {  // older ones are in the snapshot's files
+      ++batch.filtered;
+    }
+  });
+}
+
+// Batch after batch in WAL order; within a batch each stripe on its own
+// thread, so a (group, partition) has one owner at a time.
+void Replay::apply(Batch* batch) {
+  if (!error_.failed()) {
+    records_ += batch->records;
+    filtered_ += batch->filtered;
+    auto run_stripe = [&](size_t stripe) {
+      if (batch->stripes[stripe].empty()) return;
+      Status s = sink_.apply_many(wal_.node_index, batch->stripes[stripe]);
+      stream_fence();  // the next batch's owner of these partitions may be another thread
+      if (!s.ok()) error_.set(s);
+    };
+    size_t busy = std::count_if(batch->stripes.begin(), batch->stripes.end(), [](const auto& v) { return !v.empty(); });
+    if (busy > 1) {
+      tbb::parallel_for(size_t{0}, stripe_count_, run_stripe);
+    } else {
+      for (size_t i = 0; i < stripe_count_; ++i) run_stripe(i);
+    }
+    applied_ += batch->applied;
+    progress_.applied(batch->applied);
+    if (options_.after_batch && !error_.failed()) error_.set(options_.after_batch());
+  }
+  pool_.give(batch);
+}
+
+Status Replay::run(ReplayReport& report) {
+  const size_t tokens = 2 * stripe_count_ + 2;
+  tbb::parallel_pipeline(
+      tokens,
+      tbb::make_filter<void, Batch*>(tbb::filter_mode::serial_in_order,
+                                     [&](tbb::flow_control& fc) { return read(fc); }) &
+          tbb::make_filter<Batch*, Batch*>(tbb::filter_mode::parallel, [&](Batch* b) { return decode(b); }) &
+          tbb::make_filter<Batch*, void>(tbb::filter_mode::serial_in_order, [&](Batch* b) { apply(b); }));
+  WALCUT_RETURN_IF_ERROR(error_.get());
+  if (!reached_finish_) {
+    return Status::corruption("the WAL of node " + std::to_string(wal_.node_index) + " ends before the FINISH record at " +
+                              filter_.finish.to_string());
+  }
+  report.segments += reader_.counters().segments;
+  report.blocks += reader_.counters().blocks;
+  report.bytes_read += reader_.counters().block_bytes;
+  report.records += records_;
+  report.entries_applied += applied_;
+  report.entries_filtered += filtered_;
+  report.io_engine = reader_.engine_name();
+  return {};
+}
+
+}  // namespace
+
+Status replay_wal(const NodeWal& wal, const ReplayFilter& filter, const std::vector<CacheGroup>& groups,
+                  ReplaySink& sink, const ReplayOptions& options, ProgressHub& progress, ReplayReport& report) {
+  BlockReaderOptions ro;
+  ro.io = options.io;
+  ro.mode = TailMode::kStrict;
+  ro.cluster_id = wal.cluster_id;  // a segment of another cluster or node is refused
+  ro.node_index = wal.node_index;
+  Result<std::unique_ptr<BlockReader>> reader = BlockReader::open(wal.segment_paths, ro);
+  if (!reader.ok()) return reader.status();
+  Replay replay(wal, filter, groups, sink, options, progress, **reader);
+  return replay.run(report);
+}
+
+}  // namespace walcut

@@ -1,0 +1,93 @@
+// The replay pipeline: one node's WAL segments of increments 1..N, read in
+// order, decoded and filtered through the consistent cut on every thread,
+// and handed to a sink, each partition's entries in WAL order
+// (docs/architecture.md, "The path of a block").
+//
+//   read (serial, in order) -> decode (parallel): CRC, LZ4, records, the
+//   cut filter, entries sorted into stripes -> apply (serial, in order;
+//   stripes side by side): sink.apply_many()
+//
+// Memory in flight: at most 2 * threads + 2 batches of up to 1 MiB of
+// blocks each, their decompressed payloads and their entries' views, plus
+// the reader's buffers (queue depth x chunk size).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "cut/replay_filter.h"
+#include "engine/group.h"
+#include "io/chunk_reader.h"
+#include "replay/sink.h"
+
+namespace walcut {
+
+struct ReplayProgress {
+  uint64_t bytes_read = 0;
+  uint64_t bytes_total = 0;  // of the segments to replay
+  uint64_t entries_applied = 0;
+};
+
+struct ReplayOptions {
+  unsigned threads = 0;             // 0: every core
+  ReadOptions io;
+  std::vector<std::string> groups;  // only these cache groups (empty: all)
+  std::function<void(const ReplayProgress&)> progress;  // from a reading thread
+  const std::atomic<bool>* cancel = nullptr;            // set to stop; the result is kCancelled
+  // Called after each batch is applied, with no apply running: the
+  // built-in restore spills its buckets here when they pass its budget.
+  std::function<Status()> after_batch;
+};
+
+struct ReplayReport {
+  uint64_t segments = 0;
+  uint64_t blocks = 0;
+  uint64_t records = 0;
+  uint64_t entries_applied = 0;
+  uint64_t entries_filtered = 0;  // outside the cut, or of groups not asked for
+  uint64_t bytes_read = 0;
+  std::string io_engine;
+
+  void add(const ReplayReport& o);
+};
+
+// The segments of one node's increments 1..N, as a restore reads them.
+struct NodeWal {
+  uint16_t node_index = 0;
+  uint64_t cluster_id = 0;
+  std::vector<std::string> segment_paths;  // in order
+  uint64_t segment_bytes = 0;              // their sizes, summed
+};
+
+// Progress of the nodes a restore replays at once: counted from every
+// pipeline, reported from whichever reading thread finds the callback free.
+class ProgressHub {
+ public:
+  ProgressHub(const std::function<void(const ReplayProgress&)>& fn, uint64_t bytes_total)
+      : fn_(fn), bytes_total_(bytes_total) {}
+  void read(uint64_t bytes);
+  void applied(uint64_t entries) { applied_ += entries; }
+
+ private:
+  const std::function<void(const ReplayProgress&)>& fn_;
+  const uint64_t bytes_total_;
+  std::atomic<uint64_t> bytes_read_{0}, applied_{0};
+  std::mutex mu_;
+};
+
+// Replays node `node_index`'s increments 1..n of a snapshot into `sink`
+// (n >= 1): the library's way to restore into a store of one's own.
+Status replay_node(const std::string& snapshot_dir, uint64_t n, uint16_t node_index, ReplaySink& sink,
+                   const ReplayOptions& options, ReplayReport& report);
+
+// Replays `wal` through `filter` into `sink`. Fails with kCorruption, naming
+// the segment and offset, on any damaged block, and when the WAL ends
+// before the filter's FINISH record.
+Status replay_wal(const NodeWal& wal, const ReplayFilter& filter, const std::vector<CacheGroup>& groups,
+                  ReplaySink& sink, const ReplayOptions& options, ProgressHub& progress, ReplayReport& report);
+
+}  // namespace walcut

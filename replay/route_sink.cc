@@ -1,0 +1,55 @@
+#include "replay/route_sink.h"
+
+#include <algorithm>
+
+namespace walcut {
+
+RouteSink::RouteSink(std::vector<RoutedCopy*> copies, MemoryGauge& gauge, bool others_ignored)
+    : gauge_(gauge), others_ignored_(others_ignored) {
+  for (RoutedCopy* c : copies) {
+    auto g = std::find_if(groups_.begin(), groups_.end(), [&](const Group& x) { return x.id == c->group_id; });
+    if (g == groups_.end()) g = groups_.insert(groups_.end(), Group{c->group_id, {}});
+    if (g->by_partition.size() <= c->partition) g->by_partition.resize(c->partition + 1u, nullptr);
+    g->by_partition[c->partition] = c;
+  }
+}
+
+RoutedCopy* RouteSink::find(uint32_t group_id, uint16_t partition) const {
+  for (const Group& g : groups_) {
+    if (g.id == group_id) return partition < g.by_partition.size() ? g.by_partition[partition] : nullptr;
+  }
+  return nullptr;
+}
+
+Status RouteSink::apply_many(uint16_t, std::span<const DataEntry> entries) {
+  int64_t delta = 0;
+  for (const DataEntry& d : entries) {
+    RoutedCopy* c = find(d.group_id, d.partition);
+    if (c == nullptr) {
+      if (others_ignored_) continue;
+      gauge_.add(delta);
+      return Status::corruption("an entry of group " + std::to_string(d.group_id) + " partition " +
+                                std::to_string(d.partition) + " in the WAL of a node that holds no copy of it");
+    }
+    delta += c->bucket.add(d);
+  }
+  gauge_.add(delta);
+  return {};
+}
+
+Status RouteSink::spill(SpillWriter& out) {
+  for (Group& g : groups_) {
+    for (RoutedCopy* c : g.by_partition) {
+      if (c == nullptr || c->bucket.empty()) continue;
+      const int64_t before = static_cast<int64_t>(c->bucket.bytes());
+      RunBuffer run = c->bucket.take();
+      Result<SpillSlice> slice = out.append(run.span());
+      gauge_.add(-before);
+      if (!slice.ok()) return slice.status();
+      c->spilled.push_back(std::move(slice).value());
+    }
+  }
+  return out.finish();
+}
+
+}  // namespace walcut

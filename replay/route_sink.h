@@ -1,0 +1,73 @@
+// The restore's built-in sink: routes each entry replay applies to the
+// bucket of its partition copy (replay/partition_bucket.h), and spills the
+// buckets to a file when the restore's memory budget is reached. The
+// partitions are finished afterwards, one at a time (replay/partition_finish.h).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "replay/partition_bucket.h"
+#include "replay/sink.h"
+#include "replay/spill_file.h"
+
+namespace walcut {
+
+// Bytes held by every bucket of a restore, against its budget.
+class MemoryGauge {
+ public:
+  explicit MemoryGauge(uint64_t budget_bytes) : budget_bytes_(budget_bytes) {}
+  void add(int64_t delta) {
+    int64_t now = bytes_.fetch_add(delta, std::memory_order_relaxed) + delta;
+    int64_t peak = peak_.load(std::memory_order_relaxed);
+    while (now > peak && !peak_.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+    }
+  }
+  bool over_budget() const { return bytes_.load(std::memory_order_relaxed) > static_cast<int64_t>(budget_bytes_); }
+  uint64_t budget_bytes() const { return budget_bytes_; }
+  uint64_t peak_bytes() const { return static_cast<uint64_t>(peak_.load(std::memory_order_relaxed)); }
+
+ private:
+  const uint64_t budget_bytes_;
+  std::atomic<int64_t> bytes_{0};
+  std::atomic<int64_t> peak_{0};
+};
+
+// The entries routed to one partition copy: what is in memory, and what
+// was spilled, oldest first.
+struct RoutedCopy {
+  uint32_t group_id = 0;
+  uint16_t partition = 0;
+  PartitionBucket bucket;
+  std::vector<SpillSlice> spilled;
+};
+
+class RouteSink final : public ReplaySink {
+ public:
+  // One node's copies to route to; an entry of any other copy is refused
+  // as corruption (the node's WAL holds only what affinity gives it),
+  // unless `others_ignored` (a node read only for some of its copies).
+  RouteSink(std::vector<RoutedCopy*> copies, MemoryGauge& gauge, bool others_ignored);
+
+  Status apply(const ReplayEntry& e) override { return apply_many(e.node_index, std::span(e.entry, 1)); }
+  Status apply_many(uint16_t node_index, std::span<const DataEntry> entries) override;
+
+  // Writes every bucket that holds entries to `out` as one slice each, and
+  // empties them. Call between batches (no apply running).
+  Status spill(SpillWriter& out);
+
+ private:
+  RoutedCopy* find(uint32_t group_id, uint16_t partition) const;
+
+  struct Group {
+    uint32_t id;
+    std::vector<RoutedCopy*> by_partition;  // null: not routed here
+  };
+  std::vector<Group> groups_;
+  MemoryGauge& gauge_;
+  const bool others_ignored_;
+};
+
+}  // namespace walcut

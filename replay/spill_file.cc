@@ -1,0 +1,79 @@
+#include "replay/spill_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "io/crc32c.h"
+#include "io/file_util.h"
+
+namespace walcut {
+namespace {
+// Slices are gathered and handed to the kernel in pieces of this size.
+constexpr size_t kSpillPieceBytes = 4 << 20;
+}  // namespace
+
+SpillFile::~SpillFile() {
+  if (fd >= 0) ::close(fd);
+}
+
+Result<std::unique_ptr<SpillWriter>> SpillWriter::create(const std::string& path) {
+  auto file = std::make_shared<SpillFile>();
+  file->path = path;
+  file->fd = ::open(path.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+  if (file->fd < 0) return Status::from_errno("create spill file " + path, errno);
+  return std::unique_ptr<SpillWriter>(new SpillWriter(std::move(file)));
+}
+
+Result<SpillSlice> SpillWriter::append(ByteSpan run) {
+  SpillSlice slice{file_, offset_, run.size(), crc32c(run)};
+  if (!run.empty()) std::memcpy(pending_.append(run.size()), run.data(), run.size());
+  offset_ += run.size();
+  if (pending_.size() >= kSpillPieceBytes) WALCUT_RETURN_IF_ERROR(flush());
+  return slice;
+}
+
+Status SpillWriter::flush() {
+  if (pending_.empty()) return {};
+  WALCUT_RETURN_IF_ERROR(pwrite_all(file_->fd, pending_.span(), flushed_offset_, file_->path));
+  flushed_offset_ += pending_.size();
+  pending_.clear();
+  return {};
+}
+
+Status SpillWriter::finish() {
+  Status s = flush();
+  pending_.release();
+  return s;
+}
+
+Status read_spill_slice(const SpillSlice& slice, RunBuffer& out) {
+  const std::string& path = slice.file->path;
+  const int fd = slice.file->fd;
+  out.clear();
+  std::byte* p = out.append(slice.bytes);
+  uint64_t done = 0;
+  Status s;
+  while (done < slice.bytes) {
+    ssize_t n = ::pread(fd, p + done, slice.bytes - done, static_cast<off_t>(slice.offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      s = n < 0 ? Status::from_errno("read " + path, errno)
+                : Status::corruption(path + ": ends at offset " + std::to_string(slice.offset + done) +
+                                     " inside a slice of " + std::to_string(slice.bytes) + " bytes");
+      break;
+    }
+    done += static_cast<uint64_t>(n);
+  }
+  WALCUT_RETURN_IF_ERROR(s);
+  if (crc32c(out.span()) != slice.crc32c) {
+    return Status::corruption(path + ": checksum mismatch in the slice at offset " + std::to_string(slice.offset));
+  }
+  if (!run_is_well_formed(out.span(), /*sorted=*/true)) {
+    return Status::corruption(path + ": malformed run in the slice at offset " + std::to_string(slice.offset));
+  }
+  return {};
+}
+
+}  // namespace walcut

@@ -1,0 +1,61 @@
+// Spill files: where a restore puts routed entries when they outgrow its
+// memory budget (docs/restore.md, "Memory").
+//
+// A spill file is written once, front to back, and read back once by the
+// process that wrote it: one slice per partition copy, each slice a sorted
+// run (replay/entry_run.h). The index of slices stays in memory; each
+// slice's CRC32C is checked when it is read back, and its entries' framing
+// and key order too. Files live in the restore's private staging
+// directory and go with it; they are never synced (a crash starts the
+// restore over).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "io/status.h"
+#include "replay/entry_run.h"
+
+namespace walcut {
+
+// An open spill file, shared by its slices: closed with the last of them.
+struct SpillFile {
+  int fd = -1;
+  std::string path;
+  ~SpillFile();
+};
+
+// Where one slice is.
+struct SpillSlice {
+  std::shared_ptr<const SpillFile> file;
+  uint64_t offset = 0;
+  uint64_t bytes = 0;
+  uint32_t crc32c = 0;
+};
+
+class SpillWriter {
+ public:
+  // Creates `path` (it must not exist), private to the user.
+  static Result<std::unique_ptr<SpillWriter>> create(const std::string& path);
+
+  // Appends one sorted run; returns where it is.
+  Result<SpillSlice> append(ByteSpan run);
+  // Writes what is buffered; the file stays open for its slices.
+  Status finish();
+  uint64_t bytes_written() const { return offset_; }
+
+ private:
+  explicit SpillWriter(std::shared_ptr<SpillFile> file) : file_(std::move(file)) {}
+  Status flush();
+
+  std::shared_ptr<SpillFile> file_;
+  RunBuffer pending_;
+  uint64_t offset_ = 0;          // of the next slice
+  uint64_t flushed_offset_ = 0;  // of pending_[0]
+};
+
+// Reads a slice back into `out` (replacing its contents) and checks it.
+Status read_spill_slice(const SpillSlice& slice, RunBuffer& out);
+
+}  // namespace walcut

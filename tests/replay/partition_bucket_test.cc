@@ -1,0 +1,160 @@
+// PartitionBucket, sorted-run merges and spill files against std::map:
+// the newest write of each key wins, deletes stay as tombstones, memory
+// stays near the newest entries' bytes, and damaged spill slices are
+// refused.
+#include "replay/partition_bucket.h"
+
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <map>
+#include <optional>
+#include <random>
+#include <string>
+
+#include "replay/spill_file.h"
+#include "tests/testing/temp_dir.h"
+
+namespace walcut {
+namespace {
+
+// key -> (value, version); a value of nullopt is a tombstone.
+using Reference = std::map<std::string, std::pair<std::optional<std::string>, Version>>;
+
+std::string text(ByteSpan b) { return std::string(reinterpret_cast<const char*>(b.data()), b.size()); }
+
+Reference read_run(ByteSpan run) {
+  Reference out;
+  EXPECT_TRUE(run_is_well_formed(run, /*sorted=*/true));
+  for (size_t at = 0; at < run.size(); at += run_entry_size(run.data() + at)) {
+    RunEntry e = run_entry_at(run.data() + at);
+    out[std::string(e.key)] = {e.tombstone ? std::nullopt : std::optional<std::string>(text(e.value)), e.version};
+  }
+  return out;
+}
+
+DataEntry entry(const std::string& key, const std::optional<std::string>& value, Version v) {
+  DataEntry d;
+  d.op = value ? EntryOp::kUpdate : EntryOp::kDelete;
+  d.key = as_bytes(key);
+  if (value) d.value = as_bytes(*value);
+  d.write_version = v;
+  return d;
+}
+
+std::string random_key(std::mt19937_64& rng, size_t keys) {
+  uint64_t k = rng() % keys;
+  if (k == 0) return "";                               // the empty key sorts first
+  if (k % 7 == 0) return "k" + std::to_string(k / 7);  // a prefix of other keys
+  return "k" + std::to_string(k) + std::string(k % 3 == 0 ? 20 : 0, 'x');
+}
+
+TEST(PartitionBucket, TheNewestWriteOfEachKeyWinsAndDeletesStayAsTombstones) {
+  for (uint64_t seed = 1; seed <= 6; ++seed) {
+    std::mt19937_64 rng(seed);
+    PartitionBucket b;
+    Reference ref;
+    const size_t keys = seed % 2 ? 40 : 5000;
+    int64_t bytes = 0;
+    for (uint64_t i = 0; i < 30000; ++i) {
+      std::string key = random_key(rng, keys);
+      std::optional<std::string> value;
+      if (rng() % 6 != 0) value = std::string(rng() % 4 == 0 ? rng() % 600 : 100, static_cast<char>('a' + i % 26));
+      Version v{1, 1, i};
+      bytes += b.add(entry(key, value, v));
+      ref[key] = {value, v};
+      ASSERT_EQ(static_cast<size_t>(bytes), b.bytes());
+    }
+    RunBuffer run = b.take();
+    EXPECT_TRUE(b.empty());
+    EXPECT_EQ(read_run(run.span()), ref) << "seed " << seed;
+  }
+}
+
+TEST(PartitionBucket, MemoryStaysNearTheNewestEntries) {
+  std::mt19937_64 rng(3);
+  PartitionBucket b;
+  size_t peak = 0;
+  for (uint64_t i = 0; i < 200000; ++i) {
+    std::string key = "key-" + std::to_string(rng() % 2000);
+    b.add(entry(key, std::string(100, 'v'), Version{1, 1, i}));
+    peak = std::max(peak, b.bytes());
+  }
+  b.compact();
+  const size_t newest = b.sorted().size();  // 2000 entries of 24 + ~8 + 100 bytes
+  EXPECT_LT(newest, 2000u * 140);
+  // The run, a tail of at most a quarter of it, and their buffers' slack.
+  EXPECT_LE(peak, newest * 2 + 2 * PartitionBucket::kTailMinBytes) << "newest " << newest;
+}
+
+TEST(SortedRuns, MergeKeepsTheLaterRunsEntryForAKeyInSeveral) {
+  std::mt19937_64 rng(9);
+  std::vector<RunBuffer> runs(4);
+  Reference ref;
+  for (size_t r = 0; r < runs.size(); ++r) {
+    PartitionBucket b;
+    for (uint64_t i = 0; i < 3000; ++i) {
+      std::string key = random_key(rng, 800);
+      std::optional<std::string> value;
+      if (rng() % 5 != 0) value = "r" + std::to_string(r) + "-" + std::to_string(i);
+      Version v{1, static_cast<uint32_t>(r), i};
+      b.add(entry(key, value, v));
+      ref[key] = {value, v};
+    }
+    runs[r] = b.take();
+  }
+  std::vector<ByteSpan> spans;
+  for (const RunBuffer& r : runs) spans.push_back(r.span());
+  RunBuffer out;
+  merge_sorted_runs(spans, out);
+  EXPECT_EQ(read_run(out.span()), ref);
+}
+
+TEST(SpillFile, SlicesReadBackAsWrittenAndDamageIsRefused) {
+  testing::TempDir dir;
+  Result<std::unique_ptr<SpillWriter>> w = SpillWriter::create(dir.file("0.spill"));
+  ASSERT_TRUE(w.ok()) << w.status().to_string();
+  std::vector<Reference> refs;
+  std::vector<SpillSlice> slices;
+  std::mt19937_64 rng(4);
+  for (int s = 0; s < 50; ++s) {
+    PartitionBucket b;
+    Reference ref;
+    for (uint64_t i = 0; i < 500; ++i) {
+      std::string key = random_key(rng, 300);
+      std::string value(rng() % 300, 'z');
+      b.add(entry(key, value, Version{2, 1, i}));
+      ref[key] = {value, Version{2, 1, i}};
+    }
+    RunBuffer run = b.take();
+    Result<SpillSlice> slice = (*w)->append(run.span());
+    ASSERT_TRUE(slice.ok());
+    slices.push_back(slice.value());
+    refs.push_back(ref);
+  }
+  ASSERT_TRUE((*w)->finish().ok());
+  EXPECT_FALSE(SpillWriter::create(dir.file("0.spill")).ok()) << "an existing file is never reused";
+  for (size_t i = 0; i < slices.size(); ++i) {
+    RunBuffer back;
+    ASSERT_TRUE(read_spill_slice(slices[i], back).ok());
+    EXPECT_EQ(read_run(back.span()), refs[i]);
+  }
+  // One flipped byte in slice 7: its CRC catches it, the message names the file.
+  int fd = ::open(dir.file("0.spill").c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  std::byte b;
+  off_t at = static_cast<off_t>(slices[7].offset + slices[7].bytes / 2);
+  ASSERT_EQ(::pread(fd, &b, 1, at), 1);
+  b ^= std::byte{0x10};
+  ASSERT_EQ(::pwrite(fd, &b, 1, at), 1);
+  ::close(fd);
+  RunBuffer back;
+  Status s = read_spill_slice(slices[7], back);
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  EXPECT_NE(s.message().find("0.spill"), std::string::npos) << s.message();
+  EXPECT_TRUE(read_spill_slice(slices[8], back).ok());
+}
+
+}  // namespace
+}  // namespace walcut
