@@ -272,9 +272,12 @@ Status WalWriter::write_group(std::vector<Request*>& group) {
     q->pointers.resize(q->records.size());
     for (size_t i = 0; i < q->records.size() && s.ok(); ++i) {
       const RecordRef& rec = q->records[i];
-      uint64_t n = kRecordHeaderBytes + rec.payload.size();
-      if (!builder_.empty() && builder_.raw_bytes() + n > options_.block_bytes) s = flush_block();
-      slots_.push_back(Slot{&q->pointers[i], builder_.raw_bytes()});
+      Result<WalPointer> at = make_room(kRecordHeaderBytes + rec.payload.size());
+      if (!at.ok()) {
+        s = at.status();
+        break;
+      }
+      q->pointers[i] = at.value();
       builder_.add(rec.type, rec.payload);
     }
     if (s.ok() && q->rollover) {  // records first, then the rollover, in this one group
@@ -283,30 +286,41 @@ Status WalWriter::write_group(std::vector<Request*>& group) {
     }
     if (!s.ok()) break;
   }
-  if (s.ok()) s = flush_block();
+  // With fill_blocks and no sync to do, the block being packed stays open
+  // for the next groups, up to block_bytes (docs/wal-format.md, "The writer").
+  if (s.ok() && (want_sync || !options_.fill_blocks)) s = flush_block();
   if (s.ok()) s = write_out();
   if (s.ok() && want_sync) s = sync_locked();
   if (!s.ok()) broken_ = s;
   return s;
 }
 
-// Seals the block being packed and places it, rolling the segment over
-// first when it does not fit.
+// Closes the block being packed when a record of `n` raw bytes would take
+// it past block_bytes, and rolls the segment over when the block could not
+// fit even stored uncompressed (never larger than raw). Returns the
+// record's pointer in the block it will join.
+Result<WalPointer> WalWriter::make_room(uint64_t n) {
+  if (!builder_.empty() && builder_.raw_bytes() + n > options_.block_bytes) WALCUT_RETURN_IF_ERROR(flush_block());
+  auto fits = [&] { return file_off_ + kBlockHeaderBytes + builder_.raw_bytes() + n + kSegmentEndBlockBytes <= segment_bytes_; };
+  if (!fits()) {
+    WALCUT_RETURN_IF_ERROR(flush_block());
+    WALCUT_RETURN_IF_ERROR(write_out());
+    WALCUT_RETURN_IF_ERROR(roll_segment());
+    assert(fits());
+  }
+  return WalPointer{segment_index_, logical_ + kBlockHeaderBytes + builder_.raw_bytes()};
+}
+
+// Seals the block being packed and places it: make_room() saw that it fits.
 Status WalWriter::flush_block() {
   if (builder_.empty()) return {};
   SealedBlock b = seal_block(builder_, options_.codec);
-  if (file_off_ + b.stored_bytes_total() + kSegmentEndBlockBytes > segment_bytes_) {
-    WALCUT_RETURN_IF_ERROR(write_out());
-    WALCUT_RETURN_IF_ERROR(roll_segment());
-    assert(file_off_ + b.stored_bytes_total() + kSegmentEndBlockBytes <= segment_bytes_);
-  }
+  assert(file_off_ + b.stored_bytes_total() + kSegmentEndBlockBytes <= segment_bytes_);
   WalPointer first{segment_index_, logical_ + kBlockHeaderBytes};
   place_block(b, first, sync_start_, out_);
-  for (const Slot& slot : slots_) *slot.pointer = WalPointer{first.segment, first.offset + slot.raw_offset};
   file_off_ += b.stored_bytes_total();
   logical_ = first.offset + b.raw_bytes;
   builder_.clear();
-  slots_.clear();
   return {};
 }
 
@@ -349,7 +363,9 @@ void WalWriter::sync_loop() {
     {
       std::lock_guard<std::mutex> io(io_mu_);
       if (broken_.ok() && !closed_) {
-        Status s = sync_locked();
+        Status s = flush_block();
+        if (s.ok()) s = write_out();
+        if (s.ok()) s = sync_locked();
         if (!s.ok()) broken_ = s;
       }
     }
@@ -359,7 +375,7 @@ void WalWriter::sync_loop() {
 
 WalPointer WalWriter::next_pointer() {
   std::lock_guard<std::mutex> io(io_mu_);
-  return WalPointer{segment_index_, logical_ + kBlockHeaderBytes};
+  return WalPointer{segment_index_, logical_ + kBlockHeaderBytes + builder_.raw_bytes()};
 }
 
 WalPointer WalWriter::durable_end() {
@@ -377,7 +393,10 @@ Status WalWriter::close() {
   std::lock_guard<std::mutex> io(io_mu_);
   if (closed_) return {};
   closed_ = true;
-  Status s = broken_.ok() && fd_ >= 0 ? sync_file(fd_, path_) : broken_;
+  Status s = broken_;
+  if (s.ok() && fd_ >= 0) s = flush_block();
+  if (s.ok() && fd_ >= 0) s = write_out();
+  if (s.ok() && fd_ >= 0) s = sync_file(fd_, path_);
   if (s.ok() && fd_ >= 0) sync_start_ = logical_;
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;

@@ -3,6 +3,11 @@
 // Group commit: callers queue their records; one of them (the leader)
 // packs every queued record into blocks, writes them with one pwrite and,
 // under SyncPolicy::kEveryCommit, one fdatasync, then wakes the others.
+// With fill_blocks and no sync to do (kNone, kInterval), the last block
+// stays open for the next groups until it holds block_bytes: blocks come
+// out that large whatever the commit rate, and records wait in memory
+// until their block is written (full, sync(), the interval, rollover or
+// close).
 // Segments are preallocated to a fixed size and created complete (temporary
 // name, header, fsync, rename), so a segment file never has a bad header.
 // A block holds whole records and validates only when fully written, so the
@@ -45,6 +50,15 @@ struct WriterOptions {
   SyncPolicy sync = SyncPolicy::kEveryCommit;
   uint32_t sync_interval_ms = 100;
   uint64_t group_bytes_max = 8ull << 20;   // raw bytes one group commit takes at most
+  // Off (Ignite's LOG_ONLY): every append reaches the kernel before it
+  // returns, so a crash of the process loses nothing acknowledged, and a
+  // lone committer writes one block per append. On (Ignite's BACKGROUND):
+  // under kNone and kInterval the last block stays open until it holds
+  // block_bytes, or the interval, sync(), rollover or close writes it;
+  // what waits in it is lost if the process dies. Blocks come out
+  // block_bytes large whatever the commit rate, which is what replay
+  // wants (docs/wal-format.md, "The writer"). No effect under kEveryCommit.
+  bool fill_blocks = false;
   uint64_t first_segment_index = 0;        // the index of a new WAL's first segment
 };
 
@@ -81,8 +95,8 @@ class WalWriter {
   // Syncs and closes; later calls fail.
   Status close();
 
-  // The pointer the next record will get (records still queued for the
-  // next group are not counted).
+  // A pointer after every record appended so far and at or before the
+  // next one's (records still queued for the next group are not counted).
   WalPointer next_pointer();
   // Every byte of the WAL before this point (a segment and a logical
   // offset in it) is durable: synced by this writer, or found on disk by
@@ -103,6 +117,7 @@ class WalWriter {
   Status create_segment(uint64_t index, uint64_t prev_index, uint32_t prev_crc);
   Result<std::vector<WalPointer>> submit(Request& r);
   Status write_group(std::vector<Request*>& group);
+  Result<WalPointer> make_room(uint64_t n);
   Status flush_block();
   Status write_out();
   Status roll_segment();
@@ -129,12 +144,7 @@ class WalWriter {
   uint64_t sync_start_ = 0;  // logical offset of the first unsynced byte
   Bytes out_;                // blocks placed but not yet written
   uint64_t out_off_ = 0;     // file offset of out_[0]
-  BlockBuilder builder_;     // records of the block being packed
-  struct Slot {
-    WalPointer* pointer;
-    uint32_t raw_offset;
-  };
-  std::vector<Slot> slots_;  // where to put each packed record's pointer
+  BlockBuilder builder_;     // records of the block being packed, not yet written
 
   std::thread syncer_;
   std::mutex sync_mu_;

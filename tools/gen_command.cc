@@ -14,6 +14,7 @@ void add_gen_command(CLI::App& app, int& exit_code) {
   auto codec = std::make_shared<std::string>("none");
   auto dist = std::make_shared<std::string>("uniform");
   auto segment_mib = std::make_shared<uint64_t>(4);
+  auto wal_mode = std::make_shared<std::string>("buffered");
   CLI::App* g = app.add_subcommand("gen", "Simulate a cluster deterministically and write its files: "
                                           "cluster/, snapshots/ (full snapshot and increments), history.jsonl");
   g->add_option("--out", o->out, "Output directory (must not exist or be empty)")->required();
@@ -33,11 +34,17 @@ void add_gen_command(CLI::App& app, int& exit_code) {
   g->add_option("--codec", *codec, "WAL block codec")->check(CLI::IsMember({"none", "lz4"}))->capture_default_str();
   g->add_option("--cut-delay-max-ms", o->cut_delay_max_ms,
                 "A node's START message arrives up to this many simulated ms late")->capture_default_str();
+  g->add_option("--wal-mode", *wal_mode,
+                "buffered: the WAL writers fill 64 KiB blocks across appends, as a busy node's group commit does; "
+                "log-only: every append is written at once (one block per append in this one-thread simulation)")
+      ->check(CLI::IsMember({"buffered", "log-only"}))
+      ->capture_default_str();
   g->add_option("--segment-mib", *segment_mib, "WAL segment size in MiB")->check(CLI::Range(1, 1024))->capture_default_str();
   g->add_option("--rollback-percent", o->rollback_percent, "Transactions rolled back")->check(CLI::Range(0, 100))->capture_default_str();
   g->add_option("--checkpoints", o->checkpoints, "Checkpoints spread over the run")->capture_default_str();
-  g->callback([o, codec, dist, segment_mib, &exit_code] {
+  g->callback([o, codec, dist, segment_mib, wal_mode, &exit_code] {
     o->codec = *parse_codec(*codec);
+    o->fill_blocks = *wal_mode == "buffered";
     o->key_dist = *dist == "zipf" ? sim::KeyDist::kZipf : sim::KeyDist::kUniform;
     o->segment_bytes = *segment_mib << 20;
     bool tty = ::isatty(STDERR_FILENO);

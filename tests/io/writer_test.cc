@@ -24,14 +24,16 @@ Bytes tagged(uint32_t thread, uint32_t seq, size_t bytes) {
   return b;
 }
 
-class ConcurrentWriters : public ::testing::TestWithParam<SyncPolicy> {};
+// A sync policy, and whether the writer fills blocks across groups.
+class ConcurrentWriters : public ::testing::TestWithParam<std::pair<SyncPolicy, bool>> {};
 
 // N threads append; every acknowledged record is read back exactly once, at
 // the pointer it was acknowledged with, in each thread's own order.
 TEST_P(ConcurrentWriters, EveryAcknowledgedRecordReadsBackOnceInThreadOrder) {
   TempDir dir;
   WriterOptions o = testing::small_writer_options(dir.path());
-  o.sync = GetParam();
+  o.sync = GetParam().first;
+  o.fill_blocks = GetParam().second;
   o.sync_interval_ms = 1;
   o.codec = Codec::kLz4;
   constexpr uint32_t kThreads = 8, kPerThread = 300;
@@ -86,8 +88,79 @@ TEST_P(ConcurrentWriters, EveryAcknowledgedRecordReadsBackOnceInThreadOrder) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Policies, ConcurrentWriters,
-                         ::testing::Values(SyncPolicy::kNone, SyncPolicy::kEveryCommit, SyncPolicy::kInterval),
-                         [](const auto& info) { return std::string(sync_policy_name(info.param)); });
+                         ::testing::Values(std::pair{SyncPolicy::kNone, false}, std::pair{SyncPolicy::kEveryCommit, false},
+                                           std::pair{SyncPolicy::kInterval, false}, std::pair{SyncPolicy::kNone, true},
+                                           std::pair{SyncPolicy::kInterval, true}),
+                         [](const auto& info) {
+                           return std::string(sync_policy_name(info.param.first)) + (info.param.second ? "_filled" : "");
+                         });
+
+// One thread appending alone, as `walcut gen`'s simulator does.
+std::vector<WalPointer> append_alone(WalWriter& w, int count) {
+  std::vector<WalPointer> acked;
+  for (int i = 0; i < count; ++i) {
+    Result<WalPointer> p = w.append(RecordType::kData, testing::test_payload(300, i));
+    EXPECT_TRUE(p.ok());
+    acked.push_back(p.value());
+  }
+  return acked;
+}
+
+TEST(WalWriter, FilledBlocksPackLoneAppendsUpToBlockBytes) {
+  TempDir dir;
+  WriterOptions o = testing::small_writer_options(dir.path());
+  o.sync = SyncPolicy::kNone;
+  o.fill_blocks = true;
+  o.segment_bytes = 16 << 20;
+  o.block_bytes = 64 << 10;
+  std::vector<WalPointer> acked;
+  {
+    auto w = WalWriter::open(o);
+    ASSERT_TRUE(w.ok());
+    acked = append_alone(**w, 2000);
+    ASSERT_TRUE((*w)->close().ok());
+  }
+  ReadResult r = testing::read_all(segments_of(dir.path()), testing::strict_options());
+  ASSERT_TRUE(r.status.ok()) << r.status.to_string();
+  ASSERT_EQ(r.records.size(), 2000u);
+  for (size_t i = 0; i < acked.size(); ++i) ASSERT_EQ(r.records[i].pointer, acked[i]) << i;
+  // 2000 records of 308 raw bytes in blocks of at most 64 KiB: 10 of them.
+  EXPECT_EQ(r.blocks.size(), (2000u * 308 + (64 << 10) - 1) / (64 << 10));
+}
+
+TEST(WalWriter, AFilledBlockWaitsInMemoryUntilSyncWritesIt) {
+  TempDir dir;
+  WriterOptions o = testing::small_writer_options(dir.path());
+  o.sync = SyncPolicy::kNone;
+  o.fill_blocks = true;
+  o.segment_bytes = 16 << 20;
+  o.block_bytes = 64 << 10;
+  auto w = WalWriter::open(o);
+  ASSERT_TRUE(w.ok());
+  std::vector<WalPointer> acked = append_alone(**w, 100);
+  // What a crash of the process now would leave: nothing of the open block.
+  EXPECT_EQ(testing::read_all(segments_of(dir.path())).records.size(), 0u);
+  EXPECT_LT(acked.back(), (*w)->next_pointer());
+  ASSERT_TRUE((*w)->sync().ok());
+  ReadResult r = testing::read_all(segments_of(dir.path()));
+  ASSERT_EQ(r.records.size(), 100u);
+  EXPECT_EQ(r.records.back().pointer, acked.back());
+  ASSERT_TRUE((*w)->close().ok());
+}
+
+TEST(WalWriter, WithoutFillBlocksEveryLoneAppendReachesTheFileAtOnce) {
+  TempDir dir;
+  WriterOptions o = testing::small_writer_options(dir.path());
+  o.sync = SyncPolicy::kNone;
+  o.segment_bytes = 16 << 20;
+  auto w = WalWriter::open(o);
+  ASSERT_TRUE(w.ok());
+  append_alone(**w, 100);
+  ReadResult r = testing::read_all(segments_of(dir.path()));
+  EXPECT_EQ(r.records.size(), 100u) << "a crash of the process must not lose an acknowledged append";
+  EXPECT_EQ(r.blocks.size(), 100u);
+  ASSERT_TRUE((*w)->close().ok());
+}
 
 TEST(WalWriter, GroupCommitPacksQueuedRecordsIntoFewerBlocks) {
   TempDir dir;

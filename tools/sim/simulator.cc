@@ -132,6 +132,7 @@ Status Simulation::setup() {
   c.wal.segment_bytes = o_.segment_bytes;
   c.wal.codec = o_.codec;
   c.wal.sync = SyncPolicy::kNone;
+  c.wal.fill_blocks = o_.fill_blocks;
   Result<std::unique_ptr<Cluster>> cluster = Cluster::open(c);
   if (!cluster.ok()) return cluster.status();
   cluster_ = std::move(cluster).value();

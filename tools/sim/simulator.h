@@ -37,6 +37,10 @@ struct Options {
   uint32_t rollback_percent = 5;
   uint32_t checkpoints = 4;         // spread over the run
   std::string snapshot_name = "snp";
+  // The nodes' WAL writers fill blocks across appends (WriterOptions::
+  // fill_blocks), as a busy node's group commit does; off, this one-thread
+  // simulation writes one block per append.
+  bool fill_blocks = true;
   // Off: messages do not carry the cut id, so a node starts its cut only
   // on START. Wrong on purpose: tests use it to show the checker sees the
   // inconsistency the piggybacked id prevents.
