@@ -513,14 +513,25 @@ Result<Run> run_once(const DataSet& d, const Config& c, const std::string& dest)
     case Kind::kProbeNullSink:
     case Kind::kProbeMapSink: {
       tbb::global_control limit(tbb::global_control::max_allowed_parallelism, c.threads);
-      RestoreOptions o = restore_options(d, c);
+      ReplayOptions o;
+      o.threads = c.threads;
+      o.io.direct = c.direct;
+      o.io.notice = collect_notice;
       // Each node's replay_node() alone: not the sink's set-up, nor freeing its maps.
       for (const SnapshotMeta& b : d.bases) {
         NullSink null_sink;
         TimedPartitionSink map_sink(b.groups);
         ReplaySink& sink = c.kind == Kind::kProbeNullSink ? static_cast<ReplaySink&>(null_sink) : map_sink;
         auto node_start = Clock::now();
-        WALCUT_RETURN_IF_ERROR(replay_node(d.snapshot_dir, d.increments, b.node_index, sink, o, run.report));
+        ReplayReport rr;
+        WALCUT_RETURN_IF_ERROR(replay_node(d.snapshot_dir, d.increments, b.node_index, sink, o, rr));
+        run.report.segments += rr.segments;
+        run.report.blocks += rr.blocks;
+        run.report.records += rr.records;
+        run.report.entries_applied += rr.entries_applied;
+        run.report.entries_filtered += rr.entries_filtered;
+        run.report.bytes_read += rr.bytes_read;
+        run.report.io_engine = rr.io_engine;
         run.seconds += since(node_start);
         run.apply_s += map_sink.apply_s();
       }
@@ -628,9 +639,9 @@ double mb(uint64_t bytes, double seconds) { return seconds > 0 ? static_cast<dou
 void print_run_line(const CodecResult& cr, const Config& c, const Run& r) {
   if (c.kind == Kind::kRestore) {
     const RestoreReport& x = r.report;
-    say("  %-6s %-32s %7.3f s  (verify %.3f load %.3f replay %.3f repair %.3f checkpoint %.3f publish %.3f; io %s)\n",
-        cr.data.codec.c_str(), c.name.c_str(), r.seconds, x.verify_s, x.load_s, x.replay_s, x.repair_s, x.checkpoint_s,
-        x.publish_s, x.io_engine.c_str());
+    say("  %-6s %-32s %7.3f s  (verify %.3f replay %.3f finish %.3f sync %.3f publish %.3f; io %s)\n",
+        cr.data.codec.c_str(), c.name.c_str(), r.seconds, x.verify_s, x.replay_s, x.finish_s, x.sync_s, x.publish_s,
+        x.io_engine.c_str());
   } else {
     say("  %-6s %-32s %7.3f s\n", cr.data.codec.c_str(), c.name.c_str(), r.seconds);
   }
@@ -767,7 +778,7 @@ void print_report(const Args& a, const Report& r) {
     say("page cache: cold rows evicted (fdatasync + POSIX_FADV_DONTNEED); at most %llu bytes stayed resident\n",
         static_cast<unsigned long long>(cr.resident_after_evict_bytes_max));
     say("%-34s %9s %9s %10s %10s %12s  %s\n", "config", "best s", "median s", "MB/s raw", "MB/s disk", "entries/s",
-        "median phases (s): verify load replay repair checkpoint publish | other");
+        "median phases (s): verify replay finish sync publish | other");
     for (const Summary& s : cr.summaries) {
       Rates total = rates(cr, s, &Run::seconds);
       std::string phases;
@@ -780,12 +791,12 @@ void print_report(const Args& a, const Report& r) {
         std::vector<double> other;
         for (const Run& run : s.runs) {
           const RestoreReport& x = run.report;
-          other.push_back(run.seconds - x.verify_s - x.load_s - x.replay_s - x.repair_s - x.checkpoint_s - x.publish_s);
+          other.push_back(run.seconds - x.verify_s - x.replay_s - x.finish_s - x.sync_s - x.publish_s);
         }
         char text[160];
-        std::snprintf(text, sizeof text, "%.3f %.3f %.3f %.3f %.3f %.3f | %.3f", m(&RestoreReport::verify_s),
-                      m(&RestoreReport::load_s), m(&RestoreReport::replay_s), m(&RestoreReport::repair_s),
-                      m(&RestoreReport::checkpoint_s), m(&RestoreReport::publish_s), median(other));
+        std::snprintf(text, sizeof text, "%.3f %.3f %.3f %.3f %.3f | %.3f", m(&RestoreReport::verify_s),
+                      m(&RestoreReport::replay_s), m(&RestoreReport::finish_s), m(&RestoreReport::sync_s),
+                      m(&RestoreReport::publish_s), median(other));
         phases = text;
         Rates replay = rates(cr, s, &Run::replay_s);
         say("%-34s %9.3f %9.3f %10.0f %10.0f %12.0f  %s\n", s.config.name.c_str(), total.seconds_best,
@@ -843,9 +854,8 @@ nlohmann::json run_json(const Run& run, Kind k) {
   nlohmann::json j = {{"seconds", run.seconds}, {"replay_s", run.replay_s}};
   if (k == Kind::kRestore) {
     const RestoreReport& x = run.report;
-    j["phases"] = {{"verify_s", x.verify_s},         {"load_s", x.load_s},
-                   {"replay_s", x.replay_s},         {"repair_s", x.repair_s},
-                   {"checkpoint_s", x.checkpoint_s}, {"publish_s", x.publish_s}};
+    j["phases"] = {{"verify_s", x.verify_s}, {"replay_s", x.replay_s}, {"finish_s", x.finish_s},
+                   {"sync_s", x.sync_s},     {"publish_s", x.publish_s}};
     j["report"] = {{"nodes", x.nodes},
                    {"partition_files", x.partition_files},
                    {"segments", x.segments},

@@ -1,12 +1,14 @@
-// The replay filter of an increment (DESIGN.md, "The consistent cut"): which
-// WAL entries a restore of increment N applies, decided from an entry's WAL
-// pointer and its transaction's version alone, so it runs in the parallel
-// decode stage.
+// The replay filter of an increment (docs/consistent-cut.md, "Restore"):
+// which WAL entries a restore of increment N applies, decided from an
+// entry's WAL pointer and its transaction's version alone, so it runs in
+// the parallel decode stage.
 #pragma once
 
 #include <algorithm>
 #include <vector>
 
+#include "cut/increment_chain.h"
+#include "io/chunk_reader.h"
 #include "io/records.h"
 #include "io/status.h"
 #include "io/wal_format.h"
@@ -36,5 +38,10 @@ struct ReplayFilter {
  private:
   static bool in(const std::vector<Version>& v, const Version& x) { return std::binary_search(v.begin(), v.end(), x); }
 };
+
+// The filter of increment N = node.increments.size() >= 1 for one node:
+// the pointers from its metadata, the sets from its FINISH record (read
+// from the increment's last segment).
+Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOptions& io);
 
 }  // namespace walcut

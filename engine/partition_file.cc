@@ -132,6 +132,7 @@ class PieceWriter {
   PieceWriter(int fd, const std::string& path) : fd_(fd), path_(path) {}
 
   Status append(ByteSpan bytes) {
+    crc_ = crc32c(bytes, crc_);
     if (bytes.size() >= kIoPieceBytes / 16) {  // a block: written as it is, not copied first
       WALCUT_RETURN_IF_ERROR(flush());
       Status s = pwrite_all(fd_, bytes, offset_bytes_, path_);
@@ -141,6 +142,8 @@ class PieceWriter {
     pending_.insert(pending_.end(), bytes.begin(), bytes.end());
     return pending_.size() >= kIoPieceBytes ? flush() : Status{};
   }
+  // What was appended so far: its size and CRC32C.
+  PartitionFileWritten written() const { return {offset_bytes_ + pending_.size(), crc_}; }
   Status flush() {
     if (pending_.empty()) return {};
     Status s = pwrite_all(fd_, pending_, offset_bytes_, path_);
@@ -154,12 +157,15 @@ class PieceWriter {
   const std::string& path_;
   Bytes pending_;
   uint64_t offset_bytes_ = 0;
+  uint32_t crc_ = 0;
 };
 
 // Groups entries into blocks and keeps the footer's counts and hashes.
 class BlockWriter {
  public:
-  BlockWriter(PieceWriter& out, const std::string& path) : out_(out), path_(path) {}
+  BlockWriter(PieceWriter& out, const std::string& path) : out_(out), path_(path) {
+    payload_.reserve(kBlockPayloadTargetBytes);
+  }
 
   Status add(std::string_view key, ByteSpan value, const Version& v) {
     uint64_t entry_bytes = kPartEntryFixedBytes + key.size() + value.size();
@@ -217,7 +223,8 @@ class BlockWriter {
 // fn(key, value, version) for every entry in key order, and returns
 // whether it could.
 template <typename ForEach>
-Status write_contents(int fd, const std::string& path, const PartitionFileInfo& info, const ForEach& each) {
+Status write_contents(int fd, const std::string& path, const PartitionFileInfo& info, const ForEach& each,
+                      PartitionFileWritten* written) {
   PieceWriter out(fd, path);
   WALCUT_RETURN_IF_ERROR(out.append(encode_file_header(info)));
   BlockWriter blocks(out, path);
@@ -229,6 +236,7 @@ Status write_contents(int fd, const std::string& path, const PartitionFileInfo& 
   WALCUT_RETURN_IF_ERROR(given);
   WALCUT_RETURN_IF_ERROR(blocks.finish_block());
   WALCUT_RETURN_IF_ERROR(out.append(blocks.footer()));
+  if (written) *written = out.written();
   return out.flush();
 }
 
@@ -402,17 +410,19 @@ PartitionHashes hash_entries(const EntryMap& entries) {
 namespace {
 
 template <typename ForEach>
-Status write_file(const std::string& path, const PartitionFileInfo& info, const ForEach& each, bool sync) {
-  const std::string tmp_path = path + ".tmp";
-  int fd = ::open(tmp_path.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+Status write_file(const std::string& path, const PartitionFileInfo& info, const ForEach& each, PartitionWrite how,
+                  PartitionFileWritten* written) {
+  const bool replace = how == PartitionWrite::kReplace;
+  const std::string tmp_path = replace ? path + ".tmp" : path;
+  int fd = ::open(tmp_path.c_str(), O_CREAT | (replace ? O_TRUNC : O_EXCL) | O_WRONLY | O_CLOEXEC, 0644);
   if (fd < 0) return Status::from_errno("create " + tmp_path, errno);
-  Status s = write_contents(fd, tmp_path, info, each);
-  if (s.ok() && sync) s = sync_file(fd, tmp_path);
+  Status s = write_contents(fd, tmp_path, info, each, written);
+  if (s.ok() && replace) s = sync_file(fd, tmp_path);
   // Unsynced: start the writeback now, so the caller's later sync finds
   // most of it done.
-  if (s.ok() && !sync) ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+  if (s.ok() && !replace) ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
   if (::close(fd) != 0 && s.ok()) s = Status::from_errno("close " + tmp_path, errno);
-  if (s.ok() && ::rename(tmp_path.c_str(), path.c_str()) != 0) {
+  if (s.ok() && replace && ::rename(tmp_path.c_str(), path.c_str()) != 0) {
     s = Status::from_errno("rename " + tmp_path + " to " + path, errno);
   }
   // A failed write leaves nothing behind, and never a half-written file under `path`.
@@ -422,16 +432,18 @@ Status write_file(const std::string& path, const PartitionFileInfo& info, const 
 
 }  // namespace
 
-Status write_partition_file(const std::string& path, const PartitionFileInfo& info, const EntryMap& entries,
-                            bool sync) {
-  return write_file(path, info, [&](const auto& fn) {
-    for (const auto& [key, value] : entries) fn(key, as_bytes(value.value), value.version);
-    return Status{};
-  }, sync);
+Status write_partition_file(const std::string& path, const PartitionFileInfo& info, const EntryMap& entries) {
+  return write_file(
+      path, info,
+      [&](const auto& fn) {
+        for (const auto& [key, value] : entries) fn(key, as_bytes(value.value), value.version);
+        return Status{};
+      },
+      PartitionWrite::kReplace, nullptr);
 }
 
 Status write_partition_file_from(const std::string& path, const PartitionFileInfo& info,
-                                 const PartitionEntrySource& source, bool sync) {
+                                 const PartitionEntrySource& source, PartitionWrite how, PartitionFileWritten* written) {
   return write_file(path, info, [&](const auto& fn) {
     bool first = true, ordered = true;
     std::string last;
@@ -443,7 +455,7 @@ Status write_partition_file_from(const std::string& path, const PartitionFileInf
     });
     if (ordered) return Status{};
     return Status::invalid_argument(path + ": entries to write are not in strictly increasing key order");
-  }, sync);
+  }, how, written);
 }
 
 Result<PartitionFile> read_partition_file(const std::string& path) {

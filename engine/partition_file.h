@@ -37,19 +37,33 @@ struct PartitionFileInfo {
 // caller's bytes, valid for the call.
 using PartitionEntryFn = std::function<void(std::string_view key, ByteSpan value, const Version& version)>;
 
-// Writes `entries` to `path` through a temporary file: write, fdatasync,
-// rename. The directory is not synced (the caller syncs it once for many
-// files). Cost: one sequential write of the entries. With `sync` false
-// the fdatasync is left to the caller (sync_filesystem() once for a whole
-// staging directory).
-Status write_partition_file(const std::string& path, const PartitionFileInfo& info, const EntryMap& entries,
-                            bool sync = true);
+// How a partition file reaches its path.
+enum class PartitionWrite {
+  // Through a temporary file: write, fdatasync, rename over the path. The
+  // directory is not synced (the caller syncs it once for many files).
+  kReplace,
+  // Created at the path (it must not exist) and not synced: for a private
+  // staging directory that is synced once (sync_filesystem()) and
+  // published whole, where a half-written file is never seen.
+  kCreate,
+};
+
+// The bytes a write put in the file: its size and CRC32C.
+struct PartitionFileWritten {
+  uint64_t bytes = 0;
+  uint32_t crc32c = 0;
+};
+
+// Writes `entries` to `path` (PartitionWrite::kReplace). Cost: one
+// sequential write of the entries.
+Status write_partition_file(const std::string& path, const PartitionFileInfo& info, const EntryMap& entries);
 // Writes what `source` gives: it calls its argument once per entry, in
 // strictly increasing key order (refused otherwise, and nothing is left
-// at `path`). As write_partition_file() otherwise.
+// at `path`). `written`, when given, gets the file's size and CRC32C.
 using PartitionEntrySource = std::function<void(const PartitionEntryFn& fn)>;
 Status write_partition_file_from(const std::string& path, const PartitionFileInfo& info,
-                                 const PartitionEntrySource& source, bool sync = true);
+                                 const PartitionEntrySource& source, PartitionWrite how = PartitionWrite::kReplace,
+                                 PartitionFileWritten* written = nullptr);
 
 struct PartitionFile {
   PartitionFileInfo info;

@@ -21,7 +21,7 @@
 #include "io/crc32c.h"
 #include "io/file_util.h"
 #include "replay/parallel.h"
-#include "replay/restore.h"
+#include "replay/pipeline.h"
 
 namespace walcut {
 
@@ -277,10 +277,10 @@ void check_increments(const CheckOptions& o, const SnapshotMeta& me, uint64_t n,
     next_segment = m->last_segment + 1;
   }
   CheckSink sink(c);
-  RestoreOptions ro;
+  ReplayOptions ro;
   ro.threads = o.threads;
   ro.io = o.io;
-  RestoreReport report;
+  ReplayReport report;
   Status s = replay_node(o.snapshot_dir, n, me.node_index, sink, ro, report);
   c.bytes_read += report.bytes_read;
   if (!s.ok()) {

@@ -131,8 +131,16 @@ class RunBuffer {
 
  private:
   void grow(size_t need) { resize_capacity(std::max(need, capacity_ + capacity_ / 2 + 256)); }
+  // Empty, the old bytes are not worth copying: free, then allocate.
   void resize_capacity(size_t n) {
-    void* p = std::realloc(data_, n);
+    void* p;
+    if (size_ == 0) {
+      std::free(data_);
+      data_ = nullptr;
+      p = std::malloc(n);
+    } else {
+      p = std::realloc(data_, n);
+    }
     if (p == nullptr) throw std::bad_alloc();
     data_ = static_cast<std::byte*>(p);
     capacity_ = n;

@@ -13,8 +13,9 @@ namespace {
 struct TailRef {
   uint64_t prefix;
   uint32_t offset;
-  uint32_t seq;
+  uint32_t seq;  // kDone once written into the run
 };
+constexpr uint32_t kDone = ~0u;
 
 uint64_t key_prefix(std::string_view key) {
   unsigned char b[8] = {};
@@ -64,10 +65,14 @@ int64_t PartitionBucket::add(const DataEntry& e) {
   const size_t before = bytes();
   const bool tombstone = e.op == EntryOp::kDelete;
   std::string_view key(reinterpret_cast<const char*>(e.key.data()), e.key.size());
-  store_run_entry(tail_.append(run_entry_bytes(e)), key, e.value, e.write_version, tombstone);
+  const size_t n = run_entry_bytes(e);
+  const size_t limit = std::max(kTailMinBytes, sorted_.size() / kTailShare);
+  // The tail holds what it may before the next compaction, no more.
+  if (tail_.size() + n > tail_.capacity()) tail_.reserve(std::max(tail_.size() + n, limit));
+  store_run_entry(tail_.append(n), key, e.value, e.write_version, tombstone);
   ++tail_entries_;
   int64_t delta = static_cast<int64_t>(bytes()) - static_cast<int64_t>(before);
-  if (tail_.size() >= std::max(kTailMinBytes, sorted_.size() / kTailShare)) delta += compact();
+  if (tail_.size() >= limit) delta += compact();
   return delta;
 }
 
@@ -86,33 +91,62 @@ int64_t PartitionBucket::compact() {
     int c = compare_keys(run_entry_key(base + a.offset), run_entry_key(base + b.offset));
     return c != 0 ? c < 0 : a.seq < b.seq;
   });
-  // The tail's newest entry per key, in key order, merged with the run
-  // into a buffer of this thread's, which then trades places with the run:
-  // buffers circulate between the buckets a thread owns instead of being
-  // allocated anew at each compaction.
+  // The tail's newest entry per key, in key order.
+  size_t unique = 0;
+  for (size_t i = 0; i < refs.size(); ++i) {
+    const bool superseded = i + 1 < refs.size() && refs[i + 1].prefix == refs[i].prefix &&
+                            run_entry_key(base + refs[i + 1].offset) == run_entry_key(base + refs[i].offset);
+    if (!superseded) refs[unique++] = refs[i];
+  }
+  refs.resize(unique);
+  // A key the run holds in an entry of the same size is overwritten where
+  // it is: replay is mostly updates of values of one size, and those then
+  // cost no copy of the run. The rest (new keys, other sizes, deletes of
+  // live keys) is merged below.
+  std::byte* run = sorted_.data();
+  size_t at = 0, pending = 0;
+  for (TailRef& r : refs) {
+    std::string_view key = run_entry_key(base + r.offset);
+    int c = -1;
+    while (at < sorted_.size() && (c = compare_keys(run_entry_key(run + at), key)) < 0) at += run_entry_size(run + at);
+    const size_t n = run_entry_size(base + r.offset);
+    if (at < sorted_.size() && c == 0 && run_entry_size(run + at) == n) {
+      std::memcpy(run + at, base + r.offset, n);
+      r.seq = kDone;
+    } else {
+      ++pending;
+    }
+  }
+  if (pending == 0) {
+    tail_.clear();
+    tail_entries_ = 0;
+    return static_cast<int64_t>(bytes()) - static_cast<int64_t>(before);
+  }
+  // Merged with the run into a buffer of this thread's (it only grows),
+  // then copied back: the run's own buffer grows in steps of 1/kTailShare,
+  // so a compaction rarely asks the allocator for anything.
   thread_local RunBuffer out;
   out.clear();
   out.reserve(sorted_.size() + tail_.size());
-  const std::byte* run = sorted_.data();
-  size_t at = 0;
-  for (size_t i = 0; i < refs.size(); ++i) {
-    if (i + 1 < refs.size() && refs[i + 1].prefix == refs[i].prefix &&
-        run_entry_key(base + refs[i + 1].offset) == run_entry_key(base + refs[i].offset)) {
-      continue;  // a later write of the same key follows
-    }
-    std::string_view key = run_entry_key(base + refs[i].offset);
+  at = 0;
+  for (const TailRef& r : refs) {
+    if (r.seq == kDone) continue;
+    std::string_view key = run_entry_key(base + r.offset);
     int c = -1;
     while (at < sorted_.size() && (c = compare_keys(run_entry_key(run + at), key)) < 0) {
       copy_entry(run + at, out);
       at += run_entry_size(run + at);
     }
     if (at < sorted_.size() && c == 0) at += run_entry_size(run + at);  // replaced
-    copy_entry(base + refs[i].offset, out);
+    copy_entry(base + r.offset, out);
   }
   if (at < sorted_.size()) std::memcpy(out.append(sorted_.size() - at), run + at, sorted_.size() - at);
-  // A buffer that served a larger bucket gives the excess back first.
-  if (out.capacity() > out.size() + out.size() / 2 + kTailMinBytes) out.set_capacity(out.size() + out.size() / 4);
-  std::swap(sorted_, out);
+  if (out.size() > sorted_.capacity()) {
+    sorted_.clear();
+    sorted_.reserve(out.size() + out.size() / kTailShare);
+  }
+  sorted_.clear();
+  std::memcpy(sorted_.append(out.size()), out.data(), out.size());
   tail_.clear();
   tail_entries_ = 0;
   return static_cast<int64_t>(bytes()) - static_cast<int64_t>(before);

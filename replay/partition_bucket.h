@@ -24,8 +24,8 @@ namespace walcut {
 
 class PartitionBucket {
  public:
-  static constexpr size_t kTailMinBytes = 4 << 10;
-  static constexpr size_t kTailShare = 4;  // the tail is merged at 1/kTailShare of the run
+  static constexpr size_t kTailMinBytes = 2 << 10;
+  static constexpr size_t kTailShare = 8;  // the tail is merged at 1/kTailShare of the run
 
   // Appends one WAL entry (a delete as a tombstone). Returns the change of
   // bytes() it caused.

@@ -116,7 +116,7 @@ Status write_copy(uint32_t group_id, uint16_t partition, const CopyToFinish& c, 
     }
   };
   WALCUT_RETURN_IF_ERROR(write_partition_file_from(c.out_path, {group_id, partition, c.node_index}, source,
-                                                   /*sync=*/false));  // the caller syncs the tree once
+                                                   PartitionWrite::kCreate));  // the caller syncs the tree once
   report.files_written += 1;
   report.entries_written += written;
   return {};

@@ -8,6 +8,8 @@
 #include <memory>
 #include <set>
 
+#include "cut/increment_chain.h"
+#include "engine/snapshot.h"
 #include "io/block.h"
 #include "io/block_reader.h"
 #include "io/records.h"
@@ -275,6 +277,34 @@ Status replay_wal(const NodeWal& wal, const ReplayFilter& filter, const std::vec
   if (!reader.ok()) return reader.status();
   Replay replay(wal, filter, groups, sink, options, progress, **reader);
   return replay.run(report);
+}
+
+Status replay_node(const std::string& snapshot_dir, uint64_t n, uint16_t node_index, ReplaySink& sink,
+                   const ReplayOptions& options, ReplayReport& report) {
+  if (n == 0) return {};  // increment 0 is the full snapshot alone: nothing to replay
+  Result<std::vector<SnapshotMeta>> bases = read_snapshot_metas(snapshot_dir);
+  if (!bases.ok()) return bases.status();
+  auto base = std::find_if(bases->begin(), bases->end(), [&](const SnapshotMeta& m) { return m.node_index == node_index; });
+  if (base == bases->end()) {
+    return Status::not_found(snapshot_dir + ": no full snapshot metadata for node " + std::to_string(node_index));
+  }
+  Result<uint64_t> count = increment_count(snapshot_dir);
+  if (!count.ok()) return count.status();
+  if (n > count.value()) {
+    return Status::invalid_argument("increment " + std::to_string(n) + ": " + snapshot_dir + " has " +
+                                    std::to_string(count.value()) + " increments");
+  }
+  Result<NodeIncrements> inc = read_node_increments(snapshot_dir, *base, n);
+  if (!inc.ok()) return inc.status();
+  Result<ReplayFilter> filter = load_replay_filter(inc.value(), options.io);
+  if (!filter.ok()) return filter.status();
+  std::unique_ptr<tbb::global_control> limit;
+  if (options.threads > 0) {
+    limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, options.threads);
+  }
+  ProgressHub progress(options.progress, inc->segment_bytes);
+  NodeWal wal{node_index, base->cluster_id, inc->segment_paths, inc->segment_bytes};
+  return replay_wal(wal, filter.value(), base->groups, sink, options, progress, report);
 }
 
 }  // namespace walcut

@@ -3,34 +3,29 @@
 #include <fcntl.h>
 #include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/parallel_for.h>
-#include <oneapi/tbb/parallel_pipeline.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
-#include <thread>
 
-#include <boost/unordered/unordered_flat_map.hpp>
-
+#include "cut/increment_chain.h"
+#include "cut/replay_filter.h"
 #include "engine/affinity.h"
-#include "engine/node.h"
 #include "engine/node_meta.h"
 #include "engine/partition_file.h"
-#include "io/block.h"
-#include "io/block_reader.h"
 #include "io/crc32c.h"
 #include "io/fault.h"
 #include "io/file_util.h"
-#include "io/stream_copy.h"
-#include "replay/huge_arena.h"
+#include "replay/memory_limit.h"
 #include "replay/parallel.h"
-#include "replay/restore_table.h"
+#include "replay/partition_finish.h"
+#include "replay/route_sink.h"
 
 namespace walcut {
 
@@ -48,10 +43,6 @@ class FirstError {
     std::lock_guard<std::mutex> lock(mu_);
     if (status_.ok() && !s.ok()) status_ = std::move(s);
   }
-  bool failed() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return !status_.ok();
-  }
   Status get() const {
     std::lock_guard<std::mutex> lock(mu_);
     return status_;
@@ -62,407 +53,257 @@ class FirstError {
   Status status_;
 };
 
-
-const IncrementMeta* meta_of(const std::vector<IncrementMeta>& metas, uint16_t node) {
-  for (const IncrementMeta& m : metas) {
-    if (m.node_index == node) return &m;
-  }
-  return nullptr;
-}
-
-// Segment files of node `node` in increments 1..n, in order.
-std::vector<std::string> segment_paths(const std::string& snapshot_dir, const std::vector<std::vector<IncrementMeta>>& inc,
-                                       uint16_t node) {
-  std::vector<std::string> paths;
-  for (size_t k = 0; k < inc.size(); ++k) {
-    const IncrementMeta* m = meta_of(inc[k], node);
-    for (const ManifestEntry& f : m->files) paths.push_back(increment_dir(snapshot_dir, k + 1) + "/" + f.path);
-  }
-  return paths;
-}
-
-using Table = RestoreTable;
-
-uint64_t table_key(uint32_t group, uint16_t partition) { return uint64_t{group} << 16 | partition; }
 // Whether the restore asked for cache group `name` (--groups; none: all).
 bool group_wanted(const RestoreOptions& o, const std::string& name) {
   return o.groups.empty() || std::count(o.groups.begin(), o.groups.end(), name) > 0;
 }
-std::string_view key_of(const DataEntry& d) { return {reinterpret_cast<const char*>(d.key.data()), d.key.size()}; }
 
-// The built-in sink: one node's partition copies, created up front so
-// stripes touch disjoint entries of an unchanging index.
-class TableSink final : public ReplaySink {
- public:
-  explicit TableSink(std::map<PartitionId, Table>& tables) {
-    for (auto& [pid, table] : tables) index_.emplace(table_key(pid.first, pid.second), &table);
-  }
-  Status apply(const ReplayEntry& e) override { return apply_many(e.node_index, std::span(e.entry, 1)); }
-
-  // Looks up entry i + kAhead's table and starts loading its slot while
-  // entry i is applied: the slot's cache miss overlaps the work before it.
-  Status apply_many(uint16_t, std::span<const DataEntry> entries) override {
-    constexpr size_t kAhead = 8;
-    struct Ready {
-      Table* table;
-      uint64_t hash;
-    };
-    Ready ready[kAhead];
-    auto prepare = [&](size_t i) -> Status {
-      const DataEntry& d = entries[i];
-      auto it = index_.find(table_key(d.group_id, d.partition));
-      if (it == index_.end()) {
-        return Status::corruption("an entry of group " + std::to_string(d.group_id) + " partition " +
-                                  std::to_string(d.partition) + " in the WAL of a node that holds no copy of it");
-      }
-      uint64_t h = Table::hash(key_of(d));
-      it->second->prefetch(h);
-      ready[i % kAhead] = Ready{it->second, h};
-      return {};
-    };
-    for (size_t i = 0; i < std::min(kAhead, entries.size()); ++i) WALCUT_RETURN_IF_ERROR(prepare(i));
-    for (size_t i = 0; i < entries.size(); ++i) {
-      const Ready r = ready[i % kAhead];
-      if (i + kAhead < entries.size()) WALCUT_RETURN_IF_ERROR(prepare(i + kAhead));
-      const DataEntry& d = entries[i];
-      if (d.op == EntryOp::kDelete) {
-        r.table->remove(key_of(d), d.write_version, r.hash);
-      } else {
-        r.table->put(key_of(d), d.value, d.write_version, r.hash);
-      }
-    }
-    return {};
-  }
-
- private:
-  boost::unordered_flat_map<uint64_t, Table*> index_;
-};
-
-// Progress of the nodes replayed at once: counted from every pipeline,
-// reported from whichever reading thread finds the callback free.
-class ProgressHub {
- public:
-  ProgressHub(const std::function<void(const RestoreProgress&)>& fn, uint64_t bytes_total)
-      : fn_(fn), bytes_total_(bytes_total) {}
-  void read(uint64_t bytes) {
-    uint64_t total = bytes_read_ += bytes;
-    if (!fn_) return;
-    std::unique_lock<std::mutex> lock(mu_, std::try_to_lock);
-    if (lock.owns_lock()) fn_(RestoreProgress{total, bytes_total_, applied_});
-  }
-  void applied(uint64_t entries) { applied_ += entries; }
-
- private:
-  const std::function<void(const RestoreProgress&)>& fn_;
-  const uint64_t bytes_total_;
-  std::atomic<uint64_t> bytes_read_{0}, applied_{0};
-  std::mutex mu_;
-};
-
-}  // namespace
-
-Result<ReplayFilter> load_replay_filter(const std::string& snapshot_dir, uint64_t n, uint16_t node_index,
-                                        const ReadOptions& io) {
-  Result<std::vector<SnapshotMeta>> base = read_snapshot_metas(snapshot_dir);
-  if (!base.ok()) return base.status();
-  auto b = std::find_if(base->begin(), base->end(), [&](const SnapshotMeta& m) { return m.node_index == node_index; });
-  if (b == base->end()) return Status::not_found(snapshot_dir + ": no full snapshot metadata for node " + std::to_string(node_index));
-  Result<std::vector<IncrementMeta>> cur = read_increment_metas(snapshot_dir, n);
-  if (!cur.ok()) return cur.status();
-  const IncrementMeta* m = meta_of(cur.value(), node_index);
-  if (!m) return Status::not_found(increment_dir(snapshot_dir, n) + ": no metadata for node " + std::to_string(node_index));
-  ReplayFilter f;
-  f.snapshot = b->snapshot_pointer;
-  f.all_until = f.snapshot;
-  if (n > 1) {
-    Result<std::vector<IncrementMeta>> prev = read_increment_metas(snapshot_dir, n - 1);
-    if (!prev.ok()) return prev.status();
-    const IncrementMeta* p = meta_of(prev.value(), node_index);
-    if (!p) return Status::not_found(increment_dir(snapshot_dir, n - 1) + ": no metadata for node " + std::to_string(node_index));
-    f.all_until = p->finish;
-  }
-  f.start = m->start;
-  f.finish = m->finish;
-  // The sets are in the FINISH record, in the increment's last segment.
-  std::string last = increment_dir(snapshot_dir, n) + "/" + m->files.back().path;
-  BlockReaderOptions ro;
-  ro.io = io;
-  ro.mode = TailMode::kStrict;
-  Result<std::unique_ptr<BlockReader>> reader = BlockReader::open({last}, ro);
-  if (!reader.ok()) return reader.status();
-  Block blk;
-  Bytes scratch;
-  bool found = false;
-  while (!found) {
-    Result<bool> more = (*reader)->next(blk);
-    if (!more.ok()) return more.status();
-    if (!more.value()) break;
-    Result<ByteSpan> raw = block_raw_payload(blk.header, blk.stored, scratch);
-    if (!raw.ok()) return Status::corruption(last + ": " + raw.status().message());
-    Status s = for_each_record(blk.header, raw.value(), [&](const RecordView& r) -> Status {
-      if (r.pointer != f.finish || r.type != RecordType::kIncSnapshotFinish) return {};
-      Result<RecordPayload> p = decode_payload(r.type, r.payload);
-      if (!p.ok()) return p.status();
-      const auto& fin = std::get<IncSnapshotFinishRecord>(p.value());
-      f.included = fin.included;
-      f.excluded = fin.excluded;
-      found = true;
-      return {};
-    });
-    if (!s.ok()) return Status::corruption(last + ": " + s.message());
-  }
-  if (!found) return Status::corruption(last + ": no INC_SNAPSHOT_FINISH record at " + f.finish.to_string());
-  std::sort(f.included.begin(), f.included.end());
-  std::sort(f.excluded.begin(), f.excluded.end());
-  return f;
+std::string partition_rel_path(const std::string& node_id, const CacheGroup& g, uint16_t p) {
+  return "db/" + node_id + "/" + g.name + "/" + partition_file_name(p);
 }
 
-namespace {
+// What one restore reads and writes, decided before anything is read.
+struct Plan {
+  std::vector<SnapshotMeta> bases;             // every node of the snapshot, by node index
+  std::vector<bool> restored;                  // by node index: written to dest
+  std::vector<std::vector<RoutedCopy*>> routed;  // by node index: the copies its WAL feeds
+  std::vector<std::unique_ptr<RoutedCopy>> copies;
+  struct Task {                                // one partition's copies, finished together
+    const CacheGroup* group;
+    uint16_t partition;
+    std::vector<CopyToFinish> copies;
+  };
+  std::vector<Task> tasks;
+  std::vector<ManifestEntry> unread;           // listed files of restored nodes no task reads: checked alone
 
-// A token of the pipeline: up to 1 MiB of consecutive blocks and the
-// entries they yield, sorted into stripes. Reused once applied.
-struct Batch {
-  std::vector<Block> blocks;
-  std::vector<Bytes> raw;                         // decompressed payloads, one per LZ4 block
-  std::vector<std::vector<DataEntry>> stripes;    // to apply, in WAL order within each
-  uint64_t records = 0, filtered = 0, applied = 0;
-
-  void reset(size_t stripe_count) {
-    blocks.clear();
-    stripes.resize(stripe_count);
-    for (auto& s : stripes) s.clear();
-    records = filtered = applied = 0;
-  }
+  bool is_source(uint16_t node) const { return !routed[node].empty(); }
 };
 
-// Batches handed out and taken back, so a long replay allocates only its
-// first few.
-class BatchPool {
- public:
-  Batch* take() {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (free_.empty()) {
-      all_.push_back(std::make_unique<Batch>());
-      return all_.back().get();
+// The copies a restore writes, and for the ATOMIC partitions among them
+// every other copy (a peer, compared, not written). `with_wal`: routes the
+// WAL's entries to each copy.
+Plan make_plan(const RestoreOptions& o, std::vector<SnapshotMeta> bases, const std::string& staging, bool with_wal) {
+  Plan plan;
+  plan.bases = std::move(bases);
+  std::sort(plan.bases.begin(), plan.bases.end(),
+            [](const SnapshotMeta& a, const SnapshotMeta& b) { return a.node_index < b.node_index; });
+  const size_t n = plan.bases.size();
+  plan.restored.assign(n, false);
+  plan.routed.resize(n);
+  for (const SnapshotMeta& b : plan.bases) plan.restored[b.node_index] = !o.node || *o.node == b.node_id;
+  const SnapshotMeta& m = plan.bases.front();
+  Affinity aff(m.groups, m.baseline);
+  auto copy_of = [&](uint16_t node, const CacheGroup& g, uint16_t p) {
+    const SnapshotMeta& b = plan.bases[node];
+    CopyToFinish c;
+    c.node_index = node;
+    const std::string rel = partition_rel_path(b.node_id, g, p);
+    c.base_path = o.snapshot_dir + "/" + rel;
+    auto listed = std::lower_bound(b.files.begin(), b.files.end(), rel,
+                                   [](const ManifestEntry& e, const std::string& r) { return e.path < r; });
+    if (listed != b.files.end() && listed->path == rel) c.listed = *listed;
+    if (plan.restored[node]) c.out_path = staging + "/" + b.node_id + "/db/" + g.name + "/" + partition_file_name(p);
+    if (with_wal) {
+      plan.copies.push_back(std::make_unique<RoutedCopy>());
+      c.routed = plan.copies.back().get();
+      c.routed->group_id = g.id;
+      c.routed->partition = p;
+      plan.routed[node].push_back(c.routed);
     }
-    Batch* b = free_.back();
-    free_.pop_back();
-    return b;
+    return c;
+  };
+  for (const CacheGroup& g : m.groups) {
+    if (!group_wanted(o, g.name)) continue;
+    for (uint16_t p = 0; p < g.partitions; ++p) {
+      std::vector<uint16_t> owners = aff.owners(g.id, p);
+      std::sort(owners.begin(), owners.end());  // a peer's place is the same in every restore
+      const bool any = std::any_of(owners.begin(), owners.end(), [&](uint16_t x) { return plan.restored[x]; });
+      if (!any) continue;
+      if (g.mode == CacheMode::kAtomic) {
+        Plan::Task t{&g, p, {}};
+        for (uint16_t x : owners) t.copies.push_back(copy_of(x, g, p));
+        plan.tasks.push_back(std::move(t));
+        continue;
+      }
+      for (uint16_t x : owners) {
+        if (plan.restored[x]) plan.tasks.push_back(Plan::Task{&g, p, {copy_of(x, g, p)}});
+      }
+    }
   }
-  void give(Batch* b) {
-    b->blocks.clear();  // lets the reader reuse their buffers
-    std::lock_guard<std::mutex> lock(mu_);
-    free_.push_back(b);
+  // The restored nodes' other files (groups not asked for) are checked too.
+  std::set<std::string> read;
+  for (const Plan::Task& t : plan.tasks) {
+    for (const CopyToFinish& c : t.copies) read.insert(c.base_path);
   }
-
- private:
-  std::mutex mu_;
-  std::vector<std::unique_ptr<Batch>> all_;
-  std::vector<Batch*> free_;
-};
-
-// The metadata of increments 1..n, in order.
-Result<std::vector<std::vector<IncrementMeta>>> read_increments(const std::string& snapshot_dir, uint64_t n) {
-  std::vector<std::vector<IncrementMeta>> inc;
-  for (uint64_t k = 1; k <= n; ++k) {
-    Result<std::vector<IncrementMeta>> m = read_increment_metas(snapshot_dir, k);
-    if (!m.ok()) return m.status();
-    inc.push_back(std::move(m).value());
+  for (const SnapshotMeta& b : plan.bases) {
+    if (!plan.restored[b.node_index]) continue;
+    for (const ManifestEntry& f : b.files) {
+      if (!read.count(o.snapshot_dir + "/" + f.path)) plan.unread.push_back(f);
+    }
   }
-  return inc;
+  return plan;
 }
 
-// Bytes of node `node`'s segments in `inc`: the progress total.
-uint64_t segment_bytes(const std::vector<std::vector<IncrementMeta>>& inc, uint16_t node) {
-  uint64_t total = 0;
-  for (const auto& metas : inc) {
-    if (const IncrementMeta* m = meta_of(metas, node)) {
-      for (const ManifestEntry& f : m->files) total += f.bytes;
+// Every copy a task reads must be in its node's manifest: a snapshot lists
+// every partition its nodes own.
+Status check_listed(const Plan& plan) {
+  for (const Plan::Task& t : plan.tasks) {
+    for (const CopyToFinish& c : t.copies) {
+      if (!c.listed) {
+        return Status::corruption(c.base_path + ": node " + plan.bases[c.node_index].node_id + " owns group " +
+                                  t.group->name + " partition " + std::to_string(t.partition) +
+                                  " but its manifest does not list this file");
+      }
     }
   }
-  return total;
-}
-
-// Replays node `node_index`'s increments 1..inc.size() (inc not empty).
-Status replay_one(const std::string& snapshot_dir, const std::vector<std::vector<IncrementMeta>>& inc,
-                  uint16_t node_index, ReplaySink& sink, const RestoreOptions& options, RestoreReport& report,
-                  ProgressHub& progress) {
-  const uint64_t n = inc.size();
-  Result<ReplayFilter> filter = load_replay_filter(snapshot_dir, n, node_index, options.io);
-  if (!filter.ok()) return filter.status();
-  std::set<uint32_t> groups;
-  bool all_groups = true;
-  for (const CacheGroup& g : inc.front().front().groups) {
-    if (group_wanted(options, g.name)) {
-      groups.insert(g.id);
-    } else {
-      all_groups = false;
-    }
-  }
-  const bool wants_records = sink.wants_records();
-  std::vector<std::string> paths = segment_paths(snapshot_dir, inc, node_index);
-  BlockReaderOptions ro;
-  ro.io = options.io;
-  ro.mode = TailMode::kStrict;
-  const IncrementMeta* first = meta_of(inc.front(), node_index);
-  if (!first) return Status::not_found(increment_dir(snapshot_dir, 1) + ": no metadata for node " + std::to_string(node_index));
-  ro.cluster_id = first->cluster_id;  // a segment of another cluster or node is refused
-  ro.node_index = node_index;
-  Result<std::unique_ptr<BlockReader>> opened = BlockReader::open(paths, ro);
-  if (!opened.ok()) return opened.status();
-  BlockReader& reader = **opened;
-  report.io_engine = reader.engine_name();
-
-  constexpr uint64_t kBatchBytes = 1 << 20;
-  const unsigned threads = thread_count(options.threads);
-  const size_t stripe_count = threads;
-  const size_t tokens = 2 * threads + 2;
-  FirstError error;
-  std::atomic<bool> reached_finish{false};
-  uint64_t applied = 0, filtered = 0, records = 0;
-  BatchPool pool;
-
-  auto read_batch = [&](tbb::flow_control& fc) -> Batch* {
-    if (error.failed() || reached_finish || (options.cancel && *options.cancel)) {
-      if (options.cancel && *options.cancel) error.set(Status::cancelled("restore cancelled"));
-      fc.stop();
-      return nullptr;
-    }
-    Batch* batch = pool.take();
-    batch->reset(stripe_count);
-    uint64_t bytes = 0;
-    Block b;
-    while (bytes < kBatchBytes) {
-      Result<bool> more = reader.next(b);
-      if (!more.ok()) {
-        error.set(more.status());
-        break;
-      }
-      if (!more.value()) break;
-      bytes += kBlockHeaderBytes + b.stored.size();
-      batch->blocks.push_back(std::move(b));
-    }
-    if (batch->blocks.empty()) {
-      pool.give(batch);
-      fc.stop();
-      return nullptr;
-    }
-    progress.read(bytes);
-    return batch;
-  };
-
-  // Decode runs on every thread: LZ4, parse, the cut filter, the stripe.
-  auto decode_batch = [&](Batch* batch) -> Batch* {
-    if (batch->raw.size() < batch->blocks.size()) batch->raw.resize(batch->blocks.size());
-    for (size_t i = 0; i < batch->blocks.size() && !error.failed(); ++i) {
-      const Block& b = batch->blocks[i];
-      Result<ByteSpan> raw = block_raw_payload(b.header, b.stored, batch->raw[i]);
-      if (!raw.ok()) {
-        error.set(Status::corruption(reader.path(b.file) + " at offset " + std::to_string(b.file_offset) + ": " +
-                                     raw.status().message()));
-        break;
-      }
-      Status s = for_each_record(b.header, raw.value(), [&](const RecordView& r) -> Status {
-        ++batch->records;
-        if (r.pointer >= filter->finish) {
-          reached_finish = true;
-          return {};
-        }
-        if (r.type != RecordType::kData) {
-          if (!wants_records || r.pointer < filter->snapshot) return {};
-          bool kept = true;
-          if (r.type == RecordType::kTx) {
-            Result<RecordPayload> tx = decode_payload(r.type, r.payload);
-            if (!tx.ok()) return tx.status();
-            kept = filter->decide(r.pointer, std::get<TxRecord>(tx.value()).near_xid) == ReplayFilter::Verdict::kApply;
-          }
-          return sink.on_record(node_index, r, kept);
-        }
-        return for_each_data_entry(r.payload, [&](const DataEntry& e) {
-          ReplayFilter::Verdict v = filter->decide(r.pointer, e.near_xid);
-          if (v == ReplayFilter::Verdict::kApply && (all_groups || groups.count(e.group_id))) {
-            batch->stripes[(e.group_id * 65537u + e.partition) % stripe_count].push_back(e);
-            ++batch->applied;
-          } else if (r.pointer >= filter->snapshot) {  // older ones are in the snapshot's files
-            ++batch->filtered;
-          }
-        });
-      });
-      if (!s.ok()) {
-        error.set(Status::corruption(reader.path(b.file) + " at offset " + std::to_string(b.file_offset) + ": " +
-                                     s.message()));
-      }
-    }
-    return batch;
-  };
-
-  // Apply, batch after batch in WAL order; within a batch each stripe on
-  // its own thread, so a (group, partition) has one owner at a time.
-  auto apply_batch = [&](Batch* batch) {
-    if (!error.failed()) {
-      records += batch->records;
-      filtered += batch->filtered;
-      auto run_stripe = [&](size_t stripe) {
-        if (batch->stripes[stripe].empty()) return;
-        Status s = sink.apply_many(node_index, batch->stripes[stripe]);
-        stream_fence();  // the next batch's owner of these partitions may be another thread
-        if (!s.ok()) error.set(s);
-      };
-      size_t busy = std::count_if(batch->stripes.begin(), batch->stripes.end(), [](const auto& v) { return !v.empty(); });
-      if (busy > 1) {
-        tbb::parallel_for(size_t{0}, stripe_count, run_stripe);
-      } else {
-        for (size_t i = 0; i < stripe_count; ++i) run_stripe(i);
-      }
-      applied += batch->applied;
-      progress.applied(batch->applied);
-    }
-    pool.give(batch);
-  };
-
-  tbb::parallel_pipeline(tokens, tbb::make_filter<void, Batch*>(tbb::filter_mode::serial_in_order, read_batch) &
-                                     tbb::make_filter<Batch*, Batch*>(tbb::filter_mode::parallel, decode_batch) &
-                                     tbb::make_filter<Batch*, void>(tbb::filter_mode::serial_in_order, apply_batch));
-
-  WALCUT_RETURN_IF_ERROR(error.get());
-  if (!reached_finish) {
-    return Status::corruption(snapshot_dir + ": the WAL of node " + std::to_string(node_index) +
-                              " ends before increment " + std::to_string(n) + "'s FINISH record at " +
-                              filter->finish.to_string());
-  }
-  report.segments += reader.counters().segments;
-  report.blocks += reader.counters().blocks;
-  report.bytes_read += reader.counters().block_bytes;
-  report.records += records;
-  report.entries_applied += applied;
-  report.entries_filtered += filtered;
   return {};
 }
 
-}  // namespace
-
-Status replay_node(const std::string& snapshot_dir, uint64_t n, uint16_t node_index, ReplaySink& sink,
-                   const RestoreOptions& options, RestoreReport& report) {
-  if (n == 0) return Status::invalid_argument("replay_node: increment 0 has no WAL to replay");
-  Result<std::vector<std::vector<IncrementMeta>>> inc = read_increments(snapshot_dir, n);
-  if (!inc.ok()) return inc.status();
-  ProgressHub progress(options.progress, segment_bytes(inc.value(), node_index));
-  std::unique_ptr<tbb::global_control> limit;
-  if (options.threads > 0) {
-    limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, options.threads);
-  }
-  return replay_one(snapshot_dir, inc.value(), node_index, sink, options, report, progress);
+Status check_unread(const RestoreOptions& o, const std::vector<ManifestEntry>& files) {
+  FirstError error;
+  tbb::parallel_for(size_t{0}, files.size(), [&](size_t i) {
+    const std::string path = o.snapshot_dir + "/" + files[i].path;
+    Result<Bytes> bytes = read_file_bytes(path);
+    if (!bytes.ok()) return error.set(bytes.status());
+    if (bytes->size() != files[i].bytes) {
+      return error.set(Status::corruption(path + ": " + std::to_string(bytes->size()) + " bytes, the manifest says " +
+                                          std::to_string(files[i].bytes)));
+    }
+    if (crc32c(bytes.value()) != files[i].crc32c) {
+      error.set(Status::corruption(path + ": checksum differs from the manifest"));
+    }
+  });
+  return error.get();
 }
 
-namespace {
+// Spills a node's routed entries into the staging directory when all the
+// routed entries pass the budget.
+class Spiller {
+ public:
+  Spiller(std::string dir, MemoryGauge& gauge) : dir_(std::move(dir)), gauge_(gauge) {}
+  Status maybe_spill(uint16_t node, RouteSink& sink) {
+    if (!gauge_.over_budget()) return {};
+    uint64_t seq;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      seq = files_++;
+    }
+    Result<std::unique_ptr<SpillWriter>> w = SpillWriter::create(dir_ + "/" + std::to_string(node) + "-" +
+                                                                 std::to_string(seq) + ".spill");
+    if (!w.ok()) return w.status();
+    WALCUT_RETURN_IF_ERROR(sink.spill(**w));
+    bytes_ += (*w)->bytes_written();
+    return {};
+  }
+  uint64_t files() const { return files_; }
+  uint64_t bytes() const { return bytes_; }
 
-// One node's part of a restore: its copies, loaded, replayed, repaired,
-// then sorted once as they are written.
-struct NodePart {
-  SnapshotMeta meta;
-  std::unique_ptr<HugeArena> arena = std::make_unique<HugeArena>();  // the tables' memory; outlives them
-  std::map<PartitionId, Table> tables;
+ private:
+  const std::string dir_;
+  MemoryGauge& gauge_;
+  std::mutex mu_;
+  uint64_t files_ = 0;
+  std::atomic<uint64_t> bytes_{0};
 };
+
+// Replays every source node, routing entries to their copies. Each
+// pipeline keeps its threads busy; nodes go side by side only on machines
+// with threads to spare (one per kThreadsPerPipeline), as each pipeline's
+// reader and batches cost memory (docs/restore.md, "Memory").
+Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<NodeIncrements>& chain,
+                      MemoryGauge& gauge, Spiller& spiller, RestoreReport& report) {
+  std::vector<uint16_t> sources;
+  uint64_t bytes_total = 0;
+  for (const SnapshotMeta& b : plan.bases) {
+    if (!plan.is_source(b.node_index)) continue;
+    sources.push_back(b.node_index);
+    bytes_total += chain[b.node_index].segment_bytes;
+  }
+  ProgressHub progress(o.progress, bytes_total);
+  std::vector<ReplayReport> reports(sources.size());
+  std::vector<Status> results(sources.size());
+  constexpr unsigned kThreadsPerPipeline = 4;
+  const size_t side_by_side = std::max(1u, thread_count(o.threads) / kThreadsPerPipeline);
+  for_each_in_waves(sources.size(), side_by_side, [&](size_t i) {
+    const uint16_t node = sources[i];
+    const NodeIncrements& inc = chain[node];
+    const bool restored = plan.restored[node];
+    Result<ReplayFilter> filter = load_replay_filter(inc, o.io);
+    if (!filter.ok()) {
+      results[i] = filter.status();
+      return;
+    }
+    RouteSink sink(plan.routed[node], gauge, /*others_ignored=*/!restored);
+    ReplayOptions ro;
+    ro.threads = o.threads;
+    ro.io = o.io;
+    ro.cancel = o.cancel;
+    for (const CacheGroup& g : inc.base.groups) {  // a peer is read for its ATOMIC copies only
+      if (group_wanted(o, g.name) && (restored || g.mode == CacheMode::kAtomic)) ro.groups.push_back(g.name);
+    }
+    ro.after_batch = [&] { return spiller.maybe_spill(node, sink); };
+    NodeWal wal{node, inc.base.cluster_id, inc.segment_paths, inc.segment_bytes};
+    results[i] = replay_wal(wal, filter.value(), inc.base.groups, sink, ro, progress, reports[i]);
+  });
+  for (size_t i = 0; i < sources.size(); ++i) {
+    const SnapshotMeta& b = plan.bases[sources[i]];
+    WALCUT_RETURN_IF_ERROR(results[i].ok() ? results[i]
+                                           : Status(results[i].code(), "node " + b.node_id + ": " + results[i].message()));
+    const ReplayReport& r = reports[i];
+    if (!plan.restored[sources[i]]) {
+      report.peer_nodes += 1;
+      report.peer_bytes_read += r.bytes_read;
+      continue;
+    }
+    report.segments += r.segments;
+    report.blocks += r.blocks;
+    report.records += r.records;
+    report.entries_applied += r.entries_applied;
+    report.entries_filtered += r.entries_filtered;
+    report.bytes_read += r.bytes_read;
+    report.io_engine = r.io_engine;
+  }
+  return {};
+}
+
+// Finishes every partition, a bounded number at a time: each task holds
+// its copies' files and entries only while it runs.
+Status finish_all(Plan& plan, RestoreReport& report) {
+  FirstError error;
+  std::atomic<uint64_t> files{0}, repaired{0};
+  tbb::parallel_for(size_t{0}, plan.tasks.size(), [&](size_t i) {
+    Plan::Task& t = plan.tasks[i];
+    Result<FinishReport> r = finish_partition(t.group->id, t.partition, t.group->mode == CacheMode::kAtomic, t.copies);
+    if (!r.ok()) return error.set(r.status());
+    files += r->files_written;
+    repaired += r->atomic_repaired;
+  });
+  report.partition_files = files;
+  report.atomic_repaired = repaired;
+  return error.get();
+}
+
+// A restored node's directory: its groups' directories and node.meta.
+Status write_node_dirs(const std::string& staging, const SnapshotMeta& b) {
+  const std::string dir = staging + "/" + b.node_id;
+  std::error_code ec;
+  fs::create_directories(dir + "/wal", ec);
+  for (const CacheGroup& g : b.groups) fs::create_directories(dir + "/db/" + g.name, ec);
+  if (ec) return Status::io_error("create " + dir + ": " + ec.message());
+  return {};
+}
+
+Status write_node_meta_of(const std::string& staging, const SnapshotMeta& b) {
+  NodeMeta nm;
+  nm.cluster_id = b.cluster_id;
+  nm.node_index = b.node_index;
+  nm.node_id = b.node_id;
+  nm.baseline = b.baseline;
+  nm.groups = b.groups;
+  nm.topology_version = b.topology_version;
+  nm.checkpoint_id = 1;  // the restored state is a checkpoint; the WAL starts empty
+  return write_node_meta(staging + "/" + b.node_id, nm);
+}
 
 std::string restore_stamp(const RestoreOptions& o) {
   std::error_code ec;
@@ -471,178 +312,6 @@ std::string restore_stamp(const RestoreOptions& o) {
                   "\ngroups=";
   for (const std::string& g : o.groups) s += g + ",";
   return s + "\n";
-}
-
-Status verify_inputs(const RestoreOptions& o, std::vector<SnapshotMeta>& bases,
-                     std::vector<std::vector<IncrementMeta>>& inc) {
-  Result<std::vector<SnapshotMeta>> metas = read_snapshot_metas(o.snapshot_dir);
-  if (!metas.ok()) return metas.status();
-  bases = std::move(metas).value();
-  if (o.node) {
-    std::erase_if(bases, [&](const SnapshotMeta& m) { return m.node_id != *o.node; });
-    if (bases.empty()) return Status::invalid_argument("--node " + *o.node + ": no such node in " + o.snapshot_dir);
-  }
-  for (const std::string& g : o.groups) {
-    bool known = std::any_of(bases.front().groups.begin(), bases.front().groups.end(),
-                             [&](const CacheGroup& c) { return c.name == g; });
-    if (!known) return Status::invalid_argument("--groups: no cache group named " + g + " in " + o.snapshot_dir);
-  }
-  // Increments 1..N: present, same groups, segments in an unbroken run.
-  Result<uint64_t> count = increment_count(o.snapshot_dir);
-  if (!count.ok()) return count.status();
-  if (o.increment > count.value()) {
-    return Status::invalid_argument("--increment " + std::to_string(o.increment) + ": " + o.snapshot_dir + " has " +
-                                    std::to_string(count.value()) + " increments");
-  }
-  for (uint64_t k = 1; k <= o.increment; ++k) {
-    Result<std::vector<IncrementMeta>> metas_k = read_increment_metas(o.snapshot_dir, k);
-    if (!metas_k.ok()) return metas_k.status();
-    for (const SnapshotMeta& b : bases) {
-      const IncrementMeta* m = meta_of(metas_k.value(), b.node_index);
-      std::string dir = increment_dir(o.snapshot_dir, k);
-      if (!m) return Status::corruption(dir + ": no metadata for node " + b.node_id);
-      if (m->groups != b.groups) return Status::corruption(dir + ": the cache groups differ from the full snapshot's");
-      uint64_t first = k == 1 ? b.snapshot_pointer.segment : meta_of(inc.back(), b.node_index)->last_segment + 1;
-      if (m->first_segment != first || m->last_segment < m->first_segment ||
-          m->files.size() != m->last_segment - m->first_segment + 1) {
-        return Status::corruption(dir + ": node " + b.node_id + "'s segments " + std::to_string(m->first_segment) + ".." +
-                                  std::to_string(m->last_segment) + " do not continue from segment " + std::to_string(first));
-      }
-      for (uint64_t s = m->first_segment; s <= m->last_segment; ++s) {
-        const ManifestEntry& f = m->files[s - m->first_segment];
-        std::string path = dir + "/" + f.path;
-        std::error_code ec;
-        if (f.path != "wal/" + b.node_id + "/" + segment_file_name(s) || !fs::exists(path, ec)) {
-          return Status::corruption(path + ": segment " + std::to_string(s) + " of node " + b.node_id + " is missing");
-        }
-        if (fs::file_size(path, ec) != f.bytes) {
-          return Status::corruption(path + ": " + std::to_string(fs::file_size(path, ec)) + " bytes, the manifest says " +
-                                    std::to_string(f.bytes));
-        }
-      }
-    }
-    inc.push_back(std::move(metas_k).value());
-  }
-  return {};
-}
-
-// Reads every file of the full snapshot's manifests once: checks its size
-// and checksum against the manifest, and parses the partition files of
-// the copies to restore into their tables.
-Status load_parts(const RestoreOptions& o, std::vector<NodePart>& parts, RestoreReport& report) {
-  struct Job {
-    std::string path;
-    const ManifestEntry* listed = nullptr;  // null: owned, but not in the manifest
-    Table* table = nullptr;                 // null: only checked
-  };
-  std::vector<Job> jobs;
-  for (NodePart& part : parts) {
-    Affinity aff(part.meta.groups, part.meta.baseline);
-    std::map<std::string, Table*> wanted;  // by path in the snapshot
-    for (const CacheGroup& g : part.meta.groups) {
-      if (!group_wanted(o, g.name)) continue;
-      for (uint16_t p = 0; p < g.partitions; ++p) {
-        if (!aff.owns(g.id, p, part.meta.node_index)) continue;
-        Table* t = &part.tables.try_emplace(PartitionId{g.id, p}, part.arena.get()).first->second;
-        wanted.emplace("db/" + part.meta.node_id + "/" + g.name + "/" + partition_file_name(p), t);
-      }
-    }
-    for (const ManifestEntry& f : part.meta.files) {
-      auto it = wanted.find(f.path);
-      jobs.push_back({o.snapshot_dir + "/" + f.path, &f, it == wanted.end() ? nullptr : it->second});
-      if (it != wanted.end()) wanted.erase(it);
-    }
-    for (const auto& [path, t] : wanted) jobs.push_back({o.snapshot_dir + "/" + path, nullptr, t});
-  }
-  FirstError error;
-  tbb::parallel_for(size_t{0}, jobs.size(), [&](size_t i) {
-    const Job& job = jobs[i];
-    Result<Bytes> bytes = read_file_bytes(job.path);
-    if (!bytes.ok()) {
-      return error.set(Status::corruption(job.path + (job.listed ? ": listed in the manifest but cannot be read"
-                                                                 : ": the partition file cannot be read")));
-    }
-    if (job.listed && bytes->size() != job.listed->bytes) {
-      return error.set(Status::corruption(job.path + ": " + std::to_string(bytes->size()) +
-                                          " bytes, the manifest says " + std::to_string(job.listed->bytes)));
-    }
-    if (job.listed && crc32c(bytes.value()) != job.listed->crc32c) {
-      return error.set(Status::corruption(job.path + ": checksum differs from the manifest"));
-    }
-    if (!job.table) return;
-    Table& t = *job.table;
-    Result<PartitionFileScan> f =
-        scan_partition_file(job.path, bytes.value(), [&](std::string_view key, ByteSpan value, const Version& v) {
-          t.put(key, value, v);
-        });
-    if (!f.ok()) return error.set(f.status());
-  });
-  report.partition_files = jobs.size();
-  return error.get();
-}
-
-// ATOMIC groups carry no cut guarantee: make every copy agree with the
-// newest version among the partition's copies, a delete's (a tombstone)
-// included. Returns entries changed.
-uint64_t repair_atomic(std::vector<NodePart>& parts) {
-  if (parts.empty()) return 0;
-  const SnapshotMeta& m = parts.front().meta;
-  Affinity aff(m.groups, m.baseline);
-  std::map<uint16_t, NodePart*> by_index;
-  for (NodePart& p : parts) by_index[p.meta.node_index] = &p;
-  std::vector<std::vector<Table*>> partitions;  // the copies of each ATOMIC partition
-  for (const CacheGroup& g : m.groups) {
-    if (g.mode != CacheMode::kAtomic) continue;
-    for (uint16_t p = 0; p < g.partitions; ++p) {
-      std::vector<Table*> copies;
-      for (uint16_t n : aff.owners(g.id, p)) {
-        auto it = by_index.find(n);
-        if (it == by_index.end()) continue;
-        auto t = it->second->tables.find(PartitionId{g.id, p});
-        if (t != it->second->tables.end()) copies.push_back(&t->second);
-      }
-      if (copies.size() >= 2) partitions.push_back(std::move(copies));
-    }
-  }
-  std::atomic<uint64_t> changed{0};
-  tbb::parallel_for(size_t{0}, partitions.size(), [&](size_t i) {
-    const std::vector<Table*>& copies = partitions[i];
-    // The newest value or tombstone of every key any copy holds, pointing into that copy.
-    boost::unordered_flat_map<std::string_view, Table::Value> newest;
-    for (const Table* c : copies) {
-      c->for_each_with_tombstones([&](std::string_view k, const Table::Value& v) {
-        auto [it, fresh] = newest.emplace(k, v);
-        if (!fresh && it->second.version < v.version) it->second = v;
-      });
-    }
-    // Changes copied out first: setting one may move another's bytes.
-    struct Change {
-      std::string key;
-      std::optional<Bytes> value;  // none: delete
-      Version version;
-    };
-    uint64_t n = 0;
-    for (Table* c : copies) {
-      std::vector<Change> changes;
-      for (const auto& [k, v] : newest) {
-        std::optional<Table::Value> have = c->find(k);
-        if (v.deleted ? !have : have && *have == v) continue;
-        changes.push_back({std::string(k), v.deleted ? std::nullopt : std::optional(Bytes(v.bytes.begin(), v.bytes.end())),
-                           v.version});
-      }
-      for (const Change& ch : changes) {
-        if (ch.value) {
-          c->put(ch.key, *ch.value, ch.version);
-        } else {
-          c->remove(ch.key, ch.version);
-        }
-      }
-      n += changes.size();
-    }
-    stream_fence();  // the checkpoint reads these on other threads
-    changed += n;
-  });
-  return changed;
 }
 
 Status write_tree_synced(const std::string& root) {
@@ -654,37 +323,20 @@ Status write_tree_synced(const std::string& root) {
   return sync_dir(root);
 }
 
-Status write_node(const NodePart& part, const std::string& staging, uint64_t& files_written) {
-  const std::string dir = staging + "/" + part.meta.node_id;
-  std::error_code ec;
-  fs::create_directories(dir + "/wal", ec);
-  for (const CacheGroup& g : part.meta.groups) fs::create_directories(dir + "/db/" + g.name, ec);
-  if (ec) return Status::io_error("create " + dir + ": " + ec.message());
-  std::vector<const std::pair<const PartitionId, Table>*> items;
-  for (const auto& item : part.tables) items.push_back(&item);
-  FirstError error;
-  tbb::parallel_for(size_t{0}, items.size(), [&](size_t i) {
-    const auto& [pid, table] = *items[i];
-    const CacheGroup& g = *std::find_if(part.meta.groups.begin(), part.meta.groups.end(),
-                                        [&](const CacheGroup& c) { return c.id == pid.first; });
-    auto source = [&](const PartitionEntryFn& fn) {  // sorted() leaves the tombstones out
-      for (const auto& [key, value] : table.sorted()) fn(key, value.bytes, value.version);
-    };
-    error.set(write_partition_file_from(dir + "/db/" + g.name + "/" + partition_file_name(pid.second),
-                                        {pid.first, pid.second, part.meta.node_index}, source,
-                                        /*sync=*/false));  // syncfs() once, before RESTORED
-  });
-  WALCUT_RETURN_IF_ERROR(error.get());
-  files_written += items.size();
-  NodeMeta nm;
-  nm.cluster_id = part.meta.cluster_id;
-  nm.node_index = part.meta.node_index;
-  nm.node_id = part.meta.node_id;
-  nm.baseline = part.meta.baseline;
-  nm.groups = part.meta.groups;
-  nm.topology_version = part.meta.topology_version;
-  nm.checkpoint_id = 1;  // the restored state is a checkpoint; the WAL starts empty
-  return write_node_meta(dir, nm);
+// Reads the snapshot's metadata and checks what the options ask of it.
+Result<std::vector<SnapshotMeta>> read_bases(const RestoreOptions& o) {
+  Result<std::vector<SnapshotMeta>> metas = read_snapshot_metas(o.snapshot_dir);
+  if (!metas.ok()) return metas.status();
+  if (o.node && std::none_of(metas->begin(), metas->end(), [&](const SnapshotMeta& m) { return m.node_id == *o.node; })) {
+    return Status::invalid_argument("--node " + *o.node + ": no such node in " + o.snapshot_dir);
+  }
+  for (const std::string& g : o.groups) {
+    const std::vector<CacheGroup>& groups = metas->front().groups;
+    if (std::none_of(groups.begin(), groups.end(), [&](const CacheGroup& c) { return c.name == g; })) {
+      return Status::invalid_argument("--groups: no cache group named " + g + " in " + o.snapshot_dir);
+    }
+  }
+  return metas;
 }
 
 }  // namespace
@@ -707,56 +359,52 @@ Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
     limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, options.threads);
   }
   auto t = Clock::now();
-  std::vector<SnapshotMeta> bases;
-  std::vector<std::vector<IncrementMeta>> inc;
-  WALCUT_RETURN_IF_ERROR(verify_inputs(options, bases, inc));
+  Result<std::vector<SnapshotMeta>> bases = read_bases(options);
+  if (!bases.ok()) return bases.status();
+  std::vector<NodeIncrements> chain;
+  if (options.increment > 0) {
+    Result<std::vector<NodeIncrements>> c = read_increment_chain(options.snapshot_dir, bases.value(), options.increment);
+    if (!c.ok()) return c.status();
+    chain.resize(bases->size());
+    for (NodeIncrements& n : c.value()) {
+      const uint16_t i = n.base.node_index;
+      chain[i] = std::move(n);
+    }
+  }
+  const std::string staging = options.dest + ".staging";
+  fs::remove_all(staging, ec);
+  fs::create_directories(staging + "/.spill", ec);
+  if (ec) return Status::io_error("create " + staging + ": " + ec.message());
+  Plan plan = make_plan(options, std::move(bases).value(), staging, options.increment > 0);
+  WALCUT_RETURN_IF_ERROR(check_listed(plan));
   report.verify_s = since(t);
 
   t = Clock::now();
-  std::vector<NodePart> parts(bases.size());
-  for (size_t i = 0; i < bases.size(); ++i) parts[i].meta = bases[i];
-  WALCUT_RETURN_IF_ERROR(load_parts(options, parts, report));
-  report.nodes = parts.size();
-  report.load_s = since(t);
-
-  // Nodes replay side by side, at most one per thread at a time: each has
-  // its own reader, pipeline and partitions.
-  t = Clock::now();
-  if (options.increment > 0) {
-    uint64_t bytes_total = 0;
-    for (const NodePart& part : parts) bytes_total += segment_bytes(inc, part.meta.node_index);
-    ProgressHub progress(options.progress, bytes_total);
-    std::vector<RestoreReport> reports(parts.size());
-    std::vector<Status> results(parts.size());
-    for_each_in_waves(parts.size(), thread_count(options.threads), [&](size_t i) {
-      TableSink sink(parts[i].tables);
-      results[i] = replay_one(options.snapshot_dir, inc, parts[i].meta.node_index, sink, options, reports[i], progress);
-    });
-    for (size_t i = 0; i < parts.size(); ++i) {
-      WALCUT_RETURN_IF_ERROR(results[i]);
-      report.segments += reports[i].segments;
-      report.blocks += reports[i].blocks;
-      report.bytes_read += reports[i].bytes_read;
-      report.records += reports[i].records;
-      report.entries_applied += reports[i].entries_applied;
-      report.entries_filtered += reports[i].entries_filtered;
-      report.io_engine = reports[i].io_engine;
-    }
-  }
+  report.memory_limit = options.memory_limit > 0 ? options.memory_limit : default_memory_limit_bytes();
+  MemoryGauge gauge(report.memory_limit);
+  Spiller spiller(staging + "/.spill", gauge);
+  if (options.increment > 0) WALCUT_RETURN_IF_ERROR(replay_sources(options, plan, chain, gauge, spiller, report));
+  report.routed_bytes_peak = gauge.peak_bytes();
+  report.spill_files = spiller.files();
+  report.spilled_bytes = spiller.bytes();
   report.replay_s = since(t);
 
   t = Clock::now();
-  if (!options.node) report.atomic_repaired = repair_atomic(parts);
-  report.repair_s = since(t);
+  for (const SnapshotMeta& b : plan.bases) {
+    if (!plan.restored[b.node_index]) continue;
+    ++report.nodes;
+    WALCUT_RETURN_IF_ERROR(write_node_dirs(staging, b));
+  }
+  WALCUT_RETURN_IF_ERROR(finish_all(plan, report));
+  WALCUT_RETURN_IF_ERROR(check_unread(options, plan.unread));
+  for (const SnapshotMeta& b : plan.bases) {
+    if (plan.restored[b.node_index]) WALCUT_RETURN_IF_ERROR(write_node_meta_of(staging, b));
+  }
+  fs::remove_all(staging + "/.spill", ec);
+  if (ec) return Status::io_error("remove " + staging + "/.spill: " + ec.message());
+  report.finish_s = since(t);
 
-  // Checkpoint into a staging directory beside dest, then publish it whole.
   t = Clock::now();
-  const std::string staging = options.dest + ".staging";
-  fs::remove_all(staging, ec);
-  fs::create_directories(staging, ec);
-  if (ec) return Status::io_error("create " + staging + ": " + ec.message());
-  uint64_t files_written = 0;
-  for (const NodePart& part : parts) WALCUT_RETURN_IF_ERROR(write_node(part, staging, files_written));
   WALCUT_RETURN_IF_ERROR(sync_filesystem(staging));  // every partition file, before RESTORED says it is whole
   {
     int fd = ::open((staging + "/RESTORED").c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
@@ -767,7 +415,7 @@ Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
     WALCUT_RETURN_IF_ERROR(s);
   }
   WALCUT_RETURN_IF_ERROR(write_tree_synced(staging));
-  report.checkpoint_s = since(t);
+  report.sync_s = since(t);
 
   t = Clock::now();
   fault::point("restore.staged");

@@ -1,5 +1,5 @@
 // Restore: a full snapshot plus increments 1..N replayed through the cut
-// filter, published atomically as a cluster directory.
+// filter, published atomically as a cluster directory (docs/restore.md).
 #pragma once
 
 #include <atomic>
@@ -9,63 +9,54 @@
 #include <string>
 #include <vector>
 
-#include "cut/replay_filter.h"
-#include "engine/increment.h"
-#include "engine/snapshot.h"
 #include "io/chunk_reader.h"
-#include "replay/sink.h"
+#include "replay/pipeline.h"
 
 namespace walcut {
 
-struct RestoreProgress {
-  uint64_t bytes_read = 0;
-  uint64_t bytes_total = 0;  // of the segments to replay
-  uint64_t entries_applied = 0;
-};
+using RestoreProgress = ReplayProgress;
 
 struct RestoreOptions {
   std::string snapshot_dir;
   uint64_t increment = 0;                // 0: the full snapshot alone
   std::string dest;                      // a cluster directory, published whole
   std::vector<std::string> groups;       // only these (empty: all)
-  std::optional<std::string> node;       // only this node's part
+  std::optional<std::string> node;       // only this node's part (ATOMIC repair included)
   unsigned threads = 0;                  // 0: every core
+  // The bytes of routed entries held in memory before they are spilled to
+  // the staging directory; 0: default_memory_limit_bytes(). Peak memory is
+  // this plus the pipeline's bound (docs/restore.md, "Memory").
+  uint64_t memory_limit = 0;
   ReadOptions io;
-  std::function<void(const RestoreProgress&)> progress;  // from the reading thread
+  std::function<void(const RestoreProgress&)> progress;  // from a reading thread
   const std::atomic<bool>* cancel = nullptr;             // set to stop; the result is kCancelled
 };
 
 struct RestoreReport {
   uint64_t nodes = 0;
-  uint64_t partition_files = 0;
+  uint64_t partition_files = 0;    // written
   uint64_t segments = 0;
   uint64_t blocks = 0;
   uint64_t records = 0;
-  uint64_t entries_applied = 0;
+  uint64_t entries_applied = 0;    // routed to the restored copies
   uint64_t entries_filtered = 0;   // outside the cut, or of groups not asked for
-  uint64_t atomic_repaired = 0;    // ATOMIC copies changed to the newest version
-  uint64_t bytes_read = 0;
-  double verify_s = 0, load_s = 0, replay_s = 0, repair_s = 0, checkpoint_s = 0, publish_s = 0;
+  uint64_t atomic_repaired = 0;    // entries of restored ATOMIC copies changed to the newest version
+  uint64_t bytes_read = 0;         // WAL blocks of the restored nodes
+  uint64_t peer_nodes = 0;         // nodes read only for their ATOMIC copies (--node)
+  uint64_t peer_bytes_read = 0;
+  uint64_t memory_limit = 0;       // the budget used
+  uint64_t routed_bytes_peak = 0;  // routed entries held in memory at most
+  uint64_t spill_files = 0;
+  uint64_t spilled_bytes = 0;
+  double verify_s = 0, replay_s = 0, finish_s = 0, sync_s = 0, publish_s = 0;
   bool already_restored = false;   // dest held this very restore already
   std::string io_engine;
 };
 
-// The replay filter of node `node_index` for increment `n` (n >= 1): reads
-// its FINISH record for the included and excluded sets.
-Result<ReplayFilter> load_replay_filter(const std::string& snapshot_dir, uint64_t n, uint16_t node_index,
-                                        const ReadOptions& io);
-
-// Replays one node's increments 1..n into `sink` through the filter.
-// Blocks are read in order, decoded and filtered on all threads, and
-// applied in WAL order per partition. Memory in flight: at most
-// `tokens` batches of up to 1 MiB of blocks each, plus their decompressed
-// payloads.
-Status replay_node(const std::string& snapshot_dir, uint64_t n, uint16_t node_index, ReplaySink& sink,
-                   const RestoreOptions& options, RestoreReport& report);
-
-// The whole restore into options.dest (see docs/restore.md): verify, load,
-// replay, repair ATOMIC groups, checkpoint, publish. A crash leaves dest
-// absent or complete; running again succeeds.
+// The whole restore into options.dest: verify, replay (routing entries to
+// their partition copies, spilling past the memory limit), finish each
+// partition (merge with its snapshot file, ATOMIC repair, write), sync,
+// publish. A crash leaves dest absent or complete; running again succeeds.
 Result<RestoreReport> restore_snapshot(const RestoreOptions& options);
 
 }  // namespace walcut

@@ -1,5 +1,7 @@
 #include "tools/cli_util.h"
 
+#include <cctype>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 
@@ -49,6 +51,29 @@ Result<std::vector<std::string>> expand_segments(const std::vector<std::string>&
     }
   }
   return out;
+}
+
+std::optional<uint64_t> parse_byte_size(const std::string& text) {
+  size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  if (digits == 0 || digits > 20) return std::nullopt;
+  uint64_t n = 0;
+  for (size_t i = 0; i < digits; ++i) {
+    uint64_t next = n * 10 + static_cast<uint64_t>(text[i] - '0');
+    if (next / 10 != n) return std::nullopt;
+    n = next;
+  }
+  std::string suffix = text.substr(digits);
+  if (!suffix.empty() && (suffix.back() == 'B' || suffix.back() == 'b')) suffix.pop_back();
+  if (suffix.size() == 2 && (suffix[1] == 'i' || suffix[1] == 'I')) suffix.pop_back();
+  if (suffix.empty()) return n;
+  if (suffix.size() != 1) return std::nullopt;
+  const std::string units = "KMGT";
+  size_t unit = units.find(static_cast<char>(std::toupper(static_cast<unsigned char>(suffix[0]))));
+  if (unit == std::string::npos) return std::nullopt;
+  const size_t shift = 10 * (unit + 1);
+  if (n > (UINT64_MAX >> shift)) return std::nullopt;
+  return n << shift;
 }
 
 }  // namespace walcut::cli

@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,11 @@ struct ReaderFlags {
   void add_to(CLI::App& app);
   Result<BlockReaderOptions> options() const;
 };
+
+// "96M" -> 96 MiB: a number of bytes, with an optional K, M, G or T
+// (powers of 1024; "MiB", "MB" alike). nullopt when it does not parse or
+// overflows.
+std::optional<uint64_t> parse_byte_size(const std::string& text);
 
 // Expands the SEGMENT... arguments: a directory stands for its segments.
 Result<std::vector<std::string>> expand_segments(const std::vector<std::string>& args);

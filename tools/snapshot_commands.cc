@@ -21,6 +21,7 @@ struct RestoreArgs {
   std::vector<std::string> groups;
   std::string node;
   unsigned threads = 0;
+  std::string memory_limit;
   std::string io = "auto";
   bool direct = false;
   bool json = false;
@@ -63,6 +64,14 @@ int run_restore(const RestoreArgs& a) {
   o.groups = a.groups;
   if (!a.node.empty()) o.node = a.node;
   o.threads = a.threads;
+  if (!a.memory_limit.empty()) {
+    std::optional<uint64_t> limit = parse_byte_size(a.memory_limit);
+    if (!limit || *limit == 0) {
+      return fail(Status::invalid_argument("--memory-limit " + a.memory_limit +
+                                           ": not a size (a number of bytes, or with K, M, G or T)"));
+    }
+    o.memory_limit = *limit;
+  }
   o.io.engine = a.io == "uring" ? IoEngine::kUring : a.io == "pread" ? IoEngine::kPread : IoEngine::kAuto;
   o.io.direct = a.direct;
   ProgressBar bar;
@@ -86,10 +95,15 @@ int run_restore(const RestoreArgs& a) {
                      {"entries_filtered", x.entries_filtered},
                      {"atomic_repaired", x.atomic_repaired},
                      {"bytes_read", x.bytes_read},
+                     {"peer_nodes", x.peer_nodes},
+                     {"peer_bytes_read", x.peer_bytes_read},
+                     {"memory_limit", x.memory_limit},
+                     {"routed_bytes_peak", x.routed_bytes_peak},
+                     {"spill_files", x.spill_files},
+                     {"spilled_bytes", x.spilled_bytes},
                      {"io_engine", x.io_engine},
-                     {"seconds", {{"verify", x.verify_s}, {"load", x.load_s}, {"replay", x.replay_s},
-                                  {"repair", x.repair_s}, {"checkpoint", x.checkpoint_s}, {"publish", x.publish_s},
-                                  {"total", total_s}}},
+                     {"seconds", {{"verify", x.verify_s}, {"replay", x.replay_s}, {"finish", x.finish_s},
+                                  {"sync", x.sync_s}, {"publish", x.publish_s}, {"total", total_s}}},
                      {"replay_mb_per_s", mb_s},
                      {"entries_per_s", entries_s}};
     std::printf("%s\n", j.dump(2).c_str());
@@ -108,8 +122,15 @@ int run_restore(const RestoreArgs& a) {
   std::printf("  entries          %llu applied, %llu filtered out\n", static_cast<unsigned long long>(x.entries_applied),
               static_cast<unsigned long long>(x.entries_filtered));
   std::printf("  ATOMIC repaired  %llu entries\n", static_cast<unsigned long long>(x.atomic_repaired));
-  std::printf("  time             verify %.3fs, load %.3fs, replay %.3fs, repair %.3fs, checkpoint %.3fs, publish %.3fs\n",
-              x.verify_s, x.load_s, x.replay_s, x.repair_s, x.checkpoint_s, x.publish_s);
+  if (x.peer_nodes > 0) {
+    std::printf("  peers            %llu nodes read for their ATOMIC copies (%.1f MB)\n",
+                static_cast<unsigned long long>(x.peer_nodes), static_cast<double>(x.peer_bytes_read) / 1e6);
+  }
+  std::printf("  memory           %.1f MB of routed entries at most (limit %.1f MB), %llu spill files (%.1f MB)\n",
+              static_cast<double>(x.routed_bytes_peak) / 1e6, static_cast<double>(x.memory_limit) / 1e6,
+              static_cast<unsigned long long>(x.spill_files), static_cast<double>(x.spilled_bytes) / 1e6);
+  std::printf("  time             verify %.3fs, replay %.3fs, finish %.3fs, sync %.3fs, publish %.3fs\n", x.verify_s,
+              x.replay_s, x.finish_s, x.sync_s, x.publish_s);
   std::printf("  replay           %.1f MB/s, %.0f entries/s\n", mb_s, entries_s);
   return kExitOk;
 }
@@ -199,6 +220,9 @@ void add_snapshot_commands(CLI::App& app, int& exit_code) {
   r->add_option("--groups", a->groups, "Only these cache groups")->delimiter(',');
   r->add_option("--node", a->node, "Only this node's part");
   r->add_option("--threads", a->threads, "Threads (0: every core)")->capture_default_str();
+  r->add_option("--memory-limit", a->memory_limit,
+                "Routed entries held in memory before they spill to the staging directory, e.g. 96M "
+                "(default: half of the smaller of physical memory and the cgroup's limit)");
   r->add_option("--io", a->io, "I/O engine")->check(CLI::IsMember({"auto", "uring", "pread"}))->capture_default_str();
   r->add_flag("--direct", a->direct, "Read segments with O_DIRECT where the filesystem allows it");
   r->add_flag("--json", a->json, "JSON report");

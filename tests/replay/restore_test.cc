@@ -355,9 +355,8 @@ std::map<std::pair<uint16_t, std::string>, std::string> atomic_reference(const s
       for (const auto& [key, v] : f->entries) copy[{p, key}] = Newest{v.version, v.value};
     }
     AtomicSink sink(g.id, copy);
-    RestoreOptions o;
-    o.snapshot_dir = snap;
-    RestoreReport report;
+    ReplayOptions o;
+    ReplayReport report;
     if (k > 0) {
       EXPECT_TRUE(replay_node(snap, k, m.node_index, sink, o, report).ok());
     }
@@ -420,6 +419,96 @@ TEST(Restore, AtomicRepairKeepsTheNewestDelete) {
     }
   }
   EXPECT_GT(split_deletes, 0) << "no seed had copies split by a delete: the test shows nothing";
+}
+
+}  // namespace
+}  // namespace walcut
+
+namespace walcut {
+namespace {
+
+// The files of one node's directory in a restored tree, by path below it.
+std::map<std::string, Bytes> node_files(const std::string& dest, const std::string& node) {
+  std::map<std::string, Bytes> out;
+  for (const auto& e : fs::recursive_directory_iterator(dest + "/" + node)) {
+    if (e.is_regular_file()) out[fs::relative(e.path(), dest).string()] = testing::read_file(e.path().string());
+  }
+  return out;
+}
+
+// Shapes with ATOMIC groups and deletes: every node also holds copies
+// whose other owners only a peer read provides.
+sim::Options atomic_options(uint64_t seed, const std::string& out) {
+  sim::Options o = gen_options(seed, out);
+  o.atomic_groups = 2;
+  o.keys = 40;
+  o.txs = 800;
+  return o;
+}
+
+TEST(Restore, TheNodesRestoredOneAtATimeAreByteForByteTheWholeRestore) {
+  for (uint64_t seed = 1; seed <= 4; ++seed) {
+    TempDir dir;
+    sim::Options o = atomic_options(seed, dir.path() + "/gen");
+    ASSERT_TRUE(sim::run(o).ok());
+    for (uint64_t k : {uint64_t{0}, uint64_t{o.increments}}) {
+      RestoreOptions whole;
+      whole.snapshot_dir = o.out + "/snapshots/snp";
+      whole.increment = k;
+      whole.dest = dir.path() + "/whole-" + std::to_string(k);
+      Result<RestoreReport> w = restore_snapshot(whole);
+      ASSERT_TRUE(w.ok()) << w.status().to_string();
+      uint64_t repaired = 0;
+      for (uint32_t n = 0; n < o.nodes; ++n) {
+        const std::string node = "node" + std::to_string(n);
+        RestoreOptions one = whole;
+        one.node = node;
+        one.dest = dir.path() + "/" + node + "-" + std::to_string(k);
+        Result<RestoreReport> r = restore_snapshot(one);
+        ASSERT_TRUE(r.ok()) << r.status().to_string();
+        EXPECT_EQ(r->nodes, 1u);
+        if (k > 0) {
+          EXPECT_GT(r->peer_nodes, 0u) << "an ATOMIC copy's other owners are read as peers";
+        }
+        repaired += r->atomic_repaired;
+        auto mine = node_files(one.dest, node);
+        ASSERT_GT(mine.size(), 10u);
+        EXPECT_TRUE(mine == node_files(whole.dest, node)) << "seed " << seed << " increment " << k << " " << node;
+      }
+      EXPECT_EQ(repaired, w->atomic_repaired) << "seed " << seed << " increment " << k;
+    }
+  }
+}
+
+TEST(Restore, AMemoryLimitSpillsAndRestoresTheSameBytes) {
+  for (uint64_t seed = 1; seed <= 4; ++seed) {
+    TempDir dir;
+    sim::Options o = atomic_options(seed, dir.path() + "/gen");
+    ASSERT_TRUE(sim::run(o).ok());
+    RestoreOptions r;
+    r.snapshot_dir = o.out + "/snapshots/snp";
+    r.increment = o.increments;
+    r.dest = dir.path() + "/free";
+    Result<RestoreReport> free = restore_snapshot(r);
+    ASSERT_TRUE(free.ok()) << free.status().to_string();
+    EXPECT_EQ(free->spill_files, 0u);
+    for (uint64_t limit : {uint64_t{1}, uint64_t{16} << 10}) {
+      RestoreOptions tight = r;
+      tight.memory_limit = limit;
+      tight.threads = seed % 2 ? 1 : 0;
+      tight.dest = dir.path() + "/limit-" + std::to_string(limit);
+      Result<RestoreReport> t = restore_snapshot(tight);
+      ASSERT_TRUE(t.ok()) << t.status().to_string();
+      EXPECT_GT(t->spill_files, 0u);
+      EXPECT_GT(t->spilled_bytes, 0u);
+      EXPECT_EQ(t->atomic_repaired, free->atomic_repaired);
+      EXPECT_TRUE(files_of(tight.dest) == files_of(r.dest)) << "seed " << seed << " limit " << limit;
+      EXPECT_FALSE(fs::exists(tight.dest + "/.spill")) << "spill files go before the tree is published";
+      // The whole restore's peak over the limit is bounded: one batch's
+      // growth per pipeline before it spills.
+      EXPECT_LE(t->routed_bytes_peak, limit + (4u << 20));
+    }
+  }
 }
 
 }  // namespace

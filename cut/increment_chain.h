@@ -1,0 +1,37 @@
+// The increments a restore or a check of increment N reads: each node's
+// increments 1..N, checked to belong to its full snapshot and to continue
+// one another, with the segment files they list.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/increment.h"
+#include "engine/snapshot.h"
+#include "io/status.h"
+
+namespace walcut {
+
+// One node's increments 1..N.
+struct NodeIncrements {
+  SnapshotMeta base;                      // its full snapshot's metadata
+  std::vector<IncrementMeta> increments;  // 1..N, in order
+  std::vector<std::string> segment_paths;  // every segment of them, in order
+  uint64_t segment_bytes = 0;              // their sizes, summed, as listed
+};
+
+// Checks, for the node of `base`, that increments 1..n each hold its
+// metadata, of the same cluster, node, snapshot and groups, that their
+// segments continue from the full snapshot's CLUSTER_SNAPSHOT segment
+// without a gap, and that every segment file they list is there with its
+// listed size. Any failure is kCorruption naming the directory or file.
+Result<NodeIncrements> read_node_increments(const std::string& snapshot_dir, const SnapshotMeta& base, uint64_t n);
+
+// read_node_increments() for every node of `bases` (a snapshot's full
+// metadata, read_snapshot_metas()), after checking that the snapshot has
+// at least n increments (kInvalidArgument otherwise).
+Result<std::vector<NodeIncrements>> read_increment_chain(const std::string& snapshot_dir,
+                                                         const std::vector<SnapshotMeta>& bases, uint64_t n);
+
+}  // namespace walcut

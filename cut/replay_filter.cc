@@ -1,0 +1,45 @@
+#include "cut/replay_filter.h"
+
+#include "io/block_reader.h"
+#include "io/record_reader.h"
+
+namespace walcut {
+
+Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOptions& io) {
+  if (node.increments.empty()) return Status::invalid_argument("increment 0 has no replay filter");
+  const IncrementMeta& m = node.increments.back();
+  ReplayFilter f;
+  f.snapshot = node.base.snapshot_pointer;
+  f.all_until = node.increments.size() > 1 ? node.increments[node.increments.size() - 2].finish : f.snapshot;
+  f.start = m.start;
+  f.finish = m.finish;
+  // The sets are in the FINISH record, in the increment's last segment.
+  const std::string& last = node.segment_paths.back();
+  BlockReaderOptions ro;
+  ro.io = io;
+  ro.mode = TailMode::kStrict;
+  Result<std::unique_ptr<BlockReader>> reader = BlockReader::open({last}, ro);
+  if (!reader.ok()) return reader.status();
+  bool found = false;
+  Status s = for_each_record(**reader, [&](const Block&, const RecordView& r) -> Status {
+    if (found || r.pointer != f.finish || r.type != RecordType::kIncSnapshotFinish) return {};
+    Result<RecordPayload> p = decode_payload(r.type, r.payload);
+    if (!p.ok()) return p.status();
+    const auto& fin = std::get<IncSnapshotFinishRecord>(p.value());
+    if (fin.cut_id != m.cut_id) {
+      return Status::corruption("the FINISH record at " + f.finish.to_string() + " is of cut " +
+                                std::to_string(fin.cut_id) + ", the metadata says " + std::to_string(m.cut_id));
+    }
+    f.included = fin.included;
+    f.excluded = fin.excluded;
+    found = true;
+    return {};
+  });
+  WALCUT_RETURN_IF_ERROR(s);
+  if (!found) return Status::corruption(last + ": no INC_SNAPSHOT_FINISH record at " + f.finish.to_string());
+  std::sort(f.included.begin(), f.included.end());
+  std::sort(f.excluded.begin(), f.excluded.end());
+  return f;
+}
+
+}  // namespace walcut
