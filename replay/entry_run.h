@@ -12,9 +12,7 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
-#include <new>
 #include <string_view>
 
 #include "io/coding.h"
@@ -78,24 +76,17 @@ inline RunEntry run_entry_at(const std::byte* p) {
 bool run_is_well_formed(ByteSpan run, bool sorted, uint64_t* entries = nullptr);
 
 // A growable byte buffer that does not zero what it allocates (a vector's
-// resize does) and gives its memory back whole. Cost of append: amortised
-// O(1); capacity at most twice the size, or exactly what reserve() asked.
+// resize does). Cost of append: amortised O(1); capacity at most 1.5x the
+// size, or exactly what reserve() asked.
 class RunBuffer {
  public:
   RunBuffer() = default;
-  ~RunBuffer() { std::free(data_); }
-  RunBuffer(RunBuffer&& o) noexcept : data_(o.data_), size_(o.size_), capacity_(o.capacity_) {
-    o.data_ = nullptr;
-    o.size_ = o.capacity_ = 0;
-  }
+  ~RunBuffer() { release(); }
+  RunBuffer(RunBuffer&& o) noexcept { take_from(o); }
   RunBuffer& operator=(RunBuffer&& o) noexcept {
     if (this != &o) {
-      std::free(data_);
-      data_ = o.data_;
-      size_ = o.size_;
-      capacity_ = o.capacity_;
-      o.data_ = nullptr;
-      o.size_ = o.capacity_ = 0;
+      release();
+      take_from(o);
     }
     return *this;
   }
@@ -104,7 +95,7 @@ class RunBuffer {
 
   // n more bytes at the end, uninitialised: the caller fills them.
   std::byte* append(size_t n) {
-    if (size_ + n > capacity_) grow(size_ + n);
+    if (size_ + n > capacity_) resize_capacity(std::max(size_ + n, capacity_ + capacity_ / 2 + 256));
     std::byte* p = data_ + size_;
     size_ += n;
     return p;
@@ -114,12 +105,8 @@ class RunBuffer {
   }
   void clear() { size_ = 0; }
   // Frees the memory.
-  void release() {
-    std::free(data_);
-    data_ = nullptr;
-    size_ = capacity_ = 0;
-  }
-  // Sets the capacity to n >= size() bytes (realloc: may move).
+  void release();
+  // Sets the capacity to n >= size() bytes (may move).
   void set_capacity(size_t n) { resize_capacity(std::max(n, size_)); }
 
   std::byte* data() { return data_; }
@@ -130,20 +117,13 @@ class RunBuffer {
   ByteSpan span() const { return {data_, size_}; }
 
  private:
-  void grow(size_t need) { resize_capacity(std::max(need, capacity_ + capacity_ / 2 + 256)); }
-  // Empty, the old bytes are not worth copying: free, then allocate.
-  void resize_capacity(size_t n) {
-    void* p;
-    if (size_ == 0) {
-      std::free(data_);
-      data_ = nullptr;
-      p = std::malloc(n);
-    } else {
-      p = std::realloc(data_, n);
-    }
-    if (p == nullptr) throw std::bad_alloc();
-    data_ = static_cast<std::byte*>(p);
-    capacity_ = n;
+  void resize_capacity(size_t n);
+  void take_from(RunBuffer& o) {
+    data_ = o.data_;
+    size_ = o.size_;
+    capacity_ = o.capacity_;
+    o.data_ = nullptr;
+    o.size_ = o.capacity_ = 0;
   }
 
   std::byte* data_ = nullptr;

@@ -1,21 +1,11 @@
 #include "replay/partition_bucket.h"
 
 #include <algorithm>
-#include <cassert>
-#include <vector>
+#include <cstdlib>
+#include <new>
 
 namespace walcut {
 namespace {
-
-// A tail entry while it is sorted: the key's first 8 bytes, big-endian, so
-// most comparisons are one integer compare; ties go to the bytes, then to
-// the WAL order.
-struct TailRef {
-  uint64_t prefix;
-  uint32_t offset;
-  uint32_t seq;  // kDone once written into the run
-};
-constexpr uint32_t kDone = ~0u;
 
 uint64_t key_prefix(std::string_view key) {
   unsigned char b[8] = {};
@@ -38,7 +28,25 @@ void copy_entry(const std::byte* p, RunBuffer& out) {
   std::memcpy(out.append(n), p, n);
 }
 
+// What compaction decided for a tail entry.
+enum : uint8_t { kNew = 0, kInPlace = 1, kReplaces = 2 };
+
 }  // namespace
+
+void RunBuffer::release() {
+  std::free(data_);
+  data_ = nullptr;
+  size_ = capacity_ = 0;
+}
+
+void RunBuffer::resize_capacity(size_t n) {
+  // realloc: a large buffer is its own mapping, which glibc moves with
+  // mremap, without copying it or faulting its pages in anew.
+  void* p = std::realloc(data_, n);
+  if (p == nullptr) throw std::bad_alloc();
+  data_ = static_cast<std::byte*>(p);
+  capacity_ = n;
+}
 
 bool run_is_well_formed(ByteSpan run, bool sorted, uint64_t* entries) {
   size_t at = 0;
@@ -61,25 +69,82 @@ bool run_is_well_formed(ByteSpan run, bool sorted, uint64_t* entries) {
   return true;
 }
 
+// A position in a run, moved forward by key: through the run's index when
+// it has one (a sequential scan of prefixes that stay in cache), else from
+// entry to entry.
+class PartitionBucket::Cursor {
+ public:
+  explicit Cursor(const Run& run) : run_(run) {}
+  // Moves to the first entry whose key is not below `key`; whether it is `key`.
+  bool seek(std::string_view key, uint64_t prefix) {
+    const std::byte* p = run_.bytes.data();
+    const size_t size = run_.bytes.size();
+    if (!run_.offset.empty()) {
+      const size_t n = run_.offset.size();
+      while (i_ < n && (run_.prefix[i_] < prefix ||
+                        (run_.prefix[i_] == prefix && compare_keys(run_entry_key(p + run_.offset[i_]), key) < 0))) {
+        ++i_;
+      }
+      at_ = i_ < n ? run_.offset[i_] : size;
+      return i_ < n && run_.prefix[i_] == prefix && run_entry_key(p + at_) == key;
+    }
+    int c = -1;
+    while (at_ < size && (c = compare_keys(run_entry_key(p + at_), key)) < 0) at_ += run_entry_size(p + at_);
+    return at_ < size && c == 0;
+  }
+  size_t at() const { return at_; }
+
+ private:
+  const Run& run_;
+  size_t i_ = 0;
+  size_t at_ = 0;
+};
+
+void PartitionBucket::index(Run& run) {
+  run.prefix.clear();
+  run.offset.clear();
+  if (run.bytes.size() < kIndexMinBytes) return;
+  const std::byte* p = run.bytes.data();
+  for (size_t at = 0; at < run.bytes.size(); at += run_entry_size(p + at)) {
+    run.prefix.push_back(key_prefix(run_entry_key(p + at)));
+    run.offset.push_back(static_cast<uint32_t>(at));
+  }
+}
+
+size_t PartitionBucket::run_bytes() const {
+  size_t n = 0;
+  for (const Run& r : runs_) n += r.bytes.size();
+  return n;
+}
+
+void PartitionBucket::recount() {
+  bytes_ = tail_.capacity();
+  for (const Run& r : runs_) bytes_ += r.memory();
+}
+
 int64_t PartitionBucket::add(const DataEntry& e) {
-  const size_t before = bytes();
+  const size_t before = bytes_;
   const bool tombstone = e.op == EntryOp::kDelete;
   std::string_view key(reinterpret_cast<const char*>(e.key.data()), e.key.size());
   const size_t n = run_entry_bytes(e);
-  const size_t limit = std::max(kTailMinBytes, sorted_.size() / kTailShare);
+  const size_t limit = std::max(kTailMinBytes, run_bytes() / kTailShare);
   // The tail holds what it may before the next compaction, no more.
-  if (tail_.size() + n > tail_.capacity()) tail_.reserve(std::max(tail_.size() + n, limit));
+  if (tail_.size() + n > tail_.capacity()) {
+    bytes_ -= tail_.capacity();
+    tail_.reserve(std::max(tail_.size() + n, limit));
+    bytes_ += tail_.capacity();
+  }
   store_run_entry(tail_.append(n), key, e.value, e.write_version, tombstone);
   ++tail_entries_;
-  int64_t delta = static_cast<int64_t>(bytes()) - static_cast<int64_t>(before);
-  if (tail_.size() >= limit) delta += compact();
-  return delta;
+  if (tail_.size() >= limit) compact();
+  return static_cast<int64_t>(bytes_) - static_cast<int64_t>(before);
 }
 
 int64_t PartitionBucket::compact() {
   if (tail_entries_ == 0) return 0;
-  const size_t before = bytes();
+  const size_t before = bytes_;
   thread_local std::vector<TailRef> refs;
+  thread_local std::vector<uint8_t> fate;
   refs.clear();
   refs.reserve(tail_entries_);
   const std::byte* base = tail_.data();
@@ -99,63 +164,73 @@ int64_t PartitionBucket::compact() {
     if (!superseded) refs[unique++] = refs[i];
   }
   refs.resize(unique);
-  // A key the run holds in an entry of the same size is overwritten where
-  // it is: replay is mostly updates of values of one size, and those then
-  // cost no copy of the run. The rest (new keys, other sizes, deletes of
-  // live keys) is merged below.
-  std::byte* run = sorted_.data();
-  size_t at = 0, pending = 0;
-  for (TailRef& r : refs) {
-    std::string_view key = run_entry_key(base + r.offset);
-    int c = -1;
-    while (at < sorted_.size() && (c = compare_keys(run_entry_key(run + at), key)) < 0) at += run_entry_size(run + at);
-    const size_t n = run_entry_size(base + r.offset);
-    if (at < sorted_.size() && c == 0 && run_entry_size(run + at) == n) {
-      std::memcpy(run + at, base + r.offset, n);
-      r.seq = kDone;
-    } else {
-      ++pending;
+  fate.assign(unique, kNew);
+  // Each key's newest holder among the runs, newest run first.
+  for (size_t r = runs_.size(); r-- > 0;) {
+    Run& run = runs_[r];
+    Cursor cursor(run);
+    for (size_t i = 0; i < unique; ++i) {
+      if (fate[i] != kNew) continue;
+      if (!cursor.seek(run_entry_key(base + refs[i].offset), refs[i].prefix)) continue;
+      std::byte* old = run.bytes.data() + cursor.at();
+      const size_t n = run_entry_size(base + refs[i].offset);
+      if (run_entry_size(old) == n) {
+        std::memcpy(old, base + refs[i].offset, n);
+        fate[i] = kInPlace;
+      } else {
+        dead_bytes_ += run_entry_size(old);
+        fate[i] = kReplaces;
+      }
     }
   }
-  if (pending == 0) {
-    tail_.clear();
-    tail_entries_ = 0;
-    return static_cast<int64_t>(bytes()) - static_cast<int64_t>(before);
+  // The rest, a new run.
+  Run fresh;
+  size_t fresh_bytes = 0;
+  for (size_t i = 0; i < unique; ++i) {
+    if (fate[i] != kInPlace) fresh_bytes += run_entry_size(base + refs[i].offset);
   }
-  // Merged with the run into a buffer of this thread's (it only grows),
-  // then copied back: the run's own buffer grows in steps of 1/kTailShare,
-  // so a compaction rarely asks the allocator for anything.
-  thread_local RunBuffer out;
-  out.clear();
-  out.reserve(sorted_.size() + tail_.size());
-  at = 0;
-  for (const TailRef& r : refs) {
-    if (r.seq == kDone) continue;
-    std::string_view key = run_entry_key(base + r.offset);
-    int c = -1;
-    while (at < sorted_.size() && (c = compare_keys(run_entry_key(run + at), key)) < 0) {
-      copy_entry(run + at, out);
-      at += run_entry_size(run + at);
+  if (fresh_bytes > 0) {
+    fresh.bytes.reserve(fresh_bytes);
+    for (size_t i = 0; i < unique; ++i) {
+      if (fate[i] != kInPlace) copy_entry(base + refs[i].offset, fresh.bytes);
     }
-    if (at < sorted_.size() && c == 0) at += run_entry_size(run + at);  // replaced
-    copy_entry(base + r.offset, out);
+    index(fresh);
+    runs_.push_back(std::move(fresh));
   }
-  if (at < sorted_.size()) std::memcpy(out.append(sorted_.size() - at), run + at, sorted_.size() - at);
-  if (out.size() > sorted_.capacity()) {
-    sorted_.clear();
-    sorted_.reserve(out.size() + out.size() / kTailShare);
-  }
-  sorted_.clear();
-  std::memcpy(sorted_.append(out.size()), out.data(), out.size());
   tail_.clear();
   tail_entries_ = 0;
-  return static_cast<int64_t>(bytes()) - static_cast<int64_t>(before);
+  // Small runs are merged at once: copying them costs less than walking
+  // several at every compaction.
+  const size_t total = run_bytes();
+  const size_t max_runs = total < kIndexMinBytes ? 1 : kMaxRuns;
+  if (runs_.size() > max_runs || dead_bytes_ > std::max(kTailMinBytes, (total - dead_bytes_) / kTailShare)) merge_runs();
+  recount();
+  return static_cast<int64_t>(bytes_) - static_cast<int64_t>(before);
+}
+
+// The runs as one, dead entries gone.
+void PartitionBucket::merge_runs() {
+  if (runs_.size() <= 1 && dead_bytes_ == 0) return;
+  std::vector<ByteSpan> spans;
+  for (const Run& r : runs_) spans.push_back(r.bytes.span());
+  Run merged;
+  merged.bytes.reserve(run_bytes() - dead_bytes_);
+  merge_sorted_runs(spans, merged.bytes);
+  index(merged);
+  runs_.clear();
+  runs_.push_back(std::move(merged));
+  dead_bytes_ = 0;
 }
 
 RunBuffer PartitionBucket::take() {
   compact();
+  merge_runs();
+  RunBuffer out = runs_.empty() ? RunBuffer{} : std::move(runs_.front().bytes);
+  runs_.clear();
   tail_.release();
-  return std::move(sorted_);
+  dead_bytes_ = 0;
+  recount();
+  return out;
 }
 
 void merge_sorted_runs(std::span<const ByteSpan> runs, RunBuffer& out) {

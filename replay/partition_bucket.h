@@ -1,21 +1,32 @@
 // The entries replay routes to one partition copy, kept compact as they
-// arrive: a sorted run (replay/entry_run.h) holding the newest entry of
-// each key seen so far, and a tail of entries appended in WAL order since
-// the last compaction. When the tail reaches a quarter of the sorted run
-// (at least kTailMinBytes), it is sorted by key (stable: the last write of
-// a key wins) and merged into the run.
+// arrive: a few sorted runs (replay/entry_run.h) and a tail of entries in
+// WAL order. When the tail reaches an eighth of the runs' bytes (at least
+// kTailMinBytes), it is sorted by key (the last write of a key wins), and
+// then:
+// - a key a run holds in an entry of the same size is overwritten there, in
+//   place: replay is mostly updates of values of one size, which then cost
+//   neither memory nor a copy of the run;
+// - the rest (new keys, other sizes, deletes of live keys) becomes a new
+//   run, newer than the others; an entry it replaces in an older run is
+//   dead;
+// - when there are more than kMaxRuns runs, or dead bytes pass an eighth
+//   of the live ones, the runs are merged into one.
+// take() merges what is left into one sorted run, for the partition's
+// finish (replay/partition_finish.h) or a spill file.
 //
-// Why not a hash table per copy: an entry routed here costs one append to
-// a buffer that stays in cache; the sort and merge run over a few kilobytes
-// at a time, sequentially. A table probe per entry is a cache miss into a
-// structure spread over the whole restore (docs/restore.md, "Replay").
+// Why not a hash table per copy (as restore had): an entry costs one append
+// to a buffer that stays in cache, and the sort and the walk over a run are
+// sequential. Why several runs: inserting new keys into one run would copy
+// it for every tail; a new run copies nothing, and merging a few runs now
+// and then copies each byte about twice (docs/restore.md, "Replay").
 //
-// Memory: the sorted run (exact) plus the tail, at most about 1.25x the
-// newest entries' bytes plus kTailMinBytes. Not thread-safe: one owner at a
-// time (a replay stripe).
+// Memory: the live entries, dead ones up to an eighth of them, the tail (an
+// eighth of the runs), and for a run of kIndexMinBytes or more 12 bytes of
+// index per entry. Not thread-safe: one owner at a time (a replay stripe).
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "io/records.h"
 #include "replay/entry_run.h"
@@ -25,27 +36,50 @@ namespace walcut {
 class PartitionBucket {
  public:
   static constexpr size_t kTailMinBytes = 2 << 10;
-  static constexpr size_t kTailShare = 8;  // the tail is merged at 1/kTailShare of the run
+  static constexpr size_t kTailShare = 8;  // the tail is sorted at 1/kTailShare of the runs
+  static constexpr size_t kMaxRuns = 4;
 
   // Appends one WAL entry (a delete as a tombstone). Returns the change of
   // bytes() it caused.
   int64_t add(const DataEntry& e);
-  // Merges the tail into the sorted run. Returns the change of bytes().
+  // Sorts the tail into the runs. Returns the change of bytes().
   int64_t compact();
-
-  // The sorted run; compact() first for all entries.
-  const RunBuffer& sorted() const { return sorted_; }
-  // Hands the sorted run over (compact() first) and frees the tail: the
-  // bucket is empty afterwards.
+  // Every entry as one sorted run (the newest per key, tombstones
+  // included), leaving the bucket empty.
   RunBuffer take();
   // Memory held.
-  size_t bytes() const { return sorted_.capacity() + tail_.capacity(); }
-  bool empty() const { return sorted_.empty() && tail_.empty(); }
+  size_t bytes() const { return bytes_; }
+  bool empty() const { return runs_.empty() && tail_.empty(); }
 
  private:
-  RunBuffer sorted_;
+  static constexpr size_t kIndexMinBytes = 32 << 10;
+  // A run, and once it is large enough for a walk over it to miss the
+  // cache, the key prefix and offset of each of its entries.
+  struct Run {
+    RunBuffer bytes;
+    std::vector<uint64_t> prefix;
+    std::vector<uint32_t> offset;
+    size_t memory() const { return bytes.capacity() + prefix.capacity() * 8 + offset.capacity() * 4; }
+  };
+  // A tail entry while it is sorted: the key's first 8 bytes, big-endian,
+  // so most comparisons are one integer compare; ties go to the bytes,
+  // then to the WAL order.
+  struct TailRef {
+    uint64_t prefix;
+    uint32_t offset;
+    uint32_t seq;
+  };
+  class Cursor;
+  static void index(Run& run);
+  size_t run_bytes() const;
+  void merge_runs();
+  void recount();
+
+  std::vector<Run> runs_;  // oldest first
   RunBuffer tail_;
   uint32_t tail_entries_ = 0;
+  uint64_t dead_bytes_ = 0;  // in runs, shadowed by a newer run
+  size_t bytes_ = 0;         // memory held, kept by recount()
 };
 
 // Merges sorted runs into one sorted run where, for a key in several, the
