@@ -113,11 +113,12 @@ Result<uint64_t> increment_count(const std::string& snapshot_dir) {
   std::vector<uint64_t> found;
   std::error_code ec;
   if (!fs::exists(snapshot_dir + "/increments", ec)) return uint64_t{0};
-  for (const auto& e : fs::directory_iterator(snapshot_dir + "/increments", ec)) {
-    std::string n = e.path().filename().string();
+  Result<std::vector<DirEntry>> entries = list_directory(snapshot_dir + "/increments");
+  if (!entries.ok()) return entries.status();
+  for (const DirEntry& e : entries.value()) {
+    const std::string& n = e.path;
     if (n.size() == 16 && std::all_of(n.begin(), n.end(), ::isdigit)) found.push_back(std::stoull(n));
   }
-  if (ec) return Status::io_error("list " + snapshot_dir + "/increments: " + ec.message());
   std::sort(found.begin(), found.end());
   for (size_t i = 0; i < found.size(); ++i) {
     if (found[i] != i + 1) {
@@ -130,22 +131,24 @@ Result<uint64_t> increment_count(const std::string& snapshot_dir) {
 
 Result<std::vector<IncrementMeta>> read_increment_metas(const std::string& snapshot_dir, uint64_t index) {
   std::string dir = increment_dir(snapshot_dir, index);
-  std::vector<std::string> paths;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    if (e.path().extension() == ".smf") paths.push_back(e.path().string());
-  }
-  if (ec) return Status::not_found(dir + ": " + ec.message());
-  std::sort(paths.begin(), paths.end());
+  Result<std::vector<std::string>> names = list_meta_files(dir);
+  if (!names.ok()) return Status::not_found(names.status().message());
+  if (names->empty()) return Status::not_found(dir + ": no .smf files");
+  // One file per node of the full snapshot's baseline, as there.
+  Result<std::vector<SnapshotMeta>> base = read_snapshot_metas(snapshot_dir);
+  if (!base.ok()) return base.status();
+  const std::vector<std::string>& baseline = base->front().baseline;
+  WALCUT_RETURN_IF_ERROR(match_baseline(dir, baseline, names.value()));
   std::vector<IncrementMeta> metas;
-  for (const std::string& p : paths) {
+  for (const std::string& name : names.value()) {
+    const std::string p = dir + "/" + name;
     std::ifstream in(p, std::ios::binary);
     std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     Result<IncrementMeta> m = decode_increment_meta(as_bytes(s), p);
     if (!m.ok()) return m.status();
+    WALCUT_RETURN_IF_ERROR(meta_file_holds(p, m->node_index, m->node_id, baseline));
     metas.push_back(std::move(m).value());
   }
-  if (metas.empty()) return Status::not_found(dir + ": no .smf files");
   return metas;
 }
 
@@ -247,9 +250,7 @@ Result<IncrementReport> write_increment(Cluster& cluster, const std::string& sna
     keep_from[i] = m.last_segment + 1;
     WALCUT_RETURN_IF_ERROR(write_file_synced(staging + "/" + m.node_id + ".smf", encode_increment_meta(m)));
   }
-  WALCUT_RETURN_IF_ERROR(sync_dir(staging + "/wal"));
-  for (const auto& e : fs::directory_iterator(staging + "/wal")) WALCUT_RETURN_IF_ERROR(sync_dir(e.path().string()));
-  WALCUT_RETURN_IF_ERROR(sync_dir(staging));
+  WALCUT_RETURN_IF_ERROR(sync_tree(staging));
   if (::rename(staging.c_str(), final_dir.c_str()) != 0) return Status::from_errno("rename " + staging, errno);
   WALCUT_RETURN_IF_ERROR(sync_dir(snap + "/increments"));
   for (uint16_t i = 0; i < cluster.size(); ++i) WALCUT_RETURN_IF_ERROR(cluster.node(i).keep_wal_from(keep_from[i]));

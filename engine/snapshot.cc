@@ -22,15 +22,10 @@ namespace {
 constexpr uint64_t kMagic = 0x31464d53'54434c57ull;  // "WLCTSMF1"
 constexpr uint32_t kVersion = 1;
 
-
-
-Status sync_tree(const std::string& root) {
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(root, ec); it != fs::recursive_directory_iterator(); ++it) {
-    if (it->is_directory()) WALCUT_RETURN_IF_ERROR(sync_dir(it->path().string()));
-  }
-  if (ec) return Status::io_error("list " + root + ": " + ec.message());
-  return sync_dir(root);
+std::string joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
 }
 }  // namespace
 
@@ -83,21 +78,67 @@ Result<SnapshotMeta> read_snapshot_meta(const std::string& path) {
 }
 
 Result<std::vector<SnapshotMeta>> read_snapshot_metas(const std::string& snapshot_dir) {
-  std::vector<std::string> paths;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(snapshot_dir, ec)) {
-    if (entry.path().extension() == ".smf") paths.push_back(entry.path().string());
-  }
-  if (ec) return Status::io_error("list " + snapshot_dir + ": " + ec.message());
-  if (paths.empty()) return Status::not_found(snapshot_dir + ": no .smf files: not a snapshot");
-  std::sort(paths.begin(), paths.end());
+  Result<std::vector<std::string>> names = list_meta_files(snapshot_dir);
+  if (!names.ok()) return names.status();
+  if (names->empty()) return Status::not_found(snapshot_dir + ": no .smf files: not a snapshot");
   std::vector<SnapshotMeta> metas;
-  for (const std::string& p : paths) {
-    Result<SnapshotMeta> m = read_snapshot_meta(p);
+  for (const std::string& name : names.value()) {
+    const std::string path = snapshot_dir + "/" + name;
+    Result<SnapshotMeta> m = read_snapshot_meta(path);
     if (!m.ok()) return m.status();
     metas.push_back(std::move(m).value());
+    if (metas.back().baseline != metas.front().baseline) {
+      return Status::corruption(path + ": its baseline (" + joined(metas.back().baseline) + ") differs from " +
+                                snapshot_dir + "/" + names->front() + "'s (" + joined(metas.front().baseline) + ")");
+    }
+    const SnapshotMeta& last = metas.back();
+    WALCUT_RETURN_IF_ERROR(meta_file_holds(path, last.node_index, last.node_id, metas.front().baseline));
   }
+  WALCUT_RETURN_IF_ERROR(match_baseline(snapshot_dir, metas.front().baseline, names.value()));
+  std::sort(metas.begin(), metas.end(),
+            [](const SnapshotMeta& a, const SnapshotMeta& b) { return a.node_id < b.node_id; });
   return metas;
+}
+
+Result<std::vector<std::string>> list_meta_files(const std::string& dir) {
+  Result<std::vector<DirEntry>> entries = list_directory(dir);
+  if (!entries.ok()) return entries.status();
+  std::vector<std::string> names;
+  for (const DirEntry& e : entries.value()) {
+    if (fs::path(e.path).extension() == ".smf") names.push_back(e.path);
+  }
+  return names;
+}
+
+Status match_baseline(const std::string& dir, const std::vector<std::string>& baseline,
+                      const std::vector<std::string>& names) {
+  for (const std::string& name : names) {
+    const std::string id = fs::path(name).stem().string();
+    if (std::find(baseline.begin(), baseline.end(), id) == baseline.end()) {
+      return Status::corruption(dir + "/" + name + ": " + id + " is not a node of the snapshot's baseline (" +
+                                joined(baseline) + "): an extra metadata file");
+    }
+  }
+  for (const std::string& id : baseline) {
+    if (std::find(names.begin(), names.end(), id + ".smf") == names.end()) {
+      return Status::corruption(dir + "/" + id + ".smf: missing: node " + id + " of the snapshot's baseline (" +
+                                joined(baseline) + ") has no metadata file");
+    }
+  }
+  return {};
+}
+
+Status meta_file_holds(const std::string& path, uint16_t node_index, const std::string& node_id,
+                       const std::vector<std::string>& baseline) {
+  const std::string named = fs::path(path).stem().string();
+  if (named != node_id) {
+    return Status::corruption(path + ": holds node " + node_id + "'s metadata, not " + named + "'s");
+  }
+  if (node_index >= baseline.size() || baseline[node_index] != node_id) {
+    return Status::corruption(path + ": node " + node_id + " is not at index " + std::to_string(node_index) +
+                              " of the snapshot's baseline (" + joined(baseline) + ")");
+  }
+  return {};
 }
 
 Result<SnapshotReport> take_full_snapshot(Cluster& cluster, const std::string& snapshots_root, const std::string& name,

@@ -153,13 +153,19 @@ void structure(NodeCheck& c, std::string where, std::string detail) {
   c.findings.push_back(Finding{"structure", std::move(where), std::move(detail)});
 }
 
-// Files under `dir` (recursively), relative to `base`.
-std::set<std::string> files_under(const std::string& base, const std::string& dir) {
+// Files (anything but a directory) under `dir`, recursively, relative to
+// `base`; a listing that fails is a finding.
+std::set<std::string> files_under(NodeCheck& c, const std::string& base, const std::string& dir) {
   std::set<std::string> out;
   std::error_code ec;
   if (!fs::exists(base + "/" + dir, ec)) return out;
-  for (auto it = fs::recursive_directory_iterator(base + "/" + dir, ec); it != fs::recursive_directory_iterator(); ++it) {
-    if (it->is_regular_file()) out.insert(fs::relative(it->path(), base).string());
+  Result<std::vector<DirEntry>> entries = list_directory(base + "/" + dir, /*recursive=*/true);
+  if (!entries.ok()) {
+    structure(c, base + "/" + dir, entries.status().message());
+    return out;
+  }
+  for (const DirEntry& e : entries.value()) {
+    if (e.kind != DirEntry::Kind::kDirectory) out.insert(dir + "/" + e.path);
   }
   return out;
 }
@@ -222,7 +228,7 @@ void check_full_snapshot(const CheckOptions& o, const SnapshotMeta& me, NodeChec
   // Nothing unlisted, nothing owned left out.
   std::set<std::string> listed;
   for (const ManifestEntry& f : me.files) listed.insert(f.path);
-  for (const std::string& f : files_under(o.snapshot_dir, "db/" + me.node_id)) {
+  for (const std::string& f : files_under(c, o.snapshot_dir, "db/" + me.node_id)) {
     if (!listed.count(f)) structure(c, o.snapshot_dir + "/" + f, "file is not in " + me.node_id + ".smf's manifest");
   }
   for (const CacheGroup& g : me.groups) {
@@ -271,7 +277,7 @@ void check_increments(const CheckOptions& o, const SnapshotMeta& me, uint64_t n,
       }
       ++c.segments;
     }
-    for (const std::string& f : files_under(dir, "wal/" + me.node_id)) {
+    for (const std::string& f : files_under(c, dir, "wal/" + me.node_id)) {
       if (!listed.count(f)) structure(c, dir + "/" + f, "file is not in " + me.node_id + ".smf's manifest");
     }
     next_segment = m->last_segment + 1;
@@ -297,6 +303,20 @@ void check_increments(const CheckOptions& o, const SnapshotMeta& me, uint64_t n,
   }
 }
 
+// The .smf files of increments 1..N must be one per node of the baseline,
+// as the full snapshot's: a missing or extra one means the snapshot cannot
+// be checked (the rest of an increment's structure is a finding).
+Status match_increment_meta_files(const CheckOptions& o, const std::vector<std::string>& baseline) {
+  Result<uint64_t> count = increment_count(o.snapshot_dir);
+  if (!count.ok()) return {};  // a finding of check_increments
+  for (uint64_t k = 1; k <= std::min(o.increment.value_or(0), count.value()); ++k) {
+    Result<std::vector<std::string>> names = list_meta_files(increment_dir(o.snapshot_dir, k));
+    if (!names.ok()) continue;  // as above
+    WALCUT_RETURN_IF_ERROR(match_baseline(increment_dir(o.snapshot_dir, k), baseline, names.value()));
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<NodeCheck> map_node(const CheckOptions& o, const std::string& node_id) {
@@ -304,6 +324,7 @@ Result<NodeCheck> map_node(const CheckOptions& o, const std::string& node_id) {
   if (!metas.ok()) return metas.status();
   auto me = std::find_if(metas->begin(), metas->end(), [&](const SnapshotMeta& m) { return m.node_id == node_id; });
   if (me == metas->end()) return Status::invalid_argument("--node " + node_id + ": no such node in " + o.snapshot_dir);
+  WALCUT_RETURN_IF_ERROR(match_increment_meta_files(o, me->baseline));
   NodeCheck c;
   c.node_index = me->node_index;
   c.node_id = me->node_id;

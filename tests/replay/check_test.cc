@@ -106,12 +106,36 @@ TEST_F(CheckTest, MissingPartitionFile) {
   EXPECT_TRUE(found(r, "structure", f)) << dump(r);
 }
 
-TEST_F(CheckTest, NodeOfTheBaselineWithoutMetadata) {
-  fs::remove(snap_ + "/node2.smf");
-  fs::remove_all(snap_ + "/db/node2");
-  CheckReport r = check(snap_);
-  EXPECT_TRUE(found(r, "structure", "node2")) << dump(r);
-  EXPECT_FALSE(r.clean());
+// The node metadata files must be one <node id>.smf per node of the
+// baseline, in the full snapshot and in each increment: anything else
+// means the snapshot cannot be checked (Corruption, exit 3), not "clean".
+TEST_F(CheckTest, MissingOrExtraNodeMetadataFileCannotBeChecked) {
+  const std::string inc1 = increment_dir(snap_, 1);
+  auto expect_corruption = [&](const std::string& named) {
+    CheckOptions o;
+    o.snapshot_dir = snap_;
+    o.increment = 2;
+    Result<CheckReport> r = check_snapshot(o);
+    ASSERT_FALSE(r.ok()) << named << "\n" << (r.ok() ? dump(r.value()) : "");
+    EXPECT_EQ(r.status().code(), StatusCode::kCorruption) << r.status().to_string();
+    EXPECT_NE(r.status().message().find(named), std::string::npos) << r.status().message();
+    Result<NodeCheck> map = map_node(o, "node0");
+    ASSERT_FALSE(map.ok()) << named;
+    EXPECT_NE(map.status().message().find(named), std::string::npos) << map.status().message();
+  };
+  fs::rename(snap_ + "/node2.smf", dir_.path() + "/aside.smf");
+  expect_corruption(snap_ + "/node2.smf");
+  fs::rename(dir_.path() + "/aside.smf", snap_ + "/node2.smf");
+  fs::copy_file(snap_ + "/node0.smf", snap_ + "/node9.smf");
+  expect_corruption(snap_ + "/node9.smf");
+  fs::remove(snap_ + "/node9.smf");
+  fs::rename(inc1 + "/node1.smf", dir_.path() + "/aside.smf");
+  expect_corruption(inc1 + "/node1.smf");
+  fs::rename(dir_.path() + "/aside.smf", inc1 + "/node1.smf");
+  fs::copy_file(inc1 + "/node1.smf", inc1 + "/node7.smf");
+  expect_corruption(inc1 + "/node7.smf");
+  fs::remove(inc1 + "/node7.smf");
+  EXPECT_TRUE(check(snap_).clean());
 }
 
 TEST_F(CheckTest, UnlistedExtraFile) {
