@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -464,6 +466,7 @@ struct NodePart {
   std::map<PartitionId, Table> tables;
 };
 
+// The identity part of RESTORED: which restore this is.
 std::string restore_stamp(const RestoreOptions& o) {
   std::error_code ec;
   std::string snap = fs::weakly_canonical(o.snapshot_dir, ec).string();
@@ -471,6 +474,113 @@ std::string restore_stamp(const RestoreOptions& o) {
                   "\ngroups=";
   for (const std::string& g : o.groups) s += g + ",";
   return s + "\n";
+}
+
+// One entry of a restored tree as RESTORED records it, one line each:
+// "dir <path>" or "file <bytes> <crc32c, 8 hex digits> <path>".
+struct TreeEntry {
+  std::string path;  // relative to the tree's root
+  bool dir = false;
+  uint64_t bytes = 0;
+  uint32_t crc32c = 0;
+  std::string line() const {
+    if (dir) return "dir " + path + "\n";
+    char crc[16];
+    std::snprintf(crc, sizeof crc, "%08x", crc32c);
+    return "file " + std::to_string(bytes) + " " + crc + " " + path + "\n";
+  }
+};
+
+// The entries under `root` (RESTORED left out), sorted by path, with the
+// files' sizes. Anything but a directory or a regular file is Corruption.
+Result<std::vector<TreeEntry>> tree_of(const std::string& root) {
+  Result<std::vector<DirEntry>> listed = list_directory(root, /*recursive=*/true);
+  if (!listed.ok()) return listed.status();
+  std::vector<TreeEntry> tree;
+  for (const DirEntry& e : listed.value()) {
+    if (e.path == "RESTORED") continue;
+    if (e.kind == DirEntry::Kind::kOther) {
+      return Status::corruption(root + "/" + e.path + ": neither a directory nor a regular file");
+    }
+    if (e.path.find('\n') != std::string::npos) {
+      return Status::corruption(root + "/" + e.path + ": a name with a line break");
+    }
+    tree.push_back(TreeEntry{e.path, e.kind == DirEntry::Kind::kDirectory, e.bytes, 0});
+  }
+  return tree;
+}
+
+// Fills in the files' checksums: one read of every file, in parallel.
+Status add_checksums(const std::string& root, std::vector<TreeEntry>& tree) {
+  FirstError error;
+  tbb::parallel_for(size_t{0}, tree.size(), [&](size_t i) {
+    if (tree[i].dir) return;
+    Result<Bytes> bytes = read_file_bytes(root + "/" + tree[i].path);
+    if (!bytes.ok()) return error.set(bytes.status());
+    tree[i].crc32c = crc32c(bytes.value());
+  });
+  return error.get();
+}
+
+// RESTORED's lines after the identity, back into entries.
+Result<std::vector<TreeEntry>> parse_tree(const std::string& text, const std::string& what) {
+  std::vector<TreeEntry> tree;
+  size_t at = 0;
+  for (size_t line = 1; at < text.size(); ++line) {
+    size_t end = text.find('\n', at);
+    if (end == std::string::npos) return Status::corruption(what + ": the last line is cut short");
+    std::string l = text.substr(at, end - at);
+    at = end + 1;
+    TreeEntry e;
+    char crc[9] = {};
+    unsigned long long bytes = 0;
+    int used = 0;
+    if (l.rfind("dir ", 0) == 0 && l.size() > 4) {
+      e.dir = true;
+      e.path = l.substr(4);
+    } else if (std::sscanf(l.c_str(), "file %llu %8[0-9a-f] %n", &bytes, crc, &used) == 2 && used > 0 &&
+               static_cast<size_t>(used) < l.size() && std::strlen(crc) == 8) {
+      e.bytes = bytes;
+      e.crc32c = static_cast<uint32_t>(std::stoul(crc, nullptr, 16));
+      e.path = l.substr(static_cast<size_t>(used));
+    } else {
+      return Status::corruption(what + ": entry " + std::to_string(line) + " is malformed: " + l);
+    }
+    tree.push_back(std::move(e));
+  }
+  return tree;
+}
+
+// Whether `dest` holds the tree its RESTORED records: the same directories
+// and files, and each file its recorded size and checksum. Returns the
+// first difference, in path order, as Corruption.
+Status verify_published(const std::string& dest, const std::string& recorded_text) {
+  Result<std::vector<TreeEntry>> recorded = parse_tree(recorded_text, dest + "/RESTORED");
+  if (!recorded.ok()) return recorded.status();
+  auto differs = [&](const std::string& path, const std::string& what) {
+    return Status::corruption("--dest " + dest + ": holds a restore that was changed since it was published: " + dest +
+                              "/" + path + ": " + what + "; move it aside and restore again");
+  };
+  Result<std::vector<TreeEntry>> found = tree_of(dest);
+  if (!found.ok()) return found.status();
+  const std::vector<TreeEntry>& want = recorded.value();
+  std::vector<TreeEntry>& have = found.value();
+  for (size_t i = 0; i < std::max(want.size(), have.size()); ++i) {
+    if (i == have.size() || (i < want.size() && want[i].path < have[i].path)) {
+      return differs(want[i].path, "missing (RESTORED records it)");
+    }
+    if (i == want.size() || have[i].path < want[i].path) return differs(have[i].path, "not written by the restore");
+    if (want[i].dir != have[i].dir) return differs(have[i].path, want[i].dir ? "not a directory" : "not a file");
+    if (want[i].bytes != have[i].bytes) {
+      return differs(have[i].path,
+                     std::to_string(have[i].bytes) + " bytes, the restore wrote " + std::to_string(want[i].bytes));
+    }
+  }
+  WALCUT_RETURN_IF_ERROR(add_checksums(dest, have));
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (have[i].crc32c != want[i].crc32c) return differs(want[i].path, "checksum differs from what the restore wrote");
+  }
+  return {};
 }
 
 Status verify_inputs(const RestoreOptions& o, std::vector<SnapshotMeta>& bases,
@@ -632,15 +742,6 @@ uint64_t repair_atomic(std::vector<NodePart>& parts) {
   return changed;
 }
 
-Status write_tree_synced(const std::string& root) {
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(root, ec); it != fs::recursive_directory_iterator(); ++it) {
-    if (it->is_directory()) WALCUT_RETURN_IF_ERROR(sync_dir(it->path().string()));
-  }
-  if (ec) return Status::io_error("list " + root + ": " + ec.message());
-  return sync_dir(root);
-}
-
 Status write_node(const NodePart& part, const std::string& staging, uint64_t& files_written) {
   const std::string dir = staging + "/" + part.meta.node_id;
   std::error_code ec;
@@ -674,20 +775,79 @@ Status write_node(const NodePart& part, const std::string& staging, uint64_t& fi
   return write_node_meta(dir, nm);
 }
 
+// `p` without trailing slashes ("/" stays).
+std::string without_trailing_slash(std::string p) {
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  return p;
+}
+
+std::string parent_of(const std::string& path) {
+  std::string parent = fs::path(path).parent_path().string();
+  return parent.empty() ? "." : parent;
+}
+
+// Staging directories of earlier runs into `dest` that died or were
+// killed: "<dest>.staging-*", and "<dest>.staging" of older versions.
+// Only while holding dest's lock, so none of them is a live run's.
+Status remove_stale_stagings(const std::string& dest) {
+  const std::string parent = parent_of(dest);
+  const std::string prefix = fs::path(dest).filename().string() + ".staging";
+  Result<std::vector<DirEntry>> entries = list_directory(parent);
+  if (!entries.ok()) return entries.status();
+  for (const DirEntry& e : entries.value()) {
+    if (e.kind != DirEntry::Kind::kDirectory || !e.path.starts_with(prefix)) continue;
+    if (e.path != prefix && !e.path.starts_with(prefix + "-")) continue;
+    std::error_code ec;
+    fs::remove_all(parent + "/" + e.path, ec);
+    if (ec) return Status::io_error("remove the stale staging " + parent + "/" + e.path + ": " + ec.message());
+  }
+  return {};
+}
+
+// A new staging directory of this run: "<dest>.staging-<pid>-<random>".
+Result<std::string> make_staging(const std::string& dest) {
+  std::string name = dest + ".staging-" + std::to_string(::getpid()) + "-XXXXXX";
+  if (::mkdtemp(name.data()) == nullptr) return Status::from_errno("create a staging directory " + name, errno);
+  return name;
+}
+
+// Removes a staging directory when the run fails before publishing it.
+struct RemoveUnlessPublished {
+  std::string dir;
+  bool published = false;
+  ~RemoveUnlessPublished() {
+    std::error_code ec;
+    if (!published) fs::remove_all(dir, ec);
+  }
+};
+
 }  // namespace
 
 Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
   RestoreReport report;
-  const std::string stamp = restore_stamp(options);
-  std::error_code ec;
   if (options.dest.empty()) return Status::invalid_argument("--dest is required");
-  if (fs::exists(options.dest, ec)) {
-    Result<Bytes> marker = read_file_bytes(options.dest + "/RESTORED");
-    if (marker.ok() && to_string(marker.value()) == stamp) {
-      report.already_restored = true;  // a rerun after the rename: nothing to do
-      return report;
+  const std::string dest = without_trailing_slash(options.dest);
+  if (path_is_within(dest, options.snapshot_dir)) {
+    return Status::invalid_argument("--dest " + dest + ": inside the snapshot " + options.snapshot_dir +
+                                    "; restore to a directory outside it");
+  }
+  // One restore into dest at a time: the lock file beside it, kept after the run.
+  const std::string parent = parent_of(dest);
+  std::error_code ec;
+  fs::create_directories(parent, ec);
+  if (ec) return Status::io_error("create " + parent + ": " + ec.message());
+  Result<FileLock> lock = FileLock::lock_file(dest + ".lock", dest, options.wait);
+  if (!lock.ok()) return lock.status();
+  WALCUT_RETURN_IF_ERROR(remove_stale_stagings(dest));
+  const std::string stamp = restore_stamp(options);
+  if (fs::exists(fs::symlink_status(dest, ec))) {
+    Result<Bytes> marker = read_file_bytes(dest + "/RESTORED");
+    if (!marker.ok() || !to_string(marker.value()).starts_with(stamp)) {
+      return Status::invalid_argument("--dest " + dest + ": exists and is not this restore; choose a new directory");
     }
-    return Status::invalid_argument("--dest " + options.dest + ": exists and is not this restore; choose a new directory");
+    WALCUT_RETURN_IF_ERROR(verify_published(dest, to_string(marker.value()).substr(stamp.size())));
+    report.already_restored = true;  // a rerun after the rename: nothing to do
+    return report;
   }
   std::unique_ptr<tbb::global_control> limit;
   if (options.threads > 0) {
@@ -736,32 +896,33 @@ Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
   if (!options.node) report.atomic_repaired = repair_atomic(parts);
   report.repair_s = since(t);
 
-  // Checkpoint into a staging directory beside dest, then publish it whole.
+  // Checkpoint into a staging directory of this run beside dest, then publish it whole.
   t = Clock::now();
-  const std::string staging = options.dest + ".staging";
-  fs::remove_all(staging, ec);
-  fs::create_directories(staging, ec);
-  if (ec) return Status::io_error("create " + staging + ": " + ec.message());
+  Result<std::string> made = make_staging(dest);
+  if (!made.ok()) return made.status();
+  const std::string staging = made.value();
+  RemoveUnlessPublished cleanup{staging};  // a failed run leaves no staging behind
   uint64_t files_written = 0;
   for (const NodePart& part : parts) WALCUT_RETURN_IF_ERROR(write_node(part, staging, files_written));
+  // RESTORED records what is in the staging tree; reading it back runs while its writeback does.
+  Result<std::vector<TreeEntry>> tree = tree_of(staging);
+  if (!tree.ok()) return tree.status();
+  WALCUT_RETURN_IF_ERROR(add_checksums(staging, tree.value()));
+  std::string restored = stamp;
+  for (const TreeEntry& e : tree.value()) restored += e.line();
   WALCUT_RETURN_IF_ERROR(sync_filesystem(staging));  // every partition file, before RESTORED says it is whole
-  {
-    int fd = ::open((staging + "/RESTORED").c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
-    if (fd < 0) return Status::from_errno("create " + staging + "/RESTORED", errno);
-    Status s = pwrite_all(fd, as_bytes(stamp), 0, staging + "/RESTORED");
-    if (s.ok()) s = sync_file(fd, staging + "/RESTORED");
-    ::close(fd);
-    WALCUT_RETURN_IF_ERROR(s);
-  }
-  WALCUT_RETURN_IF_ERROR(write_tree_synced(staging));
+  WALCUT_RETURN_IF_ERROR(write_file_synced(staging + "/RESTORED", as_bytes(restored)));
+  WALCUT_RETURN_IF_ERROR(sync_tree(staging));
   report.checkpoint_s = since(t);
 
   t = Clock::now();
   fault::point("restore.staged");
-  if (::rename(staging.c_str(), options.dest.c_str()) != 0) return Status::from_errno("rename " + staging, errno);
+  if (::rename(staging.c_str(), dest.c_str()) != 0) {
+    return Status::from_errno("rename " + staging + " to " + dest, errno);
+  }
+  cleanup.published = true;
   fault::point("restore.renamed");
-  std::string parent = fs::path(options.dest).lexically_normal().parent_path().string();
-  WALCUT_RETURN_IF_ERROR(sync_dir(parent.empty() ? "." : parent));
+  WALCUT_RETURN_IF_ERROR(sync_dir(parent));
   report.publish_s = since(t);
   return report;
 }

@@ -27,6 +27,7 @@ struct RestoreOptions {
   std::string snapshot_dir;
   uint64_t increment = 0;                // 0: the full snapshot alone
   std::string dest;                      // a cluster directory, published whole
+  bool wait = false;                     // another run holds dest's lock: wait for it (else fail at once: busy)
   std::vector<std::string> groups;       // only these (empty: all)
   std::optional<std::string> node;       // only this node's part
   unsigned threads = 0;                  // 0: every core
@@ -64,8 +65,11 @@ Status replay_node(const std::string& snapshot_dir, uint64_t n, uint16_t node_in
                    const RestoreOptions& options, RestoreReport& report);
 
 // The whole restore into options.dest (see docs/restore.md): verify, load,
-// replay, repair ATOMIC groups, checkpoint, publish. A crash leaves dest
-// absent or complete; running again succeeds.
+// replay, repair ATOMIC groups, checkpoint, publish. One run at a time per
+// dest (an flock on "<dest>.lock"; another run is an I/O error, "busy",
+// unless `wait`). A crash leaves dest absent or complete; running again
+// succeeds. A dest that holds this restore is verified against what its
+// RESTORED file records before "already restored" is believed.
 Result<RestoreReport> restore_snapshot(const RestoreOptions& options);
 
 }  // namespace walcut

@@ -24,6 +24,7 @@ struct RestoreArgs {
   std::string io = "auto";
   bool direct = false;
   bool json = false;
+  bool wait = false;
 };
 
 // A one-line progress bar on a terminal: bytes, entries/s, ETA.
@@ -60,6 +61,7 @@ int run_restore(const RestoreArgs& a) {
   o.snapshot_dir = a.snapshot;
   o.increment = a.increment;
   o.dest = a.dest;
+  o.wait = a.wait;
   o.groups = a.groups;
   if (!a.node.empty()) o.node = a.node;
   o.threads = a.threads;
@@ -202,6 +204,7 @@ void add_snapshot_commands(CLI::App& app, int& exit_code) {
   r->add_option("--io", a->io, "I/O engine")->check(CLI::IsMember({"auto", "uring", "pread"}))->capture_default_str();
   r->add_flag("--direct", a->direct, "Read segments with O_DIRECT where the filesystem allows it");
   r->add_flag("--json", a->json, "JSON report");
+  r->add_flag("--wait", a->wait, "Wait while another walcut process restores into DEST (else fail at once: busy)");
   r->callback([a, &exit_code] { exit_code = run_restore(*a); });
 
   auto c = std::make_shared<CheckArgs>();
