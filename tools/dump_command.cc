@@ -85,7 +85,7 @@ Status collect(fs::path dir, const std::string& group, std::vector<Copy>& out) {
     if (!entries.ok()) return entries.status();
     bool any = false;
     for (const DirEntry& sub : entries.value()) {
-      if (sub.kind != DirEntry::Kind::kDirectory || !is_node_dir(dir / sub.path)) continue;
+      if (!is_node_dir(dir / sub.path)) continue;  // a symbolic link to a node directory counts
       any = true;
       WALCUT_RETURN_IF_ERROR(collect_node(dir / sub.path, out));
     }
