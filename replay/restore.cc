@@ -839,6 +839,10 @@ Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
   Result<FileLock> lock = FileLock::lock_file(dest + ".lock", dest, options.wait);
   if (!lock.ok()) return lock.status();
   WALCUT_RETURN_IF_ERROR(remove_stale_stagings(dest));
+  std::unique_ptr<tbb::global_control> limit;  // from here: verifying an existing dest reads in parallel too
+  if (options.threads > 0) {
+    limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, options.threads);
+  }
   const std::string stamp = restore_stamp(options);
   if (fs::exists(fs::symlink_status(dest, ec))) {
     Result<Bytes> marker = read_file_bytes(dest + "/RESTORED");
@@ -848,10 +852,6 @@ Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
     WALCUT_RETURN_IF_ERROR(verify_published(dest, to_string(marker.value()).substr(stamp.size())));
     report.already_restored = true;  // a rerun after the rename: nothing to do
     return report;
-  }
-  std::unique_ptr<tbb::global_control> limit;
-  if (options.threads > 0) {
-    limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, options.threads);
   }
   auto t = Clock::now();
   std::vector<SnapshotMeta> bases;
