@@ -557,9 +557,10 @@ Result<Run> run_once(const Env& env, DataResult& dr, const Config& c, const std:
                      const std::string& scratch) {
   const DataSet& d = dr.data;
   Run run;
-  const bool restores = c.kind == Kind::kRestore || c.kind == Kind::kCliRestore ||
-                        c.kind == Kind::kCliRestoreLimited || c.kind == Kind::kRawReadInputs;
-  const std::vector<std::string>& inputs = restores ? d.all_paths : d.segment_paths;
+  // A restore reads the full snapshot's partition files as well as the segments.
+  const bool every_input = c.kind == Kind::kRestore || c.kind == Kind::kCliRestore ||
+                           c.kind == Kind::kCliRestoreLimited || c.kind == Kind::kRawReadInputs;
+  const std::vector<std::string>& inputs = every_input ? d.all_paths : d.segment_paths;
   if (c.kind == Kind::kRocksdbRecovery) {
     // time_rocksdb_recovery warms its own copy of the DB.
   } else if (c.cold) {
