@@ -125,18 +125,21 @@ Status Node::load_partitions() {
 // died first, so it was never acknowledged) leaves no trace.
 Status Node::replay_wal() {
   Result<std::vector<std::string>> all = list_segment_files(wal_dir());
-  if (!all.ok()) {
-    return fs::exists(wal_dir()) ? all.status() : Status{};
-  }
-  std::vector<std::string> paths;
-  for (const std::string& p : all.value()) {
+  if (!all.ok() && fs::exists(wal_dir())) return all.status();
+  std::vector<std::string> paths;  // none when wal/ is missing
+  for (const std::string& p : all.ok() ? all.value() : std::vector<std::string>{}) {
     if (*parse_segment_file_name(fs::path(p).filename().string()) >= meta_.checkpoint.segment) paths.push_back(p);
   }
   recovery_.replay_from = meta_.checkpoint;
-  if (paths.empty()) return {};
+  if (paths.empty()) {
+    if (meta_.wal_durable_end == WalPointer{}) return {};
+    return Status::corruption(wal_dir() + ": no WAL segment from " + std::to_string(meta_.checkpoint.segment) +
+                              " on, but node.meta records the WAL synced up to " + meta_.wal_durable_end.to_string());
+  }
   BlockReaderOptions ro;
   ro.cluster_id = meta_.cluster_id;
   ro.node_index = meta_.node_index;
+  ro.durable_end = meta_.wal_durable_end;  // damage before it is corruption, not a torn tail
   Result<std::unique_ptr<BlockReader>> reader = BlockReader::open(paths, ro);
   if (!reader.ok()) return reader.status();
 
@@ -361,6 +364,7 @@ Status Node::checkpoint() {
   NodeMeta next = meta_;
   next.checkpoint_id = id;
   next.checkpoint = pointer;
+  next.wal_durable_end = wal_->durable_end();
   Status s = write_node_meta(options_.dir, next);
   if (!s.ok()) return redirty(s);
   adopt(next);
@@ -380,6 +384,7 @@ Status Node::update_meta(const std::function<void(NodeMeta&)>& change) {
   std::lock_guard<std::mutex> one(checkpoint_mu_);
   NodeMeta next = meta_;
   change(next);
+  if (wal_) next.wal_durable_end = wal_->durable_end();
   WALCUT_RETURN_IF_ERROR(write_node_meta(options_.dir, next));
   adopt(next);
   return {};
@@ -393,6 +398,7 @@ void Node::adopt(const NodeMeta& next) {
   meta_.checkpoint = next.checkpoint;
   meta_.wal_keep_from_segment = next.wal_keep_from_segment;
   meta_.last_cut_id = next.last_cut_id;
+  meta_.wal_durable_end = next.wal_durable_end;
 }
 
 // Segments wholly before the checkpoint are not needed for recovery; they
@@ -491,6 +497,7 @@ Status Node::apply_waiting_backup() {
   next.checkpoint_id = bm.checkpoint_id + 1;  // the restored partitions are a checkpoint; the WAL starts anew
   next.checkpoint = {};
   next.wal_keep_from_segment = NodeMeta::kKeepNone;
+  next.wal_durable_end = {};  // the backup's is its old WAL's
   WALCUT_RETURN_IF_ERROR(write_node_meta(options_.dir, next));
   fault::point("backup.meta_written");
   {
@@ -619,9 +626,15 @@ Result<Node::CutResult> Node::wait_cut(uint64_t id) {
   return cut_;
 }
 
+// Records in node.meta where the synced WAL ends, so that the next open
+// takes damage before that point for corruption, not a torn tail.
 Status Node::close() {
   Status s;
-  if (wal_) s = wal_->close();
+  if (wal_) {
+    s = wal_->close();
+    fault::point("node.close");  // WAL synced, its end not yet in node.meta
+    if (s.ok()) s = update_meta([](NodeMeta&) {});
+  }
   wal_.reset();
   lock_.release();
   return s;

@@ -151,8 +151,9 @@ class Node {
   // inside the node's own directory is refused (kInvalidArgument).
   Status backup(const std::string& path);
 
-  // Syncs the WAL and closes it, and lets go of the directory's lock. No
-  // checkpoint: the next open replays.
+  // Syncs the WAL, records its durable end in node.meta, and closes it,
+  // then lets go of the directory's lock. No checkpoint: the next open
+  // replays.
   Status close();
 
   WalWriter* wal() { return wal_.get(); }

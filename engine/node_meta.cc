@@ -15,7 +15,8 @@ namespace walcut {
 
 namespace {
 constexpr uint64_t kMagic = 0x3141544d'54434c57ull;  // "WLCTMTA1"
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;     // 2 added wal_durable_end
+constexpr uint32_t kVersionOne = 1;  // still read: no durable end
 
 }  // namespace
 
@@ -48,11 +49,14 @@ Bytes encode_node_meta(const NodeMeta& m) {
   e.u64(m.checkpoint.offset);
   e.u64(m.wal_keep_from_segment);
   e.u64(m.last_cut_id);
+  e.u64(m.wal_durable_end.segment);
+  e.u64(m.wal_durable_end.offset);
   return frame_metadata(kMagic, kVersion, body);
 }
 
 Result<NodeMeta> decode_node_meta(ByteSpan bytes, const std::string& what) {
-  Result<ByteSpan> body = unframe_metadata(bytes, kMagic, kVersion, what, "node.meta");
+  const bool one = bytes.size() >= 12 && load_u32(bytes.data() + 8) == kVersionOne;
+  Result<ByteSpan> body = unframe_metadata(bytes, kMagic, one ? kVersionOne : kVersion, what, "node.meta");
   if (!body.ok()) return body.status();
   Decoder d(body.value());
   NodeMeta m;
@@ -67,6 +71,10 @@ Result<NodeMeta> decode_node_meta(ByteSpan bytes, const std::string& what) {
   m.checkpoint.offset = d.u64();
   m.wal_keep_from_segment = d.u64();
   m.last_cut_id = d.u64();
+  if (!one) {
+    m.wal_durable_end.segment = d.u64();
+    m.wal_durable_end.offset = d.u64();
+  }
   if (d.failed() || d.remaining() != 0) return Status::corruption(what + ": malformed body");
   if (m.node_index >= m.baseline.size() || m.baseline[m.node_index] != m.node_id) {
     return Status::corruption(what + ": node " + m.node_id + " is not at index " + std::to_string(m.node_index) +

@@ -26,6 +26,9 @@ struct NodeMeta {
   // kKeepNone when no snapshot needs any.
   uint64_t wal_keep_from_segment = kKeepNone;
   uint64_t last_cut_id = 0;  // the newest consistent cut this node finished
+  // Every byte of the WAL before this point (segment, logical offset) was
+  // synced when node.meta was written; {} (version 1 files): not known.
+  WalPointer wal_durable_end;
   static constexpr uint64_t kKeepNone = ~0ull;
 
   const CacheGroup* group(uint32_t id) const;
@@ -34,7 +37,8 @@ struct NodeMeta {
 
 inline constexpr const char* kNodeMetaFile = "node.meta";
 
-// Encodes and decodes the file's bytes (magic, version, fields, CRC32C).
+// Encodes (version 2) and decodes (version 1 or 2) the file's bytes
+// (magic, version, fields, CRC32C).
 Bytes encode_node_meta(const NodeMeta& m);
 Result<NodeMeta> decode_node_meta(ByteSpan bytes, const std::string& what);
 

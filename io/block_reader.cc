@@ -175,6 +175,11 @@ Result<bool> BlockReader::next(Block& out) {
     if (!in_segment_) {
       if (file_ >= io_->file_count()) {
         // Every segment ended with SEGMENT_END: the log continues in the next one.
+        if (WalPointer{headers_.back().segment_index + 1, kSegmentHeaderBytes} < options_.durable_end) {
+          return before_durable_end(io_->path(file_ - 1),
+                                    "the last segment was closed and segment " +
+                                        std::to_string(headers_.back().segment_index + 1) + " is missing");
+        }
         done_ = true;
         end_ = LogEnd{false, file_ - 1, off_, 0, "the last segment was closed", {headers_.back().segment_index + 1,
                       kSegmentHeaderBytes + kBlockHeaderBytes}, last_crc_, true};
@@ -279,6 +284,7 @@ Result<bool> BlockReader::end_of_data(uint64_t off, const std::string& why) {
     return Status::corruption(where(off) + ": " + why + ", but " + io_->path(file_ + 1) +
                               " follows, so this segment was closed and synced before");
   }
+  if (WalPointer{seg.segment_index, logical_} < options_.durable_end) return before_durable_end(where(off), why);
   const bool truncated = size < seg.segment_bytes;
   end_ = LogEnd{nonzero_to > off || truncated, file_, off, nonzero_to - off, why,
                 WalPointer{seg.segment_index, logical_ + kBlockHeaderBytes}, last_crc_, false};
@@ -291,6 +297,13 @@ Result<bool> BlockReader::end_of_data(uint64_t off, const std::string& why) {
     }
   }
   return false;
+}
+
+// The log ends at `at` before the bytes known to be durable end: synced
+// bytes are damaged or missing, which no crash does.
+Status BlockReader::before_durable_end(const std::string& at, const std::string& why) const {
+  return Status::corruption(at + ": " + why + ", before " + options_.durable_end.to_string() +
+                            ", up to which the WAL was recorded as synced: synced data is damaged or missing");
 }
 
 }  // namespace walcut

@@ -29,6 +29,10 @@ struct BlockReaderOptions {
   // The identity every segment must carry; by default the first segment's.
   std::optional<uint64_t> cluster_id;
   std::optional<uint16_t> node_index;
+  // Every byte before this point (segment, logical offset) is known to be
+  // durable (node.meta records it): a log damaged or ending before it is
+  // corruption, in either mode. {}: nothing known.
+  WalPointer durable_end;
 };
 
 // A validated block: its CRC matched and its pointer is the one expected.
@@ -85,6 +89,7 @@ class BlockReader {
 
   Result<bool> start_segment();
   Result<bool> end_of_data(uint64_t off, const std::string& why);
+  Status before_durable_end(const std::string& at, const std::string& why) const;
   std::string where(uint64_t off) const;
 
   std::unique_ptr<ChunkReader> io_;

@@ -364,6 +364,11 @@ WalPointer WalWriter::next_pointer() {
   return WalPointer{segment_index_, logical_ + kBlockHeaderBytes};
 }
 
+WalPointer WalWriter::durable_end() {
+  std::lock_guard<std::mutex> io(io_mu_);
+  return WalPointer{segment_index_, sync_start_};
+}
+
 Status WalWriter::close() {
   {
     std::lock_guard<std::mutex> lock(sync_mu_);
@@ -375,6 +380,7 @@ Status WalWriter::close() {
   if (closed_) return {};
   closed_ = true;
   Status s = broken_.ok() && fd_ >= 0 ? sync_file(fd_, path_) : broken_;
+  if (s.ok() && fd_ >= 0) sync_start_ = logical_;
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
   return s;

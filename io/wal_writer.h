@@ -84,6 +84,10 @@ class WalWriter {
   // The pointer the next record will get (records still queued for the
   // next group are not counted).
   WalPointer next_pointer();
+  // Every byte of the WAL before this point (a segment and a logical
+  // offset in it) is durable: synced by this writer, or found on disk by
+  // open(). It never moves back, and stays readable after close().
+  WalPointer durable_end();
 
   // How the existing log ended when open() found it (clean or torn tail).
   const LogEnd& open_end() const { return open_end_; }

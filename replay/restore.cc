@@ -128,7 +128,7 @@ class TableSink final : public ReplaySink {
       if (i + kAhead < entries.size()) WALCUT_RETURN_IF_ERROR(prepare(i + kAhead));
       const DataEntry& d = entries[i];
       if (d.op == EntryOp::kDelete) {
-        r.table->remove(key_of(d), r.hash);
+        r.table->remove(key_of(d), d.write_version, r.hash);
       } else {
         r.table->put(key_of(d), d.value, d.write_version, r.hash);
       }
@@ -692,7 +692,8 @@ Status load_parts(const RestoreOptions& o, std::vector<NodePart>& parts, Restore
 }
 
 // ATOMIC groups carry no cut guarantee: make every copy agree with the
-// newest version among the partition's copies. Returns entries changed.
+// newest version among the partition's copies, a delete's (a tombstone)
+// included. Returns entries changed.
 uint64_t repair_atomic(std::vector<NodePart>& parts) {
   if (parts.empty()) return 0;
   const SnapshotMeta& m = parts.front().meta;
@@ -716,24 +717,36 @@ uint64_t repair_atomic(std::vector<NodePart>& parts) {
   std::atomic<uint64_t> changed{0};
   tbb::parallel_for(size_t{0}, partitions.size(), [&](size_t i) {
     const std::vector<Table*>& copies = partitions[i];
-    // The newest value of every key any copy holds, pointing into that copy.
+    // The newest value or tombstone of every key any copy holds, pointing into that copy.
     boost::unordered_flat_map<std::string_view, Table::Value> newest;
     for (const Table* c : copies) {
-      c->for_each([&](std::string_view k, const Table::Value& v) {
+      c->for_each_with_tombstones([&](std::string_view k, const Table::Value& v) {
         auto [it, fresh] = newest.emplace(k, v);
         if (!fresh && it->second.version < v.version) it->second = v;
       });
     }
-    // Values to set, copied out first: setting one may move another's bytes.
+    // Changes copied out first: setting one may move another's bytes.
+    struct Change {
+      std::string key;
+      std::optional<Bytes> value;  // none: delete
+      Version version;
+    };
     uint64_t n = 0;
     for (Table* c : copies) {
-      std::vector<std::pair<std::string, std::pair<Bytes, Version>>> changes;
+      std::vector<Change> changes;
       for (const auto& [k, v] : newest) {
         std::optional<Table::Value> have = c->find(k);
-        if (have && *have == v) continue;
-        changes.push_back({std::string(k), {Bytes(v.bytes.begin(), v.bytes.end()), v.version}});
+        if (v.deleted ? !have : have && *have == v) continue;
+        changes.push_back({std::string(k), v.deleted ? std::nullopt : std::optional(Bytes(v.bytes.begin(), v.bytes.end())),
+                           v.version});
       }
-      for (const auto& [k, v] : changes) c->put(k, v.first, v.second);
+      for (const Change& ch : changes) {
+        if (ch.value) {
+          c->put(ch.key, *ch.value, ch.version);
+        } else {
+          c->remove(ch.key, ch.version);
+        }
+      }
       n += changes.size();
     }
     stream_fence();  // the checkpoint reads these on other threads
@@ -755,7 +768,7 @@ Status write_node(const NodePart& part, const std::string& staging, uint64_t& fi
     const auto& [pid, table] = *items[i];
     const CacheGroup& g = *std::find_if(part.meta.groups.begin(), part.meta.groups.end(),
                                         [&](const CacheGroup& c) { return c.id == pid.first; });
-    auto source = [&](const PartitionEntryFn& fn) {
+    auto source = [&](const PartitionEntryFn& fn) {  // sorted() leaves the tombstones out
       for (const auto& [key, value] : table.sorted()) fn(key, value.bytes, value.version);
     };
     error.set(write_partition_file_from(dir + "/db/" + g.name + "/" + partition_file_name(pid.second),

@@ -29,6 +29,7 @@ void RestoreTable::swap(RestoreTable& o) noexcept {
   slots_.swap(o.slots_);
   std::swap(mask_, o.mask_);
   std::swap(size_, o.size_);
+  std::swap(tombstones_, o.tombstones_);
   slabs_.swap(o.slabs_);
   std::swap(next_, o.next_);
   std::swap(left_, o.left_);
@@ -120,13 +121,27 @@ void RestoreTable::grow() {
   }
 }
 
+void RestoreTable::set_key(Slot& s, std::string_view key, uint64_t h) {
+  s.hash = h;
+  s.key_size = static_cast<uint32_t>(key.size());
+  if (key.size() <= kInlineKeyBytes) {
+    std::memcpy(s.inline_key, key.data(), key.size());
+    return;
+  }
+  char* k = reinterpret_cast<char*>(allocate(key.size()));
+  std::memcpy(k, key.data(), key.size());
+  s.key_ptr = k;
+  s.key_capacity = static_cast<uint32_t>(round_up(key.size()));
+  live_bytes_ += s.key_capacity;
+}
+
 void RestoreTable::put(std::string_view key, ByteSpan value, const Version& version, uint64_t h) {
   if (h == 0) h = 1;
-  if (10 * (size_ + 1) > 7 * slots_.size()) grow();
+  if (full()) grow();
   Slot& s = slots_[probe(key, h)];
   const size_t need = round_up(value.size());
-  if (s.hash != 0 && value.size() <= s.capacity && 2 * need >= s.capacity) {
-    // Reused in place: it fits and would not waste more than half.
+  if (s.hash != 0 && need <= s.capacity && 2 * need >= s.capacity) {
+    // Reused in place: it fits and would not waste more than half (a tombstone has no place).
     stream_copy(s.value, value.data(), value.size());
     s.value_size = static_cast<uint32_t>(value.size());
     s.version = version;
@@ -134,22 +149,15 @@ void RestoreTable::put(std::string_view key, ByteSpan value, const Version& vers
   }
   std::byte* p = allocate_value(need);
   if (!value.empty()) std::memcpy(p, value.data(), value.size());
-  if (s.hash != 0) {  // moves: the old bytes are left behind
+  if (s.hash == 0) {
+    set_key(s, key, h);
+    ++size_;
+  } else if (s.value == nullptr) {  // a deleted key comes back
+    --tombstones_;
+    ++size_;
+  } else {  // moves: the old bytes are left behind
     live_bytes_ -= s.capacity;
     release(s.value, s.capacity);
-  } else {
-    s.hash = h;
-    s.key_size = static_cast<uint32_t>(key.size());
-    if (key.size() <= kInlineKeyBytes) {
-      std::memcpy(s.inline_key, key.data(), key.size());
-    } else {
-      char* k = reinterpret_cast<char*>(allocate(key.size()));
-      std::memcpy(k, key.data(), key.size());
-      s.key_ptr = k;
-      s.key_capacity = static_cast<uint32_t>(round_up(key.size()));
-      live_bytes_ += s.key_capacity;
-    }
-    ++size_;
   }
   s.value = p;
   s.value_size = static_cast<uint32_t>(value.size());
@@ -159,40 +167,30 @@ void RestoreTable::put(std::string_view key, ByteSpan value, const Version& vers
   compact_if_wasteful();
 }
 
-void RestoreTable::remove(std::string_view key, uint64_t h) {
+void RestoreTable::remove(std::string_view key, const Version& version, uint64_t h) {
   if (h == 0) h = 1;
-  if (size_ == 0) return;
-  size_t i = probe(key, h);
-  if (slots_[i].hash == 0) return;
-  const Slot& s = slots_[i];
-  live_bytes_ -= s.capacity + s.key_capacity;
-  release(s.value, s.capacity);
-  wasted_bytes_ += s.key_capacity;
-  erase_at(i);
-  --size_;
-  compact_if_wasteful();
-}
-
-// Backward-shift deletion: every slot after the hole whose home is not
-// between the hole and itself moves into the hole, so probes never need
-// tombstones.
-void RestoreTable::erase_at(size_t hole) {
-  for (size_t j = (hole + 1) & mask_;; j = (j + 1) & mask_) {
-    const Slot& s = slots_[j];
-    if (s.hash == 0) break;
-    size_t home = s.hash & mask_;
-    bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
-    if (stays) continue;
-    slots_[hole] = s;
-    hole = j;
+  if (full()) grow();
+  Slot& s = slots_[probe(key, h)];
+  if (s.hash == 0) {
+    set_key(s, key, h);
+    ++tombstones_;
+  } else if (s.value != nullptr) {
+    live_bytes_ -= s.capacity;
+    release(s.value, s.capacity);
+    s.value = nullptr;
+    s.value_size = 0;
+    s.capacity = 0;
+    --size_;
+    ++tombstones_;
   }
-  slots_[hole] = Slot{};
+  s.version = version;
+  compact_if_wasteful();
 }
 
 std::optional<RestoreTable::Value> RestoreTable::find(std::string_view key) const {
   if (size_ == 0) return std::nullopt;
   const Slot& s = slots_[probe(key, hash(key))];
-  if (s.hash == 0) return std::nullopt;
+  if (s.value == nullptr) return std::nullopt;  // empty, or a tombstone
   return value_of(s);
 }
 
@@ -208,9 +206,11 @@ void RestoreTable::compact_if_wasteful() {
   spare_.clear();
   for (Slot& s : slots_) {
     if (s.hash == 0) continue;
-    std::byte* p = allocate(s.capacity);
-    if (s.value_size > 0) std::memcpy(p, s.value, s.value_size);
-    s.value = p;
+    if (s.value != nullptr) {
+      std::byte* p = allocate(s.capacity);
+      if (s.value_size > 0) std::memcpy(p, s.value, s.value_size);
+      s.value = p;
+    }
     if (s.key_size > kInlineKeyBytes) {
       char* k = reinterpret_cast<char*>(allocate(s.key_size));
       std::memcpy(k, s.key_ptr, s.key_size);

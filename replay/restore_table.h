@@ -8,7 +8,11 @@
 // about 200 ns, and that library has no way to start them early. Here:
 // - slots are one cache line each (hash, key of up to 16 bytes inline,
 //   value pointer, sizes, version), in one open-addressed array with
-//   linear probing and backward-shift deletion;
+//   linear probing;
+// - a delete leaves a tombstone: the slot keeps its key and the delete's
+//   version and gives its value's bytes back, so merging copies by newest
+//   version (the ATOMIC repair) sees the delete. Tombstones are not entries:
+//   size(), find(), for_each() and sorted() skip them;
 // - prefetch(hash) lets the caller start the slot's miss entries ahead;
 // - an overwrite that fits is copied with streaming stores
 //   (io/stream_copy.h), so the old value is never read;
@@ -19,8 +23,8 @@
 //   next value of the same size (one size at a time: a table's values
 //   mostly share one); other bytes left behind are counted, and when they
 //   exceed the live bytes and 4 MiB, live values move to fresh slabs.
-//   Memory: at most about twice the live values, plus 64 bytes per slot at
-//   a load factor of at least 0.35.
+//   Memory: at most about twice the live values, plus 64 bytes per slot
+//   (an entry or a tombstone) at a load factor of at least 0.35.
 // - Given a HugeArena (restore gives one per node), slots and slabs come
 //   from its huge-page regions, and slabs a table gives back are reused,
 //   as is a slot array outgrown (cut into slabs). Fresh memory is the
@@ -50,8 +54,9 @@ class RestoreTable {
   struct Value {
     ByteSpan bytes;
     Version version;
+    bool deleted = false;  // a tombstone: the key's last change was a delete at `version`
     bool operator==(const Value& o) const {
-      return version == o.version && bytes.size() == o.bytes.size() &&
+      return version == o.version && deleted == o.deleted && bytes.size() == o.bytes.size() &&
              (bytes.empty() || std::memcmp(bytes.data(), o.bytes.data(), bytes.size()) == 0);
     }
   };
@@ -78,16 +83,25 @@ class RestoreTable {
   // Sets key's value (a CREATE or UPDATE). `h` is hash(key).
   void put(std::string_view key, ByteSpan value, const Version& version, uint64_t h);
   void put(std::string_view key, ByteSpan value, const Version& version) { put(key, value, version, hash(key)); }
-  // Removes key if present (a DELETE).
-  void remove(std::string_view key, uint64_t h);
-  void remove(std::string_view key) { remove(key, hash(key)); }
-  // Absent: nullopt. The bytes are valid until the next change.
+  // Deletes key at `version` (a DELETE), present or not: its value goes
+  // and a tombstone with `version` stays.
+  void remove(std::string_view key, const Version& version, uint64_t h);
+  void remove(std::string_view key, const Version& version) { remove(key, version, hash(key)); }
+  // Absent or deleted: nullopt. The bytes are valid until the next change.
   std::optional<Value> find(std::string_view key) const;
-  size_t size() const { return size_; }
+  size_t size() const { return size_; }  // entries, tombstones not counted
+  size_t tombstone_count() const { return tombstones_; }
 
   // Every entry, in no particular order: fn(key, value).
   template <typename Fn>
   void for_each(Fn&& fn) const {
+    for (const Slot& s : slots_) {
+      if (s.hash != 0 && s.value != nullptr) fn(key_of(s), value_of(s));
+    }
+  }
+  // Every entry and every tombstone (value.deleted), in no particular order.
+  template <typename Fn>
+  void for_each_with_tombstones(Fn&& fn) const {
     for (const Slot& s : slots_) {
       if (s.hash != 0) fn(key_of(s), value_of(s));
     }
@@ -104,7 +118,7 @@ class RestoreTable {
   static constexpr size_t kInlineKeyBytes = 16;
   struct alignas(64) Slot {
     uint64_t hash = 0;  // 0: empty (a key whose hash is 0 is stored as 1)
-    std::byte* value = nullptr;
+    std::byte* value = nullptr;  // null in a tombstone; a value owns at least 16 bytes
     uint32_t value_size = 0;
     uint32_t capacity = 0;  // arena bytes reserved at `value`
     uint32_t key_size = 0;
@@ -121,7 +135,7 @@ class RestoreTable {
   static std::string_view key_of(const Slot& s) {
     return {s.key_size <= kInlineKeyBytes ? s.inline_key : s.key_ptr, s.key_size};
   }
-  static Value value_of(const Slot& s) { return {ByteSpan(s.value, s.value_size), s.version}; }
+  static Value value_of(const Slot& s) { return {ByteSpan(s.value, s.value_size), s.version, s.value == nullptr}; }
   // The slot holding key, or the empty slot where it would go.
   size_t probe(std::string_view key, uint64_t h) const;
   struct Slab {
@@ -136,14 +150,17 @@ class RestoreTable {
   void release(std::byte* p, uint32_t capacity);
   Slab new_slab(size_t n);
   void free_slabs(std::vector<Slab>& slabs);
+  // Whether one more key would take entries and tombstones past 0.7 of the slots.
+  bool full() const { return 10 * (size_ + tombstones_ + 1) > 7 * slots_.size(); }
   void grow();
-  void erase_at(size_t i);
+  void set_key(Slot& s, std::string_view key, uint64_t h);
   void compact_if_wasteful();
 
   HugeArena* arena_ = nullptr;
   std::vector<Slot, ArenaAllocator<Slot>> slots_;
   size_t mask_ = 0;
-  size_t size_ = 0;
+  size_t size_ = 0;        // slots holding a value
+  size_t tombstones_ = 0;  // slots holding a tombstone
   std::vector<Slab> slabs_;
   std::byte* next_ = nullptr;  // free bytes of the last slab
   size_t left_ = 0;

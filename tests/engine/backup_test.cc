@@ -145,7 +145,7 @@ TEST_F(Refusals, BackupOfAnotherNode) { expect_refused(dir_.path() + "/node0.bac
 
 TEST_F(Refusals, DamagedBackup) {
   Bytes b = testing::read_file(dir_.path() + "/node0.backup");
-  b[b.size() / 2] ^= std::byte{0x40};
+  b[40] ^= std::byte{0x40};  // inside the META section's body
   testing::write_file(dir_.path() + "/bad.backup", b);
   expect_refused(dir_.path() + "/bad.backup", "checksum mismatch at offset");
   b.resize(b.size() - 10);
@@ -370,6 +370,34 @@ TEST(BackupCommand, NodeOpenElsewhereIsBusy) {
   EXPECT_EQ(code, 0) << "once closed: " << out;
   out = run(cli + " node recover " + node + " 2>&1", &code);
   EXPECT_EQ(code, 0) << out;
+}
+
+// The issue's reproduction: `walcut gen` closes its nodes cleanly (their
+// WAL writers sync at close only), then one byte flips at 80% of the written
+// part of a node's last segment. Recovery and backup refuse it (exit 3) and
+// leave the node's files as they were, instead of dropping committed data.
+TEST(NodeCommands, RecoverAndBackupRefuseDamageInTheWalOfACleanlyClosedNode) {
+  TempDir dir;
+  const std::string cli = WALCUT_CLI;
+  int code = -1;
+  run(cli + " gen --out " + dir.path() + "/gen --seed 3 --txs 800 --increments 1", &code);
+  ASSERT_EQ(code, 0);
+  const std::string node = dir.path() + "/gen/cluster/node0";
+  const std::string last = testing::segments_of(node + "/wal").back();
+  Bytes b = testing::read_file(last);
+  size_t written = b.size();
+  while (written > 0 && b[written - 1] == std::byte{0}) --written;
+  b[written * 8 / 10] ^= std::byte{0x01};
+  testing::write_file(last, b);
+  const auto before = snapshot_files(node);
+  std::string out = run(cli + " node recover " + node + " 2>&1", &code);
+  EXPECT_EQ(code, 3) << out;
+  EXPECT_NE(out.find(last + " at offset"), std::string::npos) << out;
+  EXPECT_EQ(out.find("torn WAL tail dropped"), std::string::npos) << out;
+  out = run(cli + " backup " + node + " " + dir.path() + "/node0.backup 2>&1", &code);
+  EXPECT_EQ(code, 3) << out;
+  EXPECT_FALSE(fs::exists(dir.path() + "/node0.backup"));
+  EXPECT_EQ(snapshot_files(node), before) << "a refused node's files must stay as they were";
 }
 
 }  // namespace

@@ -9,13 +9,16 @@
 #include <random>
 
 #include "engine/cluster.h"
+#include "engine/meta_codec.h"
 #include "io/fault.h"
 #include "tests/testing/cluster_fixture.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/wal_fixture.h"
 
 namespace walcut {
 namespace {
 
+namespace fs = std::filesystem;
 using testing::TempDir;
 
 constexpr int kTransactions = 400;
@@ -60,6 +63,7 @@ ClusterOptions crash_options(const std::string& dir) {
     if (::write(fd, &acked, 1) != 1) ::_exit(5);
     if (i % 25 == 24 && !(*c)->checkpoint().ok()) ::_exit(6);
   }
+  if (!(*c)->close().ok()) ::_exit(7);
   ::_exit(0);
 }
 
@@ -155,6 +159,129 @@ TEST(Recovery, KilledMidCheckpoint) {
     int acked = crash_run(dir.path(), [&] { fault::crash_at_point(point, count); });
     check_recovered(dir.path(), acked);
   }
+}
+
+// Closing syncs each node's WAL, then records its end in node.meta: a
+// crash in between leaves the older durable end, which must only make the
+// next open less strict.
+TEST(Recovery, KilledWhileClosing) {
+  TempDir dir;
+  int acked = crash_run(dir.path(), [] { fault::crash_at_point("node.close", 2); });  // node0 closed, node1 not
+  EXPECT_EQ(acked, kTransactions);
+  check_recovered(dir.path(), acked);
+}
+
+// Every file under `dir` with its bytes.
+std::map<std::string, Bytes> files_under(const std::string& dir) {
+  std::map<std::string, Bytes> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    if (e.is_regular_file()) out[fs::relative(e.path(), dir).string()] = testing::read_file(e.path().string());
+  }
+  return out;
+}
+
+// A cluster that ran `n` transactions of the workload and was closed cleanly.
+void run_and_close(const std::string& dir, int n) {
+  auto c = Cluster::open(crash_options(dir));
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  for (int i = 0; i < n; ++i) {
+    Transaction tx = (*c)->begin(static_cast<uint16_t>(i % 3));
+    for (auto& [key, value] : workload_tx(i)) {
+      ASSERT_TRUE((value ? tx.put("accounts", key, *value) : tx.remove("accounts", key)).ok());
+    }
+    ASSERT_TRUE(tx.commit().ok());
+    if (i == n / 2) {
+      ASSERT_TRUE((*c)->checkpoint().ok());
+    }
+  }
+  ASSERT_TRUE((*c)->close().ok());
+}
+
+// Opening the node, read-only or not, is refused as corruption naming the
+// file, and changes none of its files.
+void expect_refused(const std::string& node_dir, const std::string& names) {
+  const auto before = files_under(node_dir);
+  for (bool read_only : {false, true}) {
+    NodeOptions o;
+    o.dir = node_dir;
+    o.read_only = read_only;
+    auto node = Node::open(o);
+    ASSERT_FALSE(node.ok()) << "read_only " << read_only;
+    EXPECT_EQ(node.status().code(), StatusCode::kCorruption) << node.status().to_string();
+    EXPECT_NE(node.status().message().find(names), std::string::npos) << node.status().message();
+  }
+  EXPECT_EQ(files_under(node_dir), before) << "a refused node's files must stay as they were";
+}
+
+// The WAL writers sync only at rollover and close (policy `none`): a byte
+// flipped in the last segment of a node closed cleanly hit synced bytes, so
+// it is corruption, not a torn tail to drop with the commits after it.
+TEST(Recovery, DamageInTheWalOfACleanlyClosedNodeIsCorruption) {
+  TempDir dir;
+  run_and_close(dir.path(), 120);
+  const std::string node = dir.path() + "/node0";
+  std::vector<std::string> segments = testing::segments_of(node + "/wal");
+  const std::string last = segments.back();
+  Bytes b = testing::read_file(last);
+  size_t written = b.size();
+  while (written > 0 && b[written - 1] == std::byte{0}) --written;
+  ASSERT_GT(written, 64u * 1024 / 10) << "the last segment should hold some blocks";
+  b[written * 8 / 10] ^= std::byte{0x01};
+  testing::write_file(last, b);
+  expect_refused(node, last + " at offset ");
+}
+
+TEST(Recovery, WalOfACleanlyClosedNodeCutShortOrMissingItsLastSegmentIsCorruption) {
+  TempDir dir;
+  run_and_close(dir.path(), 120);
+  const std::string node = dir.path() + "/node1";
+  std::vector<std::string> segments = testing::segments_of(node + "/wal");
+  ASSERT_GE(segments.size(), 2u);
+  const std::string last = segments.back();
+  const Bytes original = testing::read_file(last);
+  size_t written = original.size();
+  while (written > 0 && original[written - 1] == std::byte{0}) --written;
+  testing::write_file(last, ByteSpan(original).first(written / 2));
+  expect_refused(node, last);
+  fs::rename(last, last + ".moved");
+  expect_refused(node, "is missing");
+  fs::rename(last + ".moved", last);
+  fs::rename(node + "/wal", dir.path() + "/wal.moved");
+  expect_refused(node, node + "/wal: no WAL segment");
+  fs::rename(dir.path() + "/wal.moved", node + "/wal");
+  testing::write_file(last, original);
+  NodeOptions o;
+  o.dir = node;
+  auto whole = Node::open(o);
+  ASSERT_TRUE(whole.ok()) << whole.status().to_string();
+  EXPECT_FALSE((*whole)->recovery().wal_end.torn);
+}
+
+// A node.meta of version 1 has no durable end: it still opens, and the
+// reader falls back to sync_start alone.
+TEST(Recovery, NodeMetaOfVersion1IsStillRead) {
+  TempDir dir;
+  run_and_close(dir.path(), 30);
+  const std::string node = dir.path() + "/node2";
+  NodeMeta meta = read_node_meta(node).value();
+  ASSERT_NE(meta.wal_durable_end, WalPointer{});
+  Bytes v2 = encode_node_meta(meta);
+  const uint32_t body_bytes = load_u32(v2.data() + 12);
+  Bytes body(v2.begin() + 16, v2.begin() + 16 + body_bytes - 16);  // without the durable end
+  Bytes v1 = frame_metadata(load_u64(v2.data()), 1, body);
+  testing::write_file(node + "/" + kNodeMetaFile, v1);
+  Result<NodeMeta> read = read_node_meta(node);
+  ASSERT_TRUE(read.ok()) << read.status().to_string();
+  EXPECT_EQ(read->wal_durable_end, WalPointer{});
+  EXPECT_EQ(read->checkpoint, meta.checkpoint);
+  EXPECT_EQ(read->last_cut_id, meta.last_cut_id);
+  NodeOptions o;
+  o.dir = node;
+  auto opened = Node::open(o);
+  ASSERT_TRUE(opened.ok()) << opened.status().to_string();
+  ASSERT_TRUE((*opened)->close().ok());
+  EXPECT_EQ(load_u32(testing::read_file(node + "/" + kNodeMetaFile).data() + 8), 2u) << "rewritten as version 2";
+  EXPECT_NE(read_node_meta(node)->wal_durable_end, WalPointer{});
 }
 
 TEST(Recovery, ReopenedClusterGoesOnWritingAfterACrash) {

@@ -269,6 +269,107 @@ TEST(BlockReader, DamageInsideOneUnsyncedRunIsATornTail) {
   EXPECT_FALSE(testing::read_all(paths, kStrict).status.ok());
 }
 
+// With the writer's durable end recorded (node.meta keeps it), damage before
+// that point hit synced bytes: corruption, even under the `none` policy whose
+// blocks all carry sync_start 64.
+BlockReaderOptions tolerant_until(const WalPointer& durable_end) {
+  BlockReaderOptions o;
+  o.durable_end = durable_end;
+  return o;
+}
+
+// A WAL of `records` one-block commits under the `none` policy, synced only
+// at close; returns the writer's durable end after close.
+WalPointer write_closed_wal(const std::string& dir, int records, int roll_every = 0) {
+  WriterOptions o = testing::small_writer_options(dir);
+  o.sync = SyncPolicy::kNone;
+  auto w = WalWriter::open(o);
+  EXPECT_TRUE(w.ok()) << w.status().to_string();
+  for (int i = 0; i < records; ++i) {
+    EXPECT_TRUE((*w)->append(RecordType::kCheckpoint, testing::test_payload(40 + i % 5, i)).ok());
+    if (roll_every > 0 && (i + 1) % roll_every == 0) {
+      EXPECT_TRUE((*w)->rollover().ok());
+    }
+  }
+  EXPECT_TRUE((*w)->close().ok());
+  return (*w)->durable_end();
+}
+
+TEST(BlockReader, DamageBeforeTheDurableEndIsCorruption) {
+  TempDir dir;
+  const WalPointer durable = write_closed_wal(dir.path(), 10);
+  auto paths = segments_of(dir.path());
+  ReadResult clean = testing::read_all(paths);
+  EXPECT_EQ(durable, (WalPointer{0, clean.end.next.offset - kBlockHeaderBytes})) << "close synced everything";
+  flip(paths[0], clean.blocks[6].file_offset + kBlockHeaderBytes + 1);
+  ASSERT_TRUE(testing::read_all(paths).status.ok()) << "without the durable end it reads as a torn tail";
+  for (const BlockReaderOptions& o : {tolerant_until(durable), [&] {
+         BlockReaderOptions s = kStrict;
+         s.durable_end = durable;
+         return s;
+       }()}) {
+    ReadResult r = testing::read_all(paths, o);
+    ASSERT_FALSE(r.status.ok());
+    EXPECT_EQ(r.status.code(), StatusCode::kCorruption);
+    EXPECT_NE(r.status.message().find(paths[0] + " at offset " + std::to_string(clean.blocks[6].file_offset)),
+              std::string::npos)
+        << r.status.message();
+    EXPECT_NE(r.status.message().find("before " + durable.to_string()), std::string::npos) << r.status.message();
+    EXPECT_EQ(r.records.size(), 6u) << "the blocks before the damage are still delivered";
+  }
+}
+
+// A durable end older than the real one (node.meta written before the last
+// syncs) only ever makes the reader less strict, never wrong.
+TEST(BlockReader, DamageAtOrAfterTheDurableEndIsATornTail) {
+  TempDir dir;
+  write_closed_wal(dir.path(), 10);
+  auto paths = segments_of(dir.path());
+  ReadResult clean = testing::read_all(paths);
+  const WalPointer at_block_6{0, clean.blocks[6].first.offset - kBlockHeaderBytes};
+  flip(paths[0], clean.blocks[6].file_offset + kBlockHeaderBytes + 1);
+  ReadResult r = testing::read_all(paths, tolerant_until(at_block_6));
+  ASSERT_TRUE(r.status.ok()) << r.status.to_string();
+  EXPECT_TRUE(r.end.torn);
+  EXPECT_EQ(r.records.size(), 6u);
+  const WalPointer inside_block_6{0, at_block_6.offset + 1};
+  EXPECT_EQ(testing::read_all(paths, tolerant_until(inside_block_6)).status.code(), StatusCode::kCorruption);
+}
+
+// Synced bytes that are gone are lost committed data too: a segment cut
+// short, zeroed, or missing before the durable end is corruption.
+TEST(BlockReader, LogEndingBeforeTheDurableEndIsCorruption) {
+  TempDir dir;
+  const WalPointer durable = write_closed_wal(dir.path(), 9, 4);
+  auto paths = segments_of(dir.path());
+  ASSERT_EQ(paths.size(), 3u);
+  ASSERT_EQ(durable.segment, 2u);
+  ReadResult clean = testing::read_all(paths, tolerant_until(durable));
+  ASSERT_TRUE(clean.status.ok()) << clean.status.to_string();
+  const Bytes original = testing::read_file(paths[2]);
+  const uint64_t last = clean.blocks.back().file_offset;
+
+  testing::write_file(paths[2], ByteSpan(original).first(last + 10));
+  EXPECT_TRUE(testing::read_all(paths).status.ok()) << "without the durable end: a torn tail";
+  ReadResult cut = testing::read_all(paths, tolerant_until(durable));
+  EXPECT_EQ(cut.status.code(), StatusCode::kCorruption);
+  EXPECT_NE(cut.status.message().find(paths[2] + " at offset " + std::to_string(last)), std::string::npos)
+      << cut.status.message();
+
+  Bytes zeroed = original;
+  std::fill(zeroed.begin() + static_cast<long>(last), zeroed.end(), std::byte{0});
+  testing::write_file(paths[2], zeroed);
+  EXPECT_EQ(testing::read_all(paths, tolerant_until(durable)).status.code(), StatusCode::kCorruption);
+
+  std::filesystem::remove(paths[2]);
+  paths.pop_back();
+  ReadResult missing = testing::read_all(paths, tolerant_until(durable));
+  EXPECT_EQ(missing.status.code(), StatusCode::kCorruption);
+  EXPECT_NE(missing.status.message().find("segment 2 is missing"), std::string::npos) << missing.status.message();
+  EXPECT_TRUE(testing::read_all(paths, tolerant_until(WalPointer{2, kSegmentHeaderBytes})).status.ok())
+      << "an empty next segment that never appeared loses nothing";
+}
+
 TEST(BlockReader, CompressedBlocksValidateLikePlainOnes) {
   TempDir dir;
   auto paths = write_wal(dir.path(), 10, 0, SyncPolicy::kEveryCommit, Codec::kLz4);

@@ -235,6 +235,38 @@ TEST(WalWriter, ReopenAfterACrashBetweenSegmentEndAndTheNextSegment) {
   EXPECT_EQ(r.records.size(), 3u);
 }
 
+// The durable end moves only when bytes are synced: a sync, a rollover
+// (the closed segment was synced), close, or reopening.
+TEST(WalWriter, DurableEndMovesOnlyWithSyncs) {
+  TempDir dir;
+  WriterOptions o = testing::small_writer_options(dir.path());
+  o.sync = SyncPolicy::kNone;
+  auto w = WalWriter::open(o);
+  ASSERT_TRUE(w.ok());
+  EXPECT_EQ((*w)->durable_end(), (WalPointer{0, kSegmentHeaderBytes}));
+  ASSERT_TRUE((*w)->append(RecordType::kCheckpoint, testing::test_payload(30, 1)).ok());
+  EXPECT_EQ((*w)->durable_end(), (WalPointer{0, kSegmentHeaderBytes})) << "written, not synced";
+  ASSERT_TRUE((*w)->sync().ok());
+  const WalPointer end{0, (*w)->next_pointer().offset - kBlockHeaderBytes};
+  EXPECT_EQ((*w)->durable_end(), end);
+  ASSERT_TRUE((*w)->rollover().ok());
+  EXPECT_EQ((*w)->durable_end(), (WalPointer{1, kSegmentHeaderBytes}));
+  ASSERT_TRUE((*w)->append(RecordType::kCheckpoint, testing::test_payload(30, 2)).ok());
+  const WalPointer last{1, (*w)->next_pointer().offset - kBlockHeaderBytes};
+  EXPECT_LT((*w)->durable_end(), last);
+  ASSERT_TRUE((*w)->close().ok());
+  EXPECT_EQ((*w)->durable_end(), last);
+  auto again = WalWriter::open(o);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ((*again)->durable_end(), last) << "what open() finds is on disk";
+  o.sync = SyncPolicy::kEveryCommit;
+  (*again).reset();
+  auto every = WalWriter::open(o);
+  ASSERT_TRUE(every.ok());
+  ASSERT_TRUE((*every)->append(RecordType::kCheckpoint, testing::test_payload(30, 3)).ok());
+  EXPECT_EQ((*every)->durable_end(), (WalPointer{1, (*every)->next_pointer().offset - kBlockHeaderBytes}));
+}
+
 TEST(WalWriter, RefusesAWalOfAnotherNode) {
   TempDir dir;
   WriterOptions o = testing::small_writer_options(dir.path());

@@ -1,6 +1,6 @@
 // RestoreTable against std::map: random puts, overwrites of every size,
-// deletes (backward-shift deletion), long and empty keys, growth, and the
-// arena's bound on memory.
+// deletes (tombstones with their version), long and empty keys, growth, and
+// the arena's bound on memory.
 #include "replay/restore_table.h"
 
 #include <gtest/gtest.h>
@@ -56,12 +56,14 @@ TEST(RestoreTable, RandomOperationsMatchAMap) {
     std::mt19937_64 rng(seed);
     RestoreTable t(seed % 3 == 0 ? nullptr : &arena);  // heap and arena alike
     Reference ref;
+    std::map<std::string, Version> deleted;
     const size_t keys = seed % 2 ? 50 : 3000;  // few keys: many deletes and reuses; many: growth
     for (uint64_t i = 0; i < 40000; ++i) {
       std::string key = random_key(rng, keys);
       if (rng() % 5 == 0) {
-        t.remove(key);
+        t.remove(key, Version{1, 1, i});
         ref.erase(key);
+        deleted[key] = Version{1, 1, i};
         continue;
       }
       // Sizes change now and then: in place, smaller, larger, empty.
@@ -70,9 +72,51 @@ TEST(RestoreTable, RandomOperationsMatchAMap) {
       Version v{1, 1, i};
       t.put(key, span_of(value), v);
       ref[key] = {value, v};
+      deleted.erase(key);
     }
     expect_same(t, ref);
+    std::map<std::string, Version> tombstones;
+    t.for_each_with_tombstones([&](std::string_view k, const RestoreTable::Value& v) {
+      if (v.deleted) tombstones[std::string(k)] = v.version;
+    });
+    EXPECT_EQ(tombstones, deleted);
+    EXPECT_EQ(t.tombstone_count(), deleted.size());
   }
+}
+
+// A delete keeps the key with the delete's version, so a merge by newest
+// version sees it; it is not an entry for anything else, and a later put
+// brings the key back.
+TEST(RestoreTable, DeletesLeaveTombstonesThatCarryTheirVersion) {
+  RestoreTable t;
+  t.put("kept", span_of("v1"), Version{1, 1, 1});
+  t.put("gone", span_of("v2"), Version{1, 1, 2});
+  t.remove("gone", Version{1, 1, 5});
+  t.remove("never-there", Version{1, 1, 6});
+  EXPECT_EQ(t.size(), 1u);
+  EXPECT_EQ(t.tombstone_count(), 2u);
+  EXPECT_FALSE(t.find("gone").has_value());
+  EXPECT_FALSE(t.find("never-there").has_value());
+  std::map<std::string, RestoreTable::Value> all;
+  t.for_each_with_tombstones([&](std::string_view k, const RestoreTable::Value& v) { all.emplace(k, v); });
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_TRUE(all["gone"].deleted);
+  EXPECT_EQ(all["gone"].version, (Version{1, 1, 5}));
+  EXPECT_EQ(all["gone"].bytes.size(), 0u);
+  EXPECT_EQ(all["never-there"].version, (Version{1, 1, 6}));
+  EXPECT_FALSE(all["kept"].deleted);
+  std::vector<std::string> live;
+  t.for_each([&](std::string_view k, const RestoreTable::Value&) { live.emplace_back(k); });
+  EXPECT_EQ(live, std::vector<std::string>{"kept"});
+  auto sorted = t.sorted();
+  ASSERT_EQ(sorted.size(), 1u);
+  EXPECT_EQ(sorted[0].first, "kept");
+  t.put("gone", span_of(""), Version{1, 1, 7});  // back, with an empty value
+  EXPECT_EQ(t.size(), 2u);
+  EXPECT_EQ(t.tombstone_count(), 1u);
+  ASSERT_TRUE(t.find("gone").has_value());
+  EXPECT_EQ(t.find("gone")->version, (Version{1, 1, 7}));
+  EXPECT_FALSE(t.find("gone")->deleted);
 }
 
 TEST(RestoreTable, DeletingEveryKeyInAnyOrderLeavesItEmptyAndUsable) {
@@ -83,12 +127,13 @@ TEST(RestoreTable, DeletingEveryKeyInAnyOrderLeavesItEmptyAndUsable) {
   for (const std::string& k : keys) t.put(k, span_of(k), Version{});
   std::shuffle(keys.begin(), keys.end(), rng);
   for (size_t i = 0; i < keys.size(); ++i) {
-    t.remove(keys[i]);
-    if (i % 997 == 0) {  // every key not yet removed is still found after the shifts
+    t.remove(keys[i], Version{});
+    if (i % 997 == 0) {  // every key not yet removed is still found past the tombstones
       for (size_t j = i + 1; j < keys.size(); ++j) ASSERT_TRUE(t.find(keys[j]).has_value()) << keys[j];
     }
   }
   EXPECT_EQ(t.size(), 0u);
+  EXPECT_EQ(t.tombstone_count(), keys.size());
   EXPECT_FALSE(t.find(keys[0]).has_value());
   t.put("again", span_of("value"), Version{});
   EXPECT_EQ(text(t.find("again")->bytes), "value");
@@ -150,7 +195,7 @@ TEST(RestoreTable, SameSizeValuesReuseTheBytesDeletesLeave) {
   for (int i = 0; i < 100000; ++i) {
     std::string key = "k" + std::to_string(rng() % 4000);
     if (ref.count(key)) {
-      t.remove(key);
+      t.remove(key, Version{1, 1, static_cast<uint64_t>(i)});
       ref.erase(key);
     } else {
       std::string v(1024, static_cast<char>('a' + i % 26));
