@@ -1,5 +1,7 @@
 #include "engine/meta_codec.h"
 
+#include <filesystem>
+
 #include "engine/snapshot.h"
 #include "io/crc32c.h"
 
@@ -33,6 +35,11 @@ Result<ByteSpan> unframe_metadata(ByteSpan file, uint64_t magic, uint32_t versio
   uint32_t v = load_u32(file.data() + 8);
   if (v != version) return Status::corruption(what + ": unsupported " + kind + " version " + std::to_string(v));
   return file.subspan(16, body_bytes);
+}
+
+Status check_metadata_file_name(const std::string& path, const std::string& node_id) {
+  if (std::filesystem::path(path).filename() == node_id + ".smf") return {};
+  return Status::corruption(path + ": holds node " + node_id + "; a node's metadata file is named <node id>.smf");
 }
 
 void put_string(Encoder& e, const std::string& s) {

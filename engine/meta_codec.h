@@ -22,6 +22,10 @@ Bytes frame_metadata(uint64_t magic, uint32_t version, const Bytes& body);
 Result<ByteSpan> unframe_metadata(ByteSpan file, uint64_t magic, uint32_t version, const std::string& what,
                                   const char* kind);
 
+// A node's .smf file is named "<node id>.smf": kCorruption naming the file
+// when the node it holds is another.
+Status check_metadata_file_name(const std::string& path, const std::string& node_id);
+
 // u16 length and bytes.
 void put_string(Encoder& e, const std::string& s);
 std::string get_string(Decoder& d);

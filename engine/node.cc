@@ -53,6 +53,7 @@ Status Node::create() {
     return Status::invalid_argument("node " + m.node_id + " must be at index " + std::to_string(m.node_index) +
                                     " of the baseline");
   }
+  WALCUT_RETURN_IF_ERROR(validate_node_names(m));
   WALCUT_RETURN_IF_ERROR(validate_groups(m.groups));
   std::error_code ec;
   fs::create_directories(options_.dir + "/db", ec);
@@ -404,9 +405,11 @@ Status Node::apply_waiting_backup() {
   const std::string marker = restore_dir + "/APPLYING";
   std::error_code ec;
   if (!fs::is_directory(restore_dir, ec)) return {};
+  Result<std::vector<std::string>> names = list_dir(restore_dir);
+  if (!names.ok()) return names.status();
   std::vector<std::string> backups;
-  for (const auto& e : fs::directory_iterator(restore_dir, ec)) {
-    if (e.path().extension() == kBackupExtension) backups.push_back(e.path().string());
+  for (const std::string& n : names.value()) {
+    if (n.ends_with(kBackupExtension)) backups.push_back(restore_dir + "/" + n);
   }
   if (backups.size() > 1) return Status::invalid_argument(restore_dir + ": more than one backup waiting; leave one");
   if (backups.empty()) {

@@ -1,5 +1,6 @@
 #include "io/file_util.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -56,13 +57,19 @@ Status sync_dir(const std::string& dir) {
 }
 
 Result<Bytes> read_file_bytes(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO planted where a file belongs must not hang the open.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return Status::from_errno("open " + path, errno);
   struct stat st;
   if (::fstat(fd, &st) != 0) {
     int err = errno;
     ::close(fd);
     return Status::from_errno("stat " + path, err);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    if (S_ISDIR(st.st_mode)) return Status::from_errno("read " + path, EISDIR);
+    return Status::io_error("read " + path + ": not a regular file");
   }
   // Sized by fstat and read in 1 MiB pieces; a file that shrinks since is
   // returned short, one that grows is returned as it was.
@@ -96,15 +103,33 @@ Status write_file_synced(const std::string& path, ByteSpan bytes) {
   return s;
 }
 
+Result<std::vector<std::string>> list_dir(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return Status::from_errno("list " + dir, errno);
+  std::vector<std::string> names;
+  for (;;) {
+    errno = 0;
+    const struct dirent* e = ::readdir(d);
+    if (e == nullptr) break;
+    std::string name = e->d_name;
+    if (name != "." && name != "..") names.push_back(std::move(name));
+  }
+  int err = errno;
+  ::closedir(d);
+  if (err != 0) return Status::from_errno("list " + dir, err);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 Result<std::vector<std::string>> list_segment_files(const std::string& dir) {
-  std::error_code ec;
+  Result<std::vector<std::string>> names = list_dir(dir);
+  if (!names.ok()) return names.status();
   std::vector<std::pair<uint64_t, std::string>> found;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    if (auto index = parse_segment_file_name(entry.path().filename().string())) {
-      found.emplace_back(*index, entry.path().string());
+  for (const std::string& name : names.value()) {
+    if (auto index = parse_segment_file_name(name)) {
+      found.emplace_back(*index, (std::filesystem::path(dir) / name).string());
     }
   }
-  if (ec) return Status::io_error("list " + dir + ": " + ec.message());
   std::sort(found.begin(), found.end());
   std::vector<std::string> paths;
   for (auto& f : found) paths.push_back(std::move(f.second));

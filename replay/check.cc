@@ -20,6 +20,7 @@
 #include "engine/snapshot.h"
 #include "io/crc32c.h"
 #include "io/file_util.h"
+#include "io/names.h"
 #include "replay/parallel.h"
 #include "replay/restore.h"
 
@@ -158,8 +159,9 @@ std::set<std::string> files_under(const std::string& base, const std::string& di
   std::set<std::string> out;
   std::error_code ec;
   if (!fs::exists(base + "/" + dir, ec)) return out;
-  for (auto it = fs::recursive_directory_iterator(base + "/" + dir, ec); it != fs::recursive_directory_iterator(); ++it) {
-    if (it->is_regular_file()) out.insert(fs::relative(it->path(), base).string());
+  for (auto it = fs::recursive_directory_iterator(base + "/" + dir, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_regular_file(ec)) out.insert(it->path().lexically_relative(base).string());
   }
   return out;
 }
@@ -171,7 +173,12 @@ void check_full_snapshot(const CheckOptions& o, const SnapshotMeta& me, NodeChec
   std::vector<std::optional<PartitionFileScan>> parsed(files.size());
   std::vector<std::string> problems(files.size());
   tbb::parallel_for(size_t{0}, files.size(), [&](size_t i) {
-    const std::string path = o.snapshot_dir + "/" + files[i]->path;
+    Result<std::string> under = path_under(o.snapshot_dir, files[i]->path);
+    if (!under.ok()) {
+      problems[i] = under.status().message();
+      return;
+    }
+    const std::string& path = under.value();
     std::error_code ec;
     if (!fs::exists(path, ec)) {
       problems[i] = "listed in the manifest but missing";
@@ -262,12 +269,14 @@ void check_increments(const CheckOptions& o, const SnapshotMeta& me, uint64_t n,
       std::string rel = "wal/" + me.node_id + "/" + segment_file_name(s);
       listed.insert(rel);
       auto f = std::find_if(m->files.begin(), m->files.end(), [&](const ManifestEntry& e) { return e.path == rel; });
+      Result<std::string> path = path_under(o.snapshot_dir, increment_rel_dir(k) + "/" + rel);
+      if (!path.ok()) return structure(c, dir, path.status().message());
       std::error_code ec;
-      if (f == m->files.end() || !fs::exists(dir + "/" + rel, ec)) {
-        return structure(c, dir + "/" + rel, "segment " + std::to_string(s) + " of " + me.node_id + " is missing");
+      if (f == m->files.end() || !fs::exists(path.value(), ec)) {
+        return structure(c, path.value(), "segment " + std::to_string(s) + " of " + me.node_id + " is missing");
       }
-      if (fs::file_size(dir + "/" + rel, ec) != f->bytes) {
-        return structure(c, dir + "/" + rel, "size differs from the manifest");
+      if (fs::file_size(path.value(), ec) != f->bytes) {
+        return structure(c, path.value(), "size differs from the manifest");
       }
       ++c.segments;
     }

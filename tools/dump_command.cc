@@ -8,6 +8,7 @@
 
 #include "engine/node.h"
 #include "engine/partition_file.h"
+#include "io/file_util.h"
 #include "tools/cli_util.h"
 
 namespace walcut::cli {
@@ -34,7 +35,26 @@ std::string hex(const std::string& s) {
   return out;
 }
 
-bool is_node_dir(const fs::path& p) { return fs::is_regular_file(p / kNodeMetaFile); }
+bool is_node_dir(const fs::path& p) {
+  std::error_code ec;  // unreadable: not a node directory (opening it would name the error)
+  return fs::is_regular_file(p / kNodeMetaFile, ec);
+}
+
+bool is_dir(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_directory(p, ec);
+}
+
+// The subdirectories of `dir`, by name.
+Result<std::vector<fs::path>> subdirectories(const fs::path& dir) {
+  Result<std::vector<std::string>> names = list_dir(dir.string());
+  if (!names.ok()) return names.status();
+  std::vector<fs::path> out;
+  for (const std::string& n : names.value()) {
+    if (is_dir(dir / n)) out.push_back(dir / n);
+  }
+  return out;
+}
 
 // A node directory: its state after recovery, computed in memory (nothing
 // on disk changes).
@@ -53,39 +73,42 @@ Status collect_node(const fs::path& dir, std::vector<Copy>& out) {
 
 // A snapshot's db/ tree: db/<node>/<group>/part-<p>.bin.
 Status collect_db_tree(const fs::path& db, std::vector<Copy>& out) {
-  std::error_code ec;
-  for (const auto& node : fs::directory_iterator(db, ec)) {
-    if (!node.is_directory()) continue;
-    for (const auto& group : fs::directory_iterator(node.path(), ec)) {
-      if (!group.is_directory()) continue;
-      for (const auto& file : fs::directory_iterator(group.path(), ec)) {
-        if (file.path().extension() != ".bin") continue;
-        Result<PartitionFile> pf = read_partition_file(file.path().string());
+  Result<std::vector<fs::path>> nodes = subdirectories(db);
+  if (!nodes.ok()) return nodes.status();
+  for (const fs::path& node : nodes.value()) {
+    Result<std::vector<fs::path>> groups = subdirectories(node);
+    if (!groups.ok()) return groups.status();
+    for (const fs::path& group : groups.value()) {
+      Result<std::vector<std::string>> files = list_dir(group.string());
+      if (!files.ok()) return files.status();
+      for (const std::string& file : files.value()) {
+        if (!file.ends_with(".bin")) continue;
+        Result<PartitionFile> pf = read_partition_file((group / file).string());
         if (!pf.ok()) return pf.status();
-        out.push_back(Copy{node.path().filename().string(), group.path().filename().string(), pf->info.partition,
+        out.push_back(Copy{node.filename().string(), group.filename().string(), pf->info.partition,
                            std::make_shared<const EntryMap>(std::move(pf->entries))});
       }
     }
   }
-  if (ec) return Status::io_error("list " + db.string() + ": " + ec.message());
   return {};
 }
 
 Status collect(fs::path dir, const std::string& group, std::vector<Copy>& out) {
   dir = dir.lexically_normal();
   if (dir.filename().empty()) dir = dir.parent_path();  // "snap/db/" names "snap/db"
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return Status::invalid_argument(dir.string() + ": not a directory");
+  if (!is_dir(dir)) return Status::invalid_argument(dir.string() + ": not a directory");
   if (is_node_dir(dir)) {
     WALCUT_RETURN_IF_ERROR(collect_node(dir, out));
-  } else if (dir.filename() == "db" || fs::is_directory(dir / "db")) {
+  } else if (dir.filename() == "db" || is_dir(dir / "db")) {
     WALCUT_RETURN_IF_ERROR(collect_db_tree(dir.filename() == "db" ? dir : dir / "db", out));
   } else {
     bool any = false;
-    for (const auto& sub : fs::directory_iterator(dir, ec)) {
-      if (!sub.is_directory() || !is_node_dir(sub.path())) continue;
+    Result<std::vector<fs::path>> subs = subdirectories(dir);
+    if (!subs.ok()) return subs.status();
+    for (const fs::path& sub : subs.value()) {
+      if (!is_node_dir(sub)) continue;
       any = true;
-      WALCUT_RETURN_IF_ERROR(collect_node(sub.path(), out));
+      WALCUT_RETURN_IF_ERROR(collect_node(sub, out));
     }
     if (!any) {
       return Status::invalid_argument(dir.string() +
