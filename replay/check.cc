@@ -277,9 +277,9 @@ void check_increments(const CheckOptions& o, const SnapshotMeta& me, uint64_t n,
       if (f == m->files.end() || !fs::exists(path.value(), ec)) {
         return structure(c, path.value(), "segment " + std::to_string(s) + " of " + me.node_id + " is missing");
       }
-      if (fs::file_size(path.value(), ec) != f->bytes) {
-        return structure(c, path.value(), "size differs from the manifest");
-      }
+      uint64_t bytes = fs::file_size(path.value(), ec);
+      if (ec) return structure(c, path.value(), "stat: " + ec.message());
+      if (bytes != f->bytes) return structure(c, path.value(), "size differs from the manifest");
       ++c.segments;
     }
     for (const std::string& f : files_under(dir, "wal/" + me.node_id)) {

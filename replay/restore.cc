@@ -531,8 +531,10 @@ Status verify_inputs(const RestoreOptions& o, std::vector<SnapshotMeta>& bases,
         if (f.path != "wal/" + b.node_id + "/" + segment_file_name(s) || !fs::exists(path, ec)) {
           return Status::corruption(path + ": segment " + std::to_string(s) + " of node " + b.node_id + " is missing");
         }
-        if (fs::file_size(path, ec) != f.bytes) {
-          return Status::corruption(path + ": " + std::to_string(fs::file_size(path, ec)) + " bytes, the manifest says " +
+        uint64_t bytes = fs::file_size(path, ec);
+        if (ec) return Status::io_error("stat " + path + ": " + ec.message());
+        if (bytes != f.bytes) {
+          return Status::corruption(path + ": " + std::to_string(bytes) + " bytes, the manifest says " +
                                     std::to_string(f.bytes));
         }
       }

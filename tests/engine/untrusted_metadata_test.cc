@@ -354,5 +354,21 @@ TEST_F(CraftedSnapshot, APartitionFileThatIsASymbolicLinkOutOfTheSnapshotIsRefus
   expect_refused("passes through the symbolic link " + listed, /*check_exit=*/1);  // a damaged file is a finding
 }
 
+TEST_F(CraftedSnapshot, ASegmentThatIsADirectoryIsAnErrorNamingItAndTheErrno) {
+  Result<std::vector<IncrementMeta>> inc = read_increment_metas(snap_, 1);
+  ASSERT_TRUE(inc.ok());
+  const std::string segment = increment_dir(snap_, 1) + "/" + inc->front().files.front().path;
+  fs::remove(segment);
+  fs::create_directory(segment);
+  const std::string cli = WALCUT_CLI;
+  int code = -1;
+  std::string out = run(cli + " snapshot restore " + snap_ + " --increment 1 --dest " + dest_, &code);
+  EXPECT_EQ(code, 3) << out;
+  EXPECT_NE(out.find("stat " + segment + ": Is a directory"), std::string::npos) << out;
+  out = run(cli + " snapshot check " + snap_ + " --increment 1", &code);
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_NE(out.find(segment + ": stat: Is a directory"), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace walcut
