@@ -162,7 +162,9 @@ Result<std::vector<IncrementMeta>> read_increment_metas(const std::string& snaps
   std::vector<IncrementMeta> metas;
   for (const std::string& n : names.value()) {
     if (!n.ends_with(".smf")) continue;
-    const std::string p = dir + "/" + n;
+    Result<std::string> path = path_under(snapshot_dir, increment_rel_dir(index) + "/" + n);  // no link out of it
+    if (!path.ok()) return path.status();
+    const std::string& p = path.value();
     Result<Bytes> bytes = read_file_bytes(p);
     if (!bytes.ok()) return bytes.status();
     Result<IncrementMeta> m = decode_increment_meta(bytes.value(), p);

@@ -113,7 +113,10 @@ Result<std::vector<SnapshotMeta>> read_snapshot_metas(const std::string& snapsho
   if (!names.ok()) return names.status();
   std::vector<std::string> paths;
   for (const std::string& n : names.value()) {
-    if (n.ends_with(".smf")) paths.push_back((fs::path(snapshot_dir) / n).string());
+    if (!n.ends_with(".smf")) continue;
+    Result<std::string> path = path_under(snapshot_dir, n);  // not a link out of the snapshot
+    if (!path.ok()) return path.status();
+    paths.push_back(std::move(path).value());
   }
   if (paths.empty()) return Status::not_found(snapshot_dir + ": no .smf files: not a snapshot");
   std::vector<SnapshotMeta> metas;

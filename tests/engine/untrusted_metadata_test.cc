@@ -354,6 +354,13 @@ TEST_F(CraftedSnapshot, APartitionFileThatIsASymbolicLinkOutOfTheSnapshotIsRefus
   expect_refused("passes through the symbolic link " + listed, /*check_exit=*/1);  // a damaged file is a finding
 }
 
+TEST_F(CraftedSnapshot, AnSmfThatIsASymbolicLinkOutOfTheSnapshotIsRefused) {
+  const std::string outside = dir_.file("gen/snapshots/node1.smf");
+  fs::rename(snap_ + "/node1.smf", outside);
+  fs::create_symlink(outside, snap_ + "/node1.smf");
+  expect_refused("passes through the symbolic link " + snap_ + "/node1.smf");
+}
+
 TEST_F(CraftedSnapshot, ASegmentThatIsADirectoryIsAnErrorNamingItAndTheErrno) {
   Result<std::vector<IncrementMeta>> inc = read_increment_metas(snap_, 1);
   ASSERT_TRUE(inc.ok());
