@@ -68,6 +68,7 @@ Status Node::create() {
     return Status::invalid_argument("node " + m.node_id + " must be at index " + std::to_string(m.node_index) +
                                     " of the baseline");
   }
+  WALCUT_RETURN_IF_ERROR(validate_node_names(m));
   WALCUT_RETURN_IF_ERROR(validate_groups(m.groups));
   std::error_code ec;
   fs::create_directories(options_.dir + "/db", ec);

@@ -59,13 +59,19 @@ Status sync_dir(const std::string& dir) {
 }
 
 Result<Bytes> read_file_bytes(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO planted where a file belongs must not hang the open.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return Status::from_errno("open " + path, errno);
   struct stat st;
   if (::fstat(fd, &st) != 0) {
     int err = errno;
     ::close(fd);
     return Status::from_errno("stat " + path, err);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    if (S_ISDIR(st.st_mode)) return Status::from_errno("read " + path, EISDIR);
+    return Status::io_error("read " + path + ": not a regular file");
   }
   // Sized by fstat and read in 1 MiB pieces; a file that shrinks since is
   // returned short, one that grows is returned as it was.

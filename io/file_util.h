@@ -17,7 +17,11 @@ Status pwrite_all(int fd, ByteSpan data, uint64_t offset, const std::string& pat
 Status sync_file(int fd, const std::string& path);
 // fsync of a directory, so a rename or create in it is durable.
 Status sync_dir(const std::string& dir);
-// The whole file. Cost: one read of it into memory.
+// The whole file: the one reader of small files (metadata, map files). Every
+// error is kIoError naming the path and the errno: missing (ENOENT), a
+// directory (EISDIR), no permission (EACCES), a failed read; or a path that
+// is not a regular file (a FIFO is refused without waiting for a writer).
+// Cost: one read of it into memory.
 Result<Bytes> read_file_bytes(const std::string& path);
 // syncfs() of the filesystem that holds `path`: every file written there
 // so far is durable. One call instead of an fdatasync per file, for many
@@ -37,9 +41,9 @@ struct DirEntry {
   uint64_t bytes = 0;  // of a regular file
 };
 // The entries of `dir` (and of every directory below it with `recursive`),
-// sorted by path. Every std::filesystem call takes an error_code: a
-// directory that vanishes or cannot be read while listed is an I/O error
-// naming it, never an exception.
+// sorted by path: the one directory lister. Every std::filesystem call
+// takes an error_code: a directory that vanishes or cannot be read while
+// listed is an I/O error naming it and the errno, never an exception.
 Result<std::vector<DirEntry>> list_directory(const std::string& dir, bool recursive = false);
 // fsync of `root` and of every directory below it.
 Status sync_tree(const std::string& root);

@@ -29,6 +29,7 @@
 #include "io/crc32c.h"
 #include "io/fault.h"
 #include "io/file_util.h"
+#include "io/names.h"
 #include "io/stream_copy.h"
 #include "replay/huge_arena.h"
 #include "replay/parallel.h"
@@ -73,12 +74,19 @@ const IncrementMeta* meta_of(const std::vector<IncrementMeta>& metas, uint16_t n
 }
 
 // Segment files of node `node` in increments 1..n, in order.
-std::vector<std::string> segment_paths(const std::string& snapshot_dir, const std::vector<std::vector<IncrementMeta>>& inc,
-                                       uint16_t node) {
+Result<std::vector<std::string>> segment_paths(const std::string& snapshot_dir,
+                                               const std::vector<std::vector<IncrementMeta>>& inc, uint16_t node) {
   std::vector<std::string> paths;
   for (size_t k = 0; k < inc.size(); ++k) {
     const IncrementMeta* m = meta_of(inc[k], node);
-    for (const ManifestEntry& f : m->files) paths.push_back(increment_dir(snapshot_dir, k + 1) + "/" + f.path);
+    if (!m) {
+      return Status::not_found(increment_dir(snapshot_dir, k + 1) + ": no metadata for node " + std::to_string(node));
+    }
+    for (const ManifestEntry& f : m->files) {
+      Result<std::string> path = path_under(snapshot_dir, increment_rel_dir(k + 1) + "/" + f.path);
+      if (!path.ok()) return path.status();
+      paths.push_back(std::move(path).value());
+    }
   }
   return paths;
 }
@@ -186,7 +194,12 @@ Result<ReplayFilter> load_replay_filter(const std::string& snapshot_dir, uint64_
   f.start = m->start;
   f.finish = m->finish;
   // The sets are in the FINISH record, in the increment's last segment.
-  std::string last = increment_dir(snapshot_dir, n) + "/" + m->files.back().path;
+  if (m->files.empty()) {
+    return Status::corruption(increment_dir(snapshot_dir, n) + ": node " + m->node_id + " lists no segment");
+  }
+  Result<std::string> last_path = path_under(snapshot_dir, increment_rel_dir(n) + "/" + m->files.back().path);
+  if (!last_path.ok()) return last_path.status();
+  const std::string& last = last_path.value();
   BlockReaderOptions ro;
   ro.io = io;
   ro.mode = TailMode::kStrict;
@@ -302,7 +315,8 @@ Status replay_one(const std::string& snapshot_dir, const std::vector<std::vector
     }
   }
   const bool wants_records = sink.wants_records();
-  std::vector<std::string> paths = segment_paths(snapshot_dir, inc, node_index);
+  Result<std::vector<std::string>> paths = segment_paths(snapshot_dir, inc, node_index);
+  if (!paths.ok()) return paths.status();
   BlockReaderOptions ro;
   ro.io = options.io;
   ro.mode = TailMode::kStrict;
@@ -310,7 +324,7 @@ Status replay_one(const std::string& snapshot_dir, const std::vector<std::vector
   if (!first) return Status::not_found(increment_dir(snapshot_dir, 1) + ": no metadata for node " + std::to_string(node_index));
   ro.cluster_id = first->cluster_id;  // a segment of another cluster or node is refused
   ro.node_index = node_index;
-  Result<std::unique_ptr<BlockReader>> opened = BlockReader::open(paths, ro);
+  Result<std::unique_ptr<BlockReader>> opened = BlockReader::open(paths.value(), ro);
   if (!opened.ok()) return opened.status();
   BlockReader& reader = **opened;
   report.io_engine = reader.engine_name();
@@ -620,13 +634,17 @@ Status verify_inputs(const RestoreOptions& o, std::vector<SnapshotMeta>& bases,
       }
       for (uint64_t s = m->first_segment; s <= m->last_segment; ++s) {
         const ManifestEntry& f = m->files[s - m->first_segment];
-        std::string path = dir + "/" + f.path;
+        Result<std::string> under = path_under(o.snapshot_dir, increment_rel_dir(k) + "/" + f.path);
+        if (!under.ok()) return under.status();
+        const std::string& path = under.value();
         std::error_code ec;
         if (f.path != "wal/" + b.node_id + "/" + segment_file_name(s) || !fs::exists(path, ec)) {
           return Status::corruption(path + ": segment " + std::to_string(s) + " of node " + b.node_id + " is missing");
         }
-        if (fs::file_size(path, ec) != f.bytes) {
-          return Status::corruption(path + ": " + std::to_string(fs::file_size(path, ec)) + " bytes, the manifest says " +
+        uint64_t bytes = fs::file_size(path, ec);
+        if (ec) return Status::io_error("stat " + path + ": " + ec.message());
+        if (bytes != f.bytes) {
+          return Status::corruption(path + ": " + std::to_string(bytes) + " bytes, the manifest says " +
                                     std::to_string(f.bytes));
         }
       }
@@ -659,10 +677,16 @@ Status load_parts(const RestoreOptions& o, std::vector<NodePart>& parts, Restore
     }
     for (const ManifestEntry& f : part.meta.files) {
       auto it = wanted.find(f.path);
-      jobs.push_back({o.snapshot_dir + "/" + f.path, &f, it == wanted.end() ? nullptr : it->second});
+      Result<std::string> path = path_under(o.snapshot_dir, f.path);
+      if (!path.ok()) return path.status();
+      jobs.push_back({std::move(path).value(), &f, it == wanted.end() ? nullptr : it->second});
       if (it != wanted.end()) wanted.erase(it);
     }
-    for (const auto& [path, t] : wanted) jobs.push_back({o.snapshot_dir + "/" + path, nullptr, t});
+    for (const auto& [rel, t] : wanted) {
+      Result<std::string> path = path_under(o.snapshot_dir, rel);
+      if (!path.ok()) return path.status();
+      jobs.push_back({std::move(path).value(), nullptr, t});
+    }
   }
   FirstError error;
   tbb::parallel_for(size_t{0}, jobs.size(), [&](size_t i) {
@@ -756,10 +780,16 @@ uint64_t repair_atomic(std::vector<NodePart>& parts) {
 }
 
 Status write_node(const NodePart& part, const std::string& staging, uint64_t& files_written) {
-  const std::string dir = staging + "/" + part.meta.node_id;
+  Result<std::string> node_dir = path_under(staging, part.meta.node_id);
+  if (!node_dir.ok()) return node_dir.status();
+  const std::string& dir = node_dir.value();
   std::error_code ec;
   fs::create_directories(dir + "/wal", ec);
-  for (const CacheGroup& g : part.meta.groups) fs::create_directories(dir + "/db/" + g.name, ec);
+  for (const CacheGroup& g : part.meta.groups) {
+    Result<std::string> group_dir = path_under(dir, "db/" + g.name);
+    if (!group_dir.ok()) return group_dir.status();
+    fs::create_directories(group_dir.value(), ec);
+  }
   if (ec) return Status::io_error("create " + dir + ": " + ec.message());
   std::vector<const std::pair<const PartitionId, Table>*> items;
   for (const auto& item : part.tables) items.push_back(&item);

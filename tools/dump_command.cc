@@ -36,7 +36,7 @@ std::string hex(const std::string& s) {
 }
 
 bool is_node_dir(const fs::path& p) {
-  std::error_code ec;
+  std::error_code ec;  // unreadable: not a node directory (opening it would name the error)
   return fs::is_regular_file(p / kNodeMetaFile, ec);
 }
 

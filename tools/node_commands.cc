@@ -14,7 +14,7 @@ namespace {
 namespace fs = std::filesystem;
 
 bool is_node_dir(const fs::path& p) {
-  std::error_code ec;
+  std::error_code ec;  // unreadable: not a node directory (opening it would name the error)
   return fs::is_regular_file(p / kNodeMetaFile, ec);
 }
 
