@@ -12,6 +12,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <mutex>
 #include <set>
 
@@ -430,40 +431,72 @@ std::string node_check_to_json(const NodeCheck& c) {
   return j.dump();
 }
 
+namespace {
+
+using json = nlohmann::json;
+
+// Field `i` of a JSON array of exactly `n` fields. operator[] alone reads
+// past the end of a short array.
+const json& field(const json& a, size_t i, size_t n) {
+  if (!a.is_array() || a.size() != n) {
+    throw json::type_error::create(302, "an array of " + std::to_string(n) + " fields expected, got " + a.dump(), nullptr);
+  }
+  return a[i];
+}
+
+// A non-negative integer that fits T. get<T>() alone converts a negative
+// or too large a number without a word, and a float out of T's range is
+// undefined behaviour.
+template <typename T>
+T number(const json& v) {
+  if (!v.is_number_unsigned() || v.get<uint64_t>() > std::numeric_limits<T>::max()) {
+    throw json::type_error::create(302, "a number from 0 to " + std::to_string(std::numeric_limits<T>::max()) +
+                                            " expected, got " + v.dump(), nullptr);
+  }
+  return static_cast<T>(v.get<uint64_t>());
+}
+
+}  // namespace
+
 Result<NodeCheck> node_check_from_json(const std::string& text, const std::string& what) {
-  using json = nlohmann::json;
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("format") || j["format"] != "walcut-check-map-1") {
     return Status::corruption(what + ": not a walcut check map file");
   }
   try {
     NodeCheck c;
-    c.node_index = j.at("node_index").get<uint16_t>();
+    c.node_index = number<uint16_t>(j.at("node_index"));
     c.node_id = j.at("node_id").get<std::string>();
-    c.increment = j.at("increment").get<uint64_t>();
+    c.increment = number<uint64_t>(j.at("increment"));
     c.baseline = j.at("baseline").get<std::vector<std::string>>();
     for (const json& g : j.at("groups")) {
-      c.groups.push_back(CacheGroup{g[0].get<uint32_t>(), g[1].get<std::string>(), static_cast<CacheMode>(g[2].get<int>()),
-                                    g[3].get<uint16_t>(), g[4].get<uint16_t>()});
+      c.groups.push_back(CacheGroup{number<uint32_t>(field(g, 0, 5)), field(g, 1, 5).get<std::string>(),
+                                    static_cast<CacheMode>(number<uint8_t>(field(g, 2, 5))),
+                                    number<uint16_t>(field(g, 3, 5)), number<uint16_t>(field(g, 4, 5))});
     }
-    for (const json& f : j.at("findings")) c.findings.push_back(Finding{f[0], f[1], f[2]});
+    for (const json& f : j.at("findings")) {
+      c.findings.push_back(Finding{field(f, 0, 3).get<std::string>(), field(f, 1, 3).get<std::string>(),
+                                   field(f, 2, 3).get<std::string>()});
+    }
     auto hashes = [](const json& a, std::map<PartitionId, PartitionHashes>& m) {
       for (const json& h : a) {
-        m[PartitionId{h[0].get<uint32_t>(), h[1].get<uint16_t>()}] =
-            PartitionHashes{h[2].get<uint64_t>(), h[3].get<uint64_t>(), h[4].get<uint64_t>()};
+        m[PartitionId{number<uint32_t>(field(h, 0, 5)), number<uint16_t>(field(h, 1, 5))}] = PartitionHashes{
+            number<uint64_t>(field(h, 2, 5)), number<uint64_t>(field(h, 3, 5)), number<uint64_t>(field(h, 4, 5))};
       }
     };
     hashes(j.at("full"), c.full);
     hashes(j.at("incremental"), c.incremental);
     for (const json& t : j.at("tx")) {
-      c.tx_hash[t[0].get<uint16_t>()] = t[1].get<uint64_t>();
-      c.tx_count[t[0].get<uint16_t>()] = t[2].get<uint64_t>();
+      c.tx_hash[number<uint16_t>(field(t, 0, 3))] = number<uint64_t>(field(t, 1, 3));
+      c.tx_count[number<uint16_t>(field(t, 0, 3))] = number<uint64_t>(field(t, 2, 3));
     }
-    c.files = j.at("files").get<uint64_t>();
-    c.segments = j.at("segments").get<uint64_t>();
-    c.entries = j.at("entries").get<uint64_t>();
-    c.bytes_read = j.at("bytes_read").get<uint64_t>();
+    c.files = number<uint64_t>(j.at("files"));
+    c.segments = number<uint64_t>(j.at("segments"));
+    c.entries = number<uint64_t>(j.at("entries"));
+    c.bytes_read = number<uint64_t>(j.at("bytes_read"));
     if (c.node_index >= c.baseline.size()) return Status::corruption(what + ": node index outside its baseline");
+    // The reduce computes affinity over these groups, as restore would.
+    if (Status s = validate_groups(c.groups); !s.ok()) return Status::corruption(what + ": " + s.message());
     return c;
   } catch (const json::exception& e) {
     return Status::corruption(what + ": " + e.what());
