@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdarg>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -122,9 +123,12 @@ void collect_notice(const std::string& text) {
   g_notices.push_back(text);
 }
 
-void say(const char* format, auto... args) {
+__attribute__((format(printf, 1, 2))) void say(const char* format, ...) {
   std::lock_guard<std::mutex> lock(g_out_mu);
-  std::printf(format, args...);
+  va_list args;
+  va_start(args, format);
+  std::vprintf(format, args);
+  va_end(args);
   std::fflush(stdout);
 }
 

@@ -795,7 +795,9 @@ Status write_node(const NodePart& part, const std::string& staging, uint64_t& fi
   for (const auto& item : part.tables) items.push_back(&item);
   FirstError error;
   tbb::parallel_for(size_t{0}, items.size(), [&](size_t i) {
-    const auto& [pid, table] = *items[i];
+    // Plain references, not a structured binding: clang 14 lets no lambda capture one, and `source` captures `table`.
+    const PartitionId& pid = items[i]->first;
+    const Table& table = items[i]->second;
     const CacheGroup& g = *std::find_if(part.meta.groups.begin(), part.meta.groups.end(),
                                         [&](const CacheGroup& c) { return c.id == pid.first; });
     auto source = [&](const PartitionEntryFn& fn) {  // sorted() leaves the tombstones out

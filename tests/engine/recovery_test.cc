@@ -151,9 +151,11 @@ TEST(Recovery, KilledMidRollover) {
 }
 
 TEST(Recovery, KilledMidCheckpoint) {
-  for (auto [point, count] : std::vector<std::pair<const char*, uint64_t>>{
+  for (const auto& at : std::vector<std::pair<const char*, uint64_t>>{
            {"checkpoint.partition", 1}, {"checkpoint.partition", 7}, {"checkpoint.before_meta", 1},
            {"checkpoint.partition", 30}, {"checkpoint.before_meta", 2}}) {
+    const char* point = at.first;  // plain variables: clang 14 lets no lambda capture a structured binding
+    const uint64_t count = at.second;
     TempDir dir;
     SCOPED_TRACE(std::string(point) + " #" + std::to_string(count));
     int acked = crash_run(dir.path(), [&] { fault::crash_at_point(point, count); });
