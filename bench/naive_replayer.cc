@@ -172,9 +172,7 @@ Result<NaiveReplayResult> naive_replay(const std::string& snapshot_dir, uint64_t
     auto t = Clock::now();
     ReadOptions io;
     io.engine = IoEngine::kPread;
-    Result<NodeIncrements> chain = read_node_increments(snapshot_dir, b, n);
-    if (!chain.ok()) return chain.status();
-    Result<ReplayFilter> filter = load_replay_filter(chain.value(), io);
+    Result<ReplayFilter> filter = load_replay_filter(snapshot_dir, n, b.node_index, io);
     if (!filter.ok()) return filter.status();
     r.filter_s += since(t);
     node.filter = std::move(filter).value();

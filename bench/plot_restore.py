@@ -3,7 +3,8 @@
 
 Usage: bench/plot_restore.py RESULTS.json [OUT.svg]   (default docs/restore-throughput.svg)
 
-One line per codec and cache state (cold: evicted, O_DIRECT; warm: files in
+One line per data set (shape and codec; codec alone in the JSON from before
+shapes) and cache state (cold: evicted, O_DIRECT; warm: files in
 the page cache), the median MB/s of uncompressed WAL over the restore's
 replay phase. Reference lines: the plain O_DIRECT read of the same files and
 the naive one-thread replayer (warm), per codec, and the target of 1 GB/s
@@ -17,7 +18,7 @@ from xml.sax.saxutils import escape
 WIDTH, HEIGHT = 940, 500
 LEFT, RIGHT, TOP, BOTTOM = 70, 320, 66, 60
 COLORS = {"none": "#1f77b4", "lz4": "#d62728"}
-FALLBACK_COLORS = ["#2ca02c", "#9467bd", "#8c564b"]
+FALLBACK_COLORS = ["#2ca02c", "#9467bd", "#8c564b", "#ff7f0e", "#17becf", "#e377c2", "#7f7f7f", "#bcbd22"]
 
 
 def nice_ceiling(value):
@@ -35,11 +36,20 @@ def nice_ceiling(value):
     return 10 * power
 
 
+def data_sets(result):
+    """Per shape and codec (the bench's JSON now), or per codec (its JSON before shapes)."""
+    return result.get("shapes") or result.get("codecs") or []
+
+
+def label_of(data_set):
+    return f'{data_set["shape"]} {data_set["codec"]}' if "shape" in data_set else data_set["codec"]
+
+
 def series(result):
     """Lines and reference levels from the JSON."""
     lines, refs = [], []
-    for i, codec in enumerate(result["codecs"]):
-        name = codec["codec"]
+    for i, codec in enumerate(data_sets(result)):
+        name = label_of(codec)
         color = COLORS.get(name, FALLBACK_COLORS[i % len(FALLBACK_COLORS)])
         for cache in ("cold", "warm"):
             points = sorted(
@@ -82,8 +92,9 @@ def render(result):
     machine = result.get("machine", {})
     settings = result.get("settings", {})
     title = "walcut restore: replay-phase throughput against threads"
-    raw_mb = max((c["data"]["wal_raw_bytes"] for c in result["codecs"]), default=0) / 1e6
-    subtitle = (f"{raw_mb:.0f} MB of uncompressed WAL per codec (--bytes {settings.get('bytes', '?')}), "
+    raw_mb = max((c["data"]["wal_raw_bytes"] for c in data_sets(result)), default=0) / 1e6
+    size = f"--scale {settings['scale']}" if "scale" in settings else f"--bytes {settings.get('bytes', '?')}"
+    subtitle = (f"up to {raw_mb:.0f} MB of uncompressed WAL per data set ({size}), "
                 f"{machine.get('nproc', '?')} CPUs shared with other work, median of {settings.get('repeat', '?')} "
                 f"runs")
     out.append(f'<text x="{LEFT}" y="22" font-size="15" font-weight="bold">{escape(title)}</text>')

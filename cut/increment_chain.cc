@@ -43,6 +43,7 @@ Result<NodeIncrements> read_node_increments(const std::string& snapshot_dir, con
         }
         return Status::from_errno("stat " + path, errno);
       }
+      if (S_ISDIR(st.st_mode)) return Status::from_errno("stat " + path, EISDIR);
       if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != f.bytes) {
         return Status::corruption(path + ": " + std::to_string(st.st_size) + " bytes, the manifest says " +
                                   std::to_string(f.bytes));

@@ -42,4 +42,17 @@ Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOp
   return f;
 }
 
+Result<ReplayFilter> load_replay_filter(const std::string& snapshot_dir, uint64_t n, uint16_t node_index,
+                                        const ReadOptions& io) {
+  Result<std::vector<SnapshotMeta>> bases = read_snapshot_metas(snapshot_dir);
+  if (!bases.ok()) return bases.status();
+  auto base = std::find_if(bases->begin(), bases->end(), [&](const SnapshotMeta& m) { return m.node_index == node_index; });
+  if (base == bases->end()) {
+    return Status::not_found(snapshot_dir + ": no full snapshot metadata for node " + std::to_string(node_index));
+  }
+  Result<NodeIncrements> inc = read_node_increments(snapshot_dir, *base, n);
+  if (!inc.ok()) return inc.status();
+  return load_replay_filter(inc.value(), io);
+}
+
 }  // namespace walcut

@@ -43,5 +43,9 @@ struct ReplayFilter {
 // the pointers from its metadata, the sets from its FINISH record (read
 // from the increment's last segment).
 Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOptions& io);
+// The same from a snapshot directory: node `node_index`'s increments 1..n
+// read and checked first (read_node_increments()).
+Result<ReplayFilter> load_replay_filter(const std::string& snapshot_dir, uint64_t n, uint16_t node_index,
+                                        const ReadOptions& io);
 
 }  // namespace walcut

@@ -5,7 +5,6 @@
 
 #include <cerrno>
 #include <filesystem>
-#include <fstream>
 
 #include "io/crc32c.h"
 #include "io/file_util.h"
@@ -95,10 +94,9 @@ Status write_backup_file(const std::string& path, const BackupMeta& meta,
 }
 
 Result<BackupContents> read_backup_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::io_error("open " + path + ": cannot read");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  ByteSpan bytes = as_bytes(text);
+  Result<Bytes> file = read_file_bytes(path);
+  if (!file.ok()) return file.status();
+  ByteSpan bytes = file.value();
   auto bad = [&](uint64_t at, const std::string& what) {
     return Status::corruption(path + ": " + what + " at offset " + std::to_string(at));
   };

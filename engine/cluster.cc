@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "io/names.h"
+
 namespace walcut {
 
 namespace {
@@ -47,6 +49,8 @@ MessageKind request_kind(MessageKind k) {
 Result<std::unique_ptr<Cluster>> Cluster::open(const ClusterOptions& options) {
   if (options.node_ids.empty()) return Status::invalid_argument("a cluster needs at least one node");
   if (options.node_ids.size() > 65535) return Status::invalid_argument("too many nodes");
+  // Each id names the node's directory.
+  for (const std::string& id : options.node_ids) WALCUT_RETURN_IF_ERROR(validate_name("node id", id));
   std::unique_ptr<Cluster> c(new Cluster());
   c->options_ = options;
   uint32_t topology = 0;

@@ -4,6 +4,8 @@
 
 #include <set>
 
+#include "io/names.h"
+
 namespace walcut {
 
 const char* cache_mode_name(CacheMode m) {
@@ -18,10 +20,7 @@ Status validate_groups(const std::vector<CacheGroup>& groups) {
   std::set<uint32_t> ids;
   std::set<std::string> names;
   for (const CacheGroup& g : groups) {
-    if (g.name.empty() || g.name.size() > 255 || g.name == "." || g.name == ".." ||
-        g.name.find('/') != std::string::npos) {
-      return Status::invalid_argument("cache group name '" + g.name + "' is not usable as a directory name");
-    }
+    WALCUT_RETURN_IF_ERROR(validate_name("cache group name", g.name));
     if (g.partitions == 0) return Status::invalid_argument("cache group " + g.name + " has no partitions");
     if (g.mode != CacheMode::kTransactional && g.mode != CacheMode::kAtomic) {
       return Status::invalid_argument("cache group " + g.name + " has an unknown mode");

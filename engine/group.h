@@ -24,8 +24,8 @@ struct CacheGroup {
   bool operator==(const CacheGroup&) const = default;
 };
 
-// Checks ids and names are unique, partitions in 1..65535, names non-empty
-// and usable as a directory name.
+// Checks ids and names are unique, partitions in 1..65535, names usable as
+// a directory name (validate_name).
 Status validate_groups(const std::vector<CacheGroup>& groups);
 
 // The partition of a key: a stable hash of the key bytes, modulo the count.

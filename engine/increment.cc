@@ -7,11 +7,11 @@
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 
 #include "engine/meta_codec.h"
 #include "io/crc32c.h"
 #include "io/file_util.h"
+#include "io/names.h"
 
 namespace walcut {
 
@@ -34,27 +34,47 @@ WalPointer get_pointer(Decoder& d) {
 
 // Copies `from` to `to` in 1 MiB pieces, fsyncs it, and returns its entry.
 Result<ManifestEntry> copy_file(const std::string& from, const std::string& to, const std::string& rel) {
-  std::ifstream in(from, std::ios::binary);
-  if (!in) return Status::io_error("open " + from + ": cannot read");
+  int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) return Status::from_errno("open " + from, errno);
   int fd = ::open(to.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::from_errno("create " + to, errno);
+  if (fd < 0) {
+    Status s = Status::from_errno("create " + to, errno);
+    ::close(in);
+    return s;
+  }
   ManifestEntry e{rel, 0, 0};
-  std::vector<char> buf(1 << 20);
+  Bytes buf(1 << 20);
   Status s;
-  while (s.ok() && in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    auto n = static_cast<size_t>(in.gcount());
-    if (n == 0) break;
-    ByteSpan piece{reinterpret_cast<const std::byte*>(buf.data()), n};
+  while (s.ok()) {
+    ssize_t n = ::pread(in, buf.data(), buf.size(), static_cast<off_t>(e.bytes));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) s = Status::from_errno("read " + from + " at offset " + std::to_string(e.bytes), errno);
+    if (n <= 0) break;
+    ByteSpan piece = ByteSpan(buf).first(static_cast<size_t>(n));
     s = pwrite_all(fd, piece, e.bytes, to);
     e.crc32c = crc32c(piece, e.crc32c);
-    e.bytes += n;
+    e.bytes += piece.size();
   }
-  if (s.ok() && in.bad()) s = Status::io_error("read " + from);
   if (s.ok()) s = sync_file(fd, to);
   ::close(fd);
+  ::close(in);
   if (!s.ok()) return s;
   return e;
+}
+
+// The names an increment's paths are built from, and its manifest's paths:
+// each wal/<node id>/<16 digits>.wal.
+Status check_names(const IncrementMeta& m) {
+  WALCUT_RETURN_IF_ERROR(validate_name("snapshot name", m.snapshot_name));
+  WALCUT_RETURN_IF_ERROR(validate_name("node id", m.node_id));
+  WALCUT_RETURN_IF_ERROR(validate_groups(m.groups));
+  const std::string prefix = "wal/" + m.node_id + "/";
+  for (const ManifestEntry& f : m.files) {
+    if (!f.path.starts_with(prefix) || !parse_segment_file_name(f.path.substr(prefix.size()))) {
+      return Status::invalid_argument("manifest path '" + f.path + "' is not " + prefix + "<16 digits>.wal");
+    }
+  }
+  return {};
 }
 
 }  // namespace
@@ -100,24 +120,31 @@ Result<IncrementMeta> decode_increment_meta(ByteSpan bytes, const std::string& w
   m.last_segment = d.u64();
   m.files = get_manifest(d);
   if (d.failed() || d.remaining() != 0) return Status::corruption(what + ": malformed body");
+  Status s = check_names(m);
+  if (!s.ok()) return Status::corruption(what + ": " + s.message());
   return m;
 }
 
 std::string increment_dir(const std::string& snapshot_dir, uint64_t index) {
+  return snapshot_dir + "/" + increment_rel_dir(index);
+}
+
+std::string increment_rel_dir(uint64_t index) {
   char name[32];
   std::snprintf(name, sizeof name, "%016llu", static_cast<unsigned long long>(index));
-  return snapshot_dir + "/increments/" + name;
+  return std::string("increments/") + name;
 }
 
 Result<uint64_t> increment_count(const std::string& snapshot_dir) {
-  std::vector<uint64_t> found;
   std::error_code ec;
-  if (!fs::exists(snapshot_dir + "/increments", ec)) return uint64_t{0};
-  for (const auto& e : fs::directory_iterator(snapshot_dir + "/increments", ec)) {
-    std::string n = e.path().filename().string();
-    if (n.size() == 16 && std::all_of(n.begin(), n.end(), ::isdigit)) found.push_back(std::stoull(n));
+  if (!fs::exists(snapshot_dir + "/increments", ec) && !ec) return uint64_t{0};
+  Result<std::vector<DirEntry>> entries = list_directory(snapshot_dir + "/increments");
+  if (!entries.ok()) return entries.status();
+  std::vector<uint64_t> found;
+  for (const DirEntry& e : entries.value()) {
+    // 16 digits: the segment file name's number without ".wal".
+    if (std::optional<uint64_t> k = parse_segment_file_name(e.path + ".wal")) found.push_back(*k);
   }
-  if (ec) return Status::io_error("list " + snapshot_dir + "/increments: " + ec.message());
   std::sort(found.begin(), found.end());
   for (size_t i = 0; i < found.size(); ++i) {
     if (found[i] != i + 1) {
@@ -130,22 +157,26 @@ Result<uint64_t> increment_count(const std::string& snapshot_dir) {
 
 Result<std::vector<IncrementMeta>> read_increment_metas(const std::string& snapshot_dir, uint64_t index) {
   std::string dir = increment_dir(snapshot_dir, index);
-  std::vector<std::string> paths;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    if (e.path().extension() == ".smf") paths.push_back(e.path().string());
-  }
-  if (ec) return Status::not_found(dir + ": " + ec.message());
-  std::sort(paths.begin(), paths.end());
+  Result<std::vector<std::string>> names = list_meta_files(dir);
+  if (!names.ok()) return names.status();
+  if (names->empty()) return Status::not_found(dir + ": no .smf files");
+  // One file per node of the full snapshot's baseline, as there.
+  Result<std::vector<SnapshotMeta>> base = read_snapshot_metas(snapshot_dir);
+  if (!base.ok()) return base.status();
+  const std::vector<std::string>& baseline = base->front().baseline;
   std::vector<IncrementMeta> metas;
-  for (const std::string& p : paths) {
-    std::ifstream in(p, std::ios::binary);
-    std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    Result<IncrementMeta> m = decode_increment_meta(as_bytes(s), p);
+  for (const std::string& n : names.value()) {
+    Result<std::string> path = path_under(snapshot_dir, increment_rel_dir(index) + "/" + n);  // no link out of it
+    if (!path.ok()) return path.status();
+    const std::string& p = path.value();
+    Result<Bytes> bytes = read_file_bytes(p);
+    if (!bytes.ok()) return bytes.status();
+    Result<IncrementMeta> m = decode_increment_meta(bytes.value(), p);
     if (!m.ok()) return m.status();
+    WALCUT_RETURN_IF_ERROR(meta_file_holds(p, m->node_index, m->node_id, baseline));
     metas.push_back(std::move(m).value());
   }
-  if (metas.empty()) return Status::not_found(dir + ": no .smf files");
+  WALCUT_RETURN_IF_ERROR(match_baseline(dir, baseline, names.value()));
   return metas;
 }
 
@@ -232,11 +263,14 @@ Result<IncrementReport> write_increment(Cluster& cluster, const std::string& sna
     m.first_segment = previous.empty() ? b->snapshot_pointer.segment : p->last_segment + 1;
     m.last_segment = cut->finish.segment;
     std::string wal_rel = "wal/" + m.node_id;
-    fs::create_directories(staging + "/" + wal_rel, ec);
-    if (ec) return Status::io_error("create " + staging + "/" + wal_rel + ": " + ec.message());
+    Result<std::string> wal_dir = path_under(staging, wal_rel);
+    if (!wal_dir.ok()) return wal_dir.status();
+    fs::create_directories(wal_dir.value(), ec);
+    if (ec) return Status::io_error("create " + wal_dir.value() + ": " + ec.message());
     for (uint64_t seg = m.first_segment; seg <= m.last_segment; ++seg) {
       std::string rel = wal_rel + "/" + segment_file_name(seg);
-      Result<ManifestEntry> e = copy_file(node.wal_dir() + "/" + segment_file_name(seg), staging + "/" + rel, rel);
+      Result<ManifestEntry> e =
+          copy_file(node.wal_dir() + "/" + segment_file_name(seg), wal_dir.value() + "/" + segment_file_name(seg), rel);
       if (!e.ok()) return e.status();
       report.bytes += e->bytes;
       ++report.segments;
@@ -245,11 +279,11 @@ Result<IncrementReport> write_increment(Cluster& cluster, const std::string& sna
     report.included += m.included_count;
     report.excluded += m.excluded_count;
     keep_from[i] = m.last_segment + 1;
-    WALCUT_RETURN_IF_ERROR(write_file_synced(staging + "/" + m.node_id + ".smf", encode_increment_meta(m)));
+    Result<std::string> smf = path_under(staging, m.node_id + ".smf");
+    if (!smf.ok()) return smf.status();
+    WALCUT_RETURN_IF_ERROR(write_file_synced(smf.value(), encode_increment_meta(m)));
   }
-  WALCUT_RETURN_IF_ERROR(sync_dir(staging + "/wal"));
-  for (const auto& e : fs::directory_iterator(staging + "/wal")) WALCUT_RETURN_IF_ERROR(sync_dir(e.path().string()));
-  WALCUT_RETURN_IF_ERROR(sync_dir(staging));
+  WALCUT_RETURN_IF_ERROR(sync_tree(staging));
   if (::rename(staging.c_str(), final_dir.c_str()) != 0) return Status::from_errno("rename " + staging, errno);
   WALCUT_RETURN_IF_ERROR(sync_dir(snap + "/increments"));
   for (uint16_t i = 0; i < cluster.size(); ++i) WALCUT_RETURN_IF_ERROR(cluster.node(i).keep_wal_from(keep_from[i]));

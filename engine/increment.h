@@ -35,8 +35,10 @@ struct IncrementMeta {
 
 Bytes encode_increment_meta(const IncrementMeta& m);
 Result<IncrementMeta> decode_increment_meta(ByteSpan bytes, const std::string& what);
-// The directory of increment `index` of a snapshot.
+// The directory of increment `index` of a snapshot, and the same relative to
+// the snapshot directory ("increments/<16 digits>").
 std::string increment_dir(const std::string& snapshot_dir, uint64_t index);
+std::string increment_rel_dir(uint64_t index);
 // The increments a snapshot has: 1..N without gaps, or an error naming the gap.
 Result<uint64_t> increment_count(const std::string& snapshot_dir);
 // The .smf files of increment `index`, sorted by node id.

@@ -27,6 +27,21 @@ Node::~Node() { (void)close(); }
 
 Result<std::unique_ptr<Node>> Node::open(const NodeOptions& options) {
   std::unique_ptr<Node> node(new Node(options));
+  // One open at a time (read-only ones may share), before anything is read.
+  // A new node's directory is made first so that it can be locked; any
+  // other missing directory fails below, with nothing written.
+  if (!options.read_only && !options.meta.node_id.empty()) {
+    std::error_code ec;
+    fs::create_directories(options.dir, ec);
+    if (ec) return Status::io_error("create " + options.dir + ": " + ec.message());
+  }
+  const FileLock::Mode mode = options.read_only ? FileLock::Mode::kShared : FileLock::Mode::kExclusive;
+  Result<FileLock> lock = FileLock::lock_directory(options.dir, options.dir, /*wait=*/false, mode);
+  if (lock.ok()) {
+    node->lock_ = std::move(lock).value();
+  } else if (lock.status().code() != StatusCode::kNotFound) {
+    return lock.status();
+  }
   // A backup waiting in restore/ goes first, before the node serves anything.
   if (!options.read_only) WALCUT_RETURN_IF_ERROR(node->apply_waiting_backup());
   Result<NodeMeta> meta = read_node_meta(options.dir);
@@ -53,6 +68,7 @@ Status Node::create() {
     return Status::invalid_argument("node " + m.node_id + " must be at index " + std::to_string(m.node_index) +
                                     " of the baseline");
   }
+  WALCUT_RETURN_IF_ERROR(validate_node_names(m));
   WALCUT_RETURN_IF_ERROR(validate_groups(m.groups));
   std::error_code ec;
   fs::create_directories(options_.dir + "/db", ec);
@@ -410,9 +426,11 @@ Status Node::apply_waiting_backup() {
   const std::string marker = restore_dir + "/APPLYING";
   std::error_code ec;
   if (!fs::is_directory(restore_dir, ec)) return {};
+  Result<std::vector<DirEntry>> entries = list_directory(restore_dir);
+  if (!entries.ok()) return entries.status();
   std::vector<std::string> backups;
-  for (const auto& e : fs::directory_iterator(restore_dir, ec)) {
-    if (e.path().extension() == kBackupExtension) backups.push_back(e.path().string());
+  for (const DirEntry& e : entries.value()) {
+    if (fs::path(e.path).extension() == kBackupExtension) backups.push_back(restore_dir + "/" + e.path);
   }
   if (backups.size() > 1) return Status::invalid_argument(restore_dir + ": more than one backup waiting; leave one");
   if (backups.empty()) {
@@ -500,6 +518,10 @@ Status Node::apply_waiting_backup() {
 }
 
 Status Node::backup(const std::string& path) {
+  if (path_is_within(path, options_.dir)) {
+    return Status::invalid_argument(path + ": inside the directory of node " + meta_.node_id + " (" + options_.dir +
+                                    ") that it would back up; write the backup outside the node");
+  }
   BackupMeta m;
   std::map<PartitionId, std::shared_ptr<const EntryMap>> image;
   if (wal_) {
@@ -608,11 +630,14 @@ Result<Node::CutResult> Node::wait_cut(uint64_t id) {
 // Records in node.meta where the synced WAL ends, so that the next open
 // takes damage before that point for corruption, not a torn tail.
 Status Node::close() {
-  if (!wal_) return {};
-  Status s = wal_->close();
-  fault::point("node.close");  // WAL synced, its end not yet in node.meta
-  if (s.ok()) s = update_meta([](NodeMeta&) {});
+  Status s;
+  if (wal_) {
+    s = wal_->close();
+    fault::point("node.close");  // WAL synced, its end not yet in node.meta
+    if (s.ok()) s = update_meta([](NodeMeta&) {});
+  }
   wal_.reset();
+  lock_.release();
   return s;
 }
 

@@ -25,6 +25,7 @@
 #include "engine/node_meta.h"
 #include "engine/partition.h"
 #include "io/block_reader.h"
+#include "io/file_util.h"
 #include "io/wal_writer.h"
 
 namespace walcut {
@@ -46,6 +47,9 @@ struct NodeOptions {
   WriterOptions wal;
   // Open without writing anything: no WAL writer, no files changed.
   bool read_only = false;
+  // Either way the node holds an flock on <dir> until close(): exclusive,
+  // or shared when read-only. A directory another open holds is refused
+  // at once: "<dir>: busy: ...".
 };
 
 // What opening the node found and did.
@@ -143,11 +147,13 @@ class Node {
   // holds, as of one WAL pointer, to `path`. Commits are held only while
   // that point is marked (a copy-on-write image of the partitions is
   // taken); the file is written while they go on. Works on a read-only
-  // node too (a node that is not running), at the end of its WAL.
+  // node too (a node that is not running), at the end of its WAL. A path
+  // inside the node's own directory is refused (kInvalidArgument).
   Status backup(const std::string& path);
 
-  // Syncs the WAL, records its durable end in node.meta, and closes it.
-  // No checkpoint: the next open replays.
+  // Syncs the WAL, records its durable end in node.meta, and closes it,
+  // then lets go of the directory's lock. No checkpoint: the next open
+  // replays.
   Status close();
 
   WalWriter* wal() { return wal_.get(); }
@@ -166,6 +172,7 @@ class Node {
   void adopt(const NodeMeta& next);
 
   NodeOptions options_;
+  FileLock lock_;  // on options_.dir, from open to close
   NodeMeta meta_;
   Affinity affinity_;
   RecoveryReport recovery_;

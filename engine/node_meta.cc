@@ -5,11 +5,11 @@
 
 #include <cerrno>
 #include <filesystem>
-#include <fstream>
 
 #include "engine/meta_codec.h"
 #include "io/crc32c.h"
 #include "io/file_util.h"
+#include "io/names.h"
 
 namespace walcut {
 
@@ -76,13 +76,21 @@ Result<NodeMeta> decode_node_meta(ByteSpan bytes, const std::string& what) {
     m.wal_durable_end.offset = d.u64();
   }
   if (d.failed() || d.remaining() != 0) return Status::corruption(what + ": malformed body");
+  Status s = validate_node_names(m);
+  if (!s.ok()) return Status::corruption(what + ": " + s.message());
   if (m.node_index >= m.baseline.size() || m.baseline[m.node_index] != m.node_id) {
     return Status::corruption(what + ": node " + m.node_id + " is not at index " + std::to_string(m.node_index) +
                               " of its baseline");
   }
-  Status s = validate_groups(m.groups);
+  s = validate_groups(m.groups);
   if (!s.ok()) return Status::corruption(what + ": " + s.message());
   return m;
+}
+
+Status validate_node_names(const NodeMeta& m) {
+  WALCUT_RETURN_IF_ERROR(validate_name("node id", m.node_id));
+  for (const std::string& id : m.baseline) WALCUT_RETURN_IF_ERROR(validate_name("node id", id));
+  return {};
 }
 
 Status write_node_meta(const std::string& dir, const NodeMeta& m) {
@@ -104,12 +112,11 @@ Status write_node_meta(const std::string& dir, const NodeMeta& m) {
 
 Result<NodeMeta> read_node_meta(const std::string& dir) {
   std::string path = dir + "/" + kNodeMetaFile;
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) return Status::not_found(path + ": no such file");
-  std::ifstream in(path, std::ios::binary);
-  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (!in.good() && !in.eof()) return Status::io_error("read " + path);
-  return decode_node_meta(as_bytes(s), path);
+  std::error_code ec;  // a path that cannot be looked at is read, for the reader's errno
+  if (!std::filesystem::exists(path, ec) && !ec) return Status::not_found(path + ": no such file");
+  Result<Bytes> bytes = read_file_bytes(path);
+  if (!bytes.ok()) return bytes.status();
+  return decode_node_meta(bytes.value(), path);
 }
 
 }  // namespace walcut

@@ -41,11 +41,14 @@ inline constexpr const char* kNodeMetaFile = "node.meta";
 // (magic, version, fields, CRC32C).
 Bytes encode_node_meta(const NodeMeta& m);
 Result<NodeMeta> decode_node_meta(ByteSpan bytes, const std::string& what);
+// The node id and every id of the baseline pass validate_name (io/names.h).
+Status validate_node_names(const NodeMeta& m);
 
 // Writes <dir>/node.meta atomically: temporary file, fdatasync, rename,
 // directory fsync.
 Status write_node_meta(const std::string& dir, const NodeMeta& m);
-// Reads and verifies <dir>/node.meta; kNotFound when there is none.
+// Reads and verifies <dir>/node.meta; kNotFound when there is none, an I/O
+// error naming the errno when it cannot be read (a directory, no permission).
 Result<NodeMeta> read_node_meta(const std::string& dir);
 
 }  // namespace walcut

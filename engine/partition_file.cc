@@ -470,4 +470,16 @@ Result<PartitionFileScan> scan_partition_file(const std::string& path, ByteSpan 
 
 std::string partition_file_name(uint16_t partition) { return "part-" + std::to_string(partition) + ".bin"; }
 
+std::optional<uint16_t> parse_partition_file_name(const std::string& name) {
+  constexpr size_t kPrefix = 5, kSuffix = 4;  // "part-", ".bin"
+  if (name.size() <= kPrefix + kSuffix || name.size() > kPrefix + 5 + kSuffix) return std::nullopt;
+  uint32_t p = 0;
+  for (size_t i = kPrefix; i < name.size() - kSuffix; ++i) {
+    if (name[i] < '0' || name[i] > '9') return std::nullopt;
+    p = p * 10 + static_cast<uint32_t>(name[i] - '0');
+  }
+  if (p > 65535 || partition_file_name(static_cast<uint16_t>(p)) != name) return std::nullopt;
+  return static_cast<uint16_t>(p);
+}
+
 }  // namespace walcut

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -87,5 +88,8 @@ Result<PartitionFileScan> scan_partition_file(const std::string& path, ByteSpan 
 
 // "part-<p>.bin"
 std::string partition_file_name(uint16_t partition);
+// The partition of a name partition_file_name() gives; nullopt for any
+// other name (leading zeros included).
+std::optional<uint16_t> parse_partition_file_name(const std::string& name);
 
 }  // namespace walcut

@@ -7,12 +7,12 @@
 #include <cerrno>
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 
 #include "engine/meta_codec.h"
 #include "engine/partition_file.h"
 #include "io/crc32c.h"
 #include "io/file_util.h"
+#include "io/names.h"
 
 namespace walcut {
 
@@ -22,15 +22,36 @@ namespace {
 constexpr uint64_t kMagic = 0x31464d53'54434c57ull;  // "WLCTSMF1"
 constexpr uint32_t kVersion = 1;
 
+std::string joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
 
+// Whether `path` is db/<node id>/<group>/part-<p>.bin of one of the node's
+// groups, p below its partition count: the only files a manifest may list.
+bool is_partition_path(const SnapshotMeta& m, const std::string& path) {
+  const std::string prefix = "db/" + m.node_id + "/";
+  size_t slash = path.find('/', prefix.size());
+  if (!path.starts_with(prefix) || slash == std::string::npos) return false;
+  const std::string group = path.substr(prefix.size(), slash - prefix.size());
+  auto g = std::find_if(m.groups.begin(), m.groups.end(), [&](const CacheGroup& c) { return c.name == group; });
+  std::optional<uint16_t> p = parse_partition_file_name(path.substr(slash + 1));
+  return g != m.groups.end() && p && *p < g->partitions;
+}
 
-Status sync_tree(const std::string& root) {
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(root, ec); it != fs::recursive_directory_iterator(); ++it) {
-    if (it->is_directory()) WALCUT_RETURN_IF_ERROR(sync_dir(it->path().string()));
+// The names a snapshot's paths are built from, and its manifest's paths.
+Status check_names(const SnapshotMeta& m) {
+  WALCUT_RETURN_IF_ERROR(validate_name("snapshot name", m.name));
+  WALCUT_RETURN_IF_ERROR(validate_name("node id", m.node_id));
+  for (const std::string& id : m.baseline) WALCUT_RETURN_IF_ERROR(validate_name("node id", id));
+  for (const ManifestEntry& f : m.files) {
+    if (!is_partition_path(m, f.path)) {
+      return Status::invalid_argument("manifest path '" + f.path + "' is not db/" + m.node_id +
+                                      "/<group>/part-<p>.bin of one of the node's groups");
+    }
   }
-  if (ec) return Status::io_error("list " + root + ": " + ec.message());
-  return sync_dir(root);
+  return {};
 }
 }  // namespace
 
@@ -68,6 +89,7 @@ Result<SnapshotMeta> decode_snapshot_meta(ByteSpan bytes, const std::string& wha
   m.files = get_manifest(d);
   if (d.failed() || d.remaining() != 0) return Status::corruption(what + ": malformed body");
   Status s = validate_groups(m.groups);
+  if (s.ok()) s = check_names(m);
   if (!s.ok()) return Status::corruption(what + ": " + s.message());
   if (m.node_index >= m.baseline.size() || m.baseline[m.node_index] != m.node_id) {
     return Status::corruption(what + ": node " + m.node_id + " is not at index " + std::to_string(m.node_index) +
@@ -83,28 +105,74 @@ Result<SnapshotMeta> read_snapshot_meta(const std::string& path) {
 }
 
 Result<std::vector<SnapshotMeta>> read_snapshot_metas(const std::string& snapshot_dir) {
-  std::vector<std::string> paths;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(snapshot_dir, ec)) {
-    if (entry.path().extension() == ".smf") paths.push_back(entry.path().string());
-  }
-  if (ec) return Status::io_error("list " + snapshot_dir + ": " + ec.message());
-  if (paths.empty()) return Status::not_found(snapshot_dir + ": no .smf files: not a snapshot");
-  std::sort(paths.begin(), paths.end());
+  Result<std::vector<std::string>> names = list_meta_files(snapshot_dir);
+  if (!names.ok()) return names.status();
+  if (names->empty()) return Status::not_found(snapshot_dir + ": no .smf files: not a snapshot");
   std::vector<SnapshotMeta> metas;
-  for (const std::string& p : paths) {
-    Result<SnapshotMeta> m = read_snapshot_meta(p);
+  for (const std::string& name : names.value()) {
+    Result<std::string> under = path_under(snapshot_dir, name);  // not a link out of the snapshot
+    if (!under.ok()) return under.status();
+    const std::string& path = under.value();
+    Result<SnapshotMeta> m = read_snapshot_meta(path);
     if (!m.ok()) return m.status();
     metas.push_back(std::move(m).value());
+    if (metas.back().baseline != metas.front().baseline) {
+      return Status::corruption(path + ": its baseline (" + joined(metas.back().baseline) + ") differs from " +
+                                snapshot_dir + "/" + names->front() + "'s (" + joined(metas.front().baseline) + ")");
+    }
+    const SnapshotMeta& last = metas.back();
+    WALCUT_RETURN_IF_ERROR(meta_file_holds(path, last.node_index, last.node_id, metas.front().baseline));
   }
+  WALCUT_RETURN_IF_ERROR(match_baseline(snapshot_dir, metas.front().baseline, names.value()));
+  std::sort(metas.begin(), metas.end(),
+            [](const SnapshotMeta& a, const SnapshotMeta& b) { return a.node_id < b.node_id; });
   return metas;
+}
+
+Result<std::vector<std::string>> list_meta_files(const std::string& dir) {
+  Result<std::vector<DirEntry>> entries = list_directory(dir);
+  if (!entries.ok()) return entries.status();
+  std::vector<std::string> names;
+  for (const DirEntry& e : entries.value()) {
+    if (fs::path(e.path).extension() == ".smf") names.push_back(e.path);
+  }
+  return names;
+}
+
+Status match_baseline(const std::string& dir, const std::vector<std::string>& baseline,
+                      const std::vector<std::string>& names) {
+  for (const std::string& name : names) {
+    const std::string id = fs::path(name).stem().string();
+    if (std::find(baseline.begin(), baseline.end(), id) == baseline.end()) {
+      return Status::corruption(dir + "/" + name + ": " + id + " is not a node of the snapshot's baseline (" +
+                                joined(baseline) + "): an extra metadata file");
+    }
+  }
+  for (const std::string& id : baseline) {
+    if (std::find(names.begin(), names.end(), id + ".smf") == names.end()) {
+      return Status::corruption(dir + "/" + id + ".smf: missing: node " + id + " of the snapshot's baseline (" +
+                                joined(baseline) + ") has no metadata file");
+    }
+  }
+  return {};
+}
+
+Status meta_file_holds(const std::string& path, uint16_t node_index, const std::string& node_id,
+                       const std::vector<std::string>& baseline) {
+  const std::string named = fs::path(path).stem().string();
+  if (named != node_id) {
+    return Status::corruption(path + ": holds node " + node_id + "'s metadata, not " + named + "'s");
+  }
+  if (node_index >= baseline.size() || baseline[node_index] != node_id) {
+    return Status::corruption(path + ": node " + node_id + " is not at index " + std::to_string(node_index) +
+                              " of the snapshot's baseline (" + joined(baseline) + ")");
+  }
+  return {};
 }
 
 Result<SnapshotReport> take_full_snapshot(Cluster& cluster, const std::string& snapshots_root, const std::string& name,
                                           const SnapshotOptions& options) {
-  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
-    return Status::invalid_argument("snapshot name '" + name + "' is not usable as a directory name");
-  }
+  WALCUT_RETURN_IF_ERROR(validate_name("snapshot name", name));
   const std::string final_dir = snapshots_root + "/" + name;
   const std::string staging = snapshots_root + "/." + name + ".staging";
   std::error_code ec;
@@ -149,18 +217,22 @@ Result<SnapshotReport> take_full_snapshot(Cluster& cluster, const std::string& s
     for (const auto& [pid, entries] : images[i].partitions) {
       const CacheGroup& g = *nm.group(pid.first);
       std::string rel = "db/" + nm.node_id + "/" + g.name + "/" + partition_file_name(pid.second);
-      fs::create_directories(fs::path(staging + "/" + rel).parent_path(), ec);
-      if (ec) return Status::io_error("create directory for " + staging + "/" + rel + ": " + ec.message());
-      WALCUT_RETURN_IF_ERROR(write_partition_file(staging + "/" + rel, {pid.first, pid.second, nm.node_index}, *entries));
+      Result<std::string> path = path_under(staging, rel);
+      if (!path.ok()) return path.status();
+      fs::create_directories(fs::path(path.value()).parent_path(), ec);
+      if (ec) return Status::io_error("create directory for " + path.value() + ": " + ec.message());
+      WALCUT_RETURN_IF_ERROR(write_partition_file(path.value(), {pid.first, pid.second, nm.node_index}, *entries));
       // Read back: the manifest checksums what is on disk, not what was meant.
-      Result<Bytes> written = read_file_bytes(staging + "/" + rel);
+      Result<Bytes> written = read_file_bytes(path.value());
       if (!written.ok()) return written.status();
       sm.files.push_back(ManifestEntry{rel, written->size(), crc32c(written.value())});
       report.bytes += written->size();
       ++report.files;
     }
     std::sort(sm.files.begin(), sm.files.end(), [](const auto& a, const auto& b) { return a.path < b.path; });
-    WALCUT_RETURN_IF_ERROR(write_file_synced(staging + "/" + nm.node_id + ".smf", encode_snapshot_meta(sm)));
+    Result<std::string> smf = path_under(staging, nm.node_id + ".smf");
+    if (!smf.ok()) return smf.status();
+    WALCUT_RETURN_IF_ERROR(write_file_synced(smf.value(), encode_snapshot_meta(sm)));
   }
   WALCUT_RETURN_IF_ERROR(sync_tree(staging));
   if (::rename(staging.c_str(), final_dir.c_str()) != 0) return Status::from_errno("rename " + staging, errno);

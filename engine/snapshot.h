@@ -40,8 +40,23 @@ Bytes encode_snapshot_meta(const SnapshotMeta& m);
 Result<SnapshotMeta> decode_snapshot_meta(ByteSpan bytes, const std::string& what);
 // "<dir>/<node id>.smf", read and verified.
 Result<SnapshotMeta> read_snapshot_meta(const std::string& path);
-// The .smf files of a snapshot directory, sorted by node id.
+// The .smf files of a snapshot directory, sorted by node id: exactly one
+// <node id>.smf per node of the baseline they all share, each holding
+// that node (match_baseline, meta_file_holds). Anything else is
+// kCorruption naming the file.
 Result<std::vector<SnapshotMeta>> read_snapshot_metas(const std::string& snapshot_dir);
+
+// The names of the .smf files of `dir`, sorted.
+Result<std::vector<std::string>> list_meta_files(const std::string& dir);
+// Whether `names` (.smf files of `dir`) are exactly one "<node id>.smf" per
+// node of `baseline`: a missing or an extra file is kCorruption naming it.
+// Nothing is read; only the names count.
+Status match_baseline(const std::string& dir, const std::vector<std::string>& baseline,
+                      const std::vector<std::string>& names);
+// Whether the metadata file `path` holds the node its name says, at that
+// node's index of `baseline`; kCorruption naming it otherwise.
+Status meta_file_holds(const std::string& path, uint16_t node_index, const std::string& node_id,
+                       const std::vector<std::string>& baseline);
 
 struct SnapshotOptions {
   // Runs after the snapshot point is fixed on every node and transactions

@@ -8,6 +8,10 @@
 
 namespace walcut {
 
+namespace {
+constexpr uint32_t kLz4MaxExpansion = 255;
+}  // namespace
+
 void BlockBuilder::add(RecordType type, ByteSpan payload) {
   size_t at = raw_.size();
   raw_.resize(at + kRecordHeaderBytes + payload.size());
@@ -57,6 +61,11 @@ void place_block(const SealedBlock& block, WalPointer first, uint64_t sync_start
 
 Result<ByteSpan> block_raw_payload(const BlockHeader& h, ByteSpan stored, Bytes& scratch) {
   if (h.codec == Codec::kNone) return stored;
+  // LZ4 spends at least one input byte per 255 output bytes: refuse more before allocating for it.
+  if (h.raw_bytes / kLz4MaxExpansion > stored.size()) {
+    return Status::corruption("LZ4 payload of " + std::to_string(stored.size()) + " bytes cannot decode to " +
+                              std::to_string(h.raw_bytes) + " bytes");
+  }
   scratch.resize(h.raw_bytes);
   int n = LZ4_decompress_safe(reinterpret_cast<const char*>(stored.data()), reinterpret_cast<char*>(scratch.data()),
                               static_cast<int>(stored.size()), static_cast<int>(h.raw_bytes));

@@ -1,6 +1,7 @@
 #include "io/file_util.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,6 +13,8 @@
 #include "io/wal_format.h"
 
 namespace walcut {
+
+namespace fs = std::filesystem;
 
 Status pwrite_all(int fd, ByteSpan data, uint64_t offset, const std::string& path) {
   size_t allowed = fault::writable_bytes(data.size());
@@ -56,13 +59,19 @@ Status sync_dir(const std::string& dir) {
 }
 
 Result<Bytes> read_file_bytes(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO planted where a file belongs must not hang the open.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return Status::from_errno("open " + path, errno);
   struct stat st;
   if (::fstat(fd, &st) != 0) {
     int err = errno;
     ::close(fd);
     return Status::from_errno("stat " + path, err);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    if (S_ISDIR(st.st_mode)) return Status::from_errno("read " + path, EISDIR);
+    return Status::io_error("read " + path + ": not a regular file");
   }
   // Sized by fstat and read in 1 MiB pieces; a file that shrinks since is
   // returned short, one that grows is returned as it was.
@@ -97,18 +106,133 @@ Status write_file_synced(const std::string& path, ByteSpan bytes) {
 }
 
 Result<std::vector<std::string>> list_segment_files(const std::string& dir) {
-  std::error_code ec;
+  Result<std::vector<DirEntry>> entries = list_directory(dir);
+  if (!entries.ok()) return entries.status();
   std::vector<std::pair<uint64_t, std::string>> found;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    if (auto index = parse_segment_file_name(entry.path().filename().string())) {
-      found.emplace_back(*index, entry.path().string());
-    }
+  for (const DirEntry& e : entries.value()) {
+    if (auto index = parse_segment_file_name(e.path)) found.emplace_back(*index, (fs::path(dir) / e.path).string());
   }
-  if (ec) return Status::io_error("list " + dir + ": " + ec.message());
   std::sort(found.begin(), found.end());
   std::vector<std::string> paths;
   for (auto& f : found) paths.push_back(std::move(f.second));
   return paths;
+}
+
+namespace {
+
+// `e` as a DirEntry named `rel`, without following a symbolic link.
+Result<DirEntry> dir_entry(const fs::directory_entry& e, std::string rel) {
+  std::error_code ec;
+  DirEntry d;
+  d.path = std::move(rel);
+  fs::file_status st = e.symlink_status(ec);
+  if (ec) return Status::io_error("stat " + e.path().string() + ": " + ec.message());
+  if (fs::is_regular_file(st)) {
+    d.kind = DirEntry::Kind::kFile;
+    d.bytes = e.file_size(ec);
+    if (ec) return Status::io_error("stat " + e.path().string() + ": " + ec.message());
+  } else if (fs::is_directory(st)) {
+    d.kind = DirEntry::Kind::kDirectory;
+  }
+  return d;
+}
+
+// `p` absolute, with "..", "." and the symbolic links of its existing part
+// resolved, and no trailing separator.
+fs::path resolved(const std::string& p) {
+  std::error_code ec;
+  fs::path out = fs::absolute(p, ec);
+  if (ec) out = p;
+  fs::path canonical = fs::weakly_canonical(out, ec);
+  if (!ec) out = canonical;
+  out = out.lexically_normal();
+  if (!out.has_filename() && out != out.root_path()) out = out.parent_path();
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<DirEntry>> list_directory(const std::string& dir, bool recursive) {
+  std::vector<DirEntry> out;
+  std::error_code ec;
+  auto add = [&](const fs::directory_entry& e) -> Status {
+    std::string rel = recursive ? e.path().lexically_relative(dir).string() : e.path().filename().string();
+    Result<DirEntry> d = dir_entry(e, std::move(rel));
+    if (!d.ok()) return d.status();
+    out.push_back(std::move(d).value());
+    return {};
+  };
+  if (recursive) {
+    fs::recursive_directory_iterator it(dir, ec);
+    for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) WALCUT_RETURN_IF_ERROR(add(*it));
+  } else {
+    fs::directory_iterator it(dir, ec);
+    for (; !ec && it != fs::directory_iterator(); it.increment(ec)) WALCUT_RETURN_IF_ERROR(add(*it));
+  }
+  if (ec) return Status::io_error("list " + dir + ": " + ec.message());
+  std::sort(out.begin(), out.end(), [](const DirEntry& a, const DirEntry& b) { return a.path < b.path; });
+  return out;
+}
+
+Status sync_tree(const std::string& root) {
+  Result<std::vector<DirEntry>> entries = list_directory(root, /*recursive=*/true);
+  if (!entries.ok()) return entries.status();
+  for (const DirEntry& e : entries.value()) {
+    if (e.kind == DirEntry::Kind::kDirectory) WALCUT_RETURN_IF_ERROR(sync_dir(root + "/" + e.path));
+  }
+  return sync_dir(root);
+}
+
+bool path_is_within(const std::string& path, const std::string& dir) {
+  const fs::path p = resolved(path), d = resolved(dir);
+  auto pi = p.begin();
+  for (auto di = d.begin(); di != d.end(); ++di, ++pi) {
+    if (pi == p.end() || *pi != *di) return false;
+  }
+  return true;
+}
+
+FileLock::FileLock(FileLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+
+FileLock& FileLock::operator=(FileLock&& other) noexcept {
+  if (this != &other) {
+    release();
+    fd_ = other.fd_;
+    other.fd_ = -1;
+  }
+  return *this;
+}
+
+void FileLock::release() {
+  if (fd_ >= 0) ::close(fd_);  // closing the last descriptor drops the flock
+  fd_ = -1;
+}
+
+Result<FileLock> FileLock::lock_fd(int fd, const std::string& path, const std::string& what, bool wait, Mode mode) {
+  const int op = (mode == Mode::kShared ? LOCK_SH : LOCK_EX) | (wait ? 0 : LOCK_NB);
+  while (::flock(fd, op) != 0) {
+    const int err = errno;
+    if (err == EINTR) continue;
+    ::close(fd);
+    if (err == EWOULDBLOCK) {
+      return Status::io_error(what + ": busy: another walcut process holds " + (path == what ? "a lock on it" : path));
+    }
+    return Status::from_errno("flock " + path, err);
+  }
+  return FileLock(fd);
+}
+
+Result<FileLock> FileLock::lock_file(const std::string& path, const std::string& what, bool wait, Mode mode) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::from_errno("open lock file " + path, errno);
+  return lock_fd(fd, path, what, wait, mode);
+}
+
+Result<FileLock> FileLock::lock_directory(const std::string& dir, const std::string& what, bool wait, Mode mode) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT) return Status::not_found(dir + ": no such directory");
+  if (fd < 0) return Status::from_errno("open directory " + dir, errno);
+  return lock_fd(fd, dir, what, wait, mode);
 }
 
 }  // namespace walcut

@@ -17,7 +17,11 @@ Status pwrite_all(int fd, ByteSpan data, uint64_t offset, const std::string& pat
 Status sync_file(int fd, const std::string& path);
 // fsync of a directory, so a rename or create in it is durable.
 Status sync_dir(const std::string& dir);
-// The whole file. Cost: one read of it into memory.
+// The whole file: the one reader of small files (metadata, map files). Every
+// error is kIoError naming the path and the errno: missing (ENOENT), a
+// directory (EISDIR), no permission (EACCES), a failed read; or a path that
+// is not a regular file (a FIFO is refused without waiting for a writer).
+// Cost: one read of it into memory.
 Result<Bytes> read_file_bytes(const std::string& path);
 // syncfs() of the filesystem that holds `path`: every file written there
 // so far is durable. One call instead of an fdatasync per file, for many
@@ -28,5 +32,52 @@ Status sync_filesystem(const std::string& path);
 Status write_file_synced(const std::string& path, ByteSpan bytes);
 // The segment files (NNNNNNNNNNNNNNNN.wal) of a directory, by index.
 Result<std::vector<std::string>> list_segment_files(const std::string& dir);
+
+// One entry of a directory listing. Symbolic links are not followed.
+struct DirEntry {
+  enum class Kind { kFile, kDirectory, kOther };
+  std::string path;  // relative to the listed directory ("a/b" below it with `recursive`)
+  Kind kind = Kind::kOther;
+  uint64_t bytes = 0;  // of a regular file
+};
+// The entries of `dir` (and of every directory below it with `recursive`),
+// sorted by path: the one directory lister. Every std::filesystem call
+// takes an error_code: a directory that vanishes or cannot be read while
+// listed is an I/O error naming it and the errno, never an exception.
+Result<std::vector<DirEntry>> list_directory(const std::string& dir, bool recursive = false);
+// fsync of `root` and of every directory below it.
+Status sync_tree(const std::string& root);
+// Whether `path` is `dir` or lies below it, after resolving "..", "." and
+// the symbolic links of the parts that exist.
+bool path_is_within(const std::string& path, const std::string& dir);
+
+// An flock(2) held until release() or destruction, so that two walcut
+// processes (or two opens in one process) never work on the same
+// directory at once. A lock another holder has is an I/O error at once,
+// "<what>: busy: another walcut process holds <path>", or is waited for
+// when `wait` is set. Linux releases it when the process dies.
+class FileLock {
+ public:
+  enum class Mode { kExclusive, kShared };  // shared: readers that exclude writers only
+  // Locks the file `path`, created if missing (it stays after release).
+  static Result<FileLock> lock_file(const std::string& path, const std::string& what, bool wait,
+                                    Mode mode = Mode::kExclusive);
+  // Locks the directory `dir` itself (nothing is created); kNotFound when it does not exist.
+  static Result<FileLock> lock_directory(const std::string& dir, const std::string& what, bool wait, Mode mode);
+
+  FileLock() = default;
+  FileLock(FileLock&& other) noexcept;
+  FileLock& operator=(FileLock&& other) noexcept;
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+  ~FileLock() { release(); }
+  void release();
+  bool held() const { return fd_ >= 0; }
+
+ private:
+  explicit FileLock(int fd) : fd_(fd) {}
+  static Result<FileLock> lock_fd(int fd, const std::string& path, const std::string& what, bool wait, Mode mode);
+  int fd_ = -1;
+};
 
 }  // namespace walcut

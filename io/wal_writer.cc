@@ -67,10 +67,12 @@ Result<std::unique_ptr<WalWriter>> WalWriter::open(const WriterOptions& o) {
   std::filesystem::create_directories(o.dir, ec);
   if (ec) return Status::io_error("create directory " + o.dir + ": " + ec.message());
   // A segment still under its temporary name was never published.
-  for (const auto& entry : std::filesystem::directory_iterator(o.dir, ec)) {
-    std::string name = entry.path().filename().string();
+  Result<std::vector<DirEntry>> entries = list_directory(o.dir);
+  if (!entries.ok()) return entries.status();
+  for (const DirEntry& entry : entries.value()) {
+    const std::string& name = entry.path;
     if (name.size() > 4 && name.ends_with(".tmp") && parse_segment_file_name(name.substr(0, name.size() - 4))) {
-      std::filesystem::remove(entry.path(), ec);
+      std::filesystem::remove(o.dir + "/" + name, ec);
     }
   }
   Result<std::vector<std::string>> segments = list_segment_files(o.dir);

@@ -9,9 +9,10 @@
 #include <boost/unordered/unordered_flat_set.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <filesystem>
-#include <fstream>
+#include <limits>
 #include <mutex>
 #include <set>
 
@@ -20,6 +21,7 @@
 #include "engine/snapshot.h"
 #include "io/crc32c.h"
 #include "io/file_util.h"
+#include "io/names.h"
 #include "replay/parallel.h"
 #include "replay/pipeline.h"
 
@@ -153,13 +155,19 @@ void structure(NodeCheck& c, std::string where, std::string detail) {
   c.findings.push_back(Finding{"structure", std::move(where), std::move(detail)});
 }
 
-// Files under `dir` (recursively), relative to `base`.
-std::set<std::string> files_under(const std::string& base, const std::string& dir) {
+// Files (anything but a directory) under `dir`, recursively, relative to
+// `base`; a listing that fails is a finding.
+std::set<std::string> files_under(NodeCheck& c, const std::string& base, const std::string& dir) {
   std::set<std::string> out;
   std::error_code ec;
   if (!fs::exists(base + "/" + dir, ec)) return out;
-  for (auto it = fs::recursive_directory_iterator(base + "/" + dir, ec); it != fs::recursive_directory_iterator(); ++it) {
-    if (it->is_regular_file()) out.insert(fs::relative(it->path(), base).string());
+  Result<std::vector<DirEntry>> entries = list_directory(base + "/" + dir, /*recursive=*/true);
+  if (!entries.ok()) {
+    structure(c, base + "/" + dir, entries.status().message());
+    return out;
+  }
+  for (const DirEntry& e : entries.value()) {
+    if (e.kind != DirEntry::Kind::kDirectory) out.insert(dir + "/" + e.path);
   }
   return out;
 }
@@ -171,7 +179,12 @@ void check_full_snapshot(const CheckOptions& o, const SnapshotMeta& me, NodeChec
   std::vector<std::optional<PartitionFileScan>> parsed(files.size());
   std::vector<std::string> problems(files.size());
   tbb::parallel_for(size_t{0}, files.size(), [&](size_t i) {
-    const std::string path = o.snapshot_dir + "/" + files[i]->path;
+    Result<std::string> under = path_under(o.snapshot_dir, files[i]->path);
+    if (!under.ok()) {
+      problems[i] = under.status().message();
+      return;
+    }
+    const std::string& path = under.value();
     std::error_code ec;
     if (!fs::exists(path, ec)) {
       problems[i] = "listed in the manifest but missing";
@@ -222,7 +235,7 @@ void check_full_snapshot(const CheckOptions& o, const SnapshotMeta& me, NodeChec
   // Nothing unlisted, nothing owned left out.
   std::set<std::string> listed;
   for (const ManifestEntry& f : me.files) listed.insert(f.path);
-  for (const std::string& f : files_under(o.snapshot_dir, "db/" + me.node_id)) {
+  for (const std::string& f : files_under(c, o.snapshot_dir, "db/" + me.node_id)) {
     if (!listed.count(f)) structure(c, o.snapshot_dir + "/" + f, "file is not in " + me.node_id + ".smf's manifest");
   }
   for (const CacheGroup& g : me.groups) {
@@ -262,16 +275,18 @@ void check_increments(const CheckOptions& o, const SnapshotMeta& me, uint64_t n,
       std::string rel = "wal/" + me.node_id + "/" + segment_file_name(s);
       listed.insert(rel);
       auto f = std::find_if(m->files.begin(), m->files.end(), [&](const ManifestEntry& e) { return e.path == rel; });
+      Result<std::string> path = path_under(o.snapshot_dir, increment_rel_dir(k) + "/" + rel);
+      if (!path.ok()) return structure(c, dir, path.status().message());
       std::error_code ec;
-      if (f == m->files.end() || !fs::exists(dir + "/" + rel, ec)) {
-        return structure(c, dir + "/" + rel, "segment " + std::to_string(s) + " of " + me.node_id + " is missing");
+      if (f == m->files.end() || !fs::exists(path.value(), ec)) {
+        return structure(c, path.value(), "segment " + std::to_string(s) + " of " + me.node_id + " is missing");
       }
-      if (fs::file_size(dir + "/" + rel, ec) != f->bytes) {
-        return structure(c, dir + "/" + rel, "size differs from the manifest");
-      }
+      uint64_t bytes = fs::file_size(path.value(), ec);
+      if (ec) return structure(c, path.value(), "stat: " + ec.message());
+      if (bytes != f->bytes) return structure(c, path.value(), "size differs from the manifest");
       ++c.segments;
     }
-    for (const std::string& f : files_under(dir, "wal/" + me.node_id)) {
+    for (const std::string& f : files_under(c, dir, "wal/" + me.node_id)) {
       if (!listed.count(f)) structure(c, dir + "/" + f, "file is not in " + me.node_id + ".smf's manifest");
     }
     next_segment = m->last_segment + 1;
@@ -297,6 +312,20 @@ void check_increments(const CheckOptions& o, const SnapshotMeta& me, uint64_t n,
   }
 }
 
+// The .smf files of increments 1..N must be one per node of the baseline,
+// as the full snapshot's: a missing or extra one means the snapshot cannot
+// be checked (the rest of an increment's structure is a finding).
+Status match_increment_meta_files(const CheckOptions& o, const std::vector<std::string>& baseline) {
+  Result<uint64_t> count = increment_count(o.snapshot_dir);
+  if (!count.ok()) return {};  // a finding of check_increments
+  for (uint64_t k = 1; k <= std::min(o.increment.value_or(0), count.value()); ++k) {
+    Result<std::vector<std::string>> names = list_meta_files(increment_dir(o.snapshot_dir, k));
+    if (!names.ok()) continue;  // as above
+    WALCUT_RETURN_IF_ERROR(match_baseline(increment_dir(o.snapshot_dir, k), baseline, names.value()));
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<NodeCheck> map_node(const CheckOptions& o, const std::string& node_id) {
@@ -304,12 +333,20 @@ Result<NodeCheck> map_node(const CheckOptions& o, const std::string& node_id) {
   if (!metas.ok()) return metas.status();
   auto me = std::find_if(metas->begin(), metas->end(), [&](const SnapshotMeta& m) { return m.node_id == node_id; });
   if (me == metas->end()) return Status::invalid_argument("--node " + node_id + ": no such node in " + o.snapshot_dir);
+  WALCUT_RETURN_IF_ERROR(match_increment_meta_files(o, me->baseline));
   NodeCheck c;
   c.node_index = me->node_index;
   c.node_id = me->node_id;
   c.baseline = me->baseline;
   c.groups = me->groups;
   c.increment = o.increment.value_or(0);
+  if (c.increment > 0) {
+    Result<uint64_t> count = increment_count(o.snapshot_dir);
+    if (count.ok() && c.increment > count.value()) {  // as restore says it; a gap is a finding below
+      return Status::invalid_argument("--increment " + std::to_string(c.increment) + ": " + o.snapshot_dir + " has " +
+                                      std::to_string(count.value()) + " increments");
+    }
+  }
   for (const SnapshotMeta& other : metas.value()) {
     if (other.cluster_id != me->cluster_id || other.baseline != me->baseline || other.groups != me->groups ||
         other.name != me->name) {
@@ -409,11 +446,90 @@ Result<CheckReport> check_snapshot(const CheckOptions& o) {
 
 // ---- Map files
 
+namespace {
+
+using json = nlohmann::json;
+
+constexpr const char* kMapFormat = "walcut-check-map-2";         // hashes as 16 hex digits
+constexpr const char* kDecimalMapFormat = "walcut-check-map-1";  // hashes as JSON numbers
+
+// Reads the fields of a map file with every type, shape and range checked
+// (no exceptions): the first problem is kept, and later reads return zeros
+// and empty values so the caller can run to its end and ask status().
+class MapReader {
+ public:
+  MapReader(std::string what, bool decimal_hashes) : what_(std::move(what)), decimal_hashes_(decimal_hashes) {}
+
+  const json& member(const json& object, const char* key) {
+    auto it = object.find(key);
+    if (it != object.end()) return *it;
+    fail(key, "missing");
+    return null_;
+  }
+  // The elements of an array, each an array of `width` (0: any shape).
+  const json::array_t& array(const json& v, const char* field, size_t width = 0) {
+    static const json::array_t kEmpty;
+    bool shaped = v.is_array() && std::all_of(v.begin(), v.end(), [&](const json& e) {
+                    return width == 0 || (e.is_array() && e.size() == width);
+                  });
+    if (shaped) return v.get_ref<const json::array_t&>();
+    fail(field, width == 0 ? "not an array" : "not an array of arrays of " + std::to_string(width));
+    return kEmpty;
+  }
+  template <typename T>
+  T uint(const json& v, const char* field) {
+    constexpr uint64_t kMax = std::numeric_limits<T>::max();
+    if (!v.is_number_unsigned() || v.get<uint64_t>() > kMax) {
+      fail(field, "not an integer from 0 to " + std::to_string(kMax) + ": " + shown(v));
+      return 0;
+    }
+    return static_cast<T>(v.get<uint64_t>());
+  }
+  uint64_t hash(const json& v, const char* field) {
+    if (decimal_hashes_) return uint<uint64_t>(v, field);
+    const std::string* s = v.is_string() ? &v.get_ref<const std::string&>() : nullptr;
+    uint64_t h = 0;
+    if (s && s->size() == 16) {
+      auto [end, ec] = std::from_chars(s->data(), s->data() + s->size(), h, 16);
+      if (ec == std::errc() && end == s->data() + s->size()) return h;
+    }
+    fail(field, "not a hash of 16 hex digits: " + shown(v));
+    return 0;
+  }
+  std::string string(const json& v, const char* field) {
+    if (v.is_string()) return v.get<std::string>();
+    fail(field, "not a string: " + shown(v));
+    return "";
+  }
+  std::vector<std::string> strings(const json& v, const char* field) {
+    std::vector<std::string> out;
+    for (const json& e : array(v, field)) out.push_back(string(e, field));
+    return out;
+  }
+  void check(const Status& s) {
+    if (!s.ok() && status_.ok()) status_ = Status::corruption(what_ + ": " + s.message());
+  }
+  const Status& status() const { return status_; }
+
+ private:
+  static std::string shown(const json& v) { return v.dump(-1, ' ', false, json::error_handler_t::replace); }
+  void fail(const char* field, const std::string& why) {
+    if (status_.ok()) status_ = Status::corruption(what_ + ": field " + field + " is " + why);
+  }
+  std::string what_;
+  bool decimal_hashes_;
+  json null_;
+  Status status_;
+};
+
+}  // namespace
+
 std::string node_check_to_json(const NodeCheck& c) {
-  using json = nlohmann::json;
   auto hashes = [](const std::map<PartitionId, PartitionHashes>& m) {
     json a = json::array();
-    for (const auto& [pid, h] : m) a.push_back({pid.first, pid.second, h.entries, h.key_value_hash, h.version_hash});
+    for (const auto& [pid, h] : m) {
+      a.push_back({pid.first, pid.second, h.entries, hex64(h.key_value_hash), hex64(h.version_hash)});
+    }
     return a;
   };
   json groups = json::array();
@@ -421,53 +537,60 @@ std::string node_check_to_json(const NodeCheck& c) {
   json findings = json::array();
   for (const Finding& f : c.findings) findings.push_back({f.kind, f.where, f.detail});
   json tx = json::array();
-  for (const auto& [peer, h] : c.tx_hash) tx.push_back({peer, h, c.tx_count.at(peer)});
-  json j{{"format", "walcut-check-map-1"}, {"node_index", c.node_index}, {"node_id", c.node_id},
-         {"increment", c.increment},       {"baseline", c.baseline},     {"groups", groups},
-         {"findings", findings},           {"full", hashes(c.full)},     {"incremental", hashes(c.incremental)},
-         {"tx", tx},                       {"files", c.files},           {"segments", c.segments},
-         {"entries", c.entries},           {"bytes_read", c.bytes_read}};
+  for (const auto& [peer, h] : c.tx_hash) tx.push_back({peer, hex64(h), c.tx_count.at(peer)});
+  json j{{"format", kMapFormat},       {"node_index", c.node_index}, {"node_id", c.node_id},
+         {"increment", c.increment},   {"baseline", c.baseline},     {"groups", groups},
+         {"findings", findings},       {"full", hashes(c.full)},     {"incremental", hashes(c.incremental)},
+         {"tx", tx},                   {"files", c.files},           {"segments", c.segments},
+         {"entries", c.entries},       {"bytes_read", c.bytes_read}};
   return j.dump();
 }
 
 Result<NodeCheck> node_check_from_json(const std::string& text, const std::string& what) {
-  using json = nlohmann::json;
   json j = json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("format") || j["format"] != "walcut-check-map-1") {
-    return Status::corruption(what + ": not a walcut check map file");
+  auto format = j.is_object() ? j.find("format") : j.end();
+  if (j.is_discarded() || !j.is_object() || format == j.end() ||
+      (*format != kMapFormat && *format != kDecimalMapFormat)) {
+    return Status::corruption(what + ": not a walcut check map file (format " + kMapFormat + " or " +
+                              kDecimalMapFormat + ")");
   }
-  try {
-    NodeCheck c;
-    c.node_index = j.at("node_index").get<uint16_t>();
-    c.node_id = j.at("node_id").get<std::string>();
-    c.increment = j.at("increment").get<uint64_t>();
-    c.baseline = j.at("baseline").get<std::vector<std::string>>();
-    for (const json& g : j.at("groups")) {
-      c.groups.push_back(CacheGroup{g[0].get<uint32_t>(), g[1].get<std::string>(), static_cast<CacheMode>(g[2].get<int>()),
-                                    g[3].get<uint16_t>(), g[4].get<uint16_t>()});
-    }
-    for (const json& f : j.at("findings")) c.findings.push_back(Finding{f[0], f[1], f[2]});
-    auto hashes = [](const json& a, std::map<PartitionId, PartitionHashes>& m) {
-      for (const json& h : a) {
-        m[PartitionId{h[0].get<uint32_t>(), h[1].get<uint16_t>()}] =
-            PartitionHashes{h[2].get<uint64_t>(), h[3].get<uint64_t>(), h[4].get<uint64_t>()};
-      }
-    };
-    hashes(j.at("full"), c.full);
-    hashes(j.at("incremental"), c.incremental);
-    for (const json& t : j.at("tx")) {
-      c.tx_hash[t[0].get<uint16_t>()] = t[1].get<uint64_t>();
-      c.tx_count[t[0].get<uint16_t>()] = t[2].get<uint64_t>();
-    }
-    c.files = j.at("files").get<uint64_t>();
-    c.segments = j.at("segments").get<uint64_t>();
-    c.entries = j.at("entries").get<uint64_t>();
-    c.bytes_read = j.at("bytes_read").get<uint64_t>();
-    if (c.node_index >= c.baseline.size()) return Status::corruption(what + ": node index outside its baseline");
-    return c;
-  } catch (const json::exception& e) {
-    return Status::corruption(what + ": " + e.what());
+  MapReader r(what, *format == kDecimalMapFormat);
+  NodeCheck c;
+  c.node_index = r.uint<uint16_t>(r.member(j, "node_index"), "node_index");
+  c.node_id = r.string(r.member(j, "node_id"), "node_id");
+  c.increment = r.uint<uint64_t>(r.member(j, "increment"), "increment");
+  c.baseline = r.strings(r.member(j, "baseline"), "baseline");
+  for (const json& g : r.array(r.member(j, "groups"), "groups", 5)) {
+    c.groups.push_back(CacheGroup{r.uint<uint32_t>(g[0], "groups"), r.string(g[1], "groups"),
+                                  static_cast<CacheMode>(r.uint<uint8_t>(g[2], "groups")),
+                                  r.uint<uint16_t>(g[3], "groups"), r.uint<uint16_t>(g[4], "groups")});
   }
+  for (const json& f : r.array(r.member(j, "findings"), "findings", 3)) {
+    c.findings.push_back(Finding{r.string(f[0], "findings"), r.string(f[1], "findings"), r.string(f[2], "findings")});
+  }
+  for (const char* field : {"full", "incremental"}) {
+    auto& m = std::string(field) == "full" ? c.full : c.incremental;
+    for (const json& h : r.array(r.member(j, field), field, 5)) {
+      m[PartitionId{r.uint<uint32_t>(h[0], field), r.uint<uint16_t>(h[1], field)}] =
+          PartitionHashes{r.uint<uint64_t>(h[2], field), r.hash(h[3], field), r.hash(h[4], field)};
+    }
+  }
+  for (const json& t : r.array(r.member(j, "tx"), "tx", 3)) {
+    uint16_t peer = r.uint<uint16_t>(t[0], "tx");
+    c.tx_hash[peer] = r.hash(t[1], "tx");
+    c.tx_count[peer] = r.uint<uint64_t>(t[2], "tx");
+  }
+  c.files = r.uint<uint64_t>(r.member(j, "files"), "files");
+  c.segments = r.uint<uint64_t>(r.member(j, "segments"), "segments");
+  c.entries = r.uint<uint64_t>(r.member(j, "entries"), "entries");
+  c.bytes_read = r.uint<uint64_t>(r.member(j, "bytes_read"), "bytes_read");
+  // The names and groups are checked as the snapshot's own metadata is.
+  r.check(validate_name("node id", c.node_id));
+  for (const std::string& id : c.baseline) r.check(validate_name("node id", id));
+  r.check(validate_groups(c.groups));
+  if (!r.status().ok()) return r.status();
+  if (c.node_index >= c.baseline.size()) return Status::corruption(what + ": node index outside its baseline");
+  return c;
 }
 
 }  // namespace walcut

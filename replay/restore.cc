@@ -20,11 +20,12 @@
 #include "engine/node_meta.h"
 #include "engine/partition_file.h"
 #include "io/crc32c.h"
-#include "io/fault.h"
 #include "io/file_util.h"
+#include "io/names.h"
 #include "replay/memory_limit.h"
 #include "replay/parallel.h"
 #include "replay/partition_finish.h"
+#include "replay/publish.h"
 #include "replay/route_sink.h"
 
 namespace walcut {
@@ -82,7 +83,8 @@ struct Plan {
 // The copies a restore writes, and for the ATOMIC partitions among them
 // every other copy (a peer, compared, not written). `with_wal`: routes the
 // WAL's entries to each copy.
-Plan make_plan(const RestoreOptions& o, std::vector<SnapshotMeta> bases, const std::string& staging, bool with_wal) {
+Result<Plan> make_plan(const RestoreOptions& o, std::vector<SnapshotMeta> bases, const std::string& staging,
+                       bool with_wal) {
   Plan plan;
   plan.bases = std::move(bases);
   std::sort(plan.bases.begin(), plan.bases.end(),
@@ -93,16 +95,23 @@ Plan make_plan(const RestoreOptions& o, std::vector<SnapshotMeta> bases, const s
   for (const SnapshotMeta& b : plan.bases) plan.restored[b.node_index] = !o.node || *o.node == b.node_id;
   const SnapshotMeta& m = plan.bases.front();
   Affinity aff(m.groups, m.baseline);
-  auto copy_of = [&](uint16_t node, const CacheGroup& g, uint16_t p) {
+  // Paths built from the snapshot's names stay under their roots (io/names.h).
+  auto copy_of = [&](uint16_t node, const CacheGroup& g, uint16_t p) -> Result<CopyToFinish> {
     const SnapshotMeta& b = plan.bases[node];
     CopyToFinish c;
     c.node_index = node;
     const std::string rel = partition_rel_path(b.node_id, g, p);
-    c.base_path = o.snapshot_dir + "/" + rel;
+    Result<std::string> base = path_under(o.snapshot_dir, rel);
+    if (!base.ok()) return base.status();
+    c.base_path = std::move(base).value();
     auto listed = std::lower_bound(b.files.begin(), b.files.end(), rel,
                                    [](const ManifestEntry& e, const std::string& r) { return e.path < r; });
     if (listed != b.files.end() && listed->path == rel) c.listed = *listed;
-    if (plan.restored[node]) c.out_path = staging + "/" + b.node_id + "/db/" + g.name + "/" + partition_file_name(p);
+    if (plan.restored[node]) {
+      Result<std::string> out = path_under(staging, b.node_id + "/db/" + g.name + "/" + partition_file_name(p));
+      if (!out.ok()) return out.status();
+      c.out_path = std::move(out).value();
+    }
     if (with_wal) {
       plan.copies.push_back(std::make_unique<RoutedCopy>());
       c.routed = plan.copies.back().get();
@@ -121,12 +130,19 @@ Plan make_plan(const RestoreOptions& o, std::vector<SnapshotMeta> bases, const s
       if (!any) continue;
       if (g.mode == CacheMode::kAtomic) {
         Plan::Task t{&g, p, {}};
-        for (uint16_t x : owners) t.copies.push_back(copy_of(x, g, p));
+        for (uint16_t x : owners) {
+          Result<CopyToFinish> c = copy_of(x, g, p);
+          if (!c.ok()) return c.status();
+          t.copies.push_back(std::move(c).value());
+        }
         plan.tasks.push_back(std::move(t));
         continue;
       }
       for (uint16_t x : owners) {
-        if (plan.restored[x]) plan.tasks.push_back(Plan::Task{&g, p, {copy_of(x, g, p)}});
+        if (!plan.restored[x]) continue;
+        Result<CopyToFinish> c = copy_of(x, g, p);
+        if (!c.ok()) return c.status();
+        plan.tasks.push_back(Plan::Task{&g, p, {std::move(c).value()}});
       }
     }
   }
@@ -138,7 +154,9 @@ Plan make_plan(const RestoreOptions& o, std::vector<SnapshotMeta> bases, const s
   for (const SnapshotMeta& b : plan.bases) {
     if (!plan.restored[b.node_index]) continue;
     for (const ManifestEntry& f : b.files) {
-      if (!read.count(o.snapshot_dir + "/" + f.path)) plan.unread.push_back(f);
+      Result<std::string> path = path_under(o.snapshot_dir, f.path);
+      if (!path.ok()) return path.status();
+      if (!read.count(path.value())) plan.unread.push_back(f);
     }
   }
   return plan;
@@ -162,7 +180,9 @@ Status check_listed(const Plan& plan) {
 Status check_unread(const RestoreOptions& o, const std::vector<ManifestEntry>& files) {
   FirstError error;
   tbb::parallel_for(size_t{0}, files.size(), [&](size_t i) {
-    const std::string path = o.snapshot_dir + "/" + files[i].path;
+    Result<std::string> under = path_under(o.snapshot_dir, files[i].path);
+    if (!under.ok()) return error.set(under.status());
+    const std::string& path = under.value();
     Result<Bytes> bytes = read_file_bytes(path);
     if (!bytes.ok()) return error.set(bytes.status());
     if (bytes->size() != files[i].bytes) {
@@ -285,7 +305,9 @@ Status finish_all(Plan& plan, RestoreReport& report) {
 
 // A restored node's directory: its groups' directories and node.meta.
 Status write_node_dirs(const std::string& staging, const SnapshotMeta& b) {
-  const std::string dir = staging + "/" + b.node_id;
+  Result<std::string> node_dir = path_under(staging, b.node_id);
+  if (!node_dir.ok()) return node_dir.status();
+  const std::string& dir = node_dir.value();
   std::error_code ec;
   fs::create_directories(dir + "/wal", ec);
   for (const CacheGroup& g : b.groups) fs::create_directories(dir + "/db/" + g.name, ec);
@@ -314,15 +336,6 @@ std::string restore_stamp(const RestoreOptions& o) {
   return s + "\n";
 }
 
-Status write_tree_synced(const std::string& root) {
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(root, ec); it != fs::recursive_directory_iterator(); ++it) {
-    if (it->is_directory()) WALCUT_RETURN_IF_ERROR(sync_dir(it->path().string()));
-  }
-  if (ec) return Status::io_error("list " + root + ": " + ec.message());
-  return sync_dir(root);
-}
-
 // Reads the snapshot's metadata and checks what the options ask of it.
 Result<std::vector<SnapshotMeta>> read_bases(const RestoreOptions& o) {
   Result<std::vector<SnapshotMeta>> metas = read_snapshot_metas(o.snapshot_dir);
@@ -343,21 +356,21 @@ Result<std::vector<SnapshotMeta>> read_bases(const RestoreOptions& o) {
 
 Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
   RestoreReport report;
-  const std::string stamp = restore_stamp(options);
-  std::error_code ec;
-  if (options.dest.empty()) return Status::invalid_argument("--dest is required");
-  if (fs::exists(options.dest, ec)) {
-    Result<Bytes> marker = read_file_bytes(options.dest + "/RESTORED");
-    if (marker.ok() && to_string(marker.value()) == stamp) {
-      report.already_restored = true;  // a rerun after the rename: nothing to do
-      return report;
-    }
-    return Status::invalid_argument("--dest " + options.dest + ": exists and is not this restore; choose a new directory");
-  }
-  std::unique_ptr<tbb::global_control> limit;
+  Result<std::unique_ptr<RestoreDest>> opened = RestoreDest::open(options.dest, options.snapshot_dir, options.wait);
+  if (!opened.ok()) return opened.status();
+  RestoreDest& dest = **opened;
+  std::unique_ptr<tbb::global_control> limit;  // from here: verifying an existing dest reads in parallel too
   if (options.threads > 0) {
     limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, options.threads);
   }
+  const std::string stamp = restore_stamp(options);
+  Result<bool> done = dest.holds(stamp);
+  if (!done.ok()) return done.status();
+  if (done.value()) {
+    report.already_restored = true;  // a rerun after the rename: nothing to do
+    return report;
+  }
+
   auto t = Clock::now();
   Result<std::vector<SnapshotMeta>> bases = read_bases(options);
   if (!bases.ok()) return bases.status();
@@ -371,18 +384,23 @@ Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
       chain[i] = std::move(n);
     }
   }
-  const std::string staging = options.dest + ".staging";
-  fs::remove_all(staging, ec);
-  fs::create_directories(staging + "/.spill", ec);
-  if (ec) return Status::io_error("create " + staging + ": " + ec.message());
-  Plan plan = make_plan(options, std::move(bases).value(), staging, options.increment > 0);
+  Result<std::string> staged = dest.stage();
+  if (!staged.ok()) return staged.status();
+  const std::string& staging = staged.value();
+  const std::string spill_dir = staging + "/.spill";
+  std::error_code ec;
+  fs::create_directories(spill_dir, ec);
+  if (ec) return Status::io_error("create " + spill_dir + ": " + ec.message());
+  Result<Plan> planned = make_plan(options, std::move(bases).value(), staging, options.increment > 0);
+  if (!planned.ok()) return planned.status();
+  Plan& plan = planned.value();
   WALCUT_RETURN_IF_ERROR(check_listed(plan));
   report.verify_s = since(t);
 
   t = Clock::now();
   report.memory_limit = options.memory_limit > 0 ? options.memory_limit : default_memory_limit_bytes();
   MemoryGauge gauge(report.memory_limit);
-  Spiller spiller(staging + "/.spill", gauge);
+  Spiller spiller(spill_dir, gauge);
   if (options.increment > 0) WALCUT_RETURN_IF_ERROR(replay_sources(options, plan, chain, gauge, spiller, report));
   report.routed_bytes_peak = gauge.peak_bytes();
   report.spill_files = spiller.files();
@@ -400,29 +418,12 @@ Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
   for (const SnapshotMeta& b : plan.bases) {
     if (plan.restored[b.node_index]) WALCUT_RETURN_IF_ERROR(write_node_meta_of(staging, b));
   }
-  fs::remove_all(staging + "/.spill", ec);
-  if (ec) return Status::io_error("remove " + staging + "/.spill: " + ec.message());
+  fs::remove_all(spill_dir, ec);
+  if (ec) return Status::io_error("remove " + spill_dir + ": " + ec.message());
   report.finish_s = since(t);
 
   t = Clock::now();
-  WALCUT_RETURN_IF_ERROR(sync_filesystem(staging));  // every partition file, before RESTORED says it is whole
-  {
-    int fd = ::open((staging + "/RESTORED").c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
-    if (fd < 0) return Status::from_errno("create " + staging + "/RESTORED", errno);
-    Status s = pwrite_all(fd, as_bytes(stamp), 0, staging + "/RESTORED");
-    if (s.ok()) s = sync_file(fd, staging + "/RESTORED");
-    ::close(fd);
-    WALCUT_RETURN_IF_ERROR(s);
-  }
-  WALCUT_RETURN_IF_ERROR(write_tree_synced(staging));
-  report.sync_s = since(t);
-
-  t = Clock::now();
-  fault::point("restore.staged");
-  if (::rename(staging.c_str(), options.dest.c_str()) != 0) return Status::from_errno("rename " + staging, errno);
-  fault::point("restore.renamed");
-  std::string parent = fs::path(options.dest).lexically_normal().parent_path().string();
-  WALCUT_RETURN_IF_ERROR(sync_dir(parent.empty() ? "." : parent));
+  WALCUT_RETURN_IF_ERROR(dest.publish(stamp));
   report.publish_s = since(t);
   return report;
 }

@@ -20,6 +20,7 @@ struct RestoreOptions {
   std::string snapshot_dir;
   uint64_t increment = 0;                // 0: the full snapshot alone
   std::string dest;                      // a cluster directory, published whole
+  bool wait = false;                     // another run holds dest's lock: wait for it (else fail at once: busy)
   std::vector<std::string> groups;       // only these (empty: all)
   std::optional<std::string> node;       // only this node's part (ATOMIC repair included)
   unsigned threads = 0;                  // 0: every core
@@ -48,15 +49,19 @@ struct RestoreReport {
   uint64_t routed_bytes_peak = 0;  // routed entries held in memory at most
   uint64_t spill_files = 0;
   uint64_t spilled_bytes = 0;
-  double verify_s = 0, replay_s = 0, finish_s = 0, sync_s = 0, publish_s = 0;
+  double verify_s = 0, replay_s = 0, finish_s = 0, publish_s = 0;  // publish: RESTORED, sync, rename
   bool already_restored = false;   // dest held this very restore already
   std::string io_engine;
 };
 
-// The whole restore into options.dest: verify, replay (routing entries to
-// their partition copies, spilling past the memory limit), finish each
-// partition (merge with its snapshot file, ATOMIC repair, write), sync,
-// publish. A crash leaves dest absent or complete; running again succeeds.
+// The whole restore into options.dest (docs/restore.md): verify, replay
+// (routing entries to their partition copies, spilling past the memory
+// limit), finish each partition (merge with its snapshot file, ATOMIC
+// repair, write), sync, publish. One run at a time per dest (an flock on
+// "<dest>.lock"; another run is an I/O error, "busy", unless `wait`). A
+// crash leaves dest absent or complete; running again succeeds. A dest
+// that holds this restore is verified against what its RESTORED file
+// records before "already restored" is believed.
 Result<RestoreReport> restore_snapshot(const RestoreOptions& options);
 
 }  // namespace walcut

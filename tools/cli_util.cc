@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <cstdint>
+#include <charconv>
 #include <cstdio>
 #include <filesystem>
 
@@ -14,14 +15,32 @@ int fail(const Status& s) {
   return s.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitData;
 }
 
+CLI::Validator whole_number(uint64_t min, uint64_t max) {
+  const std::string range = std::to_string(min) + ".." + std::to_string(max);
+  auto check = [min, max, range](std::string& text) -> std::string {
+    uint64_t v = 0;
+    const char* end = text.data() + text.size();
+    auto [stop, ec] = std::from_chars(text.data(), end, v);  // no sign, no spaces, no prefix
+    if (text.empty() || ec != std::errc() || stop != end || v < min || v > max) {
+      return "must be a whole number in " + range + ", got '" + text + "'";
+    }
+    return {};
+  };
+  return CLI::Validator(check, "[" + range + "]");
+}
+
 void ReaderFlags::add_to(CLI::App& app) {
   app.add_option("--io", io, "I/O engine: auto (io_uring, else pread), uring, pread")
       ->check(CLI::IsMember({"auto", "uring", "pread"}))
       ->capture_default_str();
   app.add_flag("--direct", direct, "Read with O_DIRECT where the filesystem allows it");
   app.add_flag("--strict", strict, "Treat a torn tail as an error (as for snapshot segments)");
-  app.add_option("--queue-depth", queue_depth, "io_uring reads in flight")->check(CLI::Range(1, 4096))->capture_default_str();
-  app.add_option("--chunk-kib", chunk_kib, "KiB per read (multiple of 4)")->check(CLI::Range(4, 1 << 20))->capture_default_str();
+  app.add_option("--queue-depth", queue_depth, "io_uring reads in flight")
+      ->check(whole_number(1, 4096))
+      ->capture_default_str();
+  app.add_option("--chunk-kib", chunk_kib, "KiB per read (multiple of 4)")
+      ->check(whole_number(4, 1 << 20))
+      ->capture_default_str();
 }
 
 Result<BlockReaderOptions> ReaderFlags::options() const {

@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include <optional>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,11 @@ enum Exit : int { kExitOk = 0, kExitFindings = 1, kExitUsage = 2, kExitData = 3 
 // Prints "walcut: <status>" on stderr and returns kExitData (or kExitUsage
 // for an invalid argument).
 int fail(const Status& s);
+
+// The check of every numeric flag: decimal digits only, from `min` to `max`.
+// A negative, empty, fractional or out-of-range value is a usage error
+// naming the flag (CLI11 alone wraps "-1" to 2^64 - 1 and reads "" as 0).
+CLI::Validator whole_number(uint64_t min, uint64_t max);
 
 // The reader flags of the verbs that read segments.
 struct ReaderFlags {

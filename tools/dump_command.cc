@@ -8,6 +8,7 @@
 
 #include "engine/node.h"
 #include "engine/partition_file.h"
+#include "io/file_util.h"
 #include "tools/cli_util.h"
 
 namespace walcut::cli {
@@ -34,7 +35,10 @@ std::string hex(const std::string& s) {
   return out;
 }
 
-bool is_node_dir(const fs::path& p) { return fs::is_regular_file(p / kNodeMetaFile); }
+bool is_node_dir(const fs::path& p) {
+  std::error_code ec;  // unreadable: not a node directory (opening it would name the error)
+  return fs::is_regular_file(p / kNodeMetaFile, ec);
+}
 
 // A node directory: its state after recovery, computed in memory (nothing
 // on disk changes).
@@ -53,21 +57,17 @@ Status collect_node(const fs::path& dir, std::vector<Copy>& out) {
 
 // A snapshot's db/ tree: db/<node>/<group>/part-<p>.bin.
 Status collect_db_tree(const fs::path& db, std::vector<Copy>& out) {
-  std::error_code ec;
-  for (const auto& node : fs::directory_iterator(db, ec)) {
-    if (!node.is_directory()) continue;
-    for (const auto& group : fs::directory_iterator(node.path(), ec)) {
-      if (!group.is_directory()) continue;
-      for (const auto& file : fs::directory_iterator(group.path(), ec)) {
-        if (file.path().extension() != ".bin") continue;
-        Result<PartitionFile> pf = read_partition_file(file.path().string());
-        if (!pf.ok()) return pf.status();
-        out.push_back(Copy{node.path().filename().string(), group.path().filename().string(), pf->info.partition,
-                           std::make_shared<const EntryMap>(std::move(pf->entries))});
-      }
-    }
+  Result<std::vector<DirEntry>> entries = list_directory(db.string(), /*recursive=*/true);
+  if (!entries.ok()) return entries.status();
+  for (const DirEntry& e : entries.value()) {
+    const fs::path rel(e.path);  // <node>/<group>/part-<p>.bin
+    if (e.kind != DirEntry::Kind::kFile || rel.extension() != ".bin") continue;
+    if (std::distance(rel.begin(), rel.end()) != 3) continue;
+    Result<PartitionFile> pf = read_partition_file((db / rel).string());
+    if (!pf.ok()) return pf.status();
+    out.push_back(Copy{rel.begin()->string(), std::next(rel.begin())->string(), pf->info.partition,
+                       std::make_shared<const EntryMap>(std::move(pf->entries))});
   }
-  if (ec) return Status::io_error("list " + db.string() + ": " + ec.message());
   return {};
 }
 
@@ -78,14 +78,16 @@ Status collect(fs::path dir, const std::string& group, std::vector<Copy>& out) {
   if (!fs::is_directory(dir, ec)) return Status::invalid_argument(dir.string() + ": not a directory");
   if (is_node_dir(dir)) {
     WALCUT_RETURN_IF_ERROR(collect_node(dir, out));
-  } else if (dir.filename() == "db" || fs::is_directory(dir / "db")) {
+  } else if (dir.filename() == "db" || fs::is_directory(dir / "db", ec)) {
     WALCUT_RETURN_IF_ERROR(collect_db_tree(dir.filename() == "db" ? dir : dir / "db", out));
   } else {
+    Result<std::vector<DirEntry>> entries = list_directory(dir.string());
+    if (!entries.ok()) return entries.status();
     bool any = false;
-    for (const auto& sub : fs::directory_iterator(dir, ec)) {
-      if (!sub.is_directory() || !is_node_dir(sub.path())) continue;
+    for (const DirEntry& sub : entries.value()) {
+      if (!is_node_dir(dir / sub.path)) continue;  // a symbolic link to a node directory counts
       any = true;
-      WALCUT_RETURN_IF_ERROR(collect_node(sub.path(), out));
+      WALCUT_RETURN_IF_ERROR(collect_node(dir / sub.path, out));
     }
     if (!any) {
       return Status::invalid_argument(dir.string() +

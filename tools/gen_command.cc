@@ -9,6 +9,10 @@
 
 namespace walcut::cli {
 
+namespace {
+constexpr uint64_t kMaxU64 = ~uint64_t{0};
+}  // namespace
+
 void add_gen_command(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<sim::Options>();
   auto codec = std::make_shared<std::string>("none");
@@ -18,30 +22,56 @@ void add_gen_command(CLI::App& app, int& exit_code) {
   CLI::App* g = app.add_subcommand("gen", "Simulate a cluster deterministically and write its files: "
                                           "cluster/, snapshots/ (full snapshot and increments), history.jsonl");
   g->add_option("--out", o->out, "Output directory (must not exist or be empty)")->required();
-  g->add_option("--seed", o->seed, "Seed: the same seed gives the same bytes")->capture_default_str();
-  g->add_option("--nodes", o->nodes, "Nodes in the baseline")->check(CLI::Range(1, 1000))->capture_default_str();
-  g->add_option("--groups", o->groups, "TRANSACTIONAL cache groups")->capture_default_str();
-  g->add_option("--atomic-groups", o->atomic_groups, "ATOMIC cache groups")->capture_default_str();
-  g->add_option("--partitions", o->partitions, "Partitions per group")->check(CLI::Range(1, 65535))->capture_default_str();
-  g->add_option("--backups", o->backups, "Backups per partition")->check(CLI::Range(0, 100))->capture_default_str();
-  g->add_option("--keys", o->keys, "Distinct keys per group")->check(CLI::Range(1ull, 1ull << 40))->capture_default_str();
+  g->add_option("--seed", o->seed, "Seed: the same seed gives the same bytes")
+      ->check(whole_number(0, kMaxU64))
+      ->capture_default_str();
+  g->add_option("--nodes", o->nodes, "Nodes in the baseline")->check(whole_number(1, 1000))->capture_default_str();
+  g->add_option("--groups", o->groups, "TRANSACTIONAL cache groups")
+      ->check(whole_number(0, 1000))
+      ->capture_default_str();
+  g->add_option("--atomic-groups", o->atomic_groups, "ATOMIC cache groups")
+      ->check(whole_number(0, 1000))
+      ->capture_default_str();
+  g->add_option("--partitions", o->partitions, "Partitions per group")
+      ->check(whole_number(1, 65535))
+      ->capture_default_str();
+  g->add_option("--backups", o->backups, "Backups per partition")->check(whole_number(0, 100))->capture_default_str();
+  g->add_option("--keys", o->keys, "Distinct keys per group")
+      ->check(whole_number(1, 1ull << 40))
+      ->capture_default_str();
   g->add_option("--key-dist", *dist, "Key distribution")->check(CLI::IsMember({"uniform", "zipf"}))->capture_default_str();
-  g->add_option("--value-bytes", o->value_bytes, "Bytes per value")->check(CLI::Range(0, 1 << 20))->capture_default_str();
-  g->add_option("--txs", o->txs, "Transactions to run")->capture_default_str();
-  g->add_option("--tx-size", o->tx_size, "Writes per transaction: 1 to this")->check(CLI::Range(1, 10000))->capture_default_str();
-  g->add_option("--in-flight", o->in_flight, "Transactions in flight at once")->check(CLI::Range(1, 100000))->capture_default_str();
-  g->add_option("--increments", o->increments, "Incremental snapshots after the full one")->capture_default_str();
+  g->add_option("--value-bytes", o->value_bytes, "Bytes per value")
+      ->check(whole_number(0, 1 << 20))
+      ->capture_default_str();
+  g->add_option("--txs", o->txs, "Transactions to run")->check(whole_number(0, 1000000000000))->capture_default_str();
+  g->add_option("--tx-size", o->tx_size, "Writes per transaction: 1 to this")
+      ->check(whole_number(1, 10000))
+      ->capture_default_str();
+  g->add_option("--in-flight", o->in_flight, "Transactions in flight at once")
+      ->check(whole_number(1, 100000))
+      ->capture_default_str();
+  g->add_option("--increments", o->increments, "Incremental snapshots after the full one")
+      ->check(whole_number(0, 1000))
+      ->capture_default_str();
   g->add_option("--codec", *codec, "WAL block codec")->check(CLI::IsMember({"none", "lz4"}))->capture_default_str();
   g->add_option("--cut-delay-max-ms", o->cut_delay_max_ms,
-                "A node's START message arrives up to this many simulated ms late")->capture_default_str();
+                "A node's START message arrives up to this many simulated ms late")
+      ->check(whole_number(0, 3600000))
+      ->capture_default_str();
   g->add_option("--wal-mode", *wal_mode,
                 "buffered: the WAL writers fill 64 KiB blocks across appends, as a busy node's group commit does; "
                 "log-only: every append is written at once (one block per append in this one-thread simulation)")
       ->check(CLI::IsMember({"buffered", "log-only"}))
       ->capture_default_str();
-  g->add_option("--segment-mib", *segment_mib, "WAL segment size in MiB")->check(CLI::Range(1, 1024))->capture_default_str();
-  g->add_option("--rollback-percent", o->rollback_percent, "Transactions rolled back")->check(CLI::Range(0, 100))->capture_default_str();
-  g->add_option("--checkpoints", o->checkpoints, "Checkpoints spread over the run")->capture_default_str();
+  g->add_option("--segment-mib", *segment_mib, "WAL segment size in MiB")
+      ->check(whole_number(1, 1024))
+      ->capture_default_str();
+  g->add_option("--rollback-percent", o->rollback_percent, "Transactions rolled back")
+      ->check(whole_number(0, 100))
+      ->capture_default_str();
+  g->add_option("--checkpoints", o->checkpoints, "Checkpoints spread over the run")
+      ->check(whole_number(0, 1000))
+      ->capture_default_str();
   g->callback([o, codec, dist, segment_mib, wal_mode, &exit_code] {
     o->codec = *parse_codec(*codec);
     o->fill_blocks = *wal_mode == "buffered";

@@ -5,6 +5,7 @@
 
 #include "engine/backup.h"
 #include "engine/node.h"
+#include "io/file_util.h"
 #include "tools/cli_util.h"
 
 namespace walcut::cli {
@@ -12,7 +13,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool is_node_dir(const fs::path& p) { return fs::is_regular_file(p / kNodeMetaFile); }
+bool is_node_dir(const fs::path& p) {
+  std::error_code ec;  // unreadable: not a node directory (opening it would name the error)
+  return fs::is_regular_file(p / kNodeMetaFile, ec);
+}
 
 // A node that is not running: opened read-only, backed up at the end of its WAL.
 Status backup_one(const std::string& node_dir, const std::string& file) {
@@ -35,12 +39,20 @@ int run_backup(const std::string& src, const std::string& dest) {
     return s.ok() ? kExitOk : fail(s);
   }
   if (!fs::is_directory(src, ec)) return fail(Status::invalid_argument(src + ": not a node or cluster directory"));
+  Result<std::vector<DirEntry>> entries = list_directory(src);
+  if (!entries.ok()) return fail(entries.status());
   std::vector<fs::path> nodes;
-  for (const auto& e : fs::directory_iterator(src, ec)) {
-    if (e.is_directory() && is_node_dir(e.path())) nodes.push_back(e.path());
+  for (const DirEntry& e : entries.value()) {
+    if (is_node_dir(fs::path(src) / e.path)) nodes.push_back(fs::path(src) / e.path);
   }
   if (nodes.empty()) return fail(Status::invalid_argument(src + ": not a node or cluster directory (no node.meta)"));
-  std::sort(nodes.begin(), nodes.end());
+  // Refused before any file is written, not at the node it falls in.
+  for (const fs::path& n : nodes) {
+    if (path_is_within(dest, n.string())) {
+      return fail(Status::invalid_argument(dest + ": inside the node directory " + n.string() +
+                                           " that it would back up; write the backups outside the nodes"));
+    }
+  }
   fs::create_directories(dest, ec);
   if (ec) return fail(Status::io_error("create " + dest + ": " + ec.message()));
   for (const fs::path& n : nodes) {

@@ -5,14 +5,17 @@
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 
+#include "io/file_util.h"
 #include "replay/check.h"
 #include "replay/restore.h"
 #include "tools/cli_util.h"
 
 namespace walcut::cli {
 namespace {
+
+constexpr uint64_t kMaxIncrement = 1000000;
+constexpr uint64_t kMaxThreads = 1024;
 
 struct RestoreArgs {
   std::string snapshot;
@@ -25,6 +28,7 @@ struct RestoreArgs {
   std::string io = "auto";
   bool direct = false;
   bool json = false;
+  bool wait = false;
 };
 
 // A one-line progress bar on a terminal: bytes, entries/s, ETA.
@@ -61,6 +65,7 @@ int run_restore(const RestoreArgs& a) {
   o.snapshot_dir = a.snapshot;
   o.increment = a.increment;
   o.dest = a.dest;
+  o.wait = a.wait;
   o.groups = a.groups;
   if (!a.node.empty()) o.node = a.node;
   o.threads = a.threads;
@@ -103,7 +108,7 @@ int run_restore(const RestoreArgs& a) {
                      {"spilled_bytes", x.spilled_bytes},
                      {"io_engine", x.io_engine},
                      {"seconds", {{"verify", x.verify_s}, {"replay", x.replay_s}, {"finish", x.finish_s},
-                                  {"sync", x.sync_s}, {"publish", x.publish_s}, {"total", total_s}}},
+                                  {"publish", x.publish_s}, {"total", total_s}}},
                      {"replay_mb_per_s", mb_s},
                      {"entries_per_s", entries_s}};
     std::printf("%s\n", j.dump(2).c_str());
@@ -129,8 +134,8 @@ int run_restore(const RestoreArgs& a) {
   std::printf("  memory           %.1f MB of routed entries at most (limit %.1f MB), %llu spill files (%.1f MB)\n",
               static_cast<double>(x.routed_bytes_peak) / 1e6, static_cast<double>(x.memory_limit) / 1e6,
               static_cast<unsigned long long>(x.spill_files), static_cast<double>(x.spilled_bytes) / 1e6);
-  std::printf("  time             verify %.3fs, replay %.3fs, finish %.3fs, sync %.3fs, publish %.3fs\n", x.verify_s,
-              x.replay_s, x.finish_s, x.sync_s, x.publish_s);
+  std::printf("  time             verify %.3fs, replay %.3fs, finish %.3fs, publish %.3fs\n", x.verify_s, x.replay_s,
+              x.finish_s, x.publish_s);
   std::printf("  replay           %.1f MB/s, %.0f entries/s\n", mb_s, entries_s);
   return kExitOk;
 }
@@ -181,9 +186,8 @@ int run_check(const CheckArgs& a) {
     if (a.node.empty()) return fail(Status::invalid_argument("--map-out needs --node"));
     Result<NodeCheck> c = map_node(o, a.node);
     if (!c.ok()) return fail(c.status());
-    std::ofstream out(a.map_out);
-    out << node_check_to_json(c.value()) << "\n";
-    if (!out) return fail(Status::io_error("write " + a.map_out));
+    Status s = write_file_synced(a.map_out, as_bytes(node_check_to_json(c.value()) + "\n"));
+    if (!s.ok()) return fail(s);
     std::printf("map of %s written to %s (%zu findings)\n", a.node.c_str(), a.map_out.c_str(), c->findings.size());
     return kExitOk;
   }
@@ -191,10 +195,9 @@ int run_check(const CheckArgs& a) {
   if (!a.reduce.empty()) {
     std::vector<NodeCheck> maps;
     for (const std::string& f : a.reduce) {
-      std::ifstream in(f);
-      if (!in) return fail(Status::io_error("open " + f));
-      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      Result<NodeCheck> c = node_check_from_json(text, f);
+      Result<Bytes> text = read_file_bytes(f);
+      if (!text.ok()) return fail(text.status());
+      Result<NodeCheck> c = node_check_from_json(to_string(text.value()), f);
       if (!c.ok()) return fail(c.status());
       maps.push_back(std::move(c).value());
     }
@@ -215,29 +218,38 @@ void add_snapshot_commands(CLI::App& app, int& exit_code) {
   auto a = std::make_shared<RestoreArgs>();
   CLI::App* r = snap->add_subcommand("restore", "Restore a full snapshot and increments 1..N into a new cluster directory");
   r->add_option("SNAPSHOT_DIR", a->snapshot, "The snapshot: <snapshots>/<name>")->required();
-  r->add_option("--increment", a->increment, "Restore up to this increment (0: the full snapshot alone)")->capture_default_str();
+  r->add_option("--increment", a->increment, "Restore up to this increment (0: the full snapshot alone)")
+      ->check(whole_number(0, kMaxIncrement))
+      ->capture_default_str();
   r->add_option("--dest", a->dest, "The cluster directory to create")->required();
   r->add_option("--groups", a->groups, "Only these cache groups")->delimiter(',');
   r->add_option("--node", a->node, "Only this node's part");
-  r->add_option("--threads", a->threads, "Threads (0: every core)")->capture_default_str();
+  r->add_option("--threads", a->threads, "Threads (0: every core)")
+      ->check(whole_number(0, kMaxThreads))
+      ->capture_default_str();
   r->add_option("--memory-limit", a->memory_limit,
                 "Routed entries held in memory before they spill to the staging directory, e.g. 96M "
                 "(default: half of the smaller of physical memory and the cgroup's limit)");
   r->add_option("--io", a->io, "I/O engine")->check(CLI::IsMember({"auto", "uring", "pread"}))->capture_default_str();
   r->add_flag("--direct", a->direct, "Read segments with O_DIRECT where the filesystem allows it");
   r->add_flag("--json", a->json, "JSON report");
+  r->add_flag("--wait", a->wait, "Wait while another walcut process restores into DEST (else fail at once: busy)");
   r->callback([a, &exit_code] { exit_code = run_restore(*a); });
 
   auto c = std::make_shared<CheckArgs>();
   CLI::App* k = snap->add_subcommand("check", "Check a snapshot: manifests, segment continuity, partition and "
                                               "transaction hashes. Exit 0 clean, 1 problems found, 3 cannot check");
   k->add_option("SNAPSHOT_DIR", c->snapshot, "The snapshot: <snapshots>/<name>");
-  k->add_option("--increment", c->increment, "Also check increments 1..N")->capture_default_str();
+  k->add_option("--increment", c->increment, "Also check increments 1..N")
+      ->check(whole_number(0, kMaxIncrement))
+      ->capture_default_str();
   k->add_flag("--json", c->json, "JSON report");
   k->add_option("--node", c->node, "With --map-out: map only this node");
   k->add_option("--map-out", c->map_out, "Write this node's map to a file instead of checking");
   k->add_option("--reduce", c->reduce, "Reduce map files written by --map-out")->expected(1, -1);
-  k->add_option("--threads", c->threads, "Threads (0: every core)")->capture_default_str();
+  k->add_option("--threads", c->threads, "Threads (0: every core)")
+      ->check(whole_number(0, kMaxThreads))
+      ->capture_default_str();
   k->add_option("--io", c->io, "I/O engine")->check(CLI::IsMember({"auto", "uring", "pread"}))->capture_default_str();
   k->callback([c, &exit_code] {
     if (c->snapshot.empty() && c->reduce.empty()) {

@@ -341,15 +341,27 @@ void add_wal_commands(CLI::App& app, int& exit_code) {
   auto synth = std::make_shared<SynthArgs>();
   CLI::App* y = wal->add_subcommand("synth", "Write synthetic transactions into a WAL directory (demo, benchmarks)");
   y->add_option("DIR", synth->dir, "The wal/ directory to write")->required();
-  y->add_option("--transactions", synth->transactions, "Transactions to write")->capture_default_str();
-  y->add_option("--threads", synth->threads, "Writer threads")->check(CLI::Range(1, 256))->capture_default_str();
-  y->add_option("--entries", synth->entries_per_tx, "Entries per transaction")->check(CLI::Range(1, 100000))->capture_default_str();
-  y->add_option("--value-bytes", synth->value_bytes, "Bytes per value")->check(CLI::Range(0, 1 << 20))->capture_default_str();
-  y->add_option("--segment-kib", synth->segment_kib, "Segment size in KiB")->capture_default_str();
+  y->add_option("--transactions", synth->transactions, "Transactions to write")
+      ->check(whole_number(0, 1000000000000))
+      ->capture_default_str();
+  y->add_option("--threads", synth->threads, "Writer threads")->check(whole_number(1, 256))->capture_default_str();
+  y->add_option("--entries", synth->entries_per_tx, "Entries per transaction")
+      ->check(whole_number(1, 100000))
+      ->capture_default_str();
+  y->add_option("--value-bytes", synth->value_bytes, "Bytes per value")
+      ->check(whole_number(0, 1 << 20))
+      ->capture_default_str();
+  y->add_option("--segment-kib", synth->segment_kib, "Segment size in KiB (multiple of 4)")
+      ->check(whole_number(64, 1 << 20))
+      ->capture_default_str();
   y->add_option("--codec", synth->codec, "Block codec")->check(CLI::IsMember({"none", "lz4"}))->capture_default_str();
   y->add_option("--sync", synth->sync, "Sync policy")->check(CLI::IsMember({"none", "commit", "interval"}))->capture_default_str();
-  y->add_option("--seed", synth->seed, "Seed of the keys and values")->capture_default_str();
-  y->add_option("--node-index", synth->node_index, "Node index in the segment headers")->capture_default_str();
+  y->add_option("--seed", synth->seed, "Seed of the keys and values")
+      ->check(whole_number(0, ~uint64_t{0}))
+      ->capture_default_str();
+  y->add_option("--node-index", synth->node_index, "Node index in the segment headers")
+      ->check(whole_number(0, 65535))
+      ->capture_default_str();
   y->callback([synth, &exit_code] { exit_code = run_synth(*synth); });
 }
 

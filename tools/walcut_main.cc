@@ -1,6 +1,9 @@
 // walcut: restore and check a partitioned store from its write-ahead log.
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
+#include <exception>
+
 #include "tools/cli_util.h"
 #include "tools/dump_command.h"
 #include "tools/gen_command.h"
@@ -23,6 +26,10 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     return rc == 0 ? walcut::cli::kExitOk : walcut::cli::kExitUsage;
+  } catch (const std::exception& e) {
+    // A bug: every expected failure is a Status. Say so rather than abort.
+    std::fprintf(stderr, "walcut: internal error: %s\n", e.what());
+    return walcut::cli::kExitData;
   }
   return exit_code;
 }

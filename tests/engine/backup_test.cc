@@ -300,6 +300,78 @@ TEST(BackupCommand, RoundTripThroughTheCli) {
   EXPECT_NE(code, 0);
 }
 
+// A small generated cluster: 3 nodes, 8 partitions per group, 1 MiB segments.
+constexpr const char* kSmallGen = "--seed 4 --txs 200 --increments 1 --nodes 3 --partitions 8 --segment-mib 1";
+
+// A backup written into the node it backs up would overwrite the node's
+// own files (or wait in its restore/ to be applied): refused.
+TEST(Backup, PathInsideTheNodeIsRefused) {
+  TempDir dir;
+  auto c = Cluster::open(testing::small_cluster_options(dir.path() + "/cluster", 2));
+  ASSERT_TRUE(c.ok());
+  Transaction tx = (*c)->begin();
+  ASSERT_TRUE(tx.put("accounts", "k", "v").ok());
+  ASSERT_TRUE(tx.commit().ok());
+  const std::string node = (*c)->node(0).dir();
+  const Bytes meta = testing::read_file(node + "/node.meta");
+  for (const std::string& inside : {node + "/node.meta", node + "/restore/x.backup", node + "/db/../b.backup",
+                                    dir.path() + "/cluster/./node0/b.backup"}) {
+    Status s = (*c)->node(0).backup(inside);
+    ASSERT_FALSE(s.ok()) << inside;
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << inside;
+    EXPECT_NE(s.message().find("inside the directory of node node0"), std::string::npos) << s.message();
+  }
+  EXPECT_EQ(testing::read_file(node + "/node.meta"), meta);
+  EXPECT_FALSE(fs::exists(node + "/restore"));
+  EXPECT_FALSE(fs::exists(node + "/b.backup"));
+  EXPECT_TRUE((*c)->node(0).backup(dir.path() + "/cluster/node0.backup").ok()) << "beside the node is fine";
+}
+
+TEST(BackupCommand, DestinationInsideTheSourceNodeIsRefused) {
+  TempDir dir;
+  const std::string cli = WALCUT_CLI;
+  int code = -1;
+  run(cli + " gen --out " + dir.path() + "/gen " + kSmallGen, &code);
+  ASSERT_EQ(code, 0);
+  const std::string cluster = dir.path() + "/gen/cluster";
+  const auto before = snapshot_files(cluster);
+  std::string out = run(cli + " backup " + cluster + "/node1 " + cluster + "/node1/node.meta 2>&1", &code);
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(out.find("inside the directory of node node1"), std::string::npos) << out;
+  out = run(cli + " backup " + cluster + " " + cluster + "/node2/backups 2>&1", &code);
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(out.find("inside the node directory " + cluster + "/node2"), std::string::npos) << out;
+  EXPECT_EQ(snapshot_files(cluster), before) << "nothing written in the cluster";
+}
+
+// The CLI verbs open nodes as the engine does, so they refuse a node
+// another process has open, at once, with exit 3.
+TEST(BackupCommand, NodeOpenElsewhereIsBusy) {
+  TempDir dir;
+  const std::string cli = WALCUT_CLI;
+  int code = -1;
+  run(cli + " gen --out " + dir.path() + "/gen " + kSmallGen, &code);
+  ASSERT_EQ(code, 0);
+  const std::string node = dir.path() + "/gen/cluster/node1";
+  {
+    NodeOptions o;
+    o.dir = node;
+    auto open = Node::open(o);
+    ASSERT_TRUE(open.ok()) << open.status().to_string();
+    std::string out = run(cli + " node recover " + node + " 2>&1", &code);
+    EXPECT_EQ(code, 3) << out;
+    EXPECT_NE(out.find(node + ": busy: another walcut process holds a lock on it"), std::string::npos) << out;
+    out = run(cli + " backup " + node + " " + dir.path() + "/n1.backup 2>&1", &code);
+    EXPECT_EQ(code, 3) << out;
+    EXPECT_NE(out.find("busy"), std::string::npos) << out;
+    EXPECT_FALSE(fs::exists(dir.path() + "/n1.backup"));
+  }
+  std::string out = run(cli + " backup " + node + " " + dir.path() + "/n1.backup 2>&1", &code);
+  EXPECT_EQ(code, 0) << "once closed: " << out;
+  out = run(cli + " node recover " + node + " 2>&1", &code);
+  EXPECT_EQ(code, 0) << out;
+}
+
 // The reproduction: `walcut gen` closes its nodes cleanly (their
 // WAL writers sync at close only), then one byte flips at 80% of the written
 // part of a node's last segment. Recovery and backup refuse it (exit 3) and

@@ -151,9 +151,11 @@ TEST(Recovery, KilledMidRollover) {
 }
 
 TEST(Recovery, KilledMidCheckpoint) {
-  for (auto [point, count] : std::vector<std::pair<const char*, uint64_t>>{
+  for (const auto& at : std::vector<std::pair<const char*, uint64_t>>{
            {"checkpoint.partition", 1}, {"checkpoint.partition", 7}, {"checkpoint.before_meta", 1},
            {"checkpoint.partition", 30}, {"checkpoint.before_meta", 2}}) {
+    const char* point = at.first;  // plain variables: clang 14 lets no lambda capture a structured binding
+    const uint64_t count = at.second;
     TempDir dir;
     SCOPED_TRACE(std::string(point) + " #" + std::to_string(count));
     int acked = crash_run(dir.path(), [&] { fault::crash_at_point(point, count); });
@@ -298,6 +300,50 @@ TEST(Recovery, ReopenedClusterGoesOnWritingAfterACrash) {
   ASSERT_TRUE(c.ok()) << c.status().to_string();
   EXPECT_EQ((*c)->get("accounts", "after"), "crash");
   (void)acked;
+}
+
+// One open of a node directory at a time: a second open, in this process or
+// another, is refused at once as busy until the first closes; read-only
+// opens share the directory with each other but not with a writer.
+TEST(NodeDirectory, SecondOpenIsBusyUntilTheFirstCloses) {
+  TempDir dir;
+  ClusterOptions co = testing::small_cluster_options(dir.path() + "/cluster", 2);
+  {
+    auto c = Cluster::open(co);
+    ASSERT_TRUE(c.ok()) << c.status().to_string();
+    Transaction tx = (*c)->begin();
+    ASSERT_TRUE(tx.put("accounts", "k", "v").ok());
+    ASSERT_TRUE(tx.commit().ok());
+    NodeOptions o;
+    o.dir = (*c)->node(0).dir();
+    for (bool read_only : {false, true}) {
+      o.read_only = read_only;
+      auto second = Node::open(o);
+      ASSERT_FALSE(second.ok()) << "read_only " << read_only;
+      EXPECT_EQ(second.status().code(), StatusCode::kIoError);
+      EXPECT_NE(second.status().message().find(o.dir + ": busy: another walcut process holds a lock on it"),
+                std::string::npos)
+          << second.status().message();
+    }
+    auto again = Cluster::open(co);
+    ASSERT_FALSE(again.ok());
+    EXPECT_NE(again.status().message().find("busy"), std::string::npos) << again.status().message();
+  }
+  NodeOptions o;
+  o.dir = dir.path() + "/cluster/node0";
+  o.read_only = true;
+  auto reader1 = Node::open(o);
+  auto reader2 = Node::open(o);
+  ASSERT_TRUE(reader1.ok()) << reader1.status().to_string();
+  ASSERT_TRUE(reader2.ok()) << "read-only opens share: " << reader2.status().to_string();
+  o.read_only = false;
+  EXPECT_FALSE(Node::open(o).ok()) << "a writer waits for no reader";
+  ASSERT_TRUE((*reader1)->close().ok());
+  ASSERT_TRUE((*reader2)->close().ok());
+  auto writer = Node::open(o);
+  ASSERT_TRUE(writer.ok()) << "closed means unlocked: " << writer.status().to_string();
+  const CacheGroup accounts{1, "accounts", CacheMode::kTransactional, 32, 2};
+  EXPECT_EQ((*writer)->read(accounts.id, partition_of(accounts, "k"), "k")->value, "v");
 }
 
 }  // namespace

@@ -169,6 +169,26 @@ TEST(Block, FramingThatDisagreesWithTheHeaderIsCorruption) {
   EXPECT_EQ(count(h, bad).code(), StatusCode::kCorruption);
 }
 
+TEST(Block, Lz4PayloadClaimingMoreThanLz4CanExpandIsRefusedBeforeDecoding) {
+  BlockBuilder b;
+  b.add(RecordType::kCheckpoint, Bytes(4000, std::byte{'a'}));
+  SealedBlock s = seal_block(b, Codec::kLz4);
+  ASSERT_EQ(s.codec, Codec::kLz4);
+  BlockHeader h;
+  h.codec = Codec::kLz4;
+  h.record_count = 1;
+  h.raw_bytes = s.raw_bytes;
+  Bytes scratch;
+  ASSERT_TRUE(block_raw_payload(h, s.stored, scratch).ok());
+  // A header claiming 64 MiB for a few stored bytes once had the decoder
+  // allocate (and zero) all 64 MiB before LZ4 said no.
+  h.raw_bytes = kBlockRawBytesMax;
+  Bytes fresh;
+  Result<ByteSpan> raw = block_raw_payload(h, ByteSpan(s.stored).first(10), fresh);
+  EXPECT_EQ(raw.status().code(), StatusCode::kCorruption);
+  EXPECT_LT(fresh.capacity(), size_t{1} << 20);
+}
+
 class RoundTrip : public ::testing::TestWithParam<Codec> {};
 
 TEST_P(RoundTrip, EveryRecordTypeThroughWriterAndReader) {

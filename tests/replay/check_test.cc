@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "engine/increment.h"
 #include "engine/partition_file.h"
@@ -106,12 +107,36 @@ TEST_F(CheckTest, MissingPartitionFile) {
   EXPECT_TRUE(found(r, "structure", f)) << dump(r);
 }
 
-TEST_F(CheckTest, NodeOfTheBaselineWithoutMetadata) {
-  fs::remove(snap_ + "/node2.smf");
-  fs::remove_all(snap_ + "/db/node2");
-  CheckReport r = check(snap_);
-  EXPECT_TRUE(found(r, "structure", "node2")) << dump(r);
-  EXPECT_FALSE(r.clean());
+// The node metadata files must be one <node id>.smf per node of the
+// baseline, in the full snapshot and in each increment: anything else
+// means the snapshot cannot be checked (Corruption, exit 3), not "clean".
+TEST_F(CheckTest, MissingOrExtraNodeMetadataFileCannotBeChecked) {
+  const std::string inc1 = increment_dir(snap_, 1);
+  auto expect_corruption = [&](const std::string& named) {
+    CheckOptions o;
+    o.snapshot_dir = snap_;
+    o.increment = 2;
+    Result<CheckReport> r = check_snapshot(o);
+    ASSERT_FALSE(r.ok()) << named << "\n" << (r.ok() ? dump(r.value()) : "");
+    EXPECT_EQ(r.status().code(), StatusCode::kCorruption) << r.status().to_string();
+    EXPECT_NE(r.status().message().find(named), std::string::npos) << r.status().message();
+    Result<NodeCheck> map = map_node(o, "node0");
+    ASSERT_FALSE(map.ok()) << named;
+    EXPECT_NE(map.status().message().find(named), std::string::npos) << map.status().message();
+  };
+  fs::rename(snap_ + "/node2.smf", dir_.path() + "/aside.smf");
+  expect_corruption(snap_ + "/node2.smf");
+  fs::rename(dir_.path() + "/aside.smf", snap_ + "/node2.smf");
+  fs::copy_file(snap_ + "/node0.smf", snap_ + "/node9.smf");
+  expect_corruption(snap_ + "/node9.smf");
+  fs::remove(snap_ + "/node9.smf");
+  fs::rename(inc1 + "/node1.smf", dir_.path() + "/aside.smf");
+  expect_corruption(inc1 + "/node1.smf");
+  fs::rename(dir_.path() + "/aside.smf", inc1 + "/node1.smf");
+  fs::copy_file(inc1 + "/node1.smf", inc1 + "/node7.smf");
+  expect_corruption(inc1 + "/node7.smf");
+  fs::remove(inc1 + "/node7.smf");
+  EXPECT_TRUE(check(snap_).clean());
 }
 
 TEST_F(CheckTest, UnlistedExtraFile) {
@@ -275,6 +300,50 @@ TEST_F(CheckTest, MapFilesReduceToTheSameReport) {
   EXPECT_EQ(dump(reduced), dump(whole));
   EXPECT_FALSE(reduced.clean());
   EXPECT_FALSE(node_check_from_json("{\"format\": 1}", "x").ok());
+}
+
+// A map file as --map-out writes it, with one field's JSON text replaced.
+std::string map_with(const std::string& field, const std::string& value) {
+  NodeCheck c;
+  c.node_index = 1;
+  c.node_id = "node1";
+  c.baseline = {"node0", "node1"};
+  c.groups = {CacheGroup{1, "tx0", CacheMode::kTransactional, 4, 1}};
+  c.full[PartitionId{1, 2}] = PartitionHashes{3, 4, 5};
+  c.tx_hash[0] = 6;
+  c.tx_count[0] = 7;
+  nlohmann::json j = nlohmann::json::parse(node_check_to_json(c));
+  j[field] = nlohmann::json::parse(value);
+  return j.dump();
+}
+
+TEST(CheckMapFile, RefusesNumbersItsFieldsCannotHold) {
+  ASSERT_TRUE(node_check_from_json(map_with("files", "3"), "m.json").ok());
+  // Each once converted without a word: wrapped, or (a float too large) undefined behaviour.
+  for (const char* bad : {"-1", "2.5", "8.2e22", "18446744073709551616"}) {
+    Result<NodeCheck> c = node_check_from_json(map_with("files", bad), "m.json");
+    ASSERT_FALSE(c.ok()) << bad;
+    EXPECT_NE(c.status().message().find("m.json"), std::string::npos) << c.status().message();
+  }
+  EXPECT_FALSE(node_check_from_json(map_with("node_index", "65537"), "m.json").ok());
+  EXPECT_FALSE(node_check_from_json(map_with("groups", R"([[1, "tx0", 1, 70000, 1]])"), "m.json").ok());
+  EXPECT_FALSE(node_check_from_json(map_with("full", "[[1, 2, 3, 4, 5e30]]"), "m.json").ok());
+}
+
+TEST(CheckMapFile, RefusesArraysOfTheWrongLength) {
+  ASSERT_TRUE(node_check_from_json(map_with("groups", R"([[1, "tx0", 1, 4, 1]])"), "m.json").ok());
+  for (const char* bad : {R"([[1, "tx0", 1, 4]])", "[[]]", R"([[1, "tx0", 1, 4, 1, 9]])"}) {
+    EXPECT_FALSE(node_check_from_json(map_with("groups", bad), "m.json").ok()) << bad;
+  }
+  EXPECT_FALSE(node_check_from_json(map_with("full", "[[1, 2, 3]]"), "m.json").ok());
+  EXPECT_FALSE(node_check_from_json(map_with("tx", "[[0, 6]]"), "m.json").ok());
+  EXPECT_FALSE(node_check_from_json(map_with("findings", R"([["structure", "x"]])"), "m.json").ok());
+}
+
+TEST(CheckMapFile, RefusesGroupsRestoreWouldRefuse) {
+  EXPECT_FALSE(node_check_from_json(map_with("groups", R"([[1, "tx0", 9, 4, 1]])"), "m.json").ok());  // unknown mode
+  EXPECT_FALSE(node_check_from_json(map_with("groups", R"([[1, "..", 1, 4, 1]])"), "m.json").ok());
+  EXPECT_FALSE(node_check_from_json(map_with("groups", R"([[1, "a", 1, 4, 1], [1, "b", 1, 4, 1]])"), "m.json").ok());
 }
 
 }  // namespace

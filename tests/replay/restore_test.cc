@@ -3,16 +3,24 @@
 // partition equals the committed transactions of that increment applied in
 // commit order.
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "engine/affinity.h"
 #include "engine/partition_file.h"
@@ -306,6 +314,316 @@ TEST(Restore, OneNodeOrSomeGroups) {
   r.node.reset();
   r.groups = {"nope"};
   EXPECT_EQ(restore_snapshot(r).status().code(), StatusCode::kInvalidArgument);
+}
+
+// ---- One run per dest, what a rerun trusts, and what a run leaves.
+
+// A 3-node generated cluster with its snapshot and three increments,
+// generated once for the suite; each test restores into its own directory.
+class RestoreInto : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    gen_dir_ = new TempDir;
+    opts_ = gen_options(2, gen_dir_->path() + "/gen");
+    ASSERT_TRUE(sim::run(opts_).ok());
+    snap_ = opts_.out + "/snapshots/snp";
+  }
+  static void TearDownTestSuite() {
+    delete gen_dir_;
+    gen_dir_ = nullptr;
+  }
+  RestoreOptions options(const std::string& name, uint64_t increment = 2) const {
+    RestoreOptions r;
+    r.snapshot_dir = snap_;
+    r.increment = increment;
+    r.dest = dir_.path() + "/" + name;
+    return r;
+  }
+  // Entries of the test's directory whose name starts with `prefix`.
+  std::vector<std::string> beside(const std::string& prefix) const {
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(dir_.path())) {
+      std::string n = e.path().filename().string();
+      if (n.rfind(prefix, 0) == 0) out.push_back(n);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  static TempDir* gen_dir_;
+  static sim::Options opts_;
+  static std::string snap_;
+  TempDir dir_;
+};
+TempDir* RestoreInto::gen_dir_ = nullptr;
+sim::Options RestoreInto::opts_;
+std::string RestoreInto::snap_;
+
+// Holds an flock on `path` (created) from this process, as another restore would.
+class HeldLock {
+ public:
+  explicit HeldLock(const std::string& path) : fd_(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644)) {
+    EXPECT_GE(fd_, 0) << path;
+    EXPECT_EQ(::flock(fd_, LOCK_EX | LOCK_NB), 0) << path;
+  }
+  ~HeldLock() { release(); }
+  void release() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_;
+};
+
+std::string run(const std::string& command, int* code = nullptr) {
+  FILE* p = ::popen(command.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int status = ::pclose(p);
+  if (code) *code = WEXITSTATUS(status);
+  return out;
+}
+
+TEST_F(RestoreInto, AnotherRunHoldingTheDestLockMakesThisOneFailAtOnceAsBusy) {
+  RestoreOptions r = options("restored");
+  HeldLock held(r.dest + ".lock");
+  auto t0 = std::chrono::steady_clock::now();
+  Result<RestoreReport> rep = restore_snapshot(r);
+  double took_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_FALSE(rep.ok());
+  EXPECT_EQ(rep.status().code(), StatusCode::kIoError);
+  EXPECT_NE(rep.status().message().find(r.dest + ": busy: another walcut process holds " + r.dest + ".lock"),
+            std::string::npos)
+      << rep.status().message();
+  EXPECT_LT(took_s, 1.0) << "busy is said at once, before any work";
+  EXPECT_EQ(beside("restored"), std::vector<std::string>{"restored.lock"}) << "no dest, no staging";
+}
+
+TEST_F(RestoreInto, CliSaysBusyWithExitThreeAndWaitsWhenAskedTo) {
+  RestoreOptions r = options("restored");
+  const std::string cmd = std::string(WALCUT_CLI) + " snapshot restore " + snap_ + " --increment 2 --dest " + r.dest;
+  HeldLock held(r.dest + ".lock");
+  int code = -1;
+  std::string out = run(cmd + " 2>&1", &code);
+  EXPECT_EQ(code, 3) << out;
+  EXPECT_NE(out.find("busy: another walcut process holds " + r.dest + ".lock"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(r.dest));
+  std::future<std::pair<int, std::string>> waiting = std::async(std::launch::async, [&] {
+    int c = -1;
+    std::string o = run(cmd + " --wait 2>&1", &c);
+    return std::make_pair(c, o);
+  });
+  EXPECT_EQ(waiting.wait_for(std::chrono::milliseconds(1500)), std::future_status::timeout) << "it waits for the lock";
+  EXPECT_FALSE(fs::exists(r.dest));
+  held.release();
+  auto [waited_code, waited_out] = waiting.get();
+  EXPECT_EQ(waited_code, 0) << waited_out;
+  EXPECT_NE(waited_out.find("restored 3 nodes"), std::string::npos) << waited_out;
+  EXPECT_EQ(compare_restored(r.dest, reference(opts_.out + "/history.jsonl", 2)), "");
+}
+
+// Two CLI restores into one dest started together, many times: one
+// restores, the other is busy (or, with --wait, then finds it restored),
+// and what is published is the whole, correct restore.
+TEST_F(RestoreInto, TwoRunsStartedTogetherPublishOneWholeCorrectTree) {
+  RestoreOptions ref = options("reference");
+  ASSERT_TRUE(restore_snapshot(ref).ok());
+  const std::map<std::string, Bytes> want = files_of(ref.dest);
+  for (int trial = 0; trial < 8; ++trial) {
+    const std::string name = "race" + std::to_string(trial);
+    const std::string dest = dir_.path() + "/" + name;
+    const bool wait = trial % 2 == 1;
+    const std::string cmd = std::string(WALCUT_CLI) + " snapshot restore " + snap_ + " --increment 2 --dest " + dest +
+                            (wait ? " --wait" : "");
+    const std::string delay = "0.0" + std::to_string(trial % 4);
+    const std::string out = dir_.path() + "/" + name + "-out";
+    run("(" + cmd + " > " + out + "1 2>&1; echo $? >> " + out + "1) & (sleep " + delay + "; " + cmd + " > " + out +
+        "2 2>&1; echo $? >> " + out + "2) & wait");
+    std::string o1 = to_string(testing::read_file(out + "1")), o2 = to_string(testing::read_file(out + "2"));
+    auto restored = [](const std::string& o) {
+      return o.find("restored 3 nodes") != std::string::npos && o.ends_with("\n0\n");
+    };
+    auto lost = [&](const std::string& o) {  // found it restored (after waiting), or busy
+      if (o.find("already holds this restore") != std::string::npos && o.ends_with("\n0\n")) return true;
+      return !wait && o.find("busy: another walcut process holds " + dest + ".lock") != std::string::npos &&
+             o.ends_with("\n3\n");
+    };
+    const std::string outputs = "trial " + std::to_string(trial) + "\n" + o1 + "--\n" + o2;
+    EXPECT_TRUE((restored(o1) && lost(o2)) || (restored(o2) && lost(o1))) << outputs;
+    ASSERT_TRUE(fs::exists(dest)) << "trial " << trial;
+    EXPECT_EQ(files_of(dest), want) << "trial " << trial;
+    EXPECT_EQ(beside(name + "."), std::vector<std::string>{name + ".lock"}) << "trial " << trial << ": no staging left";
+  }
+}
+
+// Copies the tree at `from` to `to` (replacing it).
+void copy_tree(const std::string& from, const std::string& to) {
+  fs::remove_all(to);
+  fs::copy(from, to, fs::copy_options::recursive);
+}
+
+TEST_F(RestoreInto, RerunOverAChangedTreeIsCorruptionNamingTheFirstDifference) {
+  RestoreOptions r = options("restored");
+  ASSERT_TRUE(restore_snapshot(r).ok());
+  const std::string pristine = dir_.path() + "/pristine";
+  copy_tree(r.dest, pristine);
+  std::string part;  // a partition file with entries
+  for (const auto& [path, bytes] : files_of(r.dest)) {
+    if (path.find("/db/tx") != std::string::npos && bytes.size() > 300) part = path;
+  }
+  ASSERT_FALSE(part.empty());
+  struct Change {
+    const char* what;
+    std::function<void()> apply;
+    std::string named;
+  };
+  const std::vector<Change> changes = {
+      {"a node directory deleted", [&] { fs::remove_all(r.dest + "/node1"); }, r.dest + "/node1"},
+      {"a byte changed",
+       [&] {
+         Bytes b = testing::read_file(r.dest + "/" + part);
+         b[b.size() / 2] ^= std::byte{0x01};
+         testing::write_file(r.dest + "/" + part, b);
+       },
+       r.dest + "/" + part + ": checksum differs"},
+      {"a file cut short",
+       [&] {
+         Bytes b = testing::read_file(r.dest + "/" + part);
+         b.resize(b.size() - 1);
+         testing::write_file(r.dest + "/" + part, b);
+       },
+       r.dest + "/" + part + ": "},
+      {"a file added", [&] { testing::write_file(r.dest + "/node0/db/tx0/part-99.bin", testing::test_payload(10, 1)); },
+       r.dest + "/node0/db/tx0/part-99.bin: not written by the restore"},
+      {"an empty directory deleted", [&] { fs::remove(r.dest + "/node2/wal"); }, r.dest + "/node2/wal: missing"},
+  };
+  for (const Change& c : changes) {
+    copy_tree(pristine, r.dest);
+    c.apply();
+    Result<RestoreReport> rep = restore_snapshot(r);
+    ASSERT_FALSE(rep.ok()) << c.what << ": the rerun said nothing to do";
+    EXPECT_EQ(rep.status().code(), StatusCode::kCorruption) << c.what;
+    EXPECT_NE(rep.status().message().find(c.named), std::string::npos) << c.what << ": " << rep.status().message();
+  }
+  copy_tree(pristine, r.dest);
+  Result<RestoreReport> rep = restore_snapshot(r);
+  ASSERT_TRUE(rep.ok()) << rep.status().to_string();
+  EXPECT_TRUE(rep->already_restored);
+}
+
+TEST_F(RestoreInto, FailedRunRemovesItsStagingAndTheNextOneSucceeds) {
+  RestoreOptions r = options("restored");
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    // A file-size limit makes the first larger write fail with EFBIG, as a full disk would with ENOSPC.
+    ::signal(SIGXFSZ, SIG_IGN);
+    rlimit limit{};
+    limit.rlim_cur = limit.rlim_max = 400;
+    ::setrlimit(RLIMIT_FSIZE, &limit);
+    Result<RestoreReport> rep = restore_snapshot(r);
+    if (rep.ok()) ::_exit(0);
+    ::_exit(rep.status().message().find("File too large") != std::string::npos ? 1 : 2);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 1) << "the restore fails on the limit";
+  EXPECT_EQ(beside("restored"), std::vector<std::string>{"restored.lock"}) << "no dest, no staging";
+  Result<RestoreReport> rep = restore_snapshot(r);
+  ASSERT_TRUE(rep.ok()) << rep.status().to_string();
+  EXPECT_EQ(compare_restored(r.dest, reference(opts_.out + "/history.jsonl", 2)), "");
+}
+
+TEST_F(RestoreInto, StagingLeftByAKilledRunIsRemovedByTheNext) {
+  RestoreOptions r = options("restored");
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    fault::crash_at_point("restore.staged");
+    ::_exit(restore_snapshot(r).ok() ? 0 : 1);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_EQ(WEXITSTATUS(status), fault::kCrashExitCode);
+  std::vector<std::string> left = beside("restored.staging-");
+  ASSERT_EQ(left.size(), 1u) << "the killed run's own staging";
+  Result<RestoreReport> rep = restore_snapshot(r);
+  ASSERT_TRUE(rep.ok()) << rep.status().to_string();
+  EXPECT_EQ(beside("restored"), (std::vector<std::string>{"restored", "restored.lock"}));
+}
+
+TEST_F(RestoreInto, DestInsideTheSnapshotIsRefusedAndNothingIsWrittenThere) {
+  auto before = files_of(snap_);
+  for (const std::string& inside : {snap_ + "/inside", snap_ + "/increments/x/y", snap_ + "/db/../restored"}) {
+    RestoreOptions r = options("unused");
+    r.dest = inside;
+    Result<RestoreReport> rep = restore_snapshot(r);
+    ASSERT_FALSE(rep.ok()) << inside;
+    EXPECT_EQ(rep.status().code(), StatusCode::kInvalidArgument) << inside;
+    EXPECT_NE(rep.status().message().find("inside the snapshot"), std::string::npos) << rep.status().message();
+  }
+  EXPECT_EQ(files_of(snap_), before);
+  EXPECT_FALSE(fs::exists(snap_ + "/inside"));
+  EXPECT_FALSE(fs::exists(snap_ + "/inside.lock"));
+}
+
+// The node metadata files of the full snapshot and of each increment are
+// exactly one <node id>.smf per node of the baseline.
+TEST_F(RestoreInto, MissingOrExtraNodeMetadataFileIsCorruption) {
+  const std::string snap = dir_.path() + "/snp";  // a copy: this test damages it
+  fs::copy(snap_, snap, fs::copy_options::recursive);
+  const std::string inc2 = increment_dir(snap, 2);
+  const std::string aside = dir_.path() + "/aside.smf";
+  struct Case {
+    const char* what;
+    std::string from, to;  // moved (or copied, when `copy`)
+    bool copy;
+    std::string named;
+  };
+  const std::vector<Case> cases = {
+      {"full snapshot, node1.smf missing", snap + "/node1.smf", aside, false, snap + "/node1.smf"},
+      {"full snapshot, node0.smf copied as node9.smf", snap + "/node0.smf", snap + "/node9.smf", true,
+       snap + "/node9.smf"},
+      {"increment 2, node1.smf missing", inc2 + "/node1.smf", aside, false, inc2 + "/node1.smf"},
+      {"increment 2, node2.smf copied as node5.smf", inc2 + "/node2.smf", inc2 + "/node5.smf", true,
+       inc2 + "/node5.smf"},
+  };
+  for (const Case& c : cases) {
+    if (c.copy) {
+      fs::copy_file(c.from, c.to);
+    } else {
+      fs::rename(c.from, c.to);
+    }
+    for (bool one_node : {false, true}) {
+      RestoreOptions r = options("restored");
+      r.snapshot_dir = snap;
+      if (one_node) r.node = "node0";
+      Result<RestoreReport> rep = restore_snapshot(r);
+      ASSERT_FALSE(rep.ok()) << c.what << (one_node ? ", --node node0" : "");
+      EXPECT_EQ(rep.status().code(), StatusCode::kCorruption) << c.what;
+      EXPECT_NE(rep.status().message().find(c.named), std::string::npos) << c.what << ": " << rep.status().message();
+      EXPECT_FALSE(fs::exists(r.dest));
+    }
+    if (c.copy) {
+      fs::remove(c.to);
+    } else {
+      fs::rename(c.to, c.from);
+    }
+  }
+  // A file under a node's name that holds another node.
+  fs::copy_file(snap + "/node2.smf", dir_.path() + "/aside.smf");
+  fs::copy_file(snap + "/node0.smf", snap + "/node2.smf", fs::copy_options::overwrite_existing);
+  RestoreOptions r = options("restored");
+  r.snapshot_dir = snap;
+  Result<RestoreReport> rep = restore_snapshot(r);
+  ASSERT_FALSE(rep.ok());
+  EXPECT_NE(rep.status().message().find(snap + "/node2.smf: holds node node0's metadata"), std::string::npos)
+      << rep.status().message();
+  fs::rename(dir_.path() + "/aside.smf", snap + "/node2.smf");
+  rep = restore_snapshot(r);
+  ASSERT_TRUE(rep.ok()) << rep.status().to_string();
+  EXPECT_EQ(rep->nodes, 3u);
 }
 
 // The newest change of one ATOMIC key on one copy: a delete keeps its

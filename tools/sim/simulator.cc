@@ -344,7 +344,12 @@ Result<Report> Simulation::run() {
   for (uint32_t i = 0; i < o_.nodes; ++i) {
     Result<std::vector<std::string>> segs = list_segment_files(o_.out + "/cluster/node" + std::to_string(i) + "/wal");
     if (!segs.ok()) return segs.status();
-    for (const std::string& p : segs.value()) report_.wal_bytes += fs::file_size(p);
+    for (const std::string& p : segs.value()) {
+      std::error_code ec;
+      uint64_t bytes = fs::file_size(p, ec);
+      if (ec) return Status::io_error("stat " + p + ": " + ec.message());
+      report_.wal_bytes += bytes;
+    }
   }
   report_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return report_;

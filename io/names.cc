@@ -1,0 +1,52 @@
+#include "io/names.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+
+namespace walcut {
+
+namespace {
+
+// Why `name` is not one usable path component, or nullptr.
+const char* name_problem(const std::string& name) {
+  if (name.empty()) return "empty";
+  if (name.size() > 255) return "longer than 255 bytes";
+  if (name == "." || name == "..") return "'.' or '..'";
+  if (name.find('/') != std::string::npos) return "holds a '/'";
+  bool control = std::any_of(name.begin(), name.end(), [](char c) {
+    auto b = static_cast<unsigned char>(c);
+    return b < 0x20 || b == 0x7f;
+  });
+  return control ? "holds a control character" : nullptr;
+}
+
+}  // namespace
+
+Status validate_name(const char* kind, const std::string& name) {
+  const char* why = name_problem(name);
+  if (!why) return {};
+  return Status::invalid_argument(std::string(kind) + " '" + name + "' is not usable as a name: " + why);
+}
+
+Result<std::string> path_under(const std::string& root, const std::string& rel) {
+  std::string path = root;
+  bool exists = true;  // the components so far: once one is missing, so are those below it
+  for (size_t begin = 0, end = 0; end != std::string::npos; begin = end + 1) {
+    end = rel.find('/', begin);
+    std::string part = rel.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
+    if (const char* why = name_problem(part)) {
+      return Status::corruption(root + ": the path '" + rel + "' is not a plain path under it (a component is " +
+                                why + ")");
+    }
+    path += "/" + part;
+    struct stat st;
+    exists = exists && ::lstat(path.c_str(), &st) == 0;
+    if (exists && S_ISLNK(st.st_mode)) {
+      return Status::corruption(root + ": the path '" + rel + "' passes through the symbolic link " + path);
+    }
+  }
+  return path;
+}
+
+}  // namespace walcut

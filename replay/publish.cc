@@ -1,0 +1,245 @@
+#include "replay/publish.h"
+
+#include <oneapi/tbb/parallel_for.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <vector>
+
+#include "io/crc32c.h"
+#include "io/fault.h"
+
+namespace walcut {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// The first error of many threads.
+class FirstError {
+ public:
+  void set(Status s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (status_.ok() && !s.ok()) status_ = std::move(s);
+  }
+  Status get() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return status_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  Status status_;
+};
+
+// One entry of a restored tree as RESTORED records it, one line each:
+// "dir <path>" or "file <bytes> <crc32c, 8 hex digits> <path>".
+struct TreeEntry {
+  std::string path;  // relative to the tree's root
+  bool dir = false;
+  uint64_t bytes = 0;
+  uint32_t crc32c = 0;
+  std::string line() const {
+    if (dir) return "dir " + path + "\n";
+    char crc[16];
+    std::snprintf(crc, sizeof crc, "%08x", crc32c);
+    return "file " + std::to_string(bytes) + " " + crc + " " + path + "\n";
+  }
+};
+
+// The entries under `root` (RESTORED left out), sorted by path, with the
+// files' sizes. Anything but a directory or a regular file is Corruption.
+Result<std::vector<TreeEntry>> tree_of(const std::string& root) {
+  Result<std::vector<DirEntry>> listed = list_directory(root, /*recursive=*/true);
+  if (!listed.ok()) return listed.status();
+  std::vector<TreeEntry> tree;
+  for (const DirEntry& e : listed.value()) {
+    if (e.path == "RESTORED") continue;
+    if (e.kind == DirEntry::Kind::kOther) {
+      return Status::corruption(root + "/" + e.path + ": neither a directory nor a regular file");
+    }
+    if (e.path.find('\n') != std::string::npos) {
+      return Status::corruption(root + "/" + e.path + ": a name with a line break");
+    }
+    tree.push_back(TreeEntry{e.path, e.kind == DirEntry::Kind::kDirectory, e.bytes, 0});
+  }
+  return tree;
+}
+
+// Fills in the files' checksums: one read of every file, in parallel.
+Status add_checksums(const std::string& root, std::vector<TreeEntry>& tree) {
+  FirstError error;
+  tbb::parallel_for(size_t{0}, tree.size(), [&](size_t i) {
+    if (tree[i].dir) return;
+    Result<Bytes> bytes = read_file_bytes(root + "/" + tree[i].path);
+    if (!bytes.ok()) return error.set(bytes.status());
+    tree[i].crc32c = crc32c(bytes.value());
+  });
+  return error.get();
+}
+
+// RESTORED's lines after the identity, back into entries.
+Result<std::vector<TreeEntry>> parse_tree(const std::string& text, const std::string& what) {
+  std::vector<TreeEntry> tree;
+  size_t at = 0;
+  for (size_t line = 1; at < text.size(); ++line) {
+    size_t end = text.find('\n', at);
+    if (end == std::string::npos) return Status::corruption(what + ": the last line is cut short");
+    std::string l = text.substr(at, end - at);
+    at = end + 1;
+    TreeEntry e;
+    char crc[9] = {};
+    unsigned long long bytes = 0;
+    int used = 0;
+    if (l.rfind("dir ", 0) == 0 && l.size() > 4) {
+      e.dir = true;
+      e.path = l.substr(4);
+    } else if (std::sscanf(l.c_str(), "file %llu %8[0-9a-f] %n", &bytes, crc, &used) == 2 && used > 0 &&
+               static_cast<size_t>(used) < l.size() && std::strlen(crc) == 8) {
+      e.bytes = bytes;
+      e.crc32c = static_cast<uint32_t>(std::stoul(crc, nullptr, 16));
+      e.path = l.substr(static_cast<size_t>(used));
+    } else {
+      return Status::corruption(what + ": entry " + std::to_string(line) + " is malformed: " + l);
+    }
+    tree.push_back(std::move(e));
+  }
+  return tree;
+}
+
+// Whether `dest` holds the tree its RESTORED records: the same directories
+// and files, and each file its recorded size and checksum. Returns the
+// first difference, in path order, as Corruption.
+Status verify_published(const std::string& dest, const std::string& recorded_text) {
+  Result<std::vector<TreeEntry>> recorded = parse_tree(recorded_text, dest + "/RESTORED");
+  if (!recorded.ok()) return recorded.status();
+  auto differs = [&](const std::string& path, const std::string& what) {
+    return Status::corruption("--dest " + dest + ": holds a restore that was changed since it was published: " + dest +
+                              "/" + path + ": " + what + "; move it aside and restore again");
+  };
+  Result<std::vector<TreeEntry>> found = tree_of(dest);
+  if (!found.ok()) return found.status();
+  const std::vector<TreeEntry>& want = recorded.value();
+  std::vector<TreeEntry>& have = found.value();
+  for (size_t i = 0; i < std::max(want.size(), have.size()); ++i) {
+    if (i == have.size() || (i < want.size() && want[i].path < have[i].path)) {
+      return differs(want[i].path, "missing (RESTORED records it)");
+    }
+    if (i == want.size() || have[i].path < want[i].path) return differs(have[i].path, "not written by the restore");
+    if (want[i].dir != have[i].dir) return differs(have[i].path, want[i].dir ? "not a directory" : "not a file");
+    if (want[i].bytes != have[i].bytes) {
+      return differs(have[i].path,
+                     std::to_string(have[i].bytes) + " bytes, the restore wrote " + std::to_string(want[i].bytes));
+    }
+  }
+  WALCUT_RETURN_IF_ERROR(add_checksums(dest, have));
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (have[i].crc32c != want[i].crc32c) return differs(want[i].path, "checksum differs from what the restore wrote");
+  }
+  return {};
+}
+
+// `p` without trailing slashes ("/" stays).
+std::string without_trailing_slash(std::string p) {
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  return p;
+}
+
+std::string parent_of(const std::string& path) {
+  std::string parent = fs::path(path).parent_path().string();
+  return parent.empty() ? "." : parent;
+}
+
+// Staging directories of earlier runs into `dest` that died or were
+// killed: "<dest>.staging-*", and "<dest>.staging" of older versions.
+// Only while holding dest's lock, so none of them is a live run's.
+Status remove_stale_stagings(const std::string& dest) {
+  const std::string parent = parent_of(dest);
+  const std::string prefix = fs::path(dest).filename().string() + ".staging";
+  Result<std::vector<DirEntry>> entries = list_directory(parent);
+  if (!entries.ok()) return entries.status();
+  for (const DirEntry& e : entries.value()) {
+    if (e.kind != DirEntry::Kind::kDirectory || !e.path.starts_with(prefix)) continue;
+    if (e.path != prefix && !e.path.starts_with(prefix + "-")) continue;
+    std::error_code ec;
+    fs::remove_all(parent + "/" + e.path, ec);
+    if (ec) return Status::io_error("remove the stale staging " + parent + "/" + e.path + ": " + ec.message());
+  }
+  return {};
+}
+
+// A new staging directory of this run: "<dest>.staging-<pid>-<random>".
+Result<std::string> make_staging(const std::string& dest) {
+  std::string name = dest + ".staging-" + std::to_string(::getpid()) + "-XXXXXX";
+  if (::mkdtemp(name.data()) == nullptr) return Status::from_errno("create a staging directory " + name, errno);
+  return name;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<RestoreDest>> RestoreDest::open(const std::string& dest_arg, const std::string& snapshot_dir,
+                                                       bool wait) {
+  if (dest_arg.empty()) return Status::invalid_argument("--dest is required");
+  const std::string dest = without_trailing_slash(dest_arg);
+  if (path_is_within(dest, snapshot_dir)) {
+    return Status::invalid_argument("--dest " + dest + ": inside the snapshot " + snapshot_dir +
+                                    "; restore to a directory outside it");
+  }
+  // One restore into dest at a time: the lock file beside it, kept after the run.
+  const std::string parent = parent_of(dest);
+  std::error_code ec;
+  fs::create_directories(parent, ec);
+  if (ec) return Status::io_error("create " + parent + ": " + ec.message());
+  Result<FileLock> lock = FileLock::lock_file(dest + ".lock", dest, wait);
+  if (!lock.ok()) return lock.status();
+  WALCUT_RETURN_IF_ERROR(remove_stale_stagings(dest));
+  return std::unique_ptr<RestoreDest>(new RestoreDest(dest, std::move(lock).value()));
+}
+
+RestoreDest::~RestoreDest() {
+  std::error_code ec;
+  if (!staging_.empty() && !published_) fs::remove_all(staging_, ec);  // a failed run leaves no staging behind
+}
+
+Result<bool> RestoreDest::holds(const std::string& stamp) {
+  std::error_code ec;
+  if (!fs::exists(fs::symlink_status(dest_, ec))) return false;
+  Result<Bytes> marker = read_file_bytes(dest_ + "/RESTORED");
+  if (!marker.ok() || !to_string(marker.value()).starts_with(stamp)) {
+    return Status::invalid_argument("--dest " + dest_ + ": exists and is not this restore; choose a new directory");
+  }
+  WALCUT_RETURN_IF_ERROR(verify_published(dest_, to_string(marker.value()).substr(stamp.size())));
+  return true;
+}
+
+Result<std::string> RestoreDest::stage() {
+  Result<std::string> made = make_staging(dest_);
+  if (!made.ok()) return made.status();
+  staging_ = made.value();
+  return staging_;
+}
+
+Status RestoreDest::publish(const std::string& stamp) {
+  // RESTORED records what is in the staging tree; reading it back runs while its writeback does.
+  Result<std::vector<TreeEntry>> tree = tree_of(staging_);
+  if (!tree.ok()) return tree.status();
+  WALCUT_RETURN_IF_ERROR(add_checksums(staging_, tree.value()));
+  std::string restored = stamp;
+  for (const TreeEntry& e : tree.value()) restored += e.line();
+  WALCUT_RETURN_IF_ERROR(sync_filesystem(staging_));  // every partition file, before RESTORED says it is whole
+  WALCUT_RETURN_IF_ERROR(write_file_synced(staging_ + "/RESTORED", as_bytes(restored)));
+  WALCUT_RETURN_IF_ERROR(sync_tree(staging_));
+  fault::point("restore.staged");
+  if (::rename(staging_.c_str(), dest_.c_str()) != 0) {
+    return Status::from_errno("rename " + staging_ + " to " + dest_, errno);
+  }
+  published_ = true;
+  fault::point("restore.renamed");
+  return sync_dir(parent_of(dest_));
+}
+
+}  // namespace walcut

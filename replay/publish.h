@@ -1,0 +1,47 @@
+// Where a restore's result goes: one run at a time per destination, a
+// staging directory private to the run, and a RESTORED file that records
+// what was published, so a rerun can tell a finished restore from a tree
+// changed since (docs/restore.md, "Publish").
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "io/file_util.h"
+#include "io/status.h"
+
+namespace walcut {
+
+class RestoreDest {
+ public:
+  // Takes "<dest>.lock" beside dest (an flock: another run is "busy", an
+  // I/O error, unless `wait`), and removes the staging directories of runs
+  // into dest that died. Refuses a dest inside `snapshot_dir`.
+  static Result<std::unique_ptr<RestoreDest>> open(const std::string& dest, const std::string& snapshot_dir, bool wait);
+  ~RestoreDest();
+
+  // Whether dest exists already: false when it does not; true when it
+  // holds the restore `stamp` names and matches what its RESTORED records
+  // (Corruption naming the first difference otherwise); InvalidArgument
+  // when it is anything else. Cost: one read of every file of dest.
+  Result<bool> holds(const std::string& stamp);
+  // The run's staging directory, created now: "<dest>.staging-<pid>-<random>".
+  // It is removed unless published.
+  Result<std::string> stage();
+  // Writes RESTORED (the stamp, then every directory and file of the
+  // staging tree with its size and CRC32C), syncs the filesystem and every
+  // directory of the tree, and renames it to dest.
+  Status publish(const std::string& stamp);
+
+  const std::string& dest() const { return dest_; }
+
+ private:
+  RestoreDest(std::string dest, FileLock lock) : dest_(std::move(dest)), lock_(std::move(lock)) {}
+
+  std::string dest_;
+  FileLock lock_;
+  std::string staging_;
+  bool published_ = false;
+};
+
+}  // namespace walcut

@@ -1,0 +1,385 @@
+// Metadata may come from untrusted storage: names and manifest paths are
+// checked where they are decoded, a metadata path that is a directory or
+// cannot be read is an error naming it and its errno, and a crafted
+// snapshot (CRCs recomputed, so only these checks can catch it) is refused
+// by restore and check with nothing read or written outside it and the
+// destination.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+
+#include "engine/backup.h"
+#include "engine/cluster.h"
+#include "engine/increment.h"
+#include "engine/snapshot.h"
+#include "tests/testing/cluster_fixture.h"
+#include "tests/testing/temp_dir.h"
+#include "tests/testing/wal_fixture.h"
+#include "tools/sim/simulator.h"
+
+namespace walcut {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+bool has(const Status& s, const std::string& text) { return s.message().find(text) != std::string::npos; }
+
+// The command's standard output and error, and its exit code.
+std::string run(const std::string& command, int* exit_code) {
+  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int status = ::pclose(p);
+  *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return out;
+}
+
+// Every path under `dir`, relative to it.
+std::set<std::string> tree(const std::string& dir) {
+  std::set<std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) out.insert(fs::relative(e.path(), dir).string());
+  return out;
+}
+
+// A snapshot of two nodes that each hold a copy of every partition (so a
+// renamed node owns the same partitions), with one increment.
+sim::Options two_full_copies(const std::string& out) {
+  sim::Options o;
+  o.out = out;
+  o.nodes = 2;
+  o.groups = 1;
+  o.atomic_groups = 1;
+  o.partitions = 8;
+  o.backups = 1;
+  o.keys = 40;
+  o.txs = 200;
+  o.increments = 1;
+  o.segment_bytes = 64 << 10;
+  return o;
+}
+
+SnapshotMeta valid_snapshot_meta() {
+  SnapshotMeta m;
+  m.name = "snp";
+  m.cluster_id = 7;
+  m.node_index = 0;
+  m.node_id = "node0";
+  m.baseline = {"node0", "node1"};
+  m.groups = {CacheGroup{1, "tx0", CacheMode::kTransactional, 8, 1}};
+  m.files = {ManifestEntry{"db/node0/tx0/part-3.bin", 100, 1}};
+  return m;
+}
+
+IncrementMeta valid_increment_meta() {
+  IncrementMeta m;
+  m.snapshot_name = "snp";
+  m.index = 1;
+  m.node_id = "node0";
+  m.groups = {CacheGroup{1, "tx0", CacheMode::kTransactional, 8, 1}};
+  m.first_segment = m.last_segment = 2;
+  m.files = {ManifestEntry{"wal/node0/" + segment_file_name(2), 100, 1}};
+  return m;
+}
+
+NodeMeta valid_node_meta() {
+  NodeMeta m;
+  m.cluster_id = 7;
+  m.node_id = "node0";
+  m.baseline = {"node0", "node1"};
+  m.groups = {CacheGroup{1, "tx0", CacheMode::kTransactional, 8, 1}};
+  return m;
+}
+
+TEST(SnapshotMetaDecoding, RefusesNamesAndManifestPathsOutsideTheLayout) {
+  ASSERT_TRUE(decode_snapshot_meta(encode_snapshot_meta(valid_snapshot_meta()), "n.smf").ok());
+  std::vector<std::function<void(SnapshotMeta&)>> crafted = {
+      [](SnapshotMeta& m) { m.node_id = m.baseline[0] = "../n1"; },
+      [](SnapshotMeta& m) { m.node_id = m.baseline[0] = "."; },
+      [](SnapshotMeta& m) { m.baseline[1] = "a/b"; },
+      [](SnapshotMeta& m) { m.name = "../snp"; },
+      [](SnapshotMeta& m) { m.name = ""; },
+      [](SnapshotMeta& m) { m.groups[0].name = "a\nb"; },
+      [](SnapshotMeta& m) { m.files[0].path = "../../etc/passwd"; },
+      [](SnapshotMeta& m) { m.files[0].path = "/etc/passwd"; },
+      [](SnapshotMeta& m) { m.files[0].path = "db/node0/tx0/../../../../x.bin"; },
+      [](SnapshotMeta& m) { m.files[0].path = "db/node0/../node0/tx0/part-3.bin"; },
+      [](SnapshotMeta& m) { m.files[0].path = "db/node1/tx0/part-3.bin"; },
+      [](SnapshotMeta& m) { m.files[0].path = "db/node0/other/part-3.bin"; },
+      [](SnapshotMeta& m) { m.files[0].path = "db/node0/tx0/part-8.bin"; },
+      [](SnapshotMeta& m) { m.files[0].path = "db/node0/tx0/part-03.bin"; },
+      [](SnapshotMeta& m) { m.files[0].path = "db/node0/tx0/notes.txt"; },
+      [](SnapshotMeta& m) { m.files[0].path = "wal/node0/" + segment_file_name(2); },
+      [](SnapshotMeta& m) { m.files[0].path = "db/node0/tx0/part-3.bin/x"; },
+  };
+  for (size_t i = 0; i < crafted.size(); ++i) {
+    SnapshotMeta m = valid_snapshot_meta();
+    crafted[i](m);
+    Result<SnapshotMeta> r = decode_snapshot_meta(encode_snapshot_meta(m), "n.smf");
+    ASSERT_FALSE(r.ok()) << "case " << i;
+    EXPECT_EQ(r.status().code(), StatusCode::kCorruption) << "case " << i;
+    EXPECT_EQ(r.status().message().rfind("n.smf: ", 0), 0u) << r.status().message();
+  }
+}
+
+TEST(IncrementMetaDecoding, RefusesNamesAndManifestPathsOutsideTheLayout) {
+  ASSERT_TRUE(decode_increment_meta(encode_increment_meta(valid_increment_meta()), "n.smf").ok());
+  std::vector<std::function<void(IncrementMeta&)>> crafted = {
+      [](IncrementMeta& m) { m.node_id = "../n1"; },
+      [](IncrementMeta& m) { m.node_id = ".."; },
+      [](IncrementMeta& m) { m.snapshot_name = "a/b"; },
+      [](IncrementMeta& m) { m.groups[0].name = "../g"; },
+      [](IncrementMeta& m) { m.groups.push_back(m.groups[0]); },
+      [](IncrementMeta& m) { m.files[0].path = "wal/../n1/" + segment_file_name(2); },
+      [](IncrementMeta& m) { m.files[0].path = "../../" + segment_file_name(2); },
+      [](IncrementMeta& m) { m.files[0].path = "/tmp/" + segment_file_name(2); },
+      [](IncrementMeta& m) { m.files[0].path = "wal/node1/" + segment_file_name(2); },
+      [](IncrementMeta& m) { m.files[0].path = "wal/node0/x.wal"; },
+      [](IncrementMeta& m) { m.files[0].path = "db/node0/tx0/part-3.bin"; },
+  };
+  for (size_t i = 0; i < crafted.size(); ++i) {
+    IncrementMeta m = valid_increment_meta();
+    crafted[i](m);
+    Result<IncrementMeta> r = decode_increment_meta(encode_increment_meta(m), "n.smf");
+    ASSERT_FALSE(r.ok()) << "case " << i;
+    EXPECT_EQ(r.status().code(), StatusCode::kCorruption) << "case " << i;
+    EXPECT_EQ(r.status().message().rfind("n.smf: ", 0), 0u) << r.status().message();
+  }
+}
+
+TEST(NodeMetaDecoding, RefusesANodeIdOrBaselineEntryThatIsNotAName) {
+  ASSERT_TRUE(decode_node_meta(encode_node_meta(valid_node_meta()), "node.meta").ok());
+  for (const char* bad : {"../n1", "..", "a/b", ""}) {
+    NodeMeta m = valid_node_meta();
+    m.node_id = m.baseline[0] = bad;
+    EXPECT_FALSE(decode_node_meta(encode_node_meta(m), "node.meta").ok()) << bad;
+    m = valid_node_meta();
+    m.baseline[1] = bad;
+    EXPECT_FALSE(decode_node_meta(encode_node_meta(m), "node.meta").ok()) << bad;
+  }
+}
+
+TEST(BackupDecoding, RefusesABackupWhoseNodeIdIsNotAName) {
+  TempDir dir;
+  BackupMeta m;
+  m.node = valid_node_meta();
+  m.node.node_id = m.node.baseline[0] = "../n1";
+  ASSERT_TRUE(write_backup_file(dir.file("n.backup"), m, {}).ok());
+  Result<BackupContents> r = read_backup_file(dir.file("n.backup"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kCorruption);
+  EXPECT_TRUE(has(r.status(), "'../n1'")) << r.status().message();
+}
+
+TEST(SnapshotMetaFiles, AnSmfFileMustBeNamedAfterItsNode) {
+  TempDir dir;
+  ASSERT_TRUE(sim::run(two_full_copies(dir.file("gen"))).ok());
+  const std::string snap = dir.file("gen/snapshots/snp");
+  fs::rename(snap + "/node1.smf", snap + "/node9.smf");
+  Result<std::vector<SnapshotMeta>> r = read_snapshot_metas(snap);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(has(r.status(), snap + "/node9.smf: holds node node1")) << r.status().message();
+  fs::rename(snap + "/node9.smf", snap + "/node1.smf");
+  const std::string inc = increment_dir(snap, 1);
+  fs::rename(inc + "/node1.smf", inc + "/node9.smf");
+  Result<std::vector<IncrementMeta>> i = read_increment_metas(snap, 1);
+  ASSERT_FALSE(i.ok());
+  EXPECT_TRUE(has(i.status(), inc + "/node9.smf: holds node node1")) << i.status().message();
+}
+
+TEST(MetadataFiles, ADirectoryInPlaceOfAMetadataFileIsAnErrorNamingIt) {
+  TempDir dir;
+  ASSERT_TRUE(sim::run(two_full_copies(dir.file("gen"))).ok());
+  const std::string snap = dir.file("gen/snapshots/snp");
+  fs::create_directory(increment_dir(snap, 1) + "/node9.smf");
+  Result<std::vector<IncrementMeta>> i = read_increment_metas(snap, 1);
+  ASSERT_FALSE(i.ok());
+  EXPECT_TRUE(has(i.status(), increment_dir(snap, 1) + "/node9.smf: Is a directory")) << i.status().message();
+
+  fs::create_directories(dir.file("n/node.meta"));
+  Result<NodeMeta> n = read_node_meta(dir.file("n"));
+  ASSERT_FALSE(n.ok());
+  EXPECT_TRUE(has(n.status(), dir.file("n/node.meta") + ": Is a directory")) << n.status().message();
+  NodeOptions o;
+  o.dir = dir.file("n");
+  Result<std::unique_ptr<Node>> opened = Node::open(o);
+  ASSERT_FALSE(opened.ok());
+  EXPECT_TRUE(has(opened.status(), "Is a directory")) << opened.status().message();
+
+  fs::create_directories(dir.file("b/restore/x.backup"));
+  o.dir = dir.file("b");
+  opened = Node::open(o);
+  ASSERT_FALSE(opened.ok());
+  EXPECT_TRUE(has(opened.status(), dir.file("b/restore/x.backup") + ": Is a directory")) << opened.status().message();
+}
+
+TEST(MetadataFiles, AnUnreadableMetadataFileIsPermissionDeniedNotTooShort) {
+  TempDir dir;
+  ::chmod(dir.path().c_str(), 0755);
+  ASSERT_TRUE(sim::run(two_full_copies(dir.file("gen"))).ok());
+  const std::string node_dir = dir.file("gen/cluster/node0");
+  const std::string snap = dir.file("gen/snapshots/snp");
+  for (const std::string& d : {dir.file("gen"), dir.file("gen/cluster"), node_dir, dir.file("gen/snapshots"), snap,
+                               snap + "/increments", increment_dir(snap, 1)}) {
+    ::chmod(d.c_str(), 0755);
+  }
+  ::chmod((node_dir + "/node.meta").c_str(), 0);
+  ::chmod((increment_dir(snap, 1) + "/node0.smf").c_str(), 0);
+  // Root reads any file: the reads run in a child as nobody.
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    if (::geteuid() == 0 && (::setgid(65534) != 0 || ::setuid(65534) != 0)) ::_exit(99);
+    Result<NodeMeta> n = read_node_meta(node_dir);
+    if (n.ok() || !has(n.status(), node_dir + "/node.meta: Permission denied")) ::_exit(1);
+    Result<std::vector<IncrementMeta>> i = read_increment_metas(snap, 1);
+    if (i.ok() || !has(i.status(), increment_dir(snap, 1) + "/node0.smf: Permission denied")) ::_exit(2);
+    ::_exit(0);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(Creation, ANodeIdOrSnapshotNameThatIsNotANameIsRefusedBeforeAnythingIsWritten) {
+  TempDir dir;
+  ClusterOptions o = testing::small_cluster_options(dir.file("c/cluster"), 2);
+  o.node_ids[1] = "../n1";
+  Result<std::unique_ptr<Cluster>> c = Cluster::open(o);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_FALSE(fs::exists(dir.file("c/n1")));
+
+  c = Cluster::open(testing::small_cluster_options(dir.file("c/cluster"), 2));
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  for (const char* bad : {"a\tb", "..", "a/b", ""}) {
+    Result<SnapshotReport> r = take_full_snapshot(**c, dir.file("snaps"), bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  }
+  EXPECT_FALSE(fs::exists(dir.file("snaps")) && !fs::is_empty(dir.file("snaps")));
+}
+
+// Rewrites node `from`'s metadata in the snapshot and its increment so that
+// it calls itself `to` (the baseline of every node too), and moves its
+// directories to where the new paths point: a consistent snapshot, every
+// CRC right, whose node id is `to`.
+void rename_node(const std::string& snap, const std::string& from, const std::string& to) {
+  Result<std::vector<SnapshotMeta>> metas = read_snapshot_metas(snap);
+  ASSERT_TRUE(metas.ok()) << metas.status().to_string();
+  // Read before the snapshot changes: reading an increment checks it against the snapshot's baseline.
+  Result<std::vector<IncrementMeta>> inc = read_increment_metas(snap, 1);
+  ASSERT_TRUE(inc.ok()) << inc.status().to_string();
+  for (SnapshotMeta m : metas.value()) {
+    std::replace(m.baseline.begin(), m.baseline.end(), from, to);
+    if (m.node_id == from) {
+      m.node_id = to;
+      for (ManifestEntry& f : m.files) f.path = "db/" + to + f.path.substr(3 + from.size());
+    }
+    testing::write_file(snap + "/" + (m.node_id == to ? from : m.node_id) + ".smf", encode_snapshot_meta(m));
+  }
+  fs::rename(snap + "/db/" + from, snap + "/db/" + to);
+  for (IncrementMeta m : inc.value()) {
+    if (m.node_id != from) continue;
+    m.node_id = to;
+    for (ManifestEntry& f : m.files) f.path = "wal/" + to + f.path.substr(4 + from.size());
+    testing::write_file(increment_dir(snap, 1) + "/" + from + ".smf", encode_increment_meta(m));
+  }
+  fs::rename(increment_dir(snap, 1) + "/wal/" + from, increment_dir(snap, 1) + "/wal/" + to);
+}
+
+class CraftedSnapshot : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(sim::run(two_full_copies(dir_.file("gen"))).ok());
+    snap_ = dir_.file("gen/snapshots/snp");
+    fs::create_directories(dir_.file("out"));
+    dest_ = dir_.file("out/restored");
+  }
+  // Restore exits 3 and check `check_exit` (3: it cannot check; 1: a
+  // finding), both naming `text`, and nothing appears outside the snapshot:
+  // not beside the destination (but the lock file every restore keeps
+  // there), not beside the snapshot.
+  void expect_refused(const std::string& text, int check_exit = 3) {
+    const std::string lock = fs::path(dest_).filename().string() + ".lock";
+    std::set<std::string> after = tree(dir_.path());
+    after.insert("out/" + lock);
+    const std::string cli = WALCUT_CLI;
+    for (const char* increment : {"0", "1"}) {
+      int code = -1;
+      std::string out =
+          run(cli + " snapshot restore " + snap_ + " --increment " + increment + " --dest " + dest_, &code);
+      EXPECT_EQ(code, 3) << out;
+      EXPECT_NE(out.find(text), std::string::npos) << out;
+      EXPECT_EQ(tree(dir_.file("out")), std::set<std::string>{lock}) << "restore wrote beside its destination";
+      out = run(cli + " snapshot check " + snap_ + " --increment " + increment, &code);
+      EXPECT_EQ(code, check_exit) << out;
+      EXPECT_NE(out.find(text), std::string::npos) << out;
+    }
+    EXPECT_EQ(tree(dir_.path()), after);
+  }
+  TempDir dir_;
+  std::string snap_, dest_;
+};
+
+TEST_F(CraftedSnapshot, ANodeIdWithDotDotIsRefusedByRestoreAndCheck) {
+  rename_node(snap_, "node1", "../n1");
+  expect_refused("'../n1'");
+}
+
+TEST_F(CraftedSnapshot, AManifestPathWithDotDotIsRefusedByRestoreAndCheck) {
+  // The listed path leaves the snapshot; a copy of the file waits there so
+  // that only the path check can refuse it.
+  Result<SnapshotMeta> m = read_snapshot_meta(snap_ + "/node0.smf");
+  ASSERT_TRUE(m.ok());
+  ManifestEntry& f = m->files.front();
+  const std::string outside = dir_.file("gen/snapshots/leak");
+  fs::create_directories(outside);
+  fs::copy_file(snap_ + "/" + f.path, outside + "/" + fs::path(f.path).filename().string());
+  f.path = "../leak/" + fs::path(f.path).filename().string();
+  testing::write_file(snap_ + "/node0.smf", encode_snapshot_meta(m.value()));
+  expect_refused("'" + f.path + "'");
+}
+
+TEST_F(CraftedSnapshot, APartitionFileThatIsASymbolicLinkOutOfTheSnapshotIsRefused) {
+  Result<SnapshotMeta> m = read_snapshot_meta(snap_ + "/node0.smf");
+  ASSERT_TRUE(m.ok());
+  const std::string listed = snap_ + "/" + m->files.front().path;
+  const std::string outside = dir_.file("gen/snapshots/leak.bin");
+  fs::rename(listed, outside);
+  fs::create_symlink(outside, listed);
+  expect_refused("passes through the symbolic link " + listed, /*check_exit=*/1);  // a damaged file is a finding
+}
+
+TEST_F(CraftedSnapshot, AnSmfThatIsASymbolicLinkOutOfTheSnapshotIsRefused) {
+  const std::string outside = dir_.file("gen/snapshots/node1.smf");
+  fs::rename(snap_ + "/node1.smf", outside);
+  fs::create_symlink(outside, snap_ + "/node1.smf");
+  expect_refused("passes through the symbolic link " + snap_ + "/node1.smf");
+}
+
+TEST_F(CraftedSnapshot, ASegmentThatIsADirectoryIsAnErrorNamingItAndTheErrno) {
+  Result<std::vector<IncrementMeta>> inc = read_increment_metas(snap_, 1);
+  ASSERT_TRUE(inc.ok());
+  const std::string segment = increment_dir(snap_, 1) + "/" + inc->front().files.front().path;
+  fs::remove(segment);
+  fs::create_directory(segment);
+  const std::string cli = WALCUT_CLI;
+  int code = -1;
+  std::string out = run(cli + " snapshot restore " + snap_ + " --increment 1 --dest " + dest_, &code);
+  EXPECT_EQ(code, 3) << out;
+  EXPECT_NE(out.find("stat " + segment + ": Is a directory"), std::string::npos) << out;
+  out = run(cli + " snapshot check " + snap_ + " --increment 1", &code);
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_NE(out.find(segment + ": stat: Is a directory"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace walcut

@@ -1,0 +1,254 @@
+// The command line on bad input: every numeric flag has a range and a
+// negative, empty or out-of-range value is a usage error naming the flag;
+// a path that is a directory where a file belongs is an I/O error naming
+// it; map files carry 64-bit hashes as hex strings and refuse numbers
+// that are not exact integers in range.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "replay/check.h"
+#include "tests/testing/temp_dir.h"
+#include "tests/testing/wal_fixture.h"
+
+namespace walcut {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using testing::TempDir;
+
+const std::string kCli = WALCUT_CLI;
+
+// The command's standard output and error, and its exit code. Bounded by
+// `timeout`, so a flag that wraps to an enormous count fails instead of
+// running for ever.
+std::string run(const std::string& args, int* exit_code) {
+  FILE* p = ::popen(("timeout 60 " + kCli + " " + args + " 2>&1").c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int status = ::pclose(p);
+  *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return out;
+}
+
+std::string text_of(const std::string& path) {
+  Bytes b = testing::read_file(path);
+  return std::string(reinterpret_cast<const char*>(b.data()), b.size());
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  testing::write_file(path, ByteSpan(reinterpret_cast<const std::byte*>(text.data()), text.size()));
+}
+
+TEST(NumericFlags, NegativeEmptyMalformedOrOutOfRangeValuesAreUsageErrorsNamingTheFlag) {
+  TempDir dir;
+  struct Flag {
+    std::string command;  // the verb with its required arguments
+    std::string flag;
+    std::string too_big;  // just above the flag's range
+  };
+  const std::string gen = "gen --out " + dir.file("gen");
+  const std::string synth = "wal synth " + dir.file("wal");
+  const std::vector<Flag> flags = {
+      {"snapshot restore " + dir.file("none") + " --dest " + dir.file("dest"), "--increment", "1000001"},
+      {"snapshot restore " + dir.file("none") + " --dest " + dir.file("dest"), "--threads", "1025"},
+      {"snapshot check " + dir.file("none"), "--increment", "1000001"},
+      {"snapshot check " + dir.file("none"), "--threads", "1025"},
+      {"wal dump " + dir.file("none"), "--queue-depth", "4097"},
+      {"wal stats " + dir.file("none"), "--chunk-kib", "1048577"},
+      {synth, "--transactions", "1000000000001"},
+      {synth, "--threads", "257"},
+      {synth, "--entries", "100001"},
+      {synth, "--value-bytes", "1048577"},
+      {synth, "--segment-kib", "1048577"},
+      {synth, "--seed", "18446744073709551616"},
+      {synth, "--node-index", "65536"},
+      {gen, "--seed", "18446744073709551616"},
+      {gen, "--nodes", "1001"},
+      {gen, "--groups", "1001"},
+      {gen, "--atomic-groups", "1001"},
+      {gen, "--partitions", "65536"},
+      {gen, "--backups", "101"},
+      {gen, "--keys", "1099511627777"},
+      {gen, "--value-bytes", "1048577"},
+      {gen, "--txs", "1000000000001"},
+      {gen, "--tx-size", "10001"},
+      {gen, "--in-flight", "100001"},
+      {gen, "--increments", "1001"},
+      {gen, "--cut-delay-max-ms", "3600001"},
+      {gen, "--segment-mib", "1025"},
+      {gen, "--rollback-percent", "101"},
+      {gen, "--checkpoints", "1001"},
+  };
+  for (const Flag& f : flags) {
+    // The value as the shell gets it, and as the message quotes it back.
+    for (const auto& [arg, quoted] : std::vector<std::pair<std::string, std::string>>{
+             {"-1", "'-1'"}, {"''", "''"}, {"12x", "'12x'"}, {f.too_big, "'" + f.too_big + "'"}}) {
+      int code = -1;
+      std::string out = run(f.command + " " + f.flag + " " + arg, &code);
+      EXPECT_EQ(code, 2) << f.command << " " << f.flag << " " << arg << "\n" << out;
+      EXPECT_NE(out.find(f.flag + ": must be a whole number in "), std::string::npos) << arg << "\n" << out;
+      EXPECT_NE(out.find("got " + quoted), std::string::npos) << f.flag << " " << arg << "\n" << out;
+    }
+  }
+  EXPECT_FALSE(fs::exists(dir.file("gen")));
+  EXPECT_FALSE(fs::exists(dir.file("wal")));
+}
+
+class CliOnASnapshot : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    int code = -1;
+    std::string out =
+        run("gen --out " + dir_.file("gen") + " --nodes 3 --partitions 8 --txs 300 --increments 2", &code);
+    ASSERT_EQ(code, 0) << out;
+    snap_ = dir_.file("gen/snapshots/snp");
+  }
+  TempDir dir_;
+  std::string snap_;
+};
+
+TEST_F(CliOnASnapshot, CheckOfAnIncrementBeyondTheLastIsAUsageError) {
+  int code = -1;
+  std::string out = run("snapshot check " + snap_ + " --increment 3", &code);
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(out.find("--increment 3"), std::string::npos) << out;
+  EXPECT_NE(out.find("has 2 increments"), std::string::npos) << out;
+  run("snapshot check " + snap_ + " --increment 2", &code);
+  EXPECT_EQ(code, 0);
+}
+
+TEST_F(CliOnASnapshot, ADirectoryOrMissingFileGivenAsAMapFileIsAnIoErrorNamingIt) {
+  fs::create_directories(dir_.file("maps/node0.json"));
+  int code = -1;
+  std::string out = run("snapshot check --reduce " + dir_.file("maps/node0.json"), &code);
+  EXPECT_EQ(code, 3) << out;
+  EXPECT_NE(out.find(dir_.file("maps/node0.json") + ": Is a directory"), std::string::npos) << out;
+  out = run("snapshot check --reduce " + dir_.file("maps/none.json"), &code);
+  EXPECT_EQ(code, 3) << out;
+  EXPECT_NE(out.find(dir_.file("maps/none.json") + ": No such file or directory"), std::string::npos) << out;
+  out = run("snapshot check " + snap_ + " --node node0 --map-out " + dir_.file("maps/node0.json"), &code);
+  EXPECT_EQ(code, 3) << out;
+  EXPECT_NE(out.find(dir_.file("maps/node0.json") + ": Is a directory"), std::string::npos) << out;
+}
+
+TEST_F(CliOnASnapshot, MapFilesCarryHashesAsHexStringsAndReduceLikeTheWholeCheck) {
+  int code = -1;
+  std::string reduce = "snapshot check --reduce";
+  for (const char* node : {"node0", "node1", "node2"}) {
+    std::string file = dir_.file(std::string(node) + ".json");
+    std::string out = run("snapshot check " + snap_ + " --increment 2 --node " + node + " --map-out " + file, &code);
+    ASSERT_EQ(code, 0) << out;
+    json j = json::parse(text_of(file));
+    EXPECT_EQ(j["format"], "walcut-check-map-2");
+    ASSERT_FALSE(j["full"].empty());
+    for (const char* field : {"full", "incremental"}) {
+      for (const json& h : j[field]) {
+        ASSERT_TRUE(h[3].is_string() && h[4].is_string()) << h;
+        EXPECT_EQ(h[3].get<std::string>().size(), 16u) << h;
+      }
+    }
+    ASSERT_FALSE(j["tx"].empty());
+    for (const json& t : j["tx"]) EXPECT_TRUE(t[1].is_string()) << t;
+    reduce += " " + file;
+  }
+  std::string whole = run("snapshot check " + snap_ + " --increment 2 --json", &code);
+  ASSERT_EQ(code, 0) << whole;
+  std::string reduced = run(reduce + " --json", &code);
+  ASSERT_EQ(code, 0) << reduced;
+  EXPECT_EQ(json::parse(reduced)["findings"], json::parse(whole)["findings"]);
+}
+
+// A map as written by --map-out of a small snapshot, with `edit` applied.
+std::string edited_map(const std::function<void(json&)>& edit) {
+  NodeCheck c;
+  c.node_index = 1;
+  c.node_id = "node1";
+  c.increment = 2;
+  c.baseline = {"node0", "node1"};
+  c.groups = {CacheGroup{1, "tx0", CacheMode::kTransactional, 4, 1}};
+  c.full[PartitionId{1, 2}] = PartitionHashes{3, 0xfedcba9876543210ull, 0x8000000000000001ull};
+  c.tx_hash[0] = 0xffffffffffffffffull;
+  c.tx_count[0] = 9;
+  json j = json::parse(node_check_to_json(c));
+  edit(j);
+  return j.dump();
+}
+
+TEST(MapFile, HashesRoundTripExactlyAsHexAndOldDecimalMapsStillRead) {
+  Result<NodeCheck> c = node_check_from_json(edited_map([](json&) {}), "m.json");
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  EXPECT_EQ(c->full.at(PartitionId{1, 2}).key_value_hash, 0xfedcba9876543210ull);
+  EXPECT_EQ(c->full.at(PartitionId{1, 2}).version_hash, 0x8000000000000001ull);
+  EXPECT_EQ(c->tx_hash.at(0), 0xffffffffffffffffull);
+  json j = json::parse(edited_map([](json&) {}));
+  EXPECT_EQ(j["full"][0][3], "fedcba9876543210");
+  EXPECT_EQ(j["tx"][0][1], "ffffffffffffffff");
+  // The first map format wrote hashes as JSON numbers.
+  Result<NodeCheck> old = node_check_from_json(edited_map([](json& m) {
+                                                 m["format"] = "walcut-check-map-1";
+                                                 m["full"][0][3] = 0xfedcba9876543210ull;
+                                                 m["full"][0][4] = 0x8000000000000001ull;
+                                                 m["tx"][0][1] = 0xffffffffffffffffull;
+                                               }),
+                                               "old.json");
+  ASSERT_TRUE(old.ok()) << old.status().to_string();
+  EXPECT_EQ(old->full, c->full);
+  EXPECT_EQ(old->tx_hash, c->tx_hash);
+}
+
+TEST(MapFile, NumbersThatAreNotExactIntegersInRangeAndMisshapenEntriesAreRefused) {
+  std::vector<std::function<void(json&)>> bad = {
+      [](json& m) { m["node_index"] = 1e300; },
+      [](json& m) { m["node_index"] = 1.5; },
+      [](json& m) { m["node_index"] = -1; },
+      [](json& m) { m["node_index"] = 65536; },
+      [](json& m) { m["node_index"] = "1"; },
+      [](json& m) { m["increment"] = -2; },
+      [](json& m) { m["files"] = 1e19; },
+      [](json& m) { m["bytes_read"] = nullptr; },
+      [](json& m) { m["groups"][0][3] = 1e300; },
+      [](json& m) { m["groups"][0][3] = 0; },
+      [](json& m) { m["groups"][0][2] = 9; },
+      [](json& m) { m["groups"][0][1] = "../g"; },
+      [](json& m) { m["groups"][0].erase(4); },
+      [](json& m) { m["groups"][0] = 5; },
+      [](json& m) { m["full"][0][1] = 1e300; },
+      [](json& m) { m["full"][0][3] = 1e300; },
+      [](json& m) { m["full"][0][3] = "xyz"; },
+      [](json& m) { m["full"][0][3] = "1fedcba9876543210"; },
+      [](json& m) { m["full"][0][3] = ""; },
+      [](json& m) { m["full"][0].erase(4); },
+      [](json& m) { m["tx"][0][0] = 1e300; },
+      [](json& m) { m["tx"][0][2] = -1; },
+      [](json& m) { m["findings"] = json::array({json::array({"structure", "x"})}); },
+      [](json& m) { m["node_id"] = "../n1"; },
+      [](json& m) { m["baseline"][0] = 7; },
+      [](json& m) { m.erase("tx"); },
+  };
+  for (size_t i = 0; i < bad.size(); ++i) {
+    Result<NodeCheck> c = node_check_from_json(edited_map(bad[i]), "m.json");
+    ASSERT_FALSE(c.ok()) << "case " << i;
+    EXPECT_EQ(c.status().code(), StatusCode::kCorruption) << "case " << i;
+    EXPECT_EQ(c.status().message().rfind("m.json: ", 0), 0u) << "case " << i << ": " << c.status().message();
+  }
+}
+
+TEST(MapFile, ReduceRefusesAMapWithAFloatWhereAnIntegerBelongs) {
+  TempDir dir;
+  write_text(dir.file("m.json"), edited_map([](json& m) { m["full"][0][0] = 1e300; }));
+  int code = -1;
+  std::string out = run("snapshot check --reduce " + dir.file("m.json"), &code);
+  EXPECT_EQ(code, 3) << out;
+  EXPECT_NE(out.find(dir.file("m.json")), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace walcut
