@@ -8,6 +8,7 @@ packages=(
   liburing-dev libtbb-dev liblz4-dev libisal-dev libxxhash-dev
   libcli11-dev nlohmann-json3-dev libboost1.81-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  help2man
 )
 
 missing=()
