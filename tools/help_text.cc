@@ -1,6 +1,7 @@
 #include "tools/help_text.h"
 
 #include <string>
+#include <vector>
 
 namespace walcut::cli {
 namespace {
