@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake pkg-config ninja-build
+  build-essential cmake pkg-config ninja-build help2man
   liburing-dev libtbb-dev liblz4-dev libisal-dev libxxhash-dev
   libcli11-dev nlohmann-json3-dev libboost1.81-dev
   libgtest-dev libgmock-dev libbenchmark-dev

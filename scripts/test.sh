@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test: installs what is missing, then
-#   1. a normal build: all tests, the installed CMake package, the benchmarks on tiny inputs;
+#   1. a normal build: all tests, the installed package (scripts/test-install.sh), the benchmarks on tiny inputs;
 #   2. the demo, as the README's first command runs it;
 #   3. an AddressSanitizer + UndefinedBehaviorSanitizer build: all tests;
 #   4. a ThreadSanitizer build: the tests of concurrent code;
@@ -17,16 +17,7 @@ echo "== normal build"
 bash "$root/scripts/build.sh" "$root/build-test" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWALCUT_WERROR=ON -DWALCUT_BUILD_TESTS=ON -DWALCUT_BUILD_BENCH=ON
 ctest --test-dir "$root/build-test" --output-on-failure -j "$jobs"
 
-echo "== installed package: find_package(walcut) from a consumer project"
-prefix=$(mktemp -d "${TMPDIR:-/tmp}/walcut-prefix-XXXXXX")
-trap 'rm -rf "$prefix"' EXIT
-cmake --install "$root/build-test" --prefix "$prefix/usr" >/dev/null
-cmake -S "$root/tests/install" -B "$prefix/consumer" -G Ninja -DCMAKE_PREFIX_PATH="$prefix/usr" >/dev/null
-cmake --build "$prefix/consumer" >/dev/null
-"$prefix/consumer/walcut_consumer" "$prefix/wal"
-"$prefix/usr/bin/walcut" gen --out "$prefix/gen" --seed 1 --txs 2000 --increments 2 >/dev/null
-"$prefix/consumer/walcut_restore_example" "$prefix/gen/snapshots/snp"
-PKG_CONFIG_PATH="$prefix/usr/lib/pkgconfig" pkg-config --exists walcut
+bash "$root/scripts/test-install.sh" "$root/build-test"
 
 echo "== benchmarks on tiny inputs"
 "$root/build-test/bench/walcut_micro_bench" --benchmark_min_time=0.01 >/dev/null

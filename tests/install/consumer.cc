@@ -3,6 +3,7 @@
 #include <walcut/io/block_reader.h>
 #include <walcut/io/file_util.h>
 #include <walcut/io/wal_writer.h>
+#include <walcut/version.h>
 
 #include <cstdio>
 
@@ -33,7 +34,7 @@ int main(int argc, char** argv) {
     });
     if (!s.ok()) return 3;
   }
-  std::printf("walcut_consumer: read %llu records back through the installed package\n",
-              static_cast<unsigned long long>(records));
+  std::printf("walcut_consumer: read %llu records back through the installed package (walcut %s)\n",
+              static_cast<unsigned long long>(records), WALCUT_VERSION_STRING);
   return records == 100 ? 0 : 1;
 }
