@@ -451,7 +451,6 @@ Status parse_cli_report(const std::string& text, Run& run) {
     x.io_engine = j.at("io_engine");
     const nlohmann::json& s = j.at("seconds");
     x.verify_s = s.at("verify");
-    x.load_s = s.value("load", 0.0);
     x.replay_s = s.at("replay");
     x.finish_s = s.at("finish");
     x.publish_s = s.at("publish");
@@ -719,8 +718,8 @@ void print_run_line(const DataResult& dr, const Config& c, const Run& r) {
   const RestoreReport& x = r.report;
   const char* name = dr.data.name.c_str();
   if (c.kind == Kind::kRestore || (c.kind == Kind::kCliRestore && r.child.exited)) {
-    say("  %-11s %-30s %7.3f s  (verify %.3f load %.3f replay %.3f finish %.3f publish %.3f; io %s)", name,
-        c.name.c_str(), r.seconds, x.verify_s, x.load_s, x.replay_s, x.finish_s, x.publish_s, x.io_engine.c_str());
+    say("  %-11s %-30s %7.3f s  (verify %.3f replay %.3f finish %.3f publish %.3f; io %s)", name, c.name.c_str(),
+        r.seconds, x.verify_s, x.replay_s, x.finish_s, x.publish_s, x.io_engine.c_str());
     if (c.kind == Kind::kCliRestore) say(" peak RSS %.1f MiB", mib(r.child.max_rss_bytes));
     say("\n");
   } else if (c.kind == Kind::kCliRestoreLimited) {
@@ -954,7 +953,7 @@ void targets_for(const Env& env, DataResult& dr, unsigned tmax) {
 
 void print_table(const DataResult& dr) {
   say("%-34s %9s %9s %10s %10s %12s  %s\n", "config", "best s", "median s", "MB/s raw", "MB/s disk", "entries/s",
-      "median phases (s): verify load replay finish publish | other");
+      "median phases (s): verify load replay repair checkpoint publish | other");
   for (const Summary& s : dr.summaries) {
     Rates total = rates(dr, s, &Run::seconds);
     std::string phases;
@@ -971,11 +970,11 @@ void print_table(const DataResult& dr) {
       std::vector<double> other;
       for (const Run& run : s.runs) {
         const RestoreReport& x = run.report;
-        other.push_back(run.seconds - x.verify_s - x.load_s - x.replay_s - x.finish_s - x.publish_s);
+        other.push_back(run.seconds - x.verify_s - x.replay_s - x.finish_s - x.publish_s);
       }
       char text[200];
-      std::snprintf(text, sizeof text, "%.3f %.3f %.3f %.3f %.3f | %.3f", m(&RestoreReport::verify_s),
-                    m(&RestoreReport::load_s), m(&RestoreReport::replay_s), m(&RestoreReport::finish_s), m(&RestoreReport::publish_s),
+      std::snprintf(text, sizeof text, "%.3f %.3f %.3f %.3f | %.3f", m(&RestoreReport::verify_s),
+                    m(&RestoreReport::replay_s), m(&RestoreReport::finish_s), m(&RestoreReport::publish_s),
                     median(other));
       phases = text;
       if (s.config.kind != Kind::kRestore) {
@@ -1074,7 +1073,7 @@ nlohmann::json run_json(const Run& run, Kind k) {
                                                    run.child.exited && run.child.exit_code == 0);
   if (has_report) {
     const RestoreReport& x = run.report;
-    j["phases"] = {{"verify_s", x.verify_s}, {"load_s", x.load_s}, {"replay_s", x.replay_s}, {"finish_s", x.finish_s},
+    j["phases"] = {{"verify_s", x.verify_s}, {"replay_s", x.replay_s}, {"finish_s", x.finish_s},
                    {"publish_s", x.publish_s}};
     j["memory"] = {{"limit_bytes", x.memory_limit}, {"routed_bytes_peak", x.routed_bytes_peak},
                    {"spill_files", x.spill_files}, {"spilled_bytes", x.spilled_bytes}};

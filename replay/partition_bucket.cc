@@ -1,7 +1,5 @@
 #include "replay/partition_bucket.h"
 
-#include <cassert>
-
 #include <algorithm>
 #include <cstdlib>
 #include <new>
@@ -222,19 +220,6 @@ void PartitionBucket::merge_runs() {
   runs_.clear();
   runs_.push_back(std::move(merged));
   dead_bytes_ = 0;
-}
-
-int64_t PartitionBucket::seed(RunBuffer sorted) {
-  assert(empty());
-  const size_t before = bytes_;
-  if (sorted.size() > 0) {
-    Run run;
-    run.bytes = std::move(sorted);
-    index(run);
-    runs_.push_back(std::move(run));
-  }
-  recount();
-  return static_cast<int64_t>(bytes_) - static_cast<int64_t>(before);
 }
 
 RunBuffer PartitionBucket::take() {

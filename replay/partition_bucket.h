@@ -47,11 +47,6 @@ class PartitionBucket {
   // Every entry as one sorted run (the newest per key, tombstones
   // included), leaving the bucket empty.
   RunBuffer take();
-  // Starts an empty bucket from the copy's state before replay (its file
-  // in the full snapshot, as a sorted run with one entry per key), so that
-  // replay's updates of existing keys land in place instead of in new
-  // runs. Returns the change of bytes().
-  int64_t seed(RunBuffer sorted);
   // Memory held.
   size_t bytes() const { return bytes_; }
   bool empty() const { return runs_.empty() && tail_.empty(); }

@@ -7,7 +7,10 @@
 #include "io/file_util.h"
 
 namespace walcut {
+namespace {
 
+// The copy's file in the full snapshot as a sorted run: checked against
+// its manifest entry and the copy it must be.
 Status load_base(uint32_t group_id, uint16_t partition, const CopyToFinish& c, RunBuffer& run) {
   Result<Bytes> bytes = read_file_bytes(c.base_path);
   if (!bytes.ok()) return bytes.status();
@@ -34,13 +37,11 @@ Status load_base(uint32_t group_id, uint16_t partition, const CopyToFinish& c, R
   return {};
 }
 
-namespace {
-
-// The copy's final entries, deletes as tombstones: its file (unless it
-// was seeded into the bucket), its spilled slices, then what is in memory.
+// The copy's final entries, deletes as tombstones: its file, its spilled
+// slices, then what is in memory.
 Status merge_copy(uint32_t group_id, uint16_t partition, CopyToFinish& c, RunBuffer& out) {
   RunBuffer base;
-  if (!c.seeded) WALCUT_RETURN_IF_ERROR(load_base(group_id, partition, c, base));
+  WALCUT_RETURN_IF_ERROR(load_base(group_id, partition, c, base));
   if (c.routed == nullptr) {
     out = std::move(base);
     return {};

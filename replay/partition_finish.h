@@ -26,12 +26,7 @@ struct CopyToFinish {
   std::optional<ManifestEntry> listed;  // its manifest entry; nullopt: the manifest does not list it
   RoutedCopy* routed = nullptr;         // its entries from the WAL; null: none were replayed
   std::string out_path;                 // where to write it; empty: a peer, only compared
-  bool seeded = false;                  // its file was loaded into `routed` before replay
 };
-
-// The copy's file in the full snapshot as a sorted run (its entries in
-// key order), checked against its manifest entry and the copy it must be.
-Status load_base(uint32_t group_id, uint16_t partition, const CopyToFinish& c, RunBuffer& run);
 
 struct FinishReport {
   uint64_t files_written = 0;

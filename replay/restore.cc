@@ -286,34 +286,6 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
   return {};
 }
 
-// Loads every replayed copy's file from the full snapshot into its bucket
-// before replay, when they fit in half the budget (the rest is for what
-// replay adds): updates of keys the snapshot holds, most of replay's, then
-// land in place in the bucket's run instead of in new runs merged later.
-// Otherwise the files are read at the finish, as for a copy not replayed.
-Status seed_buckets(Plan& plan, MemoryGauge& gauge) {
-  std::vector<CopyToFinish*> copies;
-  uint64_t bytes = 0;
-  for (Plan::Task& t : plan.tasks) {
-    for (CopyToFinish& c : t.copies) {
-      if (c.routed == nullptr || !c.listed) continue;
-      copies.push_back(&c);
-      bytes += c.listed->bytes;
-    }
-  }
-  if (bytes > gauge.budget_bytes() / 2) return {};
-  FirstError error;
-  tbb::parallel_for(size_t{0}, copies.size(), [&](size_t i) {
-    CopyToFinish& c = *copies[i];
-    RunBuffer run;
-    Status s = load_base(c.routed->group_id, c.routed->partition, c, run);
-    if (!s.ok()) return error.set(std::move(s));
-    gauge.add(c.routed->bucket.seed(std::move(run)));
-    c.seeded = true;
-  });
-  return error.get();
-}
-
 // Finishes every partition, a bounded number at a time: each task holds
 // its copies' files and entries only while it runs.
 Status finish_all(Plan& plan, RestoreReport& report) {
@@ -429,9 +401,6 @@ Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
   report.memory_limit = options.memory_limit > 0 ? options.memory_limit : default_memory_limit_bytes();
   MemoryGauge gauge(report.memory_limit);
   Spiller spiller(spill_dir, gauge);
-  WALCUT_RETURN_IF_ERROR(seed_buckets(plan, gauge));
-  report.load_s = since(t);
-  t = Clock::now();
   if (options.increment > 0) WALCUT_RETURN_IF_ERROR(replay_sources(options, plan, chain, gauge, spiller, report));
   report.routed_bytes_peak = gauge.peak_bytes();
   report.spill_files = spiller.files();

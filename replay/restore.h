@@ -49,7 +49,7 @@ struct RestoreReport {
   uint64_t routed_bytes_peak = 0;  // routed entries held in memory at most
   uint64_t spill_files = 0;
   uint64_t spilled_bytes = 0;
-  double verify_s = 0, load_s = 0, replay_s = 0, finish_s = 0, publish_s = 0;  // publish: RESTORED, sync, rename
+  double verify_s = 0, replay_s = 0, finish_s = 0, publish_s = 0;  // publish: RESTORED, sync, rename
   bool already_restored = false;   // dest held this very restore already
   std::string io_engine;
 };

@@ -107,7 +107,7 @@ int run_restore(const RestoreArgs& a) {
                      {"spill_files", x.spill_files},
                      {"spilled_bytes", x.spilled_bytes},
                      {"io_engine", x.io_engine},
-                     {"seconds", {{"verify", x.verify_s}, {"load", x.load_s}, {"replay", x.replay_s}, {"finish", x.finish_s},
+                     {"seconds", {{"verify", x.verify_s}, {"replay", x.replay_s}, {"finish", x.finish_s},
                                   {"publish", x.publish_s}, {"total", total_s}}},
                      {"replay_mb_per_s", mb_s},
                      {"entries_per_s", entries_s}};
@@ -134,8 +134,8 @@ int run_restore(const RestoreArgs& a) {
   std::printf("  memory           %.1f MB of routed entries at most (limit %.1f MB), %llu spill files (%.1f MB)\n",
               static_cast<double>(x.routed_bytes_peak) / 1e6, static_cast<double>(x.memory_limit) / 1e6,
               static_cast<unsigned long long>(x.spill_files), static_cast<double>(x.spilled_bytes) / 1e6);
-  std::printf("  time             verify %.3fs, load %.3fs, replay %.3fs, finish %.3fs, publish %.3fs\n", x.verify_s,
-              x.load_s, x.replay_s, x.finish_s, x.publish_s);
+  std::printf("  time             verify %.3fs, replay %.3fs, finish %.3fs, publish %.3fs\n", x.verify_s, x.replay_s,
+              x.finish_s, x.publish_s);
   std::printf("  replay           %.1f MB/s, %.0f entries/s\n", mb_s, entries_s);
   return kExitOk;
 }

@@ -72,34 +72,6 @@ TEST(PartitionBucket, TheNewestWriteOfEachKeyWinsAndDeletesStayAsTombstones) {
   }
 }
 
-TEST(PartitionBucket, ASeededBucketIsTheSeedWithTheLaterWritesOnTop) {
-  std::mt19937_64 rng(11);
-  Reference ref;
-  RunBuffer seed;
-  {
-    PartitionBucket source;  // a sorted run with one entry per key, as a partition file holds
-    for (uint64_t k = 0; k < 3000; ++k) {
-      std::string key = "key-" + std::to_string(k);
-      source.add(entry(key, std::string(100, 's'), Version{1, 1, k}));
-      ref[key] = {std::string(100, 's'), Version{1, 1, k}};
-    }
-    seed = source.take();
-  }
-  PartitionBucket b;
-  int64_t bytes = b.seed(std::move(seed));
-  EXPECT_EQ(static_cast<size_t>(bytes), b.bytes());
-  for (uint64_t i = 0; i < 20000; ++i) {
-    std::string key = "key-" + std::to_string(rng() % 4000);  // a quarter of them new
-    std::optional<std::string> value;
-    if (rng() % 8 != 0) value = std::string(i % 5 == 0 ? 60 : 100, static_cast<char>('a' + i % 26));
-    Version v{1, 2, i};
-    bytes += b.add(entry(key, value, v));
-    ref[key] = {value, v};
-    ASSERT_EQ(static_cast<size_t>(bytes), b.bytes());
-  }
-  EXPECT_EQ(read_run(b.take().span()), ref);
-}
-
 TEST(PartitionBucket, MemoryStaysNearTheNewestEntries) {
   std::mt19937_64 rng(3);
   PartitionBucket b;
