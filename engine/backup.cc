@@ -34,8 +34,9 @@ void put_section(Bytes& out, uint32_t type, const Bytes& body) {
 Status write_backup_file(const std::string& path, const BackupMeta& meta,
                          const std::map<std::pair<uint32_t, uint16_t>, std::shared_ptr<const EntryMap>>& partitions) {
   const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::from_errno("create " + tmp, errno);
+  Result<int> created = create_file(tmp, O_TRUNC | O_WRONLY);
+  if (!created.ok()) return created.status();
+  const int fd = created.value();
   uint64_t offset = 0, sections = 0;
   auto flush = [&](Bytes& buf) {
     Status s = pwrite_all(fd, buf, offset, tmp);

@@ -36,12 +36,12 @@ WalPointer get_pointer(Decoder& d) {
 Result<ManifestEntry> copy_file(const std::string& from, const std::string& to, const std::string& rel) {
   int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
   if (in < 0) return Status::from_errno("open " + from, errno);
-  int fd = ::open(to.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    Status s = Status::from_errno("create " + to, errno);
+  Result<int> created = create_file(to, O_TRUNC | O_WRONLY);
+  if (!created.ok()) {
     ::close(in);
-    return s;
+    return created.status();
   }
+  const int fd = created.value();
   ManifestEntry e{rel, 0, 0};
   Bytes buf(1 << 20);
   Status s;
@@ -222,8 +222,7 @@ Result<IncrementReport> write_increment(Cluster& cluster, const std::string& sna
   const std::string staging = snap + "/increments/.staging";
   std::error_code ec;
   fs::remove_all(staging, ec);
-  fs::create_directories(staging, ec);
-  if (ec) return Status::io_error("create " + staging + ": " + ec.message());
+  WALCUT_RETURN_IF_ERROR(make_directories(staging));
   WALCUT_RETURN_IF_ERROR(sync_dir(snap));  // increments/ itself, made the first time
   Result<std::vector<SnapshotMeta>> base = read_snapshot_metas(snap);
   if (!base.ok()) return base.status();
@@ -265,8 +264,7 @@ Result<IncrementReport> write_increment(Cluster& cluster, const std::string& sna
     std::string wal_rel = "wal/" + m.node_id;
     Result<std::string> wal_dir = path_under(staging, wal_rel);
     if (!wal_dir.ok()) return wal_dir.status();
-    fs::create_directories(wal_dir.value(), ec);
-    if (ec) return Status::io_error("create " + wal_dir.value() + ": " + ec.message());
+    WALCUT_RETURN_IF_ERROR(make_directories(wal_dir.value()));
     for (uint64_t seg = m.first_segment; seg <= m.last_segment; ++seg) {
       std::string rel = wal_rel + "/" + segment_file_name(seg);
       Result<ManifestEntry> e =

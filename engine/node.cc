@@ -31,9 +31,7 @@ Result<std::unique_ptr<Node>> Node::open(const NodeOptions& options) {
   // A new node's directory is made first so that it can be locked; any
   // other missing directory fails below, with nothing written.
   if (!options.read_only && !options.meta.node_id.empty()) {
-    std::error_code ec;
-    fs::create_directories(options.dir, ec);
-    if (ec) return Status::io_error("create " + options.dir + ": " + ec.message());
+    WALCUT_RETURN_IF_ERROR(make_directories(options.dir));
   }
   const FileLock::Mode mode = options.read_only ? FileLock::Mode::kShared : FileLock::Mode::kExclusive;
   Result<FileLock> lock = FileLock::lock_directory(options.dir, options.dir, /*wait=*/false, mode);
@@ -70,9 +68,7 @@ Status Node::create() {
   }
   WALCUT_RETURN_IF_ERROR(validate_node_names(m));
   WALCUT_RETURN_IF_ERROR(validate_groups(m.groups));
-  std::error_code ec;
-  fs::create_directories(options_.dir + "/db", ec);
-  if (ec) return Status::io_error("create " + options_.dir + "/db: " + ec.message());
+  WALCUT_RETURN_IF_ERROR(make_directories(options_.dir + "/db"));
   meta_ = m;
   meta_.checkpoint_id = 0;
   meta_.checkpoint = {};
@@ -342,9 +338,8 @@ Status Node::checkpoint() {
     const CacheGroup& g = *meta_.group(pid.first);
     std::string dir = db + "/" + g.name;
     if (group_dirs.emplace(dir, true).second) {
-      std::error_code ec;
-      fs::create_directories(dir, ec);
-      if (ec) return redirty(Status::io_error("create " + dir + ": " + ec.message()));
+      Status made = make_directories(dir);
+      if (!made.ok()) return redirty(made);
     }
     Status s = write_partition_file(partition_path(db, g, pid.second), {pid.first, pid.second, meta_.node_index}, *image);
     if (!s.ok()) return redirty(s);
@@ -459,8 +454,9 @@ Status Node::apply_waiting_backup() {
   }
   if (!existing.ok() && existing.status().code() != StatusCode::kNotFound) return existing.status();
   if (!fs::exists(marker, ec)) {
-    int fd = ::open(marker.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
-    if (fd < 0) return Status::from_errno("create " + marker, errno);
+    Result<int> created = create_file(marker, O_TRUNC | O_WRONLY);
+    if (!created.ok()) return created.status();
+    const int fd = created.value();
     std::string name = fs::path(path).filename().string();
     Status s = pwrite_all(fd, as_bytes(name), 0, marker);
     if (s.ok()) s = sync_file(fd, marker);
@@ -472,8 +468,7 @@ Status Node::apply_waiting_backup() {
   // The partitions, beside the live ones.
   const std::string staged = options_.dir + "/db.restore";
   fs::remove_all(staged, ec);
-  for (const CacheGroup& g : bm.groups) fs::create_directories(staged + "/" + g.name, ec);
-  if (ec) return Status::io_error("create " + staged + ": " + ec.message());
+  for (const CacheGroup& g : bm.groups) WALCUT_RETURN_IF_ERROR(make_directories(staged + "/" + g.name));
   for (const auto& [pid, entries] : b->partitions) {
     const CacheGroup& g = *bm.group(pid.first);
     WALCUT_RETURN_IF_ERROR(write_partition_file(partition_path(staged, g, pid.second), {pid.first, pid.second, bm.node_index}, entries));

@@ -97,8 +97,9 @@ Status write_node_meta(const std::string& dir, const NodeMeta& m) {
   std::string path = dir + "/" + kNodeMetaFile;
   std::string tmp = path + ".tmp";
   Bytes bytes = encode_node_meta(m);
-  int fd = ::open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::from_errno("create " + tmp, errno);
+  Result<int> created = create_file(tmp, O_TRUNC | O_WRONLY);
+  if (!created.ok()) return created.status();
+  const int fd = created.value();
   Status s = pwrite_all(fd, bytes, 0, tmp);
   if (s.ok()) s = sync_file(fd, tmp);
   ::close(fd);

@@ -178,8 +178,7 @@ Result<SnapshotReport> take_full_snapshot(Cluster& cluster, const std::string& s
   std::error_code ec;
   if (fs::exists(final_dir, ec)) return Status::invalid_argument(final_dir + ": a snapshot of that name exists");
   fs::remove_all(staging, ec);
-  fs::create_directories(staging, ec);
-  if (ec) return Status::io_error("create " + staging + ": " + ec.message());
+  WALCUT_RETURN_IF_ERROR(make_directories(staging));
 
   // 1. The snapshot point: no transaction in flight, every node marks it.
   std::vector<Node::Image> images;
@@ -219,8 +218,7 @@ Result<SnapshotReport> take_full_snapshot(Cluster& cluster, const std::string& s
       std::string rel = "db/" + nm.node_id + "/" + g.name + "/" + partition_file_name(pid.second);
       Result<std::string> path = path_under(staging, rel);
       if (!path.ok()) return path.status();
-      fs::create_directories(fs::path(path.value()).parent_path(), ec);
-      if (ec) return Status::io_error("create directory for " + path.value() + ": " + ec.message());
+      WALCUT_RETURN_IF_ERROR(make_directories(fs::path(path.value()).parent_path().string()));
       WALCUT_RETURN_IF_ERROR(write_partition_file(path.value(), {pid.first, pid.second, nm.node_index}, *entries));
       // Read back: the manifest checksums what is on disk, not what was meant.
       Result<Bytes> written = read_file_bytes(path.value());

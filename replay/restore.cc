@@ -308,10 +308,8 @@ Status write_node_dirs(const std::string& staging, const SnapshotMeta& b) {
   Result<std::string> node_dir = path_under(staging, b.node_id);
   if (!node_dir.ok()) return node_dir.status();
   const std::string& dir = node_dir.value();
-  std::error_code ec;
-  fs::create_directories(dir + "/wal", ec);
-  for (const CacheGroup& g : b.groups) fs::create_directories(dir + "/db/" + g.name, ec);
-  if (ec) return Status::io_error("create " + dir + ": " + ec.message());
+  WALCUT_RETURN_IF_ERROR(make_directories(dir + "/wal"));
+  for (const CacheGroup& g : b.groups) WALCUT_RETURN_IF_ERROR(make_directories(dir + "/db/" + g.name));
   return {};
 }
 
@@ -389,8 +387,7 @@ Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
   const std::string& staging = staged.value();
   const std::string spill_dir = staging + "/.spill";
   std::error_code ec;
-  fs::create_directories(spill_dir, ec);
-  if (ec) return Status::io_error("create " + spill_dir + ": " + ec.message());
+  WALCUT_RETURN_IF_ERROR(make_directories(spill_dir));
   Result<Plan> planned = make_plan(options, std::move(bases).value(), staging, options.increment > 0);
   if (!planned.ok()) return planned.status();
   Plan& plan = planned.value();

@@ -29,6 +29,12 @@ CLI::Validator whole_number(uint64_t min, uint64_t max) {
   return CLI::Validator(check, "[" + range + "]");
 }
 
+void add_group_read_flag(CLI::App& app) {
+  app.add_flag_callback("--group-read", [] { set_group_read(true); },
+                        "Let the owner's group read what this creates: directories 0750 and files 0640 instead of "
+                        "0700 and 0600, whatever the umask (a restore stays private when its snapshot is)");
+}
+
 void ReaderFlags::add_to(CLI::App& app) {
   app.add_option("--io", io, "I/O engine: auto (io_uring, else pread), uring, pread")
       ->check(CLI::IsMember({"auto", "uring", "pread"}))

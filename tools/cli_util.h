@@ -25,6 +25,10 @@ int fail(const Status& s);
 // naming the flag (CLI11 alone wraps "-1" to 2^64 - 1 and reads "" as 0).
 CLI::Validator whole_number(uint64_t min, uint64_t max);
 
+// --group-read, on every verb that creates files: what it creates may be
+// read by the owner's group (0750 / 0640 instead of 0700 / 0600).
+void add_group_read_flag(CLI::App& app);
+
 // The reader flags of the verbs that read segments.
 struct ReaderFlags {
   std::string io = "auto";

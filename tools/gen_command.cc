@@ -72,6 +72,7 @@ void add_gen_command(CLI::App& app, int& exit_code) {
   g->add_option("--checkpoints", o->checkpoints, "Checkpoints spread over the run")
       ->check(whole_number(0, 1000))
       ->capture_default_str();
+  add_group_read_flag(*g);
   g->callback([o, codec, dist, segment_mib, wal_mode, &exit_code] {
     o->codec = *parse_codec(*codec);
     o->fill_blocks = *wal_mode == "buffered";

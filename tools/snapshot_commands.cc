@@ -234,6 +234,7 @@ void add_snapshot_commands(CLI::App& app, int& exit_code) {
   r->add_flag("--direct", a->direct, "Read segments with O_DIRECT where the filesystem allows it");
   r->add_flag("--json", a->json, "JSON report");
   r->add_flag("--wait", a->wait, "Wait while another walcut process restores into DEST (else fail at once: busy)");
+  add_group_read_flag(*r);
   r->callback([a, &exit_code] { exit_code = run_restore(*a); });
 
   auto c = std::make_shared<CheckArgs>();
@@ -251,6 +252,7 @@ void add_snapshot_commands(CLI::App& app, int& exit_code) {
       ->check(whole_number(0, kMaxThreads))
       ->capture_default_str();
   k->add_option("--io", c->io, "I/O engine")->check(CLI::IsMember({"auto", "uring", "pread"}))->capture_default_str();
+  add_group_read_flag(*k);
   k->callback([c, &exit_code] {
     if (c->snapshot.empty() && c->reduce.empty()) {
       exit_code = fail(Status::invalid_argument("SNAPSHOT_DIR or --reduce is required"));

@@ -362,6 +362,7 @@ void add_wal_commands(CLI::App& app, int& exit_code) {
   y->add_option("--node-index", synth->node_index, "Node index in the segment headers")
       ->check(whole_number(0, 65535))
       ->capture_default_str();
+  add_group_read_flag(*y);
   y->callback([synth, &exit_code] { exit_code = run_synth(*synth); });
 }
 
