@@ -54,6 +54,17 @@ Result<BlockReaderOptions> ReaderFlags::options() const {
   return o;
 }
 
+Status require_directory(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return {};
+  if (std::filesystem::exists(path, ec)) return Status::invalid_argument(path + ": not a directory");
+  return Status::invalid_argument(path + ": no such directory");
+}
+
+std::string count_of(uint64_t n, const std::string& noun, const std::string& plural) {
+  return std::to_string(n) + " " + (n == 1 ? noun : plural.empty() ? noun + "s" : plural);
+}
+
 Result<std::vector<std::string>> expand_segments(const std::vector<std::string>& args) {
   std::vector<std::string> out;
   for (const std::string& a : args) {

@@ -41,6 +41,14 @@ struct ReaderFlags {
 // overflows.
 std::optional<uint64_t> parse_byte_size(const std::string& text);
 
+// InvalidArgument naming `path` unless it is a directory (or a link to one):
+// a missing SNAPSHOT_DIR is a usage error, as a missing SEGMENT is.
+Status require_directory(const std::string& path);
+
+// "1 node", "3 nodes": `n` and the noun, plural unless n is 1 (`plural`
+// when the noun does not just take an s).
+std::string count_of(uint64_t n, const std::string& noun, const std::string& plural = "");
+
 // Expands the SEGMENT... arguments: a directory stands for its segments.
 Result<std::vector<std::string>> expand_segments(const std::vector<std::string>& args);
 
