@@ -15,13 +15,19 @@ int fail(const Status& s) {
   return s.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitData;
 }
 
+std::optional<uint64_t> parse_decimal(const std::string& text) {
+  uint64_t v = 0;
+  const char* end = text.data() + text.size();
+  auto [stop, ec] = std::from_chars(text.data(), end, v);  // no sign, no spaces, no prefix
+  if (text.empty() || ec != std::errc() || stop != end) return std::nullopt;
+  return v;
+}
+
 CLI::Validator whole_number(uint64_t min, uint64_t max) {
   const std::string range = std::to_string(min) + ".." + std::to_string(max);
   auto check = [min, max, range](std::string& text) -> std::string {
-    uint64_t v = 0;
-    const char* end = text.data() + text.size();
-    auto [stop, ec] = std::from_chars(text.data(), end, v);  // no sign, no spaces, no prefix
-    if (text.empty() || ec != std::errc() || stop != end || v < min || v > max) {
+    std::optional<uint64_t> v = parse_decimal(text);
+    if (!v || *v < min || *v > max) {
       return "must be a whole number in " + range + ", got '" + text + "'";
     }
     return {};

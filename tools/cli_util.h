@@ -20,6 +20,9 @@ enum Exit : int { kExitOk = 0, kExitFindings = 1, kExitUsage = 2, kExitData = 3 
 // for an invalid argument).
 int fail(const Status& s);
 
+// Decimal digits only, no sign, spaces or prefix, within u64; nullopt otherwise.
+std::optional<uint64_t> parse_decimal(const std::string& text);
+
 // The check of every numeric flag: decimal digits only, from `min` to `max`.
 // A negative, empty, fractional or out-of-range value is a usage error
 // naming the flag (CLI11 alone wraps "-1" to 2^64 - 1 and reads "" as 0).

@@ -181,6 +181,10 @@ TEST(BashCompletion, OffersAVerbsFlagsAndAFlagsChoices) {
   for (const char* flag : {"--dest", "--increment", "--groups", "--node", "--threads", "--io", "--direct", "--json"}) {
     EXPECT_TRUE(std::find(restore.begin(), restore.end(), flag) != restore.end()) << flag;
   }
+  Words dump = complete({"wal", "dump", "--"});
+  for (const char* flag : {"--type", "--from", "--to", "--limit", "--xid", "--group", "--partition", "--json"}) {
+    EXPECT_TRUE(std::find(dump.begin(), dump.end(), flag) != dump.end()) << flag;
+  }
   EXPECT_EQ(complete({"wal", "dump", "--q"}), (Words{"--queue-depth"}));
   EXPECT_EQ(complete({"wal", "dump", "--io", ""}), (Words{"auto", "pread", "uring"}));
   EXPECT_EQ(complete({"snapshot", "check", "--io", "u"}), (Words{"uring"}));
