@@ -41,6 +41,13 @@ constexpr VerbHelp kVerbHelp[] = {
      "  2  usage error: a bad or missing argument or flag, an --out directory that is not empty\n"
      "  3  an I/O error\n",
      "walcut gen --out /tmp/gen --seed 1 --txs 500 --increments 2"},
+    {"snapshot info",
+     "  0  printed\n"
+     "  2  usage error: a bad or missing argument or flag, a SNAPSHOT_DIR that is not a directory, an\n"
+     "     --increment beyond the snapshot's last\n"
+     "  3  damaged or missing metadata, a broken increment chain, or with --hash a file snapshot check\n"
+     "     would report\n",
+     "walcut snapshot info /tmp/gen/snapshots/snp --increment 2 --hash"},
     {"snapshot restore",
      "  0  restored, or already restored\n"
      "  2  usage error: a bad or missing argument or flag, a SNAPSHOT_DIR that is not a directory, a --dest\n"

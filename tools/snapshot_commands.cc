@@ -10,6 +10,7 @@
 #include "replay/check.h"
 #include "replay/restore.h"
 #include "tools/cli_util.h"
+#include "tools/snapshot_info.h"
 
 namespace walcut::cli {
 namespace {
@@ -218,8 +219,9 @@ int run_check(const CheckArgs& a) {
 }  // namespace
 
 void add_snapshot_commands(CLI::App& app, int& exit_code) {
-  CLI::App* snap = app.add_subcommand("snapshot", "Restore and check snapshots");
+  CLI::App* snap = app.add_subcommand("snapshot", "Inspect, restore and check snapshots");
   snap->require_subcommand(1);
+  add_snapshot_info_command(*snap, exit_code);
   auto a = std::make_shared<RestoreArgs>();
   CLI::App* r = snap->add_subcommand("restore", "Restore a full snapshot and increments 1..N into a new cluster directory");
   r->add_option("SNAPSHOT_DIR", a->snapshot, "The snapshot: <snapshots>/<name>")->required();
