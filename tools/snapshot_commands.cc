@@ -153,7 +153,9 @@ struct CheckArgs {
   std::string io = "auto";
 };
 
-void print_report(const CheckReport& r, const CheckArgs& a) {
+// `increment`: the one checked, or with --reduce the one the maps were made for.
+void print_report(const CheckReport& r, const CheckArgs& a, uint64_t increment) {
+  const bool reduced = !a.reduce.empty();
   if (a.json) {
     nlohmann::json nodes = nlohmann::json::array(), findings = nlohmann::json::array();
     for (const NodeCheck& n : r.nodes) {
@@ -161,13 +163,15 @@ void print_report(const CheckReport& r, const CheckArgs& a) {
                        {"bytes_read", n.bytes_read}});
     }
     for (const Finding& f : r.findings) findings.push_back({{"kind", f.kind}, {"where", f.where}, {"detail", f.detail}});
-    nlohmann::json j{{"snapshot", a.snapshot}, {"increment", a.increment}, {"clean", r.clean()}, {"nodes", nodes},
+    nlohmann::json j{{"snapshot", reduced ? nlohmann::json(nullptr) : nlohmann::json(a.snapshot)},
+                     {"increment", increment}, {"clean", r.clean()}, {"nodes", nodes},
                      {"findings", findings}, {"seconds", r.seconds}, {"bytes_read", r.bytes_read}};
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
-  std::printf("checked %s%s\n", a.snapshot.c_str(),
-              a.increment ? (" with increments 1.." + std::to_string(a.increment)).c_str() : " (full snapshot)");
+  const std::string what = reduced ? "the maps of " + count_of(r.nodes.size(), "node") : a.snapshot;
+  std::printf("checked %s%s\n", what.c_str(),
+              increment ? (" with increments 1.." + std::to_string(increment)).c_str() : " (full snapshot)");
   for (const NodeCheck& n : r.nodes) {
     std::printf("  %-12s %s, %s, %s\n", n.node_id.c_str(), count_of(n.files, "partition file").c_str(),
                 count_of(n.segments, "segment").c_str(), count_of(n.entries, "entry", "entries").c_str());
@@ -198,6 +202,7 @@ int run_check(const CheckArgs& a) {
     return kExitOk;
   }
   Result<CheckReport> r = Status::invalid_argument("nothing to check");
+  uint64_t increment = a.increment;
   if (!a.reduce.empty()) {
     std::vector<NodeCheck> maps;
     for (const std::string& f : a.reduce) {
@@ -205,14 +210,21 @@ int run_check(const CheckArgs& a) {
       if (!text.ok()) return fail(text.status());
       Result<NodeCheck> c = node_check_from_json(to_string(text.value()), f);
       if (!c.ok()) return fail(c.status());
+      if (!maps.empty() && c->increment != maps.front().increment) {  // their hashes cover different changes
+        return fail(Status::invalid_argument(f + ": a map of increment " + std::to_string(c->increment) + ", and " +
+                                             a.reduce.front() + " of increment " +
+                                             std::to_string(maps.front().increment) +
+                                             "; reduce maps made for the same increment"));
+      }
       maps.push_back(std::move(c).value());
     }
+    increment = maps.front().increment;
     r = reduce_checks(std::move(maps));
   } else {
     r = check_snapshot(o);
   }
   if (!r.ok()) return fail(r.status());
-  print_report(r.value(), a);
+  print_report(r.value(), a, increment);
   return r->clean() ? kExitOk : kExitFindings;
 }
 
@@ -248,14 +260,18 @@ void add_snapshot_commands(CLI::App& app, int& exit_code) {
   auto c = std::make_shared<CheckArgs>();
   CLI::App* k = snap->add_subcommand("check", "Check a snapshot: manifests, segment continuity, partition and "
                                               "transaction hashes. Exit 0 clean, 1 problems found, 3 cannot check");
-  k->add_option("SNAPSHOT_DIR", c->snapshot, "The snapshot: <snapshots>/<name>");
-  k->add_option("--increment", c->increment, "Also check increments 1..N")
-      ->check(whole_number(0, kMaxIncrement))
-      ->capture_default_str();
+  CLI::Option* snapshot_dir = k->add_option("SNAPSHOT_DIR", c->snapshot, "The snapshot: <snapshots>/<name>");
+  CLI::Option* increment = k->add_option("--increment", c->increment, "Also check increments 1..N")
+                               ->check(whole_number(0, kMaxIncrement))
+                               ->capture_default_str();
   k->add_flag("--json", c->json, "JSON report");
   k->add_option("--node", c->node, "With --map-out: map only this node");
   k->add_option("--map-out", c->map_out, "Write this node's map to a file instead of checking");
-  k->add_option("--reduce", c->reduce, "Reduce map files written by --map-out")->expected(1, -1);
+  k->add_option("--reduce", c->reduce,
+                "Reduce map files written by --map-out (their increment is the one they were made for)")
+      ->expected(1, -1)
+      ->excludes(snapshot_dir)
+      ->excludes(increment);
   k->add_option("--threads", c->threads, "Threads (0: every core)")
       ->check(whole_number(0, kMaxThreads))
       ->capture_default_str();

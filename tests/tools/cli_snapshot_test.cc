@@ -151,6 +151,47 @@ TEST_F(CliSnapshot, ReportsCountOneInTheSingular) {
   EXPECT_NE(out.find("(1 finding)"), std::string::npos) << out;
 }
 
+// ---- snapshot check --reduce
+
+TEST_F(CliSnapshot, ReduceRefusesASnapshotDirOrIncrementBesideIt) {
+  int code = -1;
+  std::string out = walcut("snapshot check " + snap() + " --node node0 --map-out " + tmp_.file("node0.json"), &code);
+  ASSERT_EQ(code, 0) << out;
+  for (const std::string& extra : std::vector<std::string>{snap(), "--increment 2"}) {
+    out = walcut("snapshot check " + extra + " --reduce " + tmp_.file("node0.json"), &code);
+    EXPECT_EQ(code, 2) << extra << "\n" << out;
+    EXPECT_NE(out.find(" excludes --reduce"), std::string::npos) << extra << "\n" << out;
+  }
+}
+
+TEST_F(CliSnapshot, ReduceReportsTheIncrementItsMapsWereMadeForAndRefusesMixedOnes) {
+  int code = -1;
+  std::string maps;
+  for (const std::string node : {"node0", "node1", "node2"}) {
+    const std::string map = tmp_.file(node + ".json");
+    std::string out = walcut("snapshot check " + snap() + " --increment 2 --node " + node + " --map-out " + map, &code);
+    ASSERT_EQ(code, 0) << out;
+    maps += " " + map;
+  }
+  std::string out = walcut("snapshot check --reduce" + maps, &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_EQ(out.rfind("checked the maps of 3 nodes with increments 1..2\n", 0), 0u) << out;
+  out = walcut("snapshot check --json --reduce" + maps, &code);
+  ASSERT_EQ(code, 0) << out;
+  json report = json::parse(out);
+  EXPECT_EQ(report["increment"], 2) << out;
+  EXPECT_TRUE(report["snapshot"].is_null()) << out;
+  // A map of another increment does not reduce with these.
+  out = walcut("snapshot check " + snap() + " --increment 1 --node node2 --map-out " + tmp_.file("node2.json"), &code);
+  ASSERT_EQ(code, 0) << out;
+  out = walcut("snapshot check --reduce" + maps, &code);
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(
+      out.find(tmp_.file("node2.json") + ": a map of increment 1, and " + tmp_.file("node0.json") + " of increment 2"),
+      std::string::npos)
+      << out;
+}
+
 // ---- snapshot info
 
 json info_of(const std::string& args) {
