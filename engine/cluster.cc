@@ -74,7 +74,7 @@ Result<std::unique_ptr<Cluster>> Cluster::open(const ClusterOptions& options) {
   for (auto& node : c->nodes_) WALCUT_RETURN_IF_ERROR(node->set_topology_version(topology + 1));
   c->topology_version_ = topology + 1;
   c->messenger_.set_handler([p = c.get()](const Message& m) { p->handle(m); });
-  // Every message carries its sender's newest cut id (DESIGN.md, "The consistent cut").
+  // Every message carries its sender's newest cut id (docs/consistent-cut.md, "Who stamps what").
   c->messenger_.set_stamp([p = c.get()](Message& m) { m.cut_id = std::max(m.cut_id, p->nodes_[m.from]->cut_id()); });
   return c;
 }

@@ -119,8 +119,8 @@ class Node {
   // Persists a new topology version (the cluster raises it at each start).
   Status set_topology_version(uint32_t v);
 
-  // ---- The consistent cut (incremental snapshots), DESIGN.md "The
-  // consistent cut". The node learns of cut `id` from the coordinator's
+  // ---- The consistent cut (incremental snapshots), docs/consistent-cut.md.
+  // The node learns of cut `id` from the coordinator's
   // START message or from any transaction message stamped with it,
   // whichever comes first: it then logs INC_SNAPSHOT_START and stamps `id`
   // on what it sends. Transactions prepared here and not finished at that

@@ -209,6 +209,8 @@ RestoreDest::~RestoreDest() {
 Result<bool> RestoreDest::holds(const std::string& stamp) {
   std::error_code ec;
   if (!fs::exists(fs::symlink_status(dest_, ec))) return false;
+  // An empty directory is taken as a place to restore into: the rename of publish replaces it.
+  if (fs::is_directory(fs::symlink_status(dest_, ec)) && fs::is_empty(dest_, ec) && !ec) return false;
   Result<Bytes> marker = read_file_bytes(dest_ + "/RESTORED");
   if (!marker.ok() || !to_string(marker.value()).starts_with(stamp)) {
     return Status::invalid_argument("--dest " + dest_ + ": exists and is not this restore; choose a new directory");

@@ -20,7 +20,8 @@ class RestoreDest {
   static Result<std::unique_ptr<RestoreDest>> open(const std::string& dest, const std::string& snapshot_dir, bool wait);
   ~RestoreDest();
 
-  // Whether dest exists already: false when it does not; true when it
+  // Whether dest exists already: false when it does not or is an empty
+  // directory (publish's rename replaces it); true when it
   // holds the restore `stamp` names and matches what its RESTORED records
   // (Corruption naming the first difference otherwise); InvalidArgument
   // when it is anything else. Cost: one read of every file of dest.

@@ -303,23 +303,32 @@ Status finish_all(Plan& plan, RestoreReport& report) {
   return error.get();
 }
 
+// The groups a restored node declares: those restored, so no other reads as empty.
+std::vector<CacheGroup> restored_groups(const RestoreOptions& o, const SnapshotMeta& b) {
+  std::vector<CacheGroup> out;
+  for (const CacheGroup& g : b.groups) {
+    if (group_wanted(o, g.name)) out.push_back(g);
+  }
+  return out;
+}
+
 // A restored node's directory: its groups' directories and node.meta.
-Status write_node_dirs(const std::string& staging, const SnapshotMeta& b) {
+Status write_node_dirs(const std::string& staging, const RestoreOptions& o, const SnapshotMeta& b) {
   Result<std::string> node_dir = path_under(staging, b.node_id);
   if (!node_dir.ok()) return node_dir.status();
   const std::string& dir = node_dir.value();
   WALCUT_RETURN_IF_ERROR(make_directories(dir + "/wal"));
-  for (const CacheGroup& g : b.groups) WALCUT_RETURN_IF_ERROR(make_directories(dir + "/db/" + g.name));
+  for (const CacheGroup& g : restored_groups(o, b)) WALCUT_RETURN_IF_ERROR(make_directories(dir + "/db/" + g.name));
   return {};
 }
 
-Status write_node_meta_of(const std::string& staging, const SnapshotMeta& b) {
+Status write_node_meta_of(const std::string& staging, const RestoreOptions& o, const SnapshotMeta& b) {
   NodeMeta nm;
   nm.cluster_id = b.cluster_id;
   nm.node_index = b.node_index;
   nm.node_id = b.node_id;
   nm.baseline = b.baseline;
-  nm.groups = b.groups;
+  nm.groups = restored_groups(o, b);
   nm.topology_version = b.topology_version;
   nm.checkpoint_id = 1;  // the restored state is a checkpoint; the WAL starts empty
   return write_node_meta(staging + "/" + b.node_id, nm);
@@ -330,7 +339,8 @@ std::string restore_stamp(const RestoreOptions& o) {
   std::string snap = fs::weakly_canonical(o.snapshot_dir, ec).string();
   std::string s = "snapshot=" + snap + "\nincrement=" + std::to_string(o.increment) + "\nnode=" + o.node.value_or("*") +
                   "\ngroups=";
-  for (const std::string& g : o.groups) s += g + ",";
+  std::set<std::string> groups(o.groups.begin(), o.groups.end());  // --groups b,a is --groups a,b
+  for (const std::string& g : groups) s += g + ",";
   return s + "\n";
 }
 
@@ -408,12 +418,12 @@ Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
   for (const SnapshotMeta& b : plan.bases) {
     if (!plan.restored[b.node_index]) continue;
     ++report.nodes;
-    WALCUT_RETURN_IF_ERROR(write_node_dirs(staging, b));
+    WALCUT_RETURN_IF_ERROR(write_node_dirs(staging, options, b));
   }
   WALCUT_RETURN_IF_ERROR(finish_all(plan, report));
   WALCUT_RETURN_IF_ERROR(check_unread(options, plan.unread));
   for (const SnapshotMeta& b : plan.bases) {
-    if (plan.restored[b.node_index]) WALCUT_RETURN_IF_ERROR(write_node_meta_of(staging, b));
+    if (plan.restored[b.node_index]) WALCUT_RETURN_IF_ERROR(write_node_meta_of(staging, options, b));
   }
   fs::remove_all(spill_dir, ec);
   if (ec) return Status::io_error("remove " + spill_dir + ": " + ec.message());

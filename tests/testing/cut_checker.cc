@@ -22,7 +22,7 @@ struct NodeLog {
   std::map<std::pair<uint32_t, std::string>, std::vector<Version>> writers;  // key -> committing xids in WAL order
 };
 
-// Restore rules of DESIGN.md for increment k (1-based) on one node.
+// Restore rules of docs/consistent-cut.md for increment k (1-based) on one node.
 bool in_restore(const NodeLog& n, const Version& xid, size_t k) {
   auto it = n.committed.find(xid);
   if (it == n.committed.end()) return false;
