@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/increment.h"
+#include "cut/increment.h"
 #include "engine/snapshot.h"
 #include "io/status.h"
 

@@ -82,7 +82,7 @@ Status Node::create() {
 
 Status Node::recover() {
   affinity_ = Affinity(meta_.groups, meta_.baseline);
-  cut_id_ = meta_.last_cut_id;
+  cut_.reset(meta_.node_id, meta_.last_cut_id);
   for (const CacheGroup& g : meta_.groups) {
     for (uint16_t p = 0; p < g.partitions; ++p) {
       if (affinity_.owns(g.id, p, meta_.node_index)) partitions_.emplace(PartitionId{g.id, p}, Partition{});
@@ -238,8 +238,7 @@ Status Node::prepare(const Version& xid, uint64_t cut_id, const std::vector<TxPa
   // active set START takes.
   std::shared_lock<std::shared_mutex> apply_lock(apply_mu_);
   WALCUT_RETURN_IF_ERROR(wal_->append(TxRecord{TxState::kPrepared, xid, cut_id, participants}).status());
-  std::lock_guard<std::mutex> lock(cut_mu_);
-  active_.insert(xid);
+  cut_.tx_prepared(xid);
   return {};
 }
 
@@ -248,7 +247,7 @@ Status Node::rollback(const Version& xid, uint64_t cut_id, const std::vector<TxP
   {
     std::shared_lock<std::shared_mutex> apply_lock(apply_mu_);
     WALCUT_RETURN_IF_ERROR(wal_->append(TxRecord{TxState::kRolledBack, xid, cut_id, participants}).status());
-    tx_finished(xid, false, cut_id);
+    cut_.tx_finished(xid, false, cut_id);
   }
   return finish_cut_if_ready();
 }
@@ -269,7 +268,7 @@ Status Node::commit(const Version& xid, const Version& commit_version, uint64_t 
       WALCUT_RETURN_IF_ERROR(
           for_each_data_entry(data, [&](const DataEntry& e) { partition(e.group_id, e.partition)->apply(e); }));
     }
-    tx_finished(xid, true, cut_id);
+    cut_.tx_finished(xid, true, cut_id);
   }
   return finish_cut_if_ready();
 }
@@ -540,91 +539,27 @@ Status Node::backup(const std::string& path) {
   return write_backup_file(path, m, image);
 }
 
-uint64_t Node::cut_id() const {
-  std::lock_guard<std::mutex> lock(cut_mu_);
-  return cut_id_;
-}
-
 Status Node::observe_cut(uint64_t id) {
-  {
-    std::lock_guard<std::mutex> lock(cut_mu_);
-    if (id <= cut_id_) return {};
-    if (cut_running_) {
-      return Status::invalid_argument("node " + meta_.node_id + ": cut " + std::to_string(id) + " arrived while cut " +
-                                      std::to_string(cut_id_) + " is still running");
-    }
-  }
+  Result<bool> is_new = cut_.is_new(id);
+  if (!is_new.ok() || !is_new.value()) return is_new.status();
   if (!wal_) return Status::invalid_argument(options_.dir + ": node is read-only or closed");
   {
-    // START and the active set are taken together, and the new id is
-    // published only after START is logged: no commit carrying the new id
-    // can land before START on this node.
+    // Commits held: the active set START takes matches the WAL up to it.
     std::unique_lock<std::shared_mutex> apply_lock(apply_mu_);
-    std::lock_guard<std::mutex> lock(cut_mu_);
-    if (id <= cut_id_) return {};
-    if (cut_running_) {
-      return Status::invalid_argument("node " + meta_.node_id + ": cut " + std::to_string(id) + " arrived while cut " +
-                                      std::to_string(cut_id_) + " is still running");
-    }
-    Result<WalPointer> start = wal_->append(IncSnapshotStartRecord{id});
-    if (!start.ok()) {
-      cut_error_ = start.status();
-      cut_cv_.notify_all();
-      return start.status();
-    }
-    cut_id_ = id;
-    cut_running_ = true;
-    waiting_ = active_;
-    cut_ = CutResult{id, start.value(), {}, {}, {}};
+    WALCUT_RETURN_IF_ERROR(cut_.start(id, [&] { return wal_->append(IncSnapshotStartRecord{id}); }));
   }
   return finish_cut_if_ready();
 }
 
-void Node::tx_finished(const Version& xid, bool committed, uint64_t tx_cut_id) {
-  std::lock_guard<std::mutex> lock(cut_mu_);
-  active_.erase(xid);
-  if (!cut_running_ || waiting_.erase(xid) == 0 || !committed) return;
-  (tx_cut_id >= cut_.cut_id ? cut_.excluded : cut_.included).push_back(xid);
-}
-
 Status Node::finish_cut_if_ready() {
-  IncSnapshotFinishRecord finish;
-  {
-    std::lock_guard<std::mutex> lock(cut_mu_);
-    if (!cut_running_ || !waiting_.empty() || cut_finishing_) return {};
-    cut_finishing_ = true;
-    std::sort(cut_.included.begin(), cut_.included.end());
-    std::sort(cut_.excluded.begin(), cut_.excluded.end());
-    finish = IncSnapshotFinishRecord{cut_.cut_id, cut_.included, cut_.excluded};
-  }
-  // FINISH and the rollover in one request: no record lands between them,
-  // so an increment is a set of whole segments.
-  Result<WalPointer> at = wal_->append_then_rollover(finish);
-  Status s = at.status();
-  if (s.ok()) s = update_meta([&](NodeMeta& m) { m.last_cut_id = finish.cut_id; });
-  std::lock_guard<std::mutex> lock(cut_mu_);
-  cut_finishing_ = false;
-  if (!s.ok()) {
-    cut_error_ = s;
-  } else {
-    cut_.finish = at.value();
-    cut_running_ = false;
-  }
-  cut_cv_.notify_all();
-  return s;
-}
-
-std::optional<Node::CutResult> Node::finished_cut(uint64_t id) const {
-  std::lock_guard<std::mutex> lock(cut_mu_);
-  if (cut_.cut_id != id || cut_running_ || cut_.finish == WalPointer{}) return std::nullopt;
-  return cut_;
-}
-
-Result<Node::CutResult> Node::wait_cut(uint64_t id) {
-  std::unique_lock<std::mutex> lock(cut_mu_);
-  cut_cv_.wait(lock, [&] { return !cut_error_.ok() || (cut_.cut_id == id && !cut_running_ && cut_.finish != WalPointer{}); });
-  if (!cut_error_.ok()) return cut_error_;
-  return cut_;
+  return cut_.finish_cut_if_ready([&](const IncSnapshotFinishRecord& finish) -> Result<WalPointer> {
+    // FINISH and the rollover in one request: no record lands between them,
+    // so an increment is a set of whole segments.
+    Result<WalPointer> at = wal_->append_then_rollover(finish);
+    if (!at.ok()) return at;
+    WALCUT_RETURN_IF_ERROR(update_meta([&](NodeMeta& m) { m.last_cut_id = finish.cut_id; }));
+    return at;
+  });
 }
 
 // Records in node.meta where the synced WAL ends, so that the next open

@@ -17,7 +17,7 @@
 #include <set>
 
 #include "engine/affinity.h"
-#include "engine/increment.h"
+#include "cut/increment.h"
 #include "engine/snapshot.h"
 #include "io/crc32c.h"
 #include "io/file_util.h"

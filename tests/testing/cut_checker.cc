@@ -4,7 +4,7 @@
 #include <set>
 #include <stdexcept>
 
-#include "engine/increment.h"
+#include "cut/increment.h"
 #include "engine/snapshot.h"
 #include "io/block.h"
 #include "io/block_reader.h"

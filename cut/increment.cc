@@ -1,4 +1,4 @@
-#include "engine/increment.h"
+#include "cut/increment.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -207,7 +207,7 @@ Result<IncrementReport> take_incremental_snapshot(Cluster& cluster, const std::s
   if (!next.ok()) return next.status();
   uint64_t cut_id = cluster.start_cut();
   for (uint16_t i = 0; i < cluster.size(); ++i) {
-    Result<Node::CutResult> done = cluster.node(i).wait_cut(cut_id);
+    Result<CutResult> done = cluster.node(i).cut().wait_cut(cut_id);
     if (!done.ok()) return done.status();
   }
   return write_increment(cluster, snapshots_root, name, cut_id);
@@ -240,7 +240,7 @@ Result<IncrementReport> write_increment(Cluster& cluster, const std::string& sna
   std::vector<uint64_t> keep_from(cluster.size());
   for (uint16_t i = 0; i < cluster.size(); ++i) {
     Node& node = cluster.node(i);
-    std::optional<Node::CutResult> cut = node.finished_cut(cut_id);
+    std::optional<CutResult> cut = node.cut().finished_cut(cut_id);
     if (!cut) return Status::invalid_argument("node " + node.meta().node_id + " has not finished cut " + std::to_string(cut_id));
     IncrementMeta m;
     m.snapshot_name = name;
