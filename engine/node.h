@@ -64,9 +64,6 @@ struct RecoveryReport {
   std::string restored_backup;          // the backup applied before anything else, if any
 };
 
-// The key (group, partition) of a partition copy.
-using PartitionId = std::pair<uint32_t, uint16_t>;
-
 class Node {
  public:
   // Opens <dir>: creates a new node, or recovers an existing one (load the
@@ -143,7 +140,6 @@ class Node {
  private:
   explicit Node(const NodeOptions& options);
   Status create();
-  Status apply_waiting_backup();
   Status recover();
   Status load_partitions();
   Status replay_wal();
@@ -172,8 +168,5 @@ class Node {
   Status finish_cut_if_ready();
   CutTracker cut_;
 };
-
-// The directory of a group's partition files under a db/ root.
-std::string partition_path(const std::string& db_dir, const CacheGroup& g, uint16_t partition);
 
 }  // namespace walcut
