@@ -12,7 +12,7 @@
 #include <fstream>
 
 #include "bench/bench_io.h"
-#include "engine/increment.h"
+#include "cut/increment.h"
 #include "engine/snapshot.h"
 #include "replay/check.h"
 #include "tools/sim/simulator.h"

@@ -8,7 +8,7 @@
 #include <cstring>
 #include <vector>
 
-#include "engine/increment.h"
+#include "cut/increment.h"
 #include "engine/snapshot.h"
 #include "io/block.h"
 #include "io/records.h"

@@ -42,7 +42,7 @@
 #include "bench/naive_replayer.h"
 #include "bench/rocksdb_peer.h"
 #include "bench/shapes.h"
-#include "engine/increment.h"
+#include "cut/increment.h"
 #include "engine/partition.h"
 #include "engine/snapshot.h"
 #include "io/block_reader.h"

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cassert>
 #include <vector>
 
 #include "cut/increment_chain.h"
@@ -25,8 +26,16 @@ struct ReplayFilter {
 
   enum class Verdict { kSkip, kApply, kStop };
 
+  // Whether the pointers are in WAL order (snapshot <= all_until <= start
+  // < finish) and the sets sorted, as decide() needs. Cost: one pass over the sets.
+  bool ordered() const {
+    return snapshot <= all_until && all_until <= start && start < finish &&
+           std::is_sorted(included.begin(), included.end()) && std::is_sorted(excluded.begin(), excluded.end());
+  }
+
   // Cost: two binary searches at most.
   Verdict decide(const WalPointer& p, const Version& xid) const {
+    assert(snapshot <= all_until && all_until <= start && start < finish);
     if (p < snapshot) return Verdict::kSkip;
     if (p >= finish) return Verdict::kStop;
     if (p < all_until) return Verdict::kApply;

@@ -74,8 +74,8 @@ Result<std::unique_ptr<Cluster>> Cluster::open(const ClusterOptions& options) {
   for (auto& node : c->nodes_) WALCUT_RETURN_IF_ERROR(node->set_topology_version(topology + 1));
   c->topology_version_ = topology + 1;
   c->messenger_.set_handler([p = c.get()](const Message& m) { p->handle(m); });
-  // Every message carries its sender's newest cut id (docs/consistent-cut.md, "Who stamps what").
-  c->messenger_.set_stamp([p = c.get()](Message& m) { m.cut_id = std::max(m.cut_id, p->nodes_[m.from]->cut_id()); });
+  // Every message carries its sender's newest cut id (docs/consistent-cut.md).
+  c->messenger_.set_stamp([p = c.get()](Message& m) { m.cut_id = p->nodes_[m.from]->cut().stamp(m.cut_id); });
   return c;
 }
 
@@ -88,9 +88,9 @@ Version Cluster::next_version(uint16_t node) {
 Transaction Cluster::begin(uint16_t coordinator) { return Transaction(*this, coordinator, next_version(coordinator)); }
 
 uint64_t Cluster::start_cut() {
-  uint64_t id = 0;
-  for (auto& n : nodes_) id = std::max({id, n->cut_id(), n->meta().last_cut_id});
-  ++id;
+  std::vector<uint64_t> known;
+  for (auto& n : nodes_) known.insert(known.end(), {n->cut().cut_id(), n->meta().last_cut_id});
+  const uint64_t id = next_cut_id(known);
   for (uint16_t i = 0; i < nodes_.size(); ++i) {
     Message m;
     m.kind = MessageKind::kCutStart;
@@ -224,7 +224,7 @@ void Cluster::start_prepare(const std::shared_ptr<TxFlight>& f) {
 void Cluster::start_commit(const std::shared_ptr<TxFlight>& f) {
   f->phase = TxFlight::Phase::kCommitting;
   f->commit_version = next_version(f->coordinator);
-  f->tx_cut_id = nodes_[f->coordinator]->cut_id();  // the decision's cut
+  f->tx_cut_id = nodes_[f->coordinator]->cut().cut_id();  // the decision's cut
   send_to_primaries(*f, MessageKind::kCommitRequest);
 }
 

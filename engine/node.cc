@@ -10,16 +10,13 @@
 #include "engine/backup.h"
 #include "engine/partition_file.h"
 #include "io/block.h"
+#include "io/record_reader.h"
 #include "io/fault.h"
 #include "io/file_util.h"
 
 namespace walcut {
 
 namespace fs = std::filesystem;
-
-std::string partition_path(const std::string& db_dir, const CacheGroup& g, uint16_t partition) {
-  return db_dir + "/" + g.name + "/" + partition_file_name(partition);
-}
 
 Node::Node(const NodeOptions& options) : options_(options) {}
 
@@ -41,7 +38,12 @@ Result<std::unique_ptr<Node>> Node::open(const NodeOptions& options) {
     return lock.status();
   }
   // A backup waiting in restore/ goes first, before the node serves anything.
-  if (!options.read_only) WALCUT_RETURN_IF_ERROR(node->apply_waiting_backup());
+  if (!options.read_only) {
+    Result<std::string> restored =
+        apply_waiting_backup(options.dir, options.meta.node_id.empty() ? nullptr : &options.meta);
+    if (!restored.ok()) return restored.status();
+    node->recovery_.restored_backup = std::move(restored).value();
+  }
   Result<NodeMeta> meta = read_node_meta(options.dir);
   if (meta.ok()) {
     const NodeMeta& want = options.meta;
@@ -78,7 +80,7 @@ Status Node::create() {
 
 Status Node::recover() {
   affinity_ = Affinity(meta_.groups, meta_.baseline);
-  cut_id_ = meta_.last_cut_id;
+  cut_.reset(meta_.node_id, meta_.last_cut_id);
   for (const CacheGroup& g : meta_.groups) {
     for (uint16_t p = 0; p < g.partitions; ++p) {
       if (affinity_.owns(g.id, p, meta_.node_index)) partitions_.emplace(PartitionId{g.id, p}, Partition{});
@@ -148,51 +150,42 @@ Status Node::replay_wal() {
   auto apply = [&](const DataEntry& e) {
     if (Partition* p = partition(e.group_id, e.partition)) p->apply(e);
   };
-  Bytes scratch;
-  Block b;
-  for (;;) {
-    Result<bool> more = (*reader)->next(b);
-    if (!more.ok()) return more.status();
-    if (!more.value()) break;
-    Result<ByteSpan> raw = block_raw_payload(b.header, b.stored, scratch);
-    if (!raw.ok()) return raw.status();
-    Status s = for_each_record(b.header, raw.value(), [&](const RecordView& r) -> Status {
-      if (meta_.checkpoint_id != 0 && r.pointer <= meta_.checkpoint) return {};
-      ++recovery_.records_replayed;
-      if (r.type == RecordType::kData) {
-        return for_each_data_entry(r.payload, [&](const DataEntry& e) {
-          if (e.near_xid.is_null()) {
-            apply(e);
-            ++recovery_.atomic_updates_applied;
-            return;
-          }
-          OwnedEntry o{e, to_string(e.key), to_string(e.value)};
-          pending[e.near_xid].push_back(std::move(o));
-        });
-      }
-      if (r.type != RecordType::kTx) return {};
-      Result<RecordPayload> p = decode_payload(r.type, r.payload);
-      if (!p.ok()) return Status::corruption("record " + r.pointer.to_string() + ": " + p.status().message());
-      const TxRecord& tx = std::get<TxRecord>(p.value());
-      if (tx.state == TxState::kPrepared) return {};
-      auto it = pending.find(tx.near_xid);
-      if (tx.state == TxState::kCommitted) {
-        if (it != pending.end()) {
-          for (OwnedEntry& o : it->second) {
-            o.view.key = as_bytes(o.key);
-            o.view.value = as_bytes(o.value);
-            apply(o.view);
-          }
+  Status s = for_each_record(**reader, [&](const Block&, const RecordView& r) -> Status {
+    if (meta_.checkpoint_id != 0 && r.pointer <= meta_.checkpoint) return {};
+    ++recovery_.records_replayed;
+    if (r.type == RecordType::kData) {
+      return for_each_data_entry(r.payload, [&](const DataEntry& e) {
+        if (e.near_xid.is_null()) {
+          apply(e);
+          ++recovery_.atomic_updates_applied;
+          return;
         }
-        ++recovery_.transactions_applied;
-      } else {
-        ++recovery_.transactions_discarded;
+        OwnedEntry o{e, to_string(e.key), to_string(e.value)};
+        pending[e.near_xid].push_back(std::move(o));
+      });
+    }
+    if (r.type != RecordType::kTx) return {};
+    Result<RecordPayload> p = decode_payload(r.type, r.payload);
+    if (!p.ok()) return Status::corruption("record " + r.pointer.to_string() + ": " + p.status().message());
+    const TxRecord& tx = std::get<TxRecord>(p.value());
+    if (tx.state == TxState::kPrepared) return {};
+    auto it = pending.find(tx.near_xid);
+    if (tx.state == TxState::kCommitted) {
+      if (it != pending.end()) {
+        for (OwnedEntry& o : it->second) {
+          o.view.key = as_bytes(o.key);
+          o.view.value = as_bytes(o.value);
+          apply(o.view);
+        }
       }
-      if (it != pending.end()) pending.erase(it);
-      return {};
-    });
-    if (!s.ok()) return Status(s.code(), (*reader)->path(b.file) + " at offset " + std::to_string(b.file_offset) + ": " + s.message());
-  }
+      ++recovery_.transactions_applied;
+    } else {
+      ++recovery_.transactions_discarded;
+    }
+    if (it != pending.end()) pending.erase(it);
+    return {};
+  });
+  WALCUT_RETURN_IF_ERROR(s);
   recovery_.transactions_discarded += pending.size();
   recovery_.wal_end = (*reader)->end();
   return {};
@@ -234,8 +227,7 @@ Status Node::prepare(const Version& xid, uint64_t cut_id, const std::vector<TxPa
   // active set START takes.
   std::shared_lock<std::shared_mutex> apply_lock(apply_mu_);
   WALCUT_RETURN_IF_ERROR(wal_->append(TxRecord{TxState::kPrepared, xid, cut_id, participants}).status());
-  std::lock_guard<std::mutex> lock(cut_mu_);
-  active_.insert(xid);
+  cut_.tx_prepared(xid);
   return {};
 }
 
@@ -244,7 +236,7 @@ Status Node::rollback(const Version& xid, uint64_t cut_id, const std::vector<TxP
   {
     std::shared_lock<std::shared_mutex> apply_lock(apply_mu_);
     WALCUT_RETURN_IF_ERROR(wal_->append(TxRecord{TxState::kRolledBack, xid, cut_id, participants}).status());
-    tx_finished(xid, false, cut_id);
+    cut_.tx_finished(xid, false, cut_id);
   }
   return finish_cut_if_ready();
 }
@@ -265,7 +257,7 @@ Status Node::commit(const Version& xid, const Version& commit_version, uint64_t 
       WALCUT_RETURN_IF_ERROR(
           for_each_data_entry(data, [&](const DataEntry& e) { partition(e.group_id, e.partition)->apply(e); }));
     }
-    tx_finished(xid, true, cut_id);
+    cut_.tx_finished(xid, true, cut_id);
   }
   return finish_cut_if_ready();
 }
@@ -412,106 +404,6 @@ Status Node::drop_old_segments() {
   return {};
 }
 
-// Applies <dir>/restore/<name>.backup so that a crash at any step leaves
-// either the old state with the file waiting, or, once the next open has
-// finished the work, the new state with the file gone. The APPLYING marker
-// makes every step after it redo-able: the backup file is removed last.
-Status Node::apply_waiting_backup() {
-  const std::string restore_dir = options_.dir + "/" + kRestoreDir;
-  const std::string marker = restore_dir + "/APPLYING";
-  std::error_code ec;
-  if (!fs::is_directory(restore_dir, ec)) return {};
-  Result<std::vector<DirEntry>> entries = list_directory(restore_dir);
-  if (!entries.ok()) return entries.status();
-  std::vector<std::string> backups;
-  for (const DirEntry& e : entries.value()) {
-    if (fs::path(e.path).extension() == kBackupExtension) backups.push_back(restore_dir + "/" + e.path);
-  }
-  if (backups.size() > 1) return Status::invalid_argument(restore_dir + ": more than one backup waiting; leave one");
-  if (backups.empty()) {
-    if (!fs::exists(marker, ec)) return {};
-    // The marker says "done" once node.meta names the restored state; a
-    // marker still naming a backup that is gone is a restore cut short.
-    Result<Bytes> says = read_file_bytes(marker);
-    if (says.ok() && to_string(says.value()) == "done\n") {
-      fs::remove(marker, ec);
-      return sync_dir(restore_dir);
-    }
-    return Status::corruption(marker + ": a restore from " + (says.ok() ? to_string(says.value()) : std::string("?")) +
-                              " was interrupted and that backup is gone; put it back in " + restore_dir +
-                              " to finish the restore");
-  }
-  const std::string path = backups.front();
-  Result<BackupContents> b = read_backup_file(path);
-  if (!b.ok()) return Status(b.status().code(), "refusing the backup: " + b.status().message());
-  const NodeMeta& bm = b->meta.node;
-  Result<NodeMeta> existing = read_node_meta(options_.dir);
-  const NodeMeta* want = existing.ok() ? &existing.value() : (options_.meta.node_id.empty() ? nullptr : &options_.meta);
-  if (want && (want->node_id != bm.node_id || want->cluster_id != bm.cluster_id)) {
-    return Status::invalid_argument(path + ": a backup of node " + bm.node_id + " of cluster " +
-                                    std::to_string(bm.cluster_id) + ", but this is node " + want->node_id +
-                                    " of cluster " + std::to_string(want->cluster_id) + "; refusing it");
-  }
-  if (!existing.ok() && existing.status().code() != StatusCode::kNotFound) return existing.status();
-  if (!fs::exists(marker, ec)) {
-    Result<int> created = create_file(marker, O_TRUNC | O_WRONLY);
-    if (!created.ok()) return created.status();
-    const int fd = created.value();
-    std::string name = fs::path(path).filename().string();
-    Status s = pwrite_all(fd, as_bytes(name), 0, marker);
-    if (s.ok()) s = sync_file(fd, marker);
-    ::close(fd);
-    WALCUT_RETURN_IF_ERROR(s);
-    WALCUT_RETURN_IF_ERROR(sync_dir(restore_dir));
-  }
-  fault::point("backup.marked");
-  // The partitions, beside the live ones.
-  const std::string staged = options_.dir + "/db.restore";
-  fs::remove_all(staged, ec);
-  for (const CacheGroup& g : bm.groups) WALCUT_RETURN_IF_ERROR(make_directories(staged + "/" + g.name));
-  for (const auto& [pid, entries] : b->partitions) {
-    const CacheGroup& g = *bm.group(pid.first);
-    WALCUT_RETURN_IF_ERROR(write_partition_file(partition_path(staged, g, pid.second), {pid.first, pid.second, bm.node_index}, entries));
-  }
-  for (const CacheGroup& g : bm.groups) WALCUT_RETURN_IF_ERROR(sync_dir(staged + "/" + g.name));
-  WALCUT_RETURN_IF_ERROR(sync_dir(staged));
-  fault::point("backup.staged");
-  // Swap db/ for the staged partitions; the old WAL belongs to the old state.
-  const std::string db = options_.dir + "/db";
-  fs::remove_all(db + ".old", ec);
-  if (fs::exists(db, ec)) fs::rename(db, db + ".old", ec);
-  if (ec) return Status::io_error("rename " + db + ": " + ec.message());
-  fault::point("backup.swapping");
-  fs::rename(staged, db, ec);
-  if (ec) return Status::io_error("rename " + staged + ": " + ec.message());
-  fs::remove_all(db + ".old", ec);
-  fs::remove_all(options_.dir + "/wal", ec);
-  if (ec) return Status::io_error("remove " + options_.dir + "/wal: " + ec.message());
-  WALCUT_RETURN_IF_ERROR(sync_dir(options_.dir));
-  fault::point("backup.swapped");
-  NodeMeta next = bm;
-  next.checkpoint_id = bm.checkpoint_id + 1;  // the restored partitions are a checkpoint; the WAL starts anew
-  next.checkpoint = {};
-  next.wal_keep_from_segment = NodeMeta::kKeepNone;
-  next.wal_durable_end = {};  // the backup's is its old WAL's
-  WALCUT_RETURN_IF_ERROR(write_node_meta(options_.dir, next));
-  fault::point("backup.meta_written");
-  {
-    // From here the restored state stands: say so before the file goes.
-    const std::string done = marker + ".tmp";
-    WALCUT_RETURN_IF_ERROR(write_file_synced(done, as_bytes(std::string("done\n"))));
-    if (::rename(done.c_str(), marker.c_str()) != 0) return Status::from_errno("rename " + done, errno);
-    WALCUT_RETURN_IF_ERROR(sync_dir(restore_dir));
-  }
-  fs::remove(path, ec);
-  if (ec) return Status::io_error("remove " + path + ": " + ec.message());
-  WALCUT_RETURN_IF_ERROR(sync_dir(restore_dir));
-  fault::point("backup.file_removed");
-  fs::remove(marker, ec);
-  recovery_.restored_backup = path;
-  return sync_dir(restore_dir);
-}
-
 Status Node::backup(const std::string& path) {
   if (path_is_within(path, options_.dir)) {
     return Status::invalid_argument(path + ": inside the directory of node " + meta_.node_id + " (" + options_.dir +
@@ -535,91 +427,27 @@ Status Node::backup(const std::string& path) {
   return write_backup_file(path, m, image);
 }
 
-uint64_t Node::cut_id() const {
-  std::lock_guard<std::mutex> lock(cut_mu_);
-  return cut_id_;
-}
-
 Status Node::observe_cut(uint64_t id) {
-  {
-    std::lock_guard<std::mutex> lock(cut_mu_);
-    if (id <= cut_id_) return {};
-    if (cut_running_) {
-      return Status::invalid_argument("node " + meta_.node_id + ": cut " + std::to_string(id) + " arrived while cut " +
-                                      std::to_string(cut_id_) + " is still running");
-    }
-  }
+  Result<bool> is_new = cut_.is_new(id);
+  if (!is_new.ok() || !is_new.value()) return is_new.status();
   if (!wal_) return Status::invalid_argument(options_.dir + ": node is read-only or closed");
   {
-    // START and the active set are taken together, and the new id is
-    // published only after START is logged: no commit carrying the new id
-    // can land before START on this node.
+    // Commits held: the active set START takes matches the WAL up to it.
     std::unique_lock<std::shared_mutex> apply_lock(apply_mu_);
-    std::lock_guard<std::mutex> lock(cut_mu_);
-    if (id <= cut_id_) return {};
-    if (cut_running_) {
-      return Status::invalid_argument("node " + meta_.node_id + ": cut " + std::to_string(id) + " arrived while cut " +
-                                      std::to_string(cut_id_) + " is still running");
-    }
-    Result<WalPointer> start = wal_->append(IncSnapshotStartRecord{id});
-    if (!start.ok()) {
-      cut_error_ = start.status();
-      cut_cv_.notify_all();
-      return start.status();
-    }
-    cut_id_ = id;
-    cut_running_ = true;
-    waiting_ = active_;
-    cut_ = CutResult{id, start.value(), {}, {}, {}};
+    WALCUT_RETURN_IF_ERROR(cut_.start(id, [&] { return wal_->append(IncSnapshotStartRecord{id}); }));
   }
   return finish_cut_if_ready();
 }
 
-void Node::tx_finished(const Version& xid, bool committed, uint64_t tx_cut_id) {
-  std::lock_guard<std::mutex> lock(cut_mu_);
-  active_.erase(xid);
-  if (!cut_running_ || waiting_.erase(xid) == 0 || !committed) return;
-  (tx_cut_id >= cut_.cut_id ? cut_.excluded : cut_.included).push_back(xid);
-}
-
 Status Node::finish_cut_if_ready() {
-  IncSnapshotFinishRecord finish;
-  {
-    std::lock_guard<std::mutex> lock(cut_mu_);
-    if (!cut_running_ || !waiting_.empty() || cut_finishing_) return {};
-    cut_finishing_ = true;
-    std::sort(cut_.included.begin(), cut_.included.end());
-    std::sort(cut_.excluded.begin(), cut_.excluded.end());
-    finish = IncSnapshotFinishRecord{cut_.cut_id, cut_.included, cut_.excluded};
-  }
-  // FINISH and the rollover in one request: no record lands between them,
-  // so an increment is a set of whole segments.
-  Result<WalPointer> at = wal_->append_then_rollover(finish);
-  Status s = at.status();
-  if (s.ok()) s = update_meta([&](NodeMeta& m) { m.last_cut_id = finish.cut_id; });
-  std::lock_guard<std::mutex> lock(cut_mu_);
-  cut_finishing_ = false;
-  if (!s.ok()) {
-    cut_error_ = s;
-  } else {
-    cut_.finish = at.value();
-    cut_running_ = false;
-  }
-  cut_cv_.notify_all();
-  return s;
-}
-
-std::optional<Node::CutResult> Node::finished_cut(uint64_t id) const {
-  std::lock_guard<std::mutex> lock(cut_mu_);
-  if (cut_.cut_id != id || cut_running_ || cut_.finish == WalPointer{}) return std::nullopt;
-  return cut_;
-}
-
-Result<Node::CutResult> Node::wait_cut(uint64_t id) {
-  std::unique_lock<std::mutex> lock(cut_mu_);
-  cut_cv_.wait(lock, [&] { return !cut_error_.ok() || (cut_.cut_id == id && !cut_running_ && cut_.finish != WalPointer{}); });
-  if (!cut_error_.ok()) return cut_error_;
-  return cut_;
+  return cut_.finish_cut_if_ready([&](const IncSnapshotFinishRecord& finish) -> Result<WalPointer> {
+    // FINISH and the rollover in one request: no record lands between them,
+    // so an increment is a set of whole segments.
+    Result<WalPointer> at = wal_->append_then_rollover(finish);
+    if (!at.ok()) return at;
+    WALCUT_RETURN_IF_ERROR(update_meta([&](NodeMeta& m) { m.last_cut_id = finish.cut_id; }));
+    return at;
+  });
 }
 
 // Records in node.meta where the synced WAL ends, so that the next open

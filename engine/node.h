@@ -10,8 +10,6 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
-#include <set>
 #include <functional>
 #include <cstdint>
 #include <map>
@@ -21,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "cut/cut_tracker.h"
 #include "engine/affinity.h"
 #include "engine/node_meta.h"
 #include "engine/partition.h"
@@ -64,9 +63,6 @@ struct RecoveryReport {
   LogEnd wal_end;                       // how the WAL ended (torn tail or clean)
   std::string restored_backup;          // the backup applied before anything else, if any
 };
-
-// The key (group, partition) of a partition copy.
-using PartitionId = std::pair<uint32_t, uint16_t>;
 
 class Node {
  public:
@@ -119,29 +115,11 @@ class Node {
   // Persists a new topology version (the cluster raises it at each start).
   Status set_topology_version(uint32_t v);
 
-  // ---- The consistent cut (incremental snapshots), docs/consistent-cut.md.
-  // The node learns of cut `id` from the coordinator's
-  // START message or from any transaction message stamped with it,
-  // whichever comes first: it then logs INC_SNAPSHOT_START and stamps `id`
-  // on what it sends. Transactions prepared here and not finished at that
-  // moment are waited for: one that commits with the new cut id goes to
-  // the excluded set, any other to the included set. When none is left
-  // the node logs INC_SNAPSHOT_FINISH and rolls its WAL segment over.
-  struct CutResult {
-    uint64_t cut_id = 0;
-    WalPointer start;
-    WalPointer finish;
-    std::vector<Version> included;
-    std::vector<Version> excluded;
-  };
-  // The newest cut id this node knows (to stamp on outgoing messages).
-  uint64_t cut_id() const;
-  // Starts cut `id` if it is newer than the one the node knows.
+  // ---- The consistent cut (cut/cut_tracker.h): starts cut `id` if it is
+  // newer than the one the node knows, logging its START record.
   Status observe_cut(uint64_t id);
-  // The finished cut `id`, once the node has logged its FINISH record.
-  std::optional<CutResult> finished_cut(uint64_t id) const;
-  // Waits until cut `id` is finished here (or the node failed).
-  Result<CutResult> wait_cut(uint64_t id);
+  // The node's cut state: its newest cut id, its finished cuts.
+  const CutTracker& cut() const { return cut_; }
 
   // ---- Online backup (engine/backup.h). Writes every partition this node
   // holds, as of one WAL pointer, to `path`. Commits are held only while
@@ -162,7 +140,6 @@ class Node {
  private:
   explicit Node(const NodeOptions& options);
   Status create();
-  Status apply_waiting_backup();
   Status recover();
   Status load_partitions();
   Status replay_wal();
@@ -187,21 +164,9 @@ class Node {
   std::map<PartitionId, Partition> partitions_;
   std::mutex checkpoint_mu_;  // one checkpoint at a time
 
-  // Cut state, guarded by cut_mu_.
-  void tx_finished(const Version& xid, bool committed, uint64_t tx_cut_id);
+  // Logs FINISH once the running cut has no transaction left to wait for.
   Status finish_cut_if_ready();
-  mutable std::mutex cut_mu_;
-  std::condition_variable cut_cv_;
-  uint64_t cut_id_ = 0;
-  bool cut_running_ = false;
-  bool cut_finishing_ = false;
-  std::set<Version> active_;   // prepared here, not finished
-  std::set<Version> waiting_;  // active when the running cut started
-  CutResult cut_;              // the running or last finished cut
-  Status cut_error_;
+  CutTracker cut_;
 };
-
-// The directory of a group's partition files under a db/ root.
-std::string partition_path(const std::string& db_dir, const CacheGroup& g, uint16_t partition);
 
 }  // namespace walcut

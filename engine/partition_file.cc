@@ -471,6 +471,10 @@ Result<PartitionFileScan> scan_partition_file(const std::string& path, ByteSpan 
 
 std::string partition_file_name(uint16_t partition) { return "part-" + std::to_string(partition) + ".bin"; }
 
+std::string partition_path(const std::string& db_dir, const CacheGroup& g, uint16_t partition) {
+  return db_dir + "/" + g.name + "/" + partition_file_name(partition);
+}
+
 std::optional<uint16_t> parse_partition_file_name(const std::string& name) {
   constexpr size_t kPrefix = 5, kSuffix = 4;  // "part-", ".bin"
   if (name.size() <= kPrefix + kSuffix || name.size() > kPrefix + 5 + kSuffix) return std::nullopt;

@@ -151,6 +151,18 @@ Status write_file_synced(const std::string& path, ByteSpan bytes) {
   return s;
 }
 
+Status replace_file_synced(const std::string& path, ByteSpan bytes) {
+  const std::string tmp = path + ".tmp";
+  Status s = write_file_synced(tmp, bytes);
+  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = Status::from_errno("rename " + tmp, errno);
+  if (!s.ok()) {
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  const std::string dir = fs::path(path).parent_path().string();
+  return sync_dir(dir.empty() ? "." : dir);
+}
+
 Result<std::vector<std::string>> list_segment_files(const std::string& dir) {
   Result<std::vector<DirEntry>> entries = list_directory(dir);
   if (!entries.ok()) return entries.status();

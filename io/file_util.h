@@ -58,6 +58,10 @@ Status sync_filesystem(const std::string& path);
 // Creates or replaces `path` with `bytes` and fdatasyncs it (no rename:
 // for files inside a staging directory that is renamed as a whole).
 Status write_file_synced(const std::string& path, ByteSpan bytes);
+// Replaces `path` with `bytes` atomically: writes and fdatasyncs
+// "<path>.tmp", renames it over `path` and fsyncs the directory. A failure
+// leaves `path` as it was and no temporary file.
+Status replace_file_synced(const std::string& path, ByteSpan bytes);
 // The segment files (NNNNNNNNNNNNNNNN.wal) of a directory, by index.
 Result<std::vector<std::string>> list_segment_files(const std::string& dir);
 

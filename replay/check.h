@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/node.h"
+#include "engine/group.h"
 #include "engine/partition_file.h"
 #include "io/chunk_reader.h"
 

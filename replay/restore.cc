@@ -59,10 +59,6 @@ bool group_wanted(const RestoreOptions& o, const std::string& name) {
   return o.groups.empty() || std::count(o.groups.begin(), o.groups.end(), name) > 0;
 }
 
-std::string partition_rel_path(const std::string& node_id, const CacheGroup& g, uint16_t p) {
-  return "db/" + node_id + "/" + g.name + "/" + partition_file_name(p);
-}
-
 // What one restore reads and writes, decided before anything is read.
 struct Plan {
   std::vector<SnapshotMeta> bases;             // every node of the snapshot, by node index
@@ -100,7 +96,7 @@ Result<Plan> make_plan(const RestoreOptions& o, std::vector<SnapshotMeta> bases,
     const SnapshotMeta& b = plan.bases[node];
     CopyToFinish c;
     c.node_index = node;
-    const std::string rel = partition_rel_path(b.node_id, g, p);
+    const std::string rel = snapshot_partition_path(b.node_id, g.name, p);
     Result<std::string> base = path_under(o.snapshot_dir, rel);
     if (!base.ok()) return base.status();
     c.base_path = std::move(base).value();
@@ -108,7 +104,7 @@ Result<Plan> make_plan(const RestoreOptions& o, std::vector<SnapshotMeta> bases,
                                    [](const ManifestEntry& e, const std::string& r) { return e.path < r; });
     if (listed != b.files.end() && listed->path == rel) c.listed = *listed;
     if (plan.restored[node]) {
-      Result<std::string> out = path_under(staging, b.node_id + "/db/" + g.name + "/" + partition_file_name(p));
+      Result<std::string> out = path_under(staging, partition_path(b.node_id + "/db", g, p));
       if (!out.ok()) return out.status();
       c.out_path = std::move(out).value();
     }
@@ -267,8 +263,7 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
   });
   for (size_t i = 0; i < sources.size(); ++i) {
     const SnapshotMeta& b = plan.bases[sources[i]];
-    WALCUT_RETURN_IF_ERROR(results[i].ok() ? results[i]
-                                           : Status(results[i].code(), "node " + b.node_id + ": " + results[i].message()));
+    WALCUT_RETURN_IF_ERROR(results[i].with_context("node " + b.node_id));
     const ReplayReport& r = reports[i];
     if (!plan.restored[sources[i]]) {
       report.peer_nodes += 1;

@@ -14,6 +14,7 @@
 
 #include "io/block.h"
 #include "io/block_reader.h"
+#include "io/record_reader.h"
 #include "io/records.h"
 #include "io/wal_writer.h"
 #include "tools/cli_util.h"
@@ -92,26 +93,10 @@ Scan scan_records(const std::vector<std::string>& paths, const BlockReaderOption
     return scan;
   }
   scan.reader = std::move(reader).value();
-  Bytes scratch;
-  Block b;
-  for (;;) {
-    Result<bool> more = scan.reader->next(b);
-    if (!more.ok()) {
-      scan.status = more.status();
-      break;
-    }
-    if (!more.value()) break;
+  scan.status = for_each_record(*scan.reader, fn, [&](const Block& b) {
     scan.stored_payload_bytes += b.stored.size();
     scan.raw_payload_bytes += b.header.raw_bytes;
-    std::string where = scan.reader->path(b.file) + " at offset " + std::to_string(b.file_offset);
-    Result<ByteSpan> raw = block_raw_payload(b.header, b.stored, scratch);
-    Status s = raw.ok() ? for_each_record(b.header, raw.value(), [&](const RecordView& r) { return fn(b, r); })
-                        : raw.status();
-    if (!s.ok()) {
-      scan.status = s.code() == StatusCode::kCorruption ? Status::corruption(where + ": " + s.message()) : s;
-      break;
-    }
-  }
+  });
   return scan;
 }
 

@@ -15,7 +15,7 @@
 
 #include "engine/backup.h"
 #include "engine/cluster.h"
-#include "engine/increment.h"
+#include "cut/increment.h"
 #include "engine/snapshot.h"
 #include "tests/testing/cluster_fixture.h"
 #include "tests/testing/temp_dir.h"

@@ -1,5 +1,5 @@
 // An increment's <node id>.smf (docs/snapshot-format.md), through decode_increment_meta().
-#include "engine/increment.h"
+#include "cut/increment.h"
 #include "tests/fuzz/fuzz_meta.h"
 
 using namespace walcut;

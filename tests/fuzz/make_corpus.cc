@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "engine/backup.h"
-#include "engine/increment.h"
+#include "cut/increment.h"
 #include "engine/node_meta.h"
 #include "engine/partition_file.h"
 #include "engine/snapshot.h"

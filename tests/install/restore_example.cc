@@ -1,7 +1,7 @@
 // An example of restoring into your own store: replays the last increment
 // of a snapshot, node by node, into a ReplaySink that keeps a hash map.
 //   walcut_restore_example SNAPSHOT_DIR
-#include <walcut/engine/increment.h>
+#include <walcut/cut/increment.h>
 #include <walcut/replay/restore.h>
 
 #include <cstdio>

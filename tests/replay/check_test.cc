@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "engine/increment.h"
+#include "cut/increment.h"
 #include "engine/partition_file.h"
 #include "engine/snapshot.h"
 #include "io/crc32c.h"

@@ -14,7 +14,7 @@
 #include <random>
 
 #include "engine/cluster.h"
-#include "engine/increment.h"
+#include "cut/increment.h"
 #include "engine/snapshot.h"
 #include "io/file_util.h"
 
@@ -297,7 +297,7 @@ Status Simulation::check_cut() {
     return {};
   }
   for (uint16_t i = 0; i < cluster_->size(); ++i) {
-    if (!cluster_->node(i).finished_cut(running_cut_)) return {};
+    if (!cluster_->node(i).cut().finished_cut(running_cut_)) return {};
   }
   Result<IncrementReport> r = write_increment(*cluster_, o_.out + "/snapshots", o_.snapshot_name, running_cut_);
   if (!r.ok()) return r.status();

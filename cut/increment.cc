@@ -1,4 +1,4 @@
-#include "engine/increment.h"
+#include "cut/increment.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "engine/cluster.h"
 #include "engine/meta_codec.h"
 #include "io/crc32c.h"
 #include "io/file_util.h"
@@ -68,7 +69,7 @@ Status check_names(const IncrementMeta& m) {
   WALCUT_RETURN_IF_ERROR(validate_name("snapshot name", m.snapshot_name));
   WALCUT_RETURN_IF_ERROR(validate_name("node id", m.node_id));
   WALCUT_RETURN_IF_ERROR(validate_groups(m.groups));
-  const std::string prefix = "wal/" + m.node_id + "/";
+  const std::string prefix = increment_wal_dir(m.node_id) + "/";
   for (const ManifestEntry& f : m.files) {
     if (!f.path.starts_with(prefix) || !parse_segment_file_name(f.path.substr(prefix.size()))) {
       return Status::invalid_argument("manifest path '" + f.path + "' is not " + prefix + "<16 digits>.wal");
@@ -127,6 +128,12 @@ Result<IncrementMeta> decode_increment_meta(ByteSpan bytes, const std::string& w
 
 std::string increment_dir(const std::string& snapshot_dir, uint64_t index) {
   return snapshot_dir + "/" + increment_rel_dir(index);
+}
+
+std::string increment_wal_dir(const std::string& node_id) { return "wal/" + node_id; }
+
+std::string increment_segment_path(const std::string& node_id, uint64_t segment) {
+  return increment_wal_dir(node_id) + "/" + segment_file_name(segment);
 }
 
 std::string increment_rel_dir(uint64_t index) {
@@ -207,7 +214,7 @@ Result<IncrementReport> take_incremental_snapshot(Cluster& cluster, const std::s
   if (!next.ok()) return next.status();
   uint64_t cut_id = cluster.start_cut();
   for (uint16_t i = 0; i < cluster.size(); ++i) {
-    Result<Node::CutResult> done = cluster.node(i).wait_cut(cut_id);
+    Result<CutResult> done = cluster.node(i).cut().wait_cut(cut_id);
     if (!done.ok()) return done.status();
   }
   return write_increment(cluster, snapshots_root, name, cut_id);
@@ -239,7 +246,7 @@ Result<IncrementReport> write_increment(Cluster& cluster, const std::string& sna
   std::vector<uint64_t> keep_from(cluster.size());
   for (uint16_t i = 0; i < cluster.size(); ++i) {
     Node& node = cluster.node(i);
-    std::optional<Node::CutResult> cut = node.finished_cut(cut_id);
+    std::optional<CutResult> cut = node.cut().finished_cut(cut_id);
     if (!cut) return Status::invalid_argument("node " + node.meta().node_id + " has not finished cut " + std::to_string(cut_id));
     IncrementMeta m;
     m.snapshot_name = name;
@@ -253,20 +260,18 @@ Result<IncrementReport> write_increment(Cluster& cluster, const std::string& sna
     m.finish = cut->finish;
     m.included_count = cut->included.size();
     m.excluded_count = cut->excluded.size();
-    auto same_node = [&](const auto& meta) { return meta.node_index == i; };
-    auto b = std::find_if(base->begin(), base->end(), same_node);
-    auto p = std::find_if(previous.begin(), previous.end(), same_node);
-    if (b == base->end() || (!previous.empty() && p == previous.end())) {
+    const SnapshotMeta* b = find_node_meta(base.value(), i);
+    const IncrementMeta* p = find_node_meta(previous, i);
+    if (!b || (!previous.empty() && !p)) {
       return Status::corruption(snap + ": no metadata for node " + node.meta().node_id);
     }
     m.first_segment = previous.empty() ? b->snapshot_pointer.segment : p->last_segment + 1;
     m.last_segment = cut->finish.segment;
-    std::string wal_rel = "wal/" + m.node_id;
-    Result<std::string> wal_dir = path_under(staging, wal_rel);
+    Result<std::string> wal_dir = path_under(staging, increment_wal_dir(m.node_id));
     if (!wal_dir.ok()) return wal_dir.status();
     WALCUT_RETURN_IF_ERROR(make_directories(wal_dir.value()));
     for (uint64_t seg = m.first_segment; seg <= m.last_segment; ++seg) {
-      std::string rel = wal_rel + "/" + segment_file_name(seg);
+      std::string rel = increment_segment_path(m.node_id, seg);
       Result<ManifestEntry> e =
           copy_file(node.wal_dir() + "/" + segment_file_name(seg), wal_dir.value() + "/" + segment_file_name(seg), rel);
       if (!e.ok()) return e.status();
@@ -277,7 +282,7 @@ Result<IncrementReport> write_increment(Cluster& cluster, const std::string& sna
     report.included += m.included_count;
     report.excluded += m.excluded_count;
     keep_from[i] = m.last_segment + 1;
-    Result<std::string> smf = path_under(staging, m.node_id + ".smf");
+    Result<std::string> smf = path_under(staging, meta_file_name(m.node_id));
     if (!smf.ok()) return smf.status();
     WALCUT_RETURN_IF_ERROR(write_file_synced(smf.value(), encode_increment_meta(m)));
   }

@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <thread>
 
-#include "engine/increment.h"
+#include "cut/increment.h"
 #include "engine/snapshot.h"
 #include "tests/testing/cluster_fixture.h"
 #include "tests/testing/cut_checker.h"
@@ -148,15 +148,15 @@ TEST(Cut, DelayedStartMessageCase) {
   deliver(**c, MessageKind::kPrepareResponse, 0);  // node 1's answer carries the new cut id
   deliver(**c, MessageKind::kPrepareResponse, 0);
   EXPECT_EQ(tx->tx_cut_id, cut) << "the coordinator decided knowing the new cut";
-  EXPECT_TRUE((*c)->node(0).finished_cut(cut).has_value()) << "node 0 started (and finished) its cut on that answer";
+  EXPECT_TRUE((*c)->node(0).cut().finished_cut(cut).has_value()) << "node 0 started (and finished) its cut on that answer";
   deliver(**c, MessageKind::kCommitRequest, 2);    // node 2 commits before START reaches it
-  auto two = (*c)->node(2).finished_cut(cut);
+  auto two = (*c)->node(2).cut().finished_cut(cut);
   deliver_all(**c);
   ASSERT_TRUE(committed);
   ASSERT_TRUE(two.has_value()) << "node 2 must have finished the cut when the commit arrived";
   EXPECT_EQ(two->excluded, std::vector<Version>{tx->xid});
   EXPECT_TRUE(two->included.empty());
-  for (uint16_t n = 0; n < 3; ++n) ASSERT_TRUE((*c)->node(n).finished_cut(cut).has_value());
+  for (uint16_t n = 0; n < 3; ++n) ASSERT_TRUE((*c)->node(n).cut().finished_cut(cut).has_value());
   ASSERT_TRUE(write_increment(**c, dir.path() + "/snaps", "s", cut).ok());
   testing::CutCheck check = testing::check_increments(dir.path() + "/snaps/s");
   EXPECT_EQ(check.violation, "");
