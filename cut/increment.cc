@@ -10,6 +10,7 @@
 
 #include "engine/cluster.h"
 #include "engine/meta_codec.h"
+#include "engine/meta_identity.h"
 #include "io/crc32c.h"
 #include "io/file_util.h"
 #include "io/names.h"
@@ -63,12 +64,8 @@ Result<ManifestEntry> copy_file(const std::string& from, const std::string& to, 
   return e;
 }
 
-// The names an increment's paths are built from, and its manifest's paths:
-// each wal/<node id>/<16 digits>.wal.
-Status check_names(const IncrementMeta& m) {
-  WALCUT_RETURN_IF_ERROR(validate_name("snapshot name", m.snapshot_name));
-  WALCUT_RETURN_IF_ERROR(validate_name("node id", m.node_id));
-  WALCUT_RETURN_IF_ERROR(validate_groups(m.groups));
+// Every manifest path is wal/<node id>/<16 digits>.wal.
+Status check_manifest_paths(const IncrementMeta& m) {
   const std::string prefix = increment_wal_dir(m.node_id) + "/";
   for (const ManifestEntry& f : m.files) {
     if (!f.path.starts_with(prefix) || !parse_segment_file_name(f.path.substr(prefix.size()))) {
@@ -87,9 +84,7 @@ Bytes encode_increment_meta(const IncrementMeta& m) {
   put_string(e, m.snapshot_name);
   e.u64(m.index);
   e.u64(m.cut_id);
-  e.u64(m.cluster_id);
-  e.u16(m.node_index);
-  put_string(e, m.node_id);
+  put_node_identity(e, m);
   put_groups(e, m.groups);
   put_pointer(e, m.start);
   put_pointer(e, m.finish);
@@ -102,16 +97,14 @@ Bytes encode_increment_meta(const IncrementMeta& m) {
 }
 
 Result<IncrementMeta> decode_increment_meta(ByteSpan bytes, const std::string& what) {
-  Result<ByteSpan> body = unframe_metadata(bytes, kMagic, kVersion, what, "increment metadata file");
+  Result<ByteSpan> body = unframe_metadata(bytes, kMagic, {kVersion}, what, "increment metadata file");
   if (!body.ok()) return body.status();
   Decoder d(body.value());
   IncrementMeta m;
   m.snapshot_name = get_string(d);
   m.index = d.u64();
   m.cut_id = d.u64();
-  m.cluster_id = d.u64();
-  m.node_index = d.u16();
-  m.node_id = get_string(d);
+  get_node_identity(d, m);
   m.groups = get_groups(d);
   m.start = get_pointer(d);
   m.finish = get_pointer(d);
@@ -121,7 +114,9 @@ Result<IncrementMeta> decode_increment_meta(ByteSpan bytes, const std::string& w
   m.last_segment = d.u64();
   m.files = get_manifest(d);
   if (d.failed() || d.remaining() != 0) return Status::corruption(what + ": malformed body");
-  Status s = check_names(m);
+  // No baseline here: read_increment_metas checks the node against the full snapshot's.
+  WALCUT_RETURN_IF_ERROR(check_node_identity({&m.snapshot_name, m.node_index, m.node_id, nullptr, m.groups}, what));
+  Status s = check_manifest_paths(m);
   if (!s.ok()) return Status::corruption(what + ": " + s.message());
   return m;
 }

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <filesystem>
 
+#include "engine/meta_identity.h"
 #include "engine/partition_file.h"
 #include "io/crc32c.h"
 #include "io/fault.h"
@@ -105,8 +106,9 @@ Result<BackupContents> read_backup_file(const std::string& path) {
   auto bad = [&](uint64_t at, const std::string& what) {
     return Status::corruption(path + ": " + what + " at offset " + std::to_string(at));
   };
-  if (bytes.size() < 12 || load_u64(bytes.data()) != kMagic) return bad(0, "not a walcut backup (bad magic)");
-  if (load_u32(bytes.data() + 8) != kVersion) return bad(8, "unsupported backup version");
+  WALCUT_RETURN_IF_ERROR(check_meta_magic(bytes, kMagic, path, "backup"));
+  Result<uint32_t> version = check_meta_version(bytes, {kVersion}, path, "backup");
+  if (!version.ok()) return version.status();
   BackupContents out;
   uint64_t pos = 12, sections = 0;
   bool have_meta = false, ended = false;

@@ -1,5 +1,6 @@
 #include "engine/meta_codec.h"
 
+#include "engine/meta_identity.h"
 #include "engine/snapshot.h"
 #include "io/crc32c.h"
 
@@ -16,12 +17,10 @@ Bytes frame_metadata(uint64_t magic, uint32_t version, const Bytes& body) {
   return out;
 }
 
-Result<ByteSpan> unframe_metadata(ByteSpan file, uint64_t magic, uint32_t version, const std::string& what,
-                                  const char* kind) {
+Result<ByteSpan> unframe_metadata(ByteSpan file, uint64_t magic, std::initializer_list<uint32_t> versions,
+                                  const std::string& what, const char* kind) {
   if (file.size() < 20) return Status::corruption(what + ": " + std::to_string(file.size()) + " bytes, too short");
-  if (load_u64(file.data()) != magic) {
-    return Status::corruption(what + ": not a walcut " + kind + " (bad magic at offset 0)");
-  }
+  WALCUT_RETURN_IF_ERROR(check_meta_magic(file, magic, what, kind));
   uint32_t body_bytes = load_u32(file.data() + 12);
   if (file.size() != 16 + size_t{body_bytes} + 4) {
     return Status::corruption(what + ": file is " + std::to_string(file.size()) + " bytes, its header says " +
@@ -30,8 +29,8 @@ Result<ByteSpan> unframe_metadata(ByteSpan file, uint64_t magic, uint32_t versio
   if (load_u32(file.data() + 16 + body_bytes) != crc32c(file.first(16 + body_bytes))) {
     return Status::corruption(what + ": checksum mismatch at offset " + std::to_string(16 + body_bytes));
   }
-  uint32_t v = load_u32(file.data() + 8);
-  if (v != version) return Status::corruption(what + ": unsupported " + kind + " version " + std::to_string(v));
+  Result<uint32_t> version = check_meta_version(file, versions, what, kind);
+  if (!version.ok()) return version.status();
   return file.subspan(16, body_bytes);
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -17,10 +18,11 @@ struct ManifestEntry;
 
 // u64 magic | u32 version | u32 body bytes | body | u32 CRC32C of all before it.
 Bytes frame_metadata(uint64_t magic, uint32_t version, const Bytes& body);
-// The body of a framed file, after checking length, magic, CRC and version
-// (in that order). `kind` names the file type in messages.
-Result<ByteSpan> unframe_metadata(ByteSpan file, uint64_t magic, uint32_t version, const std::string& what,
-                                  const char* kind);
+// The body of a framed file, after checking length, magic, CRC and that the
+// version is one of `versions` (in that order; magic and version through
+// engine/meta_identity.h). `kind` names the file type in messages.
+Result<ByteSpan> unframe_metadata(ByteSpan file, uint64_t magic, std::initializer_list<uint32_t> versions,
+                                  const std::string& what, const char* kind);
 
 // u16 length and bytes.
 void put_string(Encoder& e, const std::string& s);

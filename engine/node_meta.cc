@@ -7,9 +7,9 @@
 #include <filesystem>
 
 #include "engine/meta_codec.h"
+#include "engine/meta_identity.h"
 #include "io/crc32c.h"
 #include "io/file_util.h"
-#include "io/names.h"
 
 namespace walcut {
 
@@ -38,9 +38,7 @@ const CacheGroup* NodeMeta::group(const std::string& name) const {
 Bytes encode_node_meta(const NodeMeta& m) {
   Bytes body;
   Encoder e(body);
-  e.u64(m.cluster_id);
-  e.u16(m.node_index);
-  put_string(e, m.node_id);
+  put_node_identity(e, m);
   put_strings(e, m.baseline);
   put_groups(e, m.groups);
   e.u32(m.topology_version);
@@ -55,14 +53,12 @@ Bytes encode_node_meta(const NodeMeta& m) {
 }
 
 Result<NodeMeta> decode_node_meta(ByteSpan bytes, const std::string& what) {
-  const bool one = bytes.size() >= 12 && load_u32(bytes.data() + 8) == kVersionOne;
-  Result<ByteSpan> body = unframe_metadata(bytes, kMagic, one ? kVersionOne : kVersion, what, "node.meta");
+  Result<ByteSpan> body = unframe_metadata(bytes, kMagic, {kVersionOne, kVersion}, what, "node.meta");
   if (!body.ok()) return body.status();
+  const bool one = load_u32(bytes.data() + 8) == kVersionOne;
   Decoder d(body.value());
   NodeMeta m;
-  m.cluster_id = d.u64();
-  m.node_index = d.u16();
-  m.node_id = get_string(d);
+  get_node_identity(d, m);
   m.baseline = get_strings(d);
   m.groups = get_groups(d);
   m.topology_version = d.u32();
@@ -76,21 +72,12 @@ Result<NodeMeta> decode_node_meta(ByteSpan bytes, const std::string& what) {
     m.wal_durable_end.offset = d.u64();
   }
   if (d.failed() || d.remaining() != 0) return Status::corruption(what + ": malformed body");
-  Status s = validate_node_names(m);
-  if (!s.ok()) return Status::corruption(what + ": " + s.message());
-  if (m.node_index >= m.baseline.size() || m.baseline[m.node_index] != m.node_id) {
-    return Status::corruption(what + ": node " + m.node_id + " is not at index " + std::to_string(m.node_index) +
-                              " of its baseline");
-  }
-  s = validate_groups(m.groups);
-  if (!s.ok()) return Status::corruption(what + ": " + s.message());
+  WALCUT_RETURN_IF_ERROR(check_node_identity({nullptr, m.node_index, m.node_id, &m.baseline, m.groups}, what));
   return m;
 }
 
 Status validate_node_names(const NodeMeta& m) {
-  WALCUT_RETURN_IF_ERROR(validate_name("node id", m.node_id));
-  for (const std::string& id : m.baseline) WALCUT_RETURN_IF_ERROR(validate_name("node id", id));
-  return {};
+  return validate_identity_names({nullptr, m.node_index, m.node_id, &m.baseline, m.groups});
 }
 
 Status write_node_meta(const std::string& dir, const NodeMeta& m) {

@@ -10,6 +10,7 @@
 
 #include "engine/cluster.h"
 #include "engine/meta_codec.h"
+#include "engine/meta_identity.h"
 #include "engine/partition_file.h"
 #include "io/crc32c.h"
 #include "io/file_util.h"
@@ -41,11 +42,8 @@ bool is_partition_path(const SnapshotMeta& m, const std::string& path) {
   return g != m.groups.end() && p && *p < g->partitions;
 }
 
-// The names a snapshot's paths are built from, and its manifest's paths.
-Status check_names(const SnapshotMeta& m) {
-  WALCUT_RETURN_IF_ERROR(validate_name("snapshot name", m.name));
-  WALCUT_RETURN_IF_ERROR(validate_name("node id", m.node_id));
-  for (const std::string& id : m.baseline) WALCUT_RETURN_IF_ERROR(validate_name("node id", id));
+// Every manifest path is one of the node's partition files.
+Status check_manifest_paths(const SnapshotMeta& m) {
   for (const ManifestEntry& f : m.files) {
     if (!is_partition_path(m, f.path)) {
       return Status::invalid_argument("manifest path '" + f.path + "' is not db/" + m.node_id +
@@ -69,9 +67,7 @@ Bytes encode_snapshot_meta(const SnapshotMeta& m) {
   Bytes body;
   Encoder e(body);
   put_string(e, m.name);
-  e.u64(m.cluster_id);
-  e.u16(m.node_index);
-  put_string(e, m.node_id);
+  put_node_identity(e, m);
   put_strings(e, m.baseline);
   put_groups(e, m.groups);
   e.u32(m.topology_version);
@@ -82,14 +78,12 @@ Bytes encode_snapshot_meta(const SnapshotMeta& m) {
 }
 
 Result<SnapshotMeta> decode_snapshot_meta(ByteSpan bytes, const std::string& what) {
-  Result<ByteSpan> body = unframe_metadata(bytes, kMagic, kVersion, what, "snapshot metadata file");
+  Result<ByteSpan> body = unframe_metadata(bytes, kMagic, {kVersion}, what, "snapshot metadata file");
   if (!body.ok()) return body.status();
   Decoder d(body.value());
   SnapshotMeta m;
   m.name = get_string(d);
-  m.cluster_id = d.u64();
-  m.node_index = d.u16();
-  m.node_id = get_string(d);
+  get_node_identity(d, m);
   m.baseline = get_strings(d);
   m.groups = get_groups(d);
   m.topology_version = d.u32();
@@ -97,13 +91,9 @@ Result<SnapshotMeta> decode_snapshot_meta(ByteSpan bytes, const std::string& wha
   m.snapshot_pointer.offset = d.u64();
   m.files = get_manifest(d);
   if (d.failed() || d.remaining() != 0) return Status::corruption(what + ": malformed body");
-  Status s = validate_groups(m.groups);
-  if (s.ok()) s = check_names(m);
+  WALCUT_RETURN_IF_ERROR(check_node_identity({&m.name, m.node_index, m.node_id, &m.baseline, m.groups}, what));
+  Status s = check_manifest_paths(m);
   if (!s.ok()) return Status::corruption(what + ": " + s.message());
-  if (m.node_index >= m.baseline.size() || m.baseline[m.node_index] != m.node_id) {
-    return Status::corruption(what + ": node " + m.node_id + " is not at index " + std::to_string(m.node_index) +
-                              " of its baseline");
-  }
   return m;
 }
 
