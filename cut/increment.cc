@@ -215,6 +215,45 @@ Result<IncrementReport> take_incremental_snapshot(Cluster& cluster, const std::s
   return write_increment(cluster, snapshots_root, name, cut_id);
 }
 
+namespace {
+
+// One node's part of increment `m.index`: its metadata from its finished
+// `cut`, its segments since `base` or `previous` copied into `staging`, and
+// its .smf written there. Adds the segments and set sizes to `report`.
+Result<IncrementMeta> stage_node_increment(Node& node, const CutResult& cut, IncrementMeta m,
+                                           const std::string& staging, const SnapshotMeta& base,
+                                           const IncrementMeta* previous, IncrementReport& report) {
+  m.cluster_id = node.meta().cluster_id;
+  m.node_id = node.meta().node_id;
+  m.groups = node.meta().groups;
+  m.start = cut.start;
+  m.finish = cut.finish;
+  m.included_count = cut.included.size();
+  m.excluded_count = cut.excluded.size();
+  m.first_segment = previous ? previous->last_segment + 1 : base.snapshot_pointer.segment;
+  m.last_segment = cut.finish.segment;
+  Result<std::string> wal_dir = path_under(staging, increment_wal_dir(m.node_id));
+  if (!wal_dir.ok()) return wal_dir.status();
+  WALCUT_RETURN_IF_ERROR(make_directories(wal_dir.value()));
+  for (uint64_t seg = m.first_segment; seg <= m.last_segment; ++seg) {
+    std::string rel = increment_segment_path(m.node_id, seg);
+    Result<ManifestEntry> e =
+        copy_file(node.wal_dir() + "/" + segment_file_name(seg), wal_dir.value() + "/" + segment_file_name(seg), rel);
+    if (!e.ok()) return e.status();
+    report.bytes += e->bytes;
+    ++report.segments;
+    m.files.push_back(e.value());
+  }
+  report.included += m.included_count;
+  report.excluded += m.excluded_count;
+  Result<std::string> smf = path_under(staging, meta_file_name(m.node_id));
+  if (!smf.ok()) return smf.status();
+  WALCUT_RETURN_IF_ERROR(write_file_synced(smf.value(), encode_increment_meta(m)));
+  return m;
+}
+
+}  // namespace
+
 Result<IncrementReport> write_increment(Cluster& cluster, const std::string& snapshots_root, const std::string& name,
                                         uint64_t cut_id) {
   Result<uint64_t> index = check_increment_base(cluster, snapshots_root, name);
@@ -242,44 +281,22 @@ Result<IncrementReport> write_increment(Cluster& cluster, const std::string& sna
   for (uint16_t i = 0; i < cluster.size(); ++i) {
     Node& node = cluster.node(i);
     std::optional<CutResult> cut = node.cut().finished_cut(cut_id);
-    if (!cut) return Status::invalid_argument("node " + node.meta().node_id + " has not finished cut " + std::to_string(cut_id));
-    IncrementMeta m;
-    m.snapshot_name = name;
-    m.index = index.value();
-    m.cut_id = cut_id;
-    m.cluster_id = node.meta().cluster_id;
-    m.node_index = i;
-    m.node_id = node.meta().node_id;
-    m.groups = node.meta().groups;
-    m.start = cut->start;
-    m.finish = cut->finish;
-    m.included_count = cut->included.size();
-    m.excluded_count = cut->excluded.size();
+    if (!cut) {
+      return Status::invalid_argument("node " + node.meta().node_id + " has not finished cut " + std::to_string(cut_id));
+    }
     const SnapshotMeta* b = find_node_meta(base.value(), i);
     const IncrementMeta* p = find_node_meta(previous, i);
     if (!b || (!previous.empty() && !p)) {
       return Status::corruption(snap + ": no metadata for node " + node.meta().node_id);
     }
-    m.first_segment = previous.empty() ? b->snapshot_pointer.segment : p->last_segment + 1;
-    m.last_segment = cut->finish.segment;
-    Result<std::string> wal_dir = path_under(staging, increment_wal_dir(m.node_id));
-    if (!wal_dir.ok()) return wal_dir.status();
-    WALCUT_RETURN_IF_ERROR(make_directories(wal_dir.value()));
-    for (uint64_t seg = m.first_segment; seg <= m.last_segment; ++seg) {
-      std::string rel = increment_segment_path(m.node_id, seg);
-      Result<ManifestEntry> e =
-          copy_file(node.wal_dir() + "/" + segment_file_name(seg), wal_dir.value() + "/" + segment_file_name(seg), rel);
-      if (!e.ok()) return e.status();
-      report.bytes += e->bytes;
-      ++report.segments;
-      m.files.push_back(e.value());
-    }
-    report.included += m.included_count;
-    report.excluded += m.excluded_count;
-    keep_from[i] = m.last_segment + 1;
-    Result<std::string> smf = path_under(staging, meta_file_name(m.node_id));
-    if (!smf.ok()) return smf.status();
-    WALCUT_RETURN_IF_ERROR(write_file_synced(smf.value(), encode_increment_meta(m)));
+    IncrementMeta m;
+    m.snapshot_name = name;
+    m.index = index.value();
+    m.cut_id = cut_id;
+    m.node_index = i;
+    Result<IncrementMeta> staged = stage_node_increment(node, *cut, std::move(m), staging, *b, p, report);
+    if (!staged.ok()) return staged.status();
+    keep_from[i] = staged->last_segment + 1;
   }
   WALCUT_RETURN_IF_ERROR(sync_tree(staging));
   if (::rename(staging.c_str(), final_dir.c_str()) != 0) return Status::from_errno("rename " + staging, errno);

@@ -169,6 +169,43 @@ Status meta_file_holds(const std::string& path, uint16_t node_index, const std::
   return {};
 }
 
+namespace {
+
+// One node's partition files and its .smf, from its image, into `staging`;
+// adds the files and bytes to `report`.
+Status write_node_files(const NodeMeta& nm, const std::string& name, const Node::Image& image,
+                        const std::string& staging, SnapshotReport& report) {
+  SnapshotMeta sm;
+  sm.name = name;
+  sm.cluster_id = nm.cluster_id;
+  sm.node_index = nm.node_index;
+  sm.node_id = nm.node_id;
+  sm.baseline = nm.baseline;
+  sm.groups = nm.groups;
+  sm.topology_version = nm.topology_version;
+  sm.snapshot_pointer = image.pointer;
+  for (const auto& [pid, entries] : image.partitions) {
+    const CacheGroup& g = *nm.group(pid.first);
+    std::string rel = snapshot_partition_path(nm.node_id, g.name, pid.second);
+    Result<std::string> path = path_under(staging, rel);
+    if (!path.ok()) return path.status();
+    WALCUT_RETURN_IF_ERROR(make_directories(fs::path(path.value()).parent_path().string()));
+    WALCUT_RETURN_IF_ERROR(write_partition_file(path.value(), {pid.first, pid.second, nm.node_index}, *entries));
+    // Read back: the manifest checksums what is on disk, not what was meant.
+    Result<Bytes> written = read_file_bytes(path.value());
+    if (!written.ok()) return written.status();
+    sm.files.push_back(ManifestEntry{rel, written->size(), crc32c(written.value())});
+    report.bytes += written->size();
+    ++report.files;
+  }
+  std::sort(sm.files.begin(), sm.files.end(), [](const auto& a, const auto& b) { return a.path < b.path; });
+  Result<std::string> smf = path_under(staging, meta_file_name(nm.node_id));
+  if (!smf.ok()) return smf.status();
+  return write_file_synced(smf.value(), encode_snapshot_meta(sm));
+}
+
+}  // namespace
+
 Result<SnapshotReport> take_full_snapshot(Cluster& cluster, const std::string& snapshots_root, const std::string& name,
                                           const SnapshotOptions& options) {
   WALCUT_RETURN_IF_ERROR(validate_name("snapshot name", name));
@@ -202,34 +239,7 @@ Result<SnapshotReport> take_full_snapshot(Cluster& cluster, const std::string& s
 
   // 2. The files, from the images, while transactions go on.
   for (uint16_t i = 0; i < cluster.size(); ++i) {
-    const NodeMeta& nm = cluster.node(i).meta();
-    SnapshotMeta sm;
-    sm.name = name;
-    sm.cluster_id = nm.cluster_id;
-    sm.node_index = nm.node_index;
-    sm.node_id = nm.node_id;
-    sm.baseline = nm.baseline;
-    sm.groups = nm.groups;
-    sm.topology_version = nm.topology_version;
-    sm.snapshot_pointer = images[i].pointer;
-    for (const auto& [pid, entries] : images[i].partitions) {
-      const CacheGroup& g = *nm.group(pid.first);
-      std::string rel = snapshot_partition_path(nm.node_id, g.name, pid.second);
-      Result<std::string> path = path_under(staging, rel);
-      if (!path.ok()) return path.status();
-      WALCUT_RETURN_IF_ERROR(make_directories(fs::path(path.value()).parent_path().string()));
-      WALCUT_RETURN_IF_ERROR(write_partition_file(path.value(), {pid.first, pid.second, nm.node_index}, *entries));
-      // Read back: the manifest checksums what is on disk, not what was meant.
-      Result<Bytes> written = read_file_bytes(path.value());
-      if (!written.ok()) return written.status();
-      sm.files.push_back(ManifestEntry{rel, written->size(), crc32c(written.value())});
-      report.bytes += written->size();
-      ++report.files;
-    }
-    std::sort(sm.files.begin(), sm.files.end(), [](const auto& a, const auto& b) { return a.path < b.path; });
-    Result<std::string> smf = path_under(staging, meta_file_name(nm.node_id));
-    if (!smf.ok()) return smf.status();
-    WALCUT_RETURN_IF_ERROR(write_file_synced(smf.value(), encode_snapshot_meta(sm)));
+    WALCUT_RETURN_IF_ERROR(write_node_files(cluster.node(i).meta(), name, images[i], staging, report));
   }
   WALCUT_RETURN_IF_ERROR(sync_tree(staging));
   if (::rename(staging.c_str(), final_dir.c_str()) != 0) return Status::from_errno("rename " + staging, errno);

@@ -11,16 +11,22 @@ namespace walcut::cli {
 
 namespace {
 constexpr uint64_t kMaxU64 = ~uint64_t{0};
-}  // namespace
 
-void add_gen_command(CLI::App& app, int& exit_code) {
-  auto o = std::make_shared<sim::Options>();
-  auto codec = std::make_shared<std::string>("none");
-  auto dist = std::make_shared<std::string>("uniform");
-  auto segment_mib = std::make_shared<uint64_t>(4);
-  auto wal_mode = std::make_shared<std::string>("buffered");
-  CLI::App* g = app.add_subcommand("gen", "Simulate a cluster deterministically and write its files: "
-                                          "cluster/, snapshots/ (full snapshot and increments), history.jsonl");
+// The flags of `gen`: the simulator's options and the ones given in other units.
+struct GenArgs {
+  sim::Options o;
+  std::string codec = "none";
+  std::string dist = "uniform";
+  uint64_t segment_mib = 4;
+  std::string wal_mode = "buffered";
+};
+
+void add_gen_options(CLI::App* g, GenArgs& a) {
+  sim::Options* o = &a.o;
+  std::string* codec = &a.codec;
+  std::string* dist = &a.dist;
+  uint64_t* segment_mib = &a.segment_mib;
+  std::string* wal_mode = &a.wal_mode;
   g->add_option("--out", o->out, "Output directory (must not exist or be empty)")->required();
   g->add_option("--seed", o->seed, "Seed: the same seed gives the same bytes")
       ->check(whole_number(0, kMaxU64))
@@ -72,30 +78,39 @@ void add_gen_command(CLI::App& app, int& exit_code) {
   g->add_option("--checkpoints", o->checkpoints, "Checkpoints spread over the run")
       ->check(whole_number(0, 1000))
       ->capture_default_str();
-  add_group_read_flag(*g);
-  g->callback([o, codec, dist, segment_mib, wal_mode, &exit_code] {
-    o->codec = *parse_codec(*codec);
-    o->fill_blocks = *wal_mode == "buffered";
-    o->key_dist = *dist == "zipf" ? sim::KeyDist::kZipf : sim::KeyDist::kUniform;
-    o->segment_bytes = *segment_mib << 20;
-    bool tty = ::isatty(STDERR_FILENO);
-    Result<sim::Report> r = sim::run(*o, [tty](const std::string& s) {
-      if (tty) std::fprintf(stderr, "walcut gen: %s\n", s.c_str());
-    });
-    if (!r.ok()) {
-      exit_code = fail(r.status());
-      return;
-    }
-    std::printf("committed %llu, rolled back %llu, atomic updates %llu, messages %llu\n",
-                static_cast<unsigned long long>(r->committed), static_cast<unsigned long long>(r->rolled_back),
-                static_cast<unsigned long long>(r->atomic_updates), static_cast<unsigned long long>(r->messages));
-    std::printf("increments %llu (included %llu, excluded %llu over all nodes)\n",
-                static_cast<unsigned long long>(r->increments), static_cast<unsigned long long>(r->included),
-                static_cast<unsigned long long>(r->excluded));
-    std::printf("WAL %.1f MiB in %.1f s (%.1f MiB/s)\n", static_cast<double>(r->wal_bytes) / (1 << 20), r->seconds,
-                static_cast<double>(r->wal_bytes) / (1 << 20) / std::max(r->seconds, 1e-9));
-    exit_code = kExitOk;
+}
+
+int run_gen(GenArgs a) {
+  sim::Options& o = a.o;
+  o.codec = *parse_codec(a.codec);
+  o.fill_blocks = a.wal_mode == "buffered";
+  o.key_dist = a.dist == "zipf" ? sim::KeyDist::kZipf : sim::KeyDist::kUniform;
+  o.segment_bytes = a.segment_mib << 20;
+  bool tty = ::isatty(STDERR_FILENO);
+  Result<sim::Report> r = sim::run(o, [tty](const std::string& s) {
+    if (tty) std::fprintf(stderr, "walcut gen: %s\n", s.c_str());
   });
+  if (!r.ok()) return fail(r.status());
+  std::printf("committed %llu, rolled back %llu, atomic updates %llu, messages %llu\n",
+              static_cast<unsigned long long>(r->committed), static_cast<unsigned long long>(r->rolled_back),
+              static_cast<unsigned long long>(r->atomic_updates), static_cast<unsigned long long>(r->messages));
+  std::printf("increments %llu (included %llu, excluded %llu over all nodes)\n",
+              static_cast<unsigned long long>(r->increments), static_cast<unsigned long long>(r->included),
+              static_cast<unsigned long long>(r->excluded));
+  std::printf("WAL %.1f MiB in %.1f s (%.1f MiB/s)\n", static_cast<double>(r->wal_bytes) / (1 << 20), r->seconds,
+              static_cast<double>(r->wal_bytes) / (1 << 20) / std::max(r->seconds, 1e-9));
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_gen_command(CLI::App& app, int& exit_code) {
+  auto a = std::make_shared<GenArgs>();
+  CLI::App* g = app.add_subcommand("gen", "Simulate a cluster deterministically and write its files: "
+                                          "cluster/, snapshots/ (full snapshot and increments), history.jsonl");
+  add_gen_options(g, *a);
+  add_group_read_flag(*g);
+  g->callback([a, &exit_code] { exit_code = run_gen(*a); });
 }
 
 }  // namespace walcut::cli

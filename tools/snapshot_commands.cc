@@ -61,8 +61,8 @@ class ProgressBar {
   std::chrono::steady_clock::time_point start_, last_;
 };
 
-int run_restore(const RestoreArgs& a) {
-  if (Status d = require_directory(a.snapshot); !d.ok()) return fail(d);
+// The restore's options from the flags; a --memory-limit that is not a size is a usage error.
+Result<RestoreOptions> restore_options(const RestoreArgs& a) {
   RestoreOptions o;
   o.snapshot_dir = a.snapshot;
   o.increment = a.increment;
@@ -74,51 +74,53 @@ int run_restore(const RestoreArgs& a) {
   if (!a.memory_limit.empty()) {
     std::optional<uint64_t> limit = parse_byte_size(a.memory_limit);
     if (!limit || *limit == 0) {
-      return fail(Status::invalid_argument("--memory-limit " + a.memory_limit +
-                                           ": not a size (a number of bytes, or with K, M, G or T)"));
+      return Status::invalid_argument("--memory-limit " + a.memory_limit +
+                                      ": not a size (a number of bytes, or with K, M, G or T)");
     }
     o.memory_limit = *limit;
   }
   o.io.engine = a.io == "uring" ? IoEngine::kUring : a.io == "pread" ? IoEngine::kPread : IoEngine::kAuto;
   o.io.direct = a.direct;
-  ProgressBar bar;
-  o.progress = [&](const RestoreProgress& p) { bar.update(p); };
-  auto t0 = std::chrono::steady_clock::now();
-  Result<RestoreReport> r = restore_snapshot(o);
-  double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (!r.ok()) return fail(r.status());
-  const RestoreReport& x = r.value();
-  double mb_s = x.replay_s > 0 ? static_cast<double>(x.bytes_read) / 1e6 / x.replay_s : 0;
-  double entries_s = x.replay_s > 0 ? static_cast<double>(x.entries_applied) / x.replay_s : 0;
-  if (a.json) {
-    nlohmann::json j{{"dest", a.dest},
-                     {"already_restored", x.already_restored},
-                     {"nodes", x.nodes},
-                     {"partition_files", x.partition_files},
-                     {"segments", x.segments},
-                     {"blocks", x.blocks},
-                     {"records", x.records},
-                     {"entries_applied", x.entries_applied},
-                     {"entries_filtered", x.entries_filtered},
-                     {"atomic_repaired", x.atomic_repaired},
-                     {"bytes_read", x.bytes_read},
-                     {"peer_nodes", x.peer_nodes},
-                     {"peer_bytes_read", x.peer_bytes_read},
-                     {"memory_limit", x.memory_limit},
-                     {"routed_bytes_peak", x.routed_bytes_peak},
-                     {"spill_files", x.spill_files},
-                     {"spilled_bytes", x.spilled_bytes},
-                     {"io_engine", x.io_engine},
-                     {"seconds", {{"verify", x.verify_s}, {"replay", x.replay_s}, {"finish", x.finish_s},
-                                  {"publish", x.publish_s}, {"total", total_s}}},
-                     {"replay_mb_per_s", mb_s},
-                     {"entries_per_s", entries_s}};
-    std::printf("%s\n", j.dump(2).c_str());
-    return kExitOk;
-  }
+  return o;
+}
+
+double replay_mb_per_s(const RestoreReport& x) {
+  return x.replay_s > 0 ? static_cast<double>(x.bytes_read) / 1e6 / x.replay_s : 0;
+}
+double replay_entries_per_s(const RestoreReport& x) {
+  return x.replay_s > 0 ? static_cast<double>(x.entries_applied) / x.replay_s : 0;
+}
+
+void print_restore_json(const RestoreArgs& a, const RestoreReport& x, double total_s) {
+  nlohmann::json j{{"dest", a.dest},
+                   {"already_restored", x.already_restored},
+                   {"nodes", x.nodes},
+                   {"partition_files", x.partition_files},
+                   {"segments", x.segments},
+                   {"blocks", x.blocks},
+                   {"records", x.records},
+                   {"entries_applied", x.entries_applied},
+                   {"entries_filtered", x.entries_filtered},
+                   {"atomic_repaired", x.atomic_repaired},
+                   {"bytes_read", x.bytes_read},
+                   {"peer_nodes", x.peer_nodes},
+                   {"peer_bytes_read", x.peer_bytes_read},
+                   {"memory_limit", x.memory_limit},
+                   {"routed_bytes_peak", x.routed_bytes_peak},
+                   {"spill_files", x.spill_files},
+                   {"spilled_bytes", x.spilled_bytes},
+                   {"io_engine", x.io_engine},
+                   {"seconds", {{"verify", x.verify_s}, {"replay", x.replay_s}, {"finish", x.finish_s},
+                                {"publish", x.publish_s}, {"total", total_s}}},
+                   {"replay_mb_per_s", replay_mb_per_s(x)},
+                   {"entries_per_s", replay_entries_per_s(x)}};
+  std::printf("%s\n", j.dump(2).c_str());
+}
+
+void print_restore_text(const RestoreArgs& a, const RestoreReport& x) {
   if (x.already_restored) {
     std::printf("%s already holds this restore; nothing to do\n", a.dest.c_str());
-    return kExitOk;
+    return;
   }
   std::printf("restored %s into %s\n", count_of(x.nodes, "node").c_str(), a.dest.c_str());
   std::printf("  partition files  %llu\n", static_cast<unsigned long long>(x.partition_files));
@@ -138,7 +140,24 @@ int run_restore(const RestoreArgs& a) {
               count_of(x.spill_files, "spill file").c_str(), static_cast<double>(x.spilled_bytes) / 1e6);
   std::printf("  time             verify %.3fs, replay %.3fs, finish %.3fs, publish %.3fs\n", x.verify_s, x.replay_s,
               x.finish_s, x.publish_s);
-  std::printf("  replay           %.1f MB/s, %.0f entries/s\n", mb_s, entries_s);
+  std::printf("  replay           %.1f MB/s, %.0f entries/s\n", replay_mb_per_s(x), replay_entries_per_s(x));
+}
+
+int run_restore(const RestoreArgs& a) {
+  if (Status d = require_directory(a.snapshot); !d.ok()) return fail(d);
+  Result<RestoreOptions> o = restore_options(a);
+  if (!o.ok()) return fail(o.status());
+  ProgressBar bar;
+  o->progress = [&](const RestoreProgress& p) { bar.update(p); };
+  auto t0 = std::chrono::steady_clock::now();
+  Result<RestoreReport> r = restore_snapshot(o.value());
+  double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!r.ok()) return fail(r.status());
+  if (a.json) {
+    print_restore_json(a, r.value(), total_s);
+  } else {
+    print_restore_text(a, r.value());
+  }
   return kExitOk;
 }
 
