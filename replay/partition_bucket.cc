@@ -1,6 +1,7 @@
 #include "replay/partition_bucket.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cstdlib>
 #include <new>
 
@@ -109,6 +110,7 @@ void PartitionBucket::index(Run& run) {
     run.prefix.push_back(key_prefix(run_entry_key(p + at)));
     run.offset.push_back(static_cast<uint32_t>(at));
   }
+  assert(run.prefix.size() == run.offset.size());
 }
 
 size_t PartitionBucket::run_bytes() const {
@@ -196,12 +198,14 @@ int64_t PartitionBucket::compact() {
     }
     index(fresh);
     runs_.push_back(std::move(fresh));
+    assert(runs_.back().bytes.size() == fresh_bytes && run_is_well_formed(runs_.back().bytes.span(), true));
   }
   tail_.clear();
   tail_entries_ = 0;
   // Small runs are merged at once: copying them costs less than walking
   // several at every compaction.
   const size_t total = run_bytes();
+  assert(dead_bytes_ <= total);  // dead entries are in the runs
   const size_t max_runs = total < kIndexMinBytes ? 1 : kMaxRuns;
   if (runs_.size() > max_runs || dead_bytes_ > std::max(kTailMinBytes, (total - dead_bytes_) / kDeadShare)) merge_runs();
   recount();
@@ -216,6 +220,8 @@ void PartitionBucket::merge_runs() {
   Run merged;
   merged.bytes.reserve(run_bytes() - dead_bytes_);
   merge_sorted_runs(spans, merged.bytes);
+  assert(merged.bytes.size() + dead_bytes_ == run_bytes());  // exactly the dead entries dropped
+  assert(run_is_well_formed(merged.bytes.span(), true));
   index(merged);
   runs_.clear();
   runs_.push_back(std::move(merged));

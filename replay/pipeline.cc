@@ -5,6 +5,7 @@
 #include <oneapi/tbb/parallel_pipeline.h>
 
 #include <algorithm>
+#include <cassert>
 #include <memory>
 #include <set>
 
@@ -88,6 +89,7 @@ class Replay {
          const ReplayOptions& options, ProgressHub& progress, BlockReader& reader)
       : wal_(wal), filter_(filter), sink_(sink), options_(options), progress_(progress), reader_(reader),
         stripe_count_(thread_count(options.threads)), wants_records_(sink.wants_records()) {
+    assert(filter.ordered());  // decide() relies on it
     for (const CacheGroup& g : groups) {
       if (options.groups.empty() || std::count(options.groups.begin(), options.groups.end(), g.name) > 0) {
         groups_.insert(g.id);
