@@ -1,5 +1,6 @@
 // Micro-benchmarks of the CPU work replay does per block: the CRC32C check,
-// LZ4 decompression and record/entry parsing. Results: docs/benchmarks.md.
+// LZ4 decompression, record/entry parsing and the apply into a partition's
+// bucket. Results: docs/benchmarks.md.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -10,9 +11,7 @@
 #include "io/block.h"
 #include "io/crc32c.h"
 #include "io/records.h"
-#include "io/stream_copy.h"
 #include "replay/partition_bucket.h"
-#include "replay/restore_table.h"
 
 namespace walcut {
 namespace {
@@ -127,64 +126,11 @@ void BM_ParseBlock(benchmark::State& state) {
 }
 BENCHMARK(BM_ParseBlock);
 
-// Replay's apply into RestoreTable, as on the restore benchmark: 128
-// partitions of 3,125 keys (400,000 in all), 1 KiB values, overwrites at
-// random keys. Arg 0: how many entries ahead the slot is prefetched (0:
-// not at all). The working set (about 450 MB) is far larger than any
-// cache, so this measures memory, not the hash function.
-void BM_RestoreTableOverwrite(benchmark::State& state) {
-  constexpr size_t kTables = 128, kKeysPerTable = 3125, kValueBytes = 1024, kOps = 1 << 16;
-  const size_t ahead = static_cast<size_t>(state.range(0));
-  HugeArena arena;  // as restore gives its tables
-  std::vector<RestoreTable> tables;
-  for (size_t i = 0; i < kTables; ++i) tables.emplace_back(&arena);
-  std::vector<std::string> keys(kKeysPerTable);
-  for (size_t k = 0; k < kKeysPerTable; ++k) keys[k] = "k" + std::to_string(10000000 + k);
-  Bytes value(kValueBytes, std::byte{'v'});
-  for (RestoreTable& t : tables) {
-    for (const std::string& k : keys) t.put(k, value, Version{1, 1, 1});
-  }
-  std::mt19937_64 rng(7);
-  struct Op {
-    RestoreTable* table;
-    const std::string* key;
-    uint64_t hash;
-  };
-  std::vector<Op> ops(kOps);
-  std::vector<Bytes> sources(64, value);  // a batch's worth of values to copy from
-  for (auto _ : state) {
-    state.PauseTiming();
-    for (Op& op : ops) {
-      op.table = &tables[rng() % kTables];
-      op.key = &keys[rng() % kKeysPerTable];
-    }
-    state.ResumeTiming();
-    for (size_t i = 0; i < std::min(ahead, ops.size()); ++i) {
-      ops[i].hash = RestoreTable::hash(*ops[i].key);
-      ops[i].table->prefetch(ops[i].hash);
-    }
-    for (size_t i = 0; i < ops.size(); ++i) {
-      if (ahead > 0 && i + ahead < ops.size()) {
-        Op& next = ops[i + ahead];
-        next.hash = RestoreTable::hash(*next.key);
-        next.table->prefetch(next.hash);
-      }
-      const Op& op = ops[i];
-      op.table->put(*op.key, sources[i % sources.size()], Version{1, 1, i + 2},
-                    ahead > 0 ? op.hash : RestoreTable::hash(*op.key));
-    }
-    stream_fence();
-  }
-  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * kOps));
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kOps * kValueBytes));
-}
-BENCHMARK(BM_RestoreTableOverwrite)->Arg(0)->Arg(4)->Arg(8)->Arg(16)->Unit(benchmark::kMillisecond);
-
-// The same overwrites routed to PartitionBucket (replay/partition_bucket.h),
-// which restore uses instead of a table: an append per entry, the tail
+// Replay's apply into PartitionBucket (replay/partition_bucket.h), as on the
+// restore benchmark: overwrites at random keys, an append per entry, the tail
 // sorted and written into the runs now and then. Args: value bytes,
-// partitions, keys per partition (1024, 128, 3125: the table's case above;
-// 100, 4096, 100: small entries over many partitions).
+// partitions, keys per partition (1024, 128, 3125: 1 KiB values, 400,000
+// keys; 100, 4096, 100: small entries over many partitions).
 void BM_PartitionBucketOverwrite(benchmark::State& state) {
   const size_t value_bytes = static_cast<size_t>(state.range(0));
   const size_t partitions = static_cast<size_t>(state.range(1));
@@ -217,31 +163,6 @@ void BM_PartitionBucketOverwrite(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kOps * value_bytes));
 }
 BENCHMARK(BM_PartitionBucketOverwrite)->Args({1024, 128, 3125})->Args({100, 4096, 100})->Unit(benchmark::kMillisecond);
-
-// The table with small entries over many partitions, as the bucket's second case.
-void BM_RestoreTableSmallEntries(benchmark::State& state) {
-  constexpr size_t kTables = 4096, kKeysPerTable = 100, kValueBytes = 100, kOps = 1 << 16;
-  HugeArena arena;
-  std::vector<RestoreTable> tables;
-  for (size_t i = 0; i < kTables; ++i) tables.emplace_back(&arena);
-  std::vector<std::string> keys(kKeysPerTable);
-  for (size_t k = 0; k < kKeysPerTable; ++k) keys[k] = "k" + std::to_string(10000000 + k);
-  Bytes value(kValueBytes, std::byte{'v'});
-  for (RestoreTable& t : tables) {
-    for (const std::string& k : keys) t.put(k, value, Version{1, 1, 1});
-  }
-  std::mt19937_64 rng(7);
-  std::vector<std::pair<RestoreTable*, const std::string*>> ops(kOps);
-  for (auto _ : state) {
-    state.PauseTiming();
-    for (auto& op : ops) op = {&tables[rng() % kTables], &keys[rng() % kKeysPerTable]};
-    state.ResumeTiming();
-    for (size_t i = 0; i < ops.size(); ++i) ops[i].first->put(*ops[i].second, value, Version{1, 1, i + 2});
-    stream_fence();
-  }
-  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * kOps));
-}
-BENCHMARK(BM_RestoreTableSmallEntries)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace walcut
