@@ -119,7 +119,7 @@ TEST(CutTracker, RolledBackAndLaterTransactionsAreInNeitherSet) {
   t.tx_prepared(tx(1));
   t.tx_prepared(tx(2));
   ASSERT_TRUE(t.start(1, std::ref(start)).ok());
-  t.tx_prepared(tx(3));           // prepared after START: not waited for
+  t.tx_prepared(tx(3));            // prepared after START: not waited for
   t.tx_finished(tx(1), false, 1);  // rolled back
   t.tx_finished(tx(3), true, 1);
   ASSERT_TRUE(t.finish_cut_if_ready(std::ref(finish)).ok());

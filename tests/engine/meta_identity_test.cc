@@ -70,8 +70,7 @@ std::vector<Format> formats(const std::string& path) {
   };
   return {
       {"node.meta", true, encode_node_meta, [path](ByteSpan b) { return decode_node_meta(b, path).status(); }},
-      {"snapshot metadata file", true, snapshot,
-       [path](ByteSpan b) { return decode_snapshot_meta(b, path).status(); }},
+      {"snapshot metadata file", true, snapshot, [path](ByteSpan b) { return decode_snapshot_meta(b, path).status(); }},
       {"increment metadata file", true, increment,
        [path](ByteSpan b) { return decode_increment_meta(b, path).status(); }},
       {"backup", false, backup, read_backup},
