@@ -419,9 +419,10 @@ Result<Verified> verify(const RestoreOptions& o, const std::string& staging) {
   return v;
 }
 
-// Reads every partition file of the plan through finish_partition(), which
-// writes nothing for copies without an out_path, and the files no task reads.
-Status read_partitions(const RestoreOptions& o, Plan& plan, RestoreReport& report) {
+// Finishes every partition of the plan (finish_partition() writes nothing
+// for a copy without an out_path: a dry run's), then checks the files no
+// task reads.
+Status finish_partitions(const RestoreOptions& o, Plan& plan, RestoreReport& report) {
   uint64_t bytes = 0;
   for (const Plan::Task& task : plan.tasks) bytes += task.bytes();
   for (const ManifestEntry& f : plan.unread) bytes += f.bytes;
@@ -463,7 +464,7 @@ Result<RestoreReport> dry_run(const RestoreOptions& o) {
   if (o.increment > 0) WALCUT_RETURN_IF_ERROR(replay_sources(o, v.plan, v.chain, v.filters, nullptr, report));
   report.replay_s = since(t);
   t = Clock::now();
-  WALCUT_RETURN_IF_ERROR(read_partitions(o, v.plan, report));  // writes none: no copy has an out_path
+  WALCUT_RETURN_IF_ERROR(finish_partitions(o, v.plan, report));  // writes none: no copy has an out_path
   count_plan(o, v.plan, report);
   report.finish_s = since(t);
   return report;
@@ -518,7 +519,7 @@ Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
   for (const SnapshotMeta& b : plan.bases) {
     if (plan.restored[b.node_index]) WALCUT_RETURN_IF_ERROR(write_node_dirs(staging, options, b));
   }
-  WALCUT_RETURN_IF_ERROR(read_partitions(options, plan, report));
+  WALCUT_RETURN_IF_ERROR(finish_partitions(options, plan, report));
   const uint64_t written = report.partition_files;
   count_plan(options, plan, report);
   report.partition_files = written;

@@ -7,14 +7,26 @@
 
 namespace walcut::cli {
 
+namespace {
+
+// A bare --progress leaves CLI11's value for a flag given without one: the bar.
+bool bare_flag(const std::string& mode) { return mode == "true" || mode == "1"; }
+
+}  // namespace
+
 void add_progress_flags(CLI::App& app, std::string& mode) {
-  CLI::Option* on = app.add_flag("--progress{bar}", mode,
+  auto check = [](std::string& value) -> std::string {
+    return value == "bar" || value == "json" || bare_flag(value) ? "" : "must be bar or json, got '" + value + "'";
+  };
+  CLI::Option* on = app.add_flag("--progress", mode,
                                  "Show progress on standard error even when it is not a terminal: --progress (or "
                                  "--progress=bar) a bar, --progress=json one JSON line a second (node, phase, bytes "
                                  "done and total, entries, rate, ETA); by default a bar on a terminal only")
-                         ->check(CLI::IsMember({"bar", "json"}));
-  app.add_flag("--no-progress{none}", mode, "No progress, not even on a terminal")->excludes(on);
+                        ->check(CLI::Validator(check, "{bar,json}"));
+  app.add_flag_callback("--no-progress", [&mode] { mode = "none"; }, "No progress, not even on a terminal")
+      ->excludes(on);
 }
+
 
 namespace {
 
@@ -25,7 +37,7 @@ constexpr double kMiB = 1 << 20;
 
 ProgressDisplay::ProgressDisplay(const std::string& mode, std::FILE* out)
     : mode_(mode == "json"                                          ? Mode::kJson
-            : mode == "bar" || (mode == "auto" && ::isatty(::fileno(out)) != 0) ? Mode::kBar
+            : mode == "bar" || bare_flag(mode) || (mode == "auto" && ::isatty(::fileno(out)) != 0) ? Mode::kBar
                                                                     : Mode::kNone),
       out_(out),
       start_(Clock::now()) {
