@@ -28,8 +28,9 @@ Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOp
   Result<std::unique_ptr<BlockReader>> reader = BlockReader::open({last}, ro);
   if (!reader.ok()) return reader.status();
   bool found = false;
-  Status s = for_each_record(**reader, [&](const Block&, const RecordView& r) -> Status {
+  Status s = for_each_record(**reader, [&](const Block& b, const RecordView& r) -> Status {
     if (found || r.pointer != f.finish || r.type != RecordType::kIncSnapshotFinish) return {};
+    f.finish_block_end = b.file_offset + kBlockHeaderBytes + b.stored.size();
     Result<RecordPayload> p = decode_payload(r.type, r.payload);
     if (!p.ok()) return p.status();
     const auto& fin = std::get<IncSnapshotFinishRecord>(p.value());

@@ -23,6 +23,7 @@ struct ReplayFilter {
   WalPointer finish;     // increment N's FINISH: nothing from here on
   std::vector<Version> included;  // sorted
   std::vector<Version> excluded;  // sorted
+  uint64_t finish_block_end = 0;  // file offset just past the block holding FINISH, in the last segment
 
   enum class Verdict { kSkip, kApply, kStop };
 

@@ -151,6 +151,55 @@ class CheckSink final : public ReplaySink {
   tbb::enumerable_thread_specific<Local> local_;
 };
 
+// The progress of a check: the partition files read of every node mapped,
+// plus each node's replay, estimated from its listed segments until its
+// replay knows the bytes up to its FINISH.
+class CheckProgress {
+ public:
+  CheckProgress(const CheckOptions& o, const std::vector<SnapshotMeta>& nodes) : fn_(o.progress) {
+    if (!fn_) return;
+    for (const SnapshotMeta& m : nodes) {
+      for (const ManifestEntry& f : m.files) total_ += f.bytes;
+      if (!o.increment) continue;
+      Result<NodeIncrements> inc = read_node_increments(o.snapshot_dir, m, *o.increment);  // faults are findings later
+      replays_[m.node_id] = Replay{0, inc.ok() ? inc->segment_bytes : 0};
+    }
+  }
+  void read(const std::string& node, uint64_t bytes) {
+    if (!fn_) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    done_ += bytes;
+    report(node);
+  }
+  // A node's replay progress, as its own ProgressHub reports it.
+  void replayed(const ReplayProgress& p) {
+    std::lock_guard<std::mutex> lock(mu_);
+    replays_[p.node] = Replay{p.bytes_done, p.bytes_total};
+    report(p.node);
+  }
+  std::function<void(const ReplayProgress&)> replay_callback() {
+    if (!fn_) return {};
+    return [this](const ReplayProgress& p) { replayed(p); };
+  }
+  void report(const std::string& node) {
+    ReplayProgress p{"check", node, done_, total_, 0};
+    for (const auto& [id, r] : replays_) {
+      p.bytes_done += r.done;
+      p.bytes_total += r.total;
+    }
+    fn_(p);
+  }
+
+ private:
+  struct Replay {
+    uint64_t done = 0, total = 0;
+  };
+  const std::function<void(const ReplayProgress&)>& fn_;
+  std::mutex mu_;
+  uint64_t done_ = 0, total_ = 0;
+  std::map<std::string, Replay> replays_;
+};
+
 void structure(NodeCheck& c, std::string where, std::string detail) {
   c.findings.push_back(Finding{"structure", std::move(where), std::move(detail)});
 }
@@ -172,13 +221,19 @@ std::set<std::string> files_under(NodeCheck& c, const std::string& base, const s
   return out;
 }
 
-void check_full_snapshot(const CheckOptions& o, const SnapshotMeta& me, NodeCheck& c) {
+void check_full_snapshot(const CheckOptions& o, const SnapshotMeta& me, NodeCheck& c, CheckProgress& progress) {
   // Every listed file: there, its size, its checksum, the partition it claims.
   std::vector<const ManifestEntry*> files;
   for (const ManifestEntry& f : me.files) files.push_back(&f);
   std::vector<std::optional<PartitionFileScan>> parsed(files.size());
   std::vector<std::string> problems(files.size());
   tbb::parallel_for(size_t{0}, files.size(), [&](size_t i) {
+    struct Counted {  // however the file turns out
+      CheckProgress& progress;
+      const std::string& node;
+      uint64_t bytes;
+      ~Counted() { progress.read(node, bytes); }
+    } counted{progress, me.node_id, files[i]->bytes};
     Result<std::string> under = path_under(o.snapshot_dir, files[i]->path);
     if (!under.ok()) {
       problems[i] = under.status().message();
@@ -250,7 +305,8 @@ void check_full_snapshot(const CheckOptions& o, const SnapshotMeta& me, NodeChec
 
 // Increments 1..N: metadata, segments present and continuous, nothing
 // unlisted; then the data, read through the restore pipeline.
-void check_increments(const CheckOptions& o, const SnapshotMeta& me, uint64_t n, NodeCheck& c) {
+void check_increments(const CheckOptions& o, const SnapshotMeta& me, uint64_t n, NodeCheck& c,
+                      CheckProgress& progress) {
   ChainFault fault;
   if (!check_increment_count(o.snapshot_dir, n, &fault).ok()) return structure(c, fault.where, fault.what);
   Result<NodeIncrements> chain = read_node_increments(o.snapshot_dir, me, n, &fault);
@@ -268,6 +324,7 @@ void check_increments(const CheckOptions& o, const SnapshotMeta& me, uint64_t n,
   ReplayOptions ro;
   ro.threads = o.threads;
   ro.io = o.io;
+  ro.progress = progress.replay_callback();
   ReplayReport report;
   Status s = replay_node(o.snapshot_dir, n, me.node_index, sink, ro, report);
   c.bytes_read += report.bytes_read;
@@ -301,11 +358,16 @@ Status match_increment_meta_files(const CheckOptions& o, const std::vector<std::
 
 }  // namespace
 
-Result<NodeCheck> map_node(const CheckOptions& o, const std::string& node_id) {
+namespace {
+
+Result<NodeCheck> map_node_with(const CheckOptions& o, const std::string& node_id, CheckProgress* shared) {
   Result<std::vector<SnapshotMeta>> metas = read_snapshot_metas(o.snapshot_dir);
   if (!metas.ok()) return metas.status();
   auto me = std::find_if(metas->begin(), metas->end(), [&](const SnapshotMeta& m) { return m.node_id == node_id; });
   if (me == metas->end()) return Status::invalid_argument("--node " + node_id + ": no such node in " + o.snapshot_dir);
+  std::optional<CheckProgress> own;  // of this node alone
+  if (!shared) own.emplace(o, std::vector<SnapshotMeta>{*me});
+  CheckProgress& progress = shared ? *shared : *own;
   WALCUT_RETURN_IF_ERROR(match_increment_meta_files(o, me->baseline));
   NodeCheck c;
   c.node_index = me->node_index;
@@ -327,9 +389,15 @@ Result<NodeCheck> map_node(const CheckOptions& o, const std::string& node_id) {
     }
   }
   if (me->baseline.at(me->node_index) != me->node_id) structure(c, node_id + ".smf", "node index does not match the baseline");
-  check_full_snapshot(o, *me, c);
-  if (c.increment > 0) check_increments(o, *me, c.increment, c);
+  check_full_snapshot(o, *me, c, progress);
+  if (c.increment > 0) check_increments(o, *me, c.increment, c, progress);
   return c;
+}
+
+}  // namespace
+
+Result<NodeCheck> map_node(const CheckOptions& o, const std::string& node_id) {
+  return map_node_with(o, node_id, nullptr);
 }
 
 CheckReport reduce_checks(std::vector<NodeCheck> maps) {
@@ -405,8 +473,10 @@ Result<CheckReport> check_snapshot(const CheckOptions& o) {
   if (!metas.ok()) return metas.status();
   // Nodes are mapped side by side, at most one per thread at a time.
   const std::vector<SnapshotMeta>& all = metas.value();
+  CheckProgress progress(o, all);
   std::vector<std::optional<Result<NodeCheck>>> results(all.size());
-  for_each_in_waves(all.size(), thread_count(o.threads), [&](size_t i) { results[i] = map_node(o, all[i].node_id); });
+  for_each_in_waves(all.size(), thread_count(o.threads),
+                    [&](size_t i) { results[i] = map_node_with(o, all[i].node_id, &progress); });
   std::vector<NodeCheck> maps;
   for (auto& c : results) {
     if (!c->ok()) return c->status();

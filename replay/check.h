@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -12,6 +13,7 @@
 #include "engine/group.h"
 #include "engine/partition_file.h"
 #include "io/chunk_reader.h"
+#include "replay/pipeline.h"
 
 namespace walcut {
 
@@ -42,6 +44,9 @@ struct CheckOptions {
   std::optional<uint64_t> increment;  // also check increments 1..N
   ReadOptions io;
   unsigned threads = 0;
+  // Phase "check": the partition files and the segments up to each FINISH
+  // read so far, of every node mapped; from the reading threads.
+  std::function<void(const ReplayProgress&)> progress;
 };
 
 struct CheckReport {

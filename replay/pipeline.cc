@@ -29,11 +29,30 @@ void ReplayReport::add(const ReplayReport& o) {
   if (!o.io_engine.empty()) io_engine = o.io_engine;
 }
 
-void ProgressHub::read(uint64_t bytes) {
-  uint64_t total = bytes_read_ += bytes;
+void ProgressHub::read(uint64_t bytes, const std::string& node) {
+  bytes_read_ += bytes;
   if (!fn_) return;
   std::unique_lock<std::mutex> lock(mu_, std::try_to_lock);
-  if (lock.owns_lock()) fn_(ReplayProgress{total, bytes_total_, applied_});
+  if (lock.owns_lock()) call(node);
+}
+
+void ProgressHub::report() {
+  if (!fn_) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  call("");
+}
+
+void ProgressHub::call(const std::string& node) {
+  fn_(ReplayProgress{phase_, node, bytes_read_, bytes_total_, applied_});
+}
+
+uint64_t bytes_to_finish(const NodeIncrements& inc, const ReplayFilter& filter) {
+  if (inc.increments.empty()) return 0;
+  const uint64_t last_bytes = inc.increments.back().files.back().bytes;
+  const uint64_t headers = kSegmentHeaderBytes * (inc.segment_paths.size() - 1);
+  const uint64_t earlier = inc.segment_bytes - last_bytes;
+  const uint64_t in_last = filter.finish_block_end - std::min<uint64_t>(filter.finish_block_end, kSegmentHeaderBytes);
+  return (earlier > headers ? earlier - headers : 0) + in_last;
 }
 
 namespace {
@@ -132,7 +151,7 @@ Batch* Replay::read(tbb::flow_control& fc) {
   }
   Batch* batch = pool_.take();
   batch->reset(stripe_count_);
-  uint64_t bytes = 0;
+  uint64_t bytes = 0, counted = 0;
   Block b;
   while (bytes < kBatchBytes) {
     Result<bool> more = reader_.next(b);
@@ -141,7 +160,14 @@ Batch* Replay::read(tbb::flow_control& fc) {
       break;
     }
     if (!more.value()) break;
-    bytes += kBlockHeaderBytes + b.stored.size();
+    const uint64_t block_bytes = kBlockHeaderBytes + b.stored.size();
+    bytes += block_bytes;
+    if (b.header.first <= filter_.finish) {  // progress counts up to the FINISH block, not what is read past it
+      counted += block_bytes;
+      if (b.is_segment_end()) {  // the zeros after it are not read
+        progress_.trim(reader_.segment_headers().back().segment_bytes - (b.file_offset + block_bytes));
+      }
+    }
     batch->blocks.push_back(std::move(b));
   }
   if (batch->blocks.empty()) {
@@ -149,7 +175,7 @@ Batch* Replay::read(tbb::flow_control& fc) {
     fc.stop();
     return nullptr;
   }
-  progress_.read(bytes);
+  progress_.read(counted, wal_.node_id);
   return batch;
 }
 
@@ -276,9 +302,11 @@ Status replay_node(const std::string& snapshot_dir, uint64_t n, uint16_t node_in
   if (options.threads > 0) {
     limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, options.threads);
   }
-  ProgressHub progress(options.progress, inc->segment_bytes);
-  NodeWal wal{node_index, base->cluster_id, inc->segment_paths, inc->segment_bytes};
-  return replay_wal(wal, filter.value(), base->groups, sink, options, progress, report);
+  ProgressHub progress(options.progress, "replay", bytes_to_finish(inc.value(), filter.value()));
+  NodeWal wal{node_index, base->node_id, base->cluster_id, inc->segment_paths, inc->segment_bytes};
+  Status s = replay_wal(wal, filter.value(), base->groups, sink, options, progress, report);
+  if (s.ok()) progress.report();
+  return s;
 }
 
 }  // namespace walcut

@@ -26,10 +26,13 @@
 
 namespace walcut {
 
+// Where a restore, a replay or a check stands, for a progress display.
 struct ReplayProgress {
-  uint64_t bytes_read = 0;
-  uint64_t bytes_total = 0;  // of the segments to replay
-  uint64_t entries_applied = 0;
+  const char* phase = "replay";  // restore: "verify", "replay", "finish", "publish"; check: "check"
+  std::string node;              // the node whose work was counted last; empty: none in particular
+  uint64_t bytes_done = 0;       // of this phase
+  uint64_t bytes_total = 0;      // of this phase; replay: the blocks up to each node's FINISH
+  uint64_t entries = 0;          // replay: entries applied; finish: entries written
 };
 
 struct ReplayOptions {
@@ -58,23 +61,39 @@ struct ReplayReport {
 // The segments of one node's increments 1..N, as a restore reads them.
 struct NodeWal {
   uint16_t node_index = 0;
+  std::string node_id;  // for progress
   uint64_t cluster_id = 0;
   std::vector<std::string> segment_paths;  // in order
   uint64_t segment_bytes = 0;              // their sizes, summed
 };
 
+// The block bytes a replay of `inc` reads up to its FINISH block: every
+// segment but the last whole (less its header), the last up to the end of
+// the FINISH block (ReplayFilter::finish_block_end). Exact but for the
+// zeros after each earlier segment's SEGMENT_END, which the replay takes
+// off the total (ProgressHub::trim) as it reaches them.
+uint64_t bytes_to_finish(const NodeIncrements& inc, const ReplayFilter& filter);
+
 // Progress of the nodes a restore replays at once: counted from every
 // pipeline, reported from whichever reading thread finds the callback free.
 class ProgressHub {
  public:
-  ProgressHub(const std::function<void(const ReplayProgress&)>& fn, uint64_t bytes_total)
-      : fn_(fn), bytes_total_(bytes_total) {}
-  void read(uint64_t bytes);
+  ProgressHub(const std::function<void(const ReplayProgress&)>& fn, const char* phase, uint64_t bytes_total)
+      : fn_(fn), phase_(phase), bytes_total_(bytes_total) {}
+  // Counts `bytes` done for `node` and reports, unless another thread is reporting.
+  void read(uint64_t bytes, const std::string& node);
   void applied(uint64_t entries) { applied_ += entries; }
+  // Takes bytes that will not be read (a segment's zeros after SEGMENT_END) off the total.
+  void trim(uint64_t bytes) { bytes_total_ -= bytes; }
+  // Reports now, waiting for the callback if another thread holds it.
+  void report();
 
  private:
+  void call(const std::string& node);
+
   const std::function<void(const ReplayProgress&)>& fn_;
-  const uint64_t bytes_total_;
+  const char* phase_;
+  std::atomic<uint64_t> bytes_total_;
   std::atomic<uint64_t> bytes_read_{0}, applied_{0};
   std::mutex mu_;
 };

@@ -52,6 +52,11 @@ struct Plan {
     const CacheGroup* group;
     uint16_t partition;
     std::vector<CopyToFinish> copies;
+    uint64_t bytes() const {  // of the copies' files in the snapshot
+      uint64_t n = 0;
+      for (const CopyToFinish& c : copies) n += c.listed ? c.listed->bytes : 0;
+      return n;
+    }
   };
   std::vector<Task> tasks;
   std::vector<ManifestEntry> unread;           // listed files of restored nodes no task reads: checked alone
@@ -61,7 +66,7 @@ struct Plan {
 
 // The copies a restore writes, and for the ATOMIC partitions among them
 // every other copy (a peer, compared, not written). `with_wal`: routes the
-// WAL's entries to each copy.
+// WAL's entries to each copy. An empty `staging`: nothing is to be written.
 Result<Plan> make_plan(const RestoreOptions& o, std::vector<SnapshotMeta> bases, const std::string& staging,
                        bool with_wal) {
   Plan plan;
@@ -86,7 +91,7 @@ Result<Plan> make_plan(const RestoreOptions& o, std::vector<SnapshotMeta> bases,
     auto listed = std::lower_bound(b.files.begin(), b.files.end(), rel,
                                    [](const ManifestEntry& e, const std::string& r) { return e.path < r; });
     if (listed != b.files.end() && listed->path == rel) c.listed = *listed;
-    if (plan.restored[node]) {
+    if (plan.restored[node] && !staging.empty()) {
       Result<std::string> out = path_under(staging, partition_path(b.node_id + "/db", g, p));
       if (!out.ok()) return out.status();
       c.out_path = std::move(out).value();
@@ -156,7 +161,7 @@ Status check_listed(const Plan& plan) {
   return {};
 }
 
-Status check_unread(const RestoreOptions& o, const std::vector<ManifestEntry>& files) {
+Status check_unread(const RestoreOptions& o, const std::vector<ManifestEntry>& files, ProgressHub& progress) {
   FirstError error;
   tbb::parallel_for(size_t{0}, files.size(), [&](size_t i) {
     Result<std::string> under = path_under(o.snapshot_dir, files[i].path);
@@ -171,6 +176,7 @@ Status check_unread(const RestoreOptions& o, const std::vector<ManifestEntry>& f
     if (crc32c(bytes.value()) != files[i].crc32c) {
       error.set(Status::corruption(path + ": checksum differs from the manifest"));
     }
+    progress.read(files[i].bytes, "");
   });
   return error.get();
 }
@@ -196,6 +202,7 @@ class Spiller {
   }
   uint64_t files() const { return files_; }
   uint64_t bytes() const { return bytes_; }
+  MemoryGauge& gauge() { return gauge_; }
 
  private:
   const std::string dir_;
@@ -205,20 +212,57 @@ class Spiller {
   std::atomic<uint64_t> bytes_{0};
 };
 
-// Replays every source node, routing entries to their copies. Each
-// pipeline keeps its threads busy; nodes go side by side only on machines
-// with threads to spare (one per kThreadsPerPipeline), as each pipeline's
-// reader and batches cost memory (docs/restore.md, "Memory").
-Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<NodeIncrements>& chain,
-                      MemoryGauge& gauge, Spiller& spiller, RestoreReport& report) {
+// Loads the replay filter of every source node (its FINISH record, from
+// its last segment), so the cut records are checked before any replay and
+// the replay's total is known.
+Result<std::vector<ReplayFilter>> load_filters(const RestoreOptions& o, const Plan& plan,
+                                               const std::vector<NodeIncrements>& chain) {
   std::vector<uint16_t> sources;
   uint64_t bytes_total = 0;
   for (const SnapshotMeta& b : plan.bases) {
     if (!plan.is_source(b.node_index)) continue;
     sources.push_back(b.node_index);
-    bytes_total += chain[b.node_index].segment_bytes;
+    bytes_total += chain[b.node_index].increments.back().files.back().bytes;
   }
-  ProgressHub progress(o.progress, bytes_total);
+  ProgressHub progress(o.progress, "verify", bytes_total);
+  progress.report();
+  std::vector<ReplayFilter> filters(plan.bases.size());
+  FirstError error;
+  tbb::parallel_for(size_t{0}, sources.size(), [&](size_t i) {
+    const NodeIncrements& inc = chain[sources[i]];
+    Result<ReplayFilter> f = load_replay_filter(inc, o.io);
+    if (!f.ok()) return error.set(f.status().with_context("node " + inc.base.node_id));
+    filters[sources[i]] = std::move(f).value();
+    progress.read(inc.increments.back().files.back().bytes, inc.base.node_id);
+  });
+  WALCUT_RETURN_IF_ERROR(error.get());
+  progress.report();
+  return filters;
+}
+
+// A dry run's sink: the pipeline reads, checks and counts the entries; none is kept.
+class DiscardSink final : public ReplaySink {
+ public:
+  Status apply(const ReplayEntry&) override { return {}; }
+  Status apply_many(uint16_t, std::span<const DataEntry>) override { return {}; }
+};
+
+// Replays every source node, routing entries to their copies. Each
+// pipeline keeps its threads busy; nodes go side by side only on machines
+// with threads to spare (one per kThreadsPerPipeline), as each pipeline's
+// reader and batches cost memory (docs/restore.md, "Memory"). Without a
+// spiller (a dry run) the entries are read, checked and counted, not kept.
+Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<NodeIncrements>& chain,
+                      const std::vector<ReplayFilter>& filters, Spiller* spiller, RestoreReport& report) {
+  std::vector<uint16_t> sources;
+  uint64_t bytes_total = 0;
+  for (const SnapshotMeta& b : plan.bases) {
+    if (!plan.is_source(b.node_index)) continue;
+    sources.push_back(b.node_index);
+    bytes_total += bytes_to_finish(chain[b.node_index], filters[b.node_index]);
+  }
+  ProgressHub progress(o.progress, "replay", bytes_total);
+  progress.report();
   std::vector<ReplayReport> reports(sources.size());
   std::vector<Status> results(sources.size());
   constexpr unsigned kThreadsPerPipeline = 4;
@@ -227,12 +271,10 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
     const uint16_t node = sources[i];
     const NodeIncrements& inc = chain[node];
     const bool restored = plan.restored[node];
-    Result<ReplayFilter> filter = load_replay_filter(inc, o.io);
-    if (!filter.ok()) {
-      results[i] = filter.status();
-      return;
-    }
-    RouteSink sink(plan.routed[node], gauge, /*others_ignored=*/!restored);
+    DiscardSink discard;
+    std::optional<RouteSink> route;
+    if (spiller) route.emplace(plan.routed[node], spiller->gauge(), /*others_ignored=*/!restored);
+    ReplaySink& sink = route ? static_cast<ReplaySink&>(*route) : discard;
     ReplayOptions ro;
     ro.threads = o.threads;
     ro.io = o.io;
@@ -240,9 +282,9 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
     for (const CacheGroup& g : inc.base.groups) {  // a peer is read for its ATOMIC copies only
       if (group_wanted(o, g.name) && (restored || g.mode == CacheMode::kAtomic)) ro.groups.push_back(g.name);
     }
-    ro.after_batch = [&] { return spiller.maybe_spill(node, sink); };
-    NodeWal wal{node, inc.base.cluster_id, inc.segment_paths, inc.segment_bytes};
-    results[i] = replay_wal(wal, filter.value(), inc.base.groups, sink, ro, progress, reports[i]);
+    if (route) ro.after_batch = [&] { return spiller->maybe_spill(node, *route); };
+    NodeWal wal{node, inc.base.node_id, inc.base.cluster_id, inc.segment_paths, inc.segment_bytes};
+    results[i] = replay_wal(wal, filters[node], inc.base.groups, sink, ro, progress, reports[i]);
   });
   for (size_t i = 0; i < sources.size(); ++i) {
     const SnapshotMeta& b = plan.bases[sources[i]];
@@ -261,12 +303,13 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
     report.bytes_read += r.bytes_read;
     report.io_engine = r.io_engine;
   }
+  progress.report();
   return {};
 }
 
 // Finishes every partition, a bounded number at a time: each task holds
 // its copies' files and entries only while it runs.
-Status finish_all(Plan& plan, RestoreReport& report) {
+Status finish_all(Plan& plan, RestoreReport& report, ProgressHub& progress) {
   FirstError error;
   std::atomic<uint64_t> files{0}, repaired{0};
   tbb::parallel_for(size_t{0}, plan.tasks.size(), [&](size_t i) {
@@ -275,6 +318,8 @@ Status finish_all(Plan& plan, RestoreReport& report) {
     if (!r.ok()) return error.set(r.status());
     files += r->files_written;
     repaired += r->atomic_repaired;
+    progress.applied(r->entries_written);
+    progress.read(t.bytes(), plan.bases[t.copies.front().node_index].node_id);
   });
   report.partition_files = files;
   report.atomic_repaired = repaired;
@@ -338,17 +383,105 @@ Result<std::vector<SnapshotMeta>> read_bases(const RestoreOptions& o) {
   return metas;
 }
 
+// What the verify phase establishes: the plan, each node's increments and
+// the replay filters of the nodes replayed.
+struct Verified {
+  Plan plan;
+  std::vector<NodeIncrements> chain;  // by node index; empty for increment 0
+  std::vector<ReplayFilter> filters;  // by node index, for the source nodes
+};
+
+// The snapshot's metadata, the increment chain, the plan (files written
+// under `staging`; empty: none), the manifests' listings and the cut records.
+Result<Verified> verify(const RestoreOptions& o, const std::string& staging) {
+  ProgressHub(o.progress, "verify", 0).report();
+  Verified v;
+  Result<std::vector<SnapshotMeta>> bases = read_bases(o);
+  if (!bases.ok()) return bases.status();
+  if (o.increment > 0) {
+    Result<std::vector<NodeIncrements>> c = read_increment_chain(o.snapshot_dir, bases.value(), o.increment);
+    if (!c.ok()) return c.status();
+    v.chain.resize(bases->size());
+    for (NodeIncrements& n : c.value()) {
+      const uint16_t i = n.base.node_index;
+      v.chain[i] = std::move(n);
+    }
+  }
+  Result<Plan> planned = make_plan(o, std::move(bases).value(), staging, o.increment > 0);
+  if (!planned.ok()) return planned.status();
+  v.plan = std::move(planned).value();
+  WALCUT_RETURN_IF_ERROR(check_listed(v.plan));
+  if (o.increment > 0) {
+    Result<std::vector<ReplayFilter>> loaded = load_filters(o, v.plan, v.chain);
+    if (!loaded.ok()) return loaded.status();
+    v.filters = std::move(loaded).value();
+  }
+  return v;
+}
+
+// Finishes every partition of the plan (finish_partition() writes nothing
+// for a copy without an out_path: a dry run's), then checks the files no
+// task reads.
+Status finish_partitions(const RestoreOptions& o, Plan& plan, RestoreReport& report) {
+  uint64_t bytes = 0;
+  for (const Plan::Task& task : plan.tasks) bytes += task.bytes();
+  for (const ManifestEntry& f : plan.unread) bytes += f.bytes;
+  ProgressHub progress(o.progress, "finish", bytes);
+  progress.report();
+  WALCUT_RETURN_IF_ERROR(finish_all(plan, report, progress));
+  WALCUT_RETURN_IF_ERROR(check_unread(o, plan.unread, progress));
+  progress.report();
+  report.partition_bytes = bytes;
+  return {};
+}
+
+// What the restore would write, counted from the plan.
+void count_plan(const RestoreOptions& o, const Plan& plan, RestoreReport& report) {
+  for (const SnapshotMeta& b : plan.bases) report.nodes += plan.restored[b.node_index];
+  for (const CacheGroup& g : plan.bases.front().groups) report.groups += group_wanted(o, g.name);
+  for (const Plan::Task& t : plan.tasks) {
+    bool written = false;
+    for (const CopyToFinish& c : t.copies) {
+      if (plan.restored[c.node_index]) {
+        ++report.partition_files;
+        written = true;
+      }
+    }
+    report.partitions += written;
+  }
+}
+
+// --dry-run: every read and check of the restore, nothing written.
+Result<RestoreReport> dry_run(const RestoreOptions& o) {
+  RestoreReport report;
+  report.dry_run = true;
+  auto t = Clock::now();
+  Result<Verified> verified = verify(o, "");
+  if (!verified.ok()) return verified.status();
+  Verified& v = verified.value();
+  report.verify_s = since(t);
+  t = Clock::now();
+  if (o.increment > 0) WALCUT_RETURN_IF_ERROR(replay_sources(o, v.plan, v.chain, v.filters, nullptr, report));
+  report.replay_s = since(t);
+  t = Clock::now();
+  WALCUT_RETURN_IF_ERROR(finish_partitions(o, v.plan, report));  // writes none: no copy has an out_path
+  count_plan(o, v.plan, report);
+  report.finish_s = since(t);
+  return report;
+}
+
 }  // namespace
 
 Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
-  RestoreReport report;
-  Result<std::unique_ptr<RestoreDest>> opened = RestoreDest::open(options.dest, options.snapshot_dir, options.wait);
-  if (!opened.ok()) return opened.status();
-  RestoreDest& dest = **opened;
   std::unique_ptr<tbb::global_control> limit;  // from here: verifying an existing dest reads in parallel too
   if (options.threads > 0) {
     limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, options.threads);
   }
+  if (options.dry_run) return dry_run(options);
+  RestoreReport report;
+  Result<std::unique_ptr<RestoreDest>> opened = RestoreDest::open(options.dest, options.snapshot_dir, options.wait);
+  if (!opened.ok()) return opened.status();
+  RestoreDest& dest = **opened;
   const std::string stamp = restore_stamp(options);
   Result<bool> done = dest.holds(stamp);
   if (!done.ok()) return done.status();
@@ -358,35 +491,25 @@ Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
   }
 
   auto t = Clock::now();
-  Result<std::vector<SnapshotMeta>> bases = read_bases(options);
-  if (!bases.ok()) return bases.status();
-  std::vector<NodeIncrements> chain;
-  if (options.increment > 0) {
-    Result<std::vector<NodeIncrements>> c = read_increment_chain(options.snapshot_dir, bases.value(), options.increment);
-    if (!c.ok()) return c.status();
-    chain.resize(bases->size());
-    for (NodeIncrements& n : c.value()) {
-      const uint16_t i = n.base.node_index;
-      chain[i] = std::move(n);
-    }
-  }
   Result<std::string> staged = dest.stage();
   if (!staged.ok()) return staged.status();
   const std::string& staging = staged.value();
   const std::string spill_dir = staging + "/.spill";
   std::error_code ec;
   WALCUT_RETURN_IF_ERROR(make_directories(spill_dir));
-  Result<Plan> planned = make_plan(options, std::move(bases).value(), staging, options.increment > 0);
-  if (!planned.ok()) return planned.status();
-  Plan& plan = planned.value();
-  WALCUT_RETURN_IF_ERROR(check_listed(plan));
+  Result<Verified> verified = verify(options, staging);
+  if (!verified.ok()) return verified.status();
+  Verified& v = verified.value();
+  Plan& plan = v.plan;
   report.verify_s = since(t);
 
   t = Clock::now();
   report.memory_limit = options.memory_limit > 0 ? options.memory_limit : default_memory_limit_bytes();
   MemoryGauge gauge(report.memory_limit);
   Spiller spiller(spill_dir, gauge);
-  if (options.increment > 0) WALCUT_RETURN_IF_ERROR(replay_sources(options, plan, chain, gauge, spiller, report));
+  if (options.increment > 0) {
+    WALCUT_RETURN_IF_ERROR(replay_sources(options, plan, v.chain, v.filters, &spiller, report));
+  }
   report.routed_bytes_peak = gauge.peak_bytes();
   report.spill_files = spiller.files();
   report.spilled_bytes = spiller.bytes();
@@ -394,12 +517,12 @@ Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
 
   t = Clock::now();
   for (const SnapshotMeta& b : plan.bases) {
-    if (!plan.restored[b.node_index]) continue;
-    ++report.nodes;
-    WALCUT_RETURN_IF_ERROR(write_node_dirs(staging, options, b));
+    if (plan.restored[b.node_index]) WALCUT_RETURN_IF_ERROR(write_node_dirs(staging, options, b));
   }
-  WALCUT_RETURN_IF_ERROR(finish_all(plan, report));
-  WALCUT_RETURN_IF_ERROR(check_unread(options, plan.unread));
+  WALCUT_RETURN_IF_ERROR(finish_partitions(options, plan, report));
+  const uint64_t written = report.partition_files;
+  count_plan(options, plan, report);
+  report.partition_files = written;
   for (const SnapshotMeta& b : plan.bases) {
     if (plan.restored[b.node_index]) WALCUT_RETURN_IF_ERROR(write_node_meta_of(staging, options, b));
   }
@@ -408,6 +531,7 @@ Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
   report.finish_s = since(t);
 
   t = Clock::now();
+  ProgressHub(options.progress, "publish", 0).report();
   WALCUT_RETURN_IF_ERROR(dest.publish(stamp));
   report.publish_s = since(t);
   return report;

@@ -31,6 +31,9 @@ struct RestoreOptions {
   ReadOptions io;
   std::function<void(const RestoreProgress&)> progress;  // from a reading thread
   const std::atomic<bool>* cancel = nullptr;             // set to stop; the result is kCancelled
+  // Read and verify everything the restore would read, write nothing (no
+  // dest, lock or staging): restore_snapshot() reports what it would restore.
+  bool dry_run = false;
 };
 
 struct RestoreReport {
@@ -51,6 +54,10 @@ struct RestoreReport {
   uint64_t spilled_bytes = 0;
   double verify_s = 0, replay_s = 0, finish_s = 0, publish_s = 0;  // publish: RESTORED, sync, rename
   bool already_restored = false;   // dest held this very restore already
+  bool dry_run = false;            // nothing written: partition_files counts the files a restore would write
+  uint64_t groups = 0;             // cache groups restored
+  uint64_t partitions = 0;         // (group, partition) pairs the restored nodes hold copies of
+  uint64_t partition_bytes = 0;    // the snapshot's partition files read
   std::string io_engine;
 };
 
@@ -61,7 +68,9 @@ struct RestoreReport {
 // "<dest>.lock"; another run is an I/O error, "busy", unless `wait`). A
 // crash leaves dest absent or complete; running again succeeds. A dest
 // that holds this restore is verified against what its RESTORED file
-// records before "already restored" is believed.
+// records before "already restored" is believed. With `dry_run`: the same
+// reads and checks (the first damage is the error), then the report; dest
+// is not looked at.
 Result<RestoreReport> restore_snapshot(const RestoreOptions& options);
 
 }  // namespace walcut

@@ -49,7 +49,7 @@ constexpr VerbHelp kVerbHelp[] = {
      "     would report\n",
      "walcut snapshot info /tmp/gen/snapshots/snp --increment 2 --hash"},
     {"snapshot restore",
-     "  0  restored, or already restored\n"
+     "  0  restored, or already restored; with --dry-run: everything the restore reads is sound\n"
      "  2  usage error: a bad or missing argument or flag, a SNAPSHOT_DIR that is not a directory, a --dest\n"
      "     that holds something else (an empty one is restored into)\n"
      "  3  damaged input or an I/O error, named by file (and offset, for segments)\n",

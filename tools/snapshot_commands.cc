@@ -10,6 +10,7 @@
 #include "replay/check.h"
 #include "replay/restore.h"
 #include "tools/cli_util.h"
+#include "tools/progress.h"
 #include "tools/snapshot_info.h"
 
 namespace walcut::cli {
@@ -30,36 +31,49 @@ struct RestoreArgs {
   bool direct = false;
   bool json = false;
   bool wait = false;
+  std::string progress = "auto";
+  bool dry_run = false;
 };
 
-// A one-line progress bar on a terminal: bytes, entries/s, ETA.
-class ProgressBar {
- public:
-  ProgressBar() : on_(::isatty(STDERR_FILENO) != 0), start_(std::chrono::steady_clock::now()) {}
-  ~ProgressBar() {
-    if (on_ && drawn_) std::fprintf(stderr, "\n");
-  }
-  void update(const RestoreProgress& p) {
-    if (!on_) return;
-    auto now = std::chrono::steady_clock::now();
-    if (drawn_ && now - last_ < std::chrono::milliseconds(100)) return;
-    last_ = now;
-    drawn_ = true;
-    double s = std::chrono::duration<double>(now - start_).count();
-    double frac = p.bytes_total ? static_cast<double>(p.bytes_read) / static_cast<double>(p.bytes_total) : 0;
-    double eta = frac > 0 ? s * (1 - frac) / frac : 0;
-    int width = 30, filled = static_cast<int>(frac * width);
-    std::fprintf(stderr, "\r[%.*s%*s] %5.1f%%  %.0f/%.0f MiB  %.0f entries/s  ETA %.0fs ", filled,
-                 "##############################", width - filled, "", frac * 100,
-                 static_cast<double>(p.bytes_read) / (1 << 20), static_cast<double>(p.bytes_total) / (1 << 20),
-                 s > 0 ? static_cast<double>(p.entries_applied) / s : 0.0, eta);
-  }
+constexpr double kMiB = 1 << 20;
+double mib(uint64_t bytes) { return static_cast<double>(bytes) / kMiB; }
 
- private:
-  bool on_;
-  bool drawn_ = false;
-  std::chrono::steady_clock::time_point start_, last_;
-};
+// What a dry run found it would restore.
+int print_dry_run(const RestoreReport& x, const RestoreArgs& a) {
+  if (a.json) {
+    nlohmann::json j{{"dry_run", true},
+                     {"snapshot", a.snapshot},
+                     {"increment", a.increment},
+                     {"nodes", x.nodes},
+                     {"groups", x.groups},
+                     {"partitions", x.partitions},
+                     {"partition_files", x.partition_files},
+                     {"partition_bytes", x.partition_bytes},
+                     {"segments", x.segments},
+                     {"blocks", x.blocks},
+                     {"bytes_read", x.bytes_read},
+                     {"entries_applied", x.entries_applied},
+                     {"entries_filtered", x.entries_filtered},
+                     {"peer_nodes", x.peer_nodes},
+                     {"peer_bytes_read", x.peer_bytes_read}};
+    std::printf("%s\n", j.dump(2).c_str());
+    return kExitOk;
+  }
+  std::printf("dry run: %s up to increment %llu verified; nothing written\n", a.snapshot.c_str(),
+              static_cast<unsigned long long>(a.increment));
+  std::printf("  would restore    %s, %s, %s (%s, %.1f MiB read)\n", count_of(x.nodes, "node").c_str(),
+              count_of(x.groups, "group").c_str(), count_of(x.partitions, "partition").c_str(),
+              count_of(x.partition_files, "partition file").c_str(), mib(x.partition_bytes));
+  std::printf("  segments         %llu (%llu blocks, %.1f MiB)\n", static_cast<unsigned long long>(x.segments),
+              static_cast<unsigned long long>(x.blocks), mib(x.bytes_read));
+  std::printf("  entries          %llu to apply, %llu filtered out\n",
+              static_cast<unsigned long long>(x.entries_applied), static_cast<unsigned long long>(x.entries_filtered));
+  if (x.peer_nodes > 0) {
+    std::printf("  peers            %s read for their ATOMIC copies (%.1f MiB)\n",
+                count_of(x.peer_nodes, "node").c_str(), mib(x.peer_bytes_read));
+  }
+  return kExitOk;
+}
 
 // The restore's options from the flags; a --memory-limit that is not a size is a usage error.
 Result<RestoreOptions> restore_options(const RestoreArgs& a) {
@@ -68,6 +82,7 @@ Result<RestoreOptions> restore_options(const RestoreArgs& a) {
   o.increment = a.increment;
   o.dest = a.dest;
   o.wait = a.wait;
+  o.dry_run = a.dry_run;
   o.groups = a.groups;
   if (!a.node.empty()) o.node = a.node;
   o.threads = a.threads;
@@ -84,8 +99,8 @@ Result<RestoreOptions> restore_options(const RestoreArgs& a) {
   return o;
 }
 
-double replay_mb_per_s(const RestoreReport& x) {
-  return x.replay_s > 0 ? static_cast<double>(x.bytes_read) / 1e6 / x.replay_s : 0;
+double replay_mib_per_s(const RestoreReport& x) {
+  return x.replay_s > 0 ? static_cast<double>(x.bytes_read) / kMiB / x.replay_s : 0;
 }
 double replay_entries_per_s(const RestoreReport& x) {
   return x.replay_s > 0 ? static_cast<double>(x.entries_applied) / x.replay_s : 0;
@@ -112,7 +127,7 @@ void print_restore_json(const RestoreArgs& a, const RestoreReport& x, double tot
                    {"io_engine", x.io_engine},
                    {"seconds", {{"verify", x.verify_s}, {"replay", x.replay_s}, {"finish", x.finish_s},
                                 {"publish", x.publish_s}, {"total", total_s}}},
-                   {"replay_mb_per_s", replay_mb_per_s(x)},
+                   {"replay_mib_per_s", replay_mib_per_s(x)},
                    {"entries_per_s", replay_entries_per_s(x)}};
   std::printf("%s\n", j.dump(2).c_str());
 }
@@ -124,35 +139,37 @@ void print_restore_text(const RestoreArgs& a, const RestoreReport& x) {
   }
   std::printf("restored %s into %s\n", count_of(x.nodes, "node").c_str(), a.dest.c_str());
   std::printf("  partition files  %llu\n", static_cast<unsigned long long>(x.partition_files));
-  std::printf("  segments         %llu (%llu blocks, %llu records, %.1f MB, io %s)\n",
+  std::printf("  segments         %llu (%llu blocks, %llu records, %.1f MiB, io %s)\n",
               static_cast<unsigned long long>(x.segments), static_cast<unsigned long long>(x.blocks),
-              static_cast<unsigned long long>(x.records), static_cast<double>(x.bytes_read) / 1e6,
+              static_cast<unsigned long long>(x.records), mib(x.bytes_read),
               x.io_engine.empty() ? "-" : x.io_engine.c_str());
   std::printf("  entries          %llu applied, %llu filtered out\n", static_cast<unsigned long long>(x.entries_applied),
               static_cast<unsigned long long>(x.entries_filtered));
   std::printf("  ATOMIC repaired  %s\n", count_of(x.atomic_repaired, "entry", "entries").c_str());
   if (x.peer_nodes > 0) {
-    std::printf("  peers            %s read for their ATOMIC copies (%.1f MB)\n",
-                count_of(x.peer_nodes, "node").c_str(), static_cast<double>(x.peer_bytes_read) / 1e6);
+    std::printf("  peers            %s read for their ATOMIC copies (%.1f MiB)\n",
+                count_of(x.peer_nodes, "node").c_str(), mib(x.peer_bytes_read));
   }
-  std::printf("  memory           %.1f MB of routed entries at most (limit %.1f MB), %s (%.1f MB)\n",
-              static_cast<double>(x.routed_bytes_peak) / 1e6, static_cast<double>(x.memory_limit) / 1e6,
-              count_of(x.spill_files, "spill file").c_str(), static_cast<double>(x.spilled_bytes) / 1e6);
+  std::printf("  memory           %.1f MiB of routed entries at most (limit %.1f MiB), %s (%.1f MiB)\n",
+              mib(x.routed_bytes_peak), mib(x.memory_limit), count_of(x.spill_files, "spill file").c_str(),
+              mib(x.spilled_bytes));
   std::printf("  time             verify %.3fs, replay %.3fs, finish %.3fs, publish %.3fs\n", x.verify_s, x.replay_s,
               x.finish_s, x.publish_s);
-  std::printf("  replay           %.1f MB/s, %.0f entries/s\n", replay_mb_per_s(x), replay_entries_per_s(x));
+  std::printf("  replay           %.1f MiB/s, %.0f entries/s\n", replay_mib_per_s(x), replay_entries_per_s(x));
 }
 
 int run_restore(const RestoreArgs& a) {
   if (Status d = require_directory(a.snapshot); !d.ok()) return fail(d);
   Result<RestoreOptions> o = restore_options(a);
   if (!o.ok()) return fail(o.status());
-  ProgressBar bar;
-  o->progress = [&](const RestoreProgress& p) { bar.update(p); };
+  ProgressDisplay progress(a.progress);
+  o->progress = progress.callback();
   auto t0 = std::chrono::steady_clock::now();
   Result<RestoreReport> r = restore_snapshot(o.value());
   double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  progress.stop();
   if (!r.ok()) return fail(r.status());
+  if (a.dry_run) return print_dry_run(r.value(), a);
   if (a.json) {
     print_restore_json(a, r.value(), total_s);
   } else {
@@ -170,6 +187,7 @@ struct CheckArgs {
   std::vector<std::string> reduce;
   unsigned threads = 0;
   std::string io = "auto";
+  std::string progress = "auto";
 };
 
 // `increment`: the one checked, or with --reduce the one the maps were made for.
@@ -197,8 +215,7 @@ void print_report(const CheckReport& r, const CheckArgs& a, uint64_t increment) 
   }
   for (const Finding& f : r.findings) std::printf("%s: %s: %s\n", f.kind.c_str(), f.where.c_str(), f.detail.c_str());
   const std::string verdict = r.clean() ? "clean" : count_of(r.findings.size(), "problem") + " found";
-  std::printf("%s (%.1f MB read in %.2f s)\n", verdict.c_str(),
-              static_cast<double>(r.bytes_read) / 1e6, r.seconds);
+  std::printf("%s (%.1f MiB read in %.2f s)\n", verdict.c_str(), mib(r.bytes_read), r.seconds);
 }
 
 int run_check(const CheckArgs& a) {
@@ -210,9 +227,12 @@ int run_check(const CheckArgs& a) {
   if (a.increment > 0) o.increment = a.increment;
   o.threads = a.threads;
   o.io.engine = a.io == "uring" ? IoEngine::kUring : a.io == "pread" ? IoEngine::kPread : IoEngine::kAuto;
+  ProgressDisplay progress(a.reduce.empty() ? a.progress : "none");
+  o.progress = progress.callback();
   if (!a.map_out.empty()) {  // the map of one node, to a file
     if (a.node.empty()) return fail(Status::invalid_argument("--map-out needs --node"));
     Result<NodeCheck> c = map_node(o, a.node);
+    progress.stop();
     if (!c.ok()) return fail(c.status());
     Status s = write_file_synced(a.map_out, as_bytes(node_check_to_json(c.value()) + "\n"));
     if (!s.ok()) return fail(s);
@@ -242,6 +262,7 @@ int run_check(const CheckArgs& a) {
   } else {
     r = check_snapshot(o);
   }
+  progress.stop();
   if (!r.ok()) return fail(r.status());
   print_report(r.value(), a, increment);
   return r->clean() ? kExitOk : kExitFindings;
@@ -275,6 +296,11 @@ void add_snapshot_commands(CLI::App& app, int& exit_code) {
   r->add_flag("--direct", a->direct, "Read segments with O_DIRECT where the filesystem allows it");
   r->add_flag("--json", a->json, "JSON report");
   r->add_flag("--wait", a->wait, "Wait while another walcut process restores into DEST (else fail at once: busy)");
+  add_progress_flags(*r, a->progress);
+  r->add_flag("--dry-run", a->dry_run,
+              "Read and verify everything the restore would read (manifests, partition files, the increment chain, "
+              "the cut records, every segment's blocks up to its FINISH) and report what it would restore; write "
+              "nothing, DEST included");
   add_group_read_flag(*r);
   r->callback([a, &exit_code] { exit_code = run_restore(*a); });
 
@@ -297,6 +323,7 @@ void add_snapshot_commands(CLI::App& app, int& exit_code) {
       ->check(whole_number(0, kMaxThreads))
       ->capture_default_str();
   k->add_option("--io", c->io, "I/O engine")->check(CLI::IsMember({"auto", "uring", "pread"}))->capture_default_str();
+  add_progress_flags(*k, c->progress);
   add_group_read_flag(*k);
   k->callback([c, &exit_code] {
     if (c->snapshot.empty() && c->reduce.empty()) {
