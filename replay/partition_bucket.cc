@@ -108,17 +108,11 @@ int64_t PartitionBucket::add(const DataEntry& e) {
   const std::string_view key(reinterpret_cast<const char*>(e.key.data()), e.key.size());
   const bool tombstone = e.op == EntryOp::kDelete;
   const size_t n = run_entry_bytes(e);
-  if (n >= kDirectMinBytes) {
-    place_tail();  // what came before goes first
-    store_run_entry(place(key, n), key, e.value, e.write_version, tombstone);
-    drop_dead_if_wasteful();
-  } else {
-    const size_t limit = std::max(kTailMinBytes, entries_.size() / kTailShare);
-    // The tail holds what it may before it is placed, no more.
-    if (tail_.size() + n > tail_.capacity()) tail_.reserve(std::max(tail_.size() + n, limit));
-    store_run_entry(tail_.append(n), key, e.value, e.write_version, tombstone);
-    if (tail_.size() >= limit) place_tail();
-  }
+  const size_t limit = std::max(kTailMinBytes, entries_.size() / kTailShare);
+  // The tail holds what it may before it is placed, no more.
+  if (tail_.size() + n > tail_.capacity()) tail_.reserve(std::max(tail_.size() + n, limit));
+  store_run_entry(tail_.append(n), key, e.value, e.write_version, tombstone);
+  if (tail_.size() >= limit) place_tail();
   return static_cast<int64_t>(bytes()) - static_cast<int64_t>(before);
 }
 

@@ -1,25 +1,28 @@
 // The entries replay routes to one partition copy, kept compact as they
-// arrive: one buffer of entries in arrival order (replay/entry_run.h) and
-// an open-addressing index from each key to its newest entry there.
-// - A write of a key whose newest entry has the same size overwrites it in
+// arrive: a tail of entries in WAL order, one buffer of placed entries
+// (replay/entry_run.h), and an open-addressing index from each key to its
+// newest placed entry. When the tail reaches a quarter of the buffer (at
+// least kTailMinBytes), its entries are placed, in WAL order:
+// - a write of a key whose newest entry has the same size overwrites it in
 //   place: replay is mostly updates of values of one size, which then cost
-//   one probe and one copy, and no memory.
-// - Any other write (a new key, another size, a delete of a live key) is
+//   one probe and one copy, and no memory;
+// - any other write (a new key, another size, a delete of a live key) is
 //   appended and the key's old entry is dead; when dead bytes pass an
 //   eighth of the live ones the buffer is rewritten without them.
 // take() sorts the live entries by key once, into one sorted run, for the
 // partition's finish (replay/partition_finish.h) or a spill file.
 //
-// Why this and not sorted runs merged now and then (as the bucket had), or
-// one hash table for every partition (as restore had): an entry costs one
-// probe in an index that is small and one copy, and nothing is ever
-// copied again until the one sort at the end; small entries over thousands
-// of partitions spent most of their time merging runs (docs/restore.md,
-// "Replay").
+// Why a tail: placed one at a time, entries routed to thousands of copies
+// would miss the cache at every probe; placed together, they find the
+// copy's index and entries in cache (small shape: 1.34x the CPU without
+// it; fat: 1.5x). Why an index and not sorted runs merged now and then (as
+// the bucket had): nothing is copied again until the one sort at the end;
+// small entries over 4096 partitions spent a third of the replay merging
+// runs as new keys arrived (docs/restore.md, "Replay").
 //
 // Memory: the live entries, dead ones up to an eighth of them, up to a
-// quarter of slack in the buffer, and 8 bytes per index slot (at most two
-// slots per key, at least four thirds). Not thread-safe: one owner at a
+// quarter of slack in the buffer, the tail (a quarter), and 8 bytes per
+// index slot (under 8/3 slots per key). Not thread-safe: one owner at a
 // time (a replay stripe).
 #pragma once
 
@@ -33,10 +36,9 @@ namespace walcut {
 
 class PartitionBucket {
  public:
-  // An entry this large is placed at once; smaller ones wait in a tail of
-  // at least kTailMinBytes, 1/kTailShare of the entries, and are placed
-  // together, while the bucket's index and entries stay in cache.
-  static constexpr size_t kDirectMinBytes = 512;
+  // Entries wait in a tail of at least kTailMinBytes, 1/kTailShare of the
+  // entries, and are placed together, while the bucket's index and entries
+  // stay in cache.
   static constexpr size_t kTailMinBytes = 2 << 10;
   static constexpr size_t kTailShare = 4;
   static constexpr size_t kDeadShare = 8;  // rewritten when dead bytes pass 1/kDeadShare of the live
@@ -66,7 +68,7 @@ class PartitionBucket {
   std::byte* append(size_t n);
 
   RunBuffer entries_;
-  RunBuffer tail_;  // small entries as they arrived, not placed yet
+  RunBuffer tail_;  // entries as they arrived, not placed yet
   std::vector<uint64_t> slots_;  // a power of two in size, or empty
   size_t live_ = 0;              // keys
   uint64_t dead_bytes_ = 0;
