@@ -46,6 +46,7 @@
 #include "engine/partition.h"
 #include "engine/snapshot.h"
 #include "io/block_reader.h"
+#include "replay/memory_limit.h"
 #include "replay/restore.h"
 #include "tools/sim/simulator.h"
 
@@ -1413,6 +1414,7 @@ int run_bench(const Args& a) {
 }  // namespace walcut
 
 int main(int argc, char** argv) {
+  walcut::reuse_freed_memory();  // as the CLI does: the in-process restores measure what it runs
   walcut::Args a;
   CLI::App app{
       "walcut_restore_bench: restore_snapshot() per data shape, cold and warm, against a plain read of the same "

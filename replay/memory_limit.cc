@@ -1,6 +1,9 @@
 #include "replay/memory_limit.h"
 
 #include <unistd.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <algorithm>
 #include <cctype>
@@ -80,6 +83,14 @@ uint64_t default_memory_limit_bytes() {
   std::optional<uint64_t> cgroup = cgroup_memory_limit_bytes();
   uint64_t smaller = cgroup && (*cgroup < physical || physical == 0) ? *cgroup : physical;
   return smaller / 2;
+}
+
+bool reuse_freed_memory() {
+#if defined(__GLIBC__)
+  return ::mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1;
+#else
+  return false;
+#endif
 }
 
 }  // namespace walcut

@@ -20,4 +20,14 @@ std::optional<uint64_t> cgroup_memory_limit_bytes(const std::string& proc_self_c
 // Half of the smaller of physical memory and the cgroup's limit.
 uint64_t default_memory_limit_bytes();
 
+// Asks glibc's malloc to serve blocks up to 32 MiB from its heap, where a
+// freed block is reused, instead of a fresh mapping for each one above a
+// threshold that moves with the program's history: a restore allocates and
+// frees a few buffers the size of a partition for every partition, and
+// fresh pages fault in slowly (fat shape: 0.65x the time, docs/restore.md,
+// "Memory"). Process-wide, so the library never calls it: the CLI does at
+// start, a host program decides for itself. False where malloc is not
+// glibc's.
+bool reuse_freed_memory();
+
 }  // namespace walcut

@@ -1,7 +1,6 @@
 #include "replay/partition_bucket.h"
 
 #include <algorithm>
-#include <cassert>
 #include <cstdlib>
 #include <new>
 
@@ -29,8 +28,21 @@ void copy_entry(const std::byte* p, RunBuffer& out) {
   std::memcpy(out.append(n), p, n);
 }
 
-// What compaction decided for a tail entry.
-enum : uint8_t { kNew = 0, kInPlace = 1, kReplaces = 2 };
+// A hash of the key for the index (keys are short: a few multiplies).
+uint64_t hash_key(std::string_view key) {
+  uint64_t h = 0x9E3779B97F4A7C15ull ^ key.size();
+  size_t at = 0;
+  for (; at + 8 <= key.size(); at += 8) {
+    uint64_t v;
+    std::memcpy(&v, key.data() + at, 8);
+    h = (h ^ v) * 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 31;
+  }
+  uint64_t v = 0;
+  std::memcpy(&v, key.data() + at, key.size() - at);
+  h = (h ^ v) * 0x94D049BB133111EBull;
+  return h ^ (h >> 29);
+}
 
 }  // namespace
 
@@ -41,6 +53,7 @@ void RunBuffer::release() {
 }
 
 void RunBuffer::resize_capacity(size_t n) {
+  if (size_ == 0) release();  // nothing to carry over: no copy by realloc
   // realloc: a large buffer is its own mapping, which glibc moves with
   // mremap, without copying it or faulting its pages in anew.
   void* p = std::realloc(data_, n);
@@ -70,172 +83,127 @@ bool run_is_well_formed(ByteSpan run, bool sorted, uint64_t* entries) {
   return true;
 }
 
-// A position in a run, moved forward by key: through the run's index when
-// it has one (a sequential scan of prefixes that stay in cache), else from
-// entry to entry.
-class PartitionBucket::Cursor {
- public:
-  explicit Cursor(const Run& run) : run_(run) {}
-  // Moves to the first entry whose key is not below `key`; whether it is `key`.
-  bool seek(std::string_view key, uint64_t prefix) {
-    const std::byte* p = run_.bytes.data();
-    const size_t size = run_.bytes.size();
-    if (!run_.offset.empty()) {
-      const size_t n = run_.offset.size();
-      while (i_ < n && (run_.prefix[i_] < prefix ||
-                        (run_.prefix[i_] == prefix && compare_keys(run_entry_key(p + run_.offset[i_]), key) < 0))) {
-        ++i_;
-      }
-      at_ = i_ < n ? run_.offset[i_] : size;
-      return i_ < n && run_.prefix[i_] == prefix && run_entry_key(p + at_) == key;
-    }
-    int c = -1;
-    while (at_ < size && (c = compare_keys(run_entry_key(p + at_), key)) < 0) at_ += run_entry_size(p + at_);
-    return at_ < size && c == 0;
+std::byte* PartitionBucket::append(size_t n) {
+  // A quarter more at a time, not a half: the slack is memory the budget pays for.
+  if (entries_.size() + n > entries_.capacity()) {
+    entries_.set_capacity(std::max(entries_.size() + n, entries_.capacity() + entries_.capacity() / 4 + 256));
   }
-  size_t at() const { return at_; }
-
- private:
-  const Run& run_;
-  size_t i_ = 0;
-  size_t at_ = 0;
-};
-
-void PartitionBucket::index(Run& run) {
-  run.prefix.clear();
-  run.offset.clear();
-  if (run.bytes.size() < kIndexMinBytes) return;
-  const std::byte* p = run.bytes.data();
-  for (size_t at = 0; at < run.bytes.size(); at += run_entry_size(p + at)) {
-    run.prefix.push_back(key_prefix(run_entry_key(p + at)));
-    run.offset.push_back(static_cast<uint32_t>(at));
-  }
-  assert(run.prefix.size() == run.offset.size());
+  return entries_.append(n);
 }
 
-size_t PartitionBucket::run_bytes() const {
-  size_t n = 0;
-  for (const Run& r : runs_) n += r.bytes.size();
-  return n;
-}
-
-void PartitionBucket::recount() {
-  bytes_ = tail_.capacity();
-  for (const Run& r : runs_) bytes_ += r.memory();
+void PartitionBucket::grow_index() {
+  std::vector<uint64_t> old = std::move(slots_);
+  slots_.assign(old.empty() ? 16 : old.size() * 2, 0);
+  const size_t mask = slots_.size() - 1;
+  for (uint64_t s : old) {
+    if (s == 0) continue;
+    size_t i = hash_key(run_entry_key(entries_.data() + (s & kOffsetMask) - 1)) & mask;
+    while (slots_[i] != 0) i = (i + 1) & mask;
+    slots_[i] = s;
+  }
 }
 
 int64_t PartitionBucket::add(const DataEntry& e) {
-  const size_t before = bytes_;
+  const size_t before = bytes();
+  const std::string_view key(reinterpret_cast<const char*>(e.key.data()), e.key.size());
   const bool tombstone = e.op == EntryOp::kDelete;
-  std::string_view key(reinterpret_cast<const char*>(e.key.data()), e.key.size());
   const size_t n = run_entry_bytes(e);
-  const size_t limit = std::max(kTailMinBytes, run_bytes() / kTailShare);
-  // The tail holds what it may before the next compaction, no more.
-  if (tail_.size() + n > tail_.capacity()) {
-    bytes_ -= tail_.capacity();
-    tail_.reserve(std::max(tail_.size() + n, limit));
-    bytes_ += tail_.capacity();
-  }
+  const size_t limit = std::max(kTailMinBytes, entries_.size() / kTailShare);
+  // The tail holds what it may before it is placed, no more.
+  if (tail_.size() + n > tail_.capacity()) tail_.reserve(std::max(tail_.size() + n, limit));
   store_run_entry(tail_.append(n), key, e.value, e.write_version, tombstone);
-  ++tail_entries_;
-  if (tail_.size() >= limit) compact();
-  return static_cast<int64_t>(bytes_) - static_cast<int64_t>(before);
+  if (tail_.size() >= limit) place_tail();
+  return static_cast<int64_t>(bytes()) - static_cast<int64_t>(before);
+}
+
+void PartitionBucket::place_tail() {
+  if (tail_.empty()) return;
+  for (size_t at = 0; at < tail_.size();) {
+    const std::byte* p = tail_.data() + at;
+    const size_t n = run_entry_size(p);
+    std::memcpy(place(run_entry_key(p), n), p, n);
+    at += n;
+  }
+  tail_.clear();
+  drop_dead_if_wasteful();
+}
+
+void PartitionBucket::drop_dead_if_wasteful() {
+  if (dead_bytes_ > std::max<uint64_t>(kTailMinBytes, (entries_.size() - dead_bytes_) / kDeadShare)) drop_dead();
+}
+
+// Where the newest entry of `key`, n bytes, goes: over the key's newest
+// entry when it has the same size, else at the end.
+std::byte* PartitionBucket::place(std::string_view key, size_t n) {
+  if ((live_ + 1) * 4 > slots_.size() * 3) grow_index();
+  const uint64_t h = hash_key(key);
+  const uint64_t tag = h >> kOffsetBits << kOffsetBits;
+  const size_t mask = slots_.size() - 1;
+  size_t i = h & mask;
+  for (; slots_[i] != 0; i = (i + 1) & mask) {
+    const uint64_t s = slots_[i];
+    if ((s & ~kOffsetMask) != tag) continue;
+    std::byte* old = entries_.data() + (s & kOffsetMask) - 1;
+    if (run_entry_key(old) != key) continue;
+    const size_t old_bytes = run_entry_size(old);
+    if (old_bytes == n) return old;
+    dead_bytes_ += old_bytes;
+    break;
+  }
+  if (slots_[i] == 0) ++live_;
+  const size_t at = entries_.size();
+  slots_[i] = tag | (at + 1);
+  return append(n);
 }
 
 int64_t PartitionBucket::compact() {
-  if (tail_entries_ == 0) return 0;
-  const size_t before = bytes_;
-  thread_local std::vector<TailRef> refs;
-  thread_local std::vector<uint8_t> fate;
-  refs.clear();
-  refs.reserve(tail_entries_);
-  const std::byte* base = tail_.data();
-  for (size_t at = 0; at < tail_.size(); at += run_entry_size(base + at)) {
-    refs.push_back({key_prefix(run_entry_key(base + at)), static_cast<uint32_t>(at), static_cast<uint32_t>(refs.size())});
-  }
-  std::sort(refs.begin(), refs.end(), [&](const TailRef& a, const TailRef& b) {
-    if (a.prefix != b.prefix) return a.prefix < b.prefix;
-    int c = compare_keys(run_entry_key(base + a.offset), run_entry_key(base + b.offset));
-    return c != 0 ? c < 0 : a.seq < b.seq;
-  });
-  // The tail's newest entry per key, in key order.
-  size_t unique = 0;
-  for (size_t i = 0; i < refs.size(); ++i) {
-    const bool superseded = i + 1 < refs.size() && refs[i + 1].prefix == refs[i].prefix &&
-                            run_entry_key(base + refs[i + 1].offset) == run_entry_key(base + refs[i].offset);
-    if (!superseded) refs[unique++] = refs[i];
-  }
-  refs.resize(unique);
-  fate.assign(unique, kNew);
-  // Each key's newest holder among the runs, newest run first.
-  for (size_t r = runs_.size(); r-- > 0;) {
-    Run& run = runs_[r];
-    Cursor cursor(run);
-    for (size_t i = 0; i < unique; ++i) {
-      if (fate[i] != kNew) continue;
-      if (!cursor.seek(run_entry_key(base + refs[i].offset), refs[i].prefix)) continue;
-      std::byte* old = run.bytes.data() + cursor.at();
-      const size_t n = run_entry_size(base + refs[i].offset);
-      if (run_entry_size(old) == n) {
-        std::memcpy(old, base + refs[i].offset, n);
-        fate[i] = kInPlace;
-      } else {
-        dead_bytes_ += run_entry_size(old);
-        fate[i] = kReplaces;
-      }
-    }
-  }
-  // The rest, a new run.
-  Run fresh;
-  size_t fresh_bytes = 0;
-  for (size_t i = 0; i < unique; ++i) {
-    if (fate[i] != kInPlace) fresh_bytes += run_entry_size(base + refs[i].offset);
-  }
-  if (fresh_bytes > 0) {
-    fresh.bytes.reserve(fresh_bytes);
-    for (size_t i = 0; i < unique; ++i) {
-      if (fate[i] != kInPlace) copy_entry(base + refs[i].offset, fresh.bytes);
-    }
-    index(fresh);
-    runs_.push_back(std::move(fresh));
-    assert(runs_.back().bytes.size() == fresh_bytes && run_is_well_formed(runs_.back().bytes.span(), true));
-  }
-  tail_.clear();
-  tail_entries_ = 0;
-  // Small runs are merged at once: copying them costs less than walking
-  // several at every compaction.
-  const size_t total = run_bytes();
-  assert(dead_bytes_ <= total);  // dead entries are in the runs
-  const size_t max_runs = total < kIndexMinBytes ? 1 : kMaxRuns;
-  if (runs_.size() > max_runs || dead_bytes_ > std::max(kTailMinBytes, (total - dead_bytes_) / kDeadShare)) merge_runs();
-  recount();
-  return static_cast<int64_t>(bytes_) - static_cast<int64_t>(before);
+  const size_t before = bytes();
+  place_tail();
+  if (dead_bytes_ > 0) drop_dead();
+  return static_cast<int64_t>(bytes()) - static_cast<int64_t>(before);
 }
 
-// The runs as one, dead entries gone.
-void PartitionBucket::merge_runs() {
-  if (runs_.size() <= 1 && dead_bytes_ == 0) return;
-  std::vector<ByteSpan> spans;
-  for (const Run& r : runs_) spans.push_back(r.bytes.span());
-  Run merged;
-  merged.bytes.reserve(run_bytes() - dead_bytes_);
-  merge_sorted_runs(spans, merged.bytes);
-  assert(merged.bytes.size() + dead_bytes_ == run_bytes());  // exactly the dead entries dropped
-  assert(run_is_well_formed(merged.bytes.span(), true));
-  index(merged);
-  runs_.clear();
-  runs_.push_back(std::move(merged));
+void PartitionBucket::drop_dead() {
+  RunBuffer kept;
+  kept.reserve(entries_.size() - dead_bytes_);
+  for (uint64_t& s : slots_) {
+    if (s == 0) continue;
+    const std::byte* p = entries_.data() + (s & kOffsetMask) - 1;
+    const size_t at = kept.size();
+    copy_entry(p, kept);
+    s = (s & ~kOffsetMask) | (at + 1);
+  }
+  entries_ = std::move(kept);
   dead_bytes_ = 0;
 }
 
 RunBuffer PartitionBucket::take() {
-  compact();
-  merge_runs();
-  RunBuffer out = runs_.empty() ? RunBuffer{} : std::move(runs_.front().bytes);
-  runs_.clear();
+  place_tail();
+  // The live entries by key: the key's first 8 bytes, big-endian, so most
+  // comparisons are one integer compare; ties go to the bytes.
+  struct Ref {
+    uint64_t prefix;
+    uint64_t offset;
+  };
+  thread_local std::vector<Ref> refs;
+  refs.clear();
+  refs.reserve(live_);
+  const std::byte* base = entries_.data();
+  for (uint64_t s : slots_) {
+    if (s != 0) refs.push_back({key_prefix(run_entry_key(base + (s & kOffsetMask) - 1)), (s & kOffsetMask) - 1});
+  }
+  std::sort(refs.begin(), refs.end(), [&](const Ref& a, const Ref& b) {
+    if (a.prefix != b.prefix) return a.prefix < b.prefix;
+    return compare_keys(run_entry_key(base + a.offset), run_entry_key(base + b.offset)) < 0;
+  });
+  RunBuffer out;
+  out.reserve(entries_.size() - dead_bytes_);
+  for (const Ref& r : refs) copy_entry(base + r.offset, out);
+  entries_.release();
   tail_.release();
+  slots_ = {};
+  live_ = 0;
   dead_bytes_ = 0;
-  recount();
   return out;
 }
 

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -59,6 +60,8 @@ struct Plan {
     }
   };
   std::vector<Task> tasks;
+  std::vector<bool> finished;                  // by task
+  std::vector<bool> replayed;                  // by node index: its WAL is replayed
   std::vector<ManifestEntry> unread;           // listed files of restored nodes no task reads: checked alone
 
   bool is_source(uint16_t node) const { return !routed[node].empty(); }
@@ -75,6 +78,7 @@ Result<Plan> make_plan(const RestoreOptions& o, std::vector<SnapshotMeta> bases,
             [](const SnapshotMeta& a, const SnapshotMeta& b) { return a.node_index < b.node_index; });
   const size_t n = plan.bases.size();
   plan.restored.assign(n, false);
+  plan.replayed.assign(n, false);
   plan.routed.resize(n);
   for (const SnapshotMeta& b : plan.bases) plan.restored[b.node_index] = !o.node || *o.node == b.node_id;
   const SnapshotMeta& m = plan.bases.front();
@@ -143,6 +147,7 @@ Result<Plan> make_plan(const RestoreOptions& o, std::vector<SnapshotMeta> bases,
       if (!read.count(path.value())) plan.unread.push_back(f);
     }
   }
+  plan.finished.assign(plan.tasks.size(), false);
   return plan;
 }
 
@@ -252,8 +257,10 @@ class DiscardSink final : public ReplaySink {
 // with threads to spare (one per kThreadsPerPipeline), as each pipeline's
 // reader and batches cost memory (docs/restore.md, "Memory"). Without a
 // spiller (a dry run) the entries are read, checked and counted, not kept.
+// `after_wave` runs after each wave of nodes (plan.replayed says which).
 Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<NodeIncrements>& chain,
-                      const std::vector<ReplayFilter>& filters, Spiller* spiller, RestoreReport& report) {
+                      const std::vector<ReplayFilter>& filters, Spiller* spiller,
+                      const std::function<Status()>& after_wave, RestoreReport& report) {
   std::vector<uint16_t> sources;
   uint64_t bytes_total = 0;
   for (const SnapshotMeta& b : plan.bases) {
@@ -267,7 +274,7 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
   std::vector<Status> results(sources.size());
   constexpr unsigned kThreadsPerPipeline = 4;
   const size_t side_by_side = std::max(1u, thread_count(o.threads) / kThreadsPerPipeline);
-  for_each_in_waves(sources.size(), side_by_side, [&](size_t i) {
+  auto replay_one = [&](size_t i) {
     const uint16_t node = sources[i];
     const NodeIncrements& inc = chain[node];
     const bool restored = plan.restored[node];
@@ -285,10 +292,17 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
     if (route) ro.after_batch = [&] { return spiller->maybe_spill(node, *route); };
     NodeWal wal{node, inc.base.node_id, inc.base.cluster_id, inc.segment_paths, inc.segment_bytes};
     results[i] = replay_wal(wal, filters[node], inc.base.groups, sink, ro, progress, reports[i]);
-  });
+  };
+  for (size_t from = 0; from < sources.size(); from += side_by_side) {
+    const size_t to = std::min(sources.size(), from + side_by_side);
+    tbb::parallel_for(from, to, replay_one);
+    for (size_t i = from; i < to; ++i) {
+      WALCUT_RETURN_IF_ERROR(results[i].with_context("node " + plan.bases[sources[i]].node_id));
+      plan.replayed[sources[i]] = true;
+    }
+    if (after_wave) WALCUT_RETURN_IF_ERROR(after_wave());
+  }
   for (size_t i = 0; i < sources.size(); ++i) {
-    const SnapshotMeta& b = plan.bases[sources[i]];
-    WALCUT_RETURN_IF_ERROR(results[i].with_context("node " + b.node_id));
     const ReplayReport& r = reports[i];
     if (!plan.restored[sources[i]]) {
       report.peer_nodes += 1;
@@ -307,23 +321,52 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
   return {};
 }
 
-// Finishes every partition, a bounded number at a time: each task holds
-// its copies' files and entries only while it runs.
-Status finish_all(Plan& plan, RestoreReport& report, ProgressHub& progress) {
+// Finishes every partition not finished yet whose copies' WALs are all
+// replayed, a bounded number at a time: each task holds its copies' files
+// and entries only while it runs. With a gauge, the buckets it frees leave
+// the count.
+Status finish_ready(Plan& plan, MemoryGauge* gauge, ProgressHub& progress, RestoreReport& report) {
+  std::vector<size_t> ready;
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < plan.tasks.size(); ++i) {
+    const Plan::Task& t = plan.tasks[i];
+    if (plan.finished[i]) continue;
+    if (std::all_of(t.copies.begin(), t.copies.end(),
+                    [&](const CopyToFinish& c) { return c.routed == nullptr || plan.replayed[c.node_index]; })) {
+      ready.push_back(i);
+      bytes += t.bytes();
+    }
+  }
+  if (ready.empty()) return {};
+  progress.report();
   FirstError error;
   std::atomic<uint64_t> files{0}, repaired{0};
-  tbb::parallel_for(size_t{0}, plan.tasks.size(), [&](size_t i) {
-    Plan::Task& t = plan.tasks[i];
+  tbb::parallel_for(size_t{0}, ready.size(), [&](size_t k) {
+    Plan::Task& t = plan.tasks[ready[k]];
+    int64_t held = 0;
+    for (const CopyToFinish& c : t.copies) held += c.routed ? static_cast<int64_t>(c.routed->bucket.bytes()) : 0;
     Result<FinishReport> r = finish_partition(t.group->id, t.partition, t.group->mode == CacheMode::kAtomic, t.copies);
+    if (gauge) gauge->add(-held);
     if (!r.ok()) return error.set(r.status());
     files += r->files_written;
     repaired += r->atomic_repaired;
     progress.applied(r->entries_written);
     progress.read(t.bytes(), plan.bases[t.copies.front().node_index].node_id);
   });
-  report.partition_files = files;
-  report.atomic_repaired = repaired;
+  for (size_t i : ready) plan.finished[i] = true;
+  report.partition_files += files;
+  report.atomic_repaired += repaired;
+  report.partition_bytes += bytes;
+  progress.report();
   return error.get();
+}
+
+// The bytes the finish reads: every task's files and those no task reads.
+uint64_t finish_bytes(const Plan& plan) {
+  uint64_t bytes = 0;
+  for (const Plan::Task& task : plan.tasks) bytes += task.bytes();
+  for (const ManifestEntry& f : plan.unread) bytes += f.bytes;
+  return bytes;
 }
 
 // The groups a restored node declares: those restored, so no other reads as empty.
@@ -419,19 +462,17 @@ Result<Verified> verify(const RestoreOptions& o, const std::string& staging) {
   return v;
 }
 
-// Finishes every partition of the plan (finish_partition() writes nothing
-// for a copy without an out_path: a dry run's), then checks the files no
-// task reads.
-Status finish_partitions(const RestoreOptions& o, Plan& plan, RestoreReport& report) {
+// Finishes every partition of the plan left (finish_partition() writes
+// nothing for a copy without an out_path: a dry run's), then checks the
+// files no task reads.
+Status finish_partitions(const RestoreOptions& o, Plan& plan, MemoryGauge* gauge, ProgressHub& progress,
+                         RestoreReport& report) {
+  WALCUT_RETURN_IF_ERROR(finish_ready(plan, gauge, progress, report));
   uint64_t bytes = 0;
-  for (const Plan::Task& task : plan.tasks) bytes += task.bytes();
   for (const ManifestEntry& f : plan.unread) bytes += f.bytes;
-  ProgressHub progress(o.progress, "finish", bytes);
-  progress.report();
-  WALCUT_RETURN_IF_ERROR(finish_all(plan, report, progress));
   WALCUT_RETURN_IF_ERROR(check_unread(o, plan.unread, progress));
   progress.report();
-  report.partition_bytes = bytes;
+  report.partition_bytes += bytes;
   return {};
 }
 
@@ -461,10 +502,11 @@ Result<RestoreReport> dry_run(const RestoreOptions& o) {
   Verified& v = verified.value();
   report.verify_s = since(t);
   t = Clock::now();
-  if (o.increment > 0) WALCUT_RETURN_IF_ERROR(replay_sources(o, v.plan, v.chain, v.filters, nullptr, report));
+  if (o.increment > 0) WALCUT_RETURN_IF_ERROR(replay_sources(o, v.plan, v.chain, v.filters, nullptr, {}, report));
   report.replay_s = since(t);
   t = Clock::now();
-  WALCUT_RETURN_IF_ERROR(finish_partitions(o, v.plan, report));  // writes none: no copy has an out_path
+  ProgressHub progress(o.progress, "finish", finish_bytes(v.plan));
+  WALCUT_RETURN_IF_ERROR(finish_partitions(o, v.plan, nullptr, progress, report));  // writes none: no copy has an out_path
   count_plan(o, v.plan, report);
   report.finish_s = since(t);
   return report;
@@ -503,23 +545,34 @@ Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
   Plan& plan = v.plan;
   report.verify_s = since(t);
 
+  for (const SnapshotMeta& b : plan.bases) {
+    if (plan.restored[b.node_index]) WALCUT_RETURN_IF_ERROR(write_node_dirs(staging, options, b));
+  }
+
+  // Replay, finishing each partition as soon as its copies are replayed
+  // (docs/restore.md, step 4); the finish's share is timed apart.
   t = Clock::now();
   report.memory_limit = options.memory_limit > 0 ? options.memory_limit : default_memory_limit_bytes();
   MemoryGauge gauge(report.memory_limit);
   Spiller spiller(spill_dir, gauge);
+  ProgressHub finish_progress(options.progress, "finish", finish_bytes(plan));
+  double finished_early_s = 0;
+  auto finish_early = [&] {
+    auto f = Clock::now();
+    Status s = finish_ready(plan, &gauge, finish_progress, report);
+    finished_early_s += since(f);
+    return s;
+  };
   if (options.increment > 0) {
-    WALCUT_RETURN_IF_ERROR(replay_sources(options, plan, v.chain, v.filters, &spiller, report));
+    WALCUT_RETURN_IF_ERROR(replay_sources(options, plan, v.chain, v.filters, &spiller, finish_early, report));
   }
   report.routed_bytes_peak = gauge.peak_bytes();
   report.spill_files = spiller.files();
   report.spilled_bytes = spiller.bytes();
-  report.replay_s = since(t);
+  report.replay_s = since(t) - finished_early_s;
 
   t = Clock::now();
-  for (const SnapshotMeta& b : plan.bases) {
-    if (plan.restored[b.node_index]) WALCUT_RETURN_IF_ERROR(write_node_dirs(staging, options, b));
-  }
-  WALCUT_RETURN_IF_ERROR(finish_partitions(options, plan, report));
+  WALCUT_RETURN_IF_ERROR(finish_partitions(options, plan, &gauge, finish_progress, report));
   const uint64_t written = report.partition_files;
   count_plan(options, plan, report);
   report.partition_files = written;
@@ -528,7 +581,7 @@ Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
   }
   fs::remove_all(spill_dir, ec);
   if (ec) return Status::io_error("remove " + spill_dir + ": " + ec.message());
-  report.finish_s = since(t);
+  report.finish_s = since(t) + finished_early_s;
 
   t = Clock::now();
   ProgressHub(options.progress, "publish", 0).report();

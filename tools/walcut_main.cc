@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <exception>
 
+#include "replay/memory_limit.h"
 #include "tools/cli_util.h"
 #include "tools/dump_command.h"
 #include "tools/gen_command.h"
@@ -14,6 +15,7 @@
 #include "walcut/version.h"
 
 int main(int argc, char** argv) {
+  walcut::reuse_freed_memory();  // partition-sized buffers come and go by the thousand
   // Named, so the help reads "Usage: walcut ..." however it was started (the man pages are made from it).
   CLI::App app{"walcut: fast, safe restore of a partitioned store from its write-ahead log", "walcut"};
   app.set_version_flag("--version", "walcut " WALCUT_VERSION_STRING);

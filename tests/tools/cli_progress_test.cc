@@ -5,6 +5,8 @@
 // writes nothing.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -260,6 +262,15 @@ std::vector<std::string> phases_of(const std::vector<json>& lines) {
   return phases;
 }
 
+// Each phase once, in the order it first shows.
+std::vector<std::string> first_appearances(const std::vector<std::string>& phases) {
+  std::vector<std::string> out;
+  for (const std::string& p : phases) {
+    if (std::find(out.begin(), out.end(), p) == out.end()) out.push_back(p);
+  }
+  return out;
+}
+
 TEST_F(CliProgress, EveryPhaseOfARestoreShows) {
   std::string err;
   int code = -1;
@@ -267,7 +278,9 @@ TEST_F(CliProgress, EveryPhaseOfARestoreShows) {
                &code);
   ASSERT_EQ(code, 0) << err;
   std::vector<json> lines = progress_lines(err);
-  EXPECT_EQ(phases_of(lines), (std::vector<std::string>{"verify", "replay", "finish", "publish"})) << err;
+  // A node's partitions are finished after its replay, before the next node's: the phases alternate.
+  EXPECT_EQ(first_appearances(phases_of(lines)), (std::vector<std::string>{"verify", "replay", "finish", "publish"}))
+      << err;
   const json finish = last_of(lines, "finish");
   EXPECT_GT(finish["bytes_total"].get<uint64_t>(), 0u) << err;
   EXPECT_EQ(finish["bytes_done"], finish["bytes_total"]) << err;
