@@ -155,7 +155,8 @@ nlohmann::json options_json(const sim::Options& o) {
           {"cut_delay_max_ms", o.cut_delay_max_ms},
           {"segment_bytes", o.segment_bytes},
           {"rollback_percent", o.rollback_percent},
-          {"checkpoints", o.checkpoints}};
+          {"checkpoints", o.checkpoints},
+          {"fill_blocks", o.fill_blocks}};  // data written one block per append is not reused
 }
 
 }  // namespace walcut::bench
