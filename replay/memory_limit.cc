@@ -85,11 +85,18 @@ uint64_t default_memory_limit_bytes() {
   return smaller / 2;
 }
 
-bool reuse_freed_memory() {
+bool set_freed_memory(FreedMemory policy) {
 #if defined(__GLIBC__)
-  return ::mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1;
+  return ::mallopt(M_MMAP_THRESHOLD, policy == FreedMemory::kReuse ? 32 << 20 : 128 << 10) == 1;
 #else
+  (void)policy;
   return false;
+#endif
+}
+
+void return_freed_memory() {
+#if defined(__GLIBC__)
+  ::malloc_trim(0);
 #endif
 }
 

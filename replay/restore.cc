@@ -203,6 +203,7 @@ class Spiller {
     if (!w.ok()) return w.status();
     WALCUT_RETURN_IF_ERROR(sink.spill(**w));
     bytes_ += (*w)->bytes_written();
+    return_freed_memory();
     return {};
   }
   uint64_t files() const { return files_; }
@@ -354,6 +355,7 @@ Status finish_ready(Plan& plan, MemoryGauge* gauge, ProgressHub& progress, Resto
     progress.read(t.bytes(), plan.bases[t.copies.front().node_index].node_id);
   });
   for (size_t i : ready) plan.finished[i] = true;
+  return_freed_memory();
   report.partition_files += files;
   report.atomic_repaired += repaired;
   report.partition_bytes += bytes;
