@@ -171,7 +171,13 @@ Result<std::string> make_staging(const std::string& dest, mode_t dir_mode) {
 Result<std::unique_ptr<RestoreDest>> RestoreDest::open(const std::string& dest_arg, const std::string& snapshot_dir,
                                                        bool wait) {
   if (dest_arg.empty()) return Status::invalid_argument("--dest is required");
-  const std::string dest = without_trailing_slash(dest_arg);
+  std::string dest = without_trailing_slash(dest_arg);
+  // "d/." and ".." name a directory by a last component that is not its
+  // name: the lock and the staging beside it would land inside it.
+  if (const fs::path last = fs::path(dest).filename(); last == "." || last == "..") {
+    dest = without_trailing_slash(fs::absolute(dest).lexically_normal().string());
+    if (dest.empty()) dest = "/";
+  }
   if (path_is_within(dest, snapshot_dir)) {
     return Status::invalid_argument("--dest " + dest + ": inside the snapshot " + snapshot_dir +
                                     "; restore to a directory outside it");

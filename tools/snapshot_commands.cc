@@ -283,8 +283,11 @@ void add_snapshot_commands(CLI::App& app, int& exit_code) {
       ->check(whole_number(0, kMaxIncrement))
       ->capture_default_str();
   r->add_option("--dest", a->dest, "The cluster directory to create")->required();
-  r->add_option("--groups", a->groups, "Only these cache groups (in any order)")
+  r->add_option("--groups", a->groups, "Only these cache groups, comma-separated (in any order)")
       ->delimiter(',')
+      ->type_name("A,B,...")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)  // --groups may be given again
       ->allow_extra_args(false);  // SNAPSHOT_DIR after --groups A,B is the snapshot, not a group
   r->add_option("--node", a->node, "Only this node's part")->check(not_empty());
   r->add_option("--threads", a->threads, "Threads (0: every core)")

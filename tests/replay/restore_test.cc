@@ -553,6 +553,28 @@ TEST_F(RestoreInto, StagingLeftByAKilledRunIsRemovedByTheNext) {
   EXPECT_EQ(beside("restored"), (std::vector<std::string>{"restored", "restored.lock"}));
 }
 
+TEST_F(RestoreInto, ADestEndingInDotIsTheDirectoryItselfAndItsLockGoesBesideIt) {
+  ASSERT_TRUE(restore_snapshot(options("restored")).ok());
+  RestoreOptions dot = options("restored");
+  dot.dest += "/.";
+  Result<RestoreReport> rep = restore_snapshot(dot);
+  ASSERT_TRUE(rep.ok()) << rep.status().to_string();
+  EXPECT_TRUE(rep->already_restored);
+  EXPECT_FALSE(fs::exists(dir_.path() + "/restored/..lock")) << "no lock file inside the restored tree";
+  Result<RestoreReport> again = restore_snapshot(options("restored"));
+  ASSERT_TRUE(again.ok()) << again.status().to_string();
+  EXPECT_TRUE(again->already_restored);
+  // An empty directory named as "dir/." is restored into, its lock beside it.
+  fs::create_directories(dir_.path() + "/empty");
+  RestoreOptions empty = options("empty");
+  empty.dest += "/.";
+  rep = restore_snapshot(empty);
+  ASSERT_TRUE(rep.ok()) << rep.status().to_string();
+  EXPECT_TRUE(fs::exists(dir_.path() + "/empty/RESTORED"));
+  EXPECT_FALSE(fs::exists(dir_.path() + "/empty/..lock"));
+  EXPECT_TRUE(fs::exists(dir_.path() + "/empty.lock"));
+}
+
 TEST_F(RestoreInto, DestInsideTheSnapshotIsRefusedAndNothingIsWrittenThere) {
   auto before = files_of(snap_);
   for (const std::string& inside : {snap_ + "/inside", snap_ + "/increments/x/y", snap_ + "/db/../restored"}) {
