@@ -14,6 +14,11 @@ Result<NodeIncrements> read_node_increments(const std::string& snapshot_dir, con
   uint64_t first = base.snapshot_pointer.segment;
   for (uint64_t k = 1; k <= n; ++k) {
     const std::string dir = increment_dir(snapshot_dir, k);
+    // A failed increment holds nothing: the next complete one continues from the one before it.
+    Result<std::optional<std::string>> failed = increment_failure(snapshot_dir, k);
+    if (!failed.ok()) return failed.status();
+    if (failed->has_value() && k == n) return refuse_failed_increment(snapshot_dir, k, **failed);
+    if (failed->has_value()) continue;
     Result<std::vector<IncrementMeta>> metas = read_increment_metas(snapshot_dir, k);
     if (!metas.ok()) return metas.status();
     auto m = std::find_if(metas->begin(), metas->end(), [&](const IncrementMeta& x) { return x.node_id == base.node_id; });

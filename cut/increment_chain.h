@@ -16,7 +16,7 @@ namespace walcut {
 // One node's increments 1..N.
 struct NodeIncrements {
   SnapshotMeta base;                      // its full snapshot's metadata
-  std::vector<IncrementMeta> increments;  // 1..N, in order
+  std::vector<IncrementMeta> increments;  // the complete ones of 1..N, in order
   std::vector<std::string> segment_paths;  // every segment of them, in order
   uint64_t segment_bytes = 0;              // their sizes, summed, as listed
 };
@@ -26,6 +26,9 @@ struct NodeIncrements {
 // segments continue from the full snapshot's CLUSTER_SNAPSHOT segment
 // without a gap, and that every segment file they list is there with its
 // listed size. Any failure is kCorruption naming the directory or file.
+// Failed increments before n are skipped (NodeIncrements::increments
+// holds only the complete ones); a failed increment n is refused
+// (refuse_failed_increment()).
 Result<NodeIncrements> read_node_increments(const std::string& snapshot_dir, const SnapshotMeta& base, uint64_t n);
 
 // read_node_increments() for every node of `bases` (a snapshot's full

@@ -55,28 +55,38 @@ Result<std::unique_ptr<Cluster>> Cluster::open(const ClusterOptions& options) {
   c->options_ = options;
   uint32_t topology = 0;
   for (size_t i = 0; i < options.node_ids.size(); ++i) {
-    NodeOptions n;
-    n.dir = options.dir + "/" + options.node_ids[i];
-    n.meta.cluster_id = options.cluster_id;
-    n.meta.node_index = static_cast<uint16_t>(i);
-    n.meta.node_id = options.node_ids[i];
-    n.meta.baseline = options.node_ids;
-    n.meta.groups = options.groups;
-    n.wal = options.wal;
+    NodeOptions n = c->node_options(i);
     Result<std::unique_ptr<Node>> node = Node::open(n);
     if (!node.ok()) return node.status();
     if ((*node)->meta().baseline != options.node_ids || (*node)->meta().groups != options.groups) {
       return Status::invalid_argument(n.dir + ": its baseline or cache groups differ from the cluster's");
     }
+    (void)(*node)->take_replayed_transactions();  // only a restart of one node resolves from them
     topology = std::max(topology, (*node)->meta().topology_version);
     c->nodes_.push_back(std::move(node).value());
   }
   for (auto& node : c->nodes_) WALCUT_RETURN_IF_ERROR(node->set_topology_version(topology + 1));
   c->topology_version_ = topology + 1;
+  c->meta_ = c->nodes_[0]->meta();
+  c->affinity_ = c->nodes_[0]->affinity();
   c->messenger_.set_handler([p = c.get()](const Message& m) { p->handle(m); });
   // Every message carries its sender's newest cut id (docs/consistent-cut.md).
-  c->messenger_.set_stamp([p = c.get()](Message& m) { m.cut_id = p->nodes_[m.from]->cut().stamp(m.cut_id); });
+  c->messenger_.set_stamp([p = c.get()](Message& m) {
+    if (p->nodes_[m.from]) m.cut_id = p->nodes_[m.from]->cut().stamp(m.cut_id);
+  });
   return c;
+}
+
+NodeOptions Cluster::node_options(size_t i) const {
+  NodeOptions n;
+  n.dir = options_.dir + "/" + options_.node_ids[i];
+  n.meta.cluster_id = options_.cluster_id;
+  n.meta.node_index = static_cast<uint16_t>(i);
+  n.meta.node_id = options_.node_ids[i];
+  n.meta.baseline = options_.node_ids;
+  n.meta.groups = options_.groups;
+  n.wal = options_.wal;
+  return n;
 }
 
 Cluster::~Cluster() { (void)close(); }
@@ -87,10 +97,19 @@ Version Cluster::next_version(uint16_t node) {
 
 Transaction Cluster::begin(uint16_t coordinator) { return Transaction(*this, coordinator, next_version(coordinator)); }
 
-uint64_t Cluster::start_cut() {
-  std::vector<uint64_t> known;
-  for (auto& n : nodes_) known.insert(known.end(), {n->cut().cut_id(), n->meta().last_cut_id});
+Result<uint64_t> Cluster::start_cut() {
+  std::lock_guard<std::mutex> one(cut_start_mu_);
+  std::vector<uint64_t> known{last_started_cut_};
+  for (auto& n : nodes_) {
+    if (!n) return Status::invalid_argument("no cut while a node is down");
+    if (n->cut().running()) {
+      return Status::invalid_argument("node " + n->meta().node_id + " still runs cut " + std::to_string(n->cut().cut_id()) +
+                                      ": one cut at a time");
+    }
+    known.insert(known.end(), {n->cut().cut_id(), n->meta().last_cut_id});
+  }
   const uint64_t id = next_cut_id(known);
+  last_started_cut_ = id;
   for (uint16_t i = 0; i < nodes_.size(); ++i) {
     Message m;
     m.kind = MessageKind::kCutStart;
@@ -105,6 +124,13 @@ uint64_t Cluster::start_cut() {
 // ---- A node's side of each message.
 
 void Cluster::handle(const Message& m) {
+  if (!nodes_[m.to]) {
+    // A request to a node that is down fails at once, as a refused connection does; anything else is lost.
+    if (is_request(m.kind) && m.kind != MessageKind::kCutStart) {
+      reply(m, Status::cancelled("node " + options_.node_ids[m.to] + " is down"));
+    }
+    return;
+  }
   // The receiver learns of a newer cut before it acts on the message.
   Status cut = nodes_[m.to]->observe_cut(m.cut_id);
   if (m.kind == MessageKind::kCutStart) return;
@@ -132,6 +158,7 @@ void Cluster::handle_request(const Message& m) {
     }
     default: s = Status::invalid_argument(std::string("unexpected message ") + message_kind_name(m.kind));
   }
+  if (s.ok() && m.kind != MessageKind::kAtomicUpdateRequest) note_logged(m);
   if (m.kind != MessageKind::kAtomicUpdateRequest && !m.forwarded) targets = forward_targets(m.participants, m.to);
   if (!s.ok() || targets.empty()) return reply(m, s);
   {
@@ -146,6 +173,22 @@ void Cluster::handle_request(const Message& m) {
     fwd.cut_id = 0;
     messenger_.send(fwd);
   }
+}
+
+// The participant's own memory of what it logged, kept in the flight for a
+// recovery that needs it after its coordinator or another participant died.
+void Cluster::note_logged(const Message& m) {
+  TxLogged l;
+  l.state = m.kind == MessageKind::kPrepareRequest  ? TxState::kPrepared
+            : m.kind == MessageKind::kCommitRequest ? TxState::kCommitted
+                                                    : TxState::kRolledBack;
+  if (l.state == TxState::kCommitted) {
+    l.commit_version = m.version;
+    l.cut_id = m.tx_cut_id;
+  }
+  std::lock_guard<std::mutex> lock(flights_mu_);
+  auto it = flights_.find(m.xid);
+  if (it != flights_.end()) it->second->logged[m.to] = l;
 }
 
 void Cluster::reply(const Message& request, const Status& s) {
@@ -269,6 +312,7 @@ std::shared_ptr<TxFlight> Cluster::submit_atomic(uint16_t from, TxWrite write, s
   f->xid = next_version(from);
   f->coordinator = from;
   f->phase = TxFlight::Phase::kAtomic;
+  f->writes = {write};
   f->done = std::move(done);
   f->waiting = 1;
   {
@@ -369,19 +413,24 @@ std::optional<std::string> Cluster::get(const std::string& group, const std::str
   const CacheGroup* g = group_or_null(group);
   if (!g) return std::nullopt;
   uint16_t p = partition_of(*g, key);
-  std::optional<StoredValue> v = nodes_[affinity().primary(g->id, p)]->read(g->id, p, key);
+  const std::unique_ptr<Node>& primary = nodes_[affinity().primary(g->id, p)];
+  if (!primary) return std::nullopt;
+  std::optional<StoredValue> v = primary->read(g->id, p, key);
   if (!v) return std::nullopt;
   return v->value;
 }
 
 Status Cluster::checkpoint() {
-  for (auto& n : nodes_) WALCUT_RETURN_IF_ERROR(n->checkpoint());
+  for (auto& n : nodes_) {
+    if (n) WALCUT_RETURN_IF_ERROR(n->checkpoint());
+  }
   return {};
 }
 
 Status Cluster::close() {
   Status first;
   for (auto& n : nodes_) {
+    if (!n) continue;
     Status s = n->close();
     if (first.ok() && !s.ok()) first = s;
   }
@@ -476,6 +525,157 @@ void Transaction::release() {
   if (flight_) cluster_->unlock_keys(writes_);
   if (holds_gate_) cluster_->gate_.unlock_shared();
   holds_gate_ = false;
+}
+
+// ---- Crashes of single nodes
+
+namespace {
+
+// Every node that logs records for a flight: the primaries and backups of
+// a transaction, the owners of an atomic update's partition.
+std::set<uint16_t> nodes_of(const TxFlight& f, const Affinity& affinity) {
+  std::set<uint16_t> out;
+  for (const TxParticipant& p : f.participants) {
+    out.insert(p.primary);
+    out.insert(p.backups.begin(), p.backups.end());
+  }
+  if (f.phase == TxFlight::Phase::kAtomic) {
+    for (const TxWrite& w : f.writes) {
+      const std::vector<uint16_t>& owners = affinity.owners(w.group_id, w.partition);
+      out.insert(owners.begin(), owners.end());
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+void Cluster::crash_node(uint16_t index) {
+  const std::string who = "node " + options_.node_ids[index];
+  nodes_[index]->crash();
+  nodes_[index].reset();
+  std::vector<std::shared_ptr<TxFlight>> interrupted;
+  std::set<Version> cut_short;  // every flight this crash ends or puts in doubt
+  {
+    std::lock_guard<std::mutex> lock(flights_mu_);
+    for (auto it = flights_.begin(); it != flights_.end();) {
+      std::shared_ptr<TxFlight> f = it->second;
+      std::set<uint16_t> nodes = nodes_of(*f, affinity_);
+      if (f->coordinator != index && !nodes.count(index)) {
+        ++it;
+        continue;
+      }
+      cut_short.insert(f->xid);
+      if (f->phase == TxFlight::Phase::kAtomic) {
+        f->interrupted = true;
+        interrupted.push_back(f);
+      } else {
+        // The participants that are up answer for themselves from now on.
+        InDoubt& d = in_doubt_[f->xid];
+        d.flight = f;
+        d.participants = nodes;
+        for (uint16_t n : nodes) {
+          auto l = f->logged.find(n);
+          if (nodes_[n] && l != f->logged.end()) d.votes[n] = l->second;
+        }
+      }
+      it = flights_.erase(it);
+    }
+    for (auto it = forwards_.begin(); it != forwards_.end();) {
+      it = cut_short.count(std::get<0>(it->first)) || std::get<1>(it->first) == index ? forwards_.erase(it) : std::next(it);
+    }
+  }
+  // A participant already in doubt answers again when it is back.
+  for (auto& [xid, d] : in_doubt_) d.votes.erase(index);
+  std::deque<Message>& pending = messenger_.pending();
+  for (auto it = pending.begin(); it != pending.end();) {
+    bool drop = it->to == index || it->from == index || (it->kind != MessageKind::kCutStart && cut_short.count(it->xid));
+    it = drop ? pending.erase(it) : std::next(it);
+  }
+  for (const std::shared_ptr<TxFlight>& f : interrupted) {
+    f->phase = TxFlight::Phase::kDone;
+    if (f->done) f->done(*f);
+  }
+  resolve_in_doubt();
+}
+
+Status Cluster::restart_node(uint16_t index) {
+  if (nodes_[index]) return Status::invalid_argument("node " + options_.node_ids[index] + " is up");
+  Result<std::unique_ptr<Node>> node = Node::open(node_options(index));
+  if (!node.ok()) return node.status();
+  nodes_[index] = std::move(node).value();
+  Node& n = *nodes_[index];
+  uint64_t newest = last_started_cut_;
+  for (auto& other : nodes_) {
+    if (other) newest = std::max(newest, other->cut().cut_id());
+  }
+  n.adopt_cut_id(newest);
+  std::map<Version, TxLogged> replayed = n.take_replayed_transactions();
+  for (auto& [xid, d] : in_doubt_) {
+    if (!d.participants.count(index)) continue;
+    auto r = replayed.find(xid);
+    if (r == replayed.end()) continue;  // nothing logged (or before the checkpoint): not prepared here
+    d.votes[index] = r->second;
+    if (r->second.state == TxState::kPrepared) n.hold_in_doubt(xid);
+  }
+  resolve_in_doubt();
+  return {};
+}
+
+void Cluster::resolve_in_doubt() {
+  for (auto it = in_doubt_.begin(); it != in_doubt_.end();) {
+    InDoubt& d = it->second;
+    if (std::any_of(d.participants.begin(), d.participants.end(), [&](uint16_t n) { return !nodes_[n]; })) {
+      ++it;
+      continue;
+    }
+    std::shared_ptr<TxFlight> f = d.flight;
+    // Ignite's rule: commit when a participant committed or all prepared, roll back otherwise.
+    const std::pair<const uint16_t, TxLogged>* committed = nullptr;
+    const std::pair<const uint16_t, TxLogged>* rolled_back = nullptr;
+    std::optional<uint16_t> unprepared;
+    for (uint16_t n : d.participants) {
+      auto v = d.votes.find(n);
+      if (v == d.votes.end()) {
+        if (!unprepared) unprepared = n;
+      } else if (v->second.state == TxState::kCommitted) {
+        committed = &*v;
+      } else if (v->second.state == TxState::kRolledBack) {
+        rolled_back = &*v;
+      }
+    }
+    const bool commit = committed || (!rolled_back && !unprepared);
+    if (committed) {
+      f->commit_version = committed->second.commit_version;
+      f->tx_cut_id = committed->second.cut_id;
+      f->recovery = "committed: node " + options_.node_ids[committed->first] + " had committed it";
+    } else if (commit) {
+      // The recovery decides here, so it stamps the newest cut id any participant knows, as a coordinator would.
+      f->commit_version = next_version(f->coordinator);
+      f->tx_cut_id = 0;
+      for (uint16_t n : d.participants) f->tx_cut_id = std::max(f->tx_cut_id, nodes_[n]->cut().cut_id());
+      f->recovery = "committed: every participant had prepared it";
+    } else if (rolled_back) {
+      f->recovery = "rolled back: node " + options_.node_ids[rolled_back->first] + " had rolled it back";
+    } else {
+      f->recovery = "rolled back: node " + options_.node_ids[*unprepared] + " had not prepared it";
+    }
+    for (uint16_t n : d.participants) {
+      auto v = d.votes.find(n);
+      Status s;
+      if (commit && (v == d.votes.end() || v->second.state != TxState::kCommitted)) {
+        s = nodes_[n]->observe_cut(f->tx_cut_id);  // every record carrying a cut id follows its START
+        if (s.ok()) s = nodes_[n]->commit(f->xid, f->commit_version, f->tx_cut_id, f->participants, f->writes);
+      } else if (!commit && v != d.votes.end() && v->second.state == TxState::kPrepared) {
+        s = nodes_[n]->rollback(f->xid, 0, f->participants);
+      }
+      if (f->status.ok() && !s.ok()) f->status = s;
+    }
+    f->committed = commit && f->status.ok();
+    f->phase = TxFlight::Phase::kDone;
+    it = in_doubt_.erase(it);
+    if (f->done) f->done(*f);
+  }
 }
 
 }  // namespace walcut

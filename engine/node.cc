@@ -178,8 +178,14 @@ Status Node::replay_wal() {
       Result<RecordPayload> p = decode_payload(r.type, r.payload);
       if (!p.ok()) return Status::corruption("record " + r.pointer.to_string() + ": " + p.status().message());
       const TxRecord& tx = std::get<TxRecord>(p.value());
-      if (tx.state == TxState::kPrepared) return {};
       auto it = pending.find(tx.near_xid);
+      if (!options_.read_only) {
+        TxLogged& logged = replayed_tx_[tx.near_xid];
+        logged.state = tx.state;
+        logged.cut_id = tx.cut_id;
+        if (it != pending.end()) logged.commit_version = it->second.front().view.write_version;
+      }
+      if (tx.state == TxState::kPrepared) return {};
       if (tx.state == TxState::kCommitted) {
         if (it != pending.end()) {
           for (OwnedEntry& o : it->second) {
@@ -560,6 +566,12 @@ Status Node::finish_cut_if_ready() {
     WALCUT_RETURN_IF_ERROR(update_meta([&](NodeMeta& m) { m.last_cut_id = finish.cut_id; }));
     return at;
   });
+}
+
+void Node::crash() {
+  if (wal_) wal_->abandon();
+  wal_.reset();
+  lock_.release();
 }
 
 // Records in node.meta where the synced WAL ends, so that the next open

@@ -64,6 +64,14 @@ struct RecoveryReport {
   std::string restored_backup;          // the backup applied before anything else, if any
 };
 
+// What a node has logged for a transaction: PREPARED, COMMITTED (with the
+// commit version and decision cut id it logged) or ROLLED_BACK.
+struct TxLogged {
+  TxState state = TxState::kPrepared;
+  Version commit_version;
+  uint64_t cut_id = 0;
+};
+
 // The key (group, partition) of a partition copy.
 using PartitionId = std::pair<uint32_t, uint16_t>;
 
@@ -123,6 +131,8 @@ class Node {
   Status observe_cut(uint64_t id);
   // The node's cut state: its newest cut id, its finished cuts.
   const CutTracker& cut() const { return cut_; }
+  // A restarted node learns the newest cut id of the cluster (CutTracker::adopt).
+  void adopt_cut_id(uint64_t id) { cut_.adopt(id); }
 
   // ---- Online backup (engine/backup.h). Writes every partition this node
   // holds, as of one WAL pointer, to `path`. Commits are held only while
@@ -136,6 +146,18 @@ class Node {
   // then lets go of the directory's lock. No checkpoint: the next open
   // replays.
   Status close();
+  // The node's process dies: nothing more is written or synced (what an
+  // open WAL block holds is lost), node.meta is left as it is, and the
+  // directory's lock is let go. The files are as a crash leaves them.
+  void crash();
+
+  // The transactions whose TX records open() replayed (after the
+  // checkpoint), with the last state each reached, handed over once, for
+  // the recovery of transactions in doubt.
+  std::map<Version, TxLogged> take_replayed_transactions() { return std::move(replayed_tx_); }
+  // A transaction replayed as PREPARED that the cluster will resolve: the
+  // next cut waits for its outcome, as for one prepared since open.
+  void hold_in_doubt(const Version& xid) { cut_.tx_prepared(xid); }
 
   WalWriter* wal() { return wal_.get(); }
   std::string wal_dir() const { return options_.dir + "/wal"; }
@@ -171,6 +193,7 @@ class Node {
   // Logs FINISH once the running cut has no transaction left to wait for.
   Status finish_cut_if_ready();
   CutTracker cut_;
+  std::map<Version, TxLogged> replayed_tx_;  // from open() until taken
 };
 
 // The directory of a group's partition files under a db/ root.

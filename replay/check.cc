@@ -259,6 +259,8 @@ void check_increments(const CheckOptions& o, const SnapshotMeta& me, uint64_t n,
   uint64_t next_segment = me.snapshot_pointer.segment;
   for (uint64_t k = 1; k <= n; ++k) {
     const std::string dir = increment_dir(o.snapshot_dir, k);
+    Result<std::optional<std::string>> failed = increment_failure(o.snapshot_dir, k);
+    if (failed.ok() && failed->has_value() && k < n) continue;  // holds nothing; the next continues from the one before
     Result<std::vector<IncrementMeta>> metas = read_increment_metas(o.snapshot_dir, k);
     if (!metas.ok()) return structure(c, dir, metas.status().message());
     auto m = std::find_if(metas->begin(), metas->end(), [&](const IncrementMeta& x) { return x.node_index == me.node_index; });
@@ -319,6 +321,8 @@ Status match_increment_meta_files(const CheckOptions& o, const std::vector<std::
   Result<uint64_t> count = increment_count(o.snapshot_dir);
   if (!count.ok()) return {};  // a finding of check_increments
   for (uint64_t k = 1; k <= std::min(o.increment.value_or(0), count.value()); ++k) {
+    Result<std::optional<std::string>> failed = increment_failure(o.snapshot_dir, k);
+    if (!failed.ok() || failed->has_value()) continue;  // a finding of check_increments, or no .smf files to match
     Result<std::vector<std::string>> names = list_meta_files(increment_dir(o.snapshot_dir, k));
     if (!names.ok()) continue;  // as above
     WALCUT_RETURN_IF_ERROR(match_baseline(increment_dir(o.snapshot_dir, k), baseline, names.value()));

@@ -72,9 +72,25 @@ void add_gen_command(CLI::App& app, int& exit_code) {
   g->add_option("--checkpoints", o->checkpoints, "Checkpoints spread over the run")
       ->check(whole_number(0, 1000))
       ->capture_default_str();
-  g->callback([o, codec, dist, segment_mib, wal_mode, &exit_code] {
+  g->add_option("--crash-rate", o->crash_rate,
+                "Node crashes per 10000 delivery steps (0: none); a crashed node restarts later. Needs --wal-mode log-only, "
+                "the default with crashes")
+      ->check(whole_number(0, 10000))
+      ->capture_default_str();
+  g->add_option("--restart-after-ms", o->restart_max_ms, "A crashed node restarts up to this many simulated ms later")
+      ->check(whole_number(0, 3600000))
+      ->capture_default_str();
+  g->add_option("--message-loss", o->message_loss, "Percent of deliveries lost; the sender sends the message again later")
+      ->check(whole_number(0, 50))
+      ->capture_default_str();
+  g->add_option("--message-dup", o->message_dup, "Percent of deliveries duplicated; the copy is dropped on arrival")
+      ->check(whole_number(0, 100))
+      ->capture_default_str();
+  g->callback([g, o, codec, dist, segment_mib, wal_mode, &exit_code] {
     o->codec = *parse_codec(*codec);
-    o->fill_blocks = *wal_mode == "buffered";
+    // With crashes a node must not lose acknowledged commits in an open block.
+    const bool buffered = g->count("--wal-mode") > 0 ? *wal_mode == "buffered" : o->crash_rate == 0;
+    o->fill_blocks = buffered;
     o->key_dist = *dist == "zipf" ? sim::KeyDist::kZipf : sim::KeyDist::kUniform;
     o->segment_bytes = *segment_mib << 20;
     bool tty = ::isatty(STDERR_FILENO);
@@ -91,6 +107,13 @@ void add_gen_command(CLI::App& app, int& exit_code) {
     std::printf("increments %llu (included %llu, excluded %llu over all nodes)\n",
                 static_cast<unsigned long long>(r->increments), static_cast<unsigned long long>(r->included),
                 static_cast<unsigned long long>(r->excluded));
+    if (o->faults()) {
+      std::printf("faults: %llu crashes, %llu transactions recovered, %llu messages lost, %llu duplicated, "
+                  "%llu increments failed\n",
+                  static_cast<unsigned long long>(r->crashes), static_cast<unsigned long long>(r->recovered),
+                  static_cast<unsigned long long>(r->messages_lost), static_cast<unsigned long long>(r->messages_duplicated),
+                  static_cast<unsigned long long>(r->failed_increments));
+    }
     std::printf("WAL %.1f MiB in %.1f s (%.1f MiB/s)\n", static_cast<double>(r->wal_bytes) / (1 << 20), r->seconds,
                 static_cast<double>(r->wal_bytes) / (1 << 20) / std::max(r->seconds, 1e-9));
     exit_code = kExitOk;
