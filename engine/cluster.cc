@@ -108,6 +108,9 @@ Result<uint64_t> Cluster::start_cut() {
     }
     known.insert(known.end(), {n->cut().cut_id(), n->meta().last_cut_id});
   }
+  // A node that never started the previous cut (it failed first) skips it: a late START or stamp of it
+  // must not start it while the new one runs.
+  for (auto& n : nodes_) n->adopt_cut_id(last_started_cut_);
   const uint64_t id = next_cut_id(known);
   last_started_cut_ = id;
   for (uint16_t i = 0; i < nodes_.size(); ++i) {
@@ -570,14 +573,13 @@ void Cluster::crash_node(uint16_t index) {
         f->interrupted = true;
         interrupted.push_back(f);
       } else {
-        // The participants that are up answer for themselves from now on.
+        // What each participant logged and acknowledged is on its disk,
+        // the dead one's too (a process crash keeps what reached the
+        // kernel); a checkpoint since may hide it from that node's replay.
         InDoubt& d = in_doubt_[f->xid];
         d.flight = f;
         d.participants = nodes;
-        for (uint16_t n : nodes) {
-          auto l = f->logged.find(n);
-          if (nodes_[n] && l != f->logged.end()) d.votes[n] = l->second;
-        }
+        d.votes = f->logged;
       }
       it = flights_.erase(it);
     }
@@ -585,8 +587,6 @@ void Cluster::crash_node(uint16_t index) {
       it = cut_short.count(std::get<0>(it->first)) || std::get<1>(it->first) == index ? forwards_.erase(it) : std::next(it);
     }
   }
-  // A participant already in doubt answers again when it is back.
-  for (auto& [xid, d] : in_doubt_) d.votes.erase(index);
   std::deque<Message>& pending = messenger_.pending();
   for (auto it = pending.begin(); it != pending.end();) {
     bool drop = it->to == index || it->from == index || (it->kind != MessageKind::kCutStart && cut_short.count(it->xid));
@@ -613,10 +613,12 @@ Status Cluster::restart_node(uint16_t index) {
   std::map<Version, TxLogged> replayed = n.take_replayed_transactions();
   for (auto& [xid, d] : in_doubt_) {
     if (!d.participants.count(index)) continue;
+    // The replay may know more: an outcome whose call failed after its record was written (a torn
+    // rollover). It knows less of what a checkpoint since hides.
     auto r = replayed.find(xid);
-    if (r == replayed.end()) continue;  // nothing logged (or before the checkpoint): not prepared here
-    d.votes[index] = r->second;
-    if (r->second.state == TxState::kPrepared) n.hold_in_doubt(xid);
+    if (r != replayed.end() && (!d.votes.count(index) || r->second.state != TxState::kPrepared)) d.votes[index] = r->second;
+    auto v = d.votes.find(index);
+    if (v != d.votes.end() && v->second.state == TxState::kPrepared) n.hold_in_doubt(xid);
   }
   resolve_in_doubt();
   return {};

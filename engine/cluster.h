@@ -142,7 +142,9 @@ class Cluster {
   // are lost. Every transaction it coordinates or takes part in is in
   // doubt: its coordinator stops driving it, its messages are dropped, and
   // recovery resolves it once all its participants are up. Every atomic
-  // update it takes part in ends, interrupted.
+  // update it takes part in ends, interrupted. Recovery trusts that what a
+  // node acknowledged survives its crash: the WAL must not hold records in
+  // an open block (WriterOptions::fill_blocks off, or kEveryCommit).
   void crash_node(uint16_t index);
   // Opens node `index` again (it recovers from its files), lets it learn
   // the newest cut id, and resolves the transactions in doubt whose

@@ -1,0 +1,300 @@
+// Faults: node crashes and restarts, lost and duplicated messages. A
+// transaction in doubt is resolved the same way on every copy; a cut a
+// crash interrupts is a failed increment that restore and check refuse;
+// over many seeds every complete increment restores to what the history
+// says, and is consistent by the checker that reads the increments' WAL.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "cut/increment.h"
+#include "engine/snapshot.h"
+#include "replay/restore.h"
+#include "tests/testing/cluster_fixture.h"
+#include "tests/testing/command.h"
+#include "tests/testing/cut_checker.h"
+#include "tests/testing/history_reference.h"
+#include "tests/testing/temp_dir.h"
+#include "tests/testing/wal_fixture.h"
+#include "tools/sim/simulator.h"
+
+namespace walcut {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+// ---- Recovery of a transaction in doubt, message by message.
+
+// Three nodes, one TRANSACTIONAL group without backups; keys whose only
+// copy is on node 1 and on node 2; the coordinator is node 0.
+class InDoubt : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ClusterOptions o = testing::small_cluster_options(dir_.path() + "/cluster", 3);
+    o.groups = {CacheGroup{1, "accounts", CacheMode::kTransactional, 8, 0}};
+    o.wal.fill_blocks = false;
+    auto c = Cluster::open(o);
+    ASSERT_TRUE(c.ok()) << c.status().to_string();
+    c_ = std::move(c).value();
+    c_->messenger().set_queued(true);
+    for (int i = 0; on1_.empty() || on2_.empty(); ++i) {
+      std::string k = "key" + std::to_string(i);
+      uint16_t p = c_->affinity().primary(1, partition_of(o.groups[0], k));
+      if (p == 1 && on1_.empty()) on1_ = k;
+      if (p == 2 && on2_.empty()) on2_ = k;
+    }
+    flight_ = c_->submit(0, {c_->make_write("accounts", on1_, "a").value(), c_->make_write("accounts", on2_, "b").value()},
+                         true, [&](const TxFlight& f) { ended_ = f; });
+  }
+  void deliver(MessageKind kind, uint16_t to) {
+    auto& pending = c_->messenger().pending();
+    for (size_t i = 0; i < pending.size(); ++i) {
+      if (pending[i].kind == kind && pending[i].to == to) return c_->messenger().deliver(i);
+    }
+    FAIL() << "no pending " << message_kind_name(kind) << " to node " << to;
+  }
+  void deliver_all() {
+    while (!c_->messenger().pending().empty()) c_->messenger().deliver(0);
+  }
+  std::optional<std::string> value(uint16_t node, const std::string& key) {
+    std::optional<StoredValue> v = c_->node(node).read(1, partition_of(c_->meta().groups[0], key), key);
+    return v ? std::optional<std::string>(v->value) : std::nullopt;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Cluster> c_;
+  std::string on1_, on2_;
+  std::shared_ptr<TxFlight> flight_;
+  std::optional<TxFlight> ended_;
+};
+
+TEST_F(InDoubt, CoordinatorDiesAfterEveryonePreparedAndRecoveryCommitsOnEveryCopy) {
+  deliver(MessageKind::kPrepareRequest, 1);
+  deliver(MessageKind::kPrepareRequest, 2);
+  c_->crash_node(0);  // the answers are lost with it; both participants hold PREPARED
+  ASSERT_TRUE(ended_.has_value()) << "both participants are up: resolved at once";
+  EXPECT_TRUE(ended_->committed);
+  EXPECT_EQ(ended_->recovery, "committed: every participant had prepared it");
+  EXPECT_EQ(value(1, on1_), "a");
+  EXPECT_EQ(value(2, on2_), "b");
+  EXPECT_EQ(c_->in_doubt(), 0u);
+}
+
+TEST_F(InDoubt, ParticipantDiesBeforePreparingAndTheOthersRollBack) {
+  deliver(MessageKind::kPrepareRequest, 1);
+  c_->crash_node(2);  // its PrepareRequest is lost: it never prepared
+  EXPECT_FALSE(ended_.has_value()) << "node 2 takes part: the transaction waits for it";
+  EXPECT_EQ(c_->in_doubt(), 1u);
+  ASSERT_TRUE(c_->restart_node(2).ok());
+  ASSERT_TRUE(ended_.has_value());
+  EXPECT_FALSE(ended_->committed);
+  EXPECT_EQ(ended_->recovery, "rolled back: node node2 had not prepared it");
+  deliver_all();
+  EXPECT_EQ(value(1, on1_), std::nullopt);
+  EXPECT_EQ(value(2, on2_), std::nullopt);
+  // Node 1's PREPARED has its outcome: a cut started now finishes everywhere.
+  uint64_t cut = c_->start_cut().value();
+  deliver_all();
+  for (uint16_t n = 0; n < 3; ++n) EXPECT_TRUE(c_->node(n).cut().finished_cut(cut).has_value()) << n;
+}
+
+TEST_F(InDoubt, ACommitThatReachedOneParticipantIsCommittedOnTheOthersAfterTheCoordinatorDies) {
+  deliver(MessageKind::kPrepareRequest, 1);
+  deliver(MessageKind::kPrepareRequest, 2);
+  deliver(MessageKind::kPrepareResponse, 0);
+  deliver(MessageKind::kPrepareResponse, 0);
+  deliver(MessageKind::kCommitRequest, 1);  // node 2's CommitRequest is still on its way
+  c_->crash_node(0);
+  ASSERT_TRUE(ended_.has_value());
+  EXPECT_TRUE(ended_->committed);
+  EXPECT_EQ(ended_->recovery, "committed: node node1 had committed it");
+  EXPECT_EQ(ended_->commit_version, flight_->commit_version) << "the version node 1 logged";
+  EXPECT_EQ(value(1, on1_), "a");
+  EXPECT_EQ(value(2, on2_), "b");
+  ASSERT_TRUE(c_->restart_node(0).ok());
+}
+
+TEST_F(InDoubt, AParticipantThatCommittedAndDiedComesBackWithItAndTheOtherCommitsToo) {
+  deliver(MessageKind::kPrepareRequest, 1);
+  deliver(MessageKind::kPrepareRequest, 2);
+  deliver(MessageKind::kPrepareResponse, 0);
+  deliver(MessageKind::kPrepareResponse, 0);
+  deliver(MessageKind::kCommitRequest, 2);
+  c_->crash_node(2);  // committed on disk; node 1 is still only prepared
+  EXPECT_FALSE(ended_.has_value());
+  ASSERT_TRUE(c_->restart_node(2).ok());
+  ASSERT_TRUE(ended_.has_value());
+  EXPECT_TRUE(ended_->committed);
+  EXPECT_EQ(ended_->recovery, "committed: node node2 had committed it");
+  EXPECT_EQ(value(1, on1_), "a");
+  EXPECT_EQ(value(2, on2_), "b");
+}
+
+// ---- One cut at a time.
+
+TEST(Cuts, ASecondCutWhileOneRunsIsRefusedNamingTheNode) {
+  TempDir dir;
+  auto c = Cluster::open(testing::small_cluster_options(dir.path() + "/cluster", 3));
+  ASSERT_TRUE(c.ok());
+  (*c)->messenger().set_queued(true);
+  auto tx = (*c)->submit(0, {(*c)->make_write("accounts", "k", "v").value()}, true, {});
+  while ((*c)->messenger().pending().front().kind == MessageKind::kPrepareRequest) (*c)->messenger().deliver(0);
+  Result<uint64_t> first = (*c)->start_cut();
+  ASSERT_TRUE(first.ok());
+  while ((*c)->messenger().pending().back().kind == MessageKind::kCutStart) {
+    (*c)->messenger().deliver((*c)->messenger().pending().size() - 1);  // the STARTs first: the prepared one is waited for
+  }
+  Result<uint64_t> second = (*c)->start_cut();
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.status().message().find("still runs cut " + std::to_string(first.value())), std::string::npos)
+      << second.status().message();
+  while (!(*c)->messenger().pending().empty()) (*c)->messenger().deliver(0);
+  EXPECT_EQ((*c)->start_cut().value(), first.value() + 1) << "once it finished, the next one starts";
+}
+
+// ---- walcut gen with faults, over many seeds.
+
+sim::Options fault_options(uint64_t seed, const std::string& out) {
+  sim::Options o;
+  o.out = out;
+  o.seed = seed;
+  o.nodes = 3 + static_cast<uint32_t>(seed % 2);
+  o.groups = 2;
+  o.atomic_groups = 1;
+  o.partitions = 8;
+  o.backups = 1 + static_cast<uint32_t>(seed % 2);
+  o.keys = 24;  // few keys: transactions conflict and chain
+  o.value_bytes = 8;
+  o.txs = 120;
+  o.tx_size = 1 + static_cast<uint32_t>(seed % 4);
+  o.in_flight = 4 + static_cast<uint32_t>(seed % 3) * 4;
+  o.increments = 3;
+  o.cut_delay_max_ms = static_cast<uint32_t>(seed % 3) * 5;
+  o.segment_bytes = 64 << 10;
+  o.checkpoints = 2;
+  o.fill_blocks = false;
+  o.crash_rate = 20 + static_cast<uint32_t>(seed % 4) * 20;
+  o.restart_max_ms = 1 + static_cast<uint32_t>(seed % 5);
+  o.message_loss = static_cast<uint32_t>(seed % 3) * 5;
+  o.message_dup = static_cast<uint32_t>(seed % 2) * 5;
+  return o;
+}
+
+uint64_t seeds_from_env(uint64_t fallback) {
+  const char* n = std::getenv("WALCUT_FAULT_SEEDS");
+  return n ? std::strtoull(n, nullptr, 10) : fallback;
+}
+
+TEST(Faults, EveryCompleteIncrementRestoresTheHistoryAndEveryFailedOneIsRefused) {
+  // scripts/fault-campaign.sh runs thousands: WALCUT_FAULT_SEEDS, from WALCUT_FAULT_FIRST_SEED.
+  const char* first_env = std::getenv("WALCUT_FAULT_FIRST_SEED");
+  const uint64_t first = first_env ? std::strtoull(first_env, nullptr, 10) : 1;
+  const uint64_t seeds = seeds_from_env(240);
+  sim::Report sum;
+  uint64_t restored = 0, refused = 0;
+  for (uint64_t seed = first; seed < first + seeds; ++seed) {
+    TempDir dir;
+    sim::Options o = fault_options(seed, dir.path() + "/gen");
+    Result<sim::Report> r = sim::run(o);
+    ASSERT_TRUE(r.ok()) << "seed " << seed << ": " << r.status().to_string();
+    sum.crashes += r->crashes;
+    sum.recovered += r->recovered;
+    sum.messages_lost += r->messages_lost;
+    sum.messages_duplicated += r->messages_duplicated;
+    sum.increments += r->increments;
+    sum.failed_increments += r->failed_increments;
+    const std::string snap = o.out + "/snapshots/snp";
+    testing::CutCheck check = testing::check_increments(snap);
+    ASSERT_EQ(check.violation, "") << "seed " << seed;
+    ASSERT_EQ(check.increments, o.increments) << "seed " << seed;
+    ASSERT_EQ(check.failed, r->failed_increments) << "seed " << seed;
+    for (uint64_t k = 0; k <= o.increments; ++k) {
+      RestoreOptions ro;
+      ro.snapshot_dir = snap;
+      ro.increment = k;
+      ro.dest = dir.path() + "/restored-" + std::to_string(k);
+      ro.threads = 1;
+      Result<RestoreReport> rep = restore_snapshot(ro);
+      Result<std::optional<std::string>> failed = increment_failure(snap, k);
+      if (k > 0 && failed.value()) {
+        ASSERT_FALSE(rep.ok()) << "seed " << seed << ": failed increment " << k << " restored";
+        EXPECT_EQ(rep.status().code(), StatusCode::kNotFound);
+        EXPECT_NE(rep.status().message().find("increment " + std::to_string(k) + " failed (cut "), std::string::npos)
+            << rep.status().message();
+        EXPECT_FALSE(fs::exists(ro.dest));
+        ++refused;
+        continue;
+      }
+      ASSERT_TRUE(rep.ok()) << "seed " << seed << " increment " << k << ": " << rep.status().to_string();
+      ASSERT_EQ(testing::compare_restored(ro.dest, testing::reference(o.out + "/history.jsonl", k)), "")
+          << "seed " << seed << " increment " << k;
+      fs::remove_all(ro.dest);
+      ++restored;
+    }
+  }
+  // The faults happened, and both kinds of increment were judged.
+  EXPECT_GT(sum.crashes, seeds);
+  EXPECT_GT(sum.recovered, seeds);
+  EXPECT_GT(sum.messages_lost, 0u);
+  EXPECT_GT(sum.messages_duplicated, 0u);
+  EXPECT_GT(sum.increments, seeds);
+  EXPECT_GT(refused, 0u);
+  std::printf("%llu seeds: %llu crashes, %llu transactions recovered, %llu increments restored (full snapshots "
+              "included), %llu failed ones refused\n",
+              static_cast<unsigned long long>(seeds), static_cast<unsigned long long>(sum.crashes),
+              static_cast<unsigned long long>(sum.recovered), static_cast<unsigned long long>(restored),
+              static_cast<unsigned long long>(refused));
+}
+
+TEST(Faults, TheSameSeedGivesIdenticalBytes) {
+  TempDir a, b;
+  sim::Options o = fault_options(11, a.path() + "/out");
+  ASSERT_TRUE(sim::run(o).ok());
+  o.out = b.path() + "/out";
+  ASSERT_TRUE(sim::run(o).ok());
+  size_t files = 0;
+  for (const auto& e : fs::recursive_directory_iterator(a.path() + "/out")) {
+    if (!e.is_regular_file()) continue;
+    std::string rel = fs::relative(e.path(), a.path()).string();
+    ASSERT_TRUE(fs::exists(b.path() + "/" + rel)) << rel;
+    EXPECT_EQ(testing::read_file(e.path().string()), testing::read_file(b.path() + "/" + rel)) << rel;
+    ++files;
+  }
+  EXPECT_GT(files, 20u);
+  EXPECT_NE(to_string(testing::read_file(a.path() + "/out/history.jsonl")).find("\"kind\":\"crash\""), std::string::npos);
+}
+
+TEST(Faults, CliRefusesAFailedIncrementNamingItsCut) {
+  TempDir dir;
+  // The first seed of the campaign's shape with a failed increment.
+  sim::Options o;
+  uint64_t failed_index = 0;
+  for (uint64_t seed = 1; failed_index == 0 && seed < 50; ++seed) {
+    o = fault_options(seed, dir.path() + "/gen" + std::to_string(seed));
+    ASSERT_TRUE(sim::run(o).ok());
+    for (uint64_t k = 1; k <= o.increments && failed_index == 0; ++k) {
+      if (increment_failure(o.out + "/snapshots/snp", k).value()) failed_index = k;
+    }
+  }
+  ASSERT_GT(failed_index, 0u);
+  const std::string snap = o.out + "/snapshots/snp";
+  const std::string k = std::to_string(failed_index);
+  using testing::shell_quote;
+  int code = 0;
+  std::string out = testing::run_command(std::string(WALCUT_CLI) + " snapshot restore " + shell_quote(snap) + " --increment " +
+                                             k + " --dest " + shell_quote(dir.path() + "/r") + " 2>&1",
+                                         &code);
+  EXPECT_EQ(code, 3) << out;
+  EXPECT_NE(out.find("increment " + k + " failed (cut "), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(dir.path() + "/r"));
+  out = testing::run_command(std::string(WALCUT_CLI) + " snapshot check " + shell_quote(snap) + " --increment " + k + " 2>&1",
+                             &code);
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_NE(out.find("increment " + k + " failed (cut "), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace walcut
