@@ -103,8 +103,8 @@ Result<uint64_t> Cluster::start_cut() {
   for (auto& n : nodes_) {
     if (!n) return Status::invalid_argument("no cut while a node is down");
     if (n->cut().running()) {
-      return Status::invalid_argument("node " + n->meta().node_id + " still runs cut " + std::to_string(n->cut().cut_id()) +
-                                      ": one cut at a time");
+      return Status::invalid_argument("node " + n->meta().node_id + " still runs cut " +
+                                      std::to_string(n->cut().cut_id()) + ": one cut at a time");
     }
     known.insert(known.end(), {n->cut().cut_id(), n->meta().last_cut_id});
   }
@@ -584,12 +584,14 @@ void Cluster::crash_node(uint16_t index) {
       it = flights_.erase(it);
     }
     for (auto it = forwards_.begin(); it != forwards_.end();) {
-      it = cut_short.count(std::get<0>(it->first)) || std::get<1>(it->first) == index ? forwards_.erase(it) : std::next(it);
+      const bool mine = cut_short.count(std::get<0>(it->first)) || std::get<1>(it->first) == index;
+      it = mine ? forwards_.erase(it) : std::next(it);
     }
   }
   std::deque<Message>& pending = messenger_.pending();
   for (auto it = pending.begin(); it != pending.end();) {
-    bool drop = it->to == index || it->from == index || (it->kind != MessageKind::kCutStart && cut_short.count(it->xid));
+    bool drop = it->to == index || it->from == index ||
+                (it->kind != MessageKind::kCutStart && cut_short.count(it->xid));
     it = drop ? pending.erase(it) : std::next(it);
   }
   for (const std::shared_ptr<TxFlight>& f : interrupted) {
@@ -616,7 +618,9 @@ Status Cluster::restart_node(uint16_t index) {
     // The replay may know more: an outcome whose call failed after its record was written (a torn
     // rollover). It knows less of what a checkpoint since hides.
     auto r = replayed.find(xid);
-    if (r != replayed.end() && (!d.votes.count(index) || r->second.state != TxState::kPrepared)) d.votes[index] = r->second;
+    if (r != replayed.end() && (!d.votes.count(index) || r->second.state != TxState::kPrepared)) {
+      d.votes[index] = r->second;
+    }
     auto v = d.votes.find(index);
     if (v != d.votes.end() && v->second.state == TxState::kPrepared) n.hold_in_doubt(xid);
   }

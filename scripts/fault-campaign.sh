@@ -2,7 +2,7 @@
 # The long fault campaign (docs/consistent-cut.md, "Faults"): runs the test
 # Faults.EveryCompleteIncrementRestoresTheHistoryAndEveryFailedOneIsRefused
 # over SEEDS generated clusters from FIRST (default: 3000 from 1000, past
-# the 240 the test suite runs), each with node crashes, lost and duplicated
+# the 200 the test suite runs), each with node crashes, lost and duplicated
 # messages: every complete increment must restore to what the history says
 # and pass the cut checker, every failed one must be refused.
 #   bash scripts/fault-campaign.sh [BUILD_DIR] [SEEDS] [FIRST]

@@ -73,14 +73,15 @@ void add_gen_command(CLI::App& app, int& exit_code) {
       ->check(whole_number(0, 1000))
       ->capture_default_str();
   g->add_option("--crash-rate", o->crash_rate,
-                "Node crashes per 10000 delivery steps (0: none); a crashed node restarts later. Needs --wal-mode log-only, "
-                "the default with crashes")
+                "Node crashes per 10000 delivery steps (0: none); a crashed node restarts later. "
+                "Needs --wal-mode log-only, the default with crashes")
       ->check(whole_number(0, 10000))
       ->capture_default_str();
   g->add_option("--restart-after-ms", o->restart_max_ms, "A crashed node restarts up to this many simulated ms later")
       ->check(whole_number(0, 3600000))
       ->capture_default_str();
-  g->add_option("--message-loss", o->message_loss, "Percent of deliveries lost; the sender sends the message again later")
+  g->add_option("--message-loss", o->message_loss,
+                "Percent of deliveries lost; the sender sends the message again later")
       ->check(whole_number(0, 50))
       ->capture_default_str();
   g->add_option("--message-dup", o->message_dup, "Percent of deliveries duplicated; the copy is dropped on arrival")
@@ -111,7 +112,8 @@ void add_gen_command(CLI::App& app, int& exit_code) {
       std::printf("faults: %llu crashes, %llu transactions recovered, %llu messages lost, %llu duplicated, "
                   "%llu increments failed\n",
                   static_cast<unsigned long long>(r->crashes), static_cast<unsigned long long>(r->recovered),
-                  static_cast<unsigned long long>(r->messages_lost), static_cast<unsigned long long>(r->messages_duplicated),
+                  static_cast<unsigned long long>(r->messages_lost),
+                  static_cast<unsigned long long>(r->messages_duplicated),
                   static_cast<unsigned long long>(r->failed_increments));
     }
     std::printf("WAL %.1f MiB in %.1f s (%.1f MiB/s)\n", static_cast<double>(r->wal_bytes) / (1 << 20), r->seconds,

@@ -46,8 +46,9 @@ class InDoubt : public ::testing::Test {
       if (p == 1 && on1_.empty()) on1_ = k;
       if (p == 2 && on2_.empty()) on2_ = k;
     }
-    flight_ = c_->submit(0, {c_->make_write("accounts", on1_, "a").value(), c_->make_write("accounts", on2_, "b").value()},
-                         true, [&](const TxFlight& f) { ended_ = f; });
+    std::vector<TxWrite> writes{c_->make_write("accounts", on1_, "a").value(),
+                                c_->make_write("accounts", on2_, "b").value()};
+    flight_ = c_->submit(0, writes, true, [&](const TxFlight& f) { ended_ = f; });
   }
   void deliver(MessageKind kind, uint16_t to) {
     auto& pending = c_->messenger().pending();
@@ -145,7 +146,8 @@ TEST(Cuts, ASecondCutWhileOneRunsIsRefusedNamingTheNode) {
   Result<uint64_t> first = (*c)->start_cut();
   ASSERT_TRUE(first.ok());
   while ((*c)->messenger().pending().back().kind == MessageKind::kCutStart) {
-    (*c)->messenger().deliver((*c)->messenger().pending().size() - 1);  // the STARTs first: the prepared one is waited for
+    // The STARTs first: the prepared transaction is waited for.
+    (*c)->messenger().deliver((*c)->messenger().pending().size() - 1);
   }
   Result<uint64_t> second = (*c)->start_cut();
   ASSERT_FALSE(second.ok());
@@ -192,7 +194,7 @@ TEST(Faults, EveryCompleteIncrementRestoresTheHistoryAndEveryFailedOneIsRefused)
   // scripts/fault-campaign.sh runs thousands: WALCUT_FAULT_SEEDS, from WALCUT_FAULT_FIRST_SEED.
   const char* first_env = std::getenv("WALCUT_FAULT_FIRST_SEED");
   const uint64_t first = first_env ? std::strtoull(first_env, nullptr, 10) : 1;
-  const uint64_t seeds = seeds_from_env(240);
+  const uint64_t seeds = seeds_from_env(200);
   sim::Report sum;
   uint64_t restored = 0, refused = 0;
   for (uint64_t seed = first; seed < first + seeds; ++seed) {
@@ -264,7 +266,8 @@ TEST(Faults, TheSameSeedGivesIdenticalBytes) {
     ++files;
   }
   EXPECT_GT(files, 20u);
-  EXPECT_NE(to_string(testing::read_file(a.path() + "/out/history.jsonl")).find("\"kind\":\"crash\""), std::string::npos);
+  const std::string history = to_string(testing::read_file(a.path() + "/out/history.jsonl"));
+  EXPECT_NE(history.find("\"kind\":\"crash\""), std::string::npos);
 }
 
 TEST(Faults, CliRefusesAFailedIncrementNamingItsCut) {
@@ -284,14 +287,14 @@ TEST(Faults, CliRefusesAFailedIncrementNamingItsCut) {
   const std::string k = std::to_string(failed_index);
   using testing::shell_quote;
   int code = 0;
-  std::string out = testing::run_command(std::string(WALCUT_CLI) + " snapshot restore " + shell_quote(snap) + " --increment " +
-                                             k + " --dest " + shell_quote(dir.path() + "/r") + " 2>&1",
-                                         &code);
+  const std::string cli = WALCUT_CLI;
+  const std::string dest = shell_quote(dir.path() + "/r");
+  const std::string args = " --increment " + k + " --dest " + dest + " 2>&1";
+  std::string out = testing::run_command(cli + " snapshot restore " + shell_quote(snap) + args, &code);
   EXPECT_EQ(code, 3) << out;
   EXPECT_NE(out.find("increment " + k + " failed (cut "), std::string::npos) << out;
   EXPECT_FALSE(fs::exists(dir.path() + "/r"));
-  out = testing::run_command(std::string(WALCUT_CLI) + " snapshot check " + shell_quote(snap) + " --increment " + k + " 2>&1",
-                             &code);
+  out = testing::run_command(cli + " snapshot check " + shell_quote(snap) + " --increment " + k + " 2>&1", &code);
   EXPECT_EQ(code, 1) << out;
   EXPECT_NE(out.find("increment " + k + " failed (cut "), std::string::npos) << out;
 }

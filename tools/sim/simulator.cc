@@ -127,7 +127,8 @@ Status Simulation::setup() {
   if (o_.tx_size == 0 || o_.in_flight == 0) return Status::invalid_argument("--tx-size and --in-flight must be at least 1");
   if (o_.crash_rate > 0 && o_.fill_blocks) {
     // A crash would lose the open block's acknowledged records, which no recovery can bring back.
-    return Status::invalid_argument("--crash-rate needs --wal-mode log-only: a crashed node would lose the commits of its open block");
+    return Status::invalid_argument(
+        "--crash-rate needs --wal-mode log-only: a crashed node would lose the commits of its open block");
   }
   if (o_.crash_rate > 10000 || o_.message_loss > 50 || o_.message_dup > 100) {
     return Status::invalid_argument("--crash-rate must be 0..10000, --message-loss 0..50, --message-dup 0..100");
@@ -360,7 +361,8 @@ void Simulation::crash_some_node() {
   auto& pending = cluster_->messenger().pending();
   std::vector<size_t> to_victim;
   for (size_t i = 0; i < pending.size(); ++i) {
-    if (pending[i].not_before <= now_ && pending[i].to == victim && !duplicated_.count(pending[i].id)) to_victim.push_back(i);
+    const Message& m = pending[i];
+    if (m.not_before <= now_ && m.to == victim && !duplicated_.count(m.id)) to_victim.push_back(i);
   }
   j["during"] = nullptr;
   j["torn_at_byte"] = nullptr;
@@ -375,7 +377,9 @@ void Simulation::crash_some_node() {
     if (fault::torn()) j["torn_at_byte"] = budget;  // the write that crossed it got only its bytes before it
     fault::disarm();
   }
-  if (running_cut_ != 0 && cut_failure_.empty()) cut_failure_ = "node " + cluster_->meta().baseline[victim] + " crashed while it ran";
+  if (running_cut_ != 0 && cut_failure_.empty()) {
+    cut_failure_ = "node " + cluster_->meta().baseline[victim] + " crashed while it ran";
+  }
   history_ << j.dump() << '\n';
   ++report_.crashes;
   cluster_->crash_node(victim);
@@ -397,7 +401,9 @@ Status Simulation::restart_due_nodes() {
 }
 
 Status Simulation::drain() {
-  while (in_flight_ > 0 || !cluster_->messenger().pending().empty() || !restarts_.empty()) WALCUT_RETURN_IF_ERROR(step());
+  while (in_flight_ > 0 || !cluster_->messenger().pending().empty() || !restarts_.empty()) {
+    WALCUT_RETURN_IF_ERROR(step());
+  }
   return {};
 }
 
@@ -436,9 +442,10 @@ Status Simulation::check_cut() {
                                                     cut_failure_);
     if (!index.ok()) return index.status();
     report_.failed_increments += 1;
-    history_ << json{{"cut", running_cut_}, {"failed", cut_failure_}, {"index", index.value()}, {"kind", "increment"}}.dump()
-             << '\n';
-    note("increment " + std::to_string(index.value()) + " failed: cut " + std::to_string(running_cut_) + ": " + cut_failure_);
+    json line{{"cut", running_cut_}, {"failed", cut_failure_}, {"index", index.value()}, {"kind", "increment"}};
+    history_ << line.dump() << '\n';
+    note("increment " + std::to_string(index.value()) + " failed: cut " + std::to_string(running_cut_) + ": " +
+         cut_failure_);
     running_cut_ = 0;
     return {};
   }
