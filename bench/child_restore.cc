@@ -71,26 +71,64 @@ std::string ChildRun::describe() const {
   return "killed by signal " + std::to_string(signal) + " (" + ::strsignal(signal) + ")";
 }
 
-Result<std::string> MemoryCgroup::find_root() {
-  std::ifstream mounts("/proc/self/mounts");
-  std::string device, mount_point, type, rest;
-  std::string root;
-  while (mounts >> device >> mount_point >> type && std::getline(mounts, rest)) {
-    if (type == "cgroup2") {
-      root = mount_point;
-      break;
+namespace {
+
+// The v2 mount whose children get the memory controller, or why not.
+Result<std::string> find_v2_root(const std::string& mount_point) {
+  const std::string controls = first_line(text_of(mount_point + "/cgroup.subtree_control"));
+  if (!has_word(controls, "memory")) {
+    return Status::not_found("the cgroup v2 hierarchy at " + mount_point +
+                             " does not give its children the memory controller (cgroup.subtree_control: \"" +
+                             controls + "\")");
+  }
+  return mount_point;
+}
+
+// The v1 memory hierarchy: this process's own cgroup in it (children of
+// it inherit its limits, which is what a nested limit needs).
+Result<std::string> find_v1_root(const std::string& mount_point) {
+  std::ifstream in("/proc/self/cgroup");
+  std::string line;
+  while (std::getline(in, line)) {
+    // hierarchy-id:controllers:path
+    const size_t a = line.find(':');
+    const size_t b = a == std::string::npos ? a : line.find(':', a + 1);
+    if (b == std::string::npos) continue;
+    std::istringstream controllers(line.substr(a + 1, b - a - 1));
+    std::string c;
+    while (std::getline(controllers, c, ',')) {
+      if (c == "memory") return mount_point + line.substr(b + 1);
     }
   }
-  if (root.empty()) return Status::not_found("no cgroup v2 filesystem is mounted (/proc/self/mounts)");
-  const std::string controls = first_line(text_of(root + "/cgroup.subtree_control"));
-  if (!has_word(controls, "memory")) {
-    return Status::not_found("the cgroup v2 hierarchy at " + root +
-                             " does not give its children the memory controller (cgroup.subtree_control: \"" +
-                             controls + "\"; cgroup.controllers: \"" +
-                             first_line(text_of(root + "/cgroup.controllers")) +
-                             "\"): the memory controller is on a cgroup v1 hierarchy, or not enabled");
+  return Status::not_found("/proc/self/cgroup names no cgroup v1 memory hierarchy");
+}
+
+}  // namespace
+
+Result<std::string> MemoryCgroup::find_root() {
+  std::ifstream mounts("/proc/self/mounts");
+  std::string device, mount_point, type, options;
+  std::string v2, v1;
+  while (mounts >> device >> mount_point >> type >> options) {
+    std::string rest;
+    std::getline(mounts, rest);
+    if (type == "cgroup2" && v2.empty()) v2 = mount_point;
+    std::istringstream opts(options);
+    std::string o;
+    while (type == "cgroup" && std::getline(opts, o, ',')) {
+      if (o == "memory") v1 = mount_point;
+    }
   }
-  if (::access(root.c_str(), W_OK) != 0) return Status::from_errno("cgroup v2 at " + root + " is not writable", errno);
+  std::string why = "no cgroup v2 filesystem is mounted (/proc/self/mounts)";
+  Result<std::string> root = Status::not_found(why);
+  if (!v2.empty()) root = find_v2_root(v2);
+  if (!root.ok() && !v1.empty()) {
+    why = root.status().message();
+    root = find_v1_root(v1);
+    if (!root.ok()) root = Status::not_found(why + "; " + root.status().message());
+  }
+  if (!root.ok()) return root;
+  if (::access(root->c_str(), W_OK) != 0) return Status::from_errno("cgroup at " + *root + " is not writable", errno);
   return root;
 }
 
@@ -98,9 +136,19 @@ Result<std::unique_ptr<MemoryCgroup>> MemoryCgroup::create(const std::string& ro
                                                            uint64_t memory_max_bytes) {
   const std::string dir = root + "/" + name;
   if (::mkdir(dir.c_str(), 0755) != 0) return Status::from_errno("mkdir " + dir, errno);
-  std::unique_ptr<MemoryCgroup> cg(new MemoryCgroup(dir));  // from here on, removed on every return
-  WALCUT_RETURN_IF_ERROR(write_text(dir + "/memory.max", std::to_string(memory_max_bytes)));
   std::error_code ec;
+  const bool v1 = fs::exists(dir + "/memory.limit_in_bytes", ec);
+  std::unique_ptr<MemoryCgroup> cg(new MemoryCgroup(dir, v1));  // from here on, removed on every return
+  const std::string limit = std::to_string(memory_max_bytes);
+  if (v1) {
+    WALCUT_RETURN_IF_ERROR(write_text(dir + "/memory.limit_in_bytes", limit));
+    // memory+swap at the same value: the limit is not met by swapping.
+    if (fs::exists(dir + "/memory.memsw.limit_in_bytes", ec)) {
+      WALCUT_RETURN_IF_ERROR(write_text(dir + "/memory.memsw.limit_in_bytes", limit));
+    }
+    return cg;
+  }
+  WALCUT_RETURN_IF_ERROR(write_text(dir + "/memory.max", limit));
   if (fs::exists(dir + "/memory.swap.max", ec)) WALCUT_RETURN_IF_ERROR(write_text(dir + "/memory.swap.max", "0"));
   return cg;
 }
@@ -113,11 +161,13 @@ MemoryCgroup::~MemoryCgroup() {
 }
 
 uint64_t MemoryCgroup::memory_peak_bytes() const {
-  const std::string t = text_of(dir_ + "/memory.peak");
+  const std::string t = text_of(dir_ + (v1_ ? "/memory.max_usage_in_bytes" : "/memory.peak"));
   return t.empty() ? 0 : std::strtoull(t.c_str(), nullptr, 10);
 }
 
-uint64_t MemoryCgroup::oom_kills() const { return keyed_value(text_of(dir_ + "/memory.events"), "oom_kill"); }
+uint64_t MemoryCgroup::oom_kills() const {
+  return keyed_value(text_of(dir_ + (v1_ ? "/memory.oom_control" : "/memory.events")), "oom_kill");
+}
 
 // ---- the spawner ----
 //

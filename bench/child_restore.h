@@ -30,11 +30,13 @@ struct ChildRun {
 // destruction.
 class MemoryCgroup {
  public:
-  // The cgroup v2 mount where a child cgroup gets the memory controller
-  // (`memory` in its cgroup.subtree_control), or an error saying why not.
+  // Where a child cgroup gets the memory controller: the cgroup v2 mount
+  // when it hands `memory` to its children, else this process's own
+  // cgroup in the v1 memory hierarchy; or an error saying why neither.
   static Result<std::string> find_root();
-  // Makes ROOT/NAME with memory.max = `memory_max_bytes` and, where the
-  // file exists, memory.swap.max = 0 (so the limit is not met by swapping).
+  // Makes ROOT/NAME limited to `memory_max_bytes` (v2 memory.max with
+  // memory.swap.max = 0; v1 memory.limit_in_bytes and memsw at the same),
+  // so the limit is not met by swapping.
   static Result<std::unique_ptr<MemoryCgroup>> create(const std::string& root, const std::string& name,
                                                       uint64_t memory_max_bytes);
   ~MemoryCgroup();
@@ -42,12 +44,13 @@ class MemoryCgroup {
   MemoryCgroup& operator=(const MemoryCgroup&) = delete;
 
   const std::string& dir() const { return dir_; }
-  uint64_t memory_peak_bytes() const;  // memory.peak; 0 where the kernel has no such file
-  uint64_t oom_kills() const;          // `oom_kill` of memory.events
+  uint64_t memory_peak_bytes() const;  // memory.peak (v1 max_usage_in_bytes); 0 where absent
+  uint64_t oom_kills() const;          // `oom_kill` of memory.events (v1 memory.oom_control)
 
  private:
-  explicit MemoryCgroup(std::string dir) : dir_(std::move(dir)) {}
+  MemoryCgroup(std::string dir, bool v1) : dir_(std::move(dir)), v1_(v1) {}
   std::string dir_;
+  bool v1_;
 };
 
 // Forks the process that starts the children of run_child(). Call it

@@ -6,7 +6,7 @@
 // RocksDB's recovery of the same entries from its WAL
 // (bench/rocksdb_peer.h) — plus probes that split the replay into its
 // stages, the walcut CLI as a child process for the peak RSS of a restore,
-// and for `large` a restore under a cgroup v2 memory limit compared byte for
+// and for `large` a restore under a cgroup memory limit compared byte for
 // byte with the unconstrained one (bench/child_restore.h). Targets per
 // shape: targets_for() below. Results and how to read them:
 // docs/benchmarks.md; the procedure: docs/restore.md.
@@ -94,7 +94,7 @@ struct Args {
 struct Env {
   std::string cli;
   bool cli_memory_flag = false;  // `snapshot restore --help` mentions --memory-limit
-  std::string cgroup_root;       // empty: no cgroup v2 with the memory controller; cgroup_why says why
+  std::string cgroup_root;       // empty: no cgroup with the memory controller; cgroup_why says why
   std::string cgroup_why;
   uint64_t memory_limit_bytes = 0;
   std::string memory_limit_text;
@@ -1250,7 +1250,7 @@ Status write_json(const Args& a, const Env& env, const Report& r) {
                     {"first_write_gb_per_s_end", r.touch_after.first_gb_per_s},
                     {"written_again_gb_per_s", r.touch_before.again_gb_per_s},
                     {"what", "one write per 4 KiB page of a fresh MADV_HUGEPAGE mapping, then memset of it"}}},
-                  {"cgroup_v2_memory", env.cgroup_root.empty() ? nlohmann::json({{"usable", false},
+                  {"cgroup_memory", env.cgroup_root.empty() ? nlohmann::json({{"usable", false},
                                                                                  {"why", env.cgroup_why}})
                                                                : nlohmann::json({{"usable", true},
                                                                                  {"root", env.cgroup_root}})},
@@ -1374,7 +1374,7 @@ int run_bench(const Args& a) {
   struct statfs sfs {};
   if (::statfs(dir.c_str(), &sfs) == 0) report.f_type = static_cast<long>(sfs.f_type);
   const Env env = find_env(a, dir);
-  say("CLI %s: --memory-limit %s; cgroup v2 memory: %s; RocksDB peer: %s\n", env.cli.c_str(),
+  say("CLI %s: --memory-limit %s; cgroup memory: %s; RocksDB peer: %s\n", env.cli.c_str(),
       env.cli_memory_flag ? "supported" : "not supported", env.cgroup_root.empty() ? env.cgroup_why.c_str() : "usable",
       env.rocksdb ? bench::rocksdb_version().c_str() : env.rocksdb_why.c_str());
 

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "engine/cluster.h"
 #include "engine/meta_codec.h"
 #include "io/crc32c.h"
 #include "io/file_util.h"
@@ -37,12 +38,12 @@ WalPointer get_pointer(Decoder& d) {
 Result<ManifestEntry> copy_file(const std::string& from, const std::string& to, const std::string& rel) {
   int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
   if (in < 0) return Status::from_errno("open " + from, errno);
-  int fd = ::open(to.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    Status s = Status::from_errno("create " + to, errno);
+  Result<int> created = create_file(to, O_TRUNC | O_WRONLY);
+  if (!created.ok()) {
     ::close(in);
-    return s;
+    return created.status();
   }
+  const int fd = created.value();
   ManifestEntry e{rel, 0, 0};
   Bytes buf(1 << 20);
   Status s;
@@ -69,7 +70,7 @@ Status check_names(const IncrementMeta& m) {
   WALCUT_RETURN_IF_ERROR(validate_name("snapshot name", m.snapshot_name));
   WALCUT_RETURN_IF_ERROR(validate_name("node id", m.node_id));
   WALCUT_RETURN_IF_ERROR(validate_groups(m.groups));
-  const std::string prefix = "wal/" + m.node_id + "/";
+  const std::string prefix = increment_wal_dir(m.node_id) + "/";
   for (const ManifestEntry& f : m.files) {
     if (!f.path.starts_with(prefix) || !parse_segment_file_name(f.path.substr(prefix.size()))) {
       return Status::invalid_argument("manifest path '" + f.path + "' is not " + prefix + "<16 digits>.wal");
@@ -128,6 +129,12 @@ Result<IncrementMeta> decode_increment_meta(ByteSpan bytes, const std::string& w
 
 std::string increment_dir(const std::string& snapshot_dir, uint64_t index) {
   return snapshot_dir + "/" + increment_rel_dir(index);
+}
+
+std::string increment_wal_dir(const std::string& node_id) { return "wal/" + node_id; }
+
+std::string increment_segment_path(const std::string& node_id, uint64_t segment) {
+  return increment_wal_dir(node_id) + "/" + segment_file_name(segment);
 }
 
 std::string increment_rel_dir(uint64_t index) {
@@ -249,8 +256,7 @@ Result<IncrementReport> write_increment(Cluster& cluster, const std::string& sna
   const std::string staging = snap + "/increments/.staging";
   std::error_code ec;
   fs::remove_all(staging, ec);
-  fs::create_directories(staging, ec);
-  if (ec) return Status::io_error("create " + staging + ": " + ec.message());
+  WALCUT_RETURN_IF_ERROR(make_directories(staging));
   WALCUT_RETURN_IF_ERROR(sync_dir(snap));  // increments/ itself, made the first time
   Result<std::vector<SnapshotMeta>> base = read_snapshot_metas(snap);
   if (!base.ok()) return base.status();
@@ -285,21 +291,18 @@ Result<IncrementReport> write_increment(Cluster& cluster, const std::string& sna
     m.finish = cut->finish;
     m.included_count = cut->included.size();
     m.excluded_count = cut->excluded.size();
-    auto same_node = [&](const auto& meta) { return meta.node_index == i; };
-    auto b = std::find_if(base->begin(), base->end(), same_node);
-    auto p = std::find_if(previous.begin(), previous.end(), same_node);
-    if (b == base->end() || (!previous.empty() && p == previous.end())) {
+    const SnapshotMeta* b = find_node_meta(base.value(), i);
+    const IncrementMeta* p = find_node_meta(previous, i);
+    if (!b || (!previous.empty() && !p)) {
       return Status::corruption(snap + ": no metadata for node " + node.meta().node_id);
     }
     m.first_segment = previous.empty() ? b->snapshot_pointer.segment : p->last_segment + 1;
     m.last_segment = cut->finish.segment;
-    std::string wal_rel = "wal/" + m.node_id;
-    Result<std::string> wal_dir = path_under(staging, wal_rel);
+    Result<std::string> wal_dir = path_under(staging, increment_wal_dir(m.node_id));
     if (!wal_dir.ok()) return wal_dir.status();
-    fs::create_directories(wal_dir.value(), ec);
-    if (ec) return Status::io_error("create " + wal_dir.value() + ": " + ec.message());
+    WALCUT_RETURN_IF_ERROR(make_directories(wal_dir.value()));
     for (uint64_t seg = m.first_segment; seg <= m.last_segment; ++seg) {
-      std::string rel = wal_rel + "/" + segment_file_name(seg);
+      std::string rel = increment_segment_path(m.node_id, seg);
       Result<ManifestEntry> e =
           copy_file(node.wal_dir() + "/" + segment_file_name(seg), wal_dir.value() + "/" + segment_file_name(seg), rel);
       if (!e.ok()) return e.status();
@@ -310,7 +313,7 @@ Result<IncrementReport> write_increment(Cluster& cluster, const std::string& sna
     report.included += m.included_count;
     report.excluded += m.excluded_count;
     keep_from[i] = m.last_segment + 1;
-    Result<std::string> smf = path_under(staging, m.node_id + ".smf");
+    Result<std::string> smf = path_under(staging, meta_file_name(m.node_id));
     if (!smf.ok()) return smf.status();
     WALCUT_RETURN_IF_ERROR(write_file_synced(smf.value(), encode_increment_meta(m)));
   }
@@ -329,8 +332,7 @@ Result<uint64_t> write_failed_increment(Cluster& cluster, const std::string& sna
   const std::string staging = snap + "/increments/.staging";
   std::error_code ec;
   fs::remove_all(staging, ec);
-  fs::create_directories(staging, ec);
-  if (ec) return Status::io_error("create " + staging + ": " + ec.message());
+  WALCUT_RETURN_IF_ERROR(make_directories(staging));
   WALCUT_RETURN_IF_ERROR(sync_dir(snap));
   const std::string text = "cut " + std::to_string(cut_id) + " failed: " + why + "\n";
   WALCUT_RETURN_IF_ERROR(write_file_synced(staging + "/" + kFailedIncrementFile, as_bytes(text)));

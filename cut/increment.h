@@ -12,10 +12,11 @@
 #include <string>
 #include <vector>
 
-#include "engine/cluster.h"
 #include "engine/snapshot.h"
 
 namespace walcut {
+
+class Cluster;
 
 struct IncrementMeta {
   std::string snapshot_name;
@@ -40,6 +41,10 @@ Result<IncrementMeta> decode_increment_meta(ByteSpan bytes, const std::string& w
 // the snapshot directory ("increments/<16 digits>").
 std::string increment_dir(const std::string& snapshot_dir, uint64_t index);
 std::string increment_rel_dir(uint64_t index);
+// "wal/<node id>": a node's segments in an increment, and
+// "wal/<node id>/<16 digits>.wal", one of them (as its manifest spells it).
+std::string increment_wal_dir(const std::string& node_id);
+std::string increment_segment_path(const std::string& node_id, uint64_t segment);
 // The increments a snapshot has: 1..N without gaps, or an error naming the gap.
 Result<uint64_t> increment_count(const std::string& snapshot_dir);
 // A cut that could not complete (a node crashed while it ran) leaves its

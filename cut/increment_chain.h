@@ -21,19 +21,30 @@ struct NodeIncrements {
   uint64_t segment_bytes = 0;              // their sizes, summed, as listed
 };
 
+// Why a chain was refused, for a caller that reports it as a finding:
+// the directory or file at fault and what is wrong with it.
+struct ChainFault {
+  std::string where;
+  std::string what;
+};
+
 // Checks, for the node of `base`, that increments 1..n each hold its
 // metadata, of the same cluster, node, snapshot and groups, that their
 // segments continue from the full snapshot's CLUSTER_SNAPSHOT segment
-// without a gap, and that every segment file they list is there with its
-// listed size. Any failure is kCorruption naming the directory or file.
+// without a gap, and that every segment file they list is there, under
+// the snapshot directory, with its listed size. A failure is kCorruption
+// naming the directory or file (or the I/O error), also set in `fault`.
 // Failed increments before n are skipped (NodeIncrements::increments
 // holds only the complete ones); a failed increment n is refused
-// (refuse_failed_increment()).
-Result<NodeIncrements> read_node_increments(const std::string& snapshot_dir, const SnapshotMeta& base, uint64_t n);
+// (refuse_failed_increment(), kNotFound), also set in `fault`.
+Result<NodeIncrements> read_node_increments(const std::string& snapshot_dir, const SnapshotMeta& base, uint64_t n,
+                                            ChainFault* fault = nullptr);
+// Whether the snapshot has increments 1..n without a gap: kInvalidArgument
+// when it has fewer (the fault says "has K increments, N asked for").
+Status check_increment_count(const std::string& snapshot_dir, uint64_t n, ChainFault* fault = nullptr);
 
 // read_node_increments() for every node of `bases` (a snapshot's full
-// metadata, read_snapshot_metas()), after checking that the snapshot has
-// at least n increments (kInvalidArgument otherwise).
+// metadata, read_snapshot_metas()), after check_increment_count().
 Result<std::vector<NodeIncrements>> read_increment_chain(const std::string& snapshot_dir,
                                                          const std::vector<SnapshotMeta>& bases, uint64_t n);
 

@@ -1,5 +1,7 @@
 #include "cut/replay_filter.h"
 
+#include <cassert>
+
 #include "io/block_reader.h"
 #include "io/record_reader.h"
 
@@ -13,6 +15,11 @@ Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOp
   f.all_until = node.increments.size() > 1 ? node.increments[node.increments.size() - 2].finish : f.snapshot;
   f.start = m.start;
   f.finish = m.finish;
+  if (!f.ordered()) {  // decide() relies on it
+    return Status::corruption(m.node_id + " increment " + std::to_string(m.index) + ": START " + f.start.to_string() +
+                              " and FINISH " + f.finish.to_string() + " are not after " + f.all_until.to_string() +
+                              " and in order");
+  }
   // The sets are in the FINISH record, in the increment's last segment.
   const std::string& last = node.segment_paths.back();
   BlockReaderOptions ro;
@@ -39,6 +46,7 @@ Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOp
   if (!found) return Status::corruption(last + ": no INC_SNAPSHOT_FINISH record at " + f.finish.to_string());
   std::sort(f.included.begin(), f.included.end());
   std::sort(f.excluded.begin(), f.excluded.end());
+  assert(f.ordered());
   return f;
 }
 
@@ -46,8 +54,8 @@ Result<ReplayFilter> load_replay_filter(const std::string& snapshot_dir, uint64_
                                         const ReadOptions& io) {
   Result<std::vector<SnapshotMeta>> bases = read_snapshot_metas(snapshot_dir);
   if (!bases.ok()) return bases.status();
-  auto base = std::find_if(bases->begin(), bases->end(), [&](const SnapshotMeta& m) { return m.node_index == node_index; });
-  if (base == bases->end()) {
+  const SnapshotMeta* base = find_node_meta(bases.value(), node_index);
+  if (!base) {
     return Status::not_found(snapshot_dir + ": no full snapshot metadata for node " + std::to_string(node_index));
   }
   Result<NodeIncrements> inc = read_node_increments(snapshot_dir, *base, n);

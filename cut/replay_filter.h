@@ -5,6 +5,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cassert>
 #include <vector>
 
 #include "cut/increment_chain.h"
@@ -25,8 +26,16 @@ struct ReplayFilter {
 
   enum class Verdict { kSkip, kApply, kStop };
 
+  // Whether the pointers are in WAL order (snapshot <= all_until <= start
+  // < finish) and the sets sorted, as decide() needs. Cost: one pass over the sets.
+  bool ordered() const {
+    return snapshot <= all_until && all_until <= start && start < finish &&
+           std::is_sorted(included.begin(), included.end()) && std::is_sorted(excluded.begin(), excluded.end());
+  }
+
   // Cost: two binary searches at most.
   Verdict decide(const WalPointer& p, const Version& xid) const {
+    assert(snapshot <= all_until && all_until <= start && start < finish);
     if (p < snapshot) return Verdict::kSkip;
     if (p >= finish) return Verdict::kStop;
     if (p < all_until) return Verdict::kApply;
@@ -39,9 +48,10 @@ struct ReplayFilter {
   static bool in(const std::vector<Version>& v, const Version& x) { return std::binary_search(v.begin(), v.end(), x); }
 };
 
-// The filter of increment N = node.increments.size() >= 1 for one node:
-// the pointers from its metadata, the sets from its FINISH record (read
-// from the increment's last segment).
+// The filter of increment N, the last of node.increments (at least one;
+// failed increments are not among them), for one node: the pointers from
+// its metadata and the previous complete increment's, the sets from its
+// FINISH record (read from the increment's last segment).
 Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOptions& io);
 // The same from a snapshot directory: node `node_index`'s increments 1..n
 // read and checked first (read_node_increments()).

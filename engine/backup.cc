@@ -6,10 +6,14 @@
 #include <cerrno>
 #include <filesystem>
 
+#include "engine/partition_file.h"
 #include "io/crc32c.h"
+#include "io/fault.h"
 #include "io/file_util.h"
 
 namespace walcut {
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -32,10 +36,11 @@ void put_section(Bytes& out, uint32_t type, const Bytes& body) {
 }  // namespace
 
 Status write_backup_file(const std::string& path, const BackupMeta& meta,
-                         const std::map<std::pair<uint32_t, uint16_t>, std::shared_ptr<const EntryMap>>& partitions) {
+                         const std::map<PartitionId, std::shared_ptr<const EntryMap>>& partitions) {
   const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::from_errno("create " + tmp, errno);
+  Result<int> created = create_file(tmp, O_TRUNC | O_WRONLY);
+  if (!created.ok()) return created.status();
+  const int fd = created.value();
   uint64_t offset = 0, sections = 0;
   auto flush = [&](Bytes& buf) {
     Status s = pwrite_all(fd, buf, offset, tmp);
@@ -154,6 +159,134 @@ Result<BackupContents> read_backup_file(const std::string& path) {
   }
   if (pos != bytes.size()) return bad(pos, "bytes after the END section");
   return out;
+}
+
+namespace {
+
+// The backup waiting in `restore_dir`, or "" when none is. With none, a
+// marker left by a finished restore is removed; one naming a backup that
+// is gone is a restore cut short.
+Result<std::string> waiting_backup(const std::string& restore_dir, const std::string& marker) {
+  std::error_code ec;
+  if (!fs::is_directory(restore_dir, ec)) return std::string();
+  Result<std::vector<DirEntry>> entries = list_directory(restore_dir);
+  if (!entries.ok()) return entries.status();
+  std::vector<std::string> backups;
+  for (const DirEntry& e : entries.value()) {
+    if (fs::path(e.path).extension() == kBackupExtension) backups.push_back(restore_dir + "/" + e.path);
+  }
+  if (backups.size() > 1) return Status::invalid_argument(restore_dir + ": more than one backup waiting; leave one");
+  if (!backups.empty()) return backups.front();
+  if (!fs::exists(marker, ec)) return std::string();
+  // The marker says "done" once node.meta names the restored state.
+  Result<Bytes> says = read_file_bytes(marker);
+  if (says.ok() && to_string(says.value()) == "done\n") {
+    fs::remove(marker, ec);
+    WALCUT_RETURN_IF_ERROR(sync_dir(restore_dir));
+    return std::string();
+  }
+  return Status::corruption(marker + ": a restore from " + (says.ok() ? to_string(says.value()) : std::string("?")) +
+                            " was interrupted and that backup is gone; put it back in " + restore_dir +
+                            " to finish the restore");
+}
+
+// The backup must be of the node being opened: the one its node.meta
+// names, or else the one it is opened as.
+Status check_backup_identity(const std::string& path, const NodeMeta& backup, const std::string& node_dir,
+                             const NodeMeta* expected) {
+  Result<NodeMeta> existing = read_node_meta(node_dir);
+  const NodeMeta* want = existing.ok() ? &existing.value() : expected;
+  if (want && (want->node_id != backup.node_id || want->cluster_id != backup.cluster_id)) {
+    return Status::invalid_argument(path + ": a backup of node " + backup.node_id + " of cluster " +
+                                    std::to_string(backup.cluster_id) + ", but this is node " + want->node_id +
+                                    " of cluster " + std::to_string(want->cluster_id) + "; refusing it");
+  }
+  if (!existing.ok() && existing.status().code() != StatusCode::kNotFound) return existing.status();
+  return {};
+}
+
+// The APPLYING marker, naming the backup: from here every step is redone by the next open.
+Status mark_applying(const std::string& marker, const std::string& restore_dir, const std::string& path) {
+  std::error_code ec;
+  if (fs::exists(marker, ec)) return {};
+  WALCUT_RETURN_IF_ERROR(write_file_synced(marker, as_bytes(fs::path(path).filename().string())));
+  return sync_dir(restore_dir);
+}
+
+// The backup's partitions written to <node_dir>/db.restore, beside the live ones.
+Status stage_partitions(const std::string& node_dir, const BackupContents& b) {
+  const NodeMeta& bm = b.meta.node;
+  const std::string staged = node_dir + "/db.restore";
+  std::error_code ec;
+  fs::remove_all(staged, ec);
+  for (const CacheGroup& g : bm.groups) WALCUT_RETURN_IF_ERROR(make_directories(staged + "/" + g.name));
+  for (const auto& [pid, entries] : b.partitions) {
+    const CacheGroup& g = *bm.group(pid.first);
+    WALCUT_RETURN_IF_ERROR(
+        write_partition_file(partition_path(staged, g, pid.second), {pid.first, pid.second, bm.node_index}, entries));
+  }
+  for (const CacheGroup& g : bm.groups) WALCUT_RETURN_IF_ERROR(sync_dir(staged + "/" + g.name));
+  return sync_dir(staged);
+}
+
+// db/ swapped for the staged partitions; the old WAL belongs to the old state.
+Status swap_in_staged(const std::string& node_dir) {
+  const std::string db = node_dir + "/db", staged = node_dir + "/db.restore";
+  std::error_code ec;
+  fs::remove_all(db + ".old", ec);
+  if (fs::exists(db, ec)) fs::rename(db, db + ".old", ec);
+  if (ec) return Status::io_error("rename " + db + ": " + ec.message());
+  fault::point("backup.swapping");
+  fs::rename(staged, db, ec);
+  if (ec) return Status::io_error("rename " + staged + ": " + ec.message());
+  fs::remove_all(db + ".old", ec);
+  fs::remove_all(node_dir + "/wal", ec);
+  if (ec) return Status::io_error("remove " + node_dir + "/wal: " + ec.message());
+  return sync_dir(node_dir);
+}
+
+// node.meta of the restored state: the partitions are a checkpoint, the WAL starts anew.
+Status write_restored_meta(const std::string& node_dir, const NodeMeta& backup) {
+  NodeMeta next = backup;
+  next.checkpoint_id = backup.checkpoint_id + 1;
+  next.checkpoint = {};
+  next.wal_keep_from_segment = NodeMeta::kKeepNone;
+  next.wal_durable_end = {};  // the backup's is its old WAL's
+  return write_node_meta(node_dir, next);
+}
+
+// The restored state stands: the marker says so before the backup file goes, then goes too.
+Status finish_restore(const std::string& marker, const std::string& restore_dir, const std::string& path) {
+  WALCUT_RETURN_IF_ERROR(replace_file_synced(marker, as_bytes(std::string("done\n"))));
+  std::error_code ec;
+  fs::remove(path, ec);
+  if (ec) return Status::io_error("remove " + path + ": " + ec.message());
+  WALCUT_RETURN_IF_ERROR(sync_dir(restore_dir));
+  fault::point("backup.file_removed");
+  fs::remove(marker, ec);
+  return sync_dir(restore_dir);
+}
+
+}  // namespace
+
+Result<std::string> apply_waiting_backup(const std::string& node_dir, const NodeMeta* expected) {
+  const std::string restore_dir = node_dir + "/" + kRestoreDir;
+  const std::string marker = restore_dir + "/APPLYING";
+  Result<std::string> path = waiting_backup(restore_dir, marker);
+  if (!path.ok() || path->empty()) return path;
+  Result<BackupContents> b = read_backup_file(path.value());
+  if (!b.ok()) return b.status().with_context("refusing the backup");
+  WALCUT_RETURN_IF_ERROR(check_backup_identity(path.value(), b->meta.node, node_dir, expected));
+  WALCUT_RETURN_IF_ERROR(mark_applying(marker, restore_dir, path.value()));
+  fault::point("backup.marked");
+  WALCUT_RETURN_IF_ERROR(stage_partitions(node_dir, b.value()));
+  fault::point("backup.staged");
+  WALCUT_RETURN_IF_ERROR(swap_in_staged(node_dir));
+  fault::point("backup.swapped");
+  WALCUT_RETURN_IF_ERROR(write_restored_meta(node_dir, b->meta.node));
+  fault::point("backup.meta_written");
+  WALCUT_RETURN_IF_ERROR(finish_restore(marker, restore_dir, path.value()));
+  return path;
 }
 
 }  // namespace walcut

@@ -21,17 +21,26 @@ struct BackupMeta {
 
 struct BackupContents {
   BackupMeta meta;
-  std::map<std::pair<uint32_t, uint16_t>, EntryMap> partitions;
+  std::map<PartitionId, EntryMap> partitions;
 };
 
 // Writes a backup file: temporary name, fdatasync, rename, directory fsync.
 // Every section carries its own CRC32C. Cost: one sequential write of the data.
 Status write_backup_file(const std::string& path, const BackupMeta& meta,
-                         const std::map<std::pair<uint32_t, uint16_t>, std::shared_ptr<const EntryMap>>& partitions);
+                         const std::map<PartitionId, std::shared_ptr<const EntryMap>>& partitions);
 // Reads and verifies a backup file; kCorruption names the file and offset.
 Result<BackupContents> read_backup_file(const std::string& path);
 
 inline constexpr const char* kBackupExtension = ".backup";
 inline constexpr const char* kRestoreDir = "restore";
+
+// Applies <node_dir>/restore/<name>.backup, if one waits there, before the
+// node opens (docs/backup-format.md, "Restore at start-up"), so that a
+// crash at any step leaves either the old state with the file waiting, or,
+// once the next open has finished the work, the new state with the file
+// gone. `expected` is the identity the node is opened with (nullptr: any);
+// a node.meta already there wins over it. Returns the path of the backup
+// applied, or "" when none waited.
+Result<std::string> apply_waiting_backup(const std::string& node_dir, const NodeMeta* expected);
 
 }  // namespace walcut

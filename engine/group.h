@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "io/status.h"
@@ -23,6 +24,9 @@ struct CacheGroup {
   uint16_t backups = 1;
   bool operator==(const CacheGroup&) const = default;
 };
+
+// The key (group id, partition) of a partition copy.
+using PartitionId = std::pair<uint32_t, uint16_t>;
 
 // Checks ids and names are unique, partitions in 1..65535, names usable as
 // a directory name (validate_name).

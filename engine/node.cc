@@ -10,16 +10,13 @@
 #include "engine/backup.h"
 #include "engine/partition_file.h"
 #include "io/block.h"
+#include "io/record_reader.h"
 #include "io/fault.h"
 #include "io/file_util.h"
 
 namespace walcut {
 
 namespace fs = std::filesystem;
-
-std::string partition_path(const std::string& db_dir, const CacheGroup& g, uint16_t partition) {
-  return db_dir + "/" + g.name + "/" + partition_file_name(partition);
-}
 
 Node::Node(const NodeOptions& options) : options_(options) {}
 
@@ -31,9 +28,7 @@ Result<std::unique_ptr<Node>> Node::open(const NodeOptions& options) {
   // A new node's directory is made first so that it can be locked; any
   // other missing directory fails below, with nothing written.
   if (!options.read_only && !options.meta.node_id.empty()) {
-    std::error_code ec;
-    fs::create_directories(options.dir, ec);
-    if (ec) return Status::io_error("create " + options.dir + ": " + ec.message());
+    WALCUT_RETURN_IF_ERROR(make_directories(options.dir));
   }
   const FileLock::Mode mode = options.read_only ? FileLock::Mode::kShared : FileLock::Mode::kExclusive;
   Result<FileLock> lock = FileLock::lock_directory(options.dir, options.dir, /*wait=*/false, mode);
@@ -43,7 +38,12 @@ Result<std::unique_ptr<Node>> Node::open(const NodeOptions& options) {
     return lock.status();
   }
   // A backup waiting in restore/ goes first, before the node serves anything.
-  if (!options.read_only) WALCUT_RETURN_IF_ERROR(node->apply_waiting_backup());
+  if (!options.read_only) {
+    Result<std::string> restored =
+        apply_waiting_backup(options.dir, options.meta.node_id.empty() ? nullptr : &options.meta);
+    if (!restored.ok()) return restored.status();
+    node->recovery_.restored_backup = std::move(restored).value();
+  }
   Result<NodeMeta> meta = read_node_meta(options.dir);
   if (meta.ok()) {
     const NodeMeta& want = options.meta;
@@ -70,9 +70,7 @@ Status Node::create() {
   }
   WALCUT_RETURN_IF_ERROR(validate_node_names(m));
   WALCUT_RETURN_IF_ERROR(validate_groups(m.groups));
-  std::error_code ec;
-  fs::create_directories(options_.dir + "/db", ec);
-  if (ec) return Status::io_error("create " + options_.dir + "/db: " + ec.message());
+  WALCUT_RETURN_IF_ERROR(make_directories(options_.dir + "/db"));
   meta_ = m;
   meta_.checkpoint_id = 0;
   meta_.checkpoint = {};
@@ -152,57 +150,48 @@ Status Node::replay_wal() {
   auto apply = [&](const DataEntry& e) {
     if (Partition* p = partition(e.group_id, e.partition)) p->apply(e);
   };
-  Bytes scratch;
-  Block b;
-  for (;;) {
-    Result<bool> more = (*reader)->next(b);
-    if (!more.ok()) return more.status();
-    if (!more.value()) break;
-    Result<ByteSpan> raw = block_raw_payload(b.header, b.stored, scratch);
-    if (!raw.ok()) return raw.status();
-    Status s = for_each_record(b.header, raw.value(), [&](const RecordView& r) -> Status {
-      if (meta_.checkpoint_id != 0 && r.pointer <= meta_.checkpoint) return {};
-      ++recovery_.records_replayed;
-      if (r.type == RecordType::kData) {
-        return for_each_data_entry(r.payload, [&](const DataEntry& e) {
-          if (e.near_xid.is_null()) {
-            apply(e);
-            ++recovery_.atomic_updates_applied;
-            return;
-          }
-          OwnedEntry o{e, to_string(e.key), to_string(e.value)};
-          pending[e.near_xid].push_back(std::move(o));
-        });
-      }
-      if (r.type != RecordType::kTx) return {};
-      Result<RecordPayload> p = decode_payload(r.type, r.payload);
-      if (!p.ok()) return Status::corruption("record " + r.pointer.to_string() + ": " + p.status().message());
-      const TxRecord& tx = std::get<TxRecord>(p.value());
-      auto it = pending.find(tx.near_xid);
-      if (!options_.read_only) {
-        TxLogged& logged = replayed_tx_[tx.near_xid];
-        logged.state = tx.state;
-        logged.cut_id = tx.cut_id;
-        if (it != pending.end()) logged.commit_version = it->second.front().view.write_version;
-      }
-      if (tx.state == TxState::kPrepared) return {};
-      if (tx.state == TxState::kCommitted) {
-        if (it != pending.end()) {
-          for (OwnedEntry& o : it->second) {
-            o.view.key = as_bytes(o.key);
-            o.view.value = as_bytes(o.value);
-            apply(o.view);
-          }
+  Status s = for_each_record(**reader, [&](const Block&, const RecordView& r) -> Status {
+    if (meta_.checkpoint_id != 0 && r.pointer <= meta_.checkpoint) return {};
+    ++recovery_.records_replayed;
+    if (r.type == RecordType::kData) {
+      return for_each_data_entry(r.payload, [&](const DataEntry& e) {
+        if (e.near_xid.is_null()) {
+          apply(e);
+          ++recovery_.atomic_updates_applied;
+          return;
         }
-        ++recovery_.transactions_applied;
-      } else {
-        ++recovery_.transactions_discarded;
+        OwnedEntry o{e, to_string(e.key), to_string(e.value)};
+        pending[e.near_xid].push_back(std::move(o));
+      });
+    }
+    if (r.type != RecordType::kTx) return {};
+    Result<RecordPayload> p = decode_payload(r.type, r.payload);
+    if (!p.ok()) return Status::corruption("record " + r.pointer.to_string() + ": " + p.status().message());
+    const TxRecord& tx = std::get<TxRecord>(p.value());
+    auto it = pending.find(tx.near_xid);
+    if (!options_.read_only) {
+      TxLogged& logged = replayed_tx_[tx.near_xid];
+      logged.state = tx.state;
+      logged.cut_id = tx.cut_id;
+      if (it != pending.end()) logged.commit_version = it->second.front().view.write_version;
+    }
+    if (tx.state == TxState::kPrepared) return {};
+    if (tx.state == TxState::kCommitted) {
+      if (it != pending.end()) {
+        for (OwnedEntry& o : it->second) {
+          o.view.key = as_bytes(o.key);
+          o.view.value = as_bytes(o.value);
+          apply(o.view);
+        }
       }
-      if (it != pending.end()) pending.erase(it);
-      return {};
-    });
-    if (!s.ok()) return Status(s.code(), (*reader)->path(b.file) + " at offset " + std::to_string(b.file_offset) + ": " + s.message());
-  }
+      ++recovery_.transactions_applied;
+    } else {
+      ++recovery_.transactions_discarded;
+    }
+    if (it != pending.end()) pending.erase(it);
+    return {};
+  });
+  WALCUT_RETURN_IF_ERROR(s);
   recovery_.transactions_discarded += pending.size();
   recovery_.wal_end = (*reader)->end();
   return {};
@@ -347,9 +336,8 @@ Status Node::checkpoint() {
     const CacheGroup& g = *meta_.group(pid.first);
     std::string dir = db + "/" + g.name;
     if (group_dirs.emplace(dir, true).second) {
-      std::error_code ec;
-      fs::create_directories(dir, ec);
-      if (ec) return redirty(Status::io_error("create " + dir + ": " + ec.message()));
+      Status made = make_directories(dir);
+      if (!made.ok()) return redirty(made);
     }
     Status s = write_partition_file(partition_path(db, g, pid.second), {pid.first, pid.second, meta_.node_index}, *image);
     if (!s.ok()) return redirty(s);
@@ -420,106 +408,6 @@ Status Node::drop_old_segments() {
     if (ec) return Status::io_error("remove " + p + ": " + ec.message());
   }
   return {};
-}
-
-// Applies <dir>/restore/<name>.backup so that a crash at any step leaves
-// either the old state with the file waiting, or, once the next open has
-// finished the work, the new state with the file gone. The APPLYING marker
-// makes every step after it redo-able: the backup file is removed last.
-Status Node::apply_waiting_backup() {
-  const std::string restore_dir = options_.dir + "/" + kRestoreDir;
-  const std::string marker = restore_dir + "/APPLYING";
-  std::error_code ec;
-  if (!fs::is_directory(restore_dir, ec)) return {};
-  Result<std::vector<DirEntry>> entries = list_directory(restore_dir);
-  if (!entries.ok()) return entries.status();
-  std::vector<std::string> backups;
-  for (const DirEntry& e : entries.value()) {
-    if (fs::path(e.path).extension() == kBackupExtension) backups.push_back(restore_dir + "/" + e.path);
-  }
-  if (backups.size() > 1) return Status::invalid_argument(restore_dir + ": more than one backup waiting; leave one");
-  if (backups.empty()) {
-    if (!fs::exists(marker, ec)) return {};
-    // The marker says "done" once node.meta names the restored state; a
-    // marker still naming a backup that is gone is a restore cut short.
-    Result<Bytes> says = read_file_bytes(marker);
-    if (says.ok() && to_string(says.value()) == "done\n") {
-      fs::remove(marker, ec);
-      return sync_dir(restore_dir);
-    }
-    return Status::corruption(marker + ": a restore from " + (says.ok() ? to_string(says.value()) : std::string("?")) +
-                              " was interrupted and that backup is gone; put it back in " + restore_dir +
-                              " to finish the restore");
-  }
-  const std::string path = backups.front();
-  Result<BackupContents> b = read_backup_file(path);
-  if (!b.ok()) return Status(b.status().code(), "refusing the backup: " + b.status().message());
-  const NodeMeta& bm = b->meta.node;
-  Result<NodeMeta> existing = read_node_meta(options_.dir);
-  const NodeMeta* want = existing.ok() ? &existing.value() : (options_.meta.node_id.empty() ? nullptr : &options_.meta);
-  if (want && (want->node_id != bm.node_id || want->cluster_id != bm.cluster_id)) {
-    return Status::invalid_argument(path + ": a backup of node " + bm.node_id + " of cluster " +
-                                    std::to_string(bm.cluster_id) + ", but this is node " + want->node_id +
-                                    " of cluster " + std::to_string(want->cluster_id) + "; refusing it");
-  }
-  if (!existing.ok() && existing.status().code() != StatusCode::kNotFound) return existing.status();
-  if (!fs::exists(marker, ec)) {
-    int fd = ::open(marker.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
-    if (fd < 0) return Status::from_errno("create " + marker, errno);
-    std::string name = fs::path(path).filename().string();
-    Status s = pwrite_all(fd, as_bytes(name), 0, marker);
-    if (s.ok()) s = sync_file(fd, marker);
-    ::close(fd);
-    WALCUT_RETURN_IF_ERROR(s);
-    WALCUT_RETURN_IF_ERROR(sync_dir(restore_dir));
-  }
-  fault::point("backup.marked");
-  // The partitions, beside the live ones.
-  const std::string staged = options_.dir + "/db.restore";
-  fs::remove_all(staged, ec);
-  for (const CacheGroup& g : bm.groups) fs::create_directories(staged + "/" + g.name, ec);
-  if (ec) return Status::io_error("create " + staged + ": " + ec.message());
-  for (const auto& [pid, entries] : b->partitions) {
-    const CacheGroup& g = *bm.group(pid.first);
-    WALCUT_RETURN_IF_ERROR(write_partition_file(partition_path(staged, g, pid.second), {pid.first, pid.second, bm.node_index}, entries));
-  }
-  for (const CacheGroup& g : bm.groups) WALCUT_RETURN_IF_ERROR(sync_dir(staged + "/" + g.name));
-  WALCUT_RETURN_IF_ERROR(sync_dir(staged));
-  fault::point("backup.staged");
-  // Swap db/ for the staged partitions; the old WAL belongs to the old state.
-  const std::string db = options_.dir + "/db";
-  fs::remove_all(db + ".old", ec);
-  if (fs::exists(db, ec)) fs::rename(db, db + ".old", ec);
-  if (ec) return Status::io_error("rename " + db + ": " + ec.message());
-  fault::point("backup.swapping");
-  fs::rename(staged, db, ec);
-  if (ec) return Status::io_error("rename " + staged + ": " + ec.message());
-  fs::remove_all(db + ".old", ec);
-  fs::remove_all(options_.dir + "/wal", ec);
-  if (ec) return Status::io_error("remove " + options_.dir + "/wal: " + ec.message());
-  WALCUT_RETURN_IF_ERROR(sync_dir(options_.dir));
-  fault::point("backup.swapped");
-  NodeMeta next = bm;
-  next.checkpoint_id = bm.checkpoint_id + 1;  // the restored partitions are a checkpoint; the WAL starts anew
-  next.checkpoint = {};
-  next.wal_keep_from_segment = NodeMeta::kKeepNone;
-  next.wal_durable_end = {};  // the backup's is its old WAL's
-  WALCUT_RETURN_IF_ERROR(write_node_meta(options_.dir, next));
-  fault::point("backup.meta_written");
-  {
-    // From here the restored state stands: say so before the file goes.
-    const std::string done = marker + ".tmp";
-    WALCUT_RETURN_IF_ERROR(write_file_synced(done, as_bytes(std::string("done\n"))));
-    if (::rename(done.c_str(), marker.c_str()) != 0) return Status::from_errno("rename " + done, errno);
-    WALCUT_RETURN_IF_ERROR(sync_dir(restore_dir));
-  }
-  fs::remove(path, ec);
-  if (ec) return Status::io_error("remove " + path + ": " + ec.message());
-  WALCUT_RETURN_IF_ERROR(sync_dir(restore_dir));
-  fault::point("backup.file_removed");
-  fs::remove(marker, ec);
-  recovery_.restored_backup = path;
-  return sync_dir(restore_dir);
 }
 
 Status Node::backup(const std::string& path) {

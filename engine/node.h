@@ -72,9 +72,6 @@ struct TxLogged {
   uint64_t cut_id = 0;
 };
 
-// The key (group, partition) of a partition copy.
-using PartitionId = std::pair<uint32_t, uint16_t>;
-
 class Node {
  public:
   // Opens <dir>: creates a new node, or recovers an existing one (load the
@@ -165,7 +162,6 @@ class Node {
  private:
   explicit Node(const NodeOptions& options);
   Status create();
-  Status apply_waiting_backup();
   Status recover();
   Status load_partitions();
   Status replay_wal();
@@ -195,8 +191,5 @@ class Node {
   CutTracker cut_;
   std::map<Version, TxLogged> replayed_tx_;  // from open() until taken
 };
-
-// The directory of a group's partition files under a db/ root.
-std::string partition_path(const std::string& db_dir, const CacheGroup& g, uint16_t partition);
 
 }  // namespace walcut

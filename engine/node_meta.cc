@@ -94,20 +94,7 @@ Status validate_node_names(const NodeMeta& m) {
 }
 
 Status write_node_meta(const std::string& dir, const NodeMeta& m) {
-  std::string path = dir + "/" + kNodeMetaFile;
-  std::string tmp = path + ".tmp";
-  Bytes bytes = encode_node_meta(m);
-  int fd = ::open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::from_errno("create " + tmp, errno);
-  Status s = pwrite_all(fd, bytes, 0, tmp);
-  if (s.ok()) s = sync_file(fd, tmp);
-  ::close(fd);
-  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = Status::from_errno("rename " + tmp, errno);
-  if (!s.ok()) {
-    ::unlink(tmp.c_str());
-    return s;
-  }
-  return sync_dir(dir);
+  return replace_file_synced(dir + "/" + kNodeMetaFile, encode_node_meta(m));
 }
 
 Result<NodeMeta> read_node_meta(const std::string& dir) {

@@ -414,8 +414,9 @@ Status write_file(const std::string& path, const PartitionFileInfo& info, const 
                   PartitionFileWritten* written) {
   const bool replace = how == PartitionWrite::kReplace;
   const std::string tmp_path = replace ? path + ".tmp" : path;
-  int fd = ::open(tmp_path.c_str(), O_CREAT | (replace ? O_TRUNC : O_EXCL) | O_WRONLY | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::from_errno("create " + tmp_path, errno);
+  Result<int> created = create_file(tmp_path, (replace ? O_TRUNC : O_EXCL) | O_WRONLY);
+  if (!created.ok()) return created.status();
+  const int fd = created.value();
   Status s = write_contents(fd, tmp_path, info, each, written);
   if (s.ok() && replace) s = sync_file(fd, tmp_path);
   // Unsynced: start the writeback now, so the caller's later sync finds
@@ -469,6 +470,10 @@ Result<PartitionFileScan> scan_partition_file(const std::string& path, ByteSpan 
 }
 
 std::string partition_file_name(uint16_t partition) { return "part-" + std::to_string(partition) + ".bin"; }
+
+std::string partition_path(const std::string& db_dir, const CacheGroup& g, uint16_t partition) {
+  return db_dir + "/" + g.name + "/" + partition_file_name(partition);
+}
 
 std::optional<uint16_t> parse_partition_file_name(const std::string& name) {
   constexpr size_t kPrefix = 5, kSuffix = 4;  // "part-", ".bin"

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "engine/group.h"
 #include "engine/partition.h"
 #include "io/status.h"
 
@@ -88,6 +89,8 @@ Result<PartitionFileScan> scan_partition_file(const std::string& path, ByteSpan 
 
 // "part-<p>.bin"
 std::string partition_file_name(uint16_t partition);
+// "<db_dir>/<group>/part-<p>.bin": a partition file under a node's db/ directory.
+std::string partition_path(const std::string& db_dir, const CacheGroup& g, uint16_t partition);
 // The partition of a name partition_file_name() gives; nullopt for any
 // other name (leading zeros included).
 std::optional<uint16_t> parse_partition_file_name(const std::string& name);

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 
+#include "engine/cluster.h"
 #include "engine/meta_codec.h"
 #include "engine/partition_file.h"
 #include "io/crc32c.h"
@@ -31,7 +32,7 @@ std::string joined(const std::vector<std::string>& names) {
 // Whether `path` is db/<node id>/<group>/part-<p>.bin of one of the node's
 // groups, p below its partition count: the only files a manifest may list.
 bool is_partition_path(const SnapshotMeta& m, const std::string& path) {
-  const std::string prefix = "db/" + m.node_id + "/";
+  const std::string prefix = snapshot_db_dir(m.node_id) + "/";
   size_t slash = path.find('/', prefix.size());
   if (!path.starts_with(prefix) || slash == std::string::npos) return false;
   const std::string group = path.substr(prefix.size(), slash - prefix.size());
@@ -54,6 +55,14 @@ Status check_names(const SnapshotMeta& m) {
   return {};
 }
 }  // namespace
+
+std::string meta_file_name(const std::string& node_id) { return node_id + ".smf"; }
+
+std::string snapshot_db_dir(const std::string& node_id) { return "db/" + node_id; }
+
+std::string snapshot_partition_path(const std::string& node_id, const std::string& group, uint16_t partition) {
+  return snapshot_db_dir(node_id) + "/" + group + "/" + partition_file_name(partition);
+}
 
 // Layout: the metadata frame (engine/meta_codec.h) around the body.
 Bytes encode_snapshot_meta(const SnapshotMeta& m) {
@@ -178,8 +187,7 @@ Result<SnapshotReport> take_full_snapshot(Cluster& cluster, const std::string& s
   std::error_code ec;
   if (fs::exists(final_dir, ec)) return Status::invalid_argument(final_dir + ": a snapshot of that name exists");
   fs::remove_all(staging, ec);
-  fs::create_directories(staging, ec);
-  if (ec) return Status::io_error("create " + staging + ": " + ec.message());
+  WALCUT_RETURN_IF_ERROR(make_directories(staging));
 
   // 1. The snapshot point: no transaction in flight, every node marks it.
   std::vector<Node::Image> images;
@@ -216,11 +224,10 @@ Result<SnapshotReport> take_full_snapshot(Cluster& cluster, const std::string& s
     sm.snapshot_pointer = images[i].pointer;
     for (const auto& [pid, entries] : images[i].partitions) {
       const CacheGroup& g = *nm.group(pid.first);
-      std::string rel = "db/" + nm.node_id + "/" + g.name + "/" + partition_file_name(pid.second);
+      std::string rel = snapshot_partition_path(nm.node_id, g.name, pid.second);
       Result<std::string> path = path_under(staging, rel);
       if (!path.ok()) return path.status();
-      fs::create_directories(fs::path(path.value()).parent_path(), ec);
-      if (ec) return Status::io_error("create directory for " + path.value() + ": " + ec.message());
+      WALCUT_RETURN_IF_ERROR(make_directories(fs::path(path.value()).parent_path().string()));
       WALCUT_RETURN_IF_ERROR(write_partition_file(path.value(), {pid.first, pid.second, nm.node_index}, *entries));
       // Read back: the manifest checksums what is on disk, not what was meant.
       Result<Bytes> written = read_file_bytes(path.value());
@@ -230,7 +237,7 @@ Result<SnapshotReport> take_full_snapshot(Cluster& cluster, const std::string& s
       ++report.files;
     }
     std::sort(sm.files.begin(), sm.files.end(), [](const auto& a, const auto& b) { return a.path < b.path; });
-    Result<std::string> smf = path_under(staging, nm.node_id + ".smf");
+    Result<std::string> smf = path_under(staging, meta_file_name(nm.node_id));
     if (!smf.ok()) return smf.status();
     WALCUT_RETURN_IF_ERROR(write_file_synced(smf.value(), encode_snapshot_meta(sm)));
   }

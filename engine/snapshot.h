@@ -11,10 +11,11 @@
 #include <string>
 #include <vector>
 
-#include "engine/cluster.h"
 #include "engine/node_meta.h"
 
 namespace walcut {
+
+class Cluster;
 
 struct ManifestEntry {
   std::string path;  // relative to the snapshot directory
@@ -35,6 +36,22 @@ struct SnapshotMeta {
   WalPointer snapshot_pointer;        // the node's CLUSTER_SNAPSHOT record
   std::vector<ManifestEntry> files;   // every file of this node, sorted by path
 };
+
+// The metadata of node `node_index` among a snapshot's or an increment's
+// (any type with a node_index), or nullptr.
+template <typename Meta>
+const Meta* find_node_meta(const std::vector<Meta>& metas, uint16_t node_index) {
+  for (const Meta& m : metas) {
+    if (m.node_index == node_index) return &m;
+  }
+  return nullptr;
+}
+// "<node id>.smf": a node's metadata file in a snapshot or an increment.
+std::string meta_file_name(const std::string& node_id);
+// "db/<node id>": a node's partition files in a snapshot, and
+// "db/<node id>/<group>/part-<p>.bin", one of them (as its manifest spells it).
+std::string snapshot_db_dir(const std::string& node_id);
+std::string snapshot_partition_path(const std::string& node_id, const std::string& group, uint16_t partition);
 
 Bytes encode_snapshot_meta(const SnapshotMeta& m);
 Result<SnapshotMeta> decode_snapshot_meta(ByteSpan bytes, const std::string& what);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <filesystem>
 
@@ -15,6 +16,50 @@
 namespace walcut {
 
 namespace fs = std::filesystem;
+
+namespace {
+std::atomic<bool> group_read{false};
+}  // namespace
+
+void set_group_read(bool allowed) { group_read = allowed; }
+
+FileModes created_modes() { return group_read ? FileModes{0750, 0640} : FileModes{0700, 0600}; }
+
+Status make_directories(const std::string& dir) {
+  const mode_t mode = created_modes().dir;
+  std::string at;
+  for (const fs::path& part : fs::path(dir)) {
+    at = at.empty() || at.back() == '/' ? at + part.string() : at + "/" + part.string();
+    if (part.empty() || part == "." || part == ".." || part == "/") continue;
+    if (::mkdir(at.c_str(), mode) == 0) {
+      // mkdir(2) takes the umask off; chmod makes the mode exact.
+      if (::chmod(at.c_str(), mode) != 0) return Status::from_errno("chmod " + at, errno);
+      continue;
+    }
+    const int err = errno;
+    struct stat st;
+    if (err == EEXIST && ::stat(at.c_str(), &st) == 0) {
+      if (S_ISDIR(st.st_mode)) continue;
+      return Status::from_errno("create directory " + at, ENOTDIR);
+    }
+    return Status::from_errno("create directory " + at, err);
+  }
+  return {};
+}
+
+Result<int> create_file(const std::string& path, int flags) {
+  const mode_t mode = created_modes().file;
+  int fd = ::open(path.c_str(), flags | O_CREAT | O_CLOEXEC, mode);
+  if (fd < 0) return Status::from_errno("create " + path, errno);
+  // open(2) takes the umask off, and keeps an existing file's mode: fchmod makes it exact.
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || ((st.st_mode & 07777) != mode && ::fchmod(fd, mode) != 0)) {
+    const int err = errno;
+    ::close(fd);
+    return Status::from_errno("chmod " + path, err);
+  }
+  return fd;
+}
 
 Status pwrite_all(int fd, ByteSpan data, uint64_t offset, const std::string& path) {
   size_t allowed = fault::writable_bytes(data.size());
@@ -99,12 +144,25 @@ Result<Bytes> read_file_bytes(const std::string& path) {
 Status sync_filesystem(const std::string& path) { return sync_opened(path, O_RDONLY, ::syncfs, "open ", "syncfs "); }
 
 Status write_file_synced(const std::string& path, ByteSpan bytes) {
-  int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::from_errno("create " + path, errno);
+  Result<int> created = create_file(path, O_TRUNC | O_WRONLY);
+  if (!created.ok()) return created.status();
+  const int fd = created.value();
   Status s = pwrite_all(fd, bytes, 0, path);
   if (s.ok()) s = sync_file(fd, path);
   ::close(fd);
   return s;
+}
+
+Status replace_file_synced(const std::string& path, ByteSpan bytes) {
+  const std::string tmp = path + ".tmp";
+  Status s = write_file_synced(tmp, bytes);
+  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = Status::from_errno("rename " + tmp, errno);
+  if (!s.ok()) {
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  const std::string dir = fs::path(path).parent_path().string();
+  return sync_dir(dir.empty() ? "." : dir);
 }
 
 Result<std::vector<std::string>> list_segment_files(const std::string& dir) {
@@ -136,6 +194,7 @@ Result<DirEntry> dir_entry(const fs::directory_entry& e, std::string rel) {
   } else if (fs::is_directory(st)) {
     d.kind = DirEntry::Kind::kDirectory;
   }
+  d.mode = static_cast<mode_t>(st.permissions()) & 07777;
   return d;
 }
 
@@ -185,6 +244,36 @@ Status sync_tree(const std::string& root) {
   return sync_dir(root);
 }
 
+Result<FileModes> modes_no_wider_than(const std::string& source) {
+  const FileModes modes = created_modes();
+  if (modes == FileModes{}) return modes;  // private already: nothing to look at
+  const FileModes narrow{modes.dir & ~mode_t{S_IRWXG}, modes.file & ~mode_t{S_IRWXG}};
+  struct stat st;
+  if (::stat(source.c_str(), &st) != 0) return Status::from_errno("stat " + source, errno);
+  if (!(st.st_mode & S_IRGRP)) return narrow;
+  if (!S_ISDIR(st.st_mode)) return modes;
+  Result<std::vector<DirEntry>> entries = list_directory(source, /*recursive=*/true);
+  if (!entries.ok()) return entries.status();
+  for (const DirEntry& e : entries.value()) {
+    if (!(e.mode & S_IRGRP)) return narrow;
+  }
+  return modes;
+}
+
+Status set_tree_modes(const std::string& root, FileModes modes) {
+  Result<std::vector<DirEntry>> entries = list_directory(root, /*recursive=*/true);
+  if (!entries.ok()) return entries.status();
+  for (const DirEntry& e : entries.value()) {
+    if (e.kind == DirEntry::Kind::kOther) continue;  // a symbolic link: chmod would follow it
+    const std::string path = root + "/" + e.path;
+    if (::chmod(path.c_str(), e.kind == DirEntry::Kind::kDirectory ? modes.dir : modes.file) != 0) {
+      return Status::from_errno("chmod " + path, errno);
+    }
+  }
+  if (::chmod(root.c_str(), modes.dir) != 0) return Status::from_errno("chmod " + root, errno);
+  return {};
+}
+
 bool path_is_within(const std::string& path, const std::string& dir) {
   const fs::path p = resolved(path), d = resolved(dir);
   auto pi = p.begin();
@@ -225,9 +314,9 @@ Result<FileLock> FileLock::lock_fd(int fd, const std::string& path, const std::s
 }
 
 Result<FileLock> FileLock::lock_file(const std::string& path, const std::string& what, bool wait, Mode mode) {
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::from_errno("open lock file " + path, errno);
-  return lock_fd(fd, path, what, wait, mode);
+  Result<int> fd = create_file(path, O_RDWR);
+  if (!fd.ok()) return fd.status();
+  return lock_fd(fd.value(), path, what, wait, mode);
 }
 
 Result<FileLock> FileLock::lock_directory(const std::string& dir, const std::string& what, bool wait, Mode mode) {

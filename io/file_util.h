@@ -2,6 +2,8 @@
 // the file.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -10,6 +12,32 @@
 #include "io/status.h"
 
 namespace walcut {
+
+// The modes of every directory and file walcut creates, whatever the
+// umask: private by default (0700 / 0600, as PostgreSQL's data directory),
+// or group-readable (0750 / 0640) once set_group_read(true) is called.
+struct FileModes {
+  mode_t dir = 0700;
+  mode_t file = 0600;
+  bool operator==(const FileModes&) const = default;
+};
+// Process-wide; the CLI's --group-read sets it before any work starts.
+void set_group_read(bool allowed);
+FileModes created_modes();
+// Creates `dir` and its missing parents, each with created_modes().dir
+// exactly (directories that exist keep their mode): the one maker of
+// directories. Errors name the directory and the errno.
+Status make_directories(const std::string& dir);
+// open(2) of `path` with O_CREAT | O_CLOEXEC | `flags`, the file's mode
+// created_modes().file exactly (a file that existed gets it too): the one
+// creator of files. Returns the descriptor; errors read "create <path>".
+Result<int> create_file(const std::string& path, int flags);
+// Where a restore never makes its result more readable than its source:
+// created_modes(), without group read when `source` (a file, or a
+// directory and everything under it) does not grant it to all of it.
+Result<FileModes> modes_no_wider_than(const std::string& source);
+// `root` and every directory and file under it get `modes`.
+Status set_tree_modes(const std::string& root, FileModes modes);
 
 // Writes all of `data` at `offset`, retrying short writes and EINTR.
 Status pwrite_all(int fd, ByteSpan data, uint64_t offset, const std::string& path);
@@ -30,6 +58,10 @@ Status sync_filesystem(const std::string& path);
 // Creates or replaces `path` with `bytes` and fdatasyncs it (no rename:
 // for files inside a staging directory that is renamed as a whole).
 Status write_file_synced(const std::string& path, ByteSpan bytes);
+// Replaces `path` with `bytes` atomically: writes and fdatasyncs
+// "<path>.tmp", renames it over `path` and fsyncs the directory. A failure
+// leaves `path` as it was and no temporary file.
+Status replace_file_synced(const std::string& path, ByteSpan bytes);
 // The segment files (NNNNNNNNNNNNNNNN.wal) of a directory, by index.
 Result<std::vector<std::string>> list_segment_files(const std::string& dir);
 
@@ -39,6 +71,7 @@ struct DirEntry {
   std::string path;  // relative to the listed directory ("a/b" below it with `recursive`)
   Kind kind = Kind::kOther;
   uint64_t bytes = 0;  // of a regular file
+  mode_t mode = 0;     // the permission bits
 };
 // The entries of `dir` (and of every directory below it with `recursive`),
 // sorted by path: the one directory lister. Every std::filesystem call
@@ -59,7 +92,7 @@ bool path_is_within(const std::string& path, const std::string& dir);
 class FileLock {
  public:
   enum class Mode { kExclusive, kShared };  // shared: readers that exclude writers only
-  // Locks the file `path`, created if missing (it stays after release).
+  // Locks the file `path`, created if missing with created_modes() (it stays after release).
   static Result<FileLock> lock_file(const std::string& path, const std::string& what, bool wait,
                                     Mode mode = Mode::kExclusive);
   // Locks the directory `dir` itself (nothing is created); kNotFound when it does not exist.

@@ -2,19 +2,19 @@
 
 namespace walcut {
 
-Status for_each_record(BlockReader& reader, const std::function<Status(const Block&, const RecordView&)>& fn) {
+Status for_each_record(BlockReader& reader, const std::function<Status(const Block&, const RecordView&)>& fn,
+                       const std::function<void(const Block&)>& on_block) {
   Bytes scratch;
   Block b;
   for (;;) {
     Result<bool> more = reader.next(b);
     if (!more.ok()) return more.status();
     if (!more.value()) return {};
+    if (on_block) on_block(b);
     Result<ByteSpan> raw = block_raw_payload(b.header, b.stored, scratch);
     Status s = raw.ok() ? for_each_record(b.header, raw.value(), [&](const RecordView& r) { return fn(b, r); })
                         : raw.status();
-    if (!s.ok()) {
-      return Status(s.code(), reader.path(b.file) + " at offset " + std::to_string(b.file_offset) + ": " + s.message());
-    }
+    if (!s.ok()) return s.with_context(reader.path(b.file) + " at offset " + std::to_string(b.file_offset));
   }
 }
 

@@ -11,9 +11,11 @@
 namespace walcut {
 
 // Calls fn(block, record) for each record until the log ends, fn returns
-// an error, or a block fails to decode. Errors keep their code and name
-// the segment file and the block's offset. Cost: one LZ4 decompression
-// per compressed block, into one reused buffer.
-Status for_each_record(BlockReader& reader, const std::function<Status(const Block&, const RecordView&)>& fn);
+// an error, or a block fails to decode; `on_block`, when given, first for
+// each block. Errors keep their code and name the segment file and the
+// block's offset. Cost: one LZ4 decompression per compressed block, into
+// one reused buffer.
+Status for_each_record(BlockReader& reader, const std::function<Status(const Block&, const RecordView&)>& fn,
+                       const std::function<void(const Block&)>& on_block = {});
 
 }  // namespace walcut

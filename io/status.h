@@ -44,6 +44,11 @@ class [[nodiscard]] Status {
   const std::string& message() const { return message_; }
   // "Corruption: <message>"
   std::string to_string() const;
+  // The same code with "<where>: " before the message (ok stays ok): an
+  // error gains where it happened without becoming another kind of error.
+  Status with_context(const std::string& where) const {
+    return ok() ? Status{} : Status(code_, where + ": " + message_);
+  }
 
  private:
   StatusCode code_ = StatusCode::kOk;

@@ -64,8 +64,7 @@ Result<std::unique_ptr<WalWriter>> WalWriter::open(const WriterOptions& o) {
     return Status::invalid_argument("sync interval must be at least 1 ms");
   }
   std::error_code ec;
-  std::filesystem::create_directories(o.dir, ec);
-  if (ec) return Status::io_error("create directory " + o.dir + ": " + ec.message());
+  WALCUT_RETURN_IF_ERROR(make_directories(o.dir));
   // A segment still under its temporary name was never published.
   Result<std::vector<DirEntry>> entries = list_directory(o.dir);
   if (!entries.ok()) return entries.status();
@@ -135,8 +134,9 @@ Status WalWriter::open_existing(const std::vector<std::string>& segments) {
 Status WalWriter::create_segment(uint64_t index, uint64_t prev_index, uint32_t prev_crc) {
   std::string path = segment_path(index);
   std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::from_errno("create " + tmp, errno);
+  Result<int> created = create_file(tmp, O_TRUNC | O_WRONLY);
+  if (!created.ok()) return created.status();
+  const int fd = created.value();
   auto fail = [&](Status s) {
     ::close(fd);
     ::unlink(tmp.c_str());

@@ -16,8 +16,8 @@
 #include <mutex>
 #include <set>
 
+#include "cut/increment_chain.h"
 #include "engine/affinity.h"
-#include "cut/increment.h"
 #include "engine/snapshot.h"
 #include "io/crc32c.h"
 #include "io/file_util.h"
@@ -222,7 +222,7 @@ void check_full_snapshot(const CheckOptions& o, const SnapshotMeta& me, NodeChec
     }
     const PartitionFileInfo& info = parsed[i]->info;
     const CacheGroup* g = group_by_id(me.groups, info.group_id);
-    std::string expect = g ? "db/" + me.node_id + "/" + g->name + "/" + partition_file_name(info.partition) : "";
+    std::string expect = g ? snapshot_partition_path(me.node_id, g->name, info.partition) : "";
     if (!g || info.node_index != me.node_index || files[i]->path != expect) {
       structure(c, o.snapshot_dir + "/" + files[i]->path,
                 "holds group " + std::to_string(info.group_id) + " partition " + std::to_string(info.partition) +
@@ -235,7 +235,7 @@ void check_full_snapshot(const CheckOptions& o, const SnapshotMeta& me, NodeChec
   // Nothing unlisted, nothing owned left out.
   std::set<std::string> listed;
   for (const ManifestEntry& f : me.files) listed.insert(f.path);
-  for (const std::string& f : files_under(c, o.snapshot_dir, "db/" + me.node_id)) {
+  for (const std::string& f : files_under(c, o.snapshot_dir, snapshot_db_dir(me.node_id))) {
     if (!listed.count(f)) structure(c, o.snapshot_dir + "/" + f, "file is not in " + me.node_id + ".smf's manifest");
   }
   for (const CacheGroup& g : me.groups) {
@@ -251,47 +251,18 @@ void check_full_snapshot(const CheckOptions& o, const SnapshotMeta& me, NodeChec
 // Increments 1..N: metadata, segments present and continuous, nothing
 // unlisted; then the data, read through the restore pipeline.
 void check_increments(const CheckOptions& o, const SnapshotMeta& me, uint64_t n, NodeCheck& c) {
-  Result<uint64_t> count = increment_count(o.snapshot_dir);
-  if (!count.ok()) return structure(c, o.snapshot_dir, count.status().message());
-  if (n > count.value()) {
-    return structure(c, o.snapshot_dir, "has " + std::to_string(count.value()) + " increments, " + std::to_string(n) + " asked for");
-  }
-  uint64_t next_segment = me.snapshot_pointer.segment;
-  for (uint64_t k = 1; k <= n; ++k) {
-    const std::string dir = increment_dir(o.snapshot_dir, k);
-    Result<std::optional<std::string>> failed = increment_failure(o.snapshot_dir, k);
-    if (failed.ok() && failed->has_value() && k < n) continue;  // holds nothing; the next continues from the one before
-    Result<std::vector<IncrementMeta>> metas = read_increment_metas(o.snapshot_dir, k);
-    if (!metas.ok()) return structure(c, dir, metas.status().message());
-    auto m = std::find_if(metas->begin(), metas->end(), [&](const IncrementMeta& x) { return x.node_index == me.node_index; });
-    if (m == metas->end()) return structure(c, dir, "no metadata for " + me.node_id);
-    if (m->node_id != me.node_id || m->cluster_id != me.cluster_id || m->snapshot_name != me.name || m->groups != me.groups) {
-      return structure(c, dir + "/" + me.node_id + ".smf", "belongs to another node, cluster or snapshot, or its groups differ");
-    }
-    if (m->first_segment != next_segment) {
-      return structure(c, dir, me.node_id + "'s segments start at " + std::to_string(m->first_segment) + ", expected " +
-                                   std::to_string(next_segment) + ": a gap between increments");
-    }
+  ChainFault fault;
+  if (!check_increment_count(o.snapshot_dir, n, &fault).ok()) return structure(c, fault.where, fault.what);
+  Result<NodeIncrements> chain = read_node_increments(o.snapshot_dir, me, n, &fault);
+  if (!chain.ok()) return structure(c, fault.where, fault.what);
+  c.segments += chain->segment_paths.size();
+  for (const IncrementMeta& m : chain->increments) {
+    const std::string dir = increment_dir(o.snapshot_dir, m.index);
     std::set<std::string> listed;
-    for (uint64_t s = m->first_segment; s <= m->last_segment; ++s) {
-      std::string rel = "wal/" + me.node_id + "/" + segment_file_name(s);
-      listed.insert(rel);
-      auto f = std::find_if(m->files.begin(), m->files.end(), [&](const ManifestEntry& e) { return e.path == rel; });
-      Result<std::string> path = path_under(o.snapshot_dir, increment_rel_dir(k) + "/" + rel);
-      if (!path.ok()) return structure(c, dir, path.status().message());
-      std::error_code ec;
-      if (f == m->files.end() || !fs::exists(path.value(), ec)) {
-        return structure(c, path.value(), "segment " + std::to_string(s) + " of " + me.node_id + " is missing");
-      }
-      uint64_t bytes = fs::file_size(path.value(), ec);
-      if (ec) return structure(c, path.value(), "stat: " + ec.message());
-      if (bytes != f->bytes) return structure(c, path.value(), "size differs from the manifest");
-      ++c.segments;
+    for (const ManifestEntry& f : m.files) listed.insert(f.path);
+    for (const std::string& f : files_under(c, dir, increment_wal_dir(me.node_id))) {
+      if (!listed.count(f)) structure(c, dir + "/" + f, "file is not in " + meta_file_name(me.node_id) + "'s manifest");
     }
-    for (const std::string& f : files_under(c, dir, "wal/" + me.node_id)) {
-      if (!listed.count(f)) structure(c, dir + "/" + f, "file is not in " + me.node_id + ".smf's manifest");
-    }
-    next_segment = m->last_segment + 1;
   }
   CheckSink sink(c);
   ReplayOptions ro;

@@ -1,4 +1,4 @@
-// Snapshot check (DESIGN.md, "Check"): structure, full snapshot data and
+// Snapshot check (docs/check.md): structure, full snapshot data and
 // increment data, as a map per node and a reduce over the maps, so each
 // host of a real cluster can map its own part and one host reduces.
 #pragma once
@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/node.h"
+#include "engine/group.h"
 #include "engine/partition_file.h"
 #include "io/chunk_reader.h"
 

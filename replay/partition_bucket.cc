@@ -203,7 +203,7 @@ int64_t PartitionBucket::compact() {
   // several at every compaction.
   const size_t total = run_bytes();
   const size_t max_runs = total < kIndexMinBytes ? 1 : kMaxRuns;
-  if (runs_.size() > max_runs || dead_bytes_ > std::max(kTailMinBytes, (total - dead_bytes_) / kTailShare)) merge_runs();
+  if (runs_.size() > max_runs || dead_bytes_ > std::max(kTailMinBytes, (total - dead_bytes_) / kDeadShare)) merge_runs();
   recount();
   return static_cast<int64_t>(bytes_) - static_cast<int64_t>(before);
 }

@@ -181,10 +181,8 @@ Batch* Replay::decode(Batch* batch) {
     Status s = raw.ok() ? for_each_record(b.header, raw.value(),
                                           [&](const RecordView& r) { return decode_record(*batch, r); })
                         : raw.status();
-    if (!s.ok()) {
-      error_.set(Status::corruption(reader_.path(b.file) + " at offset " + std::to_string(b.file_offset) + ": " +
-                                    s.message()));
-    }
+    // Keeps the code: a sink's I/O error is not corruption of the WAL.
+    if (!s.ok()) error_.set(s.with_context(reader_.path(b.file) + " at offset " + std::to_string(b.file_offset)));
   }
   return batch;
 }
@@ -284,16 +282,11 @@ Status replay_node(const std::string& snapshot_dir, uint64_t n, uint16_t node_in
   if (n == 0) return {};  // increment 0 is the full snapshot alone: nothing to replay
   Result<std::vector<SnapshotMeta>> bases = read_snapshot_metas(snapshot_dir);
   if (!bases.ok()) return bases.status();
-  auto base = std::find_if(bases->begin(), bases->end(), [&](const SnapshotMeta& m) { return m.node_index == node_index; });
-  if (base == bases->end()) {
+  const SnapshotMeta* base = find_node_meta(bases.value(), node_index);
+  if (!base) {
     return Status::not_found(snapshot_dir + ": no full snapshot metadata for node " + std::to_string(node_index));
   }
-  Result<uint64_t> count = increment_count(snapshot_dir);
-  if (!count.ok()) return count.status();
-  if (n > count.value()) {
-    return Status::invalid_argument("increment " + std::to_string(n) + ": " + snapshot_dir + " has " +
-                                    std::to_string(count.value()) + " increments");
-  }
+  WALCUT_RETURN_IF_ERROR(check_increment_count(snapshot_dir, n));
   Result<NodeIncrements> inc = read_node_increments(snapshot_dir, *base, n);
   if (!inc.ok()) return inc.status();
   Result<ReplayFilter> filter = load_replay_filter(inc.value(), options.io);

@@ -1,6 +1,7 @@
 #include "replay/publish.h"
 
 #include <oneapi/tbb/parallel_for.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -172,10 +173,12 @@ Status remove_stale_stagings(const std::string& dest) {
   return {};
 }
 
-// A new staging directory of this run: "<dest>.staging-<pid>-<random>".
-Result<std::string> make_staging(const std::string& dest) {
+// A new staging directory of this run: "<dest>.staging-<pid>-<random>",
+// with `dir_mode` (mkdtemp makes it 0700).
+Result<std::string> make_staging(const std::string& dest, mode_t dir_mode) {
   std::string name = dest + ".staging-" + std::to_string(::getpid()) + "-XXXXXX";
   if (::mkdtemp(name.data()) == nullptr) return Status::from_errno("create a staging directory " + name, errno);
+  if (::chmod(name.c_str(), dir_mode) != 0) return Status::from_errno("chmod " + name, errno);
   return name;
 }
 
@@ -191,13 +194,11 @@ Result<std::unique_ptr<RestoreDest>> RestoreDest::open(const std::string& dest_a
   }
   // One restore into dest at a time: the lock file beside it, kept after the run.
   const std::string parent = parent_of(dest);
-  std::error_code ec;
-  fs::create_directories(parent, ec);
-  if (ec) return Status::io_error("create " + parent + ": " + ec.message());
+  WALCUT_RETURN_IF_ERROR(make_directories(parent));
   Result<FileLock> lock = FileLock::lock_file(dest + ".lock", dest, wait);
   if (!lock.ok()) return lock.status();
   WALCUT_RETURN_IF_ERROR(remove_stale_stagings(dest));
-  return std::unique_ptr<RestoreDest>(new RestoreDest(dest, std::move(lock).value()));
+  return std::unique_ptr<RestoreDest>(new RestoreDest(dest, snapshot_dir, std::move(lock).value()));
 }
 
 RestoreDest::~RestoreDest() {
@@ -208,6 +209,8 @@ RestoreDest::~RestoreDest() {
 Result<bool> RestoreDest::holds(const std::string& stamp) {
   std::error_code ec;
   if (!fs::exists(fs::symlink_status(dest_, ec))) return false;
+  // An empty directory is taken as a place to restore into: the rename of publish replaces it.
+  if (fs::is_directory(fs::symlink_status(dest_, ec)) && fs::is_empty(dest_, ec) && !ec) return false;
   Result<Bytes> marker = read_file_bytes(dest_ + "/RESTORED");
   if (!marker.ok() || !to_string(marker.value()).starts_with(stamp)) {
     return Status::invalid_argument("--dest " + dest_ + ": exists and is not this restore; choose a new directory");
@@ -217,7 +220,10 @@ Result<bool> RestoreDest::holds(const std::string& stamp) {
 }
 
 Result<std::string> RestoreDest::stage() {
-  Result<std::string> made = make_staging(dest_);
+  Result<FileModes> modes = modes_no_wider_than(snapshot_dir_);
+  if (!modes.ok()) return modes.status();
+  modes_ = modes.value();
+  Result<std::string> made = make_staging(dest_, modes_.dir);
   if (!made.ok()) return made.status();
   staging_ = made.value();
   return staging_;
@@ -232,6 +238,7 @@ Status RestoreDest::publish(const std::string& stamp) {
   for (const TreeEntry& e : tree.value()) restored += e.line();
   WALCUT_RETURN_IF_ERROR(sync_filesystem(staging_));  // every partition file, before RESTORED says it is whole
   WALCUT_RETURN_IF_ERROR(write_file_synced(staging_ + "/RESTORED", as_bytes(restored)));
+  if (modes_ != created_modes()) WALCUT_RETURN_IF_ERROR(set_tree_modes(staging_, modes_));
   WALCUT_RETURN_IF_ERROR(sync_tree(staging_));
   fault::point("restore.staged");
   if (::rename(staging_.c_str(), dest_.c_str()) != 0) {

@@ -20,25 +20,31 @@ class RestoreDest {
   static Result<std::unique_ptr<RestoreDest>> open(const std::string& dest, const std::string& snapshot_dir, bool wait);
   ~RestoreDest();
 
-  // Whether dest exists already: false when it does not; true when it
+  // Whether dest exists already: false when it does not or is an empty
+  // directory (publish's rename replaces it); true when it
   // holds the restore `stamp` names and matches what its RESTORED records
   // (Corruption naming the first difference otherwise); InvalidArgument
   // when it is anything else. Cost: one read of every file of dest.
   Result<bool> holds(const std::string& stamp);
   // The run's staging directory, created now: "<dest>.staging-<pid>-<random>".
-  // It is removed unless published.
+  // It is removed unless published. What the run creates in it gets
+  // created_modes(), narrowed at publish when the snapshot is private.
   Result<std::string> stage();
   // Writes RESTORED (the stamp, then every directory and file of the
   // staging tree with its size and CRC32C), syncs the filesystem and every
-  // directory of the tree, and renames it to dest.
+  // directory of the tree, and renames it to dest. The tree is never more
+  // readable than the snapshot (modes_no_wider_than).
   Status publish(const std::string& stamp);
 
   const std::string& dest() const { return dest_; }
 
  private:
-  RestoreDest(std::string dest, FileLock lock) : dest_(std::move(dest)), lock_(std::move(lock)) {}
+  RestoreDest(std::string dest, std::string snapshot_dir, FileLock lock)
+      : dest_(std::move(dest)), snapshot_dir_(std::move(snapshot_dir)), lock_(std::move(lock)) {}
 
   std::string dest_;
+  std::string snapshot_dir_;
+  FileModes modes_;
   FileLock lock_;
   std::string staging_;
   bool published_ = false;

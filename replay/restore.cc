@@ -59,10 +59,6 @@ bool group_wanted(const RestoreOptions& o, const std::string& name) {
   return o.groups.empty() || std::count(o.groups.begin(), o.groups.end(), name) > 0;
 }
 
-std::string partition_rel_path(const std::string& node_id, const CacheGroup& g, uint16_t p) {
-  return "db/" + node_id + "/" + g.name + "/" + partition_file_name(p);
-}
-
 // What one restore reads and writes, decided before anything is read.
 struct Plan {
   std::vector<SnapshotMeta> bases;             // every node of the snapshot, by node index
@@ -100,7 +96,7 @@ Result<Plan> make_plan(const RestoreOptions& o, std::vector<SnapshotMeta> bases,
     const SnapshotMeta& b = plan.bases[node];
     CopyToFinish c;
     c.node_index = node;
-    const std::string rel = partition_rel_path(b.node_id, g, p);
+    const std::string rel = snapshot_partition_path(b.node_id, g.name, p);
     Result<std::string> base = path_under(o.snapshot_dir, rel);
     if (!base.ok()) return base.status();
     c.base_path = std::move(base).value();
@@ -108,7 +104,7 @@ Result<Plan> make_plan(const RestoreOptions& o, std::vector<SnapshotMeta> bases,
                                    [](const ManifestEntry& e, const std::string& r) { return e.path < r; });
     if (listed != b.files.end() && listed->path == rel) c.listed = *listed;
     if (plan.restored[node]) {
-      Result<std::string> out = path_under(staging, b.node_id + "/db/" + g.name + "/" + partition_file_name(p));
+      Result<std::string> out = path_under(staging, partition_path(b.node_id + "/db", g, p));
       if (!out.ok()) return out.status();
       c.out_path = std::move(out).value();
     }
@@ -267,8 +263,7 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
   });
   for (size_t i = 0; i < sources.size(); ++i) {
     const SnapshotMeta& b = plan.bases[sources[i]];
-    WALCUT_RETURN_IF_ERROR(results[i].ok() ? results[i]
-                                           : Status(results[i].code(), "node " + b.node_id + ": " + results[i].message()));
+    WALCUT_RETURN_IF_ERROR(results[i].with_context("node " + b.node_id));
     const ReplayReport& r = reports[i];
     if (!plan.restored[sources[i]]) {
       report.peer_nodes += 1;
@@ -303,25 +298,32 @@ Status finish_all(Plan& plan, RestoreReport& report) {
   return error.get();
 }
 
+// The groups a restored node declares: those restored, so no other reads as empty.
+std::vector<CacheGroup> restored_groups(const RestoreOptions& o, const SnapshotMeta& b) {
+  std::vector<CacheGroup> out;
+  for (const CacheGroup& g : b.groups) {
+    if (group_wanted(o, g.name)) out.push_back(g);
+  }
+  return out;
+}
+
 // A restored node's directory: its groups' directories and node.meta.
-Status write_node_dirs(const std::string& staging, const SnapshotMeta& b) {
+Status write_node_dirs(const std::string& staging, const RestoreOptions& o, const SnapshotMeta& b) {
   Result<std::string> node_dir = path_under(staging, b.node_id);
   if (!node_dir.ok()) return node_dir.status();
   const std::string& dir = node_dir.value();
-  std::error_code ec;
-  fs::create_directories(dir + "/wal", ec);
-  for (const CacheGroup& g : b.groups) fs::create_directories(dir + "/db/" + g.name, ec);
-  if (ec) return Status::io_error("create " + dir + ": " + ec.message());
+  WALCUT_RETURN_IF_ERROR(make_directories(dir + "/wal"));
+  for (const CacheGroup& g : restored_groups(o, b)) WALCUT_RETURN_IF_ERROR(make_directories(dir + "/db/" + g.name));
   return {};
 }
 
-Status write_node_meta_of(const std::string& staging, const SnapshotMeta& b) {
+Status write_node_meta_of(const std::string& staging, const RestoreOptions& o, const SnapshotMeta& b) {
   NodeMeta nm;
   nm.cluster_id = b.cluster_id;
   nm.node_index = b.node_index;
   nm.node_id = b.node_id;
   nm.baseline = b.baseline;
-  nm.groups = b.groups;
+  nm.groups = restored_groups(o, b);
   nm.topology_version = b.topology_version;
   nm.checkpoint_id = 1;  // the restored state is a checkpoint; the WAL starts empty
   return write_node_meta(staging + "/" + b.node_id, nm);
@@ -332,7 +334,8 @@ std::string restore_stamp(const RestoreOptions& o) {
   std::string snap = fs::weakly_canonical(o.snapshot_dir, ec).string();
   std::string s = "snapshot=" + snap + "\nincrement=" + std::to_string(o.increment) + "\nnode=" + o.node.value_or("*") +
                   "\ngroups=";
-  for (const std::string& g : o.groups) s += g + ",";
+  std::set<std::string> groups(o.groups.begin(), o.groups.end());  // --groups b,a is --groups a,b
+  for (const std::string& g : groups) s += g + ",";
   return s + "\n";
 }
 
@@ -389,8 +392,7 @@ Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
   const std::string& staging = staged.value();
   const std::string spill_dir = staging + "/.spill";
   std::error_code ec;
-  fs::create_directories(spill_dir, ec);
-  if (ec) return Status::io_error("create " + spill_dir + ": " + ec.message());
+  WALCUT_RETURN_IF_ERROR(make_directories(spill_dir));
   Result<Plan> planned = make_plan(options, std::move(bases).value(), staging, options.increment > 0);
   if (!planned.ok()) return planned.status();
   Plan& plan = planned.value();
@@ -411,12 +413,12 @@ Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
   for (const SnapshotMeta& b : plan.bases) {
     if (!plan.restored[b.node_index]) continue;
     ++report.nodes;
-    WALCUT_RETURN_IF_ERROR(write_node_dirs(staging, b));
+    WALCUT_RETURN_IF_ERROR(write_node_dirs(staging, options, b));
   }
   WALCUT_RETURN_IF_ERROR(finish_all(plan, report));
   WALCUT_RETURN_IF_ERROR(check_unread(options, plan.unread));
   for (const SnapshotMeta& b : plan.bases) {
-    if (plan.restored[b.node_index]) WALCUT_RETURN_IF_ERROR(write_node_meta_of(staging, b));
+    if (plan.restored[b.node_index]) WALCUT_RETURN_IF_ERROR(write_node_meta_of(staging, options, b));
   }
   fs::remove_all(spill_dir, ec);
   if (ec) return Status::io_error("remove " + spill_dir + ": " + ec.message());

@@ -21,8 +21,9 @@ SpillFile::~SpillFile() {
 Result<std::unique_ptr<SpillWriter>> SpillWriter::create(const std::string& path) {
   auto file = std::make_shared<SpillFile>();
   file->path = path;
-  file->fd = ::open(path.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
-  if (file->fd < 0) return Status::from_errno("create spill file " + path, errno);
+  Result<int> created = create_file(path, O_EXCL | O_RDWR);
+  if (!created.ok()) return Status(created.status().code(), "spill file: " + created.status().message());
+  file->fd = created.value();
   return std::unique_ptr<SpillWriter>(new SpillWriter(std::move(file)));
 }
 

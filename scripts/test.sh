@@ -44,9 +44,9 @@ ctest --test-dir "$root/build-asan" --output-on-failure -j "$jobs"
 # comparisons, the kill tests, and ASan.
 echo "== ThreadSanitizer build: concurrent code"
 bash "$root/scripts/build.sh" "$root/build-tsan" -DCMAKE_BUILD_TYPE=Debug -DWALCUT_SANITIZE=thread -DWALCUT_WERROR=ON -DWALCUT_BUILD_TESTS=ON -DWALCUT_BUILD_BENCH=OFF \
-  -- walcut_cli io_writer_test engine_cluster_test engine_snapshot_test engine_cut_test
+  -- walcut_cli io_writer_test engine_cluster_test engine_snapshot_test cut_test
 ctest --test-dir "$root/build-tsan" --output-on-failure -j "$jobs" \
-  -L '^(io_writer_test|engine_cluster_test|engine_snapshot_test|engine_cut_test)$'
+  -L '^(io_writer_test|engine_cluster_test|engine_snapshot_test|cut_test)$'
 
 echo "== clang 14 build (library, CLI, fuzzers under ASan + UBSan) and fuzzing, 30 s per parser"
 bash "$root/scripts/build.sh" "$root/build-fuzz" -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo \

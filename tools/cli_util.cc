@@ -15,18 +15,30 @@ int fail(const Status& s) {
   return s.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitData;
 }
 
+std::optional<uint64_t> parse_decimal(const std::string& text) {
+  uint64_t v = 0;
+  const char* end = text.data() + text.size();
+  auto [stop, ec] = std::from_chars(text.data(), end, v);  // no sign, no spaces, no prefix
+  if (text.empty() || ec != std::errc() || stop != end) return std::nullopt;
+  return v;
+}
+
 CLI::Validator whole_number(uint64_t min, uint64_t max) {
   const std::string range = std::to_string(min) + ".." + std::to_string(max);
   auto check = [min, max, range](std::string& text) -> std::string {
-    uint64_t v = 0;
-    const char* end = text.data() + text.size();
-    auto [stop, ec] = std::from_chars(text.data(), end, v);  // no sign, no spaces, no prefix
-    if (text.empty() || ec != std::errc() || stop != end || v < min || v > max) {
+    std::optional<uint64_t> v = parse_decimal(text);
+    if (!v || *v < min || *v > max) {
       return "must be a whole number in " + range + ", got '" + text + "'";
     }
     return {};
   };
   return CLI::Validator(check, "[" + range + "]");
+}
+
+void add_group_read_flag(CLI::App& app) {
+  app.add_flag_callback("--group-read", [] { set_group_read(true); },
+                        "Let the owner's group read what this creates: directories 0750 and files 0640 instead of "
+                        "0700 and 0600, whatever the umask (a restore stays private when its snapshot is)");
 }
 
 void ReaderFlags::add_to(CLI::App& app) {
@@ -52,6 +64,17 @@ Result<BlockReaderOptions> ReaderFlags::options() const {
   o.io.chunk_bytes = chunk_kib * 1024;
   o.mode = strict ? TailMode::kStrict : TailMode::kTolerateTornTail;
   return o;
+}
+
+Status require_directory(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return {};
+  if (std::filesystem::exists(path, ec)) return Status::invalid_argument(path + ": not a directory");
+  return Status::invalid_argument(path + ": no such directory");
+}
+
+std::string count_of(uint64_t n, const std::string& noun, const std::string& plural) {
+  return std::to_string(n) + " " + (n == 1 ? noun : plural.empty() ? noun + "s" : plural);
 }
 
 Result<std::vector<std::string>> expand_segments(const std::vector<std::string>& args) {

@@ -20,10 +20,17 @@ enum Exit : int { kExitOk = 0, kExitFindings = 1, kExitUsage = 2, kExitData = 3 
 // for an invalid argument).
 int fail(const Status& s);
 
+// Decimal digits only, no sign, spaces or prefix, within u64; nullopt otherwise.
+std::optional<uint64_t> parse_decimal(const std::string& text);
+
 // The check of every numeric flag: decimal digits only, from `min` to `max`.
 // A negative, empty, fractional or out-of-range value is a usage error
 // naming the flag (CLI11 alone wraps "-1" to 2^64 - 1 and reads "" as 0).
 CLI::Validator whole_number(uint64_t min, uint64_t max);
+
+// --group-read, on every verb that creates files: what it creates may be
+// read by the owner's group (0750 / 0640 instead of 0700 / 0600).
+void add_group_read_flag(CLI::App& app);
 
 // The reader flags of the verbs that read segments.
 struct ReaderFlags {
@@ -40,6 +47,14 @@ struct ReaderFlags {
 // (powers of 1024; "MiB", "MB" alike). nullopt when it does not parse or
 // overflows.
 std::optional<uint64_t> parse_byte_size(const std::string& text);
+
+// InvalidArgument naming `path` unless it is a directory (or a link to one):
+// a missing SNAPSHOT_DIR is a usage error, as a missing SEGMENT is.
+Status require_directory(const std::string& path);
+
+// "1 node", "3 nodes": `n` and the noun, plural unless n is 1 (`plural`
+// when the noun does not just take an s).
+std::string count_of(uint64_t n, const std::string& noun, const std::string& plural = "");
 
 // Expands the SEGMENT... arguments: a directory stands for its segments.
 Result<std::vector<std::string>> expand_segments(const std::vector<std::string>& args);

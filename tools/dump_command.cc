@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "engine/node.h"
 #include "engine/partition_file.h"
@@ -15,6 +16,9 @@ namespace walcut::cli {
 namespace {
 
 namespace fs = std::filesystem;
+
+// The cache groups a directory holds, by name.
+using GroupNames = std::set<std::string>;
 
 // One partition copy to print.
 struct Copy {
@@ -42,13 +46,14 @@ bool is_node_dir(const fs::path& p) {
 
 // A node directory: its state after recovery, computed in memory (nothing
 // on disk changes).
-Status collect_node(const fs::path& dir, std::vector<Copy>& out) {
+Status collect_node(const fs::path& dir, std::vector<Copy>& out, GroupNames& groups) {
   NodeOptions o;
   o.dir = dir.string();
   o.read_only = true;
   Result<std::unique_ptr<Node>> node = Node::open(o);
   if (!node.ok()) return node.status();
   const NodeMeta& m = (*node)->meta();
+  for (const CacheGroup& g : m.groups) groups.insert(g.name);
   for (auto& [pid, entries] : (*node)->share_partitions()) {
     out.push_back(Copy{m.node_id, m.group(pid.first)->name, pid.second, entries});
   }
@@ -56,7 +61,7 @@ Status collect_node(const fs::path& dir, std::vector<Copy>& out) {
 }
 
 // A snapshot's db/ tree: db/<node>/<group>/part-<p>.bin.
-Status collect_db_tree(const fs::path& db, std::vector<Copy>& out) {
+Status collect_db_tree(const fs::path& db, std::vector<Copy>& out, GroupNames& groups) {
   Result<std::vector<DirEntry>> entries = list_directory(db.string(), /*recursive=*/true);
   if (!entries.ok()) return entries.status();
   for (const DirEntry& e : entries.value()) {
@@ -65,6 +70,7 @@ Status collect_db_tree(const fs::path& db, std::vector<Copy>& out) {
     if (std::distance(rel.begin(), rel.end()) != 3) continue;
     Result<PartitionFile> pf = read_partition_file((db / rel).string());
     if (!pf.ok()) return pf.status();
+    groups.insert(std::next(rel.begin())->string());
     out.push_back(Copy{rel.begin()->string(), std::next(rel.begin())->string(), pf->info.partition,
                        std::make_shared<const EntryMap>(std::move(pf->entries))});
   }
@@ -76,10 +82,11 @@ Status collect(fs::path dir, const std::string& group, std::vector<Copy>& out) {
   if (dir.filename().empty()) dir = dir.parent_path();  // "snap/db/" names "snap/db"
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return Status::invalid_argument(dir.string() + ": not a directory");
+  GroupNames groups;
   if (is_node_dir(dir)) {
-    WALCUT_RETURN_IF_ERROR(collect_node(dir, out));
+    WALCUT_RETURN_IF_ERROR(collect_node(dir, out, groups));
   } else if (dir.filename() == "db" || fs::is_directory(dir / "db", ec)) {
-    WALCUT_RETURN_IF_ERROR(collect_db_tree(dir.filename() == "db" ? dir : dir / "db", out));
+    WALCUT_RETURN_IF_ERROR(collect_db_tree(dir.filename() == "db" ? dir : dir / "db", out, groups));
   } else {
     Result<std::vector<DirEntry>> entries = list_directory(dir.string());
     if (!entries.ok()) return entries.status();
@@ -87,12 +94,18 @@ Status collect(fs::path dir, const std::string& group, std::vector<Copy>& out) {
     for (const DirEntry& sub : entries.value()) {
       if (!is_node_dir(dir / sub.path)) continue;  // a symbolic link to a node directory counts
       any = true;
-      WALCUT_RETURN_IF_ERROR(collect_node(dir / sub.path, out));
+      WALCUT_RETURN_IF_ERROR(collect_node(dir / sub.path, out, groups));
     }
     if (!any) {
       return Status::invalid_argument(dir.string() +
                                       ": not a node directory (no node.meta), a cluster directory or a snapshot db/ tree");
     }
+  }
+  if (!group.empty() && !groups.count(group)) {  // not an empty dump: the group is not there at all
+    std::string names;
+    for (const std::string& g : groups) names += (names.empty() ? "" : ", ") + g;
+    return Status::invalid_argument("--group " + group + ": no cache group of that name in " + dir.string() +
+                                    " (it holds " + (names.empty() ? "none" : names) + ")");
   }
   if (!group.empty()) std::erase_if(out, [&](const Copy& c) { return c.group != group; });
   std::sort(out.begin(), out.end(), [](const Copy& a, const Copy& b) {

@@ -87,6 +87,7 @@ void add_gen_command(CLI::App& app, int& exit_code) {
   g->add_option("--message-dup", o->message_dup, "Percent of deliveries duplicated; the copy is dropped on arrival")
       ->check(whole_number(0, 100))
       ->capture_default_str();
+  add_group_read_flag(*g);
   g->callback([g, o, codec, dist, segment_mib, wal_mode, &exit_code] {
     o->codec = *parse_codec(*codec);
     // With crashes a node must not lose acknowledged commits in an open block.

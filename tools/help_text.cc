@@ -32,7 +32,8 @@ constexpr VerbHelp kVerbHelp[] = {
      "walcut wal synth /tmp/wal --transactions 10000 --threads 4 --codec lz4"},
     {"dump",
      "  0  printed (possibly nothing)\n"
-     "  2  usage error: a bad or missing argument or flag, a DIR that is none of the three kinds\n"
+     "  2  usage error: a bad or missing argument or flag, a DIR that is none of the three kinds, a --group it\n"
+     "     does not hold\n"
      "  3  damaged data or an I/O error, named by file\n",
      "walcut dump /tmp/gen/snapshots/snp --group tx0"},
     {"gen",
@@ -40,15 +41,24 @@ constexpr VerbHelp kVerbHelp[] = {
      "  2  usage error: a bad or missing argument or flag, an --out directory that is not empty\n"
      "  3  an I/O error\n",
      "walcut gen --out /tmp/gen --seed 1 --txs 500 --increments 2"},
+    {"snapshot info",
+     "  0  printed\n"
+     "  2  usage error: a bad or missing argument or flag, a SNAPSHOT_DIR that is not a directory, an\n"
+     "     --increment beyond the snapshot's last\n"
+     "  3  damaged or missing metadata, a broken increment chain, or with --hash a file snapshot check\n"
+     "     would report\n",
+     "walcut snapshot info /tmp/gen/snapshots/snp --increment 2 --hash"},
     {"snapshot restore",
      "  0  restored, or already restored\n"
-     "  2  usage error: a bad or missing argument or flag, a --dest that holds something else\n"
+     "  2  usage error: a bad or missing argument or flag, a SNAPSHOT_DIR that is not a directory, a --dest\n"
+     "     that holds something else (an empty one is restored into)\n"
      "  3  damaged input or an I/O error, named by file (and offset, for segments)\n",
      "walcut snapshot restore /tmp/gen/snapshots/snp --increment 2 --dest /tmp/restored"},
     {"snapshot check",
      "  0  clean (with --map-out: the map file written, whatever it found)\n"
      "  1  problems found, each printed\n"
-     "  2  usage error: a bad or missing argument or flag, an unknown --node\n"
+     "  2  usage error: a bad or missing argument or flag, a SNAPSHOT_DIR that is not a directory, an unknown\n"
+     "     --node\n"
      "  3  the snapshot cannot be checked: no or damaged .smf, an unreadable directory or map file\n",
      "walcut snapshot check /tmp/gen/snapshots/snp --increment 2"},
     {"backup",

@@ -53,8 +53,8 @@ int run_backup(const std::string& src, const std::string& dest) {
                                            " that it would back up; write the backups outside the nodes"));
     }
   }
-  fs::create_directories(dest, ec);
-  if (ec) return fail(Status::io_error("create " + dest + ": " + ec.message()));
+  Status made = make_directories(dest);
+  if (!made.ok()) return fail(made);
   for (const fs::path& n : nodes) {
     Status s = backup_one(n.string(), dest + "/" + n.filename().string() + kBackupExtension);
     if (!s.ok()) return fail(s);
@@ -95,6 +95,7 @@ void add_node_commands(CLI::App& app, int& exit_code) {
                                              "(or every node of a cluster directory into a directory)");
   b->add_option("SRC", *src, "A node directory, or a cluster directory")->required();
   b->add_option("DEST", *dest, "A backup file (for a node), or a directory (for a cluster)")->required();
+  add_group_read_flag(*b);
   b->callback([src, dest, &exit_code] { exit_code = run_backup(*src, *dest); });
 
   CLI::App* node = app.add_subcommand("node", "Node maintenance");
@@ -103,6 +104,7 @@ void add_node_commands(CLI::App& app, int& exit_code) {
   CLI::App* r = node->add_subcommand("recover", "Open a node as the engine does at start-up (a waiting backup first, "
                                                 "then its own WAL), checkpoint, close, and say what was done");
   r->add_option("NODE_DIR", *dir, "The node directory")->required();
+  add_group_read_flag(*r);
   r->callback([dir, &exit_code] { exit_code = run_recover(*dir); });
 }
 

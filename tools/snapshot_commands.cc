@@ -10,6 +10,7 @@
 #include "replay/check.h"
 #include "replay/restore.h"
 #include "tools/cli_util.h"
+#include "tools/snapshot_info.h"
 
 namespace walcut::cli {
 namespace {
@@ -61,6 +62,7 @@ class ProgressBar {
 };
 
 int run_restore(const RestoreArgs& a) {
+  if (Status d = require_directory(a.snapshot); !d.ok()) return fail(d);
   RestoreOptions o;
   o.snapshot_dir = a.snapshot;
   o.increment = a.increment;
@@ -118,7 +120,7 @@ int run_restore(const RestoreArgs& a) {
     std::printf("%s already holds this restore; nothing to do\n", a.dest.c_str());
     return kExitOk;
   }
-  std::printf("restored %llu nodes into %s\n", static_cast<unsigned long long>(x.nodes), a.dest.c_str());
+  std::printf("restored %s into %s\n", count_of(x.nodes, "node").c_str(), a.dest.c_str());
   std::printf("  partition files  %llu\n", static_cast<unsigned long long>(x.partition_files));
   std::printf("  segments         %llu (%llu blocks, %llu records, %.1f MB, io %s)\n",
               static_cast<unsigned long long>(x.segments), static_cast<unsigned long long>(x.blocks),
@@ -126,14 +128,14 @@ int run_restore(const RestoreArgs& a) {
               x.io_engine.empty() ? "-" : x.io_engine.c_str());
   std::printf("  entries          %llu applied, %llu filtered out\n", static_cast<unsigned long long>(x.entries_applied),
               static_cast<unsigned long long>(x.entries_filtered));
-  std::printf("  ATOMIC repaired  %llu entries\n", static_cast<unsigned long long>(x.atomic_repaired));
+  std::printf("  ATOMIC repaired  %s\n", count_of(x.atomic_repaired, "entry", "entries").c_str());
   if (x.peer_nodes > 0) {
-    std::printf("  peers            %llu nodes read for their ATOMIC copies (%.1f MB)\n",
-                static_cast<unsigned long long>(x.peer_nodes), static_cast<double>(x.peer_bytes_read) / 1e6);
+    std::printf("  peers            %s read for their ATOMIC copies (%.1f MB)\n",
+                count_of(x.peer_nodes, "node").c_str(), static_cast<double>(x.peer_bytes_read) / 1e6);
   }
-  std::printf("  memory           %.1f MB of routed entries at most (limit %.1f MB), %llu spill files (%.1f MB)\n",
+  std::printf("  memory           %.1f MB of routed entries at most (limit %.1f MB), %s (%.1f MB)\n",
               static_cast<double>(x.routed_bytes_peak) / 1e6, static_cast<double>(x.memory_limit) / 1e6,
-              static_cast<unsigned long long>(x.spill_files), static_cast<double>(x.spilled_bytes) / 1e6);
+              count_of(x.spill_files, "spill file").c_str(), static_cast<double>(x.spilled_bytes) / 1e6);
   std::printf("  time             verify %.3fs, replay %.3fs, finish %.3fs, publish %.3fs\n", x.verify_s, x.replay_s,
               x.finish_s, x.publish_s);
   std::printf("  replay           %.1f MB/s, %.0f entries/s\n", mb_s, entries_s);
@@ -151,7 +153,9 @@ struct CheckArgs {
   std::string io = "auto";
 };
 
-void print_report(const CheckReport& r, const CheckArgs& a) {
+// `increment`: the one checked, or with --reduce the one the maps were made for.
+void print_report(const CheckReport& r, const CheckArgs& a, uint64_t increment) {
+  const bool reduced = !a.reduce.empty();
   if (a.json) {
     nlohmann::json nodes = nlohmann::json::array(), findings = nlohmann::json::array();
     for (const NodeCheck& n : r.nodes) {
@@ -159,24 +163,29 @@ void print_report(const CheckReport& r, const CheckArgs& a) {
                        {"bytes_read", n.bytes_read}});
     }
     for (const Finding& f : r.findings) findings.push_back({{"kind", f.kind}, {"where", f.where}, {"detail", f.detail}});
-    nlohmann::json j{{"snapshot", a.snapshot}, {"increment", a.increment}, {"clean", r.clean()}, {"nodes", nodes},
+    nlohmann::json j{{"snapshot", reduced ? nlohmann::json(nullptr) : nlohmann::json(a.snapshot)},
+                     {"increment", increment}, {"clean", r.clean()}, {"nodes", nodes},
                      {"findings", findings}, {"seconds", r.seconds}, {"bytes_read", r.bytes_read}};
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
-  std::printf("checked %s%s\n", a.snapshot.c_str(),
-              a.increment ? (" with increments 1.." + std::to_string(a.increment)).c_str() : " (full snapshot)");
+  const std::string what = reduced ? "the maps of " + count_of(r.nodes.size(), "node") : a.snapshot;
+  std::printf("checked %s%s\n", what.c_str(),
+              increment ? (" with increments 1.." + std::to_string(increment)).c_str() : " (full snapshot)");
   for (const NodeCheck& n : r.nodes) {
-    std::printf("  %-12s %llu partition files, %llu segments, %llu entries\n", n.node_id.c_str(),
-                static_cast<unsigned long long>(n.files), static_cast<unsigned long long>(n.segments),
-                static_cast<unsigned long long>(n.entries));
+    std::printf("  %-12s %s, %s, %s\n", n.node_id.c_str(), count_of(n.files, "partition file").c_str(),
+                count_of(n.segments, "segment").c_str(), count_of(n.entries, "entry", "entries").c_str());
   }
   for (const Finding& f : r.findings) std::printf("%s: %s: %s\n", f.kind.c_str(), f.where.c_str(), f.detail.c_str());
-  std::printf("%s (%.1f MB read in %.2f s)\n", r.clean() ? "clean" : (std::to_string(r.findings.size()) + " problems found").c_str(),
+  const std::string verdict = r.clean() ? "clean" : count_of(r.findings.size(), "problem") + " found";
+  std::printf("%s (%.1f MB read in %.2f s)\n", verdict.c_str(),
               static_cast<double>(r.bytes_read) / 1e6, r.seconds);
 }
 
 int run_check(const CheckArgs& a) {
+  if (!a.snapshot.empty()) {
+    if (Status d = require_directory(a.snapshot); !d.ok()) return fail(d);
+  }
   CheckOptions o;
   o.snapshot_dir = a.snapshot;
   if (a.increment > 0) o.increment = a.increment;
@@ -188,10 +197,12 @@ int run_check(const CheckArgs& a) {
     if (!c.ok()) return fail(c.status());
     Status s = write_file_synced(a.map_out, as_bytes(node_check_to_json(c.value()) + "\n"));
     if (!s.ok()) return fail(s);
-    std::printf("map of %s written to %s (%zu findings)\n", a.node.c_str(), a.map_out.c_str(), c->findings.size());
+    std::printf("map of %s written to %s (%s)\n", a.node.c_str(), a.map_out.c_str(),
+                count_of(c->findings.size(), "finding").c_str());
     return kExitOk;
   }
   Result<CheckReport> r = Status::invalid_argument("nothing to check");
+  uint64_t increment = a.increment;
   if (!a.reduce.empty()) {
     std::vector<NodeCheck> maps;
     for (const std::string& f : a.reduce) {
@@ -199,22 +210,30 @@ int run_check(const CheckArgs& a) {
       if (!text.ok()) return fail(text.status());
       Result<NodeCheck> c = node_check_from_json(to_string(text.value()), f);
       if (!c.ok()) return fail(c.status());
+      if (!maps.empty() && c->increment != maps.front().increment) {  // their hashes cover different changes
+        return fail(Status::invalid_argument(f + ": a map of increment " + std::to_string(c->increment) + ", and " +
+                                             a.reduce.front() + " of increment " +
+                                             std::to_string(maps.front().increment) +
+                                             "; reduce maps made for the same increment"));
+      }
       maps.push_back(std::move(c).value());
     }
+    increment = maps.front().increment;
     r = reduce_checks(std::move(maps));
   } else {
     r = check_snapshot(o);
   }
   if (!r.ok()) return fail(r.status());
-  print_report(r.value(), a);
+  print_report(r.value(), a, increment);
   return r->clean() ? kExitOk : kExitFindings;
 }
 
 }  // namespace
 
 void add_snapshot_commands(CLI::App& app, int& exit_code) {
-  CLI::App* snap = app.add_subcommand("snapshot", "Restore and check snapshots");
+  CLI::App* snap = app.add_subcommand("snapshot", "Inspect, restore and check snapshots");
   snap->require_subcommand(1);
+  add_snapshot_info_command(*snap, exit_code);
   auto a = std::make_shared<RestoreArgs>();
   CLI::App* r = snap->add_subcommand("restore", "Restore a full snapshot and increments 1..N into a new cluster directory");
   r->add_option("SNAPSHOT_DIR", a->snapshot, "The snapshot: <snapshots>/<name>")->required();
@@ -222,7 +241,9 @@ void add_snapshot_commands(CLI::App& app, int& exit_code) {
       ->check(whole_number(0, kMaxIncrement))
       ->capture_default_str();
   r->add_option("--dest", a->dest, "The cluster directory to create")->required();
-  r->add_option("--groups", a->groups, "Only these cache groups")->delimiter(',');
+  r->add_option("--groups", a->groups, "Only these cache groups (in any order)")
+      ->delimiter(',')
+      ->allow_extra_args(false);  // SNAPSHOT_DIR after --groups A,B is the snapshot, not a group
   r->add_option("--node", a->node, "Only this node's part");
   r->add_option("--threads", a->threads, "Threads (0: every core)")
       ->check(whole_number(0, kMaxThreads))
@@ -234,23 +255,29 @@ void add_snapshot_commands(CLI::App& app, int& exit_code) {
   r->add_flag("--direct", a->direct, "Read segments with O_DIRECT where the filesystem allows it");
   r->add_flag("--json", a->json, "JSON report");
   r->add_flag("--wait", a->wait, "Wait while another walcut process restores into DEST (else fail at once: busy)");
+  add_group_read_flag(*r);
   r->callback([a, &exit_code] { exit_code = run_restore(*a); });
 
   auto c = std::make_shared<CheckArgs>();
   CLI::App* k = snap->add_subcommand("check", "Check a snapshot: manifests, segment continuity, partition and "
                                               "transaction hashes. Exit 0 clean, 1 problems found, 3 cannot check");
-  k->add_option("SNAPSHOT_DIR", c->snapshot, "The snapshot: <snapshots>/<name>");
-  k->add_option("--increment", c->increment, "Also check increments 1..N")
-      ->check(whole_number(0, kMaxIncrement))
-      ->capture_default_str();
+  CLI::Option* snapshot_dir = k->add_option("SNAPSHOT_DIR", c->snapshot, "The snapshot: <snapshots>/<name>");
+  CLI::Option* increment = k->add_option("--increment", c->increment, "Also check increments 1..N")
+                               ->check(whole_number(0, kMaxIncrement))
+                               ->capture_default_str();
   k->add_flag("--json", c->json, "JSON report");
   k->add_option("--node", c->node, "With --map-out: map only this node");
   k->add_option("--map-out", c->map_out, "Write this node's map to a file instead of checking");
-  k->add_option("--reduce", c->reduce, "Reduce map files written by --map-out")->expected(1, -1);
+  k->add_option("--reduce", c->reduce,
+                "Reduce map files written by --map-out (their increment is the one they were made for)")
+      ->expected(1, -1)
+      ->excludes(snapshot_dir)
+      ->excludes(increment);
   k->add_option("--threads", c->threads, "Threads (0: every core)")
       ->check(whole_number(0, kMaxThreads))
       ->capture_default_str();
   k->add_option("--io", c->io, "I/O engine")->check(CLI::IsMember({"auto", "uring", "pread"}))->capture_default_str();
+  add_group_read_flag(*k);
   k->callback([c, &exit_code] {
     if (c->snapshot.empty() && c->reduce.empty()) {
       exit_code = fail(Status::invalid_argument("SNAPSHOT_DIR or --reduce is required"));

@@ -2,14 +2,19 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <random>
 #include <thread>
+#include <tuple>
 
 #include "io/block.h"
 #include "io/block_reader.h"
+#include "io/record_reader.h"
 #include "io/records.h"
 #include "io/wal_writer.h"
 #include "tools/cli_util.h"
@@ -88,26 +93,10 @@ Scan scan_records(const std::vector<std::string>& paths, const BlockReaderOption
     return scan;
   }
   scan.reader = std::move(reader).value();
-  Bytes scratch;
-  Block b;
-  for (;;) {
-    Result<bool> more = scan.reader->next(b);
-    if (!more.ok()) {
-      scan.status = more.status();
-      break;
-    }
-    if (!more.value()) break;
+  scan.status = for_each_record(*scan.reader, fn, [&](const Block& b) {
     scan.stored_payload_bytes += b.stored.size();
     scan.raw_payload_bytes += b.header.raw_bytes;
-    std::string where = scan.reader->path(b.file) + " at offset " + std::to_string(b.file_offset);
-    Result<ByteSpan> raw = block_raw_payload(b.header, b.stored, scratch);
-    Status s = raw.ok() ? for_each_record(b.header, raw.value(), [&](const RecordView& r) { return fn(b, r); })
-                        : raw.status();
-    if (!s.ok()) {
-      scan.status = s.code() == StatusCode::kCorruption ? Status::corruption(where + ": " + s.message()) : s;
-      break;
-    }
-  }
+  });
   return scan;
 }
 
@@ -133,25 +122,126 @@ void print_end(const BlockReader& reader) {
 struct DumpArgs {
   std::vector<std::string> segments;
   std::vector<std::string> types;
+  std::string from, to;  // WAL pointers, as printed
+  uint64_t limit = 0;    // 0: no limit
+  std::string xid;
+  std::optional<uint32_t> group;
+  std::optional<uint16_t> partition;
   bool json = false;
   ReaderFlags reader;
 };
 
+// "SEGMENT:OFFSET" in decimal, as dump prints pointers (leading zeros optional).
+std::optional<WalPointer> parse_pointer(const std::string& text) {
+  const size_t colon = text.find(':');
+  if (colon == std::string::npos) return std::nullopt;
+  std::optional<uint64_t> segment = parse_decimal(text.substr(0, colon));
+  std::optional<uint64_t> offset = parse_decimal(text.substr(colon + 1));
+  if (!segment || !offset) return std::nullopt;
+  return WalPointer{*segment, *offset};
+}
+
+// "TOPOLOGY.ORDER.NODE_ORDER", as dump prints versions.
+std::optional<Version> parse_version(const std::string& text) {
+  const size_t a = text.find('.'), b = a == std::string::npos ? a : text.find('.', a + 1);
+  if (b == std::string::npos) return std::nullopt;
+  std::optional<uint64_t> topology = parse_decimal(text.substr(0, a));
+  std::optional<uint64_t> order = parse_decimal(text.substr(a + 1, b - a - 1));
+  std::optional<uint64_t> node_order = parse_decimal(text.substr(b + 1));
+  if (!topology || !order || !node_order || *topology > UINT32_MAX || *node_order > UINT32_MAX) return std::nullopt;
+  return Version{static_cast<uint32_t>(*topology), static_cast<uint32_t>(*node_order), *order};
+}
+
+// Which records dump prints: the flags, parsed. A record is printed when it
+// passes every filter given.
+struct DumpFilter {
+  std::vector<bool> types;  // by RecordType
+  std::optional<WalPointer> from, to;
+  std::optional<Version> xid;
+  std::optional<uint32_t> group;
+  std::optional<uint16_t> partition;
+
+  static Result<DumpFilter> parse(const DumpArgs& a);
+  bool wants_type(RecordType t) const { return types[static_cast<size_t>(t)]; }
+  bool in_range(const WalPointer& p) const { return (!from || p >= *from) && (!to || p < *to); }
+  bool wants(const RecordPayload& p) const;
+};
+
+Result<DumpFilter> DumpFilter::parse(const DumpArgs& a) {
+  DumpFilter f;
+  f.types.assign(kRecordTypeMax + 1, a.types.empty());
+  for (const std::string& t : a.types) {
+    std::string upper = t;
+    for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    std::optional<RecordType> rt = parse_record_type(upper);
+    if (!rt) return Status::invalid_argument("--type: unknown record type '" + t + "'");
+    f.types[static_cast<size_t>(*rt)] = true;
+  }
+  for (auto [flag, text, out] : {std::tuple{"--from", &a.from, &f.from}, std::tuple{"--to", &a.to, &f.to}}) {
+    if (text->empty()) continue;
+    *out = parse_pointer(*text);
+    if (!*out) {
+      return Status::invalid_argument(std::string(flag) + " " + *text +
+                                      ": not a WAL pointer (SEGMENT:OFFSET, as dump prints them)");
+    }
+  }
+  if (!a.xid.empty()) {
+    f.xid = parse_version(a.xid);
+    if (!f.xid) {
+      return Status::invalid_argument("--xid " + a.xid +
+                                      ": not a transaction version (TOPOLOGY.ORDER.NODE_ORDER, as dump prints them)");
+    }
+  }
+  f.group = a.group;
+  f.partition = a.partition;
+  return f;
+}
+
+bool DumpFilter::wants(const RecordPayload& p) const {
+  if (!xid && !group && !partition) return true;
+  if (const auto* d = std::get_if<DataRecord>(&p)) {  // printed whole when one entry matches
+    return std::any_of(d->entries.begin(), d->entries.end(), [&](const DataEntry& e) {
+      return (!xid || e.near_xid == *xid) && (!group || e.group_id == *group) &&
+             (!partition || e.partition == *partition);
+    });
+  }
+  if (group || partition) return false;  // only DATA entries belong to a group and partition
+  if (const auto* t = std::get_if<TxRecord>(&p)) return t->near_xid == *xid;
+  if (const auto* f = std::get_if<IncSnapshotFinishRecord>(&p)) {
+    auto holds = [&](const std::vector<Version>& vs) { return std::find(vs.begin(), vs.end(), *xid) != vs.end(); };
+    return holds(f->included) || holds(f->excluded);
+  }
+  return false;
+}
+
+// The segments of `paths` that hold records at or after `from`: those named
+// by a segment index below from's are left out unread.
+std::vector<std::string> segments_from(const std::vector<std::string>& paths, const std::optional<WalPointer>& from) {
+  if (!from) return paths;
+  std::vector<std::string> out;
+  for (const std::string& p : paths) {
+    std::optional<uint64_t> index = parse_segment_file_name(std::filesystem::path(p).filename().string());
+    if (!index || *index >= from->segment) out.push_back(p);
+  }
+  return out.empty() ? paths : out;
+}
+
 int run_dump(const DumpArgs& a) {
   Result<BlockReaderOptions> options = a.reader.options();
   if (!options.ok()) return fail(options.status());
+  Result<DumpFilter> filter = DumpFilter::parse(a);
+  if (!filter.ok()) return fail(filter.status());
+  const DumpFilter& f = filter.value();
   Result<std::vector<std::string>> paths = expand_segments(a.segments);
   if (!paths.ok()) return fail(paths.status());
-  std::vector<bool> wanted(kRecordTypeMax + 1, a.types.empty());
-  for (const std::string& t : a.types) {
-    std::optional<RecordType> rt = parse_record_type(t);
-    if (!rt) return fail(Status::invalid_argument("--type: unknown record type '" + t + "'"));
-    wanted[static_cast<size_t>(*rt)] = true;
-  }
-  Scan scan = scan_records(paths.value(), options.value(), [&](const Block&, const RecordView& r) -> Status {
-    if (!wanted[static_cast<size_t>(r.type)]) return {};
+  uint64_t printed = 0;
+  const std::vector<std::string> read = segments_from(paths.value(), f.from);
+  Scan scan = scan_records(read, options.value(), [&](const Block&, const RecordView& r) -> Status {
+    if (f.to && r.pointer >= *f.to) return Status::cancelled("--to");  // pointers only grow: nothing more to print
+    if (!f.wants_type(r.type) || !f.in_range(r.pointer)) return {};
     Result<RecordPayload> p = decode_payload(r.type, r.payload);
     if (!p.ok()) return Status::corruption("record " + r.pointer.to_string() + ": " + p.status().message());
+    if (!f.wants(p.value())) return {};
     if (a.json) {
       json j{{"pointer", r.pointer.to_string()}, {"type", record_type_name(r.type)}, {"length", r.payload.size()}};
       std::visit(PayloadJson{j}, p.value());
@@ -160,9 +250,11 @@ int run_dump(const DumpArgs& a) {
       std::printf("%s %-19s len=%-6zu %s\n", r.pointer.to_string().c_str(), record_type_name(r.type), r.payload.size(),
                   describe_payload(p.value()).c_str());
     }
+    if (a.limit > 0 && ++printed == a.limit) return Status::cancelled("--limit");
     return {};
   });
   std::fflush(stdout);
+  if (scan.status.code() == StatusCode::kCancelled) return kExitOk;  // stopped at --to or --limit: the rest is unread
   if (!scan.status.ok()) return fail(scan.status);
   print_end(*scan.reader);
   return kExitOk;
@@ -326,7 +418,19 @@ void add_wal_commands(CLI::App& app, int& exit_code) {
   auto dump = std::make_shared<DumpArgs>();
   CLI::App* d = wal->add_subcommand("dump", "One line per record: pointer, type, length, payload");
   d->add_option("SEGMENT", dump->segments, "Segment files or wal/ directories, in WAL order")->required();
-  d->add_option("--type", dump->types, "Only records of these types (DATA, TX, CHECKPOINT, ...)")->delimiter(',');
+  d->add_option("--type", dump->types, "Only records of these types (DATA, TX, CHECKPOINT, ...; any case)")
+      ->delimiter(',')
+      ->allow_extra_args(false);  // a SEGMENT after --type A,B is a segment, not a type
+  d->add_option("--from", dump->from, "Only records at or after this WAL pointer (SEGMENT:OFFSET)");
+  d->add_option("--to", dump->to, "Only records before this WAL pointer; reading stops there");
+  d->add_option("--limit", dump->limit, "Stop after printing this many records")->check(whole_number(1, ~uint64_t{0}));
+  d->add_option("--xid", dump->xid,
+                "Only the records of this transaction (TOPOLOGY.ORDER.NODE_ORDER): its TX and DATA records, and "
+                "the INC_SNAPSHOT_FINISH records whose sets hold it");
+  d->add_option("--group", dump->group, "Only DATA records with an entry of this cache group id")
+      ->check(whole_number(0, UINT32_MAX));
+  d->add_option("--partition", dump->partition, "Only DATA records with an entry in this partition")
+      ->check(whole_number(0, UINT16_MAX));
   d->add_flag("--json", dump->json, "One JSON object per line");
   dump->reader.add_to(*d);
   d->callback([dump, &exit_code] { exit_code = run_dump(*dump); });
@@ -362,6 +466,7 @@ void add_wal_commands(CLI::App& app, int& exit_code) {
   y->add_option("--node-index", synth->node_index, "Node index in the segment headers")
       ->check(whole_number(0, 65535))
       ->capture_default_str();
+  add_group_read_flag(*y);
   y->callback([synth, &exit_code] { exit_code = run_synth(*synth); });
 }
 

@@ -7,8 +7,10 @@
 
 #include "engine/affinity.h"
 #include "engine/cluster.h"
+#include "engine/partition_file.h"
 #include "io/block.h"
 #include "io/file_util.h"
+#include "io/record_reader.h"
 #include "tests/testing/cluster_fixture.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wal_fixture.h"
@@ -24,17 +26,12 @@ std::map<TxState, int> tx_records(Node& node, const Version& xid) {
   EXPECT_TRUE(node.wal()->sync().ok());
   std::map<TxState, int> seen;
   auto reader = BlockReader::open(list_segment_files(node.wal_dir()).value(), {});
-  Block b;
-  Bytes scratch;
-  while (reader.value()->next(b).value()) {
-    ByteSpan raw = block_raw_payload(b.header, b.stored, scratch).value();
-    EXPECT_TRUE(for_each_record(b.header, raw, [&](const RecordView& r) {
-                  if (r.type != RecordType::kTx) return Status{};
-                  TxRecord tx = std::get<TxRecord>(decode_payload(r.type, r.payload).value());
-                  if (tx.near_xid == xid) ++seen[tx.state];
-                  return Status{};
-                }).ok());
-  }
+  EXPECT_TRUE(for_each_record(*reader.value(), [&](const Block&, const RecordView& r) {
+                if (r.type != RecordType::kTx) return Status{};
+                TxRecord tx = std::get<TxRecord>(decode_payload(r.type, r.payload).value());
+                if (tx.near_xid == xid) ++seen[tx.state];
+                return Status{};
+              }).ok());
   return seen;
 }
 

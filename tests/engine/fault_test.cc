@@ -185,6 +185,14 @@ sim::Options fault_options(uint64_t seed, const std::string& out) {
   return o;
 }
 
+// The seeds the suite runs: 200, but 20 in a sanitizer build (WALCUT_SANITIZE),
+// where each generated cluster costs about ten times as much.
+#ifdef WALCUT_SANITIZED_BUILD
+constexpr uint64_t kSuiteSeeds = 20;
+#else
+constexpr uint64_t kSuiteSeeds = 200;
+#endif
+
 uint64_t seeds_from_env(uint64_t fallback) {
   const char* n = std::getenv("WALCUT_FAULT_SEEDS");
   return n ? std::strtoull(n, nullptr, 10) : fallback;
@@ -194,7 +202,7 @@ TEST(Faults, EveryCompleteIncrementRestoresTheHistoryAndEveryFailedOneIsRefused)
   // scripts/fault-campaign.sh runs thousands: WALCUT_FAULT_SEEDS, from WALCUT_FAULT_FIRST_SEED.
   const char* first_env = std::getenv("WALCUT_FAULT_FIRST_SEED");
   const uint64_t first = first_env ? std::strtoull(first_env, nullptr, 10) : 1;
-  const uint64_t seeds = seeds_from_env(200);
+  const uint64_t seeds = seeds_from_env(kSuiteSeeds);
   sim::Report sum;
   uint64_t restored = 0, refused = 0;
   for (uint64_t seed = first; seed < first + seeds; ++seed) {
@@ -270,18 +278,25 @@ TEST(Faults, TheSameSeedGivesIdenticalBytes) {
   EXPECT_NE(history.find("\"kind\":\"crash\""), std::string::npos);
 }
 
-TEST(Faults, CliRefusesAFailedIncrementNamingItsCut) {
-  TempDir dir;
-  // The first seed of the campaign's shape with a failed increment.
-  sim::Options o;
-  uint64_t failed_index = 0;
-  for (uint64_t seed = 1; failed_index == 0 && seed < 50; ++seed) {
-    o = fault_options(seed, dir.path() + "/gen" + std::to_string(seed));
-    ASSERT_TRUE(sim::run(o).ok());
-    for (uint64_t k = 1; k <= o.increments && failed_index == 0; ++k) {
-      if (increment_failure(o.out + "/snapshots/snp", k).value()) failed_index = k;
+// The first seed of the campaign's shape with a failed increment (followed
+// by a complete one, when `complete_next`): its index, 0 if none.
+uint64_t run_with_failed_increment(const std::string& dir, bool complete_next, sim::Options& o) {
+  for (uint64_t seed = 1; seed < 100; ++seed) {
+    o = fault_options(seed, dir + "/gen" + std::to_string(seed));
+    if (!sim::run(o).ok()) return 0;
+    const std::string snap = o.out + "/snapshots/snp";
+    for (uint64_t k = 1; k <= o.increments; ++k) {
+      if (!increment_failure(snap, k).value()) continue;
+      if (!complete_next || (k < o.increments && !increment_failure(snap, k + 1).value())) return k;
     }
   }
+  return 0;
+}
+
+TEST(Faults, CliRefusesAFailedIncrementNamingItsCut) {
+  TempDir dir;
+  sim::Options o;
+  const uint64_t failed_index = run_with_failed_increment(dir.path(), false, o);
   ASSERT_GT(failed_index, 0u);
   const std::string snap = o.out + "/snapshots/snp";
   const std::string k = std::to_string(failed_index);
@@ -296,6 +311,27 @@ TEST(Faults, CliRefusesAFailedIncrementNamingItsCut) {
   EXPECT_FALSE(fs::exists(dir.path() + "/r"));
   out = testing::run_command(cli + " snapshot check " + shell_quote(snap) + " --increment " + k + " 2>&1", &code);
   EXPECT_EQ(code, 1) << out;
+  EXPECT_NE(out.find("increment " + k + " failed (cut "), std::string::npos) << out;
+}
+
+TEST(Faults, SnapshotInfoListsAFailedIncrementAndRefusesToStopAtIt) {
+  TempDir dir;
+  sim::Options o;
+  const uint64_t failed_index = run_with_failed_increment(dir.path(), true, o);
+  ASSERT_GT(failed_index, 0u);
+  const std::string snap = testing::shell_quote(o.out + "/snapshots/snp");
+  const std::string k = std::to_string(failed_index);
+  const std::string cli = WALCUT_CLI;
+  int code = 0;
+  std::string out = testing::run_command(cli + " snapshot info " + snap + " 2>&1", &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("increment " + k + ": failed (cut "), std::string::npos) << out;
+  EXPECT_NE(out.find("increment " + std::to_string(failed_index + 1) + ": cut "), std::string::npos) << out;
+  out = testing::run_command(cli + " snapshot info --json " + snap + " 2>&1", &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("\"failed\": \"cut "), std::string::npos) << out;
+  out = testing::run_command(cli + " snapshot info --increment " + k + " " + snap + " 2>&1", &code);
+  EXPECT_EQ(code, 3) << out;
   EXPECT_NE(out.find("increment " + k + " failed (cut "), std::string::npos) << out;
 }
 

@@ -226,9 +226,10 @@ TEST(MetadataFiles, AnUnreadableMetadataFileIsPermissionDeniedNotTooShort) {
   ASSERT_TRUE(sim::run(two_full_copies(dir.file("gen"))).ok());
   const std::string node_dir = dir.file("gen/cluster/node0");
   const std::string snap = dir.file("gen/snapshots/snp");
-  for (const std::string& d : {dir.file("gen"), dir.file("gen/cluster"), node_dir, dir.file("gen/snapshots"), snap,
-                               snap + "/increments", increment_dir(snap, 1)}) {
-    ::chmod(d.c_str(), 0755);
+  // Everything else readable by the child (walcut creates it all private).
+  ::chmod(dir.file("gen").c_str(), 0755);
+  for (const fs::directory_entry& e : fs::recursive_directory_iterator(dir.file("gen"))) {
+    ::chmod(e.path().c_str(), e.is_directory() ? 0755 : 0644);
   }
   ::chmod((node_dir + "/node.meta").c_str(), 0);
   ::chmod((increment_dir(snap, 1) + "/node0.smf").c_str(), 0);

@@ -1,5 +1,8 @@
-// Directory listing and locks of io/file_util.h.
+// Directory listing, locks and the modes of what is created, of io/file_util.h.
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -110,6 +113,82 @@ TEST(PathIsWithin, ResolvesDotsAndSymbolicLinks) {
   EXPECT_FALSE(path_is_within(snap + "/../snapshot-2", snap));
   EXPECT_FALSE(path_is_within(dir.path() + "/snap2", snap)) << "a name that begins like it is not inside it";
   EXPECT_FALSE(path_is_within(dir.path(), snap));
+}
+
+mode_t mode_of(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 ? st.st_mode & 07777 : 0;
+}
+
+// Sets the umask and the group-read setting for one test, and puts both back.
+class ModesUnder : public ::testing::Test {
+ protected:
+  void use(mode_t umask, bool group_read) {
+    ::umask(umask);
+    set_group_read(group_read);
+  }
+  void TearDown() override {
+    ::umask(umask_);
+    set_group_read(false);
+  }
+  mode_t umask_ = ::umask(022);
+};
+
+TEST_F(ModesUnder, DirectoriesAndFilesArePrivateWhateverTheUmask) {
+  use(0, false);
+  TempDir dir;
+  ASSERT_TRUE(make_directories(dir.path() + "/a/b/c").ok());
+  for (const char* d : {"/a", "/a/b", "/a/b/c"}) EXPECT_EQ(mode_of(dir.path() + d), 0700u) << d;
+  Result<int> fd = create_file(dir.path() + "/a/f", O_WRONLY);
+  ASSERT_TRUE(fd.ok()) << fd.status().to_string();
+  ::close(fd.value());
+  EXPECT_EQ(mode_of(dir.path() + "/a/f"), 0600u);
+  ASSERT_TRUE(write_file_synced(dir.path() + "/a/g", {}).ok());
+  EXPECT_EQ(mode_of(dir.path() + "/a/g"), 0600u);
+  ::chmod((dir.path() + "/a/g").c_str(), 0666);
+  ASSERT_TRUE(write_file_synced(dir.path() + "/a/g", {}).ok());
+  EXPECT_EQ(mode_of(dir.path() + "/a/g"), 0600u) << "a file replaced gets the mode too";
+}
+
+TEST_F(ModesUnder, GroupReadIsExactUnderUmask077AndLeavesExistingDirectoriesAlone) {
+  use(077, true);
+  TempDir dir;
+  fs::create_directory(dir.path() + "/old");
+  fs::permissions(dir.path() + "/old", fs::perms(0711));
+  ASSERT_TRUE(make_directories(dir.path() + "/old/new/").ok());
+  EXPECT_EQ(mode_of(dir.path() + "/old"), 0711u) << "an existing directory keeps its mode";
+  EXPECT_EQ(mode_of(dir.path() + "/old/new"), 0750u);
+  Result<FileLock> lock = FileLock::lock_file(dir.path() + "/old/x.lock", "x", false);
+  ASSERT_TRUE(lock.ok()) << lock.status().to_string();
+  EXPECT_EQ(mode_of(dir.path() + "/old/x.lock"), 0640u);
+}
+
+TEST_F(ModesUnder, AFileInThePathOfADirectoryIsAnErrorNamingIt) {
+  use(022, false);
+  TempDir dir;
+  testing::write_file(dir.path() + "/f", testing::test_payload(3, 1));
+  Status s = make_directories(dir.path() + "/f/g");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find(dir.path() + "/f: Not a directory"), std::string::npos) << s.message();
+}
+
+TEST_F(ModesUnder, ModesNoWiderThanASourceDropGroupReadWhenAnyPartOfItIsPrivate) {
+  use(0, true);
+  TempDir dir;
+  ASSERT_TRUE(make_directories(dir.path() + "/snap/db").ok());
+  ASSERT_TRUE(write_file_synced(dir.path() + "/snap/db/p", {}).ok());
+  Result<FileModes> wide = modes_no_wider_than(dir.path() + "/snap");
+  ASSERT_TRUE(wide.ok());
+  EXPECT_EQ(wide.value(), (FileModes{0750, 0640}));
+  ::chmod((dir.path() + "/snap/db/p").c_str(), 0600);
+  Result<FileModes> narrow = modes_no_wider_than(dir.path() + "/snap");
+  ASSERT_TRUE(narrow.ok());
+  EXPECT_EQ(narrow.value(), (FileModes{0700, 0600}));
+  EXPECT_EQ(modes_no_wider_than(dir.path() + "/snap/db/p").value(), (FileModes{0700, 0600}));
+  ASSERT_TRUE(set_tree_modes(dir.path() + "/snap", narrow.value()).ok());
+  EXPECT_EQ(mode_of(dir.path() + "/snap"), 0700u);
+  EXPECT_EQ(mode_of(dir.path() + "/snap/db"), 0700u);
+  EXPECT_FALSE(modes_no_wider_than(dir.path() + "/none").ok());
 }
 
 }  // namespace

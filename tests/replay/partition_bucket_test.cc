@@ -86,7 +86,7 @@ TEST(PartitionBucket, MemoryStaysNearTheNewestEntries) {
   const size_t newest = run.size();  // 2000 entries of 24 + ~8 + 100 bytes
   EXPECT_LT(newest, 2000u * 140);
   EXPECT_GT(newest, 2000u * 110);
-  // The live entries, dead ones up to an eighth, the tail (an eighth), the
+  // The live entries, dead ones up to an eighth, the tail (a quarter), the
   // runs' slack and index.
   EXPECT_LE(peak, newest * 3 / 2 + 4 * PartitionBucket::kTailMinBytes) << "newest " << newest;
 }

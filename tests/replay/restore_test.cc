@@ -622,6 +622,29 @@ std::map<std::pair<uint16_t, std::string>, std::string> atomic_reference(const s
   return live;
 }
 
+// A sink that fails at the first record it is shown, with an I/O error.
+class FailingRecordSink final : public ReplaySink {
+ public:
+  Status apply(const ReplayEntry&) override { return {}; }
+  bool wants_records() const override { return true; }
+  Status on_record(uint16_t, const RecordView&, bool) override { return Status::io_error("sink: disk full"); }
+};
+
+// A sink's error is the sink's: it keeps its code (here an I/O error, not
+// corruption of the WAL) and gains where in the WAL it happened.
+TEST(Replay, ASinkErrorKeepsItsCodeAndNamesTheSegment) {
+  TempDir dir;
+  sim::Options o = gen_options(2, dir.path() + "/gen");
+  ASSERT_TRUE(sim::run(o).ok());
+  FailingRecordSink sink;
+  ReplayReport report;
+  Status s = replay_node(o.out + "/snapshots/snp", 1, 0, sink, ReplayOptions{}, report);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kIoError) << s.to_string();
+  EXPECT_NE(s.message().find("sink: disk full"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find(".wal at offset "), std::string::npos) << s.message();
+}
+
 // A delete that reached one copy of an ATOMIC key and not the other (the
 // two logged it on different sides of their STARTs) must win the repair
 // against the other copy's older value: the key stays deleted.

@@ -4,6 +4,7 @@
 
 #include "io/block.h"
 #include "io/file_util.h"
+#include "io/record_reader.h"
 
 namespace walcut::testing {
 
@@ -48,44 +49,35 @@ std::map<PartitionId, EntryMap> replay_node_wal(const std::string& wal_dir, cons
   std::map<PartitionId, EntryMap> state;
   std::map<Version, std::vector<std::tuple<PartitionId, std::string, std::optional<std::string>, Version>>> pending;
   auto reader = BlockReader::open(list_segment_files(wal_dir).value(), {});
-  Block b;
-  Bytes scratch;
-  bool done = false;
-  while (!done && reader.value()->next(b).value()) {
-    ByteSpan raw = block_raw_payload(b.header, b.stored, scratch).value();
-    Status s = for_each_record(b.header, raw, [&](const RecordView& r) {
-      if (r.pointer >= until) {
-        done = true;
-        return Status::cancelled("reached the end point");
-      }
-      if (r.type == RecordType::kData) {
-        return for_each_data_entry(r.payload, [&](const DataEntry& e) {
-          std::optional<std::string> v;
-          if (e.op != EntryOp::kDelete) v = to_string(e.value);
-          auto change = std::make_tuple(PartitionId{e.group_id, e.partition}, to_string(e.key), v, e.write_version);
-          if (e.near_xid.is_null()) {
-            auto& m = state[std::get<0>(change)];
-            if (v) m[std::get<1>(change)] = StoredValue{*v, e.write_version};
-            else m.erase(std::get<1>(change));
-          } else {
-            pending[e.near_xid].push_back(change);
-          }
-        });
-      }
-      if (r.type == RecordType::kTx) {
-        TxRecord tx = std::get<TxRecord>(decode_payload(r.type, r.payload).value());
-        if (tx.state == TxState::kCommitted) {
-          for (auto& [pid, key, v, version] : pending[tx.near_xid]) {
-            if (v) state[pid][key] = StoredValue{*v, version};
-            else state[pid].erase(key);
-          }
+  Status s = for_each_record(*reader.value(), [&](const Block&, const RecordView& r) {
+    if (r.pointer >= until) return Status::cancelled("reached the end point");
+    if (r.type == RecordType::kData) {
+      return for_each_data_entry(r.payload, [&](const DataEntry& e) {
+        std::optional<std::string> v;
+        if (e.op != EntryOp::kDelete) v = to_string(e.value);
+        auto change = std::make_tuple(PartitionId{e.group_id, e.partition}, to_string(e.key), v, e.write_version);
+        if (e.near_xid.is_null()) {
+          auto& m = state[std::get<0>(change)];
+          if (v) m[std::get<1>(change)] = StoredValue{*v, e.write_version};
+          else m.erase(std::get<1>(change));
+        } else {
+          pending[e.near_xid].push_back(change);
         }
-        if (tx.state != TxState::kPrepared) pending.erase(tx.near_xid);
+      });
+    }
+    if (r.type == RecordType::kTx) {
+      TxRecord tx = std::get<TxRecord>(decode_payload(r.type, r.payload).value());
+      if (tx.state == TxState::kCommitted) {
+        for (auto& [pid, key, v, version] : pending[tx.near_xid]) {
+          if (v) state[pid][key] = StoredValue{*v, version};
+          else state[pid].erase(key);
+        }
       }
-      return Status{};
-    });
-    if (!s.ok() && s.code() != StatusCode::kCancelled) throw std::runtime_error(s.to_string());
-  }
+      if (tx.state != TxState::kPrepared) pending.erase(tx.near_xid);
+    }
+    return Status{};
+  });
+  if (!s.ok() && s.code() != StatusCode::kCancelled) throw std::runtime_error(s.to_string());
   return state;
 }
 

@@ -8,6 +8,8 @@
 #include "engine/snapshot.h"
 #include "io/block.h"
 #include "io/block_reader.h"
+#include "io/record_reader.h"
+#include "io/records.h"
 
 namespace walcut::testing {
 
@@ -22,7 +24,7 @@ struct NodeLog {
   std::map<std::pair<uint32_t, std::string>, std::vector<Version>> writers;  // key -> committing xids in WAL order
 };
 
-// Restore rules of DESIGN.md for increment k (1-based) on one node.
+// Restore rules of docs/consistent-cut.md for increment k (1-based) on one node.
 bool in_restore(const NodeLog& n, const Version& xid, size_t k) {
   auto it = n.committed.find(xid);
   if (it == n.committed.end()) return false;
@@ -56,42 +58,34 @@ NodeLog read_node(const std::string& snapshot_dir, const SnapshotMeta& base, uin
   o.mode = TailMode::kStrict;
   auto reader = BlockReader::open(paths, o);
   if (!reader.ok()) throw std::runtime_error(reader.status().to_string());
-  Block b;
-  Bytes scratch;
   std::map<Version, std::vector<std::pair<uint32_t, std::string>>> keys_of;
-  for (;;) {
-    Result<bool> more = (*reader)->next(b);
-    if (!more.ok()) throw std::runtime_error(more.status().to_string());
-    if (!more.value()) break;
-    ByteSpan raw = block_raw_payload(b.header, b.stored, scratch).value();
-    Status s = for_each_record(b.header, raw, [&](const RecordView& r) -> Status {
-      if (r.pointer < n.snapshot) return {};
-      if (r.type == RecordType::kData) {
-        return for_each_data_entry(r.payload, [&](const DataEntry& e) {
-          if (!e.near_xid.is_null()) keys_of[e.near_xid].emplace_back(e.group_id, to_string(e.key));
-        });
-      }
-      if (r.type == RecordType::kIncSnapshotFinish) {
-        auto f = std::get<IncSnapshotFinishRecord>(decode_payload(r.type, r.payload).value());
-        for (size_t k = 0; k < n.finish.size(); ++k) {
-          if (n.finish[k] == r.pointer) {
-            n.included[k].insert(f.included.begin(), f.included.end());
-            n.excluded[k].insert(f.excluded.begin(), f.excluded.end());
-          }
+  Status s = for_each_record(**reader, [&](const Block&, const RecordView& r) -> Status {
+    if (r.pointer < n.snapshot) return {};
+    if (r.type == RecordType::kData) {
+      return for_each_data_entry(r.payload, [&](const DataEntry& e) {
+        if (!e.near_xid.is_null()) keys_of[e.near_xid].emplace_back(e.group_id, to_string(e.key));
+      });
+    }
+    if (r.type == RecordType::kIncSnapshotFinish) {
+      auto f = std::get<IncSnapshotFinishRecord>(decode_payload(r.type, r.payload).value());
+      for (size_t k = 0; k < n.finish.size(); ++k) {
+        if (n.finish[k] == r.pointer) {
+          n.included[k].insert(f.included.begin(), f.included.end());
+          n.excluded[k].insert(f.excluded.begin(), f.excluded.end());
         }
       }
-      if (r.type != RecordType::kTx) return {};
-      auto tx = std::get<TxRecord>(decode_payload(r.type, r.payload).value());
-      if (tx.state == TxState::kPrepared) n.prepared.insert(tx.near_xid);
-      if (tx.state == TxState::kCommitted) {
-        n.committed[tx.near_xid] = r.pointer;
-        for (auto& key : keys_of[tx.near_xid]) n.writers[key].push_back(tx.near_xid);
-      }
-      if (tx.state != TxState::kPrepared) keys_of.erase(tx.near_xid);
-      return {};
-    });
-    if (!s.ok()) throw std::runtime_error(s.to_string());
-  }
+    }
+    if (r.type != RecordType::kTx) return {};
+    auto tx = std::get<TxRecord>(decode_payload(r.type, r.payload).value());
+    if (tx.state == TxState::kPrepared) n.prepared.insert(tx.near_xid);
+    if (tx.state == TxState::kCommitted) {
+      n.committed[tx.near_xid] = r.pointer;
+      for (auto& key : keys_of[tx.near_xid]) n.writers[key].push_back(tx.near_xid);
+    }
+    if (tx.state != TxState::kPrepared) keys_of.erase(tx.near_xid);
+    return {};
+  });
+  if (!s.ok()) throw std::runtime_error(s.to_string());
   return n;
 }
 

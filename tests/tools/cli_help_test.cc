@@ -27,9 +27,9 @@ const std::string kCli = WALCUT_CLI;
 
 // Every verb, in the order their examples can run one after another: `gen`
 // writes what the others read, and `node recover` checkpoints a node of it.
-const std::vector<std::string> kVerbs = {"gen",          "wal dump",        "wal stats",      "wal synth",
-                                         "dump",         "snapshot restore", "snapshot check", "backup",
-                                         "node recover"};
+const std::vector<std::string> kVerbs = {"gen",           "wal dump",         "wal stats",      "wal synth",
+                                         "dump",          "snapshot info",    "snapshot restore", "snapshot check",
+                                         "backup",        "node recover"};
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> lines;
@@ -171,7 +171,7 @@ using Words = std::vector<std::string>;
 TEST(BashCompletion, OffersTheVerbsAtEachLevel) {
   EXPECT_EQ(complete({""}), (Words{"backup", "dump", "gen", "node", "snapshot", "wal"}));
   EXPECT_EQ(complete({"s"}), (Words{"snapshot"}));
-  EXPECT_EQ(complete({"snapshot", ""}), (Words{"check", "restore"}));
+  EXPECT_EQ(complete({"snapshot", ""}), (Words{"check", "info", "restore"}));
   EXPECT_EQ(complete({"wal", "s"}), (Words{"stats", "synth"}));
 }
 
@@ -181,6 +181,11 @@ TEST(BashCompletion, OffersAVerbsFlagsAndAFlagsChoices) {
   for (const char* flag : {"--dest", "--increment", "--groups", "--node", "--threads", "--io", "--direct", "--json"}) {
     EXPECT_TRUE(std::find(restore.begin(), restore.end(), flag) != restore.end()) << flag;
   }
+  Words dump = complete({"wal", "dump", "--"});
+  for (const char* flag : {"--type", "--from", "--to", "--limit", "--xid", "--group", "--partition", "--json"}) {
+    EXPECT_TRUE(std::find(dump.begin(), dump.end(), flag) != dump.end()) << flag;
+  }
+  EXPECT_EQ(complete({"snapshot", "info", "/tmp/snp", "--"}), (Words{"--hash", "--help", "--increment", "--json"}));
   EXPECT_EQ(complete({"wal", "dump", "--q"}), (Words{"--queue-depth"}));
   EXPECT_EQ(complete({"wal", "dump", "--io", ""}), (Words{"auto", "pread", "uring"}));
   EXPECT_EQ(complete({"snapshot", "check", "--io", "u"}), (Words{"uring"}));

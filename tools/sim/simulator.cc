@@ -1,5 +1,8 @@
 #include "tools/sim/simulator.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -133,8 +136,7 @@ Status Simulation::setup() {
   if (o_.crash_rate > 10000 || o_.message_loss > 50 || o_.message_dup > 100) {
     return Status::invalid_argument("--crash-rate must be 0..10000, --message-loss 0..50, --message-dup 0..100");
   }
-  fs::create_directories(o_.out, ec);
-  if (ec) return Status::io_error("create " + o_.out + ": " + ec.message());
+  WALCUT_RETURN_IF_ERROR(make_directories(o_.out));
   ClusterOptions c;
   c.dir = o_.out + "/cluster";
   c.cluster_id = o_.seed + 1;
@@ -156,6 +158,10 @@ Status Simulation::setup() {
   cluster_->messenger().set_queued(true);
   if (!o_.stamp_messages) cluster_->messenger().set_stamp(nullptr);
   if (o_.key_dist == KeyDist::kZipf) zipf_ = std::make_unique<Zipf>(o_.keys);
+  // Created with the modes of every file first; the stream then writes into it.
+  Result<int> history = create_file(o_.out + "/history.jsonl", O_TRUNC | O_WRONLY);
+  if (!history.ok()) return history.status();
+  ::close(history.value());
   history_.open(o_.out + "/history.jsonl");
   if (!history_) return Status::io_error("create " + o_.out + "/history.jsonl");
   return {};

@@ -1,0 +1,330 @@
+// `walcut snapshot restore`, `check` and `info` as an operator meets them:
+// the order of --groups, what a cluster restored with --groups declares,
+// an empty --dest, a missing SNAPSHOT_DIR, counts in the reports, and what
+// info shows and hashes.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "cut/increment.h"
+#include "engine/node_meta.h"
+#include "engine/partition_file.h"
+#include "engine/snapshot.h"
+#include "tests/testing/command.h"
+#include "tests/testing/temp_dir.h"
+
+namespace walcut {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::run_command;
+using testing::shell_quote;
+using testing::TempDir;
+using json = nlohmann::json;
+
+const std::string kCli = WALCUT_CLI;
+
+// walcut with `args`, its standard output and error together.
+std::string walcut(const std::string& args, int* exit_code) {
+  return run_command("timeout 120 " + kCli + " " + args + " 2>&1", exit_code);
+}
+
+// One generated cluster with a full snapshot and two increments, shared by the suite.
+class CliSnapshot : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    int code = -1;
+    std::string out = walcut(
+        "gen --out " + shell_quote(dir_->file("gen")) + " --nodes 3 --partitions 8 --txs 300 --increments 2", &code);
+    ASSERT_EQ(code, 0) << out;
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  static std::string snap() { return dir_->file("gen/snapshots/snp"); }
+
+  TempDir tmp_;
+  static TempDir* dir_;
+};
+TempDir* CliSnapshot::dir_ = nullptr;
+
+TEST_F(CliSnapshot, GroupsInAnyOrderAreTheSameRestore) {
+  const std::string dest = tmp_.file("d");
+  int code = -1;
+  std::string out = walcut("snapshot restore " + snap() + " --increment 2 --groups tx0,tx1 --dest " + dest, &code);
+  ASSERT_EQ(code, 0) << out;
+  out = walcut("snapshot restore " + snap() + " --increment 2 --groups tx1,tx0 --dest " + dest, &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("already holds this restore"), std::string::npos) << out;
+  // Repeated, and before SNAPSHOT_DIR: the snapshot is not taken for a group name.
+  out = walcut("snapshot restore --groups tx1 --groups tx0,tx1 " + snap() + " --increment 2 --dest " + dest, &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("already holds this restore"), std::string::npos) << out;
+  out = walcut("snapshot restore " + snap() + " --increment 2 --groups tx1 --dest " + dest, &code);
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(out.find("exists and is not this restore"), std::string::npos) << out;
+}
+
+TEST_F(CliSnapshot, AClusterRestoredWithGroupsDeclaresOnlyThoseGroups) {
+  const std::string dest = tmp_.file("d");
+  int code = -1;
+  std::string out = walcut("snapshot restore " + snap() + " --increment 2 --groups tx1 --dest " + dest, &code);
+  ASSERT_EQ(code, 0) << out;
+  for (const std::string node : {"node0", "node1", "node2"}) {
+    Result<NodeMeta> meta = read_node_meta(dest + "/" + node);
+    ASSERT_TRUE(meta.ok()) << meta.status().to_string();
+    ASSERT_EQ(meta->groups.size(), 1u) << node;
+    EXPECT_EQ(meta->groups[0].name, "tx1");
+    EXPECT_FALSE(fs::exists(dest + "/" + node + "/db/tx0")) << node;
+  }
+  std::set<std::string> groups;
+  out = walcut("dump " + dest + " --json", &code);
+  ASSERT_EQ(code, 0) << out;
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);) groups.insert(nlohmann::json::parse(line).at("group"));
+  EXPECT_EQ(groups, std::set<std::string>{"tx1"});
+  // Asking for a group the cluster does not hold is an error, not an empty dump.
+  out = walcut("dump " + dest + " --group tx0", &code);
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(out.find("--group tx0: no cache group of that name in " + dest + " (it holds tx1)"), std::string::npos)
+      << out;
+}
+
+TEST_F(CliSnapshot, AnEmptyExistingDestIsAccepted) {
+  const std::string dest = tmp_.file("empty");
+  fs::create_directories(dest);
+  int code = -1;
+  std::string out = walcut("snapshot restore " + snap() + " --increment 1 --dest " + dest, &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_TRUE(fs::exists(dest + "/RESTORED"));
+  EXPECT_TRUE(fs::exists(dest + "/node0/node.meta"));
+  // One that holds something else is still refused, and left as it was.
+  const std::string full = tmp_.file("full");
+  fs::create_directories(full);
+  std::ofstream(full + "/mine.txt") << "keep me\n";
+  out = walcut("snapshot restore " + snap() + " --increment 1 --dest " + full, &code);
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(out.find("--dest " + full + ": exists and is not this restore"), std::string::npos) << out;
+  EXPECT_TRUE(fs::exists(full + "/mine.txt"));
+  EXPECT_FALSE(fs::exists(full + "/RESTORED"));
+}
+
+TEST_F(CliSnapshot, AMissingSnapshotDirIsAUsageErrorNamingIt) {
+  const std::string missing = tmp_.file("no-such-snapshot");
+  int code = -1;
+  std::string out = walcut("snapshot restore " + missing + " --dest " + tmp_.file("d"), &code);
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(out.find(missing + ": no such directory"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(tmp_.file("d")));
+  out = walcut("snapshot check " + missing, &code);
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(out.find(missing + ": no such directory"), std::string::npos) << out;
+  std::ofstream(tmp_.file("a-file")) << "x\n";
+  out = walcut("snapshot check " + tmp_.file("a-file"), &code);
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(out.find(tmp_.file("a-file") + ": not a directory"), std::string::npos) << out;
+}
+
+TEST_F(CliSnapshot, ReportsCountOneInTheSingular) {
+  int code = -1;
+  std::string out =
+      walcut("snapshot restore " + snap() + " --increment 2 --node node1 --dest " + tmp_.file("one"), &code);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("restored 1 node into"), std::string::npos) << out;
+  // A copy of the snapshot with one stray file: one problem.
+  const std::string copy = tmp_.file("snp");
+  fs::copy(snap(), copy, fs::copy_options::recursive);
+  std::ofstream(copy + "/db/node0/tx0/stray.bin") << "x";
+  out = walcut("snapshot check " + copy, &code);
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_NE(out.find("\n1 problem found"), std::string::npos) << out;
+  out = walcut("snapshot check " + copy + " --node node0 --map-out " + tmp_.file("node0.json"), &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("(1 finding)"), std::string::npos) << out;
+}
+
+// ---- snapshot check --reduce
+
+TEST_F(CliSnapshot, ReduceRefusesASnapshotDirOrIncrementBesideIt) {
+  int code = -1;
+  std::string out = walcut("snapshot check " + snap() + " --node node0 --map-out " + tmp_.file("node0.json"), &code);
+  ASSERT_EQ(code, 0) << out;
+  for (const std::string& extra : std::vector<std::string>{snap(), "--increment 2"}) {
+    out = walcut("snapshot check " + extra + " --reduce " + tmp_.file("node0.json"), &code);
+    EXPECT_EQ(code, 2) << extra << "\n" << out;
+    EXPECT_NE(out.find(" excludes --reduce"), std::string::npos) << extra << "\n" << out;
+  }
+}
+
+TEST_F(CliSnapshot, ReduceReportsTheIncrementItsMapsWereMadeForAndRefusesMixedOnes) {
+  int code = -1;
+  std::string maps;
+  for (const std::string node : {"node0", "node1", "node2"}) {
+    const std::string map = tmp_.file(node + ".json");
+    std::string out = walcut("snapshot check " + snap() + " --increment 2 --node " + node + " --map-out " + map, &code);
+    ASSERT_EQ(code, 0) << out;
+    maps += " " + map;
+  }
+  std::string out = walcut("snapshot check --reduce" + maps, &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_EQ(out.rfind("checked the maps of 3 nodes with increments 1..2\n", 0), 0u) << out;
+  out = walcut("snapshot check --json --reduce" + maps, &code);
+  ASSERT_EQ(code, 0) << out;
+  json report = json::parse(out);
+  EXPECT_EQ(report["increment"], 2) << out;
+  EXPECT_TRUE(report["snapshot"].is_null()) << out;
+  // A map of another increment does not reduce with these.
+  out = walcut("snapshot check " + snap() + " --increment 1 --node node2 --map-out " + tmp_.file("node2.json"), &code);
+  ASSERT_EQ(code, 0) << out;
+  out = walcut("snapshot check --reduce" + maps, &code);
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(
+      out.find(tmp_.file("node2.json") + ": a map of increment 1, and " + tmp_.file("node0.json") + " of increment 2"),
+      std::string::npos)
+      << out;
+}
+
+// ---- snapshot info
+
+json info_of(const std::string& args) {
+  int code = -1;
+  std::string out = walcut("snapshot info --json " + args, &code);
+  EXPECT_EQ(code, 0) << args << "\n" << out;
+  return code == 0 ? json::parse(out) : json();
+}
+
+TEST_F(CliSnapshot, InfoShowsWhatTheMetadataHoldsForEveryNodeAndIncrement) {
+  json info = info_of(snap());
+  std::vector<SnapshotMeta> bases = read_snapshot_metas(snap()).value();
+  EXPECT_EQ(info["nodes"], json(bases[0].baseline));
+  EXPECT_EQ(info["cluster_id"], bases[0].cluster_id);
+  ASSERT_EQ(info["groups"].size(), bases[0].groups.size());
+  for (size_t i = 0; i < bases[0].groups.size(); ++i) {
+    const CacheGroup& g = bases[0].groups[i];
+    EXPECT_EQ(info["groups"][i], (json{{"name", g.name},
+                                       {"id", g.id},
+                                       {"mode", cache_mode_name(g.mode)},
+                                       {"partitions", g.partitions},
+                                       {"backups", g.backups}}));
+  }
+  ASSERT_EQ(info["full"].size(), bases.size());
+  for (size_t i = 0; i < bases.size(); ++i) {
+    uint64_t bytes = 0;
+    for (const ManifestEntry& f : bases[i].files) bytes += fs::file_size(snap() + "/" + f.path);
+    EXPECT_EQ(info["full"][i], (json{{"node", bases[i].node_id},
+                                     {"pointer", bases[i].snapshot_pointer.to_string()},
+                                     {"partition_files", bases[i].files.size()},
+                                     {"bytes", bytes}}));
+  }
+  EXPECT_EQ(info["increment_count"], 2);
+  ASSERT_EQ(info["increments"].size(), 2u);
+  for (uint64_t k = 1; k <= 2; ++k) {
+    std::vector<IncrementMeta> metas = read_increment_metas(snap(), k).value();
+    const json& inc = info["increments"][k - 1];
+    EXPECT_EQ(inc["increment"], k);
+    EXPECT_EQ(inc["cut_id"], metas[0].cut_id);
+    ASSERT_EQ(inc["nodes"].size(), metas.size());
+    for (size_t i = 0; i < metas.size(); ++i) {
+      const IncrementMeta& m = metas[i];
+      uint64_t bytes = 0;
+      for (const ManifestEntry& f : m.files) bytes += fs::file_size(snap() + "/" + increment_rel_dir(k) + "/" + f.path);
+      EXPECT_EQ(inc["nodes"][i], (json{{"node", m.node_id},
+                                       {"cut_id", m.cut_id},
+                                       {"first_segment", m.first_segment},
+                                       {"last_segment", m.last_segment},
+                                       {"bytes", bytes},
+                                       {"start", m.start.to_string()},
+                                       {"finish", m.finish.to_string()},
+                                       {"included", m.included_count},
+                                       {"excluded", m.excluded_count}}));
+    }
+  }
+  EXPECT_FALSE(info.contains("hashes"));
+  // The text says the same in lines.
+  int code = -1;
+  std::string text = walcut("snapshot info " + snap(), &code);
+  ASSERT_EQ(code, 0) << text;
+  for (const std::string& line : std::vector<std::string>{
+           "3 nodes: node0, node1, node2\n", "2 increments\n",
+           "  increment 1: cut " + std::to_string(read_increment_metas(snap(), 1).value()[0].cut_id),
+           "CLUSTER_SNAPSHOT at " + bases[0].snapshot_pointer.to_string()}) {
+    EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
+  }
+}
+
+TEST_F(CliSnapshot, InfoIncrementShowsIncrementsUpToItAndRefusesOneBeyondTheLast) {
+  json info = info_of(snap() + " --increment 1");
+  EXPECT_EQ(info["increment_count"], 2);
+  EXPECT_EQ(info["increments"].size(), 1u);
+  EXPECT_EQ(info_of(snap() + " --increment 0")["increments"].size(), 0u);
+  int code = -1;
+  std::string out = walcut("snapshot info " + snap() + " --increment 3", &code);
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(out.find("has 2 increments"), std::string::npos) << out;
+  out = walcut("snapshot info " + tmp_.file("none"), &code);
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(out.find(tmp_.file("none") + ": no such directory"), std::string::npos) << out;
+}
+
+TEST_F(CliSnapshot, InfoHashIsTheSumOfTheCopiesContentAndComparesSnapshots) {
+  json info = info_of(snap() + " --increment 1 --hash");
+  ASSERT_TRUE(info.contains("hashes")) << info.dump();
+  EXPECT_EQ(info["hashes"]["increment"], 1);
+  // The full hash of a node's group is the sum of its partition files' contents.
+  std::map<std::pair<std::string, std::string>, PartitionHashes> want;
+  const std::vector<SnapshotMeta> bases = read_snapshot_metas(snap()).value();
+  for (const SnapshotMeta& b : bases) {
+    for (const ManifestEntry& f : b.files) {
+      const std::string group = fs::path(f.path).parent_path().filename().string();
+      PartitionFile pf = read_partition_file(snap() + "/" + f.path).value();
+      PartitionHashes& h = want[{b.node_id, group}];
+      for (const auto& [key, v] : pf.entries) add_to_hashes(h, key, v);
+    }
+  }
+  ASSERT_EQ(info["hashes"]["groups"].size(), want.size());
+  for (const json& g : info["hashes"]["groups"]) {
+    const PartitionHashes& h = want.at({g["node"].get<std::string>(), g["group"].get<std::string>()});
+    char kv[17], versions[17];
+    std::snprintf(kv, sizeof kv, "%016llx", static_cast<unsigned long long>(h.key_value_hash));
+    std::snprintf(versions, sizeof versions, "%016llx", static_cast<unsigned long long>(h.version_hash));
+    EXPECT_EQ(g["full"], (json{{"entries", h.entries}, {"kv", kv}, {"versions", versions}})) << g.dump();
+    EXPECT_EQ(g["increments"].is_null(), g["group"].get<std::string>().starts_with("atomic")) << g.dump();
+  }
+  // The same simulation elsewhere hashes the same; increment 2 differs from 1.
+  int code = -1;
+  std::string out =
+      walcut("gen --out " + tmp_.file("again") + " --nodes 3 --partitions 8 --txs 300 --increments 2", &code);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_EQ(info_of(tmp_.file("again/snapshots/snp") + " --increment 1 --hash")["hashes"], info["hashes"]);
+  EXPECT_NE(info_of(snap() + " --hash")["hashes"]["groups"], info["hashes"]["groups"]);
+}
+
+TEST_F(CliSnapshot, InfoHashOfADamagedSnapshotIsADataErrorNamingTheFile) {
+  const std::string copy = tmp_.file("snp");
+  fs::copy(snap(), copy, fs::copy_options::recursive);
+  const SnapshotMeta b = read_snapshot_metas(copy).value()[0];
+  const std::string victim = copy + "/" + b.files.back().path;
+  {
+    std::fstream f(victim, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(10);
+    f.put('\x5a');
+  }
+  int code = -1;
+  std::string out = walcut("snapshot info " + copy, &code);
+  EXPECT_EQ(code, 0) << "without --hash only the metadata is read\n" << out;
+  out = walcut("snapshot info " + copy + " --hash", &code);
+  EXPECT_EQ(code, 3) << out;
+  EXPECT_NE(out.find(b.files.back().path), std::string::npos) << out;
+  EXPECT_NE(out.find("run walcut snapshot check"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace walcut
