@@ -1,5 +1,6 @@
-// Shared by restore and check: how many threads a call uses, and running
-// one task per node, a bounded number at a time.
+// Shared by restore and check: how many threads a call uses, running one
+// task per node a bounded number at a time, and the first error of many
+// threads.
 #pragma once
 
 #include <oneapi/tbb/parallel_for.h>
@@ -7,6 +8,9 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <mutex>
+
+#include "io/status.h"
 
 namespace walcut {
 
@@ -24,5 +28,26 @@ void for_each_in_waves(size_t n, size_t width, const Fn& fn) {
   width = std::max<size_t>(width, 1);
   for (size_t from = 0; from < n; from += width) tbb::parallel_for(from, std::min(n, from + width), fn);
 }
+
+// The first error of many threads.
+class FirstError {
+ public:
+  void set(Status s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (status_.ok() && !s.ok()) status_ = std::move(s);
+  }
+  bool failed() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return !status_.ok();
+  }
+  Status get() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return status_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  Status status_;
+};
 
 }  // namespace walcut

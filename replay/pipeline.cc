@@ -39,27 +39,6 @@ namespace {
 
 constexpr uint64_t kBatchBytes = 1 << 20;
 
-// The first error of many threads.
-class FirstError {
- public:
-  void set(Status s) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (status_.ok() && !s.ok()) status_ = std::move(s);
-  }
-  bool failed() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return !status_.ok();
-  }
-  Status get() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return status_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  Status status_;
-};
-
 // A token of the pipeline: up to kBatchBytes of consecutive blocks and the
 // entries they yield, sorted into stripes. Reused once applied.
 struct Batch {

@@ -13,29 +13,13 @@
 
 #include "io/crc32c.h"
 #include "io/fault.h"
+#include "replay/parallel.h"
 
 namespace walcut {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-// The first error of many threads.
-class FirstError {
- public:
-  void set(Status s) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (status_.ok() && !s.ok()) status_ = std::move(s);
-  }
-  Status get() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return status_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  Status status_;
-};
 
 // One entry of a restored tree as RESTORED records it, one line each:
 // "dir <path>" or "file <bytes> <crc32c, 8 hex digits> <path>".
@@ -191,6 +175,13 @@ Result<std::unique_ptr<RestoreDest>> RestoreDest::open(const std::string& dest_a
   if (path_is_within(dest, snapshot_dir)) {
     return Status::invalid_argument("--dest " + dest + ": inside the snapshot " + snapshot_dir +
                                     "; restore to a directory outside it");
+  }
+  // A dest that cannot be any restore is refused before the lock file is
+  // made beside it (inside another tree, say); holds() checks it all under the lock.
+  std::error_code ec;
+  const fs::file_status st = fs::symlink_status(dest, ec);
+  if (fs::exists(st) && (!fs::is_directory(st) || (!fs::is_empty(dest, ec) && !fs::exists(dest + "/RESTORED", ec)))) {
+    return Status::invalid_argument("--dest " + dest + ": exists and is not this restore; choose a new directory");
   }
   // One restore into dest at a time: the lock file beside it, kept after the run.
   const std::string parent = parent_of(dest);

@@ -37,23 +37,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// The first error of many threads.
-class FirstError {
- public:
-  void set(Status s) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (status_.ok() && !s.ok()) status_ = std::move(s);
-  }
-  Status get() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return status_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  Status status_;
-};
-
 // Whether the restore asked for cache group `name` (--groups; none: all).
 bool group_wanted(const RestoreOptions& o, const std::string& name) {
   return o.groups.empty() || std::count(o.groups.begin(), o.groups.end(), name) > 0;

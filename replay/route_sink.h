@@ -5,7 +5,9 @@
 #pragma once
 
 #include <atomic>
+#include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -18,7 +20,9 @@ namespace walcut {
 // Bytes held by every bucket of a restore, against its budget.
 class MemoryGauge {
  public:
-  explicit MemoryGauge(uint64_t budget_bytes) : budget_bytes_(budget_bytes) {}
+  // A budget past what the signed count can hold is as good as none.
+  explicit MemoryGauge(uint64_t budget_bytes)
+      : budget_bytes_(std::min<uint64_t>(budget_bytes, std::numeric_limits<int64_t>::max())) {}
   void add(int64_t delta) {
     int64_t now = bytes_.fetch_add(delta, std::memory_order_relaxed) + delta;
     int64_t peak = peak_.load(std::memory_order_relaxed);

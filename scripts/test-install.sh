@@ -54,7 +54,7 @@ done
 completion=$prefix/share/bash-completion/completions/walcut
 offered=$(PATH="$prefix/bin:$PATH" bash --norc --noprofile -c \
   'source "$0" && COMP_WORDS=(walcut snapshot "") && COMP_CWORD=2 && _walcut && echo "${COMPREPLY[*]}"' "$completion")
-[ "$offered" = "restore check" ] || fail "bash completion of 'walcut snapshot ' offered '$offered'"
+[ "$offered" = "info restore check" ] || fail "bash completion of 'walcut snapshot ' offered '$offered'"
 for doc in LICENSE README.md CHANGELOG.md; do
   [ -f "$prefix/share/doc/walcut/$doc" ] || fail "$doc is not installed"
 done

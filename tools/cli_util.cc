@@ -35,6 +35,11 @@ CLI::Validator whole_number(uint64_t min, uint64_t max) {
   return CLI::Validator(check, "[" + range + "]");
 }
 
+CLI::Validator not_empty() {
+  return CLI::Validator([](std::string& text) -> std::string { return text.empty() ? "must not be empty" : ""; },
+                        "");
+}
+
 void add_group_read_flag(CLI::App& app) {
   app.add_flag_callback("--group-read", [] { set_group_read(true); },
                         "Let the owner's group read what this creates: directories 0750 and files 0640 instead of "

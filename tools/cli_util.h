@@ -28,6 +28,10 @@ std::optional<uint64_t> parse_decimal(const std::string& text);
 // naming the flag (CLI11 alone wraps "-1" to 2^64 - 1 and reads "" as 0).
 CLI::Validator whole_number(uint64_t min, uint64_t max);
 
+// The check of a flag whose empty value would mean "not given" (an unset
+// shell variable): an empty value is a usage error naming the flag.
+CLI::Validator not_empty();
+
 // --group-read, on every verb that creates files: what it creates may be
 // read by the owner's group (0750 / 0640 instead of 0700 / 0600).
 void add_group_read_flag(CLI::App& app);

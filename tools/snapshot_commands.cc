@@ -244,13 +244,14 @@ void add_snapshot_commands(CLI::App& app, int& exit_code) {
   r->add_option("--groups", a->groups, "Only these cache groups (in any order)")
       ->delimiter(',')
       ->allow_extra_args(false);  // SNAPSHOT_DIR after --groups A,B is the snapshot, not a group
-  r->add_option("--node", a->node, "Only this node's part");
+  r->add_option("--node", a->node, "Only this node's part")->check(not_empty());
   r->add_option("--threads", a->threads, "Threads (0: every core)")
       ->check(whole_number(0, kMaxThreads))
       ->capture_default_str();
   r->add_option("--memory-limit", a->memory_limit,
                 "Routed entries held in memory before they spill to the staging directory, e.g. 96M "
-                "(default: half of the smaller of physical memory and the cgroup's limit)");
+                "(default: half of the smaller of physical memory and the cgroup's limit)")
+      ->check(not_empty());
   r->add_option("--io", a->io, "I/O engine")->check(CLI::IsMember({"auto", "uring", "pread"}))->capture_default_str();
   r->add_flag("--direct", a->direct, "Read segments with O_DIRECT where the filesystem allows it");
   r->add_flag("--json", a->json, "JSON report");

@@ -2,7 +2,7 @@
 // of a snapshot, node by node, into a ReplaySink that keeps a hash map.
 //   walcut_restore_example SNAPSHOT_DIR
 #include <walcut/cut/increment.h>
-#include <walcut/replay/restore.h>
+#include <walcut/replay/pipeline.h>
 
 #include <cstdio>
 #include <mutex>
@@ -49,10 +49,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s: not a snapshot with increments\n", snapshot.c_str());
     return 3;
   }
-  walcut::RestoreOptions options;  // threads, I/O engine, progress, cancellation
+  walcut::ReplayOptions options;  // threads, I/O engine, progress, cancellation
   for (const walcut::SnapshotMeta& node : nodes.value()) {
     MapSink sink;
-    walcut::RestoreReport report;
+    walcut::ReplayReport report;
     walcut::Status s = walcut::replay_node(snapshot, increments.value(), node.node_index, sink, options, report);
     if (!s.ok()) {
       std::fprintf(stderr, "%s\n", s.to_string().c_str());

@@ -73,6 +73,42 @@ TEST_F(CliSnapshot, GroupsInAnyOrderAreTheSameRestore) {
   EXPECT_NE(out.find("exists and is not this restore"), std::string::npos) << out;
 }
 
+TEST_F(CliSnapshot, AnEmptyNodeOrMemoryLimitIsAUsageErrorNotTheDefault) {
+  // An unset shell variable must not turn a per-host restore into the whole cluster's.
+  for (const std::string flag : {"--node", "--memory-limit"}) {
+    int code = -1;
+    std::string out = walcut("snapshot restore " + snap() + " --increment 2 " + flag + " '' --dest " + tmp_.file("d"),
+                             &code);
+    EXPECT_EQ(code, 2) << flag << ": " << out;
+    EXPECT_NE(out.find(flag), std::string::npos) << out;
+    EXPECT_FALSE(fs::exists(tmp_.file("d"))) << flag;
+  }
+}
+
+TEST_F(CliSnapshot, AMemoryLimitPastTheSignedRangeIsNoLimit) {
+  int code = -1;
+  const std::string limit = " --memory-limit 18446744073709551615";  // 2^64 - 1 bytes
+  std::string out = walcut("snapshot restore " + snap() + " --increment 2" + limit + " --json --dest " + tmp_.file("d"),
+                           &code);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_EQ(json::parse(out).at("spill_files"), 0) << out;
+}
+
+TEST_F(CliSnapshot, ADestThatCannotBeARestoreGetsNoLockFileBesideIt) {
+  const std::string dest = tmp_.file("d");
+  int code = -1;
+  std::string out = walcut("snapshot restore " + snap() + " --increment 2 --dest " + dest, &code);
+  ASSERT_EQ(code, 0) << out;
+  // A directory inside the published restore: refused, and nothing written into that restore.
+  out = walcut("snapshot restore " + snap() + " --increment 2 --dest " + dest + "/node0", &code);
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(out.find("exists and is not this restore"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(dest + "/node0.lock"));
+  out = walcut("snapshot restore " + snap() + " --increment 2 --dest " + dest, &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("already holds this restore"), std::string::npos) << out;
+}
+
 TEST_F(CliSnapshot, AClusterRestoredWithGroupsDeclaresOnlyThoseGroups) {
   const std::string dest = tmp_.file("d");
   int code = -1;
