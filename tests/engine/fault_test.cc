@@ -157,6 +157,90 @@ TEST(Cuts, ASecondCutWhileOneRunsIsRefusedNamingTheNode) {
   EXPECT_EQ((*c)->start_cut().value(), first.value() + 1) << "once it finished, the next one starts";
 }
 
+// ---- A crash while a full snapshot is taken.
+
+// Three nodes with data; `crash_at` counts the steps of node 1's part of
+// the snapshot (its marker, its node.meta, each of its files) and crashes
+// it before that one.
+class SnapshotCrash : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ClusterOptions o = testing::small_cluster_options(dir_.path() + "/cluster", 3);
+    o.wal.fill_blocks = false;
+    auto c = Cluster::open(o);
+    ASSERT_TRUE(c.ok()) << c.status().to_string();
+    c_ = std::move(c).value();
+    for (int i = 0; i < 40; ++i) {
+      Transaction tx = c_->begin(static_cast<uint16_t>(i % 3));
+      ASSERT_TRUE(tx.put("accounts", "key" + std::to_string(i), "v" + std::to_string(i)).ok());
+      ASSERT_TRUE(tx.commit().ok());
+    }
+    c_->messenger().set_queued(true);  // crash_node and restart_node are for queued delivery
+  }
+  Result<SnapshotReport> take(int crash_at) {
+    SnapshotOptions so;
+    int steps = 0;
+    so.run_step = [&](uint16_t node, const std::function<Status()>& run) -> Status {
+      if (node == 1 && ++steps == crash_at) {
+        c_->crash_node(1);
+        return {};
+      }
+      return run();
+    };
+    return take_full_snapshot(*c_, dir_.path() + "/snapshots", "snp", so);
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Cluster> c_;
+};
+
+TEST_F(SnapshotCrash, ACrashedNodeFailsTheSnapshotNothingIsPublishedAndTheNextAttemptSucceeds) {
+  // Step 1: its marker; 2: its node.meta; 3 and on: its files.
+  for (int crash_at : {1, 2, 3, 6}) {
+    Result<SnapshotReport> r = take(crash_at);
+    ASSERT_FALSE(r.ok()) << "crash at step " << crash_at;
+    EXPECT_EQ(r.status().code(), StatusCode::kCancelled);
+    EXPECT_NE(r.status().message().find("node node1 crashed while the full snapshot was taken"), std::string::npos)
+        << r.status().message();
+    EXPECT_FALSE(fs::exists(dir_.path() + "/snapshots/snp")) << "crash at step " << crash_at;
+    EXPECT_FALSE(fs::exists(dir_.path() + "/snapshots/.snp.staging")) << "crash at step " << crash_at;
+    ASSERT_TRUE(c_->restart_node(1).ok());
+  }
+  ASSERT_TRUE(take(0).ok());
+  RestoreOptions ro;
+  ro.snapshot_dir = dir_.path() + "/snapshots/snp";
+  ro.dest = dir_.path() + "/restored";
+  ro.threads = 1;
+  Result<RestoreReport> rep = restore_snapshot(ro);
+  ASSERT_TRUE(rep.ok()) << rep.status().to_string();
+  EXPECT_EQ(rep->nodes, 3u);
+}
+
+TEST_F(SnapshotCrash, AnUnfinishedSnapshotDirectoryIsRefusedNamingIt) {
+  // The process taking it fails before it publishes: the staging directory stays, and is no snapshot.
+  SnapshotOptions so;
+  int steps = 0;
+  so.run_step = [&](uint16_t node, const std::function<Status()>& run) -> Status {
+    return node == 2 && ++steps == 3 ? Status::io_error("disk full") : run();  // its first file
+  };
+  ASSERT_FALSE(take_full_snapshot(*c_, dir_.path() + "/snapshots", "snp", so).ok());
+  const std::string staging = dir_.path() + "/snapshots/.snp.staging";
+  ASSERT_TRUE(fs::exists(staging + "/node0.smf")) << "node 0's part was written";
+  RestoreOptions ro;
+  ro.snapshot_dir = staging;
+  ro.dest = dir_.path() + "/restored";
+  Result<RestoreReport> rep = restore_snapshot(ro);
+  ASSERT_FALSE(rep.ok());
+  EXPECT_EQ(rep.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(rep.status().message().find(staging + ": holds INCOMPLETE"), std::string::npos) << rep.status().message();
+  EXPECT_FALSE(fs::exists(ro.dest));
+  int code = 0;
+  std::string out = testing::run_command(std::string(WALCUT_CLI) + " snapshot check " + testing::shell_quote(staging) +
+                                         " 2>&1", &code);
+  EXPECT_EQ(code, 3) << out;
+  EXPECT_NE(out.find("holds INCOMPLETE"), std::string::npos) << out;
+}
+
 // ---- walcut gen with faults, over many seeds.
 
 sim::Options fault_options(uint64_t seed, const std::string& out) {
@@ -216,6 +300,7 @@ TEST(Faults, EveryCompleteIncrementRestoresTheHistoryAndEveryFailedOneIsRefused)
     sum.messages_duplicated += r->messages_duplicated;
     sum.increments += r->increments;
     sum.failed_increments += r->failed_increments;
+    sum.failed_full_snapshots += r->failed_full_snapshots;
     const std::string snap = o.out + "/snapshots/snp";
     testing::CutCheck check = testing::check_increments(snap);
     ASSERT_EQ(check.violation, "") << "seed " << seed;
@@ -252,9 +337,11 @@ TEST(Faults, EveryCompleteIncrementRestoresTheHistoryAndEveryFailedOneIsRefused)
   EXPECT_GT(sum.messages_duplicated, 0u);
   EXPECT_GT(sum.increments, seeds);
   EXPECT_GT(refused, 0u);
-  std::printf("%llu seeds: %llu crashes, %llu transactions recovered, %llu increments restored (full snapshots "
-              "included), %llu failed ones refused\n",
+  EXPECT_GT(sum.failed_full_snapshots, 0u) << "crashes hit full snapshots too";
+  std::printf("%llu seeds: %llu crashes, %llu full snapshots a crash interrupted (taken again), %llu transactions "
+              "recovered, %llu increments restored (full snapshots included), %llu failed ones refused\n",
               static_cast<unsigned long long>(seeds), static_cast<unsigned long long>(sum.crashes),
+              static_cast<unsigned long long>(sum.failed_full_snapshots),
               static_cast<unsigned long long>(sum.recovered), static_cast<unsigned long long>(restored),
               static_cast<unsigned long long>(refused));
 }

@@ -88,6 +88,8 @@ class Simulation {
   Status drain();
   Status deliver(size_t i);
   void crash_some_node();
+  void kill(uint16_t victim, json& line);
+  Status snapshot_step(uint16_t node, const std::function<Status()>& run);
   Status restart_due_nodes();
   bool all_up() const;
   Status take_full_snapshot_now();
@@ -115,6 +117,7 @@ class Simulation {
   std::map<uint16_t, uint64_t> restarts_;   // node down -> step it comes back at
   std::set<uint64_t> duplicated_;           // message ids whose copy is still on its way
   std::string cut_failure_;                 // why the running cut cannot complete
+  std::string snapshot_victim_;             // the node whose crash failed the last full snapshot attempt
 };
 
 Status Simulation::setup() {
@@ -383,13 +386,38 @@ void Simulation::crash_some_node() {
     if (fault::torn()) j["torn_at_byte"] = budget;  // the write that crossed it got only its bytes before it
     fault::disarm();
   }
+  kill(victim, j);
+}
+
+// The crash itself: its history line, the cut it fails, its restart.
+void Simulation::kill(uint16_t victim, json& line) {
   if (running_cut_ != 0 && cut_failure_.empty()) {
     cut_failure_ = "node " + cluster_->meta().baseline[victim] + " crashed while it ran";
   }
-  history_ << j.dump() << '\n';
+  history_ << line.dump() << '\n';
   ++report_.crashes;
   cluster_->crash_node(victim);
   restarts_[victim] = now_ + 1 + rng_.below(uint64_t{o_.restart_max_ms} * kStepsPerMs + 1);
+}
+
+// A step of node `node`'s part of the full snapshot (its marker, its
+// node.meta, one of its files) counts as a delivery step for crashes: the
+// node may die before it, or while it writes, its writes torn.
+Status Simulation::snapshot_step(uint16_t node, const std::function<Status()>& run) {
+  if (rng_.below(10000) >= o_.crash_rate) return run();
+  json j{{"during", "full_snapshot"}, {"kind", "crash"}, {"node", cluster_->meta().baseline[node]}, {"step", now_},
+         {"torn_at_byte", nullptr}};
+  Status s;
+  if (rng_.below(2) == 0) {
+    const uint64_t budget = rng_.below(4096);
+    fault::tear_after_bytes(budget);
+    s = run();
+    if (fault::torn()) j["torn_at_byte"] = budget;
+    fault::disarm();
+  }
+  snapshot_victim_ = cluster_->meta().baseline[node];
+  kill(node, j);
+  return s;
 }
 
 Status Simulation::restart_due_nodes() {
@@ -414,9 +442,21 @@ Status Simulation::drain() {
 }
 
 Status Simulation::take_full_snapshot_now() {
-  WALCUT_RETURN_IF_ERROR(drain());
-  Result<SnapshotReport> r = take_full_snapshot(*cluster_, o_.out + "/snapshots", o_.snapshot_name);
-  if (!r.ok()) return r.status();
+  SnapshotOptions so;
+  if (o_.crash_rate > 0) {
+    so.run_step = [this](uint16_t node, const std::function<Status()>& run) { return snapshot_step(node, run); };
+  }
+  for (;;) {
+    WALCUT_RETURN_IF_ERROR(drain());  // the crashed node, if any, is back
+    Result<SnapshotReport> r = take_full_snapshot(*cluster_, o_.out + "/snapshots", o_.snapshot_name, so);
+    if (r.ok()) break;
+    if (r.status().code() != StatusCode::kCancelled) return r.status();
+    // A crash interrupted it: nothing was published. Taken again once the node is back.
+    ++report_.failed_full_snapshots;
+    const std::string why = "node " + snapshot_victim_ + " crashed while it was taken";
+    history_ << json{{"failed", why}, {"kind", "full_snapshot"}, {"name", o_.snapshot_name}}.dump() << '\n';
+    note("full snapshot " + o_.snapshot_name + " failed: " + why);
+  }
   full_taken_ = true;
   history_ << json{{"kind", "full_snapshot"}, {"name", o_.snapshot_name}}.dump() << '\n';
   note("full snapshot " + o_.snapshot_name + " after " + std::to_string(completed_) + " transactions");

@@ -62,6 +62,7 @@ struct Report {
   uint64_t messages = 0;
   uint64_t increments = 0;          // complete ones
   uint64_t failed_increments = 0;
+  uint64_t failed_full_snapshots = 0;  // attempts a crash interrupted (each taken again)
   uint64_t crashes = 0;
   uint64_t recovered = 0;           // transactions resolved by recovery
   uint64_t messages_lost = 0;
