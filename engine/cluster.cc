@@ -44,7 +44,69 @@ MessageKind request_kind(MessageKind k) {
   }
 }
 
+// Every node that logs records for a flight: the primaries and backups of
+// a transaction, the owners of an atomic update's partition.
+std::set<uint16_t> nodes_of(const std::vector<TxParticipant>& participants) {
+  std::set<uint16_t> out;
+  for (const TxParticipant& p : participants) {
+    out.insert(p.primary);
+    out.insert(p.backups.begin(), p.backups.end());
+  }
+  return out;
+}
+
+std::set<uint16_t> nodes_of(const TxFlight& f, const Affinity& affinity) {
+  std::set<uint16_t> out = nodes_of(f.participants);
+  if (f.phase == TxFlight::Phase::kAtomic) {
+    for (const TxWrite& w : f.writes) {
+      const std::vector<uint16_t>& owners = affinity.owners(w.group_id, w.partition);
+      out.insert(owners.begin(), owners.end());
+    }
+  }
+  return out;
+}
+
+
+// A transaction's writes as a node logged them (a DATA payload).
+std::vector<TxWrite> writes_of(const Bytes& payload) {
+  std::vector<TxWrite> out;
+  (void)for_each_data_entry(payload, [&](const DataEntry& e) {
+    std::optional<std::string> value;
+    if (e.op != EntryOp::kDelete) value = to_string(e.value);
+    out.push_back(TxWrite{e.group_id, e.partition, to_string(e.key), std::move(value)});
+  });
+  return out;
+}
+
 }  // namespace
+
+Verdict judge_in_doubt(const std::set<uint16_t>& participants, const std::map<uint16_t, TxLogged>& votes,
+                       const std::vector<std::string>& node_ids) {
+  // Ignite's rule: commit when a participant committed or all prepared, roll back otherwise.
+  Verdict v;
+  std::optional<uint16_t> rolled_back, unprepared;
+  for (uint16_t n : participants) {
+    auto it = votes.find(n);
+    if (it == votes.end()) {
+      if (!unprepared) unprepared = n;
+    } else if (it->second.state == TxState::kCommitted) {
+      v.committed_by = n;
+    } else if (it->second.state == TxState::kRolledBack) {
+      rolled_back = n;
+    }
+  }
+  v.commit = v.committed_by || (!rolled_back && !unprepared);
+  if (v.committed_by) {
+    v.recovery = "committed: node " + node_ids[*v.committed_by] + " had committed it";
+  } else if (v.commit) {
+    v.recovery = "committed: every participant had prepared it";
+  } else if (rolled_back) {
+    v.recovery = "rolled back: node " + node_ids[*rolled_back] + " had rolled it back";
+  } else {
+    v.recovery = "rolled back: node " + node_ids[*unprepared] + " had not prepared it";
+  }
+  return v;
+}
 
 Result<std::unique_ptr<Cluster>> Cluster::open(const ClusterOptions& options) {
   if (options.node_ids.empty()) return Status::invalid_argument("a cluster needs at least one node");
@@ -54,6 +116,7 @@ Result<std::unique_ptr<Cluster>> Cluster::open(const ClusterOptions& options) {
   std::unique_ptr<Cluster> c(new Cluster());
   c->options_ = options;
   uint32_t topology = 0;
+  std::vector<std::map<Version, TxLogged>> replayed;  // per node
   for (size_t i = 0; i < options.node_ids.size(); ++i) {
     NodeOptions n = c->node_options(i);
     Result<std::unique_ptr<Node>> node = Node::open(n);
@@ -61,7 +124,7 @@ Result<std::unique_ptr<Cluster>> Cluster::open(const ClusterOptions& options) {
     if ((*node)->meta().baseline != options.node_ids || (*node)->meta().groups != options.groups) {
       return Status::invalid_argument(n.dir + ": its baseline or cache groups differ from the cluster's");
     }
-    (void)(*node)->take_replayed_transactions();  // only a restart of one node resolves from them
+    replayed.push_back((*node)->take_replayed_transactions());
     topology = std::max(topology, (*node)->meta().topology_version);
     c->nodes_.push_back(std::move(node).value());
   }
@@ -69,6 +132,10 @@ Result<std::unique_ptr<Cluster>> Cluster::open(const ClusterOptions& options) {
   c->topology_version_ = topology + 1;
   c->meta_ = c->nodes_[0]->meta();
   c->affinity_ = c->nodes_[0]->affinity();
+  // No cut id a node's WAL shows is used again: a cut the crash interrupted failed.
+  for (auto& node : c->nodes_) c->last_started_cut_ = std::max(c->last_started_cut_, node->replayed_newest_cut_id());
+  for (auto& node : c->nodes_) node->adopt_cut_id(c->last_started_cut_);
+  WALCUT_RETURN_IF_ERROR(c->resolve_at_open(std::move(replayed)));
   c->messenger_.set_handler([p = c.get()](const Message& m) { p->handle(m); });
   // Every message carries its sender's newest cut id (docs/consistent-cut.md).
   c->messenger_.set_stamp([p = c.get()](Message& m) {
@@ -150,7 +217,7 @@ void Cluster::handle_request(const Message& m) {
   Status s;
   std::vector<uint16_t> targets;
   switch (m.kind) {
-    case MessageKind::kPrepareRequest: s = node.prepare(m.xid, m.tx_cut_id, m.participants); break;
+    case MessageKind::kPrepareRequest: s = node.prepare(m.xid, m.tx_cut_id, m.participants, m.writes); break;
     case MessageKind::kCommitRequest: s = node.commit(m.xid, m.version, m.tx_cut_id, m.participants, m.writes); break;
     case MessageKind::kRollbackRequest: s = node.rollback(m.xid, m.tx_cut_id, m.participants); break;
     case MessageKind::kAtomicUpdateRequest: {
@@ -247,7 +314,7 @@ void Cluster::send_to_primaries(TxFlight& f, MessageKind kind) {
     m.version = f.commit_version;
     m.tx_cut_id = f.tx_cut_id;
     m.participants = f.participants;
-    if (kind == MessageKind::kCommitRequest) m.writes = f.writes;
+    if (kind == MessageKind::kPrepareRequest || kind == MessageKind::kCommitRequest) m.writes = f.writes;
     messenger_.send(m);
   }
 }
@@ -295,7 +362,15 @@ void Cluster::advance(const std::shared_ptr<TxFlight>& f) {
     std::lock_guard<std::mutex> lock(flights_mu_);
     flights_.erase(f->xid);
   }
+  forget_everywhere(*f);
   if (f->done) f->done(*f);
+}
+
+// Ended on every node: no checkpoint needs to log its records again.
+void Cluster::forget_everywhere(const TxFlight& f) {
+  for (uint16_t n : nodes_of(f, affinity_)) {
+    if (nodes_[n]) nodes_[n]->forget_transaction(f.xid);
+  }
 }
 
 std::shared_ptr<TxFlight> Cluster::submit(uint16_t coordinator, std::vector<TxWrite> writes, bool commit,
@@ -424,8 +499,13 @@ std::optional<std::string> Cluster::get(const std::string& group, const std::str
 }
 
 Status Cluster::checkpoint() {
+  // A transaction not yet ended everywhere keeps its records after each node's checkpoint (Node::checkpoint).
+  auto still_open = [this](const Version& xid) {
+    std::lock_guard<std::mutex> lock(flights_mu_);
+    return flights_.count(xid) > 0 || in_doubt_.count(xid) > 0;
+  };
   for (auto& n : nodes_) {
-    if (n) WALCUT_RETURN_IF_ERROR(n->checkpoint());
+    if (n) WALCUT_RETURN_IF_ERROR(n->checkpoint(still_open));
   }
   return {};
 }
@@ -532,27 +612,6 @@ void Transaction::release() {
 
 // ---- Crashes of single nodes
 
-namespace {
-
-// Every node that logs records for a flight: the primaries and backups of
-// a transaction, the owners of an atomic update's partition.
-std::set<uint16_t> nodes_of(const TxFlight& f, const Affinity& affinity) {
-  std::set<uint16_t> out;
-  for (const TxParticipant& p : f.participants) {
-    out.insert(p.primary);
-    out.insert(p.backups.begin(), p.backups.end());
-  }
-  if (f.phase == TxFlight::Phase::kAtomic) {
-    for (const TxWrite& w : f.writes) {
-      const std::vector<uint16_t>& owners = affinity.owners(w.group_id, w.partition);
-      out.insert(owners.begin(), owners.end());
-    }
-  }
-  return out;
-}
-
-}  // namespace
-
 void Cluster::crash_node(uint16_t index) {
   const std::string who = "node " + options_.node_ids[index];
   nodes_[index]->crash();
@@ -636,52 +695,104 @@ void Cluster::resolve_in_doubt() {
       continue;
     }
     std::shared_ptr<TxFlight> f = d.flight;
-    // Ignite's rule: commit when a participant committed or all prepared, roll back otherwise.
-    const std::pair<const uint16_t, TxLogged>* committed = nullptr;
-    const std::pair<const uint16_t, TxLogged>* rolled_back = nullptr;
-    std::optional<uint16_t> unprepared;
-    for (uint16_t n : d.participants) {
-      auto v = d.votes.find(n);
-      if (v == d.votes.end()) {
-        if (!unprepared) unprepared = n;
-      } else if (v->second.state == TxState::kCommitted) {
-        committed = &*v;
-      } else if (v->second.state == TxState::kRolledBack) {
-        rolled_back = &*v;
-      }
-    }
-    const bool commit = committed || (!rolled_back && !unprepared);
-    if (committed) {
-      f->commit_version = committed->second.commit_version;
-      f->tx_cut_id = committed->second.cut_id;
-      f->recovery = "committed: node " + options_.node_ids[committed->first] + " had committed it";
-    } else if (commit) {
+    const Verdict v = judge_in_doubt(d.participants, d.votes, options_.node_ids);
+    f->recovery = v.recovery;
+    if (v.committed_by) {
+      f->commit_version = d.votes.at(*v.committed_by).commit_version;
+      f->tx_cut_id = d.votes.at(*v.committed_by).cut_id;
+    } else if (v.commit) {
       // The recovery decides here, so it stamps the newest cut id any participant knows, as a coordinator would.
       f->commit_version = next_version(f->coordinator);
       f->tx_cut_id = 0;
       for (uint16_t n : d.participants) f->tx_cut_id = std::max(f->tx_cut_id, nodes_[n]->cut().cut_id());
-      f->recovery = "committed: every participant had prepared it";
-    } else if (rolled_back) {
-      f->recovery = "rolled back: node " + options_.node_ids[rolled_back->first] + " had rolled it back";
-    } else {
-      f->recovery = "rolled back: node " + options_.node_ids[*unprepared] + " had not prepared it";
     }
+    const bool commit = v.commit;
     for (uint16_t n : d.participants) {
-      auto v = d.votes.find(n);
-      Status s;
-      if (commit && (v == d.votes.end() || v->second.state != TxState::kCommitted)) {
-        s = nodes_[n]->observe_cut(f->tx_cut_id);  // every record carrying a cut id follows its START
-        if (s.ok()) s = nodes_[n]->commit(f->xid, f->commit_version, f->tx_cut_id, f->participants, f->writes);
-      } else if (!commit && v != d.votes.end() && v->second.state == TxState::kPrepared) {
-        s = nodes_[n]->rollback(f->xid, 0, f->participants);
-      }
+      Status s = settle(n, f->xid, f->participants, d.votes, commit, f->commit_version, f->tx_cut_id, f->writes);
       if (f->status.ok() && !s.ok()) f->status = s;
     }
     f->committed = commit && f->status.ok();
     f->phase = TxFlight::Phase::kDone;
     it = in_doubt_.erase(it);
+    forget_everywhere(*f);
     if (f->done) f->done(*f);
   }
+}
+
+// Logs the outcome on node `n` where it is not logged yet: DATA and COMMITTED
+// (observing the decision's cut id first, as for a stamped CommitRequest),
+// or ROLLED_BACK where the node prepared.
+Status Cluster::settle(uint16_t n, const Version& xid, const std::vector<TxParticipant>& participants,
+                       const std::map<uint16_t, TxLogged>& votes, bool commit, const Version& commit_version,
+                       uint64_t cut_id, const std::vector<TxWrite>& writes) {
+  auto v = votes.find(n);
+  if (commit && (v == votes.end() || v->second.state != TxState::kCommitted)) {
+    WALCUT_RETURN_IF_ERROR(nodes_[n]->observe_cut(cut_id));  // every record carrying a cut id follows its START
+    return nodes_[n]->commit(xid, commit_version, cut_id, participants, writes);
+  }
+  if (!commit && v != votes.end() && v->second.state == TxState::kPrepared) {
+    return nodes_[n]->rollback(xid, 0, participants);
+  }
+  return {};
+}
+
+// All nodes reopened together (a crash of the whole cluster): every
+// transaction that some node prepared and did not end is resolved on all of
+// its nodes from their WALs, by the rule of resolve_in_doubt, each node
+// committing the writes its own PREPARED record carries.
+Status Cluster::resolve_at_open(std::vector<std::map<Version, TxLogged>> replayed) {
+  std::map<Version, std::map<uint16_t, TxLogged>> txs;  // xid -> node -> its last TX record
+  for (uint16_t n = 0; n < replayed.size(); ++n) {
+    for (auto& [xid, logged] : replayed[n]) txs[xid][n] = std::move(logged);
+  }
+  for (auto& [xid, votes] : txs) {
+    TxOutcome& out = outcomes_at_open_[xid];
+    const bool open = std::any_of(votes.begin(), votes.end(),
+                                  [](const auto& v) { return v.second.state == TxState::kPrepared; });
+    if (!open) {  // ended on every node that logged it
+      for (const auto& [n, l] : votes) {
+        if (l.state != TxState::kCommitted) continue;
+        out = TxOutcome{true, l.commit_version, l.cut_id, ""};
+      }
+      continue;
+    }
+    const std::vector<TxParticipant> participants = votes.begin()->second.participants;
+    const Verdict v = judge_in_doubt(nodes_of(participants), votes, options_.node_ids);
+    out.recovery = v.recovery;
+    out.committed = v.commit;
+    if (v.committed_by) {
+      out.commit_version = votes.at(*v.committed_by).commit_version;
+      out.cut_id = votes.at(*v.committed_by).cut_id;
+    } else if (v.commit) {
+      out.commit_version = next_version(static_cast<uint16_t>(xid.node_order - 1));
+      out.cut_id = last_started_cut_;  // the newest cut id of the cluster, which every node adopted
+    }
+    for (uint16_t n : nodes_of(participants)) {
+      auto mine = votes.find(n);
+      std::vector<TxWrite> writes;
+      if (mine != votes.end() && mine->second.writes) writes = writes_of(*mine->second.writes);
+      if (v.commit && mine != votes.end() && mine->second.state == TxState::kPrepared && !mine->second.writes) {
+        // A PREPARED record written before PREPARED carried the writes: that copy cannot be completed.
+        out.recovery += "; node " + options_.node_ids[n] + "'s PREPARED record carries no writes";
+        continue;
+      }
+      WALCUT_RETURN_IF_ERROR(settle(n, xid, participants, votes, v.commit, out.commit_version, out.cut_id, writes));
+    }
+  }
+  for (auto& node : nodes_) node->forget_transactions();  // every transaction of the WALs has ended
+  return {};
+}
+
+void Cluster::crash() {
+  for (uint16_t i = 0; i < nodes_.size(); ++i) {
+    if (nodes_[i]) nodes_[i]->crash();
+    nodes_[i].reset();
+  }
+  std::lock_guard<std::mutex> lock(flights_mu_);
+  flights_.clear();
+  forwards_.clear();
+  in_doubt_.clear();
+  messenger_.pending().clear();
 }
 
 }  // namespace walcut

@@ -33,6 +33,24 @@ struct ClusterOptions {
 
 class Cluster;
 
+// How the recovery of a transaction in doubt decides (docs/engine.md,
+// "Recovery of a transaction in doubt"), from what each participant logged.
+struct Verdict {
+  bool commit = false;
+  std::optional<uint16_t> committed_by;  // a participant that logged COMMITTED
+  std::string recovery;                  // "committed: ...", "rolled back: ..."
+};
+Verdict judge_in_doubt(const std::set<uint16_t>& participants, const std::map<uint16_t, TxLogged>& votes,
+                       const std::vector<std::string>& node_ids);
+
+// A transaction's outcome as the WALs told it when the cluster opened.
+struct TxOutcome {
+  bool committed = false;
+  Version commit_version;
+  uint64_t cut_id = 0;    // the decision's cut id
+  std::string recovery;   // how it was resolved at open; empty when every node had ended it
+};
+
 // A transaction in flight, as its coordinator sees it.
 struct TxFlight {
   enum class Phase { kPreparing, kPrepared, kCommitting, kRollingBack, kAtomic, kDone };
@@ -152,6 +170,14 @@ class Cluster {
   Status restart_node(uint16_t index);
   // Transactions in doubt, waiting for a participant to come back.
   size_t in_doubt() const { return in_doubt_.size(); }
+  // Every node's process dies at once (Node::crash), as a power cut leaves
+  // them; the messages and flights in memory are gone. Only the destructor
+  // and open() of a new Cluster on the directory may follow.
+  void crash();
+  // The outcome of every transaction the nodes' WALs showed at open (those
+  // after their checkpoints), those in doubt resolved on every copy
+  // (docs/engine.md, "A crash of the whole cluster"); handed over once.
+  std::map<Version, TxOutcome> take_outcomes_at_open() { return std::move(outcomes_at_open_); }
 
   Status checkpoint();
   Status close();
@@ -194,6 +220,12 @@ class Cluster {
   // Commits or rolls back, on every participant, each transaction in doubt
   // whose participants are all up (docs/engine.md, "Recovery of a transaction in doubt").
   void resolve_in_doubt();
+  Status resolve_at_open(std::vector<std::map<Version, TxLogged>> replayed);
+  Status settle(uint16_t n, const Version& xid, const std::vector<TxParticipant>& participants,
+                const std::map<uint16_t, TxLogged>& votes, bool commit, const Version& commit_version, uint64_t cut_id,
+                const std::vector<TxWrite>& writes);
+  void forget_everywhere(const TxFlight& f);
+  std::map<Version, TxOutcome> outcomes_at_open_;
 
   ClusterOptions options_;
   NodeMeta meta_;

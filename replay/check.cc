@@ -97,6 +97,7 @@ class CheckSink final : public ReplaySink {
     Result<RecordPayload> p = decode_payload(r.type, r.payload);
     if (!p.ok()) return p.status();
     const TxRecord& tx = std::get<TxRecord>(p.value());
+    if (tx.again) return {};  // a copy after a checkpoint, counted where it was first logged
     Local& local = local_.local();
     if (tx.state == TxState::kPrepared) local.prepared.insert(tx.near_xid);
     if (tx.state != TxState::kCommitted || !kept) return {};

@@ -134,6 +134,72 @@ TEST_F(InDoubt, AParticipantThatCommittedAndDiedComesBackWithItAndTheOtherCommit
   EXPECT_EQ(value(2, on2_), "b");
 }
 
+// ---- A crash of the whole cluster: every node dies, and they reopen together.
+
+class WholeCluster : public InDoubt {
+ protected:
+  // Every node dies (the coordinator last, so that nothing is resolved while some live), then the cluster reopens.
+  void crash_all_and_reopen() {
+    for (uint16_t n : {2, 1, 0}) c_->crash_node(n);
+    c_.reset();
+    ClusterOptions o = testing::small_cluster_options(dir_.path() + "/cluster", 3);
+    o.groups = {CacheGroup{1, "accounts", CacheMode::kTransactional, 8, 0}};
+    o.wal.fill_blocks = false;
+    auto c = Cluster::open(o);
+    ASSERT_TRUE(c.ok()) << c.status().to_string();
+    c_ = std::move(c).value();
+  }
+  void commit_on_node1_only() {
+    deliver(MessageKind::kPrepareRequest, 1);
+    deliver(MessageKind::kPrepareRequest, 2);
+    deliver(MessageKind::kPrepareResponse, 0);
+    deliver(MessageKind::kPrepareResponse, 0);
+    deliver(MessageKind::kCommitRequest, 1);  // node 2's CommitRequest is still on its way
+  }
+};
+
+TEST_F(WholeCluster, KilledBetweenThePrimariesCommittedRecordsEveryCopyHasTheTransactionAfterReopen) {
+  commit_on_node1_only();
+  crash_all_and_reopen();
+  EXPECT_EQ(value(1, on1_), "a");
+  EXPECT_EQ(value(2, on2_), "b") << "node 2 had only PREPARED: the reopen commits it from its PREPARED record";
+}
+
+TEST_F(WholeCluster, KilledAfterEveryonePreparedTheReopenCommitsEverywhereAndSaysWhy) {
+  deliver(MessageKind::kPrepareRequest, 1);
+  deliver(MessageKind::kPrepareRequest, 2);
+  const Version xid = flight_->xid;
+  crash_all_and_reopen();
+  EXPECT_EQ(value(1, on1_), "a");
+  EXPECT_EQ(value(2, on2_), "b");
+  std::map<Version, TxOutcome> outcomes = c_->take_outcomes_at_open();
+  ASSERT_TRUE(outcomes.count(xid));
+  EXPECT_TRUE(outcomes[xid].committed);
+  EXPECT_EQ(outcomes[xid].recovery, "committed: every participant had prepared it");
+}
+
+TEST_F(WholeCluster, KilledBeforeOneParticipantPreparedTheReopenRollsBackEverywhere) {
+  deliver(MessageKind::kPrepareRequest, 1);
+  const Version xid = flight_->xid;
+  crash_all_and_reopen();
+  EXPECT_EQ(value(1, on1_), std::nullopt);
+  EXPECT_EQ(value(2, on2_), std::nullopt);
+  std::map<Version, TxOutcome> outcomes = c_->take_outcomes_at_open();
+  EXPECT_FALSE(outcomes[xid].committed);
+  EXPECT_EQ(outcomes[xid].recovery, "rolled back: node node2 had not prepared it");
+  // Resolved on disk too: the next reopen finds nothing in doubt and the same state.
+  crash_all_and_reopen();
+  EXPECT_EQ(c_->take_outcomes_at_open()[xid].recovery, "");
+}
+
+TEST_F(WholeCluster, ACheckpointAfterOneCopyCommittedDoesNotHideItsCommitFromTheReopen) {
+  commit_on_node1_only();
+  ASSERT_TRUE(c_->checkpoint().ok());  // node 1's COMMITTED and node 2's PREPARED are before their CHECKPOINT
+  crash_all_and_reopen();
+  EXPECT_EQ(value(1, on1_), "a");
+  EXPECT_EQ(value(2, on2_), "b");
+}
+
 // ---- One cut at a time.
 
 TEST(Cuts, ASecondCutWhileOneRunsIsRefusedNamingTheNode) {

@@ -77,6 +77,7 @@ NodeLog read_node(const std::string& snapshot_dir, const SnapshotMeta& base, uin
     }
     if (r.type != RecordType::kTx) return {};
     auto tx = std::get<TxRecord>(decode_payload(r.type, r.payload).value());
+    if (tx.again) return {};  // a copy after a checkpoint: the first one is where it lies
     if (tx.state == TxState::kPrepared) n.prepared.insert(tx.near_xid);
     if (tx.state == TxState::kCommitted) {
       n.committed[tx.near_xid] = r.pointer;
