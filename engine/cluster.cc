@@ -135,6 +135,8 @@ Result<std::unique_ptr<Cluster>> Cluster::open(const ClusterOptions& options) {
   // No cut id a node's WAL shows is used again: a cut the crash interrupted failed.
   for (auto& node : c->nodes_) c->last_started_cut_ = std::max(c->last_started_cut_, node->replayed_newest_cut_id());
   for (auto& node : c->nodes_) node->adopt_cut_id(c->last_started_cut_);
+  // Versions issued from here order after every one the files show, within the new topology version too.
+  for (auto& node : c->nodes_) c->order_ = std::max(c->order_.load(), node->replayed_newest_order());
   WALCUT_RETURN_IF_ERROR(c->resolve_at_open(std::move(replayed)));
   c->messenger_.set_handler([p = c.get()](const Message& m) { p->handle(m); });
   // Every message carries its sender's newest cut id (docs/consistent-cut.md).

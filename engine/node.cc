@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
 #include <unordered_map>
@@ -113,6 +114,7 @@ Status Node::load_partitions() {
       return Status::corruption(path + ": holds group " + std::to_string(info.group_id) + " partition " +
                                 std::to_string(info.partition) + " of node " + std::to_string(info.node_index));
     }
+    for (const auto& [key, v] : file->entries) replayed_newest_order_ = std::max(replayed_newest_order_, v.version.order);
     part = Partition(std::move(file->entries));
     ++recovery_.partitions_loaded;
   }
@@ -156,6 +158,7 @@ Status Node::replay_wal() {
     ++recovery_.records_replayed;
     if (r.type == RecordType::kData) {
       return for_each_data_entry(r.payload, [&](const DataEntry& e) {
+        replayed_newest_order_ = std::max({replayed_newest_order_, e.write_version.order, e.near_xid.order});
         if (e.near_xid.is_null()) {
           apply(e);
           ++recovery_.atomic_updates_applied;
@@ -176,6 +179,7 @@ Status Node::replay_wal() {
     if (!p.ok()) return Status::corruption("record " + r.pointer.to_string() + ": " + p.status().message());
     const TxRecord& tx = std::get<TxRecord>(p.value());
     replayed_newest_cut_ = std::max(replayed_newest_cut_, tx.cut_id);
+    replayed_newest_order_ = std::max(replayed_newest_order_, tx.near_xid.order);
     auto it = pending.find(tx.near_xid);
     if (!options_.read_only) note_replayed(replayed_tx_[tx.near_xid], tx, it != pending.end() ? &it->second.front().view : nullptr);
     // Writes a TX record carries are never applied here: PREPARED's wait for an outcome, and a COMMITTED

@@ -169,6 +169,8 @@ class Node {
   std::map<Version, TxLogged> take_replayed_transactions() { return std::move(replayed_tx_); }
   // The newest cut id open() saw: last_cut_id, START records and TX records' decision ids.
   uint64_t replayed_newest_cut_id() const { return replayed_newest_cut_; }
+  // The greatest `order` of a version in the partitions and WAL open() read.
+  uint64_t replayed_newest_order() const { return replayed_newest_order_; }
   // A transaction replayed as PREPARED that the cluster will resolve: the
   // next cut waits for its outcome, as for one prepared since open.
   void hold_in_doubt(const Version& xid) { cut_.tx_prepared(xid); }
@@ -208,6 +210,7 @@ class Node {
   CutTracker cut_;
   std::map<Version, TxLogged> replayed_tx_;  // from open() until taken
   uint64_t replayed_newest_cut_ = 0;
+  uint64_t replayed_newest_order_ = 0;
   // What this node logged for each transaction not known to have ended on every node.
   void note_transaction(const Version& xid, TxLogged logged);
   void note_replayed(TxLogged& logged, const TxRecord& tx, const DataEntry* data);

@@ -77,6 +77,11 @@ void add_gen_command(CLI::App& app, int& exit_code) {
                 "Needs --wal-mode log-only, the default with crashes")
       ->check(whole_number(0, 10000))
       ->capture_default_str();
+  g->add_option("--cluster-crash-rate", o->cluster_crash_rate,
+                "Crashes of every node at once per 10000 delivery steps (0: none); the cluster reopens at once and "
+                "resolves the transactions in flight from the WALs. Needs --wal-mode log-only, the default with crashes")
+      ->check(whole_number(0, 10000))
+      ->capture_default_str();
   g->add_option("--restart-after-ms", o->restart_max_ms, "A crashed node restarts up to this many simulated ms later")
       ->check(whole_number(0, 3600000))
       ->capture_default_str();
@@ -91,7 +96,8 @@ void add_gen_command(CLI::App& app, int& exit_code) {
   g->callback([g, o, codec, dist, segment_mib, wal_mode, &exit_code] {
     o->codec = *parse_codec(*codec);
     // With crashes a node must not lose acknowledged commits in an open block.
-    const bool buffered = g->count("--wal-mode") > 0 ? *wal_mode == "buffered" : o->crash_rate == 0;
+    const bool crashes = o->crash_rate > 0 || o->cluster_crash_rate > 0;
+    const bool buffered = g->count("--wal-mode") > 0 ? *wal_mode == "buffered" : !crashes;
     o->fill_blocks = buffered;
     o->key_dist = *dist == "zipf" ? sim::KeyDist::kZipf : sim::KeyDist::kUniform;
     o->segment_bytes = *segment_mib << 20;
@@ -110,9 +116,10 @@ void add_gen_command(CLI::App& app, int& exit_code) {
                 static_cast<unsigned long long>(r->increments), static_cast<unsigned long long>(r->included),
                 static_cast<unsigned long long>(r->excluded));
     if (o->faults()) {
-      std::printf("faults: %llu crashes, %llu transactions recovered, %llu messages lost, %llu duplicated, "
-                  "%llu increments failed\n",
-                  static_cast<unsigned long long>(r->crashes), static_cast<unsigned long long>(r->recovered),
+      std::printf("faults: %llu crashes, %llu of the whole cluster, %llu transactions recovered, %llu messages lost, "
+                  "%llu duplicated, %llu increments failed\n",
+                  static_cast<unsigned long long>(r->crashes), static_cast<unsigned long long>(r->cluster_crashes),
+                  static_cast<unsigned long long>(r->recovered),
                   static_cast<unsigned long long>(r->messages_lost),
                   static_cast<unsigned long long>(r->messages_duplicated),
                   static_cast<unsigned long long>(r->failed_increments));

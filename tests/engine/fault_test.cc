@@ -332,7 +332,43 @@ sim::Options fault_options(uint64_t seed, const std::string& out) {
   o.restart_max_ms = 1 + static_cast<uint32_t>(seed % 5);
   o.message_loss = static_cast<uint32_t>(seed % 3) * 5;
   o.message_dup = static_cast<uint32_t>(seed % 2) * 5;
+  o.cluster_crash_rate = static_cast<uint32_t>(seed % 3) * 5;
   return o;
+}
+
+// Every copy of every TRANSACTIONAL key in the generated cluster, opened
+// (which resolves what a crash of the whole cluster left in doubt), holds
+// what the history's committed transactions wrote: all or nothing of each.
+std::string compare_cluster_to_history(const sim::Options& o) {
+  Result<NodeMeta> meta = read_node_meta(o.out + "/cluster/node0");
+  if (!meta.ok()) return meta.status().to_string();
+  ClusterOptions co;
+  co.dir = o.out + "/cluster";
+  co.cluster_id = meta->cluster_id;
+  co.node_ids = meta->baseline;
+  co.groups = meta->groups;
+  co.wal.fill_blocks = false;
+  Result<std::unique_ptr<Cluster>> c = Cluster::open(co);
+  if (!c.ok()) return c.status().to_string();
+  testing::State want = testing::reference(o.out + "/history.jsonl", testing::kEveryCommitted);
+  for (const CacheGroup& g : co.groups) {
+    if (g.mode != CacheMode::kTransactional) continue;
+    for (uint16_t n = 0; n < co.node_ids.size(); ++n) {
+      for (const auto& [pid, entries] : (*c)->node(n).share_partitions()) {
+        if (pid.first != g.id) continue;
+        std::map<std::string, std::string> have, expect;
+        for (const auto& [k, v] : *entries) have[k] = v.value;
+        for (const auto& [k, v] : want[g.name]) {
+          if (partition_of(g, k) == pid.second) expect[k] = v;
+        }
+        if (have != expect) {
+          return "node " + co.node_ids[n] + " group " + g.name + " partition " + std::to_string(pid.second) + ": " +
+                 std::to_string(have.size()) + " keys, the history has " + std::to_string(expect.size());
+        }
+      }
+    }
+  }
+  return "";
 }
 
 // The seeds the suite runs: 200, but 20 in a sanitizer build (WALCUT_SANITIZE),
@@ -361,6 +397,7 @@ TEST(Faults, EveryCompleteIncrementRestoresTheHistoryAndEveryFailedOneIsRefused)
     Result<sim::Report> r = sim::run(o);
     ASSERT_TRUE(r.ok()) << "seed " << seed << ": " << r.status().to_string();
     sum.crashes += r->crashes;
+    sum.cluster_crashes += r->cluster_crashes;
     sum.recovered += r->recovered;
     sum.messages_lost += r->messages_lost;
     sum.messages_duplicated += r->messages_duplicated;
@@ -368,6 +405,7 @@ TEST(Faults, EveryCompleteIncrementRestoresTheHistoryAndEveryFailedOneIsRefused)
     sum.failed_increments += r->failed_increments;
     sum.failed_full_snapshots += r->failed_full_snapshots;
     const std::string snap = o.out + "/snapshots/snp";
+    ASSERT_EQ(compare_cluster_to_history(o), "") << "seed " << seed;
     testing::CutCheck check = testing::check_increments(snap);
     ASSERT_EQ(check.violation, "") << "seed " << seed;
     ASSERT_EQ(check.increments, o.increments) << "seed " << seed;
@@ -404,10 +442,11 @@ TEST(Faults, EveryCompleteIncrementRestoresTheHistoryAndEveryFailedOneIsRefused)
   EXPECT_GT(sum.increments, seeds);
   EXPECT_GT(refused, 0u);
   EXPECT_GT(sum.failed_full_snapshots, 0u) << "crashes hit full snapshots too";
-  std::printf("%llu seeds: %llu crashes, %llu full snapshots a crash interrupted (taken again), %llu transactions "
+  EXPECT_GT(sum.cluster_crashes, seeds / 10) << "and the whole cluster";
+  std::printf("%llu seeds: %llu crashes, %llu of the whole cluster, %llu full snapshots a crash interrupted (taken again), %llu transactions "
               "recovered, %llu increments restored (full snapshots included), %llu failed ones refused\n",
               static_cast<unsigned long long>(seeds), static_cast<unsigned long long>(sum.crashes),
-              static_cast<unsigned long long>(sum.failed_full_snapshots),
+              static_cast<unsigned long long>(sum.cluster_crashes), static_cast<unsigned long long>(sum.failed_full_snapshots),
               static_cast<unsigned long long>(sum.recovered), static_cast<unsigned long long>(restored),
               static_cast<unsigned long long>(refused));
 }

@@ -28,7 +28,7 @@ std::string unhex(const std::string& h) {
 // the cut of increment k (a complete one), read from the increment lines.
 bool in_restore(const nlohmann::json& j, uint64_t k, const std::map<uint64_t, uint64_t>& increment_cut) {
   if (j.contains("increment")) return !j["increment"].is_null() && j["increment"].get<uint64_t>() <= k;
-  if (j["before_full_snapshot"].get<bool>()) return true;
+  if (k == kEveryCommitted || j["before_full_snapshot"].get<bool>()) return true;
   auto c = increment_cut.find(k);
   return c != increment_cut.end() && j["cut"].get<uint64_t>() < c->second;
 }

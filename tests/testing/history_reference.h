@@ -17,6 +17,8 @@ using State = std::map<std::string, std::map<std::string, std::string>>;
 // committed before the full snapshot or with a decision `cut` below
 // increment k's cut (k = 0: the full snapshot alone).
 State reference(const std::string& history, uint64_t k);
+// k for reference(): every committed transaction, as the cluster itself holds them at the end.
+inline constexpr uint64_t kEveryCommitted = ~0ull;
 
 // Every TRANSACTIONAL copy in a restored cluster directory equals `want`;
 // ATOMIC copies agree with their primary. Returns "" or the first difference.

@@ -88,6 +88,9 @@ class Simulation {
   Status drain();
   Status deliver(size_t i);
   void crash_some_node();
+  Status crash_cluster();
+  void tx_ended(const TxFlight& f, const std::vector<TxWrite>& writes);
+  void atomic_ended(const TxFlight& f, const TxWrite& w);
   void kill(uint16_t victim, json& line);
   Status snapshot_step(uint16_t node, const std::function<Status()>& run);
   Status restart_due_nodes();
@@ -101,7 +104,11 @@ class Simulation {
   Options o_;
   Rng rng_;
   std::function<void(const std::string&)> progress_;
+  ClusterOptions cluster_options_;
   std::unique_ptr<Cluster> cluster_;
+  // The operations in flight, for a crash of the whole cluster to end: xid -> writes, and the atomic updates.
+  std::map<Version, std::vector<TxWrite>> tx_in_flight_;
+  std::map<Version, TxWrite> atomic_in_flight_;
   std::vector<CacheGroup> groups_;
   std::unique_ptr<Zipf> zipf_;
   std::ofstream history_;
@@ -131,13 +138,15 @@ Status Simulation::setup() {
   if (o_.partitions == 0 || o_.partitions > 65535) return Status::invalid_argument("--partitions must be 1..65535");
   if (o_.keys == 0) return Status::invalid_argument("--keys must be at least 1");
   if (o_.tx_size == 0 || o_.in_flight == 0) return Status::invalid_argument("--tx-size and --in-flight must be at least 1");
-  if (o_.crash_rate > 0 && o_.fill_blocks) {
+  if ((o_.crash_rate > 0 || o_.cluster_crash_rate > 0) && o_.fill_blocks) {
     // A crash would lose the open block's acknowledged records, which no recovery can bring back.
     return Status::invalid_argument(
-        "--crash-rate needs --wal-mode log-only: a crashed node would lose the commits of its open block");
+        "--crash-rate and --cluster-crash-rate need --wal-mode log-only: a crashed node would lose the commits of its "
+        "open block");
   }
-  if (o_.crash_rate > 10000 || o_.message_loss > 50 || o_.message_dup > 100) {
-    return Status::invalid_argument("--crash-rate must be 0..10000, --message-loss 0..50, --message-dup 0..100");
+  if (o_.crash_rate > 10000 || o_.cluster_crash_rate > 10000 || o_.message_loss > 50 || o_.message_dup > 100) {
+    return Status::invalid_argument(
+        "--crash-rate and --cluster-crash-rate must be 0..10000, --message-loss 0..50, --message-dup 0..100");
   }
   WALCUT_RETURN_IF_ERROR(make_directories(o_.out));
   ClusterOptions c;
@@ -155,6 +164,7 @@ Status Simulation::setup() {
   c.wal.codec = o_.codec;
   c.wal.sync = SyncPolicy::kNone;
   c.wal.fill_blocks = o_.fill_blocks;
+  cluster_options_ = c;
   Result<std::unique_ptr<Cluster>> cluster = Cluster::open(c);
   if (!cluster.ok()) return cluster.status();
   cluster_ = std::move(cluster).value();
@@ -209,53 +219,59 @@ void Simulation::start_transaction() {
   }
   ++started_;
   ++in_flight_;
-  cluster_->submit(coordinator, writes, commit, [this, writes](const TxFlight& f) {
-    cluster_->unlock_keys(writes);
-    // Not a rollback: the run fails, unless a participant was down (it rolled back).
-    if (!f.status.ok() && f.status.code() != StatusCode::kCancelled && failure_.ok()) failure_ = f.status;
-    --in_flight_;
-    ++completed_;
-    json j{{"kind", "tx"}, {"xid", f.xid.to_string()}};
-    if (!f.status.ok()) j["error"] = f.status.message();
-    if (!f.recovery.empty()) {
-      j["recovery"] = f.recovery;
-      ++report_.recovered;
-    }
-    if (f.committed && o_.faults()) {
-      // Failed cuts make the increment unknown here: the decision's cut id tells the restores that hold it.
-      ++report_.committed;
-      j["commit_seq"] = f.commit_version.order;
-      j["outcome"] = "committed";
-      j["cut"] = full_taken_ ? json(f.tx_cut_id) : json(nullptr);
-      j["before_full_snapshot"] = !full_taken_;
-    } else if (f.committed) {
-      ++report_.committed;
-      j["commit_seq"] = f.commit_version.order;
-      j["outcome"] = "committed";
-      // In restore k iff it was decided before cut k began on its coordinator.
-      if (!full_taken_) {
-        j["increment"] = 0;
-      } else {
-        // Restored by the first cut newer than the one its coordinator knew
-        // when it decided to commit: a started one, or the next to start.
-        auto it = cut_increment_.upper_bound(f.tx_cut_id);
-        uint64_t next = cuts_started_ + 1;
-        j["increment"] = it != cut_increment_.end() ? json(it->second) : next <= o_.increments ? json(next) : json(nullptr);
-      }
+  std::shared_ptr<TxFlight> f =
+      cluster_->submit(coordinator, writes, commit, [this, writes](const TxFlight& f) { tx_ended(f, writes); });
+  if (f->phase != TxFlight::Phase::kDone) tx_in_flight_[f->xid] = writes;
+}
+
+// A transaction ended: its history line.
+void Simulation::tx_ended(const TxFlight& f, const std::vector<TxWrite>& writes) {
+  tx_in_flight_.erase(f.xid);
+  cluster_->unlock_keys(writes);
+  // Not a rollback: the run fails, unless a participant was down (it rolled back).
+  if (!f.status.ok() && f.status.code() != StatusCode::kCancelled && failure_.ok()) failure_ = f.status;
+  --in_flight_;
+  ++completed_;
+  json j{{"kind", "tx"}, {"xid", f.xid.to_string()}};
+  if (!f.status.ok()) j["error"] = f.status.message();
+  if (!f.recovery.empty()) {
+    j["recovery"] = f.recovery;
+    ++report_.recovered;
+  }
+  if (f.committed && o_.faults()) {
+    // Failed cuts make the increment unknown here: the decision's cut id tells the restores that hold it.
+    ++report_.committed;
+    j["commit_seq"] = f.commit_version.order;
+    j["outcome"] = "committed";
+    j["cut"] = full_taken_ ? json(f.tx_cut_id) : json(nullptr);
+    j["before_full_snapshot"] = !full_taken_;
+  } else if (f.committed) {
+    ++report_.committed;
+    j["commit_seq"] = f.commit_version.order;
+    j["outcome"] = "committed";
+    // In restore k iff it was decided before cut k began on its coordinator.
+    if (!full_taken_) {
+      j["increment"] = 0;
     } else {
-      ++report_.rolled_back;
-      j["commit_seq"] = nullptr;
-      j["outcome"] = "rolled_back";
-      j[o_.faults() ? "cut" : "increment"] = nullptr;
+      // Restored by the first cut newer than the one its coordinator knew
+      // when it decided to commit: a started one, or the next to start.
+      auto it = cut_increment_.upper_bound(f.tx_cut_id);
+      uint64_t next = cuts_started_ + 1;
+      j["increment"] = it != cut_increment_.end() ? json(it->second) : next <= o_.increments ? json(next) : json(nullptr);
     }
-    json w = json::array();
-    for (const TxWrite& x : f.writes) {
-      w.push_back({{"group", groups_[x.group_id - 1].name}, {"partition", x.partition}, {"key", hex(x.key)},
-                   {"value", x.value ? json(hex(*x.value)) : json(nullptr)}});
-    }
-    j["writes"] = std::move(w);
-    history_ << j.dump() << '\n';
-  });
+  } else {
+    ++report_.rolled_back;
+    j["commit_seq"] = nullptr;
+    j["outcome"] = "rolled_back";
+    j[o_.faults() ? "cut" : "increment"] = nullptr;
+  }
+  json w = json::array();
+  for (const TxWrite& x : f.writes) {
+    w.push_back({{"group", groups_[x.group_id - 1].name}, {"partition", x.partition}, {"key", hex(x.key)},
+                 {"value", x.value ? json(hex(*x.value)) : json(nullptr)}});
+  }
+  j["writes"] = std::move(w);
+  history_ << j.dump() << '\n';
 }
 
 void Simulation::start_atomic_update() {
@@ -270,17 +286,22 @@ void Simulation::start_atomic_update() {
     return;
   }
   ++in_flight_;
-  cluster_->submit_atomic(from, w, [this, w](const TxFlight& f) {
-    cluster_->unlock_keys({w});
-    const bool cut_short = f.interrupted || f.status.code() == StatusCode::kCancelled;
-    if (!f.status.ok() && !cut_short && failure_.ok()) failure_ = f.status;
-    --in_flight_;
-    ++report_.atomic_updates;
-    json j{{"kind", "atomic"}, {"commit_seq", f.xid.order}, {"group", groups_[w.group_id - 1].name},
-           {"partition", w.partition}, {"key", hex(w.key)}, {"value", w.value ? json(hex(*w.value)) : json(nullptr)}};
-    if (cut_short) j["interrupted"] = true;  // a crash cut it short: its copies may differ
-    history_ << j.dump() << '\n';
-  });
+  std::shared_ptr<TxFlight> f = cluster_->submit_atomic(from, w, [this, w](const TxFlight& f) { atomic_ended(f, w); });
+  if (f->phase != TxFlight::Phase::kDone) atomic_in_flight_[f->xid] = w;
+}
+
+// An atomic update ended: its history line.
+void Simulation::atomic_ended(const TxFlight& f, const TxWrite& w) {
+  atomic_in_flight_.erase(f.xid);
+  cluster_->unlock_keys({w});
+  const bool cut_short = f.interrupted || f.status.code() == StatusCode::kCancelled;
+  if (!f.status.ok() && !cut_short && failure_.ok()) failure_ = f.status;
+  --in_flight_;
+  ++report_.atomic_updates;
+  json j{{"kind", "atomic"}, {"commit_seq", f.xid.order}, {"group", groups_[w.group_id - 1].name},
+         {"partition", w.partition}, {"key", hex(w.key)}, {"value", w.value ? json(hex(*w.value)) : json(nullptr)}};
+  if (cut_short) j["interrupted"] = true;  // a crash cut it short: its copies may differ
+  history_ << j.dump() << '\n';
 }
 
 // Delivers one message, drawn among those whose time has come; with
@@ -289,6 +310,7 @@ Status Simulation::step() {
   WALCUT_RETURN_IF_ERROR(failure_);
   if (o_.faults()) WALCUT_RETURN_IF_ERROR(restart_due_nodes());
   if (o_.crash_rate > 0 && rng_.below(10000) < o_.crash_rate) crash_some_node();
+  if (o_.cluster_crash_rate > 0 && rng_.below(10000) < o_.cluster_crash_rate) WALCUT_RETURN_IF_ERROR(crash_cluster());
   WALCUT_RETURN_IF_ERROR(failure_);
   auto& pending = cluster_->messenger().pending();
   uint64_t earliest = UINT64_MAX;
@@ -418,6 +440,71 @@ Status Simulation::snapshot_step(uint16_t node, const std::function<Status()>& r
   snapshot_victim_ = cluster_->meta().baseline[node];
   kill(node, j);
   return s;
+}
+
+// Every node dies at once (one time in two while one of them handles a
+// message, its writes torn), and the cluster reopens at once: Cluster::open
+// resolves from the WALs what was in flight, and the history says how.
+Status Simulation::crash_cluster() {
+  json j{{"during", nullptr}, {"kind", "cluster_crash"}, {"node", nullptr}, {"step", now_}, {"torn_at_byte", nullptr}};
+  auto& pending = cluster_->messenger().pending();
+  std::vector<size_t> ready;
+  for (size_t i = 0; i < pending.size(); ++i) {
+    const Message& m = pending[i];
+    if (m.not_before <= now_ && cluster_->up(m.to) && !duplicated_.count(m.id)) ready.push_back(i);
+  }
+  if (!ready.empty() && rng_.below(2) == 0) {
+    const size_t i = ready[rng_.below(ready.size())];
+    const uint64_t budget = rng_.below(4096);
+    j["during"] = message_kind_name(pending[i].kind);
+    j["node"] = cluster_->meta().baseline[pending[i].to];
+    fault::tear_after_bytes(budget);
+    cluster_->messenger().deliver(i);
+    ++now_;
+    ++report_.messages;
+    if (fault::torn()) j["torn_at_byte"] = budget;
+    fault::disarm();
+  }
+  history_ << j.dump() << '\n';
+  ++report_.cluster_crashes;
+  if (running_cut_ != 0 && cut_failure_.empty()) cut_failure_ = "the whole cluster crashed while it ran";
+  cluster_->crash();
+  cluster_.reset();
+  restarts_.clear();  // every node comes back now
+  duplicated_.clear();
+  Result<std::unique_ptr<Cluster>> reopened = Cluster::open(cluster_options_);
+  if (!reopened.ok()) return reopened.status();
+  cluster_ = std::move(reopened).value();
+  cluster_->messenger().set_queued(true);
+  if (!o_.stamp_messages) cluster_->messenger().set_stamp(nullptr);
+  history_ << json{{"kind", "cluster_restart"}, {"step", now_}}.dump() << '\n';
+  std::map<Version, TxOutcome> outcomes = cluster_->take_outcomes_at_open();
+  std::map<Version, std::vector<TxWrite>> txs = std::move(tx_in_flight_);
+  std::map<Version, TxWrite> atomics = std::move(atomic_in_flight_);
+  tx_in_flight_.clear();
+  atomic_in_flight_.clear();
+  for (auto& [xid, writes] : txs) {
+    TxFlight f;
+    f.xid = xid;
+    f.writes = writes;
+    auto o = outcomes.find(xid);
+    if (o != outcomes.end()) {
+      f.committed = o->second.committed;
+      f.commit_version = o->second.commit_version;
+      f.tx_cut_id = o->second.cut_id;
+      f.recovery = o->second.recovery;
+    } else {
+      f.recovery = "rolled back: no node had prepared it";
+    }
+    tx_ended(f, writes);
+  }
+  for (auto& [xid, w] : atomics) {
+    TxFlight f;
+    f.xid = xid;
+    f.interrupted = true;
+    atomic_ended(f, w);
+  }
+  return {};
 }
 
 Status Simulation::restart_due_nodes() {

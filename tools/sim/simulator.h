@@ -52,7 +52,8 @@ struct Options {
   uint32_t restart_max_ms = 5;      // a crashed node restarts up to this late
   uint32_t message_loss = 0;        // percent of deliveries lost (the sender sends again later)
   uint32_t message_dup = 0;         // percent of deliveries duplicated (the copy is dropped on arrival)
-  bool faults() const { return crash_rate > 0 || message_loss > 0 || message_dup > 0; }
+  uint32_t cluster_crash_rate = 0;  // crashes of every node at once per 10 000 delivery steps; all reopen together
+  bool faults() const { return crash_rate > 0 || message_loss > 0 || message_dup > 0 || cluster_crash_rate > 0; }
 };
 
 struct Report {
@@ -64,6 +65,7 @@ struct Report {
   uint64_t failed_increments = 0;
   uint64_t failed_full_snapshots = 0;  // attempts a crash interrupted (each taken again)
   uint64_t crashes = 0;
+  uint64_t cluster_crashes = 0;     // the whole cluster at once
   uint64_t recovered = 0;           // transactions resolved by recovery
   uint64_t messages_lost = 0;
   uint64_t messages_duplicated = 0;
