@@ -181,7 +181,17 @@ Status Node::replay_wal() {
     replayed_newest_cut_ = std::max(replayed_newest_cut_, tx.cut_id);
     replayed_newest_order_ = std::max(replayed_newest_order_, tx.near_xid.order);
     auto it = pending.find(tx.near_xid);
-    if (!options_.read_only) note_replayed(replayed_tx_[tx.near_xid], tx, it != pending.end() ? &it->second.front().view : nullptr);
+    if (!options_.read_only) {
+      std::vector<DataEntry> data;
+      if (it != pending.end()) {
+        for (OwnedEntry& o : it->second) {
+          o.view.key = as_bytes(o.key);
+          o.view.value = as_bytes(o.value);
+          data.push_back(o.view);
+        }
+      }
+      note_replayed(replayed_tx_[tx.near_xid], tx, data);
+    }
     // Writes a TX record carries are never applied here: PREPARED's wait for an outcome, and a COMMITTED
     // logged again after a checkpoint has its DATA before it, in the partition files.
     if (tx.state == TxState::kPrepared) return {};
@@ -207,13 +217,20 @@ Status Node::replay_wal() {
   return {};
 }
 
-// The latest TX record of a transaction over what was known of it.
-void Node::note_replayed(TxLogged& logged, const TxRecord& tx, const DataEntry* data) {
+// The latest TX record of a transaction over what was known of it; `data`,
+// the DATA entries logged with a COMMITTED record, become its writes, so
+// that a copy logged again at a checkpoint keeps the commit version.
+void Node::note_replayed(TxLogged& logged, const TxRecord& tx, const std::vector<DataEntry>& data) {
   logged.state = tx.state;
   logged.cut_id = tx.cut_id;
   logged.participants = tx.participants;
-  if (data) logged.commit_version = data->write_version;
-  if (tx.has_writes) {
+  if (!data.empty() && tx.state == TxState::kCommitted) {
+    Bytes payload;
+    for (const DataEntry& e : data) append_data_entry(payload, e);
+    finish_data_payload(payload, static_cast<uint32_t>(data.size()));
+    logged.commit_version = data.front().write_version;
+    logged.writes = std::move(payload);
+  } else if (tx.has_writes) {
     logged.writes = Bytes(tx.writes.begin(), tx.writes.end());
     if (tx.state == TxState::kCommitted && tx.writes.size() > 4) {
       (void)for_each_data_entry(tx.writes, [&](const DataEntry& e) { logged.commit_version = e.write_version; });

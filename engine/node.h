@@ -213,7 +213,7 @@ class Node {
   uint64_t replayed_newest_order_ = 0;
   // What this node logged for each transaction not known to have ended on every node.
   void note_transaction(const Version& xid, TxLogged logged);
-  void note_replayed(TxLogged& logged, const TxRecord& tx, const DataEntry* data);
+  void note_replayed(TxLogged& logged, const TxRecord& tx, const std::vector<DataEntry>& data);
   Status log_open_transactions_again(const std::function<bool(const Version&)>& still_open);
   std::mutex open_tx_mu_;
   std::map<Version, TxLogged> open_tx_;

@@ -134,6 +134,29 @@ TEST_F(InDoubt, AParticipantThatCommittedAndDiedComesBackWithItAndTheOtherCommit
   EXPECT_EQ(value(2, on2_), "b");
 }
 
+TEST_F(InDoubt, ACommitLoggedAgainAtACheckpointKeepsItsVersionThroughAnotherCrash) {
+  deliver(MessageKind::kPrepareRequest, 1);
+  deliver(MessageKind::kPrepareRequest, 2);
+  deliver(MessageKind::kPrepareResponse, 0);
+  deliver(MessageKind::kPrepareResponse, 0);
+  deliver(MessageKind::kCommitRequest, 2);
+  const Version logged = flight_->commit_version;  // what node 2 logged; recovery writes into the same flight
+  ASSERT_FALSE(logged.is_null());
+  c_->crash_node(1);  // the transaction waits for node 1
+  c_->crash_node(2);
+  ASSERT_TRUE(c_->restart_node(2).ok());
+  ASSERT_TRUE(c_->checkpoint().ok());  // node 2's COMMITTED is now before its checkpoint, and logged again after it
+  c_->crash_node(2);
+  ASSERT_TRUE(c_->restart_node(2).ok());
+  ASSERT_TRUE(c_->restart_node(1).ok());
+  ASSERT_TRUE(ended_.has_value());
+  EXPECT_EQ(ended_->recovery, "committed: node node2 had committed it");
+  EXPECT_EQ(ended_->commit_version, logged) << "the version node 2 logged, not a null one";
+  std::optional<StoredValue> v = c_->node(1).read(1, partition_of(c_->meta().groups[0], on1_), on1_);
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(v->version, logged);
+}
+
 // ---- A crash of the whole cluster: every node dies, and they reopen together.
 
 class WholeCluster : public InDoubt {
