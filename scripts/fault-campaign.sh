@@ -2,9 +2,11 @@
 # The long fault campaign (docs/consistent-cut.md, "Faults"): runs the test
 # Faults.EveryCompleteIncrementRestoresTheHistoryAndEveryFailedOneIsRefused
 # over SEEDS generated clusters from FIRST (default: 3000 from 1000, past
-# the 200 the test suite runs), each with node crashes, lost and duplicated
-# messages: every complete increment must restore to what the history says
-# and pass the cut checker, every failed one must be refused.
+# the 200 the test suite runs), each with node crashes (during full
+# snapshots too), crashes of the whole cluster on two seeds in three, lost
+# and duplicated messages: every copy of the cluster must hold what the
+# history committed, every complete increment must restore to what the
+# history says and pass the cut checker, every failed one must be refused.
 #   bash scripts/fault-campaign.sh [BUILD_DIR] [SEEDS] [FIRST]
 # BUILD_DIR (default build/) must hold a build with -DWALCUT_BUILD_TESTS=ON.
 set -euo pipefail
