@@ -15,6 +15,16 @@ uint64_t CutTracker::cut_id() const {
   return cut_id_;
 }
 
+bool CutTracker::running() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return running_;
+}
+
+void CutTracker::adopt(uint64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!running_ && id > cut_id_) cut_id_ = id;
+}
+
 uint64_t CutTracker::stamp(uint64_t carried) const { return std::max(carried, cut_id()); }
 
 void CutTracker::tx_prepared(const Version& xid) {

@@ -43,6 +43,12 @@ class CutTracker {
 
   // The newest cut id the node knows.
   uint64_t cut_id() const;
+  // Whether a cut started here has not finished yet.
+  bool running() const;
+  // A restarted node learns the newest cut id the cluster has started,
+  // without taking part in that cut: it logs no START for it. Ignored while
+  // a cut runs here or when `id` is not newer.
+  void adopt(uint64_t id);
   // What a message the node sends carries: the newer of `carried` and cut_id().
   uint64_t stamp(uint64_t carried) const;
 

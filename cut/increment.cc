@@ -1,6 +1,7 @@
 #include "cut/increment.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -157,8 +158,31 @@ Result<uint64_t> increment_count(const std::string& snapshot_dir) {
   return static_cast<uint64_t>(found.size());
 }
 
+Result<std::optional<std::string>> increment_failure(const std::string& snapshot_dir, uint64_t index) {
+  const std::string path = increment_dir(snapshot_dir, index) + "/" + kFailedIncrementFile;
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return std::optional<std::string>();
+    return Status::from_errno("stat " + path, errno);
+  }
+  Result<Bytes> text = read_file_bytes(path);
+  if (!text.ok()) return text.status();
+  std::string why = to_string(text.value());
+  if (why.size() > 4096) why.resize(4096);  // untrusted: a message, not a file dump
+  while (!why.empty() && why.back() == '\n') why.pop_back();
+  return std::optional<std::string>(why);
+}
+
+Status refuse_failed_increment(const std::string& snapshot_dir, uint64_t index, const std::string& why) {
+  return Status::not_found(increment_dir(snapshot_dir, index) + ": increment " + std::to_string(index) +
+                           " failed (" + why + "): it holds no restorable state; use an earlier or a later increment");
+}
+
 Result<std::vector<IncrementMeta>> read_increment_metas(const std::string& snapshot_dir, uint64_t index) {
   std::string dir = increment_dir(snapshot_dir, index);
+  Result<std::optional<std::string>> failed = increment_failure(snapshot_dir, index);
+  if (!failed.ok()) return failed.status();
+  if (failed->has_value()) return refuse_failed_increment(snapshot_dir, index, **failed);
   Result<std::vector<std::string>> names = list_meta_files(dir);
   if (!names.ok()) return names.status();
   if (names->empty()) return Status::not_found(dir + ": no .smf files");
@@ -207,7 +231,10 @@ Result<IncrementReport> take_incremental_snapshot(Cluster& cluster, const std::s
                                                   const std::string& name) {
   Result<uint64_t> next = check_increment_base(cluster, snapshots_root, name);
   if (!next.ok()) return next.status();
-  uint64_t cut_id = cluster.start_cut();
+  std::lock_guard<std::mutex> one(cluster.increments_mutex());  // a second one waits: cuts never interleave
+  Result<uint64_t> started = cluster.start_cut();
+  if (!started.ok()) return started.status();
+  const uint64_t cut_id = started.value();
   for (uint16_t i = 0; i < cluster.size(); ++i) {
     Result<CutResult> done = cluster.node(i).cut().wait_cut(cut_id);
     if (!done.ok()) return done.status();
@@ -267,9 +294,13 @@ Result<IncrementReport> write_increment(Cluster& cluster, const std::string& sna
   WALCUT_RETURN_IF_ERROR(sync_dir(snap));  // increments/ itself, made the first time
   Result<std::vector<SnapshotMeta>> base = read_snapshot_metas(snap);
   if (!base.ok()) return base.status();
+  // The segments continue from the last complete increment: a failed one holds none.
   std::vector<IncrementMeta> previous;
-  if (index.value() > 1) {
-    Result<std::vector<IncrementMeta>> prev = read_increment_metas(snap, index.value() - 1);
+  for (uint64_t k = index.value() - 1; k >= 1 && previous.empty(); --k) {
+    Result<std::optional<std::string>> failed = increment_failure(snap, k);
+    if (!failed.ok()) return failed.status();
+    if (failed->has_value()) continue;
+    Result<std::vector<IncrementMeta>> prev = read_increment_metas(snap, k);
     if (!prev.ok()) return prev.status();
     previous = std::move(prev).value();
   }
@@ -303,6 +334,25 @@ Result<IncrementReport> write_increment(Cluster& cluster, const std::string& sna
   WALCUT_RETURN_IF_ERROR(sync_dir(snap + "/increments"));
   for (uint16_t i = 0; i < cluster.size(); ++i) WALCUT_RETURN_IF_ERROR(cluster.node(i).keep_wal_from(keep_from[i]));
   return report;
+}
+
+Result<uint64_t> write_failed_increment(Cluster& cluster, const std::string& snapshots_root, const std::string& name,
+                                        uint64_t cut_id, const std::string& why) {
+  Result<uint64_t> index = check_increment_base(cluster, snapshots_root, name);
+  if (!index.ok()) return index.status();
+  const std::string snap = snapshots_root + "/" + name;
+  const std::string staging = snap + "/increments/.staging";
+  std::error_code ec;
+  fs::remove_all(staging, ec);
+  WALCUT_RETURN_IF_ERROR(make_directories(staging));
+  WALCUT_RETURN_IF_ERROR(sync_dir(snap));
+  const std::string text = "cut " + std::to_string(cut_id) + " failed: " + why + "\n";
+  WALCUT_RETURN_IF_ERROR(write_file_synced(staging + "/" + kFailedIncrementFile, as_bytes(text)));
+  WALCUT_RETURN_IF_ERROR(sync_dir(staging));
+  const std::string final_dir = increment_dir(snap, index.value());
+  if (::rename(staging.c_str(), final_dir.c_str()) != 0) return Status::from_errno("rename " + staging, errno);
+  WALCUT_RETURN_IF_ERROR(sync_dir(snap + "/increments"));
+  return index.value();
 }
 
 }  // namespace walcut

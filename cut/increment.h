@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,7 +47,15 @@ std::string increment_wal_dir(const std::string& node_id);
 std::string increment_segment_path(const std::string& node_id, uint64_t segment);
 // The increments a snapshot has: 1..N without gaps, or an error naming the gap.
 Result<uint64_t> increment_count(const std::string& snapshot_dir);
-// The .smf files of increment `index`, sorted by node id.
+// A cut that could not complete (a node crashed while it ran) leaves its
+// increment directory holding only this file, whose text says why.
+inline constexpr const char* kFailedIncrementFile = "FAILED";
+// Why increment `index` failed, or nullopt when it did not.
+Result<std::optional<std::string>> increment_failure(const std::string& snapshot_dir, uint64_t index);
+// The error that refuses failed increment `index` (kNotFound), naming it and its cut.
+Status refuse_failed_increment(const std::string& snapshot_dir, uint64_t index, const std::string& why);
+// The .smf files of increment `index`, sorted by node id; a failed
+// increment is refused (refuse_failed_increment()).
 Result<std::vector<IncrementMeta>> read_increment_metas(const std::string& snapshot_dir, uint64_t index);
 
 struct IncrementReport {
@@ -74,6 +83,13 @@ Result<IncrementReport> take_incremental_snapshot(Cluster& cluster, const std::s
 // snapshot's CLUSTER_SNAPSHOT segment) up to its FINISH segment into a
 // staging directory with the .smf files, fsyncs, renames it in place, and
 // lets the nodes drop those segments later.
+// Records that cut `cut_id` could not complete: the next increment index
+// becomes a failed increment (kFailedIncrementFile saying `why`), which
+// restore and check refuse; the next complete increment's segments
+// continue from the last complete one's. Returns the index.
+Result<uint64_t> write_failed_increment(Cluster& cluster, const std::string& snapshots_root, const std::string& name,
+                                        uint64_t cut_id, const std::string& why);
+
 Result<IncrementReport> write_increment(Cluster& cluster, const std::string& snapshots_root, const std::string& name,
                                         uint64_t cut_id);
 

@@ -71,6 +71,14 @@ Result<NodeIncrements> read_node_increments(const std::string& snapshot_dir, con
   out.base = base;
   uint64_t first = base.snapshot_pointer.segment;
   for (uint64_t k = 1; k <= n; ++k) {
+    // A failed increment holds nothing: the next complete one continues from the one before it.
+    Result<std::optional<std::string>> failed = increment_failure(snapshot_dir, k);
+    if (!failed.ok()) return refuse(fault, increment_dir(snapshot_dir, k), failed.status().message(), failed.status());
+    if (failed->has_value() && k == n) {
+      Status refused = refuse_failed_increment(snapshot_dir, k, **failed);
+      return refuse(fault, increment_dir(snapshot_dir, k), refused.message(), refused);
+    }
+    if (failed->has_value()) continue;
     Result<IncrementMeta> m = node_meta_of(snapshot_dir, base, k, fault);
     if (!m.ok()) return m.status();
     if (m->first_segment != first || m->last_segment < m->first_segment ||

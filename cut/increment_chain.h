@@ -16,7 +16,7 @@ namespace walcut {
 // One node's increments 1..N.
 struct NodeIncrements {
   SnapshotMeta base;                      // its full snapshot's metadata
-  std::vector<IncrementMeta> increments;  // 1..N, in order
+  std::vector<IncrementMeta> increments;  // the complete ones of 1..N, in order
   std::vector<std::string> segment_paths;  // every segment of them, in order
   uint64_t segment_bytes = 0;              // their sizes, summed, as listed
 };
@@ -34,6 +34,9 @@ struct ChainFault {
 // without a gap, and that every segment file they list is there, under
 // the snapshot directory, with its listed size. A failure is kCorruption
 // naming the directory or file (or the I/O error), also set in `fault`.
+// Failed increments before n are skipped (NodeIncrements::increments
+// holds only the complete ones); a failed increment n is refused
+// (refuse_failed_increment(), kNotFound), also set in `fault`.
 Result<NodeIncrements> read_node_increments(const std::string& snapshot_dir, const SnapshotMeta& base, uint64_t n,
                                             ChainFault* fault = nullptr);
 // Whether the snapshot has increments 1..n without a gap: kInvalidArgument

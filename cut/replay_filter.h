@@ -49,9 +49,10 @@ struct ReplayFilter {
   static bool in(const std::vector<Version>& v, const Version& x) { return std::binary_search(v.begin(), v.end(), x); }
 };
 
-// The filter of increment N = node.increments.size() >= 1 for one node:
-// the pointers from its metadata, the sets from its FINISH record (read
-// from the increment's last segment).
+// The filter of increment N, the last of node.increments (at least one;
+// failed increments are not among them), for one node: the pointers from
+// its metadata and the previous complete increment's, the sets from its
+// FINISH record (read from the increment's last segment).
 Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOptions& io);
 // The same from a snapshot directory: node `node_index`'s increments 1..n
 // read and checked first (read_node_increments()).

@@ -44,7 +44,69 @@ MessageKind request_kind(MessageKind k) {
   }
 }
 
+// Every node that logs records for a flight: the primaries and backups of
+// a transaction, the owners of an atomic update's partition.
+std::set<uint16_t> nodes_of(const std::vector<TxParticipant>& participants) {
+  std::set<uint16_t> out;
+  for (const TxParticipant& p : participants) {
+    out.insert(p.primary);
+    out.insert(p.backups.begin(), p.backups.end());
+  }
+  return out;
+}
+
+std::set<uint16_t> nodes_of(const TxFlight& f, const Affinity& affinity) {
+  std::set<uint16_t> out = nodes_of(f.participants);
+  if (f.phase == TxFlight::Phase::kAtomic) {
+    for (const TxWrite& w : f.writes) {
+      const std::vector<uint16_t>& owners = affinity.owners(w.group_id, w.partition);
+      out.insert(owners.begin(), owners.end());
+    }
+  }
+  return out;
+}
+
+
+// A transaction's writes as a node logged them (a DATA payload).
+std::vector<TxWrite> writes_of(const Bytes& payload) {
+  std::vector<TxWrite> out;
+  (void)for_each_data_entry(payload, [&](const DataEntry& e) {
+    std::optional<std::string> value;
+    if (e.op != EntryOp::kDelete) value = to_string(e.value);
+    out.push_back(TxWrite{e.group_id, e.partition, to_string(e.key), std::move(value)});
+  });
+  return out;
+}
+
 }  // namespace
+
+Verdict judge_in_doubt(const std::set<uint16_t>& participants, const std::map<uint16_t, TxLogged>& votes,
+                       const std::vector<std::string>& node_ids) {
+  // Ignite's rule: commit when a participant committed or all prepared, roll back otherwise.
+  Verdict v;
+  std::optional<uint16_t> rolled_back, unprepared;
+  for (uint16_t n : participants) {
+    auto it = votes.find(n);
+    if (it == votes.end()) {
+      if (!unprepared) unprepared = n;
+    } else if (it->second.state == TxState::kCommitted) {
+      v.committed_by = n;
+    } else if (it->second.state == TxState::kRolledBack) {
+      rolled_back = n;
+    }
+  }
+  v.commit = v.committed_by || (!rolled_back && !unprepared);
+  if (v.committed_by) {
+    v.recovery = "committed: node " + node_ids[*v.committed_by] + " had committed it";
+  } else if (v.commit) {
+    v.recovery = "committed: every participant had prepared it";
+  } else if (rolled_back) {
+    v.recovery = "rolled back: node " + node_ids[*rolled_back] + " had rolled it back";
+  } else {
+    v.recovery = "rolled back: node " + node_ids[*unprepared] + " had not prepared it";
+  }
+  return v;
+}
 
 Result<std::unique_ptr<Cluster>> Cluster::open(const ClusterOptions& options) {
   if (options.node_ids.empty()) return Status::invalid_argument("a cluster needs at least one node");
@@ -54,29 +116,46 @@ Result<std::unique_ptr<Cluster>> Cluster::open(const ClusterOptions& options) {
   std::unique_ptr<Cluster> c(new Cluster());
   c->options_ = options;
   uint32_t topology = 0;
+  std::vector<std::map<Version, TxLogged>> replayed;  // per node
   for (size_t i = 0; i < options.node_ids.size(); ++i) {
-    NodeOptions n;
-    n.dir = options.dir + "/" + options.node_ids[i];
-    n.meta.cluster_id = options.cluster_id;
-    n.meta.node_index = static_cast<uint16_t>(i);
-    n.meta.node_id = options.node_ids[i];
-    n.meta.baseline = options.node_ids;
-    n.meta.groups = options.groups;
-    n.wal = options.wal;
+    NodeOptions n = c->node_options(i);
     Result<std::unique_ptr<Node>> node = Node::open(n);
     if (!node.ok()) return node.status();
     if ((*node)->meta().baseline != options.node_ids || (*node)->meta().groups != options.groups) {
       return Status::invalid_argument(n.dir + ": its baseline or cache groups differ from the cluster's");
     }
+    replayed.push_back((*node)->take_replayed_transactions());
     topology = std::max(topology, (*node)->meta().topology_version);
     c->nodes_.push_back(std::move(node).value());
   }
   for (auto& node : c->nodes_) WALCUT_RETURN_IF_ERROR(node->set_topology_version(topology + 1));
   c->topology_version_ = topology + 1;
+  c->meta_ = c->nodes_[0]->meta();
+  c->affinity_ = c->nodes_[0]->affinity();
+  // No cut id a node's WAL shows is used again: a cut the crash interrupted failed.
+  for (auto& node : c->nodes_) c->last_started_cut_ = std::max(c->last_started_cut_, node->replayed_newest_cut_id());
+  for (auto& node : c->nodes_) node->adopt_cut_id(c->last_started_cut_);
+  // Versions issued from here order after every one the files show, within the new topology version too.
+  for (auto& node : c->nodes_) c->order_ = std::max(c->order_.load(), node->replayed_newest_order());
+  WALCUT_RETURN_IF_ERROR(c->resolve_at_open(std::move(replayed)));
   c->messenger_.set_handler([p = c.get()](const Message& m) { p->handle(m); });
   // Every message carries its sender's newest cut id (docs/consistent-cut.md).
-  c->messenger_.set_stamp([p = c.get()](Message& m) { m.cut_id = p->nodes_[m.from]->cut().stamp(m.cut_id); });
+  c->messenger_.set_stamp([p = c.get()](Message& m) {
+    if (p->nodes_[m.from]) m.cut_id = p->nodes_[m.from]->cut().stamp(m.cut_id);
+  });
   return c;
+}
+
+NodeOptions Cluster::node_options(size_t i) const {
+  NodeOptions n;
+  n.dir = options_.dir + "/" + options_.node_ids[i];
+  n.meta.cluster_id = options_.cluster_id;
+  n.meta.node_index = static_cast<uint16_t>(i);
+  n.meta.node_id = options_.node_ids[i];
+  n.meta.baseline = options_.node_ids;
+  n.meta.groups = options_.groups;
+  n.wal = options_.wal;
+  return n;
 }
 
 Cluster::~Cluster() { (void)close(); }
@@ -87,10 +166,22 @@ Version Cluster::next_version(uint16_t node) {
 
 Transaction Cluster::begin(uint16_t coordinator) { return Transaction(*this, coordinator, next_version(coordinator)); }
 
-uint64_t Cluster::start_cut() {
-  std::vector<uint64_t> known;
-  for (auto& n : nodes_) known.insert(known.end(), {n->cut().cut_id(), n->meta().last_cut_id});
+Result<uint64_t> Cluster::start_cut() {
+  std::lock_guard<std::mutex> one(cut_start_mu_);
+  std::vector<uint64_t> known{last_started_cut_};
+  for (auto& n : nodes_) {
+    if (!n) return Status::invalid_argument("no cut while a node is down");
+    if (n->cut().running()) {
+      return Status::invalid_argument("node " + n->meta().node_id + " still runs cut " +
+                                      std::to_string(n->cut().cut_id()) + ": one cut at a time");
+    }
+    known.insert(known.end(), {n->cut().cut_id(), n->meta().last_cut_id});
+  }
+  // A node that never started the previous cut (it failed first) skips it: a late START or stamp of it
+  // must not start it while the new one runs.
+  for (auto& n : nodes_) n->adopt_cut_id(last_started_cut_);
   const uint64_t id = next_cut_id(known);
+  last_started_cut_ = id;
   for (uint16_t i = 0; i < nodes_.size(); ++i) {
     Message m;
     m.kind = MessageKind::kCutStart;
@@ -105,6 +196,13 @@ uint64_t Cluster::start_cut() {
 // ---- A node's side of each message.
 
 void Cluster::handle(const Message& m) {
+  if (!nodes_[m.to]) {
+    // A request to a node that is down fails at once, as a refused connection does; anything else is lost.
+    if (is_request(m.kind) && m.kind != MessageKind::kCutStart) {
+      reply(m, Status::cancelled("node " + options_.node_ids[m.to] + " is down"));
+    }
+    return;
+  }
   // The receiver learns of a newer cut before it acts on the message.
   Status cut = nodes_[m.to]->observe_cut(m.cut_id);
   if (m.kind == MessageKind::kCutStart) return;
@@ -121,7 +219,7 @@ void Cluster::handle_request(const Message& m) {
   Status s;
   std::vector<uint16_t> targets;
   switch (m.kind) {
-    case MessageKind::kPrepareRequest: s = node.prepare(m.xid, m.tx_cut_id, m.participants); break;
+    case MessageKind::kPrepareRequest: s = node.prepare(m.xid, m.tx_cut_id, m.participants, m.writes); break;
     case MessageKind::kCommitRequest: s = node.commit(m.xid, m.version, m.tx_cut_id, m.participants, m.writes); break;
     case MessageKind::kRollbackRequest: s = node.rollback(m.xid, m.tx_cut_id, m.participants); break;
     case MessageKind::kAtomicUpdateRequest: {
@@ -132,6 +230,7 @@ void Cluster::handle_request(const Message& m) {
     }
     default: s = Status::invalid_argument(std::string("unexpected message ") + message_kind_name(m.kind));
   }
+  if (s.ok() && m.kind != MessageKind::kAtomicUpdateRequest) note_logged(m);
   if (m.kind != MessageKind::kAtomicUpdateRequest && !m.forwarded) targets = forward_targets(m.participants, m.to);
   if (!s.ok() || targets.empty()) return reply(m, s);
   {
@@ -146,6 +245,22 @@ void Cluster::handle_request(const Message& m) {
     fwd.cut_id = 0;
     messenger_.send(fwd);
   }
+}
+
+// The participant's own memory of what it logged, kept in the flight for a
+// recovery that needs it after its coordinator or another participant died.
+void Cluster::note_logged(const Message& m) {
+  TxLogged l;
+  l.state = m.kind == MessageKind::kPrepareRequest  ? TxState::kPrepared
+            : m.kind == MessageKind::kCommitRequest ? TxState::kCommitted
+                                                    : TxState::kRolledBack;
+  if (l.state == TxState::kCommitted) {
+    l.commit_version = m.version;
+    l.cut_id = m.tx_cut_id;
+  }
+  std::lock_guard<std::mutex> lock(flights_mu_);
+  auto it = flights_.find(m.xid);
+  if (it != flights_.end()) it->second->logged[m.to] = l;
 }
 
 void Cluster::reply(const Message& request, const Status& s) {
@@ -201,7 +316,7 @@ void Cluster::send_to_primaries(TxFlight& f, MessageKind kind) {
     m.version = f.commit_version;
     m.tx_cut_id = f.tx_cut_id;
     m.participants = f.participants;
-    if (kind == MessageKind::kCommitRequest) m.writes = f.writes;
+    if (kind == MessageKind::kPrepareRequest || kind == MessageKind::kCommitRequest) m.writes = f.writes;
     messenger_.send(m);
   }
 }
@@ -249,7 +364,15 @@ void Cluster::advance(const std::shared_ptr<TxFlight>& f) {
     std::lock_guard<std::mutex> lock(flights_mu_);
     flights_.erase(f->xid);
   }
+  forget_everywhere(*f);
   if (f->done) f->done(*f);
+}
+
+// Ended on every node: no checkpoint needs to log its records again.
+void Cluster::forget_everywhere(const TxFlight& f) {
+  for (uint16_t n : nodes_of(f, affinity_)) {
+    if (nodes_[n]) nodes_[n]->forget_transaction(f.xid);
+  }
 }
 
 std::shared_ptr<TxFlight> Cluster::submit(uint16_t coordinator, std::vector<TxWrite> writes, bool commit,
@@ -269,6 +392,7 @@ std::shared_ptr<TxFlight> Cluster::submit_atomic(uint16_t from, TxWrite write, s
   f->xid = next_version(from);
   f->coordinator = from;
   f->phase = TxFlight::Phase::kAtomic;
+  f->writes = {write};
   f->done = std::move(done);
   f->waiting = 1;
   {
@@ -369,19 +493,29 @@ std::optional<std::string> Cluster::get(const std::string& group, const std::str
   const CacheGroup* g = group_or_null(group);
   if (!g) return std::nullopt;
   uint16_t p = partition_of(*g, key);
-  std::optional<StoredValue> v = nodes_[affinity().primary(g->id, p)]->read(g->id, p, key);
+  const std::unique_ptr<Node>& primary = nodes_[affinity().primary(g->id, p)];
+  if (!primary) return std::nullopt;
+  std::optional<StoredValue> v = primary->read(g->id, p, key);
   if (!v) return std::nullopt;
   return v->value;
 }
 
 Status Cluster::checkpoint() {
-  for (auto& n : nodes_) WALCUT_RETURN_IF_ERROR(n->checkpoint());
+  // A transaction not yet ended everywhere keeps its records after each node's checkpoint (Node::checkpoint).
+  auto still_open = [this](const Version& xid) {
+    std::lock_guard<std::mutex> lock(flights_mu_);
+    return flights_.count(xid) > 0 || in_doubt_.count(xid) > 0;
+  };
+  for (auto& n : nodes_) {
+    if (n) WALCUT_RETURN_IF_ERROR(n->checkpoint(still_open));
+  }
   return {};
 }
 
 Status Cluster::close() {
   Status first;
   for (auto& n : nodes_) {
+    if (!n) continue;
     Status s = n->close();
     if (first.ok() && !s.ok()) first = s;
   }
@@ -476,6 +610,191 @@ void Transaction::release() {
   if (flight_) cluster_->unlock_keys(writes_);
   if (holds_gate_) cluster_->gate_.unlock_shared();
   holds_gate_ = false;
+}
+
+// ---- Crashes of single nodes
+
+void Cluster::crash_node(uint16_t index) {
+  const std::string who = "node " + options_.node_ids[index];
+  nodes_[index]->crash();
+  nodes_[index].reset();
+  std::vector<std::shared_ptr<TxFlight>> interrupted;
+  std::set<Version> cut_short;  // every flight this crash ends or puts in doubt
+  {
+    std::lock_guard<std::mutex> lock(flights_mu_);
+    for (auto it = flights_.begin(); it != flights_.end();) {
+      std::shared_ptr<TxFlight> f = it->second;
+      std::set<uint16_t> nodes = nodes_of(*f, affinity_);
+      if (f->coordinator != index && !nodes.count(index)) {
+        ++it;
+        continue;
+      }
+      cut_short.insert(f->xid);
+      if (f->phase == TxFlight::Phase::kAtomic) {
+        f->interrupted = true;
+        interrupted.push_back(f);
+      } else {
+        // What each participant logged and acknowledged is on its disk,
+        // the dead one's too (a process crash keeps what reached the
+        // kernel); a checkpoint since may hide it from that node's replay.
+        InDoubt& d = in_doubt_[f->xid];
+        d.flight = f;
+        d.participants = nodes;
+        d.votes = f->logged;
+      }
+      it = flights_.erase(it);
+    }
+    for (auto it = forwards_.begin(); it != forwards_.end();) {
+      const bool mine = cut_short.count(std::get<0>(it->first)) || std::get<1>(it->first) == index;
+      it = mine ? forwards_.erase(it) : std::next(it);
+    }
+  }
+  std::deque<Message>& pending = messenger_.pending();
+  for (auto it = pending.begin(); it != pending.end();) {
+    bool drop = it->to == index || it->from == index ||
+                (it->kind != MessageKind::kCutStart && cut_short.count(it->xid));
+    it = drop ? pending.erase(it) : std::next(it);
+  }
+  for (const std::shared_ptr<TxFlight>& f : interrupted) {
+    f->phase = TxFlight::Phase::kDone;
+    if (f->done) f->done(*f);
+  }
+  resolve_in_doubt();
+}
+
+Status Cluster::restart_node(uint16_t index) {
+  if (nodes_[index]) return Status::invalid_argument("node " + options_.node_ids[index] + " is up");
+  Result<std::unique_ptr<Node>> node = Node::open(node_options(index));
+  if (!node.ok()) return node.status();
+  nodes_[index] = std::move(node).value();
+  Node& n = *nodes_[index];
+  uint64_t newest = last_started_cut_;
+  for (auto& other : nodes_) {
+    if (other) newest = std::max(newest, other->cut().cut_id());
+  }
+  n.adopt_cut_id(newest);
+  std::map<Version, TxLogged> replayed = n.take_replayed_transactions();
+  for (auto& [xid, d] : in_doubt_) {
+    if (!d.participants.count(index)) continue;
+    // The replay may know more: an outcome whose call failed after its record was written (a torn
+    // rollover). It knows less of what a checkpoint since hides.
+    auto r = replayed.find(xid);
+    if (r != replayed.end() && (!d.votes.count(index) || r->second.state != TxState::kPrepared)) {
+      d.votes[index] = r->second;
+    }
+    auto v = d.votes.find(index);
+    if (v != d.votes.end() && v->second.state == TxState::kPrepared) n.hold_in_doubt(xid);
+  }
+  resolve_in_doubt();
+  return {};
+}
+
+void Cluster::resolve_in_doubt() {
+  for (auto it = in_doubt_.begin(); it != in_doubt_.end();) {
+    InDoubt& d = it->second;
+    if (std::any_of(d.participants.begin(), d.participants.end(), [&](uint16_t n) { return !nodes_[n]; })) {
+      ++it;
+      continue;
+    }
+    std::shared_ptr<TxFlight> f = d.flight;
+    const Verdict v = judge_in_doubt(d.participants, d.votes, options_.node_ids);
+    f->recovery = v.recovery;
+    if (v.committed_by) {
+      f->commit_version = d.votes.at(*v.committed_by).commit_version;
+      f->tx_cut_id = d.votes.at(*v.committed_by).cut_id;
+    } else if (v.commit) {
+      // The recovery decides here, so it stamps the newest cut id any participant knows, as a coordinator would.
+      f->commit_version = next_version(f->coordinator);
+      f->tx_cut_id = 0;
+      for (uint16_t n : d.participants) f->tx_cut_id = std::max(f->tx_cut_id, nodes_[n]->cut().cut_id());
+    }
+    const bool commit = v.commit;
+    for (uint16_t n : d.participants) {
+      Status s = settle(n, f->xid, f->participants, d.votes, commit, f->commit_version, f->tx_cut_id, f->writes);
+      if (f->status.ok() && !s.ok()) f->status = s;
+    }
+    f->committed = commit && f->status.ok();
+    f->phase = TxFlight::Phase::kDone;
+    it = in_doubt_.erase(it);
+    forget_everywhere(*f);
+    if (f->done) f->done(*f);
+  }
+}
+
+// Logs the outcome on node `n` where it is not logged yet: DATA and COMMITTED
+// (observing the decision's cut id first, as for a stamped CommitRequest),
+// or ROLLED_BACK where the node prepared.
+Status Cluster::settle(uint16_t n, const Version& xid, const std::vector<TxParticipant>& participants,
+                       const std::map<uint16_t, TxLogged>& votes, bool commit, const Version& commit_version,
+                       uint64_t cut_id, const std::vector<TxWrite>& writes) {
+  auto v = votes.find(n);
+  if (commit && (v == votes.end() || v->second.state != TxState::kCommitted)) {
+    WALCUT_RETURN_IF_ERROR(nodes_[n]->observe_cut(cut_id));  // every record carrying a cut id follows its START
+    return nodes_[n]->commit(xid, commit_version, cut_id, participants, writes);
+  }
+  if (!commit && v != votes.end() && v->second.state == TxState::kPrepared) {
+    return nodes_[n]->rollback(xid, 0, participants);
+  }
+  return {};
+}
+
+// All nodes reopened together (a crash of the whole cluster): every
+// transaction that some node prepared and did not end is resolved on all of
+// its nodes from their WALs, by the rule of resolve_in_doubt, each node
+// committing the writes its own PREPARED record carries.
+Status Cluster::resolve_at_open(std::vector<std::map<Version, TxLogged>> replayed) {
+  std::map<Version, std::map<uint16_t, TxLogged>> txs;  // xid -> node -> its last TX record
+  for (uint16_t n = 0; n < replayed.size(); ++n) {
+    for (auto& [xid, logged] : replayed[n]) txs[xid][n] = std::move(logged);
+  }
+  for (auto& [xid, votes] : txs) {
+    TxOutcome& out = outcomes_at_open_[xid];
+    const bool open = std::any_of(votes.begin(), votes.end(),
+                                  [](const auto& v) { return v.second.state == TxState::kPrepared; });
+    if (!open) {  // ended on every node that logged it
+      for (const auto& [n, l] : votes) {
+        if (l.state != TxState::kCommitted) continue;
+        out = TxOutcome{true, l.commit_version, l.cut_id, ""};
+      }
+      continue;
+    }
+    const std::vector<TxParticipant> participants = votes.begin()->second.participants;
+    const Verdict v = judge_in_doubt(nodes_of(participants), votes, options_.node_ids);
+    out.recovery = v.recovery;
+    out.committed = v.commit;
+    if (v.committed_by) {
+      out.commit_version = votes.at(*v.committed_by).commit_version;
+      out.cut_id = votes.at(*v.committed_by).cut_id;
+    } else if (v.commit) {
+      out.commit_version = next_version(static_cast<uint16_t>(xid.node_order - 1));
+      out.cut_id = last_started_cut_;  // the newest cut id of the cluster, which every node adopted
+    }
+    for (uint16_t n : nodes_of(participants)) {
+      auto mine = votes.find(n);
+      std::vector<TxWrite> writes;
+      if (mine != votes.end() && mine->second.writes) writes = writes_of(*mine->second.writes);
+      if (v.commit && mine != votes.end() && mine->second.state == TxState::kPrepared && !mine->second.writes) {
+        // A PREPARED record written before PREPARED carried the writes: that copy cannot be completed.
+        out.recovery += "; node " + options_.node_ids[n] + "'s PREPARED record carries no writes";
+        continue;
+      }
+      WALCUT_RETURN_IF_ERROR(settle(n, xid, participants, votes, v.commit, out.commit_version, out.cut_id, writes));
+    }
+  }
+  for (auto& node : nodes_) node->forget_transactions();  // every transaction of the WALs has ended
+  return {};
+}
+
+void Cluster::crash() {
+  for (uint16_t i = 0; i < nodes_.size(); ++i) {
+    if (nodes_[i]) nodes_[i]->crash();
+    nodes_[i].reset();
+  }
+  std::lock_guard<std::mutex> lock(flights_mu_);
+  flights_.clear();
+  forwards_.clear();
+  in_doubt_.clear();
+  messenger_.pending().clear();
 }
 
 }  // namespace walcut

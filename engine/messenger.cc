@@ -28,7 +28,7 @@ void Messenger::send(Message m) {
   if (stamp_) stamp_(m);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    ++sent_;
+    m.id = ++sent_;
   }
   if (queued_) {
     pending_.push_back(std::move(m));

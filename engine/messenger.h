@@ -40,6 +40,7 @@ struct Message {
   std::vector<TxWrite> writes;
   Status status;               // in responses
   uint64_t not_before = 0;     // simulation time before which it may not be delivered
+  uint64_t id = 0;             // set by send(): 1, 2, ...; a copy keeps it, so a transport can drop duplicates
 };
 
 // Carries messages. Immediate delivery (the default) hands each message to

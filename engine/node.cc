@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
 #include <unordered_map>
@@ -113,6 +114,7 @@ Status Node::load_partitions() {
       return Status::corruption(path + ": holds group " + std::to_string(info.group_id) + " partition " +
                                 std::to_string(info.partition) + " of node " + std::to_string(info.node_index));
     }
+    for (const auto& [key, v] : file->entries) replayed_newest_order_ = std::max(replayed_newest_order_, v.version.order);
     part = Partition(std::move(file->entries));
     ++recovery_.partitions_loaded;
   }
@@ -130,6 +132,7 @@ Status Node::replay_wal() {
     if (*parse_segment_file_name(fs::path(p).filename().string()) >= meta_.checkpoint.segment) paths.push_back(p);
   }
   recovery_.replay_from = meta_.checkpoint;
+  replayed_newest_cut_ = meta_.last_cut_id;
   if (paths.empty()) {
     if (meta_.wal_durable_end == WalPointer{}) return {};
     return Status::corruption(wal_dir() + ": no WAL segment from " + std::to_string(meta_.checkpoint.segment) +
@@ -155,6 +158,7 @@ Status Node::replay_wal() {
     ++recovery_.records_replayed;
     if (r.type == RecordType::kData) {
       return for_each_data_entry(r.payload, [&](const DataEntry& e) {
+        replayed_newest_order_ = std::max({replayed_newest_order_, e.write_version.order, e.near_xid.order});
         if (e.near_xid.is_null()) {
           apply(e);
           ++recovery_.atomic_updates_applied;
@@ -164,12 +168,33 @@ Status Node::replay_wal() {
         pending[e.near_xid].push_back(std::move(o));
       });
     }
+    if (r.type == RecordType::kIncSnapshotStart) {
+      Result<RecordPayload> p = decode_payload(r.type, r.payload);
+      if (!p.ok()) return Status::corruption("record " + r.pointer.to_string() + ": " + p.status().message());
+      replayed_newest_cut_ = std::max(replayed_newest_cut_, std::get<IncSnapshotStartRecord>(p.value()).cut_id);
+      return {};
+    }
     if (r.type != RecordType::kTx) return {};
     Result<RecordPayload> p = decode_payload(r.type, r.payload);
     if (!p.ok()) return Status::corruption("record " + r.pointer.to_string() + ": " + p.status().message());
     const TxRecord& tx = std::get<TxRecord>(p.value());
-    if (tx.state == TxState::kPrepared) return {};
+    replayed_newest_cut_ = std::max(replayed_newest_cut_, tx.cut_id);
+    replayed_newest_order_ = std::max(replayed_newest_order_, tx.near_xid.order);
     auto it = pending.find(tx.near_xid);
+    if (!options_.read_only) {
+      std::vector<DataEntry> data;
+      if (it != pending.end()) {
+        for (OwnedEntry& o : it->second) {
+          o.view.key = as_bytes(o.key);
+          o.view.value = as_bytes(o.value);
+          data.push_back(o.view);
+        }
+      }
+      note_replayed(replayed_tx_[tx.near_xid], tx, data);
+    }
+    // Writes a TX record carries are never applied here: PREPARED's wait for an outcome, and a COMMITTED
+    // logged again after a checkpoint has its DATA before it, in the partition files.
+    if (tx.state == TxState::kPrepared) return {};
     if (tx.state == TxState::kCommitted) {
       if (it != pending.end()) {
         for (OwnedEntry& o : it->second) {
@@ -188,7 +213,31 @@ Status Node::replay_wal() {
   WALCUT_RETURN_IF_ERROR(s);
   recovery_.transactions_discarded += pending.size();
   recovery_.wal_end = (*reader)->end();
+  open_tx_ = replayed_tx_;  // logged again at the next checkpoint while the cluster has not resolved them
   return {};
+}
+
+// The latest TX record of a transaction over what was known of it; `data`,
+// the DATA entries logged with a COMMITTED record, become its writes, so
+// that a copy logged again at a checkpoint keeps the commit version.
+void Node::note_replayed(TxLogged& logged, const TxRecord& tx, const std::vector<DataEntry>& data) {
+  logged.state = tx.state;
+  logged.cut_id = tx.cut_id;
+  logged.participants = tx.participants;
+  if (!data.empty() && tx.state == TxState::kCommitted) {
+    Bytes payload;
+    for (const DataEntry& e : data) append_data_entry(payload, e);
+    finish_data_payload(payload, static_cast<uint32_t>(data.size()));
+    logged.commit_version = data.front().write_version;
+    logged.writes = std::move(payload);
+  } else if (tx.has_writes) {
+    logged.writes = Bytes(tx.writes.begin(), tx.writes.end());
+    if (tx.state == TxState::kCommitted && tx.writes.size() > 4) {
+      (void)for_each_data_entry(tx.writes, [&](const DataEntry& e) { logged.commit_version = e.write_version; });
+    }
+  } else if (tx.state != TxState::kPrepared) {
+    logged.writes.reset();
+  }
 }
 
 Partition* Node::partition(uint32_t group_id, uint16_t partition) {
@@ -221,14 +270,34 @@ Bytes data_payload(const std::vector<TxWrite>& writes, const Version& xid, const
 
 }  // namespace
 
-Status Node::prepare(const Version& xid, uint64_t cut_id, const std::vector<TxParticipant>& participants) {
+Status Node::prepare(const Version& xid, uint64_t cut_id, const std::vector<TxParticipant>& participants,
+                     const std::vector<TxWrite>& writes) {
   if (!wal_) return Status::invalid_argument(options_.dir + ": node is read-only or closed");
+  auto held = [&](const TxWrite& w) { return partitions_.count(PartitionId{w.group_id, w.partition}) > 0; };
+  auto exists = [&](const TxWrite& w) { return read(w.group_id, w.partition, w.key).has_value(); };
+  Bytes data = data_payload(writes, xid, Version{}, exists, held);  // the commit version is not known yet
   // Shared with a cut's START: a PREPARED record before START is in the
   // active set START takes.
   std::shared_lock<std::shared_mutex> apply_lock(apply_mu_);
-  WALCUT_RETURN_IF_ERROR(wal_->append(TxRecord{TxState::kPrepared, xid, cut_id, participants}).status());
+  WALCUT_RETURN_IF_ERROR(wal_->append(TxRecord{TxState::kPrepared, xid, cut_id, participants, true, data}).status());
+  note_transaction(xid, TxLogged{TxState::kPrepared, {}, cut_id, participants, std::move(data)});
   cut_.tx_prepared(xid);
   return {};
+}
+
+void Node::note_transaction(const Version& xid, TxLogged logged) {
+  std::lock_guard<std::mutex> lock(open_tx_mu_);
+  open_tx_[xid] = std::move(logged);
+}
+
+void Node::forget_transaction(const Version& xid) {
+  std::lock_guard<std::mutex> lock(open_tx_mu_);
+  open_tx_.erase(xid);
+}
+
+void Node::forget_transactions() {
+  std::lock_guard<std::mutex> lock(open_tx_mu_);
+  open_tx_.clear();
 }
 
 Status Node::rollback(const Version& xid, uint64_t cut_id, const std::vector<TxParticipant>& participants) {
@@ -236,6 +305,7 @@ Status Node::rollback(const Version& xid, uint64_t cut_id, const std::vector<TxP
   {
     std::shared_lock<std::shared_mutex> apply_lock(apply_mu_);
     WALCUT_RETURN_IF_ERROR(wal_->append(TxRecord{TxState::kRolledBack, xid, cut_id, participants}).status());
+    note_transaction(xid, TxLogged{TxState::kRolledBack, {}, cut_id, participants, std::nullopt});
     cut_.tx_finished(xid, false, cut_id);
   }
   return finish_cut_if_ready();
@@ -257,6 +327,7 @@ Status Node::commit(const Version& xid, const Version& commit_version, uint64_t 
       WALCUT_RETURN_IF_ERROR(
           for_each_data_entry(data, [&](const DataEntry& e) { partition(e.group_id, e.partition)->apply(e); }));
     }
+    note_transaction(xid, TxLogged{TxState::kCommitted, commit_version, cut_id, participants, std::move(data)});
     cut_.tx_finished(xid, true, cut_id);
   }
   return finish_cut_if_ready();
@@ -300,7 +371,7 @@ Result<Node::Image> Node::append_marker(const RecordPayload& payload) {
   return Image{p.value(), share_partitions()};
 }
 
-Status Node::checkpoint() {
+Status Node::checkpoint(const std::function<bool(const Version&)>& still_open) {
   if (!wal_) return Status::invalid_argument(options_.dir + ": node is read-only or closed");
   std::lock_guard<std::mutex> one(checkpoint_mu_);
   const uint64_t id = meta_.checkpoint_id + 1;
@@ -311,6 +382,7 @@ Status Node::checkpoint() {
     Result<WalPointer> p = wal_->append(CheckpointRecord{id});
     if (!p.ok()) return p.status();
     pointer = p.value();
+    WALCUT_RETURN_IF_ERROR(log_open_transactions_again(still_open));
     std::lock_guard<std::mutex> lock(partitions_mu_);
     for (auto& [pid, part] : partitions_) {
       if (!part.dirty()) continue;
@@ -357,6 +429,24 @@ Status Node::checkpoint() {
   if (!s.ok()) return redirty(s);
   adopt(next);
   return drop_old_segments();
+}
+
+// After a CHECKPOINT record, under the exclusive apply lock: the last TX record of every transaction still open in
+// the cluster, so that a replay from this checkpoint (a crash of the whole cluster) can resolve it.
+Status Node::log_open_transactions_again(const std::function<bool(const Version&)>& still_open) {
+  std::lock_guard<std::mutex> lock(open_tx_mu_);
+  for (auto it = open_tx_.begin(); it != open_tx_.end();) {
+    if (!still_open || !still_open(it->first)) {
+      it = open_tx_.erase(it);
+      continue;
+    }
+    const TxLogged& l = it->second;
+    TxRecord again{l.state, it->first, l.cut_id, l.participants, l.writes.has_value(), {}, true};
+    if (l.writes) again.writes = *l.writes;
+    WALCUT_RETURN_IF_ERROR(wal_->append(again).status());
+    ++it;
+  }
+  return {};
 }
 
 Status Node::keep_wal_from(uint64_t segment) {
@@ -448,6 +538,12 @@ Status Node::finish_cut_if_ready() {
     WALCUT_RETURN_IF_ERROR(update_meta([&](NodeMeta& m) { m.last_cut_id = finish.cut_id; }));
     return at;
   });
+}
+
+void Node::crash() {
+  if (wal_) wal_->abandon();
+  wal_.reset();
+  lock_.release();
 }
 
 // Records in node.meta where the synced WAL ends, so that the next open

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
@@ -64,6 +65,19 @@ struct RecoveryReport {
   std::string restored_backup;          // the backup applied before anything else, if any
 };
 
+// What a node has logged for a transaction: PREPARED, COMMITTED (with the
+// commit version and decision cut id it logged) or ROLLED_BACK.
+struct TxLogged {
+  TxState state = TxState::kPrepared;
+  Version commit_version;
+  uint64_t cut_id = 0;
+  std::vector<TxParticipant> participants;
+  // The writes to this node's partitions as a DATA payload: PREPARED's
+  // (versionless), or COMMITTED's. None from a PREPARED record written
+  // before PREPARED carried them.
+  std::optional<Bytes> writes;
+};
+
 class Node {
  public:
   // Opens <dir>: creates a new node, or recovers an existing one (load the
@@ -81,8 +95,10 @@ class Node {
 
   // ---- 2PC participant. Each returns once its records are durable (per
   // the WAL's sync policy); the caller acknowledges only after that.
-  // Logs PREPARED.
-  Status prepare(const Version& xid, uint64_t cut_id, const std::vector<TxParticipant>& participants);
+  // Logs PREPARED with the writes to partitions this node holds, so that
+  // the transaction can be committed from the WAL alone.
+  Status prepare(const Version& xid, uint64_t cut_id, const std::vector<TxParticipant>& participants,
+                 const std::vector<TxWrite>& writes);
   // Logs DATA (the writes to partitions this node holds) and COMMITTED in
   // one append, then applies them.
   Status commit(const Version& xid, const Version& commit_version, uint64_t cut_id,
@@ -99,8 +115,15 @@ class Node {
 
   // Writes the partitions changed since the last checkpoint, then records
   // the checkpoint in node.meta, then drops WAL segments nobody needs.
-  // Commits are held only while the CHECKPOINT record is appended.
-  Status checkpoint();
+  // Commits are held only while the CHECKPOINT record is appended, and
+  // after it the last TX record of each transaction `still_open` says has
+  // not ended on every node (with its writes), so that a replay from the
+  // checkpoint still finds what this node logged for it.
+  Status checkpoint(const std::function<bool(const Version&)>& still_open = {});
+  // The cluster learned that the transaction ended on every node: it need
+  // not be logged again at a checkpoint.
+  void forget_transaction(const Version& xid);
+  void forget_transactions();
 
   // Appends `payload` under the exclusive apply lock and returns its
   // pointer together with an image of every partition consistent with it:
@@ -120,6 +143,8 @@ class Node {
   Status observe_cut(uint64_t id);
   // The node's cut state: its newest cut id, its finished cuts.
   const CutTracker& cut() const { return cut_; }
+  // A restarted node learns the newest cut id of the cluster (CutTracker::adopt).
+  void adopt_cut_id(uint64_t id) { cut_.adopt(id); }
 
   // ---- Online backup (engine/backup.h). Writes every partition this node
   // holds, as of one WAL pointer, to `path`. Commits are held only while
@@ -133,6 +158,22 @@ class Node {
   // then lets go of the directory's lock. No checkpoint: the next open
   // replays.
   Status close();
+  // The node's process dies: nothing more is written or synced (what an
+  // open WAL block holds is lost), node.meta is left as it is, and the
+  // directory's lock is let go. The files are as a crash leaves them.
+  void crash();
+
+  // The transactions whose TX records open() replayed (after the
+  // checkpoint), with the last state each reached, handed over once, for
+  // the recovery of transactions in doubt.
+  std::map<Version, TxLogged> take_replayed_transactions() { return std::move(replayed_tx_); }
+  // The newest cut id open() saw: last_cut_id, START records and TX records' decision ids.
+  uint64_t replayed_newest_cut_id() const { return replayed_newest_cut_; }
+  // The greatest `order` of a version in the partitions and WAL open() read.
+  uint64_t replayed_newest_order() const { return replayed_newest_order_; }
+  // A transaction replayed as PREPARED that the cluster will resolve: the
+  // next cut waits for its outcome, as for one prepared since open.
+  void hold_in_doubt(const Version& xid) { cut_.tx_prepared(xid); }
 
   WalWriter* wal() { return wal_.get(); }
   std::string wal_dir() const { return options_.dir + "/wal"; }
@@ -167,6 +208,15 @@ class Node {
   // Logs FINISH once the running cut has no transaction left to wait for.
   Status finish_cut_if_ready();
   CutTracker cut_;
+  std::map<Version, TxLogged> replayed_tx_;  // from open() until taken
+  uint64_t replayed_newest_cut_ = 0;
+  uint64_t replayed_newest_order_ = 0;
+  // What this node logged for each transaction not known to have ended on every node.
+  void note_transaction(const Version& xid, TxLogged logged);
+  void note_replayed(TxLogged& logged, const TxRecord& tx, const std::vector<DataEntry>& data);
+  Status log_open_transactions_again(const std::function<bool(const Version&)>& still_open);
+  std::mutex open_tx_mu_;
+  std::map<Version, TxLogged> open_tx_;
 };
 
 }  // namespace walcut

@@ -1,6 +1,7 @@
 #include "engine/snapshot.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -104,6 +105,12 @@ Result<SnapshotMeta> read_snapshot_meta(const std::string& path) {
 }
 
 Result<std::vector<SnapshotMeta>> read_snapshot_metas(const std::string& snapshot_dir) {
+  const std::string incomplete = snapshot_dir + "/" + kIncompleteSnapshotFile;
+  struct stat st;
+  if (::lstat(incomplete.c_str(), &st) == 0) {
+    return Status::not_found(snapshot_dir + ": holds " + kIncompleteSnapshotFile +
+                             ": a full snapshot that did not finish is not a snapshot; take it again");
+  }
   Result<std::vector<std::string>> names = list_meta_files(snapshot_dir);
   if (!names.ok()) return names.status();
   if (names->empty()) return Status::not_found(snapshot_dir + ": no .smf files: not a snapshot");
@@ -171,10 +178,11 @@ Status meta_file_holds(const std::string& path, uint16_t node_index, const std::
 
 namespace {
 
-// One node's partition files and its .smf, from its image, into `staging`;
-// adds the files and bytes to `report`.
+// One node's partition files and its .smf, from its image, into `staging`,
+// each file one `step`; adds the files and bytes to `report`.
 Status write_node_files(const NodeMeta& nm, const std::string& name, const Node::Image& image,
-                        const std::string& staging, SnapshotReport& report) {
+                        const std::string& staging, const std::function<Status(const std::function<Status()>&)>& step,
+                        SnapshotReport& report) {
   SnapshotMeta sm;
   sm.name = name;
   sm.cluster_id = nm.cluster_id;
@@ -189,19 +197,22 @@ Status write_node_files(const NodeMeta& nm, const std::string& name, const Node:
     std::string rel = snapshot_partition_path(nm.node_id, g.name, pid.second);
     Result<std::string> path = path_under(staging, rel);
     if (!path.ok()) return path.status();
-    WALCUT_RETURN_IF_ERROR(make_directories(fs::path(path.value()).parent_path().string()));
-    WALCUT_RETURN_IF_ERROR(write_partition_file(path.value(), {pid.first, pid.second, nm.node_index}, *entries));
-    // Read back: the manifest checksums what is on disk, not what was meant.
-    Result<Bytes> written = read_file_bytes(path.value());
-    if (!written.ok()) return written.status();
-    sm.files.push_back(ManifestEntry{rel, written->size(), crc32c(written.value())});
-    report.bytes += written->size();
-    ++report.files;
+    WALCUT_RETURN_IF_ERROR(step([&, &pid = pid, &entries = entries]() -> Status {
+      WALCUT_RETURN_IF_ERROR(make_directories(fs::path(path.value()).parent_path().string()));
+      WALCUT_RETURN_IF_ERROR(write_partition_file(path.value(), {pid.first, pid.second, nm.node_index}, *entries));
+      // Read back: the manifest checksums what is on disk, not what was meant.
+      Result<Bytes> written = read_file_bytes(path.value());
+      if (!written.ok()) return written.status();
+      sm.files.push_back(ManifestEntry{rel, written->size(), crc32c(written.value())});
+      report.bytes += written->size();
+      ++report.files;
+      return {};
+    }));
   }
   std::sort(sm.files.begin(), sm.files.end(), [](const auto& a, const auto& b) { return a.path < b.path; });
   Result<std::string> smf = path_under(staging, meta_file_name(nm.node_id));
   if (!smf.ok()) return smf.status();
-  return write_file_synced(smf.value(), encode_snapshot_meta(sm));
+  return step([&] { return write_file_synced(smf.value(), encode_snapshot_meta(sm)); });
 }
 
 }  // namespace
@@ -215,21 +226,36 @@ Result<SnapshotReport> take_full_snapshot(Cluster& cluster, const std::string& s
   if (fs::exists(final_dir, ec)) return Status::invalid_argument(final_dir + ": a snapshot of that name exists");
   fs::remove_all(staging, ec);
   WALCUT_RETURN_IF_ERROR(make_directories(staging));
+  // Until the last step, the staging directory says it is no snapshot: read it by mistake and it is refused.
+  const std::string incomplete = staging + "/" + kIncompleteSnapshotFile;
+  const std::string why_incomplete = "full snapshot " + name + " was being taken and did not finish\n";
+  WALCUT_RETURN_IF_ERROR(write_file_synced(incomplete, as_bytes(why_incomplete)));
+  // Each step of a node's part; a node that crashed in it fails the snapshot, and nothing is published.
+  auto step = [&](uint16_t i, const std::function<Status()>& run) -> Status {
+    Status s = options.run_step ? options.run_step(i, run) : run();
+    if (cluster.up(i)) return s;
+    fs::remove_all(staging, ec);
+    return Status::cancelled(final_dir + ": node " + cluster.meta().baseline[i] +
+                             " crashed while the full snapshot was taken: not published; take it again");
+  };
 
   // 1. The snapshot point: no transaction in flight, every node marks it.
-  std::vector<Node::Image> images;
+  std::vector<Node::Image> images(cluster.size());
   auto paused_at = std::chrono::steady_clock::now();
   {
     Cluster::Pause pause = cluster.pause_transactions();
     for (uint16_t i = 0; i < cluster.size(); ++i) {
-      Result<Node::Image> image = cluster.node(i).append_marker(ClusterSnapshotRecord{name});
-      if (!image.ok()) return image.status();
-      images.push_back(std::move(image).value());
+      WALCUT_RETURN_IF_ERROR(step(i, [&]() -> Status {
+        Result<Node::Image> image = cluster.node(i).append_marker(ClusterSnapshotRecord{name});
+        if (!image.ok()) return image.status();
+        images[i] = std::move(image).value();
+        return {};
+      }));
     }
   }
   // Increments start from these segments: keep them from now on.
   for (uint16_t i = 0; i < cluster.size(); ++i) {
-    WALCUT_RETURN_IF_ERROR(cluster.node(i).keep_wal_from(images[i].pointer.segment));
+    WALCUT_RETURN_IF_ERROR(step(i, [&] { return cluster.node(i).keep_wal_from(images[i].pointer.segment); }));
   }
   SnapshotReport report;
   report.dir = final_dir;
@@ -239,8 +265,10 @@ Result<SnapshotReport> take_full_snapshot(Cluster& cluster, const std::string& s
 
   // 2. The files, from the images, while transactions go on.
   for (uint16_t i = 0; i < cluster.size(); ++i) {
-    WALCUT_RETURN_IF_ERROR(write_node_files(cluster.node(i).meta(), name, images[i], staging, report));
+    auto node_step = [&](const std::function<Status()>& run) { return step(i, run); };
+    WALCUT_RETURN_IF_ERROR(write_node_files(cluster.node(i).meta(), name, images[i], staging, node_step, report));
   }
+  if (::unlink(incomplete.c_str()) != 0) return Status::from_errno("remove " + incomplete, errno);
   WALCUT_RETURN_IF_ERROR(sync_tree(staging));
   if (::rename(staging.c_str(), final_dir.c_str()) != 0) return Status::from_errno("rename " + staging, errno);
   WALCUT_RETURN_IF_ERROR(sync_dir(snapshots_root));

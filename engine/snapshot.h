@@ -60,7 +60,8 @@ Result<SnapshotMeta> read_snapshot_meta(const std::string& path);
 // The .smf files of a snapshot directory, sorted by node id: exactly one
 // <node id>.smf per node of the baseline they all share, each holding
 // that node (match_baseline, meta_file_holds). Anything else is
-// kCorruption naming the file.
+// kCorruption naming the file. A directory holding INCOMPLETE (a full
+// snapshot that did not finish) is kNotFound.
 Result<std::vector<SnapshotMeta>> read_snapshot_metas(const std::string& snapshot_dir);
 
 // The names of the .smf files of `dir`, sorted.
@@ -80,7 +81,15 @@ struct SnapshotOptions {
   // have resumed, before any file is written: tests hold it to show that
   // writers go on while the files are written.
   std::function<void()> before_write;
+  // Runs each step of node `node`'s part of the snapshot: its CLUSTER_SNAPSHOT marker, its node.meta, each of its
+  // files. A simulation may crash the node there (Cluster::crash_node), before the step or during it (its writes
+  // torn). Unset, the step just runs.
+  std::function<Status(uint16_t node, const std::function<Status()>& step)> run_step;
 };
+
+// The file in a full snapshot's staging directory until it is complete:
+// read_snapshot_metas refuses a directory that holds it.
+inline constexpr const char* kIncompleteSnapshotFile = "INCOMPLETE";
 
 struct SnapshotReport {
   std::string dir;
@@ -95,6 +104,9 @@ struct SnapshotReport {
 // of its partitions; resume transactions; write the files and manifests
 // into a staging directory; fsync; rename it into place. Refuses a name
 // that exists. Each node then keeps its WAL from the snapshot's segment on.
+// A node that crashes while the snapshot is taken (it is down after one of
+// its steps) makes it fail with kCancelled naming the node, its staging
+// directory removed: nothing is published, and the caller may take it again.
 Result<SnapshotReport> take_full_snapshot(Cluster& cluster, const std::string& snapshots_root, const std::string& name,
                                           const SnapshotOptions& options = {});
 

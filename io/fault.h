@@ -18,6 +18,13 @@ void crash_at_point(const std::string& name, uint64_t count = 1);
 // Dies inside the write that reaches `bytes` written bytes in total, after
 // writing only the part before that limit.
 void crash_after_bytes(uint64_t bytes);
+// The same tear without ending the process, for a simulation that kills
+// one node of many in this process: the write that reaches `bytes` writes
+// only its part before the limit and fails, and so does every later write
+// (writing nothing) until disarm(): the writer is dead from there on.
+void tear_after_bytes(uint64_t bytes);
+// Whether a tear_after_bytes() limit was reached since it was armed.
+bool torn();
 // Turns crashing off.
 void disarm();
 
@@ -27,5 +34,8 @@ void point(const char* name);
 // (n when no crash is due). Call crash_now() after writing that many.
 size_t writable_bytes(size_t n);
 [[noreturn]] void crash_now();
+// After writing writable_bytes() of a write: true when the process is to
+// die (crash_after_bytes), false when the write is to fail (tear_after_bytes).
+bool tear_is_fatal();
 
 }  // namespace walcut::fault

@@ -65,7 +65,9 @@ Status pwrite_all(int fd, ByteSpan data, uint64_t offset, const std::string& pat
   size_t allowed = fault::writable_bytes(data.size());
   if (allowed < data.size()) {
     (void)pwrite_all(fd, data.first(allowed), offset, path);
-    fault::crash_now();  // a torn write: only the first `allowed` bytes got there
+    if (fault::tear_is_fatal()) fault::crash_now();  // a torn write: only the first `allowed` bytes got there
+    return Status::io_error("write " + path + " at offset " + std::to_string(offset + allowed) +
+                            ": simulated crash (fault::tear_after_bytes)");
   }
   size_t done = 0;
   while (done < data.size()) {

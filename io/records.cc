@@ -78,7 +78,8 @@ struct PayloadEncoder {
   }
   void operator()(const TxRecord& r) {
     assert(r.participants.size() <= UINT16_MAX);
-    e.u8(static_cast<uint8_t>(r.state));
+    e.u8(static_cast<uint8_t>(static_cast<uint8_t>(r.state) | (r.has_writes ? kTxHasWritesFlag : 0) |
+                              (r.again ? kTxAgainFlag : 0)));
     put_version(e, r.near_xid);
     e.u64(r.cut_id);
     e.u16(static_cast<uint16_t>(r.participants.size()));
@@ -88,6 +89,7 @@ struct PayloadEncoder {
       e.u16(static_cast<uint16_t>(p.backups.size()));
       for (uint16_t b : p.backups) e.u16(b);
     }
+    if (r.has_writes) e.bytes(r.writes);
   }
   void operator()(const CheckpointRecord& r) { e.u64(r.checkpoint_id); }
   void operator()(const ClusterSnapshotRecord& r) {
@@ -176,8 +178,16 @@ Result<RecordPayload> decode_payload(RecordType t, ByteSpan payload) {
         for (uint16_t j = 0; j < nb; ++j) p.backups.push_back(d.u16());
         r.participants.push_back(std::move(p));
       }
+      r.has_writes = (state & kTxHasWritesFlag) != 0;
+      r.again = (state & kTxAgainFlag) != 0;
+      state &= static_cast<uint8_t>(~(kTxHasWritesFlag | kTxAgainFlag));
       if (state < 1 || state > 3 || r.participants.size() != n) return Status::corruption("malformed TX payload");
       r.state = static_cast<TxState>(state);
+      if (r.has_writes && !d.failed()) {
+        r.writes = d.bytes(d.remaining());
+        Status s = for_each_data_entry(r.writes, [](const DataEntry&) {});
+        if (!s.ok()) return Status::corruption("malformed TX payload: its writes: " + s.message());
+      }
       out = std::move(r);
       break;
     }
@@ -252,6 +262,8 @@ struct Describer {
         s += std::to_string(p.backups[j]);
       }
     }
+    if (r.has_writes) s += " writes=" + std::to_string(r.writes.size() >= 4 ? load_u32(r.writes.data()) : 0);
+    if (r.again) s += " again";
     return s;
   }
   std::string operator()(const CheckpointRecord& r) const { return "id=" + std::to_string(r.checkpoint_id); }

@@ -75,7 +75,20 @@ struct TxRecord {
   // (0: none yet).
   uint64_t cut_id = 0;
   std::vector<TxParticipant> participants;
+  // The transaction's writes to this node's partitions, as a DATA payload
+  // (entry count, entries): what PREPARED carries so that the transaction
+  // can be committed from the WAL alone. Flagged in the state byte (0x80);
+  // a record without it (every record written before) has none.
+  bool has_writes = false;
+  ByteSpan writes{};
+  // A copy of the transaction's last TX record on this node, logged again
+  // after a CHECKPOINT for a transaction not yet ended on every node, so
+  // that a replay from there finds it: not a change of state. Flagged in
+  // the state byte (0x40). Whatever counts or places TX records skips it.
+  bool again = false;
 };
+inline constexpr uint8_t kTxHasWritesFlag = 0x80;
+inline constexpr uint8_t kTxAgainFlag = 0x40;
 
 struct CheckpointRecord {
   uint64_t checkpoint_id = 0;

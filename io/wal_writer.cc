@@ -405,4 +405,18 @@ Status WalWriter::close() {
   return s;
 }
 
+void WalWriter::abandon() {
+  {
+    std::lock_guard<std::mutex> lock(sync_mu_);
+    stopping_ = true;
+  }
+  sync_cv_.notify_all();
+  if (syncer_.joinable()) syncer_.join();
+  std::lock_guard<std::mutex> io(io_mu_);
+  closed_ = true;
+  if (broken_.ok()) broken_ = Status::io_error(options_.dir + ": the WAL writer's process died");
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
 }  // namespace walcut

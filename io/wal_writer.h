@@ -94,6 +94,10 @@ class WalWriter {
   Status sync();
   // Syncs and closes; later calls fail.
   Status close();
+  // The process died: closes the file without writing or syncing anything
+  // more (what waits in an open block is lost, as a crash loses it); later
+  // calls fail.
+  void abandon();
 
   // A pointer after every record appended so far and at or before the
   // next one's (records still queued for the next group are not counted).

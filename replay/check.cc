@@ -97,6 +97,7 @@ class CheckSink final : public ReplaySink {
     Result<RecordPayload> p = decode_payload(r.type, r.payload);
     if (!p.ok()) return p.status();
     const TxRecord& tx = std::get<TxRecord>(p.value());
+    if (tx.again) return {};  // a copy after a checkpoint, counted where it was first logged
     Local& local = local_.local();
     if (tx.state == TxState::kPrepared) local.prepared.insert(tx.near_xid);
     if (tx.state != TxState::kCommitted || !kept) return {};
@@ -349,6 +350,8 @@ Status match_increment_meta_files(const CheckOptions& o, const std::vector<std::
   Result<uint64_t> count = increment_count(o.snapshot_dir);
   if (!count.ok()) return {};  // a finding of check_increments
   for (uint64_t k = 1; k <= std::min(o.increment.value_or(0), count.value()); ++k) {
+    Result<std::optional<std::string>> failed = increment_failure(o.snapshot_dir, k);
+    if (!failed.ok() || failed->has_value()) continue;  // a finding of check_increments, or no .smf files to match
     Result<std::vector<std::string>> names = list_meta_files(increment_dir(o.snapshot_dir, k));
     if (!names.ok()) continue;  // as above
     WALCUT_RETURN_IF_ERROR(match_baseline(increment_dir(o.snapshot_dir, k), baseline, names.value()));

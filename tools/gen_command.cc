@@ -19,6 +19,7 @@ struct GenArgs {
   std::string dist = "uniform";
   uint64_t segment_mib = 4;
   std::string wal_mode = "buffered";
+  bool wal_mode_given = false;  // else log-only with crashes, buffered without
 };
 
 void add_gen_options(CLI::App* g, GenArgs& a) {
@@ -78,12 +79,34 @@ void add_gen_options(CLI::App* g, GenArgs& a) {
   g->add_option("--checkpoints", o->checkpoints, "Checkpoints spread over the run")
       ->check(whole_number(0, 1000))
       ->capture_default_str();
+  g->add_option("--crash-rate", o->crash_rate,
+                "Node crashes per 10000 delivery steps (0: none); a crashed node restarts later. "
+                "Needs --wal-mode log-only, the default with crashes")
+      ->check(whole_number(0, 10000))
+      ->capture_default_str();
+  g->add_option("--cluster-crash-rate", o->cluster_crash_rate,
+                "Crashes of every node at once per 10000 delivery steps (0: none); the cluster reopens at once and "
+                "resolves the transactions in flight from the WALs. Needs --wal-mode log-only, the default with crashes")
+      ->check(whole_number(0, 10000))
+      ->capture_default_str();
+  g->add_option("--restart-after-ms", o->restart_max_ms, "A crashed node restarts up to this many simulated ms later")
+      ->check(whole_number(0, 3600000))
+      ->capture_default_str();
+  g->add_option("--message-loss", o->message_loss,
+                "Percent of deliveries lost; the sender sends the message again later")
+      ->check(whole_number(0, 50))
+      ->capture_default_str();
+  g->add_option("--message-dup", o->message_dup, "Percent of deliveries duplicated; the copy is dropped on arrival")
+      ->check(whole_number(0, 100))
+      ->capture_default_str();
 }
 
 int run_gen(GenArgs a) {
   sim::Options& o = a.o;
   o.codec = *parse_codec(a.codec);
-  o.fill_blocks = a.wal_mode == "buffered";
+  // With crashes a node must not lose acknowledged commits in an open block.
+  const bool crashes = o.crash_rate > 0 || o.cluster_crash_rate > 0;
+  o.fill_blocks = a.wal_mode_given ? a.wal_mode == "buffered" : !crashes;
   o.key_dist = a.dist == "zipf" ? sim::KeyDist::kZipf : sim::KeyDist::kUniform;
   o.segment_bytes = a.segment_mib << 20;
   bool tty = ::isatty(STDERR_FILENO);
@@ -97,6 +120,14 @@ int run_gen(GenArgs a) {
   std::printf("increments %llu (included %llu, excluded %llu over all nodes)\n",
               static_cast<unsigned long long>(r->increments), static_cast<unsigned long long>(r->included),
               static_cast<unsigned long long>(r->excluded));
+  if (o.faults()) {
+    std::printf("faults: %llu crashes, %llu of the whole cluster, %llu transactions recovered, %llu messages lost, "
+                "%llu duplicated, %llu increments failed\n",
+                static_cast<unsigned long long>(r->crashes), static_cast<unsigned long long>(r->cluster_crashes),
+                static_cast<unsigned long long>(r->recovered), static_cast<unsigned long long>(r->messages_lost),
+                static_cast<unsigned long long>(r->messages_duplicated),
+                static_cast<unsigned long long>(r->failed_increments));
+  }
   std::printf("WAL %.1f MiB in %.1f s (%.1f MiB/s)\n", static_cast<double>(r->wal_bytes) / (1 << 20), r->seconds,
               static_cast<double>(r->wal_bytes) / (1 << 20) / std::max(r->seconds, 1e-9));
   return kExitOk;
@@ -110,7 +141,10 @@ void add_gen_command(CLI::App& app, int& exit_code) {
                                           "cluster/, snapshots/ (full snapshot and increments), history.jsonl");
   add_gen_options(g, *a);
   add_group_read_flag(*g);
-  g->callback([a, &exit_code] { exit_code = run_gen(*a); });
+  g->callback([a, g, &exit_code] {
+    a->wal_mode_given = g->count("--wal-mode") > 0;
+    exit_code = run_gen(*a);
+  });
 }
 
 }  // namespace walcut::cli

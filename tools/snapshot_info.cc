@@ -2,10 +2,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cassert>
 #include <cstdio>
 #include <map>
 #include <optional>
 
+#include "cut/increment.h"
 #include "cut/increment_chain.h"
 #include "replay/check.h"
 #include "tools/cli_util.h"
@@ -35,7 +38,8 @@ struct Info {
   std::vector<SnapshotMeta> bases;  // by node id
   uint64_t increment_count = 0;     // the snapshot's
   uint64_t shown = 0;               // increments 1..shown
-  std::vector<NodeIncrements> chain;
+  std::vector<NodeIncrements> chain;   // the complete increments of 1..shown
+  std::map<uint64_t, std::string> failed;  // the failed ones: why
   std::map<std::pair<std::string, std::string>, GroupHashes> hashes;  // (node, group)
 };
 
@@ -119,13 +123,35 @@ Result<Info> load_info(const InfoArgs& a) {
   if (!count.ok()) return count.status();
   info.increment_count = count.value();
   info.shown = a.increment.value_or(info.increment_count);
-  if (info.shown > 0) {
-    Result<std::vector<NodeIncrements>> chain = read_increment_chain(a.snapshot, info.bases, info.shown);
+  WALCUT_RETURN_IF_ERROR(check_increment_count(a.snapshot, info.shown));
+  uint64_t complete = 0;  // the last complete increment of 1..shown
+  for (uint64_t k = 1; k <= info.shown; ++k) {
+    Result<std::optional<std::string>> failed = increment_failure(a.snapshot, k);
+    if (!failed.ok()) return failed.status();
+    if (failed->has_value()) {
+      info.failed[k] = **failed;
+    } else {
+      complete = k;
+    }
+  }
+  // A failed increment holds no state to show the hashes of or to stop at: refused as restore refuses it.
+  if (info.failed.count(info.shown) && (a.increment || a.hash)) {
+    return refuse_failed_increment(a.snapshot, info.shown, info.failed[info.shown]);
+  }
+  if (complete > 0) {
+    Result<std::vector<NodeIncrements>> chain = read_increment_chain(a.snapshot, info.bases, complete);
     if (!chain.ok()) return chain.status();
     info.chain = std::move(chain).value();
   }
   if (a.hash) WALCUT_RETURN_IF_ERROR(add_hashes(a.snapshot, info));
   return info;
+}
+
+// Complete increment k of a node's chain (which skips the failed ones).
+const IncrementMeta& meta_at(const NodeIncrements& n, uint64_t k) {
+  auto m = std::find_if(n.increments.begin(), n.increments.end(), [&](const IncrementMeta& x) { return x.index == k; });
+  assert(m != n.increments.end());
+  return *m;
 }
 
 json hashes_json(const PartitionHashes& h) {
@@ -144,15 +170,19 @@ json info_json(const InfoArgs& a, const Info& info) {
                     {"partition_files", b.files.size()}, {"bytes", manifest_bytes(b.files)}});
   }
   for (uint64_t k = 1; k <= info.shown; ++k) {
+    if (auto f = info.failed.find(k); f != info.failed.end()) {
+      increments.push_back({{"increment", k}, {"failed", f->second}});
+      continue;
+    }
     json nodes = json::array();
     for (const NodeIncrements& n : info.chain) {
-      const IncrementMeta& m = n.increments[k - 1];
+      const IncrementMeta& m = meta_at(n, k);
       nodes.push_back({{"node", m.node_id}, {"cut_id", m.cut_id}, {"first_segment", m.first_segment},
                        {"last_segment", m.last_segment}, {"bytes", manifest_bytes(m.files)},
                        {"start", m.start.to_string()}, {"finish", m.finish.to_string()},
                        {"included", m.included_count}, {"excluded", m.excluded_count}});
     }
-    increments.push_back({{"increment", k}, {"cut_id", info.chain.front().increments[k - 1].cut_id}, {"nodes", nodes}});
+    increments.push_back({{"increment", k}, {"cut_id", meta_at(info.chain.front(), k).cut_id}, {"nodes", nodes}});
   }
   json j{{"snapshot", a.snapshot},         {"name", first.name},
          {"cluster_id", first.cluster_id}, {"topology_version", first.topology_version},
@@ -204,10 +234,14 @@ void print_info(const InfoArgs& a, const Info& info) {
   std::printf("%s%s\n", count_of(info.increment_count, "increment").c_str(),
               info.shown < info.increment_count ? (", 1.." + std::to_string(info.shown) + " shown").c_str() : "");
   for (uint64_t k = 1; k <= info.shown; ++k) {
+    if (auto f = info.failed.find(k); f != info.failed.end()) {
+      std::printf("  increment %llu: failed (%s)\n", static_cast<unsigned long long>(k), f->second.c_str());
+      continue;
+    }
     std::printf("  increment %llu: cut %llu\n", static_cast<unsigned long long>(k),
-                static_cast<unsigned long long>(info.chain.front().increments[k - 1].cut_id));
+                static_cast<unsigned long long>(meta_at(info.chain.front(), k).cut_id));
     for (const NodeIncrements& n : info.chain) {
-      const IncrementMeta& m = n.increments[k - 1];
+      const IncrementMeta& m = meta_at(n, k);
       std::printf("    %-12s %s, %s, START %s, FINISH %s, included %llu, excluded %llu\n", m.node_id.c_str(),
                   segments_text(m.first_segment, m.last_segment).c_str(), size_text(manifest_bytes(m.files)).c_str(),
                   m.start.to_string().c_str(), m.finish.to_string().c_str(),

@@ -63,6 +63,8 @@ struct PayloadJson {
     json parts = json::array();
     for (const TxParticipant& p : r.participants) parts.push_back({{"primary", p.primary}, {"backups", p.backups}});
     j["participants"] = std::move(parts);
+    if (r.has_writes) j["writes"] = r.writes.size() >= 4 ? load_u32(r.writes.data()) : 0;
+    if (r.again) j["again"] = true;
   }
   void operator()(const CheckpointRecord& r) const { j["checkpoint_id"] = r.checkpoint_id; }
   void operator()(const ClusterSnapshotRecord& r) const { j["name"] = r.name; }

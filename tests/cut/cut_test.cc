@@ -141,7 +141,7 @@ TEST(Cut, DelayedStartMessageCase) {
   bool committed = false;
   auto tx = (*c)->submit(0, {(*c)->make_write("accounts", on1, "a").value(), (*c)->make_write("accounts", on2, "b").value()},
                          true, [&](const TxFlight& f) { committed = f.committed; });
-  uint64_t cut = (*c)->start_cut();
+  uint64_t cut = (*c)->start_cut().value();
   deliver(**c, MessageKind::kCutStart, 1);  // the START messages to nodes 0 and 2 stay in flight
   deliver(**c, MessageKind::kPrepareRequest, 1);   // prepared on node 1 after its START
   deliver(**c, MessageKind::kPrepareRequest, 2);   // and on node 2, before its START

@@ -238,3 +238,35 @@ INSTANTIATE_TEST_SUITE_P(Codecs, RoundTrip, ::testing::Values(Codec::kNone, Code
 
 }  // namespace
 }  // namespace walcut
+
+namespace walcut {
+namespace {
+
+TEST(TxRecordFormat, PreparedCarriesItsWritesAndACopyIsFlaggedAgain) {
+  Bytes writes;
+  append_data_entry(writes, DataEntry{5, 7, EntryOp::kUpdate, {}, {1, 2, 3}, as_bytes("key"), as_bytes("value")});
+  finish_data_payload(writes, 1);
+  TxRecord prepared{TxState::kPrepared, {1, 2, 3}, 0, {{0, {1}}}, true, writes, true};
+  Bytes bytes = encode_payload(prepared);
+  EXPECT_EQ(static_cast<uint8_t>(bytes[0]), 0x80 | 0x40 | 1) << "state 1 with both flags";
+  Result<RecordPayload> back = decode_payload(RecordType::kTx, bytes);
+  ASSERT_TRUE(back.ok()) << back.status().to_string();
+  const TxRecord& tx = std::get<TxRecord>(back.value());
+  EXPECT_EQ(tx.state, TxState::kPrepared);
+  EXPECT_TRUE(tx.has_writes);
+  EXPECT_TRUE(tx.again);
+  EXPECT_EQ(Bytes(tx.writes.begin(), tx.writes.end()), writes);
+  EXPECT_EQ(describe_payload(back.value()), "PREPARED xid=1.3.2 cut=0 nodes=0->1 writes=1 again");
+  // A record of before the flags: no writes.
+  Bytes old = encode_payload(TxRecord{TxState::kPrepared, {1, 2, 3}, 0, {{0, {1}}}});
+  EXPECT_EQ(old.size(), 33u);
+  EXPECT_FALSE(std::get<TxRecord>(decode_payload(RecordType::kTx, old).value()).has_writes);
+  // Writes that do not decode make the record corrupt.
+  bytes.pop_back();
+  Result<RecordPayload> cut_short = decode_payload(RecordType::kTx, bytes);
+  ASSERT_FALSE(cut_short.ok());
+  EXPECT_EQ(cut_short.status().code(), StatusCode::kCorruption);
+}
+
+}  // namespace
+}  // namespace walcut

@@ -256,8 +256,8 @@ class PlantedTransactions : public ::testing::Test {
 TEST_F(PlantedTransactions, CommittedOnOnePrimaryButAbsentFromTheOther) {
   Version xid = c_->next_version(0);
   std::vector<TxParticipant> parts{{0, {}}, {1, {}}};
-  ASSERT_TRUE(c_->node(0).prepare(xid, 0, parts).ok());
-  ASSERT_TRUE(c_->node(1).prepare(xid, 0, parts).ok());
+  ASSERT_TRUE(c_->node(0).prepare(xid, 0, parts, {}).ok());
+  ASSERT_TRUE(c_->node(1).prepare(xid, 0, parts, {}).ok());
   ASSERT_TRUE(c_->node(0).commit(xid, c_->next_version(0), 0, parts, {write_on(0), write_on(1)}).ok());
   ASSERT_TRUE(c_->node(1).rollback(xid, 0, parts).ok());
   CheckReport r = increment_and_check();

@@ -26,6 +26,7 @@
 #include "engine/partition_file.h"
 #include "io/fault.h"
 #include "replay/restore.h"
+#include "tests/testing/history_reference.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wal_fixture.h"
 #include "tools/sim/simulator.h"
@@ -35,80 +36,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::TempDir;
-
-std::string unhex(const std::string& h) {
-  std::string out;
-  for (size_t i = 0; i + 1 < h.size(); i += 2) out += static_cast<char>(std::stoi(h.substr(i, 2), nullptr, 16));
-  return out;
-}
-
-// group name -> key -> value, after the committed transactions with
-// increment <= k, applied in commit_seq order.
-using State = std::map<std::string, std::map<std::string, std::string>>;
-State reference(const std::string& history, uint64_t k) {
-  std::vector<std::pair<uint64_t, nlohmann::json>> txs;
-  std::ifstream in(history);
-  std::string line;
-  while (std::getline(in, line)) {
-    nlohmann::json j = nlohmann::json::parse(line);
-    if (j["kind"] != "tx" || j["outcome"] != "committed" || j["increment"].is_null()) continue;
-    if (j["increment"].get<uint64_t>() > k) continue;
-    txs.emplace_back(j["commit_seq"].get<uint64_t>(), j);
-  }
-  std::sort(txs.begin(), txs.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  State s;
-  for (const auto& [seq, j] : txs) {
-    for (const auto& w : j["writes"]) {
-      std::string key = unhex(w["key"]);
-      if (w["value"].is_null()) {
-        s[w["group"]].erase(key);
-      } else {
-        s[w["group"]][key] = unhex(w["value"]);
-      }
-    }
-  }
-  return s;
-}
-
-// Every copy in a restored cluster directory matches the reference; ATOMIC
-// copies agree with each other. Returns "" or the first difference.
-std::string compare_restored(const std::string& dest, const State& want) {
-  for (const auto& node_dir : fs::directory_iterator(dest)) {
-    if (!node_dir.is_directory()) continue;
-    Result<NodeMeta> meta = read_node_meta(node_dir.path().string());
-    if (!meta.ok()) return meta.status().to_string();
-    Affinity aff(meta->groups, meta->baseline);
-    for (const CacheGroup& g : meta->groups) {
-      for (uint16_t p = 0; p < g.partitions; ++p) {
-        if (!aff.owns(g.id, p, meta->node_index)) continue;
-        std::string path = node_dir.path().string() + "/db/" + g.name + "/" + partition_file_name(p);
-        Result<PartitionFile> f = read_partition_file(path);
-        if (!f.ok()) return f.status().to_string();
-        if (g.mode == CacheMode::kAtomic) {
-          uint16_t primary = aff.primary(g.id, p);
-          if (primary == meta->node_index) continue;
-          Result<PartitionFile> pf = read_partition_file(dest + "/" + meta->baseline[primary] + "/db/" + g.name + "/" +
-                                                         partition_file_name(p));
-          if (!pf.ok()) return pf.status().to_string();
-          if (pf->entries != f->entries) return path + ": ATOMIC copy differs from its primary's";
-          continue;
-        }
-        std::map<std::string, std::string> have, expect;
-        for (const auto& [k, v] : f->entries) have[k] = v.value;
-        auto it = want.find(g.name);
-        if (it != want.end()) {
-          for (const auto& [k, v] : it->second) {
-            if (partition_of(g, k) == p) expect[k] = v;
-          }
-        }
-        if (have != expect) {
-          return path + ": " + std::to_string(have.size()) + " entries, the reference has " + std::to_string(expect.size());
-        }
-      }
-    }
-  }
-  return "";
-}
+using testing::State;
+using testing::compare_restored;
+using testing::reference;
 
 sim::Options gen_options(uint64_t seed, const std::string& out) {
   sim::Options o;

@@ -41,6 +41,7 @@ NodeLog read_node(const std::string& snapshot_dir, const SnapshotMeta& base, uin
   n.snapshot = base.snapshot_pointer;
   std::vector<std::string> paths;
   for (uint64_t k = 1; k <= increments; ++k) {
+    if (increment_failure(snapshot_dir, k).value()) continue;  // holds nothing: judged by its refusal
     Result<std::vector<IncrementMeta>> metas = read_increment_metas(snapshot_dir, k);
     if (!metas.ok()) throw std::runtime_error(metas.status().to_string());
     for (const IncrementMeta& m : metas.value()) {
@@ -50,8 +51,9 @@ NodeLog read_node(const std::string& snapshot_dir, const SnapshotMeta& base, uin
       for (const ManifestEntry& f : m.files) paths.push_back(increment_dir(snapshot_dir, k) + "/" + f.path);
     }
   }
-  n.included.resize(increments);
-  n.excluded.resize(increments);
+  n.included.resize(n.finish.size());
+  n.excluded.resize(n.finish.size());
+  if (paths.empty()) return n;  // every increment failed
   BlockReaderOptions o;
   o.mode = TailMode::kStrict;
   auto reader = BlockReader::open(paths, o);
@@ -75,6 +77,7 @@ NodeLog read_node(const std::string& snapshot_dir, const SnapshotMeta& base, uin
     }
     if (r.type != RecordType::kTx) return {};
     auto tx = std::get<TxRecord>(decode_payload(r.type, r.payload).value());
+    if (tx.again) return {};  // a copy after a checkpoint: the first one is where it lies
     if (tx.state == TxState::kPrepared) n.prepared.insert(tx.near_xid);
     if (tx.state == TxState::kCommitted) {
       n.committed[tx.near_xid] = r.pointer;
@@ -93,6 +96,14 @@ CutCheck check_increments(const std::string& snapshot_dir) {
   CutCheck out;
   std::vector<SnapshotMeta> bases = read_snapshot_metas(snapshot_dir).value();
   out.increments = increment_count(snapshot_dir).value();
+  std::vector<uint64_t> complete;  // the increments judged, in order; position k - 1 in each NodeLog
+  for (uint64_t k = 1; k <= out.increments; ++k) {
+    if (increment_failure(snapshot_dir, k).value()) {
+      ++out.failed;
+    } else {
+      complete.push_back(k);
+    }
+  }
   std::vector<NodeLog> nodes;
   for (const SnapshotMeta& b : bases) nodes.push_back(read_node(snapshot_dir, b, out.increments));
   std::set<Version> all;
@@ -100,7 +111,8 @@ CutCheck check_increments(const std::string& snapshot_dir) {
     for (const auto& [xid, p] : n.committed) all.insert(xid);
   }
   out.transactions = all.size();
-  for (size_t k = 1; k <= out.increments; ++k) {
+  for (size_t k = 1; k <= complete.size(); ++k) {
+    const std::string name = "increment " + std::to_string(complete[k - 1]);
     std::set<Version> in;
     for (const Version& xid : all) {
       bool some = false, every = true;
@@ -111,7 +123,7 @@ CutCheck check_increments(const std::string& snapshot_dir) {
         every = every && here;
       }
       if (some != every) {
-        out.violation = "increment " + std::to_string(k) + ": transaction " + xid.to_string() +
+        out.violation = name + ": transaction " + xid.to_string() +
                         " is restored on some of its nodes and not on others";
         return out;
       }
@@ -121,7 +133,7 @@ CutCheck check_increments(const std::string& snapshot_dir) {
       for (const auto& [key, xids] : n.writers) {
         for (size_t i = 1; i < xids.size(); ++i) {
           if (in.count(xids[i]) && !in.count(xids[i - 1])) {
-            out.violation = "increment " + std::to_string(k) + ": transaction " + xids[i].to_string() +
+            out.violation = name + ": transaction " + xids[i].to_string() +
                             " is restored but " + xids[i - 1].to_string() + ", which wrote key " + key.second +
                             " before it, is not";
             return out;
@@ -129,7 +141,7 @@ CutCheck check_increments(const std::string& snapshot_dir) {
         }
       }
     }
-    if (k == out.increments) out.in_last = in.size();
+    if (k == complete.size()) out.in_last = in.size();
   }
   return out;
 }

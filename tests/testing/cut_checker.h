@@ -11,8 +11,9 @@ namespace walcut::testing {
 struct CutCheck {
   std::string violation;      // "" when the increments are consistent
   uint64_t transactions = 0;  // committed after the full snapshot
-  uint64_t increments = 0;
-  uint64_t in_last = 0;       // in the restore of the last increment
+  uint64_t increments = 0;    // complete and failed
+  uint64_t failed = 0;        // failed increments: not judged, they hold nothing
+  uint64_t in_last = 0;       // in the restore of the last complete increment
 };
 
 CutCheck check_increments(const std::string& snapshot_dir);

@@ -45,6 +45,15 @@ struct Options {
   // on START. Wrong on purpose: tests use it to show the checker sees the
   // inconsistency the piggybacked id prevents.
   bool stamp_messages = true;
+
+  // Faults (docs/gen.md, "Faults"), all off by default. With any on, the
+  // run also restarts the nodes it crashed and marks failed cuts.
+  uint32_t crash_rate = 0;          // node crashes per 10 000 delivery steps
+  uint32_t restart_max_ms = 5;      // a crashed node restarts up to this late
+  uint32_t message_loss = 0;        // percent of deliveries lost (the sender sends again later)
+  uint32_t message_dup = 0;         // percent of deliveries duplicated (the copy is dropped on arrival)
+  uint32_t cluster_crash_rate = 0;  // crashes of every node at once per 10 000 delivery steps; all reopen together
+  bool faults() const { return crash_rate > 0 || message_loss > 0 || message_dup > 0 || cluster_crash_rate > 0; }
 };
 
 struct Report {
@@ -52,7 +61,14 @@ struct Report {
   uint64_t rolled_back = 0;
   uint64_t atomic_updates = 0;
   uint64_t messages = 0;
-  uint64_t increments = 0;
+  uint64_t increments = 0;          // complete ones
+  uint64_t failed_increments = 0;
+  uint64_t failed_full_snapshots = 0;  // attempts a crash interrupted (each taken again)
+  uint64_t crashes = 0;
+  uint64_t cluster_crashes = 0;     // the whole cluster at once
+  uint64_t recovered = 0;           // transactions resolved by recovery
+  uint64_t messages_lost = 0;
+  uint64_t messages_duplicated = 0;
   uint64_t included = 0;            // over all increments and nodes
   uint64_t excluded = 0;
   uint64_t wal_bytes = 0;           // segment bytes in the cluster at the end
@@ -65,5 +81,7 @@ Result<Report> run(const Options& options, const std::function<void(const std::s
 
 // One simulated millisecond in delivery steps: every step delivers one message.
 inline constexpr uint64_t kStepsPerMs = 100;
+// A lost message is sent again this many steps later, and a duplicate arrives up to this late.
+inline constexpr uint64_t kResendSteps = 2 * kStepsPerMs;
 
 }  // namespace walcut::sim
