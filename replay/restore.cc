@@ -406,7 +406,8 @@ Result<std::vector<SnapshotMeta>> read_bases(const RestoreOptions& o) {
   if (o.node && std::none_of(metas->begin(), metas->end(), [&](const SnapshotMeta& m) { return m.node_id == *o.node; })) {
     return Status::invalid_argument("--node " + *o.node + ": no such node in " + o.snapshot_dir);
   }
-  WALCUT_RETURN_IF_ERROR(check_group_names(o.groups, metas->front().groups, o.snapshot_dir).with_context("--groups"));
+  Status groups = check_group_names(o.groups, metas->front().groups, o.snapshot_dir);
+  WALCUT_RETURN_IF_ERROR(groups.with_context("--groups"));
   return metas;
 }
 

@@ -32,7 +32,9 @@ class StoreSink final : public walcut::ReplaySink {
   walcut::Status apply(const walcut::ReplayEntry& e) override {
     const walcut::DataEntry& d = *e.entry;
     auto name = names_.find(d.group_id);
-    if (name == names_.end()) return walcut::Status::corruption("an entry of group id " + std::to_string(d.group_id));
+    if (name == names_.end()) {
+      return walcut::Status::corruption("an entry of group id " + std::to_string(d.group_id) + ", not in begin()");
+    }
     auto key = std::make_tuple(name->second, d.partition, walcut::to_string(d.key));
     std::lock_guard<std::mutex> lock(mu_);  // calls for different partitions may run at once
     if (d.op == walcut::EntryOp::kDelete) {
@@ -111,13 +113,13 @@ int main(int argc, char** argv) {
     if (!s.ok()) return fail(s);
     walcut::Result<Store> want = restored_copies(dest, node, options.groups);
     if (!want.ok()) return fail(want.status());
+    using ull = unsigned long long;
     std::printf("%s: %llu entries from %llu snapshot files, %llu replayed from increments 1..%llu: %zu keys\n",
-                node.node_id.c_str(), static_cast<unsigned long long>(loaded.entries),
-                static_cast<unsigned long long>(loaded.files), static_cast<unsigned long long>(replayed.entries_applied),
-                static_cast<unsigned long long>(increments.value()), store.size());
+                node.node_id.c_str(), static_cast<ull>(loaded.entries), static_cast<ull>(loaded.files),
+                static_cast<ull>(replayed.entries_applied), static_cast<ull>(increments.value()), store.size());
     if (store != want.value() || store.empty()) {
-      std::fprintf(stderr, "%s: %zu keys, the library's restore in %s has %zu\n", node.node_id.c_str(), store.size(),
-                   dest.c_str(), want->size());
+      std::fprintf(stderr, "%s: %zu keys, the library's restore in %s has %zu\n", node.node_id.c_str(),
+                   store.size(), dest.c_str(), want->size());
       return 1;
     }
   }
