@@ -63,6 +63,38 @@ std::string snapshot_partition_path(const std::string& node_id, const std::strin
   return snapshot_db_dir(node_id) + "/" + group + "/" + partition_file_name(partition);
 }
 
+const ManifestEntry* find_listed(const SnapshotMeta& m, const std::string& rel) {
+  auto it = std::lower_bound(m.files.begin(), m.files.end(), rel,
+                             [](const ManifestEntry& e, const std::string& r) { return e.path < r; });
+  return it != m.files.end() && it->path == rel ? &*it : nullptr;
+}
+
+Result<Bytes> read_listed_file(const std::string& path, const ManifestEntry& listed) {
+  Result<Bytes> bytes = read_file_bytes(path);
+  if (!bytes.ok()) return bytes.status();
+  if (bytes->size() != listed.bytes) {
+    return Status::corruption(path + ": " + std::to_string(bytes->size()) + " bytes, the manifest says " +
+                              std::to_string(listed.bytes));
+  }
+  if (crc32c(bytes.value()) != listed.crc32c) return Status::corruption(path + ": checksum differs from the manifest");
+  return bytes;
+}
+
+Result<PartitionFileScan> scan_snapshot_partition(const std::string& path, const ManifestEntry* listed,
+                                                  const PartitionFileInfo& want, const PartitionEntryFn& each) {
+  Result<Bytes> bytes = listed ? read_listed_file(path, *listed) : read_file_bytes(path);
+  if (!bytes.ok()) return bytes.status();
+  Result<PartitionFileScan> scan = scan_partition_file(path, bytes.value(), each);
+  if (!scan.ok()) return scan.status();
+  const PartitionFileInfo& info = scan->info;
+  if (info.group_id != want.group_id || info.partition != want.partition || info.node_index != want.node_index) {
+    return Status::corruption(path + ": holds group " + std::to_string(info.group_id) + " partition " +
+                              std::to_string(info.partition) + " of node " + std::to_string(info.node_index) +
+                              ", not the copy its name says");
+  }
+  return scan;
+}
+
 // Layout: the metadata frame (engine/meta_codec.h) around the body.
 Bytes encode_snapshot_meta(const SnapshotMeta& m) {
   Bytes body;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/node_meta.h"
+#include "engine/partition_file.h"
 
 namespace walcut {
 
@@ -52,6 +53,20 @@ std::string meta_file_name(const std::string& node_id);
 // "db/<node id>/<group>/part-<p>.bin", one of them (as its manifest spells it).
 std::string snapshot_db_dir(const std::string& node_id);
 std::string snapshot_partition_path(const std::string& node_id, const std::string& group, uint16_t partition);
+
+// `m`'s manifest entry for `rel` (a path relative to the snapshot
+// directory, as snapshot_partition_path() spells it), or nullptr.
+const ManifestEntry* find_listed(const SnapshotMeta& m, const std::string& rel);
+// The file at `path`, checked against its manifest entry's size and
+// CRC32C: kCorruption naming `path` when either differs.
+Result<Bytes> read_listed_file(const std::string& path, const ManifestEntry& listed);
+// Copy `want` (group, partition, node) of a full snapshot from its file at
+// `path`: read_listed_file() when `listed` is given, then every check of
+// scan_partition_file() (`each`, may be empty, sees the entries in key
+// order), then the copy the file's header names must be `want`. Any
+// difference is kCorruption naming `path`.
+Result<PartitionFileScan> scan_snapshot_partition(const std::string& path, const ManifestEntry* listed,
+                                                  const PartitionFileInfo& want, const PartitionEntryFn& each);
 
 Bytes encode_snapshot_meta(const SnapshotMeta& m);
 Result<SnapshotMeta> decode_snapshot_meta(ByteSpan bytes, const std::string& what);

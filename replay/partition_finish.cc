@@ -3,8 +3,6 @@
 #include <vector>
 
 #include "engine/partition_file.h"
-#include "io/crc32c.h"
-#include "io/file_util.h"
 
 namespace walcut {
 namespace {
@@ -12,29 +10,14 @@ namespace {
 // The copy's file in the full snapshot as a sorted run: checked against
 // its manifest entry and the copy it must be.
 Status load_base(uint32_t group_id, uint16_t partition, const CopyToFinish& c, RunBuffer& run) {
-  Result<Bytes> bytes = read_file_bytes(c.base_path);
-  if (!bytes.ok()) return bytes.status();
-  if (c.listed && bytes->size() != c.listed->bytes) {
-    return Status::corruption(c.base_path + ": " + std::to_string(bytes->size()) + " bytes, the manifest says " +
-                              std::to_string(c.listed->bytes));
-  }
-  if (c.listed && crc32c(bytes.value()) != c.listed->crc32c) {
-    return Status::corruption(c.base_path + ": checksum differs from the manifest");
-  }
   run.clear();
-  run.reserve(bytes->size());
-  Result<PartitionFileScan> scan =
-      scan_partition_file(c.base_path, bytes.value(), [&](std::string_view key, ByteSpan value, const Version& v) {
+  if (c.listed) run.reserve(c.listed->bytes);
+  Result<PartitionFileScan> scan = scan_snapshot_partition(
+      c.base_path, c.listed ? &*c.listed : nullptr, {group_id, partition, c.node_index},
+      [&](std::string_view key, ByteSpan value, const Version& v) {
         store_run_entry(run.append(kRunEntryFixedBytes + key.size() + value.size()), key, value, v, false);
       });
-  if (!scan.ok()) return scan.status();
-  const PartitionFileInfo& info = scan->info;
-  if (info.group_id != group_id || info.partition != partition || info.node_index != c.node_index) {
-    return Status::corruption(c.base_path + ": holds group " + std::to_string(info.group_id) + " partition " +
-                              std::to_string(info.partition) + " of node " + std::to_string(info.node_index) +
-                              ", not the copy its name says");
-  }
-  return {};
+  return scan.status();
 }
 
 // The copy's final entries, deletes as tombstones: its file, its spilled

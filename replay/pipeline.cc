@@ -280,19 +280,39 @@ Status replay_wal(const NodeWal& wal, const ReplayFilter& filter, const std::vec
   ro.node_index = wal.node_index;
   Result<std::unique_ptr<BlockReader>> reader = BlockReader::open(wal.segment_paths, ro);
   if (!reader.ok()) return reader.status();
+  WALCUT_RETURN_IF_ERROR(sink.begin(wal.node_index, groups));
   Replay replay(wal, filter, groups, sink, options, progress, **reader);
   return replay.run(report);
 }
 
-Status replay_node(const std::string& snapshot_dir, uint64_t n, uint16_t node_index, ReplaySink& sink,
-                   const ReplayOptions& options, ReplayReport& report) {
-  if (n == 0) return {};  // increment 0 is the full snapshot alone: nothing to replay
-  Result<std::vector<SnapshotMeta>> bases = read_snapshot_metas(snapshot_dir);
-  if (!bases.ok()) return bases.status();
-  const SnapshotMeta* base = find_node_meta(bases.value(), node_index);
-  if (!base) {
+Status check_group_names(const std::vector<std::string>& names, const std::vector<CacheGroup>& groups,
+                         const std::string& snapshot_dir) {
+  for (const std::string& name : names) {
+    if (std::none_of(groups.begin(), groups.end(), [&](const CacheGroup& g) { return g.name == name; })) {
+      return Status::invalid_argument("no cache group named " + name + " in " + snapshot_dir);
+    }
+  }
+  return {};
+}
+
+Result<SnapshotMeta> read_node_snapshot_meta(const std::string& snapshot_dir, uint16_t node_index,
+                                             const std::vector<std::string>& groups) {
+  Result<std::vector<SnapshotMeta>> metas = read_snapshot_metas(snapshot_dir);
+  if (!metas.ok()) return metas.status();
+  const SnapshotMeta* me = find_node_meta(metas.value(), node_index);
+  if (!me) {
     return Status::not_found(snapshot_dir + ": no full snapshot metadata for node " + std::to_string(node_index));
   }
+  WALCUT_RETURN_IF_ERROR(check_group_names(groups, me->groups, snapshot_dir));
+  return *me;
+}
+
+Status replay_node(const std::string& snapshot_dir, uint64_t n, uint16_t node_index, ReplaySink& sink,
+                   const ReplayOptions& options, ReplayReport& report) {
+  Result<SnapshotMeta> me = read_node_snapshot_meta(snapshot_dir, node_index, options.groups);
+  if (!me.ok()) return me.status();
+  const SnapshotMeta* base = &me.value();
+  if (n == 0) return sink.begin(node_index, base->groups);  // the full snapshot alone: nothing to replay
   WALCUT_RETURN_IF_ERROR(check_increment_count(snapshot_dir, n));
   Result<NodeIncrements> inc = read_node_increments(snapshot_dir, *base, n);
   if (!inc.ok()) return inc.status();

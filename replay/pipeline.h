@@ -21,6 +21,7 @@
 
 #include "cut/replay_filter.h"
 #include "engine/group.h"
+#include "engine/snapshot.h"
 #include "io/chunk_reader.h"
 #include "replay/sink.h"
 
@@ -98,8 +99,22 @@ class ProgressHub {
   std::mutex mu_;
 };
 
-// Replays node `node_index`'s increments 1..n of a snapshot into `sink`
-// (n >= 1): the library's way to restore into a store of one's own.
+// Whether every name of `names` is a group of `groups`: kInvalidArgument
+// naming the first that is not, and the snapshot directory.
+Status check_group_names(const std::vector<std::string>& names, const std::vector<CacheGroup>& groups,
+                         const std::string& snapshot_dir);
+
+// Node `node_index`'s metadata of the full snapshot at `snapshot_dir`, with
+// `groups` checked against its cache groups (check_group_names). A node the
+// snapshot does not have is kNotFound.
+Result<SnapshotMeta> read_node_snapshot_meta(const std::string& snapshot_dir, uint16_t node_index,
+                                             const std::vector<std::string>& groups);
+
+// Replays node `node_index`'s increments 1..n of a snapshot into `sink`:
+// the library's way to restore into a store of one's own, after
+// load_snapshot_node() (replay/snapshot_load.h). The sink's begin() comes
+// first. n = 0 is the full snapshot alone: the snapshot, node and groups
+// are checked, begin() is called, and nothing is replayed.
 Status replay_node(const std::string& snapshot_dir, uint64_t n, uint16_t node_index, ReplaySink& sink,
                    const ReplayOptions& options, ReplayReport& report);
 

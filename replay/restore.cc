@@ -20,7 +20,6 @@
 #include "engine/affinity.h"
 #include "engine/node_meta.h"
 #include "engine/partition_file.h"
-#include "io/crc32c.h"
 #include "io/file_util.h"
 #include "io/names.h"
 #include "replay/memory_limit.h"
@@ -92,9 +91,7 @@ Result<Plan> make_plan(const RestoreOptions& o, std::vector<SnapshotMeta> bases,
     Result<std::string> base = path_under(o.snapshot_dir, rel);
     if (!base.ok()) return base.status();
     c.base_path = std::move(base).value();
-    auto listed = std::lower_bound(b.files.begin(), b.files.end(), rel,
-                                   [](const ManifestEntry& e, const std::string& r) { return e.path < r; });
-    if (listed != b.files.end() && listed->path == rel) c.listed = *listed;
+    if (const ManifestEntry* listed = find_listed(b, rel)) c.listed = *listed;
     if (plan.restored[node] && !staging.empty()) {
       Result<std::string> out = path_under(staging, partition_path(b.node_id + "/db", g, p));
       if (!out.ok()) return out.status();
@@ -171,16 +168,8 @@ Status check_unread(const RestoreOptions& o, const std::vector<ManifestEntry>& f
   tbb::parallel_for(size_t{0}, files.size(), [&](size_t i) {
     Result<std::string> under = path_under(o.snapshot_dir, files[i].path);
     if (!under.ok()) return error.set(under.status());
-    const std::string& path = under.value();
-    Result<Bytes> bytes = read_file_bytes(path);
-    if (!bytes.ok()) return error.set(bytes.status());
-    if (bytes->size() != files[i].bytes) {
-      return error.set(Status::corruption(path + ": " + std::to_string(bytes->size()) + " bytes, the manifest says " +
-                                          std::to_string(files[i].bytes)));
-    }
-    if (crc32c(bytes.value()) != files[i].crc32c) {
-      error.set(Status::corruption(path + ": checksum differs from the manifest"));
-    }
+    Result<Bytes> bytes = read_listed_file(under.value(), files[i]);
+    if (!bytes.ok()) error.set(bytes.status());
     progress.read(files[i].bytes, "");
   });
   return error.get();
@@ -419,12 +408,8 @@ Result<std::vector<SnapshotMeta>> read_bases(const RestoreOptions& o) {
   if (o.node && std::none_of(metas->begin(), metas->end(), [&](const SnapshotMeta& m) { return m.node_id == *o.node; })) {
     return Status::invalid_argument("--node " + *o.node + ": no such node in " + o.snapshot_dir);
   }
-  for (const std::string& g : o.groups) {
-    const std::vector<CacheGroup>& groups = metas->front().groups;
-    if (std::none_of(groups.begin(), groups.end(), [&](const CacheGroup& c) { return c.name == g; })) {
-      return Status::invalid_argument("--groups: no cache group named " + g + " in " + o.snapshot_dir);
-    }
-  }
+  Status groups = check_group_names(o.groups, metas->front().groups, o.snapshot_dir);
+  WALCUT_RETURN_IF_ERROR(groups.with_context("--groups"));
   return metas;
 }
 

@@ -4,7 +4,9 @@
 
 #include <cstdint>
 #include <span>
+#include <vector>
 
+#include "engine/group.h"
 #include "io/block.h"
 #include "io/records.h"
 #include "io/status.h"
@@ -12,7 +14,8 @@
 namespace walcut {
 
 // One entry to apply to one node's copy of one partition. Key and value
-// point into replay's buffers: copy what you keep.
+// point into replay's buffers: copy what you keep. The group's name and
+// mode come once per node, through ReplaySink::begin().
 struct ReplayEntry {
   uint16_t node_index = 0;
   const DataEntry* entry = nullptr;  // group, partition, op, versions, key, value
@@ -21,6 +24,13 @@ struct ReplayEntry {
 class ReplaySink {
  public:
   virtual ~ReplaySink() = default;
+  // Called once per node replayed, before any other call for that node:
+  // the snapshot's cache groups (id, name, mode, partitions), to name the
+  // group_id of the entries that follow. A non-ok status stops the replay.
+  virtual Status begin(uint16_t node_index, const std::vector<CacheGroup>& groups) {
+    (void)node_index, (void)groups;
+    return {};
+  }
   // Called once per applied entry. Entries of one (node, group, partition)
   // arrive in WAL order, one call at a time; calls for different partitions
   // may run at the same time on different threads. A non-ok status stops

@@ -29,7 +29,7 @@ cmake -S "$root/tests/install" -B "$tmp/consumer" -G Ninja -DCMAKE_PREFIX_PATH="
 cmake --build "$tmp/consumer" >/dev/null
 "$tmp/consumer/walcut_consumer" "$tmp/wal"
 "$walcut" gen --out "$tmp/gen" --seed 1 --txs 2000 --increments 2 >/dev/null
-"$tmp/consumer/walcut_restore_example" "$tmp/gen/snapshots/snp"
+"$tmp/consumer/walcut_restore_example" "$tmp/gen/snapshots/snp" "$tmp/restored"
 
 echo "== installed package: the same programs built with pkg-config --static"
 mkdir "$tmp/pkg-config"
@@ -39,7 +39,7 @@ for program in consumer restore_example; do
     $(pkg-config --cflags --libs --static walcut)
 done
 "$tmp/pkg-config/consumer" "$tmp/wal-pkg-config"
-"$tmp/pkg-config/restore_example" "$tmp/gen/snapshots/snp"
+"$tmp/pkg-config/restore_example" "$tmp/gen/snapshots/snp" "$tmp/restored-pkg-config"
 
 echo "== installed package: version, man pages, bash completion, documents"
 version=$(pkg-config --modversion walcut)
