@@ -1,6 +1,7 @@
 #include "replay/partition_bucket.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cstdlib>
 #include <new>
 
@@ -151,6 +152,7 @@ std::byte* PartitionBucket::place(std::string_view key, size_t n) {
     break;
   }
   if (slots_[i] == 0) ++live_;
+  assert(live_ * 4 <= slots_.size() * 3 && "the index has a free slot for every probe to end at");
   const size_t at = entries_.size();
   slots_[i] = tag | (at + 1);
   return append(n);
@@ -173,6 +175,7 @@ void PartitionBucket::drop_dead() {
     copy_entry(p, kept);
     s = (s & ~kOffsetMask) | (at + 1);
   }
+  assert(kept.size() + dead_bytes_ == entries_.size() && "dead bytes are exactly what the rewrite drops");
   entries_ = std::move(kept);
   dead_bytes_ = 0;
 }
@@ -192,6 +195,7 @@ RunBuffer PartitionBucket::take() {
   for (uint64_t s : slots_) {
     if (s != 0) refs.push_back({key_prefix(run_entry_key(base + (s & kOffsetMask) - 1)), (s & kOffsetMask) - 1});
   }
+  assert(refs.size() == live_ && "one slot per live key");
   std::sort(refs.begin(), refs.end(), [&](const Ref& a, const Ref& b) {
     if (a.prefix != b.prefix) return a.prefix < b.prefix;
     return compare_keys(run_entry_key(base + a.offset), run_entry_key(base + b.offset)) < 0;
