@@ -23,10 +23,21 @@ inline unsigned thread_count(unsigned threads) {
 // parallel_for, so a thread that steals work while its own call waits on
 // nested oneTBB work can only start another task of the same wave: the
 // memory of `width` tasks bounds what is in flight.
+// `after_wave(from, to)` runs once each wave [from, to) is done; its first
+// error ends the waves and is returned.
+template <typename Fn, typename After>
+Status for_each_in_waves(size_t n, size_t width, const Fn& fn, const After& after_wave) {
+  width = std::max<size_t>(width, 1);
+  for (size_t from = 0; from < n; from += width) {
+    const size_t to = std::min(n, from + width);
+    tbb::parallel_for(from, to, fn);
+    WALCUT_RETURN_IF_ERROR(after_wave(from, to));
+  }
+  return {};
+}
 template <typename Fn>
 void for_each_in_waves(size_t n, size_t width, const Fn& fn) {
-  width = std::max<size_t>(width, 1);
-  for (size_t from = 0; from < n; from += width) tbb::parallel_for(from, std::min(n, from + width), fn);
+  (void)for_each_in_waves(n, width, fn, [](size_t, size_t) { return Status{}; });
 }
 
 // The first error of many threads.

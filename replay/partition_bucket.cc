@@ -98,7 +98,7 @@ void PartitionBucket::grow_index() {
   const size_t mask = slots_.size() - 1;
   for (uint64_t s : old) {
     if (s == 0) continue;
-    size_t i = hash_key(run_entry_key(entries_.data() + (s & kOffsetMask) - 1)) & mask;
+    size_t i = hash_key(run_entry_key(entries_.data() + offset_of(s))) & mask;
     while (slots_[i] != 0) i = (i + 1) & mask;
     slots_[i] = s;
   }
@@ -144,7 +144,7 @@ std::byte* PartitionBucket::place(std::string_view key, size_t n) {
   for (; slots_[i] != 0; i = (i + 1) & mask) {
     const uint64_t s = slots_[i];
     if ((s & ~kOffsetMask) != tag) continue;
-    std::byte* old = entries_.data() + (s & kOffsetMask) - 1;
+    std::byte* old = entries_.data() + offset_of(s);
     if (run_entry_key(old) != key) continue;
     const size_t old_bytes = run_entry_size(old);
     if (old_bytes == n) return old;
@@ -170,7 +170,7 @@ void PartitionBucket::drop_dead() {
   kept.reserve(entries_.size() - dead_bytes_);
   for (uint64_t& s : slots_) {
     if (s == 0) continue;
-    const std::byte* p = entries_.data() + (s & kOffsetMask) - 1;
+    const std::byte* p = entries_.data() + offset_of(s);
     const size_t at = kept.size();
     copy_entry(p, kept);
     s = (s & ~kOffsetMask) | (at + 1);
@@ -193,7 +193,7 @@ RunBuffer PartitionBucket::take() {
   refs.reserve(live_);
   const std::byte* base = entries_.data();
   for (uint64_t s : slots_) {
-    if (s != 0) refs.push_back({key_prefix(run_entry_key(base + (s & kOffsetMask) - 1)), (s & kOffsetMask) - 1});
+    if (s != 0) refs.push_back({key_prefix(run_entry_key(base + offset_of(s))), offset_of(s)});
   }
   assert(refs.size() == live_ && "one slot per live key");
   std::sort(refs.begin(), refs.end(), [&](const Ref& a, const Ref& b) {

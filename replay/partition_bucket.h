@@ -60,6 +60,7 @@ class PartitionBucket {
   // and the top 24 bits of the key's hash.
   static constexpr int kOffsetBits = 40;
   static constexpr uint64_t kOffsetMask = (uint64_t{1} << kOffsetBits) - 1;
+  static size_t offset_of(uint64_t slot) { return (slot & kOffsetMask) - 1; }
   std::byte* place(std::string_view key, size_t n);
   void place_tail();
   void drop_dead_if_wasteful();

@@ -283,15 +283,13 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
     NodeWal wal{node, inc.base.node_id, inc.base.cluster_id, inc.segment_paths, inc.segment_bytes};
     results[i] = replay_wal(wal, filters[node], inc.base.groups, sink, ro, progress, reports[i]);
   };
-  for (size_t from = 0; from < sources.size(); from += side_by_side) {
-    const size_t to = std::min(sources.size(), from + side_by_side);
-    tbb::parallel_for(from, to, replay_one);
+  WALCUT_RETURN_IF_ERROR(for_each_in_waves(sources.size(), side_by_side, replay_one, [&](size_t from, size_t to) {
     for (size_t i = from; i < to; ++i) {
       WALCUT_RETURN_IF_ERROR(results[i].with_context("node " + plan.bases[sources[i]].node_id));
       plan.replayed[sources[i]] = true;
     }
-    if (after_wave) WALCUT_RETURN_IF_ERROR(after_wave());
-  }
+    return after_wave ? after_wave() : Status{};
+  }));
   for (size_t i = 0; i < sources.size(); ++i) {
     const ReplayReport& r = reports[i];
     if (!plan.restored[sources[i]]) {
