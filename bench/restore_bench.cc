@@ -1414,7 +1414,7 @@ int run_bench(const Args& a) {
 }  // namespace walcut
 
 int main(int argc, char** argv) {
-  walcut::set_freed_memory(walcut::FreedMemory::kReuse);  // as the CLI does: the in-process restores measure what it runs
+  walcut::reuse_freed_memory();  // as the CLI does: the in-process restores measure what it runs
   walcut::Args a;
   CLI::App app{
       "walcut_restore_bench: restore_snapshot() per data shape, cold and warm, against a plain read of the same "

@@ -6,7 +6,6 @@
 #endif
 
 #include <algorithm>
-#include <atomic>
 #include <cctype>
 #include <fstream>
 #include <sstream>
@@ -86,25 +85,11 @@ uint64_t default_memory_limit_bytes() {
   return smaller / 2;
 }
 
-namespace {
-// 0: never set (malloc's own behaviour), else the FreedMemory + 1 set last.
-std::atomic<int> freed_memory_policy{0};
-}  // namespace
-
-bool set_freed_memory(FreedMemory policy) {
+bool reuse_freed_memory() {
 #if defined(__GLIBC__)
-  freed_memory_policy = static_cast<int>(policy) + 1;
-  return ::mallopt(M_MMAP_THRESHOLD, policy == FreedMemory::kReuse ? 32 << 20 : 128 << 10) == 1;
+  return ::mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1;
 #else
-  (void)policy;
   return false;
-#endif
-}
-
-void return_freed_memory() {
-#if defined(__GLIBC__)
-  if (freed_memory_policy == static_cast<int>(FreedMemory::kReuse) + 1) return;  // kept for reuse, on purpose
-  ::malloc_trim(0);
 #endif
 }
 

@@ -20,31 +20,15 @@ std::optional<uint64_t> cgroup_memory_limit_bytes(const std::string& proc_self_c
 // Half of the smaller of physical memory and the cgroup's limit.
 uint64_t default_memory_limit_bytes();
 
-// What glibc's malloc does with a large block that is freed (its mmap
-// threshold, fixed instead of moving with the program's history):
-// - kReuse: blocks up to 32 MiB come from its heap, where a freed block is
-//   reused: a restore allocates and frees a few buffers the size of a
-//   partition for every partition, and fresh pages fault in slowly (fat
-//   shape: 0.47x the time, docs/benchmarks.md);
-// - kReturn: blocks over 128 KiB are mapped alone and unmapped when freed,
-//   so that what a spill frees leaves the process at once: under a tight
-//   --memory-limit (96M in a 160 MiB cgroup) the heap's freed blocks kept
-//   the process over its cgroup's limit.
-// Process-wide, so the library never calls it: the CLI does (kReuse, and
-// kReturn for a restore given --memory-limit), a host program decides for
-// itself. False where malloc is not glibc's.
-enum class FreedMemory { kReuse, kReturn };
-bool set_freed_memory(FreedMemory policy);
-
-// Gives the memory malloc holds free back to the system (glibc's
-// malloc_trim; nothing elsewhere, nor after set_freed_memory(kReuse)). A
-// restore calls it after each spill and each wave of finished partitions:
-// the buckets it just freed lie between blocks still in use, in every
-// thread's arena, where malloc would keep them resident (under
-// --memory-limit 96M, 172 MiB of RSS without it). Under kReuse they are
-// kept on purpose: the next node's buckets take them, and a trim of a
-// fragmented heap is a madvise, and a TLB flush, per free block (small
-// shape: 0.24 s a call).
-void return_freed_memory();
+// Asks glibc's malloc to keep blocks up to 32 MiB in its heap, where a
+// freed block is reused, instead of mapping each one over its (moving)
+// mmap threshold alone and unmapping it when freed: a restore's finish
+// allocates and frees a few buffers the size of a partition for every
+// partition, and fresh pages fault in slowly (fat shape: 0.47x the time,
+// docs/benchmarks.md). The buckets' memory does not depend on it: it comes
+// in pooled chunks (replay/entry_chunks.h). Process-wide, so the library
+// never calls it: the CLI does, a host program decides for itself. False
+// where malloc is not glibc's.
+bool reuse_freed_memory();
 
 }  // namespace walcut

@@ -84,21 +84,13 @@ bool run_is_well_formed(ByteSpan run, bool sorted, uint64_t* entries) {
   return true;
 }
 
-std::byte* PartitionBucket::append(size_t n) {
-  // A quarter more at a time, not a half: the slack is memory the budget pays for.
-  if (entries_.size() + n > entries_.capacity()) {
-    entries_.set_capacity(std::max(entries_.size() + n, entries_.capacity() + entries_.capacity() / 4 + 256));
-  }
-  return entries_.append(n);
-}
-
 void PartitionBucket::grow_index() {
   std::vector<uint64_t> old = std::move(slots_);
   slots_.assign(old.empty() ? 16 : old.size() * 2, 0);
   const size_t mask = slots_.size() - 1;
   for (uint64_t s : old) {
     if (s == 0) continue;
-    size_t i = hash_key(run_entry_key(entries_.data() + offset_of(s))) & mask;
+    size_t i = hash_key(run_entry_key(entry_of(s))) & mask;
     while (slots_[i] != 0) i = (i + 1) & mask;
     slots_[i] = s;
   }
@@ -110,22 +102,19 @@ int64_t PartitionBucket::add(const DataEntry& e) {
   const bool tombstone = e.op == EntryOp::kDelete;
   const size_t n = run_entry_bytes(e);
   const size_t limit = std::max(kTailMinBytes, entries_.size() / kTailShare);
-  // The tail holds what it may before it is placed, no more.
-  if (tail_.size() + n > tail_.capacity()) tail_.reserve(std::max(tail_.size() + n, limit));
-  store_run_entry(tail_.append(n), key, e.value, e.write_version, tombstone);
+  uint64_t location;
+  store_run_entry(tail_.append(n, &location), key, e.value, e.write_version, tombstone);
   if (tail_.size() >= limit) place_tail();
   return static_cast<int64_t>(bytes()) - static_cast<int64_t>(before);
 }
 
 void PartitionBucket::place_tail() {
   if (tail_.empty()) return;
-  for (size_t at = 0; at < tail_.size();) {
-    const std::byte* p = tail_.data() + at;
+  tail_.for_each([&](const std::byte* p) {
     const size_t n = run_entry_size(p);
     std::memcpy(place(run_entry_key(p), n), p, n);
-    at += n;
-  }
-  tail_.clear();
+  });
+  tail_.release();
   drop_dead_if_wasteful();
 }
 
@@ -138,13 +127,13 @@ void PartitionBucket::drop_dead_if_wasteful() {
 std::byte* PartitionBucket::place(std::string_view key, size_t n) {
   if ((live_ + 1) * 4 > slots_.size() * 3) grow_index();
   const uint64_t h = hash_key(key);
-  const uint64_t tag = h >> kOffsetBits << kOffsetBits;
+  const uint64_t tag = h >> kLocationBits << kLocationBits;
   const size_t mask = slots_.size() - 1;
   size_t i = h & mask;
   for (; slots_[i] != 0; i = (i + 1) & mask) {
     const uint64_t s = slots_[i];
-    if ((s & ~kOffsetMask) != tag) continue;
-    std::byte* old = entries_.data() + offset_of(s);
+    if ((s & ~kLocationMask) != tag) continue;
+    std::byte* old = entry_of(s);
     if (run_entry_key(old) != key) continue;
     const size_t old_bytes = run_entry_size(old);
     if (old_bytes == n) return old;
@@ -153,9 +142,10 @@ std::byte* PartitionBucket::place(std::string_view key, size_t n) {
   }
   if (slots_[i] == 0) ++live_;
   assert(live_ * 4 <= slots_.size() * 3 && "the index has a free slot for every probe to end at");
-  const size_t at = entries_.size();
-  slots_[i] = tag | (at + 1);
-  return append(n);
+  uint64_t location;
+  std::byte* p = entries_.append(n, &location);
+  slots_[i] = tag | (location + 1);
+  return p;
 }
 
 int64_t PartitionBucket::compact() {
@@ -166,14 +156,14 @@ int64_t PartitionBucket::compact() {
 }
 
 void PartitionBucket::drop_dead() {
-  RunBuffer kept;
-  kept.reserve(entries_.size() - dead_bytes_);
+  EntryChunks kept;
   for (uint64_t& s : slots_) {
     if (s == 0) continue;
-    const std::byte* p = entries_.data() + offset_of(s);
-    const size_t at = kept.size();
-    copy_entry(p, kept);
-    s = (s & ~kOffsetMask) | (at + 1);
+    const std::byte* p = entry_of(s);
+    const size_t n = run_entry_size(p);
+    uint64_t location;
+    std::memcpy(kept.append(n, &location), p, n);
+    s = (s & ~kLocationMask) | (location + 1);
   }
   assert(kept.size() + dead_bytes_ == entries_.size() && "dead bytes are exactly what the rewrite drops");
   entries_ = std::move(kept);
@@ -186,23 +176,22 @@ RunBuffer PartitionBucket::take() {
   // comparisons are one integer compare; ties go to the bytes.
   struct Ref {
     uint64_t prefix;
-    uint64_t offset;
+    const std::byte* entry;
   };
   thread_local std::vector<Ref> refs;
   refs.clear();
   refs.reserve(live_);
-  const std::byte* base = entries_.data();
   for (uint64_t s : slots_) {
-    if (s != 0) refs.push_back({key_prefix(run_entry_key(base + offset_of(s))), offset_of(s)});
+    if (s != 0) refs.push_back({key_prefix(run_entry_key(entry_of(s))), entry_of(s)});
   }
   assert(refs.size() == live_ && "one slot per live key");
   std::sort(refs.begin(), refs.end(), [&](const Ref& a, const Ref& b) {
     if (a.prefix != b.prefix) return a.prefix < b.prefix;
-    return compare_keys(run_entry_key(base + a.offset), run_entry_key(base + b.offset)) < 0;
+    return compare_keys(run_entry_key(a.entry), run_entry_key(b.entry)) < 0;
   });
   RunBuffer out;
   out.reserve(entries_.size() - dead_bytes_);
-  for (const Ref& r : refs) copy_entry(base + r.offset, out);
+  for (const Ref& r : refs) copy_entry(r.entry, out);
   entries_.release();
   tail_.release();
   slots_ = {};

@@ -1,6 +1,6 @@
 // The entries replay routes to one partition copy, kept compact as they
-// arrive: a tail of entries in WAL order, one buffer of placed entries
-// (replay/entry_run.h), and an open-addressing index from each key to its
+// arrive: a tail of entries in WAL order, the placed entries (both in
+// pooled chunks, replay/entry_chunks.h), and an open-addressing index from each key to its
 // newest placed entry. When the tail reaches a quarter of the buffer (at
 // least kTailMinBytes), its entries are placed, in WAL order:
 // - a write of a key whose newest entry has the same size overwrites it in
@@ -8,7 +8,7 @@
 //   one probe and one copy, and no memory;
 // - any other write (a new key, another size, a delete of a live key) is
 //   appended and the key's old entry is dead; when dead bytes pass an
-//   eighth of the live ones the buffer is rewritten without them.
+//   eighth of the live ones the entries are rewritten without them.
 // take() sorts the live entries by key once, into one sorted run, for the
 // partition's finish (replay/partition_finish.h) or a spill file.
 //
@@ -20,9 +20,9 @@
 // small entries over 4096 partitions spent a third of the replay merging
 // runs as new keys arrived (docs/restore.md, "Replay").
 //
-// Memory: the live entries, dead ones up to an eighth of them, up to a
-// quarter of slack in the buffer, the tail (a quarter), and 8 bytes per
-// index slot (under 8/3 slots per key). Not thread-safe: one owner at a
+// Memory: the live entries, dead ones up to an eighth of them, the
+// chunks' slack (about a quarter at most), the tail (a quarter), and 8
+// bytes per index slot (under 8/3 slots per key). Not thread-safe: one owner at a
 // time (a replay stripe).
 #pragma once
 
@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "io/records.h"
+#include "replay/entry_chunks.h"
 #include "replay/entry_run.h"
 
 namespace walcut {
@@ -52,24 +53,23 @@ class PartitionBucket {
   // included), leaving the bucket empty.
   RunBuffer take();
   // Memory held.
-  size_t bytes() const { return entries_.capacity() + tail_.capacity() + slots_.capacity() * sizeof(uint64_t); }
+  size_t bytes() const { return entries_.bytes_held() + tail_.bytes_held() + slots_.capacity() * sizeof(uint64_t); }
   bool empty() const { return live_ == 0 && tail_.empty(); }
 
  private:
-  // A slot: 0 when free, else the entry's offset + 1 in the low 40 bits
+  // A slot: 0 when free, else the entry's location + 1 in the low 40 bits
   // and the top 24 bits of the key's hash.
-  static constexpr int kOffsetBits = 40;
-  static constexpr uint64_t kOffsetMask = (uint64_t{1} << kOffsetBits) - 1;
-  static size_t offset_of(uint64_t slot) { return (slot & kOffsetMask) - 1; }
+  static constexpr int kLocationBits = EntryChunks::kLocationBits;
+  static constexpr uint64_t kLocationMask = (uint64_t{1} << kLocationBits) - 1;
+  std::byte* entry_of(uint64_t slot) { return entries_.at((slot & kLocationMask) - 1); }
   std::byte* place(std::string_view key, size_t n);
   void place_tail();
   void drop_dead_if_wasteful();
   void grow_index();
   void drop_dead();
-  std::byte* append(size_t n);
 
-  RunBuffer entries_;
-  RunBuffer tail_;  // entries as they arrived, not placed yet
+  EntryChunks entries_;
+  EntryChunks tail_;  // entries as they arrived, not placed yet
   std::vector<uint64_t> slots_;  // a power of two in size, or empty
   size_t live_ = 0;              // keys
   uint64_t dead_bytes_ = 0;

@@ -22,6 +22,7 @@
 #include "engine/partition_file.h"
 #include "io/file_util.h"
 #include "io/names.h"
+#include "replay/entry_chunks.h"
 #include "replay/memory_limit.h"
 #include "replay/parallel.h"
 #include "replay/partition_finish.h"
@@ -192,7 +193,6 @@ class Spiller {
     if (!w.ok()) return w.status();
     WALCUT_RETURN_IF_ERROR(sink.spill(**w));
     bytes_ += (*w)->bytes_written();
-    return_freed_memory();
     return {};
   }
   uint64_t files() const { return files_; }
@@ -342,7 +342,6 @@ Status finish_ready(Plan& plan, MemoryGauge* gauge, ProgressHub& progress, Resto
     progress.read(t.bytes(), plan.bases[t.copies.front().node_index].node_id);
   });
   for (size_t i : ready) plan.finished[i] = true;
-  return_freed_memory();
   report.partition_files += files;
   report.atomic_repaired += repaired;
   report.partition_bytes += bytes;
@@ -505,6 +504,12 @@ Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
     limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, options.threads);
   }
   if (options.dry_run) return dry_run(options);
+  // The buckets' chunks go back to a pool while the restore runs
+  // (replay/entry_chunks.h), and to malloc when it ends: this guard is
+  // destroyed after the plan that holds the buckets.
+  struct ReleasePooledChunks {
+    ~ReleasePooledChunks() { ChunkPool::shared().release_free(); }
+  } release_pooled_chunks;
   RestoreReport report;
   Result<std::unique_ptr<RestoreDest>> opened = RestoreDest::open(options.dest, options.snapshot_dir, options.wait);
   if (!opened.ok()) return opened.status();

@@ -163,7 +163,6 @@ int run_restore(const RestoreArgs& a) {
   if (Status d = require_directory(a.snapshot); !d.ok()) return fail(d);
   Result<RestoreOptions> o = restore_options(a);
   if (!o.ok()) return fail(o.status());
-  if (!a.memory_limit.empty()) set_freed_memory(FreedMemory::kReturn);  // a budget the process must keep
   ProgressDisplay progress(a.progress);
   o->progress = progress.callback();
   auto t0 = std::chrono::steady_clock::now();

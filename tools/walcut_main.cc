@@ -15,7 +15,7 @@
 #include "walcut/version.h"
 
 int main(int argc, char** argv) {
-  walcut::set_freed_memory(walcut::FreedMemory::kReuse);  // partition-sized buffers come and go by the thousand
+  walcut::reuse_freed_memory();  // partition-sized buffers come and go by the thousand
   // Named, so the help reads "Usage: walcut ..." however it was started (the man pages are made from it).
   CLI::App app{"walcut: fast, safe restore of a partitioned store from its write-ahead log", "walcut"};
   app.set_version_flag("--version", "walcut " WALCUT_VERSION_STRING);

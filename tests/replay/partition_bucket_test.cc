@@ -91,6 +91,48 @@ TEST(PartitionBucket, MemoryStaysNearTheNewestEntries) {
   EXPECT_LE(peak, newest * 3 / 2 + 2000 * 24 + 4 * PartitionBucket::kTailMinBytes) << "newest " << newest;
 }
 
+TEST(PartitionBucket, ValuesLargerThanAChunkGetOneOfTheirOwnAndStillWin) {
+  std::mt19937_64 rng(11);
+  PartitionBucket b;
+  Reference ref;
+  for (uint64_t i = 0; i < 3000; ++i) {
+    std::string key = random_key(rng, 300);
+    std::optional<std::string> value;
+    const uint64_t r = rng() % 50;
+    if (r == 0) {
+      value = std::string(ChunkPool::kClassBytes[ChunkPool::kClasses - 1] + rng() % 5000, 'L');  // over the largest chunk
+    } else if (r != 1) {
+      value = std::string(rng() % 300, static_cast<char>('a' + i % 26));
+    }
+    Version v{1, 1, i};
+    b.add(entry(key, value, v));
+    ref[key] = {value, v};
+  }
+  RunBuffer run = b.take();
+  EXPECT_EQ(read_run(run.span()), ref);
+}
+
+TEST(EntryChunks, TheChunksAFreedBucketHeldAreTakenByTheNextOne) {
+  auto fill = [](PartitionBucket& b) {
+    for (uint64_t i = 0; i < 20000; ++i) b.add(entry("key-" + std::to_string(i), std::string(100, 'v'), Version{1, 1, i}));
+  };
+  ChunkPool& pool = ChunkPool::shared();
+  pool.release_free();
+  PartitionBucket first;
+  fill(first);
+  const size_t held = first.bytes();
+  RunBuffer run = first.take();
+  const size_t allocated = pool.allocated_bytes();
+  EXPECT_GE(pool.free_bytes(), held - held / 4) << "what the bucket held went back to the pool";
+  PartitionBucket second;
+  fill(second);
+  EXPECT_EQ(pool.allocated_bytes(), allocated) << "the next bucket took pooled chunks, none new";
+  second.take();
+  pool.release_free();
+  EXPECT_EQ(pool.free_bytes(), 0u);
+  EXPECT_EQ(pool.allocated_bytes(), 0u);
+}
+
 TEST(SortedRuns, MergeKeepsTheLaterRunsEntryForAKeyInSeveral) {
   std::mt19937_64 rng(9);
   std::vector<RunBuffer> runs(4);
