@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string_view>
+#include <vector>
 
 #include "io/coding.h"
 #include "io/records.h"
@@ -68,6 +69,17 @@ inline RunEntry run_entry_at(const std::byte* p) {
   e.tombstone = value_bytes == kTombstoneMark;
   if (!e.tombstone) e.value = ByteSpan(p + kRunEntryFixedBytes + key_bytes, value_bytes);
   return e;
+}
+
+// Entries in key order, one per key, as pointers into the runs or
+// buckets that hold them (which must outlive it).
+using SortedEntries = std::vector<const std::byte*>;
+
+// Pointers to the entries of a run, in its order.
+inline SortedEntries entries_of(ByteSpan run) {
+  SortedEntries out;
+  for (size_t at = 0; at < run.size(); at += run_entry_size(run.data() + at)) out.push_back(run.data() + at);
+  return out;
 }
 
 // Checks that `run` is a whole number of well-formed entries (lengths in

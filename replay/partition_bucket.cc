@@ -170,7 +170,7 @@ void PartitionBucket::drop_dead() {
   dead_bytes_ = 0;
 }
 
-RunBuffer PartitionBucket::take() {
+SortedEntries PartitionBucket::sorted() {
   place_tail();
   // The live entries by key: the key's first 8 bytes, big-endian, so most
   // comparisons are one integer compare; ties go to the bytes.
@@ -189,37 +189,49 @@ RunBuffer PartitionBucket::take() {
     if (a.prefix != b.prefix) return a.prefix < b.prefix;
     return compare_keys(run_entry_key(a.entry), run_entry_key(b.entry)) < 0;
   });
+  SortedEntries out(refs.size());
+  for (size_t i = 0; i < refs.size(); ++i) out[i] = refs[i].entry;
+  return out;
+}
+
+RunBuffer PartitionBucket::take() {
   RunBuffer out;
   out.reserve(entries_.size() - dead_bytes_);
-  for (const Ref& r : refs) copy_entry(r.entry, out);
+  for (const std::byte* p : sorted()) copy_entry(p, out);
+  clear();
+  return out;
+}
+
+void PartitionBucket::clear() {
   entries_.release();
   tail_.release();
   slots_ = {};
   live_ = 0;
   dead_bytes_ = 0;
-  return out;
 }
 
-void merge_sorted_runs(std::span<const ByteSpan> runs, RunBuffer& out) {
-  std::vector<size_t> at(runs.size(), 0);
+SortedEntries merge_sorted(std::span<const SortedEntries> lists) {
+  SortedEntries out;
+  size_t total = 0;
+  for (const SortedEntries& l : lists) total += l.size();
+  out.reserve(total);
+  std::vector<size_t> at(lists.size(), 0);
   for (;;) {
-    // The smallest key among the runs' heads, and the last run holding it.
+    // The smallest key among the lists' heads, and the last list holding it.
     int best = -1;
     std::string_view best_key;
-    for (size_t r = 0; r < runs.size(); ++r) {
-      if (at[r] >= runs[r].size()) continue;
-      std::string_view k = run_entry_key(runs[r].data() + at[r]);
+    for (size_t r = 0; r < lists.size(); ++r) {
+      if (at[r] >= lists[r].size()) continue;
+      std::string_view k = run_entry_key(lists[r][at[r]]);
       if (best < 0 || compare_keys(k, best_key) <= 0) {
         best = static_cast<int>(r);
         best_key = k;
       }
     }
-    if (best < 0) return;
-    copy_entry(runs[best].data() + at[best], out);
-    for (size_t r = 0; r < runs.size(); ++r) {
-      if (at[r] < runs[r].size() && run_entry_key(runs[r].data() + at[r]) == best_key) {
-        at[r] += run_entry_size(runs[r].data() + at[r]);
-      }
+    if (best < 0) return out;
+    out.push_back(lists[best][at[best]]);
+    for (size_t r = 0; r < lists.size(); ++r) {
+      if (at[r] < lists[r].size() && run_entry_key(lists[r][at[r]]) == best_key) ++at[r];
     }
   }
 }

@@ -49,9 +49,13 @@ class PartitionBucket {
   int64_t add(const DataEntry& e);
   // Places the tail and drops the dead entries now. Returns the change of bytes().
   int64_t compact();
-  // Every entry as one sorted run (the newest per key, tombstones
-  // included), leaving the bucket empty.
+  // The newest entry of every key (tombstones included) in key order:
+  // pointers into the bucket, valid until clear() or take().
+  SortedEntries sorted();
+  // The same, copied into one sorted run, leaving the bucket empty.
   RunBuffer take();
+  // Frees every entry.
+  void clear();
   // Memory held.
   size_t bytes() const { return entries_.bytes_held() + tail_.bytes_held() + slots_.capacity() * sizeof(uint64_t); }
   bool empty() const { return live_ == 0 && tail_.empty(); }
@@ -75,9 +79,9 @@ class PartitionBucket {
   uint64_t dead_bytes_ = 0;
 };
 
-// Merges sorted runs into one sorted run where, for a key in several, the
-// entry of the later run wins. `runs` in increasing priority. Appends to
-// `out`.
-void merge_sorted_runs(std::span<const ByteSpan> runs, RunBuffer& out);
+// Merges lists of entries in key order into one where, for a key in
+// several, the entry of the later list wins. `lists` in increasing
+// priority. Nothing is copied but pointers.
+SortedEntries merge_sorted(std::span<const SortedEntries> lists);
 
 }  // namespace walcut

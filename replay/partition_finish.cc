@@ -20,32 +20,29 @@ Status load_base(uint32_t group_id, uint16_t partition, const CopyToFinish& c, R
   return scan.status();
 }
 
-// The copy's final entries, deletes as tombstones: its file, its spilled
-// slices, then what is in memory.
-Status merge_copy(uint32_t group_id, uint16_t partition, CopyToFinish& c, RunBuffer& out) {
-  RunBuffer base;
-  WALCUT_RETURN_IF_ERROR(load_base(group_id, partition, c, base));
+// One copy's final entries, deletes as tombstones (`entries`), and the
+// runs they point into.
+struct CopyFinal {
+  std::vector<RunBuffer> runs;
+  SortedEntries entries;
+};
+
+// The copy's final entries: its file, its spilled slices, then what is in
+// memory, merged without copying an entry.
+Status merge_copy(uint32_t group_id, uint16_t partition, CopyToFinish& c, CopyFinal& out) {
+  WALCUT_RETURN_IF_ERROR(load_base(group_id, partition, c, out.runs.emplace_back()));
   if (c.routed == nullptr) {
-    out = std::move(base);
+    out.entries = entries_of(out.runs.back().span());
     return {};
   }
-  std::vector<RunBuffer> parts;
-  parts.reserve(c.routed->spilled.size() + 2);
-  parts.push_back(std::move(base));
   for (const SpillSlice& slice : c.routed->spilled) {
-    WALCUT_RETURN_IF_ERROR(read_spill_slice(slice, parts.emplace_back()));
+    WALCUT_RETURN_IF_ERROR(read_spill_slice(slice, out.runs.emplace_back()));
   }
-  parts.push_back(c.routed->bucket.take());
   c.routed->spilled.clear();
-  std::vector<ByteSpan> runs;
-  size_t total = 0;
-  for (const RunBuffer& p : parts) {
-    runs.push_back(p.span());
-    total += p.size();
-  }
-  out.clear();
-  out.reserve(total);
-  merge_sorted_runs(runs, out);
+  std::vector<SortedEntries> lists;
+  for (const RunBuffer& r : out.runs) lists.push_back(entries_of(r.span()));
+  lists.push_back(c.routed->bucket.sorted());
+  out.entries = merge_sorted(lists);
   return {};
 }
 
@@ -56,15 +53,15 @@ bool same_entry(const RunEntry& a, const RunEntry& b) {
 
 // The newest version of each key among the copies (a tombstone included),
 // into `out`; counts the entries each written copy loses or changes.
-uint64_t repair(std::span<const RunBuffer> finals, std::span<const CopyToFinish> copies, RunBuffer& out) {
+uint64_t repair(std::span<const CopyFinal> finals, std::span<const CopyToFinish> copies, SortedEntries& out) {
   std::vector<size_t> at(finals.size(), 0);
   uint64_t changed = 0;
   for (;;) {
     int best = -1;
     RunEntry winner;
     for (size_t i = 0; i < finals.size(); ++i) {
-      if (at[i] >= finals[i].size()) continue;
-      RunEntry e = run_entry_at(finals[i].data() + at[i]);
+      if (at[i] >= finals[i].entries.size()) continue;
+      RunEntry e = run_entry_at(finals[i].entries[at[i]]);
       if (best < 0 || e.key < winner.key || (e.key == winner.key && winner.version < e.version)) {
         best = static_cast<int>(i);
         winner = e;
@@ -72,27 +69,25 @@ uint64_t repair(std::span<const RunBuffer> finals, std::span<const CopyToFinish>
     }
     if (best < 0) return changed;
     for (size_t i = 0; i < finals.size(); ++i) {
-      bool has = at[i] < finals[i].size() && run_entry_key(finals[i].data() + at[i]) == winner.key;
-      RunEntry mine = has ? run_entry_at(finals[i].data() + at[i]) : RunEntry{};
+      bool has = at[i] < finals[i].entries.size() && run_entry_key(finals[i].entries[at[i]]) == winner.key;
+      RunEntry mine = has ? run_entry_at(finals[i].entries[at[i]]) : RunEntry{};
       bool present_before = has && !mine.tombstone;
       bool same = has ? same_entry(mine, winner) : winner.tombstone;
       if (!copies[i].out_path.empty() && !same && (present_before || !winner.tombstone)) ++changed;
-      if (has) at[i] += run_entry_size(finals[i].data() + at[i]);
+      if (has) ++at[i];
     }
-    const std::byte* p = reinterpret_cast<const std::byte*>(winner.key.data()) - kRunEntryFixedBytes;
-    size_t n = run_entry_size(p);
-    std::memcpy(out.append(n), p, n);
+    out.push_back(reinterpret_cast<const std::byte*>(winner.key.data()) - kRunEntryFixedBytes);
   }
 }
 
-// Writes a sorted run, without its tombstones, as the partition file of
-// one copy.
-Status write_copy(uint32_t group_id, uint16_t partition, const CopyToFinish& c, const RunBuffer& run,
+// Writes entries in key order, without the tombstones, as the partition
+// file of one copy.
+Status write_copy(uint32_t group_id, uint16_t partition, const CopyToFinish& c, const SortedEntries& entries,
                   FinishReport& report) {
   uint64_t written = 0;
   auto source = [&](const PartitionEntryFn& fn) {
-    for (size_t at = 0; at < run.size(); at += run_entry_size(run.data() + at)) {
-      RunEntry e = run_entry_at(run.data() + at);
+    for (const std::byte* p : entries) {
+      RunEntry e = run_entry_at(p);
       if (e.tombstone) continue;
       fn(e.key, e.value, e.version);
       ++written;
@@ -110,19 +105,23 @@ Status write_copy(uint32_t group_id, uint16_t partition, const CopyToFinish& c, 
 Result<FinishReport> finish_partition(uint32_t group_id, uint16_t partition, bool atomic,
                                       std::span<CopyToFinish> copies) {
   FinishReport report;
-  std::vector<RunBuffer> finals(copies.size());
+  std::vector<CopyFinal> finals(copies.size());
   for (size_t i = 0; i < copies.size(); ++i) {
     WALCUT_RETURN_IF_ERROR(merge_copy(group_id, partition, copies[i], finals[i]));
     if (!atomic && !copies[i].out_path.empty()) {
-      WALCUT_RETURN_IF_ERROR(write_copy(group_id, partition, copies[i], finals[i], report));
-      finals[i].release();
+      WALCUT_RETURN_IF_ERROR(write_copy(group_id, partition, copies[i], finals[i].entries, report));
+      finals[i] = {};
+      if (copies[i].routed) copies[i].routed->bucket.clear();
     }
   }
   if (!atomic) return report;
-  RunBuffer agreed;
+  SortedEntries agreed;
   report.atomic_repaired = repair(finals, copies, agreed);
   for (const CopyToFinish& c : copies) {
     if (!c.out_path.empty()) WALCUT_RETURN_IF_ERROR(write_copy(group_id, partition, c, agreed, report));
+  }
+  for (CopyToFinish& c : copies) {
+    if (c.routed) c.routed->bucket.clear();
   }
   return report;
 }

@@ -5,8 +5,10 @@
 // key wins, a delete included), and the result written as partition
 // files, sorted, without the deletes.
 //
-// Memory: the copies' files and entries of this one partition, about
-// three times their size while they are merged.
+// Memory: the copies' files of this one partition, read into runs, and
+// 8 bytes per entry: the merge and the repair order pointers into those
+// runs and into the buckets, and the files are written from them (the
+// entries are not copied again).
 #pragma once
 
 #include <cstdint>

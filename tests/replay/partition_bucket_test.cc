@@ -1,4 +1,4 @@
-// PartitionBucket, sorted-run merges and spill files against std::map:
+// PartitionBucket, merges of sorted entries and spill files against std::map:
 // the newest write of each key wins, deletes stay as tombstones, memory
 // stays near the newest entries' bytes, and damaged spill slices are
 // refused.
@@ -133,26 +133,32 @@ TEST(EntryChunks, TheChunksAFreedBucketHeldAreTakenByTheNextOne) {
   EXPECT_EQ(pool.allocated_bytes(), 0u);
 }
 
-TEST(SortedRuns, MergeKeepsTheLaterRunsEntryForAKeyInSeveral) {
+TEST(SortedEntries, MergeKeepsTheLaterListsEntryForAKeyInSeveral) {
   std::mt19937_64 rng(9);
-  std::vector<RunBuffer> runs(4);
+  std::vector<RunBuffer> runs(3);
+  PartitionBucket last;  // the newest list points into a bucket, the others into runs
   Reference ref;
-  for (size_t r = 0; r < runs.size(); ++r) {
+  for (size_t r = 0; r < runs.size() + 1; ++r) {
     PartitionBucket b;
+    PartitionBucket& into = r < runs.size() ? b : last;
     for (uint64_t i = 0; i < 3000; ++i) {
       std::string key = random_key(rng, 800);
       std::optional<std::string> value;
       if (rng() % 5 != 0) value = "r" + std::to_string(r) + "-" + std::to_string(i);
       Version v{1, static_cast<uint32_t>(r), i};
-      b.add(entry(key, value, v));
+      into.add(entry(key, value, v));
       ref[key] = {value, v};
     }
-    runs[r] = b.take();
+    if (r < runs.size()) runs[r] = b.take();
   }
-  std::vector<ByteSpan> spans;
-  for (const RunBuffer& r : runs) spans.push_back(r.span());
+  std::vector<SortedEntries> lists;
+  for (const RunBuffer& r : runs) lists.push_back(entries_of(r.span()));
+  lists.push_back(last.sorted());
   RunBuffer out;
-  merge_sorted_runs(spans, out);
+  for (const std::byte* p : merge_sorted(lists)) {
+    const size_t n = run_entry_size(p);
+    std::memcpy(out.append(n), p, n);
+  }
   EXPECT_EQ(read_run(out.span()), ref);
 }
 
