@@ -23,12 +23,6 @@ int compare_keys(std::string_view a, std::string_view b) {
   return a.size() < b.size() ? -1 : a.size() > b.size() ? 1 : 0;
 }
 
-// Copies the entry at p to out.
-void copy_entry(const std::byte* p, RunBuffer& out) {
-  size_t n = run_entry_size(p);
-  std::memcpy(out.append(n), p, n);
-}
-
 // A hash of the key for the index (keys are short: a few multiplies).
 uint64_t hash_key(std::string_view key) {
   uint64_t h = 0x9E3779B97F4A7C15ull ^ key.size();
@@ -191,14 +185,6 @@ SortedEntries PartitionBucket::sorted() {
   });
   SortedEntries out(refs.size());
   for (size_t i = 0; i < refs.size(); ++i) out[i] = refs[i].entry;
-  return out;
-}
-
-RunBuffer PartitionBucket::take() {
-  RunBuffer out;
-  out.reserve(entries_.size() - dead_bytes_);
-  for (const std::byte* p : sorted()) copy_entry(p, out);
-  clear();
   return out;
 }
 

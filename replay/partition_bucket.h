@@ -9,7 +9,7 @@
 // - any other write (a new key, another size, a delete of a live key) is
 //   appended and the key's old entry is dead; when dead bytes pass an
 //   eighth of the live ones the entries are rewritten without them.
-// take() sorts the live entries by key once, into one sorted run, for the
+// sorted() sorts pointers to the live entries by key once, for the
 // partition's finish (replay/partition_finish.h) or a spill file.
 //
 // Why a tail: placed one at a time, entries routed to thousands of copies
@@ -50,10 +50,8 @@ class PartitionBucket {
   // Places the tail and drops the dead entries now. Returns the change of bytes().
   int64_t compact();
   // The newest entry of every key (tombstones included) in key order:
-  // pointers into the bucket, valid until clear() or take().
+  // pointers into the bucket, valid until clear().
   SortedEntries sorted();
-  // The same, copied into one sorted run, leaving the bucket empty.
-  RunBuffer take();
   // Frees every entry.
   void clear();
   // Memory held.

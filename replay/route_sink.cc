@@ -42,8 +42,8 @@ Status RouteSink::spill(SpillWriter& out) {
     for (RoutedCopy* c : g.by_partition) {
       if (c == nullptr || c->bucket.empty()) continue;
       const int64_t before = static_cast<int64_t>(c->bucket.bytes());
-      RunBuffer run = c->bucket.take();
-      Result<SpillSlice> slice = out.append(run.span());
+      Result<SpillSlice> slice = out.append(c->bucket.sorted());
+      c->bucket.clear();
       gauge_.add(-before);
       if (!slice.ok()) return slice.status();
       c->spilled.push_back(std::move(slice).value());

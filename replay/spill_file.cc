@@ -27,9 +27,14 @@ Result<std::unique_ptr<SpillWriter>> SpillWriter::create(const std::string& path
   return std::unique_ptr<SpillWriter>(new SpillWriter(std::move(file)));
 }
 
-Result<SpillSlice> SpillWriter::append(ByteSpan run) {
+Result<SpillSlice> SpillWriter::append(const SortedEntries& entries) {
+  const size_t from = pending_.size();
+  for (const std::byte* p : entries) {
+    const size_t n = run_entry_size(p);
+    std::memcpy(pending_.append(n), p, n);
+  }
+  const ByteSpan run(pending_.data() + from, pending_.size() - from);
   SpillSlice slice{file_, offset_, run.size(), crc32c(run)};
-  if (!run.empty()) std::memcpy(pending_.append(run.size()), run.data(), run.size());
   offset_ += run.size();
   if (pending_.size() >= kSpillPieceBytes) WALCUT_RETURN_IF_ERROR(flush());
   return slice;

@@ -39,8 +39,8 @@ class SpillWriter {
   // Creates `path` (it must not exist), private to the user.
   static Result<std::unique_ptr<SpillWriter>> create(const std::string& path);
 
-  // Appends one sorted run; returns where it is.
-  Result<SpillSlice> append(ByteSpan run);
+  // Appends entries in key order as one sorted run; returns where it is.
+  Result<SpillSlice> append(const SortedEntries& entries);
   // Writes what is buffered; the file stays open for its slices.
   Status finish();
   uint64_t bytes_written() const { return offset_; }
