@@ -41,12 +41,13 @@ ctest --test-dir "$root/build-asan" --output-on-failure -j "$jobs"
 # threads and reports races inside parallel_for's partitioner and ranges
 # (tried on the replay tests: 4 reports, all in oneTBB's headers). Its
 # concurrency is covered by the restore tests' threads-1-vs-all byte
-# comparisons, the kill tests, and ASan.
+# comparisons, the kill tests, and ASan. The buckets' shared chunk pool is
+# run under TSan on plain threads (replay_partition_bucket_test).
 echo "== ThreadSanitizer build: concurrent code"
 bash "$root/scripts/build.sh" "$root/build-tsan" -DCMAKE_BUILD_TYPE=Debug -DWALCUT_SANITIZE=thread -DWALCUT_WERROR=ON -DWALCUT_BUILD_TESTS=ON -DWALCUT_BUILD_BENCH=OFF \
-  -- walcut_cli io_writer_test engine_cluster_test engine_snapshot_test cut_test
+  -- walcut_cli io_writer_test engine_cluster_test engine_snapshot_test cut_test replay_partition_bucket_test
 ctest --test-dir "$root/build-tsan" --output-on-failure -j "$jobs" \
-  -L '^(io_writer_test|engine_cluster_test|engine_snapshot_test|cut_test)$'
+  -L '^(io_writer_test|engine_cluster_test|engine_snapshot_test|cut_test|replay_partition_bucket_test)$'
 
 echo "== clang 14 build (library, CLI, fuzzers under ASan + UBSan) and fuzzing, 30 s per parser"
 bash "$root/scripts/build.sh" "$root/build-fuzz" -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
