@@ -95,6 +95,11 @@ int64_t PartitionBucket::add(const DataEntry& e) {
   const std::string_view key(reinterpret_cast<const char*>(e.key.data()), e.key.size());
   const bool tombstone = e.op == EntryOp::kDelete;
   const size_t n = run_entry_bytes(e);
+  if (n >= kDirectBytes) {
+    place_tail();  // the older entries first
+    store_run_entry(place(key, n), key, e.value, e.write_version, tombstone);
+    return static_cast<int64_t>(bytes()) - static_cast<int64_t>(before);
+  }
   const size_t limit = std::max(kTailMinBytes, entries_.size() / kTailShare);
   uint64_t location;
   store_run_entry(tail_.append(n, &location), key, e.value, e.write_version, tombstone);
