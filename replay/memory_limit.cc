@@ -87,7 +87,7 @@ uint64_t default_memory_limit_bytes() {
 
 bool reuse_freed_memory() {
 #if defined(__GLIBC__)
-  return ::mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1;
+  return ::mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && ::mallopt(M_TRIM_THRESHOLD, 256 << 20) == 1;
 #else
   return false;
 #endif

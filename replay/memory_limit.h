@@ -22,10 +22,12 @@ uint64_t default_memory_limit_bytes();
 
 // Asks glibc's malloc to keep blocks up to 32 MiB in its heap, where a
 // freed block is reused, instead of mapping each one over its (moving)
-// mmap threshold alone and unmapping it when freed: a restore's finish
-// allocates and frees a few buffers the size of a partition for every
-// partition, and fresh pages fault in slowly (fat shape: 0.47x the time,
-// docs/benchmarks.md). The buckets' memory does not depend on it: it comes
+// mmap threshold alone and unmapping it when freed, and to keep up to
+// 256 MiB free at the top of its heaps instead of giving it back at 128
+// KiB: a restore's finish allocates and frees a few buffers the size of a
+// partition for every partition, and fresh pages fault in slowly (fat
+// shape: 0.47x the time for the first, 0.86x for the second;
+// docs/benchmarks.md). Neither raises the peak: what is kept is reused. The buckets' memory does not depend on it: it comes
 // in pooled chunks (replay/entry_chunks.h). Process-wide, so the library
 // never calls it: the CLI does, a host program decides for itself. False
 // where malloc is not glibc's.
