@@ -196,15 +196,30 @@ struct CheckArgs {
 void print_report(const CheckReport& r, const CheckArgs& a, uint64_t increment) {
   const bool reduced = !a.reduce.empty();
   if (a.json) {
-    nlohmann::json nodes = nlohmann::json::array(), findings = nlohmann::json::array();
+    using json = nlohmann::json;
+    json nodes = json::array(), findings = json::array(), not_compared = json::array();
     for (const NodeCheck& n : r.nodes) {
       nodes.push_back({{"node", n.node_id}, {"files", n.files}, {"segments", n.segments}, {"entries", n.entries},
                        {"bytes_read", n.bytes_read}});
     }
-    for (const Finding& f : r.findings) findings.push_back({{"kind", f.kind}, {"where", f.where}, {"detail", f.detail}});
-    nlohmann::json j{{"snapshot", reduced ? nlohmann::json(nullptr) : nlohmann::json(a.snapshot)},
-                     {"increment", increment}, {"clean", r.clean()}, {"nodes", nodes},
-                     {"findings", findings}, {"seconds", r.seconds}, {"bytes_read", r.bytes_read}};
+    for (const Finding& f : r.findings) {
+      findings.push_back({{"kind", f.kind},
+                          {"where", f.where},
+                          {"detail", f.detail},
+                          {"file", f.file.empty() ? json(nullptr) : json(f.file)},
+                          {"offset", f.offset ? json(*f.offset) : json(nullptr)}});
+    }
+    for (const NotCompared& n : r.not_compared) {
+      not_compared.push_back({{"where", n.where}, {"kinds", n.kinds}, {"why", n.why}});
+    }
+    json j{{"snapshot", reduced ? json(nullptr) : json(a.snapshot)},
+           {"increment", increment},
+           {"clean", r.clean()},
+           {"nodes", nodes},
+           {"findings", findings},
+           {"not_compared", not_compared},
+           {"seconds", r.seconds},
+           {"bytes_read", r.bytes_read}};
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
@@ -216,6 +231,11 @@ void print_report(const CheckReport& r, const CheckArgs& a, uint64_t increment) 
                 count_of(n.segments, "segment").c_str(), count_of(n.entries, "entry", "entries").c_str());
   }
   for (const Finding& f : r.findings) std::printf("%s: %s: %s\n", f.kind.c_str(), f.where.c_str(), f.detail.c_str());
+  for (const NotCompared& n : r.not_compared) {
+    std::string kinds;
+    for (const std::string& k : n.kinds) kinds += (kinds.empty() ? "" : ", ") + k;
+    std::printf("not compared: %s: %s (%s)\n", n.where.c_str(), kinds.c_str(), n.why.c_str());
+  }
   const std::string verdict = r.clean() ? "clean" : count_of(r.findings.size(), "problem") + " found";
   std::printf("%s (%.1f MiB read in %.2f s)\n", verdict.c_str(), mib(r.bytes_read), r.seconds);
 }
