@@ -85,6 +85,21 @@ TEST_F(CliSnapshot, AnEmptyNodeOrMemoryLimitIsAUsageErrorNotTheDefault) {
   }
 }
 
+// What the arguments ask of the snapshot is checked before anything is
+// made: a refused --node, --groups or --increment leaves no lock file and
+// no parent directories behind.
+TEST_F(CliSnapshot, AnArgumentTheSnapshotRefusesLeavesNoLockOrDirectoriesBehind) {
+  const std::string parent = tmp_.file("new"), dest = parent + "/deeper/d";
+  for (const std::string& args : std::vector<std::string>{"--increment 2 --node nodeX", "--increment 2 --groups nope",
+                                                          "--increment 3", "--node nodeX --dry-run"}) {
+    int code = -1;
+    const std::string out = walcut("snapshot restore " + snap() + " " + args + " --dest " + dest, &code);
+    EXPECT_EQ(code, 2) << args << "\n" << out;
+    EXPECT_NE(out.find("Invalid argument: --"), std::string::npos) << args << "\n" << out;
+    EXPECT_FALSE(fs::exists(parent)) << args << ": " << parent << " was made";
+  }
+}
+
 TEST_F(CliSnapshot, AMemoryLimitPastTheSignedRangeIsNoLimit) {
   int code = -1;
   const std::string limit = " --memory-limit 18446744073709551615";  // 2^64 - 1 bytes
