@@ -440,6 +440,8 @@ Status parse_cli_report(const std::string& text, Run& run) {
   try {
     nlohmann::json j = nlohmann::json::parse(text);
     RestoreReport& x = run.report;
+    x.dest = j.at("dest");
+    x.already_restored = j.at("already_restored");
     x.nodes = j.at("nodes");
     x.partition_files = j.at("partition_files");
     x.segments = j.at("segments");
@@ -449,12 +451,15 @@ Status parse_cli_report(const std::string& text, Run& run) {
     x.entries_filtered = j.at("entries_filtered");
     x.atomic_repaired = j.at("atomic_repaired");
     x.bytes_read = j.at("bytes_read");
+    x.peer_nodes = j.at("peer_nodes");
+    x.peer_bytes_read = j.at("peer_bytes_read");
     x.io_engine = j.at("io_engine");
     const nlohmann::json& s = j.at("seconds");
     x.verify_s = s.at("verify");
     x.replay_s = s.at("replay");
     x.finish_s = s.at("finish");
     x.publish_s = s.at("publish");
+    x.total_s = s.at("total");
     x.memory_limit = j.at("memory_limit");
     x.routed_bytes_peak = j.at("routed_bytes_peak");
     x.spill_files = j.at("spill_files");
@@ -1078,16 +1083,7 @@ nlohmann::json run_json(const Run& run, Kind k) {
                    {"publish_s", x.publish_s}};
     j["memory"] = {{"limit_bytes", x.memory_limit}, {"routed_bytes_peak", x.routed_bytes_peak},
                    {"spill_files", x.spill_files}, {"spilled_bytes", x.spilled_bytes}};
-    j["report"] = {{"nodes", x.nodes},
-                   {"partition_files", x.partition_files},
-                   {"segments", x.segments},
-                   {"blocks", x.blocks},
-                   {"records", x.records},
-                   {"entries_applied", x.entries_applied},
-                   {"entries_filtered", x.entries_filtered},
-                   {"atomic_repaired", x.atomic_repaired},
-                   {"bytes_read", x.bytes_read},
-                   {"io_engine", x.io_engine}};
+    j["report"] = nlohmann::json::parse(to_json(x));  // the keys of `walcut snapshot restore --json`
   }
   if (k == Kind::kRestore) j["restored_bytes"] = run.restored_bytes;
   if (k == Kind::kCliRestore || k == Kind::kCliRestoreLimited) {

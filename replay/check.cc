@@ -15,6 +15,7 @@
 #include <limits>
 #include <mutex>
 #include <set>
+#include <string_view>
 
 #include "cut/increment_chain.h"
 #include "engine/affinity.h"
@@ -202,7 +203,47 @@ class CheckProgress {
 };
 
 void structure(NodeCheck& c, std::string where, std::string detail) {
-  c.findings.push_back(Finding{"structure", std::move(where), std::move(detail)});
+  c.findings.push_back(Finding{"structure", std::move(where), std::move(detail), "", std::nullopt});
+}
+
+// The byte offset `text` names ("... at offset <n>..."), if it names one.
+std::optional<uint64_t> offset_named(std::string_view text) {
+  constexpr std::string_view kAt = " at offset ";
+  const size_t at = text.find(kAt);
+  if (at == std::string_view::npos) return std::nullopt;
+  uint64_t offset = 0;
+  const char* digits = text.data() + at + kAt.size();
+  auto [end, ec] = std::from_chars(digits, text.data() + text.size(), offset);
+  if (ec != std::errc() || end == digits) return std::nullopt;
+  return offset;
+}
+
+// A finding about `file` (where it is), at the offset its detail names.
+void structure_in(NodeCheck& c, const std::string& file, std::string detail) {
+  std::optional<uint64_t> offset = offset_named(detail);
+  c.findings.push_back(Finding{"structure", file, std::move(detail), file, offset});
+}
+
+// A finding whose detail is a reader's message: such a message about a file
+// under `dir` starts with its path ("<file> at offset <n>: ..." or
+// "<file>: ..."), which becomes the finding's file, with the offset named
+// there; otherwise the file is `where_file` (empty: none), with no offset.
+void structure_from_reader(NodeCheck& c, const std::string& dir, std::string where, std::string where_file,
+                           std::string message) {
+  Finding f{"structure", std::move(where), std::move(message), std::move(where_file), std::nullopt};
+  if (f.detail.starts_with(dir + "/")) {
+    const size_t end = std::min(f.detail.find(" at offset "), f.detail.find(": "));
+    if (end != std::string::npos) {
+      f.file = f.detail.substr(0, end);
+      f.offset = offset_named(std::string_view(f.detail).substr(end));
+    }
+  }
+  c.findings.push_back(std::move(f));
+}
+
+// `message` without the "<path>: " a reader puts first.
+std::string without_path(const std::string& message, const std::string& path) {
+  return message.starts_with(path + ": ") ? message.substr(path.size() + 2) : message;
 }
 
 // Files (anything but a directory) under `dir`, recursively, relative to
@@ -213,7 +254,7 @@ std::set<std::string> files_under(NodeCheck& c, const std::string& base, const s
   if (!fs::exists(base + "/" + dir, ec)) return out;
   Result<std::vector<DirEntry>> entries = list_directory(base + "/" + dir, /*recursive=*/true);
   if (!entries.ok()) {
-    structure(c, base + "/" + dir, entries.status().message());
+    structure_in(c, base + "/" + dir, entries.status().message());
     return out;
   }
   for (const DirEntry& e : entries.value()) {
@@ -255,14 +296,13 @@ void check_full_snapshot(const CheckOptions& o, const SnapshotMeta& me, NodeChec
       problems[i] = std::to_string(bytes->size()) + " bytes, the manifest says " + std::to_string(files[i]->bytes);
       return;
     }
-    if (crc32c(bytes.value()) != files[i]->crc32c) {
-      problems[i] = "checksum differs from the manifest";
-      return;
-    }
-    // Each block's CRC, the key order and the footer's hashes, recomputed.
+    // Each block's CRC, the key order and the footer's hashes, recomputed;
+    // after a checksum that differs, it names where the damage is.
+    const bool crc_differs = crc32c(bytes.value()) != files[i]->crc32c;
     Result<PartitionFileScan> scan = scan_partition_file(path, bytes.value(), nullptr);
-    if (!scan.ok()) {
-      problems[i] = scan.status().message();
+    if (crc_differs || !scan.ok()) {
+      problems[i] = crc_differs ? "checksum differs from the manifest" : "";
+      if (!scan.ok()) problems[i] += (crc_differs ? "; " : "") + without_path(scan.status().message(), path);
       return;
     }
     parsed[i] = scan.value();
@@ -273,16 +313,16 @@ void check_full_snapshot(const CheckOptions& o, const SnapshotMeta& me, NodeChec
     c.bytes_read += files[i]->bytes;
     ++c.files;
     if (!problems[i].empty()) {
-      structure(c, o.snapshot_dir + "/" + files[i]->path, problems[i]);
+      structure_in(c, o.snapshot_dir + "/" + files[i]->path, problems[i]);
       continue;
     }
     const PartitionFileInfo& info = parsed[i]->info;
     const CacheGroup* g = group_by_id(me.groups, info.group_id);
     std::string expect = g ? snapshot_partition_path(me.node_id, g->name, info.partition) : "";
     if (!g || info.node_index != me.node_index || files[i]->path != expect) {
-      structure(c, o.snapshot_dir + "/" + files[i]->path,
-                "holds group " + std::to_string(info.group_id) + " partition " + std::to_string(info.partition) +
-                    " of node " + std::to_string(info.node_index) + ", not what its path names");
+      structure_in(c, o.snapshot_dir + "/" + files[i]->path,
+                   "holds group " + std::to_string(info.group_id) + " partition " + std::to_string(info.partition) +
+                       " of node " + std::to_string(info.node_index) + ", not what its path names");
       continue;
     }
     seen.insert(PartitionId{info.group_id, info.partition});
@@ -292,7 +332,7 @@ void check_full_snapshot(const CheckOptions& o, const SnapshotMeta& me, NodeChec
   std::set<std::string> listed;
   for (const ManifestEntry& f : me.files) listed.insert(f.path);
   for (const std::string& f : files_under(c, o.snapshot_dir, snapshot_db_dir(me.node_id))) {
-    if (!listed.count(f)) structure(c, o.snapshot_dir + "/" + f, "file is not in " + me.node_id + ".smf's manifest");
+    if (!listed.count(f)) structure_in(c, o.snapshot_dir + "/" + f, "file is not in " + me.node_id + ".smf's manifest");
   }
   for (const CacheGroup& g : me.groups) {
     for (uint16_t p = 0; p < g.partitions; ++p) {
@@ -309,16 +349,19 @@ void check_full_snapshot(const CheckOptions& o, const SnapshotMeta& me, NodeChec
 void check_increments(const CheckOptions& o, const SnapshotMeta& me, uint64_t n, NodeCheck& c,
                       CheckProgress& progress) {
   ChainFault fault;
-  if (!check_increment_count(o.snapshot_dir, n, &fault).ok()) return structure(c, fault.where, fault.what);
+  auto chain_fault = [&] { structure_from_reader(c, o.snapshot_dir, fault.where, fault.where, fault.what); };
+  if (!check_increment_count(o.snapshot_dir, n, &fault).ok()) return chain_fault();
   Result<NodeIncrements> chain = read_node_increments(o.snapshot_dir, me, n, &fault);
-  if (!chain.ok()) return structure(c, fault.where, fault.what);
+  if (!chain.ok()) return chain_fault();
   c.segments += chain->segment_paths.size();
   for (const IncrementMeta& m : chain->increments) {
     const std::string dir = increment_dir(o.snapshot_dir, m.index);
     std::set<std::string> listed;
     for (const ManifestEntry& f : m.files) listed.insert(f.path);
     for (const std::string& f : files_under(c, dir, increment_wal_dir(me.node_id))) {
-      if (!listed.count(f)) structure(c, dir + "/" + f, "file is not in " + meta_file_name(me.node_id) + "'s manifest");
+      if (!listed.count(f)) {
+        structure_in(c, dir + "/" + f, "file is not in " + meta_file_name(me.node_id) + "'s manifest");
+      }
     }
   }
   CheckSink sink(c);
@@ -330,17 +373,19 @@ void check_increments(const CheckOptions& o, const SnapshotMeta& me, uint64_t n,
   Status s = replay_node(o.snapshot_dir, n, me.node_index, sink, ro, report);
   c.bytes_read += report.bytes_read;
   if (!s.ok()) {
-    // Half-read hashes would only add false conflicts to the reduce.
+    // Half-read hashes: the reduce leaves this node out of the comparisons they serve (increments_read).
     c.incremental.clear();
     c.tx_hash.clear();
     c.tx_count.clear();
-    c.increment = 0;
-    return structure(c, me.node_id + " increments 1.." + std::to_string(n), s.message());
+    return structure_from_reader(c, o.snapshot_dir, me.node_id + " increments 1.." + std::to_string(n), "",
+                                 s.message());
   }
   for (const Version& x : sink.finish()) {
     c.findings.push_back(Finding{"partially-committed", me.node_id,
-                                 "transaction " + x.to_string() + " has data but no PREPARED record"});
+                                 "transaction " + x.to_string() + " has data but no PREPARED record", "",
+                                 std::nullopt});
   }
+  c.increments_read = true;
 }
 
 // The .smf files of increments 1..N must be one per node of the baseline,
@@ -388,10 +433,13 @@ Result<NodeCheck> map_node_with(const CheckOptions& o, const std::string& node_i
   for (const SnapshotMeta& other : metas.value()) {
     if (other.cluster_id != me->cluster_id || other.baseline != me->baseline || other.groups != me->groups ||
         other.name != me->name) {
-      structure(c, o.snapshot_dir + "/" + other.node_id + ".smf", "disagrees with " + node_id + ".smf on cluster, baseline, groups or name");
+      structure_in(c, o.snapshot_dir + "/" + meta_file_name(other.node_id),
+                   "disagrees with " + meta_file_name(node_id) + " on cluster, baseline, groups or name");
     }
   }
-  if (me->baseline.at(me->node_index) != me->node_id) structure(c, node_id + ".smf", "node index does not match the baseline");
+  if (me->baseline.at(me->node_index) != me->node_id) {
+    structure_in(c, o.snapshot_dir + "/" + meta_file_name(node_id), "node index does not match the baseline");
+  }
   check_full_snapshot(o, *me, c, progress);
   if (c.increment > 0) check_increments(o, *me, c.increment, c, progress);
   return c;
@@ -403,6 +451,93 @@ Result<NodeCheck> map_node(const CheckOptions& o, const std::string& node_id) {
   return map_node_with(o, node_id, nullptr);
 }
 
+namespace {
+
+std::string joined(const std::vector<std::string>& items, const char* sep) {
+  std::string out;
+  for (const std::string& i : items) out += (out.empty() ? "" : sep) + i;
+  return out;
+}
+
+// The copies of every group's partitions, primary against each backup,
+// by the hashes of `field`; a map with no hashes there for a copy it holds
+// is left out, and said to be.
+class CopyComparison {
+ public:
+  CopyComparison(const std::map<uint16_t, const NodeCheck*>& by_index, const NodeCheck& first, CheckReport& r)
+      : by_index_(by_index), aff_(first.groups, first.baseline), r_(r) {}
+
+  // `skip`: nodes left out of this comparison altogether (said elsewhere);
+  // `unread_why`: what a copy without hashes was not, after "<node>'s copy".
+  void run(const char* kind, const CacheGroup& g, uint16_t p, std::map<PartitionId, PartitionHashes> NodeCheck::*field,
+           const std::set<uint16_t>& skip, const std::string& unread_why) {
+    const PartitionId pid{g.id, p};
+    std::vector<const NodeCheck*> copies;  // owners with a map, primary first when it has one
+    std::vector<std::string> unread;
+    for (uint16_t owner : aff_.owners(g.id, p)) {
+      auto m = by_index_.find(owner);
+      if (m == by_index_.end() || skip.count(owner)) {
+        copies.push_back(nullptr);
+        continue;
+      }
+      const bool has = (m->second->*field).count(pid) > 0;
+      copies.push_back(has ? m->second : nullptr);
+      if (!has) unread.push_back(m->second->node_id);
+    }
+    if (copies.size() < 2) return;  // no backup: nothing to compare
+    if (!unread.empty()) {
+      r_.not_compared.push_back(NotCompared{g.name + " partition " + std::to_string(p), {kind},
+                                            joined(unread, " and ") + (unread.size() == 1 ? "'s copy " : "'s copies ") +
+                                                unread_why});
+    }
+    const NodeCheck* primary = copies.front();
+    if (!primary) return;
+    const PartitionHashes& ph = (primary->*field).at(pid);
+    for (size_t i = 1; i < copies.size(); ++i) {
+      if (!copies[i]) continue;
+      const PartitionHashes& bh = (copies[i]->*field).at(pid);
+      if (bh == ph) continue;
+      r_.findings.push_back(Finding{kind, g.name + " partition " + std::to_string(p),
+                                    "primary " + primary->node_id + " has " + described(ph) + "; backup " +
+                                        copies[i]->node_id + " has " + described(bh),
+                                    "", std::nullopt});
+    }
+  }
+
+ private:
+  static std::string described(const PartitionHashes& h) {
+    return std::to_string(h.entries) + " entries, kv " + hex64(h.key_value_hash) + ", versions " +
+           hex64(h.version_hash);
+  }
+  const std::map<uint16_t, const NodeCheck*>& by_index_;
+  Affinity aff_;
+  CheckReport& r_;
+};
+
+// Each pair of nodes that both read their increments: A's sum for B against B's for A.
+void compare_transactions(const std::vector<NodeCheck>& maps, const std::set<uint16_t>& skip, CheckReport& r) {
+  auto get = [](const std::map<uint16_t, uint64_t>& m, uint16_t k) {
+    auto it = m.find(k);
+    return it == m.end() ? uint64_t{0} : it->second;
+  };
+  for (const NodeCheck& a : maps) {
+    if (a.increment == 0 || skip.count(a.node_index)) continue;
+    for (const NodeCheck& b : maps) {
+      if (b.node_index <= a.node_index || b.increment == 0 || skip.count(b.node_index)) continue;
+      uint64_t ab = get(a.tx_hash, b.node_index), ba = get(b.tx_hash, a.node_index);
+      if (ab == ba) continue;
+      r.findings.push_back(Finding{"transactions", a.node_id + " <-> " + b.node_id,
+                                   a.node_id + " committed " + std::to_string(get(a.tx_count, b.node_index)) +
+                                       " transactions as a primary with " + b.node_id + " (hash " + hex64(ab) +
+                                       "), " + b.node_id + " " + std::to_string(get(b.tx_count, a.node_index)) +
+                                       " with " + a.node_id + " (hash " + hex64(ba) + ")",
+                                   "", std::nullopt});
+    }
+  }
+}
+
+}  // namespace
+
 CheckReport reduce_checks(std::vector<NodeCheck> maps) {
   CheckReport r;
   for (const NodeCheck& m : maps) {
@@ -412,58 +547,37 @@ CheckReport reduce_checks(std::vector<NodeCheck> maps) {
   if (maps.empty()) return r;
   std::map<uint16_t, const NodeCheck*> by_index;
   for (const NodeCheck& m : maps) by_index[m.node_index] = &m;
-  for (size_t i = 0; i < maps.front().baseline.size(); ++i) {
-    if (!by_index.count(static_cast<uint16_t>(i))) {
-      r.findings.push_back(Finding{"structure", maps.front().baseline[i],
-                                   "a node of the baseline with no metadata or map: its copies were not checked"});
-    }
+  const NodeCheck& first = maps.front();
+  for (size_t i = 0; i < first.baseline.size(); ++i) {
+    if (by_index.count(static_cast<uint16_t>(i))) continue;
+    r.findings.push_back(Finding{"structure", first.baseline[i],
+                                 "a node of the baseline with no metadata or map: its copies were not checked", "",
+                                 std::nullopt});
+    std::vector<std::string> kinds{"partition"};
+    if (first.increment > 0) kinds.insert(kinds.end(), {"increment-partition", "transactions"});
+    r.not_compared.push_back(NotCompared{first.baseline[i], kinds, "no map of it"});
   }
-  Affinity aff(maps.front().groups, maps.front().baseline);
-  auto compare = [&](const char* kind, const CacheGroup& g, uint16_t p, auto field) {
-    const std::vector<uint16_t>& owners = aff.owners(g.id, p);
-    auto primary = by_index.find(owners.front());
-    if (primary == by_index.end()) return;
-    const auto& pmap = primary->second->*field;
-    auto ph = pmap.find(PartitionId{g.id, p});
-    if (ph == pmap.end()) return;
-    for (size_t i = 1; i < owners.size(); ++i) {
-      auto backup = by_index.find(owners[i]);
-      if (backup == by_index.end()) continue;
-      const auto& bmap = backup->second->*field;
-      auto bh = bmap.find(PartitionId{g.id, p});
-      if (bh == bmap.end() || bh->second == ph->second) continue;
-      r.findings.push_back(Finding{
-          kind, g.name + " partition " + std::to_string(p),
-          "primary " + primary->second->node_id + " has " + std::to_string(ph->second.entries) + " entries, kv " +
-              hex64(ph->second.key_value_hash) + ", versions " + hex64(ph->second.version_hash) + "; backup " +
-              backup->second->node_id + " has " + std::to_string(bh->second.entries) + " entries, kv " +
-              hex64(bh->second.key_value_hash) + ", versions " + hex64(bh->second.version_hash)});
-    }
-  };
-  for (const CacheGroup& g : maps.front().groups) {
+  // A node whose increments were not read to the end has half the hashes:
+  // comparing them would only add follow-on findings to its structure finding.
+  std::set<uint16_t> half_read;
+  for (const NodeCheck& m : maps) {
+    if (m.increment == 0 || m.increments_read) continue;
+    half_read.insert(m.node_index);
+    r.not_compared.push_back(NotCompared{m.node_id, {"increment-partition", "transactions"},
+                                         "its increments 1.." + std::to_string(m.increment) +
+                                             " were not read to the end"});
+  }
+  CopyComparison copies(by_index, first, r);
+  for (const CacheGroup& g : first.groups) {
     for (uint16_t p = 0; p < g.partitions; ++p) {
-      compare("partition", g, p, &NodeCheck::full);
-      if (g.mode == CacheMode::kTransactional) compare("increment-partition", g, p, &NodeCheck::incremental);
-    }
-  }
-  for (const NodeCheck& a : maps) {
-    if (a.increment == 0) continue;
-    for (const NodeCheck& b : maps) {
-      if (b.node_index <= a.node_index || b.increment == 0) continue;
-      auto get = [](const std::map<uint16_t, uint64_t>& m, uint16_t k) {
-        auto it = m.find(k);
-        return it == m.end() ? uint64_t{0} : it->second;
-      };
-      uint64_t ab = get(a.tx_hash, b.node_index), ba = get(b.tx_hash, a.node_index);
-      if (ab != ba) {
-        r.findings.push_back(Finding{"transactions", a.node_id + " <-> " + b.node_id,
-                                     a.node_id + " committed " + std::to_string(get(a.tx_count, b.node_index)) +
-                                         " transactions as a primary with " + b.node_id + " (hash " + hex64(ab) + "), " +
-                                         b.node_id + " " + std::to_string(get(b.tx_count, a.node_index)) + " with " +
-                                         a.node_id + " (hash " + hex64(ba) + ")"});
+      copies.run("partition", g, p, &NodeCheck::full, {}, "in the full snapshot could not be read");
+      if (g.mode == CacheMode::kTransactional && first.increment > 0) {
+        copies.run("increment-partition", g, p, &NodeCheck::incremental, half_read,
+                   "has no increment hashes in its map");
       }
     }
   }
+  compare_transactions(maps, half_read, r);
   r.nodes = std::move(maps);
   return r;
 }
@@ -496,8 +610,9 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr const char* kMapFormat = "walcut-check-map-2";         // hashes as 16 hex digits
-constexpr const char* kDecimalMapFormat = "walcut-check-map-1";  // hashes as JSON numbers
+constexpr const char* kMapFormat = "walcut-check-map-3";         // findings with file and offset, increments_read
+constexpr const char* kHexMapFormat = "walcut-check-map-2";      // hashes as 16 hex digits, findings of 3
+constexpr const char* kDecimalMapFormat = "walcut-check-map-1";  // hashes as JSON numbers, findings of 3
 
 // Reads the fields of a map file with every type, shape and range checked
 // (no exceptions): the first problem is kept, and later reads return zeros
@@ -547,6 +662,17 @@ class MapReader {
     fail(field, "not a string: " + shown(v));
     return "";
   }
+  // null: "" and nullopt.
+  std::string string_or_null(const json& v, const char* field) { return v.is_null() ? "" : string(v, field); }
+  std::optional<uint64_t> uint_or_null(const json& v, const char* field) {
+    if (v.is_null()) return std::nullopt;
+    return uint<uint64_t>(v, field);
+  }
+  bool boolean(const json& v, const char* field) {
+    if (v.is_boolean()) return v.get<bool>();
+    fail(field, "not true or false: " + shown(v));
+    return false;
+  }
   std::vector<std::string> strings(const json& v, const char* field) {
     std::vector<std::string> out;
     for (const json& e : array(v, field)) out.push_back(string(e, field));
@@ -581,11 +707,15 @@ std::string node_check_to_json(const NodeCheck& c) {
   json groups = json::array();
   for (const CacheGroup& g : c.groups) groups.push_back({g.id, g.name, static_cast<int>(g.mode), g.partitions, g.backups});
   json findings = json::array();
-  for (const Finding& f : c.findings) findings.push_back({f.kind, f.where, f.detail});
+  for (const Finding& f : c.findings) {
+    findings.push_back({f.kind, f.where, f.detail, f.file.empty() ? json(nullptr) : json(f.file),
+                        f.offset ? json(*f.offset) : json(nullptr)});
+  }
   json tx = json::array();
   for (const auto& [peer, h] : c.tx_hash) tx.push_back({peer, hex64(h), c.tx_count.at(peer)});
   json j{{"format", kMapFormat},       {"node_index", c.node_index}, {"node_id", c.node_id},
-         {"increment", c.increment},   {"baseline", c.baseline},     {"groups", groups},
+         {"increment", c.increment},   {"increments_read", c.increments_read},
+         {"baseline", c.baseline},     {"groups", groups},
          {"findings", findings},       {"full", hashes(c.full)},     {"incremental", hashes(c.incremental)},
          {"tx", tx},                   {"files", c.files},           {"segments", c.segments},
          {"entries", c.entries},       {"bytes_read", c.bytes_read}};
@@ -596,23 +726,28 @@ Result<NodeCheck> node_check_from_json(const std::string& text, const std::strin
   json j = json::parse(text, nullptr, false);
   auto format = j.is_object() ? j.find("format") : j.end();
   if (j.is_discarded() || !j.is_object() || format == j.end() ||
-      (*format != kMapFormat && *format != kDecimalMapFormat)) {
-    return Status::corruption(what + ": not a walcut check map file (format " + kMapFormat + " or " +
-                              kDecimalMapFormat + ")");
+      (*format != kMapFormat && *format != kHexMapFormat && *format != kDecimalMapFormat)) {
+    return Status::corruption(what + ": not a walcut check map file (format " + kMapFormat + ", " + kHexMapFormat +
+                              " or " + kDecimalMapFormat + ")");
   }
   MapReader r(what, *format == kDecimalMapFormat);
+  const bool current = *format == kMapFormat;
   NodeCheck c;
   c.node_index = r.uint<uint16_t>(r.member(j, "node_index"), "node_index");
   c.node_id = r.string(r.member(j, "node_id"), "node_id");
   c.increment = r.uint<uint64_t>(r.member(j, "increment"), "increment");
+  // The older formats dropped a half-read node's hashes and its increment with them.
+  c.increments_read = current ? r.boolean(r.member(j, "increments_read"), "increments_read") : c.increment > 0;
   c.baseline = r.strings(r.member(j, "baseline"), "baseline");
   for (const json& g : r.array(r.member(j, "groups"), "groups", 5)) {
     c.groups.push_back(CacheGroup{r.uint<uint32_t>(g[0], "groups"), r.string(g[1], "groups"),
                                   static_cast<CacheMode>(r.uint<uint8_t>(g[2], "groups")),
                                   r.uint<uint16_t>(g[3], "groups"), r.uint<uint16_t>(g[4], "groups")});
   }
-  for (const json& f : r.array(r.member(j, "findings"), "findings", 3)) {
-    c.findings.push_back(Finding{r.string(f[0], "findings"), r.string(f[1], "findings"), r.string(f[2], "findings")});
+  for (const json& f : r.array(r.member(j, "findings"), "findings", current ? 5 : 3)) {
+    c.findings.push_back(Finding{r.string(f[0], "findings"), r.string(f[1], "findings"), r.string(f[2], "findings"),
+                                 current ? r.string_or_null(f[3], "findings") : "",
+                                 current ? r.uint_or_null(f[4], "findings") : std::nullopt});
   }
   for (const char* field : {"full", "incremental"}) {
     auto& m = std::string(field) == "full" ? c.full : c.incremental;

@@ -22,6 +22,15 @@ struct Finding {
   std::string kind;    // "structure", "partition", "increment-partition", "transactions", "partially-committed"
   std::string where;   // file, or node / group / partition
   std::string detail;
+  std::string file;               // the file it is about; empty when it is about no one file
+  std::optional<uint64_t> offset;  // the byte offset in `file` that `detail` names, when it names one
+};
+
+// Comparisons the reduce left out because a map lacks what they need.
+struct NotCompared {
+  std::string where;               // a node (all its comparisons of `kinds`), or "<group> partition <p>"
+  std::vector<std::string> kinds;  // "partition", "increment-partition", "transactions"
+  std::string why;
 };
 
 // The map result of one node. Order-independent hashes only.
@@ -29,6 +38,7 @@ struct NodeCheck {
   uint16_t node_index = 0;
   std::string node_id;
   uint64_t increment = 0;
+  bool increments_read = false;  // increments 1..increment read to the end: incremental and tx are whole
   std::vector<Finding> findings;                          // structure problems found by the map
   std::map<PartitionId, PartitionHashes> full;            // this node's copies in the full snapshot
   std::map<PartitionId, PartitionHashes> incremental;     // entries restored from increments 1..N (TRANSACTIONAL)
@@ -52,6 +62,7 @@ struct CheckOptions {
 struct CheckReport {
   std::vector<NodeCheck> nodes;
   std::vector<Finding> findings;  // map findings and reduce conflicts
+  std::vector<NotCompared> not_compared;
   double seconds = 0;
   uint64_t bytes_read = 0;
   bool clean() const { return findings.empty(); }

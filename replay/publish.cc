@@ -55,14 +55,16 @@ Result<std::vector<TreeEntry>> tree_of(const std::string& root) {
   return tree;
 }
 
-// Fills in the files' checksums: one read of every file, in parallel.
-Status add_checksums(const std::string& root, std::vector<TreeEntry>& tree) {
+// Fills in the files' checksums: one read of every file, in parallel,
+// each counted by `progress` when there is one.
+Status add_checksums(const std::string& root, std::vector<TreeEntry>& tree, ProgressHub* progress = nullptr) {
   FirstError error;
   tbb::parallel_for(size_t{0}, tree.size(), [&](size_t i) {
     if (tree[i].dir) return;
     Result<Bytes> bytes = read_file_bytes(root + "/" + tree[i].path);
     if (!bytes.ok()) return error.set(bytes.status());
     tree[i].crc32c = crc32c(bytes.value());
+    if (progress) progress->read(tree[i].bytes, "");
   });
   return error.get();
 }
@@ -166,10 +168,11 @@ Result<std::string> make_staging(const std::string& dest, mode_t dir_mode) {
   return name;
 }
 
-}  // namespace
-
-Result<std::unique_ptr<RestoreDest>> RestoreDest::open(const std::string& dest_arg, const std::string& snapshot_dir,
-                                                       bool wait) {
+// The dest a restore into `dest_arg` publishes, with the refusals that
+// need no lock: a dest inside the snapshot, or one that exists and cannot
+// be any restore (refused before the lock file is made beside it, inside
+// another tree, say; holds() checks the rest under the lock).
+Result<std::string> dest_of(const std::string& dest_arg, const std::string& snapshot_dir) {
   if (dest_arg.empty()) return Status::invalid_argument("--dest is required");
   std::string dest = without_trailing_slash(dest_arg);
   // "d/." and ".." name a directory by a last component that is not its
@@ -182,20 +185,62 @@ Result<std::unique_ptr<RestoreDest>> RestoreDest::open(const std::string& dest_a
     return Status::invalid_argument("--dest " + dest + ": inside the snapshot " + snapshot_dir +
                                     "; restore to a directory outside it");
   }
-  // A dest that cannot be any restore is refused before the lock file is
-  // made beside it (inside another tree, say); holds() checks it all under the lock.
   std::error_code ec;
   const fs::file_status st = fs::symlink_status(dest, ec);
   if (fs::exists(st) && (!fs::is_directory(st) || (!fs::is_empty(dest, ec) && !fs::exists(dest + "/RESTORED", ec)))) {
     return Status::invalid_argument("--dest " + dest + ": exists and is not this restore; choose a new directory");
   }
+  return dest;
+}
+
+// What make_directories(dir) would meet first at a file where a directory
+// belongs (the nearest existing ancestor), making nothing.
+Status check_directories(const std::string& dir) {
+  std::error_code ec;
+  for (fs::path p = dir; !p.empty(); p = p.parent_path()) {
+    const fs::file_status st = fs::status(p, ec);
+    if (fs::exists(st)) {
+      return fs::is_directory(st) ? Status{} : Status::from_errno("create directory " + p.string(), ENOTDIR);
+    }
+    if (p == p.parent_path()) break;
+  }
+  return {};
+}
+
+// Whether `dest` holds the restore `stamp` names (see RestoreDest::holds).
+Result<bool> holds_restore(const std::string& dest, const std::string& stamp) {
+  std::error_code ec;
+  if (!fs::exists(fs::symlink_status(dest, ec))) return false;
+  // An empty directory is taken as a place to restore into: the rename of publish replaces it.
+  if (fs::is_directory(fs::symlink_status(dest, ec)) && fs::is_empty(dest, ec) && !ec) return false;
+  Result<Bytes> marker = read_file_bytes(dest + "/RESTORED");
+  if (!marker.ok() || !to_string(marker.value()).starts_with(stamp)) {
+    return Status::invalid_argument("--dest " + dest + ": exists and is not this restore; choose a new directory");
+  }
+  WALCUT_RETURN_IF_ERROR(verify_published(dest, to_string(marker.value()).substr(stamp.size())));
+  return true;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<RestoreDest>> RestoreDest::open(const std::string& dest_arg, const std::string& snapshot_dir,
+                                                       bool wait) {
+  Result<std::string> dest = dest_of(dest_arg, snapshot_dir);
+  if (!dest.ok()) return dest.status();
   // One restore into dest at a time: the lock file beside it, kept after the run.
-  const std::string parent = parent_of(dest);
-  WALCUT_RETURN_IF_ERROR(make_directories(parent));
-  Result<FileLock> lock = FileLock::lock_file(dest + ".lock", dest, wait);
+  WALCUT_RETURN_IF_ERROR(make_directories(parent_of(*dest)));
+  Result<FileLock> lock = FileLock::lock_file(*dest + ".lock", *dest, wait);
   if (!lock.ok()) return lock.status();
-  WALCUT_RETURN_IF_ERROR(remove_stale_stagings(dest));
-  return std::unique_ptr<RestoreDest>(new RestoreDest(dest, snapshot_dir, std::move(lock).value()));
+  WALCUT_RETURN_IF_ERROR(remove_stale_stagings(*dest));
+  return std::unique_ptr<RestoreDest>(new RestoreDest(*dest, snapshot_dir, std::move(lock).value()));
+}
+
+Result<bool> RestoreDest::check(const std::string& dest_arg, const std::string& snapshot_dir,
+                                const std::string& stamp) {
+  Result<std::string> dest = dest_of(dest_arg, snapshot_dir);
+  if (!dest.ok()) return dest.status();
+  WALCUT_RETURN_IF_ERROR(check_directories(parent_of(*dest)));
+  return holds_restore(*dest, stamp);
 }
 
 RestoreDest::~RestoreDest() {
@@ -203,18 +248,7 @@ RestoreDest::~RestoreDest() {
   if (!staging_.empty() && !published_) fs::remove_all(staging_, ec);  // a failed run leaves no staging behind
 }
 
-Result<bool> RestoreDest::holds(const std::string& stamp) {
-  std::error_code ec;
-  if (!fs::exists(fs::symlink_status(dest_, ec))) return false;
-  // An empty directory is taken as a place to restore into: the rename of publish replaces it.
-  if (fs::is_directory(fs::symlink_status(dest_, ec)) && fs::is_empty(dest_, ec) && !ec) return false;
-  Result<Bytes> marker = read_file_bytes(dest_ + "/RESTORED");
-  if (!marker.ok() || !to_string(marker.value()).starts_with(stamp)) {
-    return Status::invalid_argument("--dest " + dest_ + ": exists and is not this restore; choose a new directory");
-  }
-  WALCUT_RETURN_IF_ERROR(verify_published(dest_, to_string(marker.value()).substr(stamp.size())));
-  return true;
-}
+Result<bool> RestoreDest::holds(const std::string& stamp) { return holds_restore(dest_, stamp); }
 
 Result<std::string> RestoreDest::stage() {
   Result<FileModes> modes = modes_no_wider_than(snapshot_dir_);
@@ -226,11 +260,15 @@ Result<std::string> RestoreDest::stage() {
   return staging_;
 }
 
-Status RestoreDest::publish(const std::string& stamp) {
+Status RestoreDest::publish(const std::string& stamp, const std::function<void(const ReplayProgress&)>& progress) {
   // RESTORED records what is in the staging tree; reading it back runs while its writeback does.
   Result<std::vector<TreeEntry>> tree = tree_of(staging_);
   if (!tree.ok()) return tree.status();
-  WALCUT_RETURN_IF_ERROR(add_checksums(staging_, tree.value()));
+  uint64_t bytes = 0;
+  for (const TreeEntry& e : tree.value()) bytes += e.dir ? 0 : e.bytes;
+  ProgressHub hub(progress, "publish", bytes);
+  hub.report();
+  WALCUT_RETURN_IF_ERROR(add_checksums(staging_, tree.value(), &hub));
   std::string restored = stamp;
   for (const TreeEntry& e : tree.value()) restored += e.line();
   WALCUT_RETURN_IF_ERROR(sync_filesystem(staging_));  // every partition file, before RESTORED says it is whole
@@ -243,7 +281,9 @@ Status RestoreDest::publish(const std::string& stamp) {
   }
   published_ = true;
   fault::point("restore.renamed");
-  return sync_dir(parent_of(dest_));
+  WALCUT_RETURN_IF_ERROR(sync_dir(parent_of(dest_)));
+  hub.report();  // the phase's end, at its total
+  return {};
 }
 
 }  // namespace walcut

@@ -4,11 +4,13 @@
 // changed since (docs/restore.md, "Publish").
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "io/file_util.h"
 #include "io/status.h"
+#include "replay/pipeline.h"
 
 namespace walcut {
 
@@ -18,6 +20,11 @@ class RestoreDest {
   // I/O error, unless `wait`), and removes the staging directories of runs
   // into dest that died. Refuses a dest inside `snapshot_dir`.
   static Result<std::unique_ptr<RestoreDest>> open(const std::string& dest, const std::string& snapshot_dir, bool wait);
+  // What open() and holds() would decide about `dest`, with the same
+  // refusals and messages, read only: nothing made, no lock taken (a dry
+  // run). True when dest holds the restore `stamp` names. A parent that
+  // cannot be made for want of permission is left to the restore to find.
+  static Result<bool> check(const std::string& dest, const std::string& snapshot_dir, const std::string& stamp);
   ~RestoreDest();
 
   // Whether dest exists already: false when it does not or is an empty
@@ -33,8 +40,9 @@ class RestoreDest {
   // Writes RESTORED (the stamp, then every directory and file of the
   // staging tree with its size and CRC32C), syncs the filesystem and every
   // directory of the tree, and renames it to dest. The tree is never more
-  // readable than the snapshot (modes_no_wider_than).
-  Status publish(const std::string& stamp);
+  // readable than the snapshot (modes_no_wider_than). Progress: phase
+  // "publish", the tree's file bytes read for their checksums.
+  Status publish(const std::string& stamp, const std::function<void(const ReplayProgress&)>& progress);
 
   const std::string& dest() const { return dest_; }
 

@@ -410,6 +410,14 @@ Result<std::vector<SnapshotMeta>> read_bases(const RestoreOptions& o) {
   return metas;
 }
 
+// What the options ask of the snapshot (its node, groups and increment), checked
+// before anything is created, so that a usage error leaves nothing behind.
+Status check_arguments(const RestoreOptions& o) {
+  Result<std::vector<SnapshotMeta>> bases = read_bases(o);
+  if (!bases.ok()) return bases.status();
+  return o.increment > 0 ? check_increment_count(o.snapshot_dir, o.increment) : Status{};
+}
+
 // What the verify phase establishes: the plan, each node's increments and
 // the replay filters of the nodes replayed.
 struct Verified {
@@ -476,10 +484,13 @@ void count_plan(const RestoreOptions& o, const Plan& plan, RestoreReport& report
   }
 }
 
-// --dry-run: every read and check of the restore, nothing written.
-Result<RestoreReport> dry_run(const RestoreOptions& o) {
-  RestoreReport report;
+// --dry-run: every read and check of the restore, nothing written; a dest
+// the restore would refuse is refused.
+Result<RestoreReport> dry_run(const RestoreOptions& o, RestoreReport& report) {
   report.dry_run = true;
+  Result<bool> done = RestoreDest::check(o.dest, o.snapshot_dir, restore_stamp(o));
+  if (!done.ok()) return done.status();
+  report.already_restored = done.value();
   auto t = Clock::now();
   Result<Verified> verified = verify(o, "");
   if (!verified.ok()) return verified.status();
@@ -496,21 +507,14 @@ Result<RestoreReport> dry_run(const RestoreOptions& o) {
   return report;
 }
 
-}  // namespace
-
-Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
-  std::unique_ptr<tbb::global_control> limit;  // from here: verifying an existing dest reads in parallel too
-  if (options.threads > 0) {
-    limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, options.threads);
-  }
-  if (options.dry_run) return dry_run(options);
+// The restore, with the report begun.
+Result<RestoreReport> restore(const RestoreOptions& options, RestoreReport& report) {
   // The buckets' chunks go back to a pool while the restore runs
   // (replay/entry_chunks.h), and to malloc when it ends: this guard is
   // destroyed after the plan that holds the buckets.
   struct ReleasePooledChunks {
     ~ReleasePooledChunks() { ChunkPool::shared().release_free(); }
   } release_pooled_chunks;
-  RestoreReport report;
   Result<std::unique_ptr<RestoreDest>> opened = RestoreDest::open(options.dest, options.snapshot_dir, options.wait);
   if (!opened.ok()) return opened.status();
   RestoreDest& dest = **opened;
@@ -574,10 +578,27 @@ Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
   report.finish_s = since(t) + finished_early_s;
 
   t = Clock::now();
-  ProgressHub(options.progress, "publish", 0).report();
-  WALCUT_RETURN_IF_ERROR(dest.publish(stamp));
+  WALCUT_RETURN_IF_ERROR(dest.publish(stamp, options.progress));
   report.publish_s = since(t);
   return report;
+}
+
+}  // namespace
+
+Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
+  const auto start = Clock::now();
+  std::unique_ptr<tbb::global_control> limit;  // from here: verifying an existing dest reads in parallel too
+  if (options.threads > 0) {
+    limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, options.threads);
+  }
+  WALCUT_RETURN_IF_ERROR(check_arguments(options));
+  RestoreReport report;
+  report.snapshot_dir = options.snapshot_dir;
+  report.increment = options.increment;
+  report.dest = options.dest;
+  Result<RestoreReport> r = options.dry_run ? dry_run(options, report) : restore(options, report);
+  if (r.ok()) r->total_s = since(start);
+  return r;
 }
 
 }  // namespace walcut

@@ -32,11 +32,15 @@ struct RestoreOptions {
   std::function<void(const RestoreProgress&)> progress;  // from a reading thread
   const std::atomic<bool>* cancel = nullptr;             // set to stop; the result is kCancelled
   // Read and verify everything the restore would read, write nothing (no
-  // dest, lock or staging): restore_snapshot() reports what it would restore.
+  // dest, lock or staging): restore_snapshot() reports what it would restore,
+  // and refuses a dest the restore would refuse.
   bool dry_run = false;
 };
 
 struct RestoreReport {
+  std::string snapshot_dir;        // as the options name them
+  uint64_t increment = 0;
+  std::string dest;
   uint64_t nodes = 0;
   uint64_t partition_files = 0;    // written
   uint64_t segments = 0;
@@ -53,12 +57,17 @@ struct RestoreReport {
   uint64_t spill_files = 0;
   uint64_t spilled_bytes = 0;
   double verify_s = 0, replay_s = 0, finish_s = 0, publish_s = 0;  // publish: RESTORED, sync, rename
-  bool already_restored = false;   // dest held this very restore already
+  double total_s = 0;              // the whole call
+  bool already_restored = false;   // dest held this very restore already (a dry run: would do nothing)
   bool dry_run = false;            // nothing written: partition_files counts the files a restore would write
   uint64_t groups = 0;             // cache groups restored
   uint64_t partitions = 0;         // (group, partition) pairs the restored nodes hold copies of
   uint64_t partition_bytes = 0;    // the snapshot's partition files read
   std::string io_engine;
+
+  // The replay's rates: WAL block bytes (in MiB, 2^20 bytes) and entries applied, per second.
+  double replay_mib_per_s() const { return replay_s > 0 ? static_cast<double>(bytes_read) / (1 << 20) / replay_s : 0; }
+  double replay_entries_per_s() const { return replay_s > 0 ? static_cast<double>(entries_applied) / replay_s : 0; }
 };
 
 // The whole restore into options.dest (docs/restore.md): verify, replay
@@ -70,7 +79,14 @@ struct RestoreReport {
 // that holds this restore is verified against what its RESTORED file
 // records before "already restored" is believed. With `dry_run`: the same
 // reads and checks (the first damage is the error), then the report; dest
-// is not looked at.
+// is read only to refuse what the restore would refuse. What the options
+// ask of the snapshot (--node, --groups, the increment) is checked before
+// anything is created.
 Result<RestoreReport> restore_snapshot(const RestoreOptions& options);
+
+// The report as JSON text (keys sorted, indented by 2), as `walcut snapshot
+// restore --json` prints it: a dry run's report has the keys of a dry run
+// (docs/cli.md, "Dry run"), a restore's those of a restore.
+std::string to_json(const RestoreReport& report);
 
 }  // namespace walcut

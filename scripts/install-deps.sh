@@ -9,6 +9,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev libboost1.81-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libclang-rt-14-dev
+  xxd python3
 )
 
 missing=()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test: installs what is missing, then
-#   1. a normal build: all tests, the installed package (scripts/test-install.sh), the benchmarks on tiny inputs;
+#   1. a normal build: all tests, the docs' examples (scripts/doc-examples.sh), the installed package
+#      (scripts/test-install.sh), the benchmarks on tiny inputs;
 #   2. the demo, as the README's first command runs it;
 #   3. an AddressSanitizer + UndefinedBehaviorSanitizer build: all tests;
 #   4. a ThreadSanitizer build: the tests of concurrent code;
@@ -16,6 +17,9 @@ bash "$root/scripts/install-deps.sh"
 echo "== normal build"
 bash "$root/scripts/build.sh" "$root/build-test" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWALCUT_WERROR=ON -DWALCUT_BUILD_TESTS=ON -DWALCUT_BUILD_BENCH=ON
 ctest --test-dir "$root/build-test" --output-on-failure -j "$jobs"
+
+echo "== the examples in the docs"
+bash "$root/scripts/doc-examples.sh" "$root/build-test" --check
 
 bash "$root/scripts/test-install.sh" "$root/build-test"
 

@@ -59,7 +59,7 @@ void ProgressDisplay::update(const ReplayProgress& p) {
   }
   if (!seen_) {
     phase_ = p.phase;
-    phase_start_ = now;
+    phase_start_ = phase_starts_.try_emplace(phase_, now).first->second;  // a phase that comes back goes on
   }
   last_ = p;
   shown_ = false;

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -50,6 +51,7 @@ class ProgressDisplay {
   bool stopped_ = false, drawn_ = false, seen_ = false, shown_ = false;  // shown_: the latest state is drawn
   ReplayProgress last_;
   std::string phase_;
+  std::map<std::string, Clock::time_point> phase_starts_;  // when each phase first showed: rates span it whole
   Clock::time_point start_, phase_start_, drawn_at_;
   std::thread ticker_;
 };

@@ -3,7 +3,6 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdio>
 
 #include "io/file_util.h"
@@ -40,28 +39,10 @@ constexpr double kMiB = 1 << 20;
 double mib(uint64_t bytes) { return static_cast<double>(bytes) / kMiB; }
 
 // What a dry run found it would restore.
-int print_dry_run(const RestoreReport& x, const RestoreArgs& a) {
-  if (a.json) {
-    nlohmann::json j{{"dry_run", true},
-                     {"snapshot", a.snapshot},
-                     {"increment", a.increment},
-                     {"nodes", x.nodes},
-                     {"groups", x.groups},
-                     {"partitions", x.partitions},
-                     {"partition_files", x.partition_files},
-                     {"partition_bytes", x.partition_bytes},
-                     {"segments", x.segments},
-                     {"blocks", x.blocks},
-                     {"bytes_read", x.bytes_read},
-                     {"entries_applied", x.entries_applied},
-                     {"entries_filtered", x.entries_filtered},
-                     {"peer_nodes", x.peer_nodes},
-                     {"peer_bytes_read", x.peer_bytes_read}};
-    std::printf("%s\n", j.dump(2).c_str());
-    return kExitOk;
-  }
+void print_dry_run(const RestoreReport& x, const RestoreArgs& a) {
   std::printf("dry run: %s up to increment %llu verified; nothing written\n", a.snapshot.c_str(),
               static_cast<unsigned long long>(a.increment));
+  if (x.already_restored) std::printf("  %s already holds this restore: it would do nothing\n", a.dest.c_str());
   std::printf("  would restore    %s, %s, %s (%s, %.1f MiB read)\n", count_of(x.nodes, "node").c_str(),
               count_of(x.groups, "group").c_str(), count_of(x.partitions, "partition").c_str(),
               count_of(x.partition_files, "partition file").c_str(), mib(x.partition_bytes));
@@ -73,7 +54,6 @@ int print_dry_run(const RestoreReport& x, const RestoreArgs& a) {
     std::printf("  peers            %s read for their ATOMIC copies (%.1f MiB)\n",
                 count_of(x.peer_nodes, "node").c_str(), mib(x.peer_bytes_read));
   }
-  return kExitOk;
 }
 
 // The restore's options from the flags; a --memory-limit that is not a size is a usage error.
@@ -100,39 +80,6 @@ Result<RestoreOptions> restore_options(const RestoreArgs& a) {
   return o;
 }
 
-double replay_mib_per_s(const RestoreReport& x) {
-  return x.replay_s > 0 ? static_cast<double>(x.bytes_read) / kMiB / x.replay_s : 0;
-}
-double replay_entries_per_s(const RestoreReport& x) {
-  return x.replay_s > 0 ? static_cast<double>(x.entries_applied) / x.replay_s : 0;
-}
-
-void print_restore_json(const RestoreArgs& a, const RestoreReport& x, double total_s) {
-  nlohmann::json j{{"dest", a.dest},
-                   {"already_restored", x.already_restored},
-                   {"nodes", x.nodes},
-                   {"partition_files", x.partition_files},
-                   {"segments", x.segments},
-                   {"blocks", x.blocks},
-                   {"records", x.records},
-                   {"entries_applied", x.entries_applied},
-                   {"entries_filtered", x.entries_filtered},
-                   {"atomic_repaired", x.atomic_repaired},
-                   {"bytes_read", x.bytes_read},
-                   {"peer_nodes", x.peer_nodes},
-                   {"peer_bytes_read", x.peer_bytes_read},
-                   {"memory_limit", x.memory_limit},
-                   {"routed_bytes_peak", x.routed_bytes_peak},
-                   {"spill_files", x.spill_files},
-                   {"spilled_bytes", x.spilled_bytes},
-                   {"io_engine", x.io_engine},
-                   {"seconds", {{"verify", x.verify_s}, {"replay", x.replay_s}, {"finish", x.finish_s},
-                                {"publish", x.publish_s}, {"total", total_s}}},
-                   {"replay_mib_per_s", replay_mib_per_s(x)},
-                   {"entries_per_s", replay_entries_per_s(x)}};
-  std::printf("%s\n", j.dump(2).c_str());
-}
-
 void print_restore_text(const RestoreArgs& a, const RestoreReport& x) {
   if (x.already_restored) {
     std::printf("%s already holds this restore; nothing to do\n", a.dest.c_str());
@@ -156,7 +103,7 @@ void print_restore_text(const RestoreArgs& a, const RestoreReport& x) {
               mib(x.spilled_bytes));
   std::printf("  time             verify %.3fs, replay %.3fs, finish %.3fs, publish %.3fs\n", x.verify_s, x.replay_s,
               x.finish_s, x.publish_s);
-  std::printf("  replay           %.1f MiB/s, %.0f entries/s\n", replay_mib_per_s(x), replay_entries_per_s(x));
+  std::printf("  replay           %.1f MiB/s, %.0f entries/s\n", x.replay_mib_per_s(), x.replay_entries_per_s());
 }
 
 int run_restore(const RestoreArgs& a) {
@@ -165,14 +112,13 @@ int run_restore(const RestoreArgs& a) {
   if (!o.ok()) return fail(o.status());
   ProgressDisplay progress(a.progress);
   o->progress = progress.callback();
-  auto t0 = std::chrono::steady_clock::now();
   Result<RestoreReport> r = restore_snapshot(o.value());
-  double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   progress.stop();
   if (!r.ok()) return fail(r.status());
-  if (a.dry_run) return print_dry_run(r.value(), a);
   if (a.json) {
-    print_restore_json(a, r.value(), total_s);
+    std::printf("%s\n", to_json(r.value()).c_str());
+  } else if (a.dry_run) {
+    print_dry_run(r.value(), a);
   } else {
     print_restore_text(a, r.value());
   }
@@ -195,15 +141,30 @@ struct CheckArgs {
 void print_report(const CheckReport& r, const CheckArgs& a, uint64_t increment) {
   const bool reduced = !a.reduce.empty();
   if (a.json) {
-    nlohmann::json nodes = nlohmann::json::array(), findings = nlohmann::json::array();
+    using json = nlohmann::json;
+    json nodes = json::array(), findings = json::array(), not_compared = json::array();
     for (const NodeCheck& n : r.nodes) {
       nodes.push_back({{"node", n.node_id}, {"files", n.files}, {"segments", n.segments}, {"entries", n.entries},
                        {"bytes_read", n.bytes_read}});
     }
-    for (const Finding& f : r.findings) findings.push_back({{"kind", f.kind}, {"where", f.where}, {"detail", f.detail}});
-    nlohmann::json j{{"snapshot", reduced ? nlohmann::json(nullptr) : nlohmann::json(a.snapshot)},
-                     {"increment", increment}, {"clean", r.clean()}, {"nodes", nodes},
-                     {"findings", findings}, {"seconds", r.seconds}, {"bytes_read", r.bytes_read}};
+    for (const Finding& f : r.findings) {
+      findings.push_back({{"kind", f.kind},
+                          {"where", f.where},
+                          {"detail", f.detail},
+                          {"file", f.file.empty() ? json(nullptr) : json(f.file)},
+                          {"offset", f.offset ? json(*f.offset) : json(nullptr)}});
+    }
+    for (const NotCompared& n : r.not_compared) {
+      not_compared.push_back({{"where", n.where}, {"kinds", n.kinds}, {"why", n.why}});
+    }
+    json j{{"snapshot", reduced ? json(nullptr) : json(a.snapshot)},
+           {"increment", increment},
+           {"clean", r.clean()},
+           {"nodes", nodes},
+           {"findings", findings},
+           {"not_compared", not_compared},
+           {"seconds", r.seconds},
+           {"bytes_read", r.bytes_read}};
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
@@ -215,6 +176,11 @@ void print_report(const CheckReport& r, const CheckArgs& a, uint64_t increment) 
                 count_of(n.segments, "segment").c_str(), count_of(n.entries, "entry", "entries").c_str());
   }
   for (const Finding& f : r.findings) std::printf("%s: %s: %s\n", f.kind.c_str(), f.where.c_str(), f.detail.c_str());
+  for (const NotCompared& n : r.not_compared) {
+    std::string kinds;
+    for (const std::string& k : n.kinds) kinds += (kinds.empty() ? "" : ", ") + k;
+    std::printf("not compared: %s: %s (%s)\n", n.where.c_str(), kinds.c_str(), n.why.c_str());
+  }
   const std::string verdict = r.clean() ? "clean" : count_of(r.findings.size(), "problem") + " found";
   std::printf("%s (%.1f MiB read in %.2f s)\n", verdict.c_str(), mib(r.bytes_read), r.seconds);
 }

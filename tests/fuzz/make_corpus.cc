@@ -216,7 +216,11 @@ void check_maps(const std::string& out) {
   c.increment = 2;
   c.baseline = {"node0", "node1"};
   c.groups = groups();
-  c.findings = {Finding{"structure", "snp/db/node1/tx0/part-1.bin", "checksum differs from the manifest"}};
+  c.increments_read = true;
+  c.findings = {Finding{"structure", "snp/db/node1/tx0/part-1.bin",
+                        "checksum differs from the manifest; block checksum mismatch at offset 24",
+                        "snp/db/node1/tx0/part-1.bin", 24},
+                Finding{"increment-partition", "tx0 partition 1", "primary node0 differs", "", std::nullopt}};
   c.full[PartitionId{1, 1}] = PartitionHashes{2, 0x0123456789abcdefull, 0xfedcba9876543210ull};
   c.incremental[PartitionId{1, 1}] = PartitionHashes{3, 5, 6};
   c.tx_hash[0] = 0x8000000000000001ull;
@@ -228,6 +232,7 @@ void check_maps(const std::string& out) {
   put(out + "/check_map", "node1", as_bytes(node_check_to_json(c)));
   c.findings.clear();
   c.increment = 0;
+  c.increments_read = false;
   c.incremental.clear();
   c.tx_hash.clear();
   c.tx_count.clear();

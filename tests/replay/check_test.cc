@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "cut/increment.h"
@@ -154,13 +155,46 @@ TEST_F(CheckTest, TruncatedPartitionFile) {
   EXPECT_TRUE(found(r, "structure", f)) << dump(r);
 }
 
-TEST_F(CheckTest, FlippedByteInAPartitionFile) {
+// As `walcut dump` names the same damage: the file and the offset of its block.
+TEST_F(CheckTest, FlippedByteInAPartitionFileIsNamedWithItsOffset) {
   std::string f = some_partition_file("node0");
   Bytes b = testing::read_file(f);
   b[b.size() / 2] ^= std::byte{0x04};
   testing::write_file(f, b);
   CheckReport r = check(snap_);
-  EXPECT_TRUE(found(r, "structure", f)) << dump(r);
+  ASSERT_EQ(r.findings.size(), 1u) << dump(r);
+  const Finding& x = r.findings[0];
+  EXPECT_EQ(x.kind, "structure");
+  EXPECT_EQ(x.file, f);
+  ASSERT_TRUE(x.offset.has_value()) << dump(r);
+  EXPECT_LE(*x.offset, b.size() / 2);
+  EXPECT_NE(x.detail.find("checksum differs from the manifest"), std::string::npos) << x.detail;
+  EXPECT_NE(x.detail.find("at offset " + std::to_string(*x.offset)), std::string::npos) << x.detail;
+  Result<PartitionFile> read = read_partition_file(f);
+  ASSERT_FALSE(read.ok());
+  EXPECT_NE(read.status().message().find("at offset " + std::to_string(*x.offset)), std::string::npos)
+      << read.status().message();
+}
+
+// The file a finding is about and the offset in it, apart from the
+// message; neither for what is not a file, no offset where none is known.
+TEST_F(CheckTest, FindingsNameTheirFileAndOffsetApartFromTheMessage) {
+  std::string missing = some_partition_file("node1");
+  fs::remove(missing);
+  std::string s = segment(1, "node2", 0);
+  Bytes b = testing::read_file(s);
+  b[5000] ^= std::byte{0x01};
+  testing::write_file(s, b);
+  CheckReport r = check(snap_);
+  ASSERT_EQ(r.findings.size(), 2u) << dump(r);
+  EXPECT_EQ(r.findings[0].file, missing);
+  EXPECT_FALSE(r.findings[0].offset.has_value());
+  EXPECT_EQ(r.findings[1].where, "node2 increments 1..2");
+  EXPECT_EQ(r.findings[1].file, s);
+  ASSERT_TRUE(r.findings[1].offset.has_value()) << dump(r);
+  EXPECT_LE(*r.findings[1].offset, 5000u);
+  EXPECT_NE(r.findings[1].detail.find(s + " at offset " + std::to_string(*r.findings[1].offset)), std::string::npos)
+      << dump(r);
 }
 
 TEST_F(CheckTest, FlippedByteInASegment) {
@@ -199,6 +233,75 @@ TEST_F(CheckTest, SegmentOfAnotherSnapshot) {
   fs::copy_file(theirs, mine, fs::copy_options::overwrite_existing);
   CheckReport r = check(snap_);
   EXPECT_TRUE(found(r, "structure", "segment of cluster")) << dump(r);
+}
+
+// A node whose increments were not read to the end (a segment missing, cut
+// short or damaged) keeps half-read hashes: it is left out of the
+// increment-partition and transactions comparisons, so the one structure
+// finding is all that is found, and the report says what was not compared.
+TEST_F(CheckTest, ANodeWhoseIncrementsWereNotReadIsLeftOutOfTheirComparisonsAndTheReportSaysSo) {
+  struct Damage {
+    const char* what;
+    std::string node;
+    std::function<void(const std::string& snap)> plant;
+  };
+  auto file_in = [&](const std::string& snap, uint64_t k, const std::string& node, size_t i) {
+    return snap + segment(k, node, i).substr(snap_.size());
+  };
+  const std::vector<Damage> damages{
+      {"a segment missing", "node0", [&](const std::string& snap) { fs::remove(file_in(snap, 2, "node0", 1)); }},
+      {"a segment cut short", "node1",
+       [&](const std::string& snap) { fs::resize_file(file_in(snap, 1, "node1", 0), 8192); }},
+      {"a flipped byte in a segment", "node1",
+       [&](const std::string& snap) {
+         Bytes b = testing::read_file(file_in(snap, 1, "node1", 0));
+         b[5000] ^= std::byte{0x01};
+         testing::write_file(file_in(snap, 1, "node1", 0), b);
+       }},
+  };
+  for (const Damage& d : damages) {
+    SCOPED_TRACE(d.what);
+    TempDir copy;
+    const std::string snap = copy.path() + "/snp";
+    fs::copy(snap_, snap, fs::copy_options::recursive);
+    d.plant(snap);
+    CheckReport r = check(snap);
+    ASSERT_EQ(r.findings.size(), 1u) << dump(r);
+    EXPECT_EQ(r.findings[0].kind, "structure") << dump(r);
+    ASSERT_EQ(r.not_compared.size(), 1u) << dump(r);
+    EXPECT_EQ(r.not_compared[0].where, d.node);
+    EXPECT_EQ(r.not_compared[0].kinds, (std::vector<std::string>{"increment-partition", "transactions"}));
+    EXPECT_NE(r.not_compared[0].why.find("increments 1..2"), std::string::npos) << r.not_compared[0].why;
+    // The same from map files: the damaged node's map is still one of increment 2.
+    std::vector<NodeCheck> maps;
+    CheckOptions o;
+    o.snapshot_dir = snap;
+    o.increment = 2;
+    const std::vector<SnapshotMeta> metas = read_snapshot_metas(snap).value();
+    for (const SnapshotMeta& m : metas) {
+      NodeCheck c = node_check_from_json(node_check_to_json(map_node(o, m.node_id).value()), m.node_id).value();
+      EXPECT_EQ(c.increment, 2u) << m.node_id;
+      maps.push_back(std::move(c));
+    }
+    CheckReport reduced = reduce_checks(std::move(maps));
+    EXPECT_EQ(dump(reduced), dump(r));
+    ASSERT_EQ(reduced.not_compared.size(), 1u);
+    EXPECT_EQ(reduced.not_compared[0].where, d.node);
+  }
+}
+
+// A partition copy missing from the full snapshot is not compared with the
+// other copies, and the report says which.
+TEST_F(CheckTest, APartitionCopyNotReadIsNamedAsNotCompared) {
+  std::string f = some_partition_file("node1");
+  fs::remove(f);
+  CheckReport r = check(snap_, 0);
+  ASSERT_EQ(r.findings.size(), 1u) << dump(r);
+  ASSERT_EQ(r.not_compared.size(), 1u) << dump(r);
+  EXPECT_EQ(r.not_compared[0].kinds, std::vector<std::string>{"partition"});
+  const std::string group = fs::path(f).parent_path().filename().string();
+  EXPECT_EQ(r.not_compared[0].where.rfind(group + " partition ", 0), 0u) << r.not_compared[0].where;
+  EXPECT_NE(r.not_compared[0].why.find("node1"), std::string::npos) << r.not_compared[0].why;
 }
 
 // Rewrites a backup's copy with one value changed, keeping its file and the
@@ -338,6 +441,35 @@ TEST(CheckMapFile, RefusesArraysOfTheWrongLength) {
   EXPECT_FALSE(node_check_from_json(map_with("full", "[[1, 2, 3]]"), "m.json").ok());
   EXPECT_FALSE(node_check_from_json(map_with("tx", "[[0, 6]]"), "m.json").ok());
   EXPECT_FALSE(node_check_from_json(map_with("findings", R"([["structure", "x"]])"), "m.json").ok());
+}
+
+TEST(CheckMapFile, KeepsTheFindingsFileAndOffsetAndWhetherIncrementsWereRead) {
+  NodeCheck c = node_check_from_json(map_with("increment", "2"), "m.json").value();
+  c.findings = {Finding{"structure", "s/db/node1/tx0/part-1.bin", "at offset 24", "s/db/node1/tx0/part-1.bin", 24},
+                Finding{"transactions", "node0 <-> node1", "differ", "", std::nullopt}};
+  for (bool read : {false, true}) {
+    c.increments_read = read;
+    NodeCheck back = node_check_from_json(node_check_to_json(c), "m.json").value();
+    EXPECT_EQ(back.increments_read, read);
+    ASSERT_EQ(back.findings.size(), 2u);
+    EXPECT_EQ(back.findings[0].file, "s/db/node1/tx0/part-1.bin");
+    EXPECT_EQ(back.findings[0].offset, std::optional<uint64_t>(24));
+    EXPECT_EQ(back.findings[1].file, "");
+    EXPECT_FALSE(back.findings[1].offset.has_value());
+  }
+  EXPECT_FALSE(node_check_from_json(map_with("findings", R"([["structure", "x", "y"]])"), "m.json").ok());
+  EXPECT_FALSE(node_check_from_json(map_with("findings", R"([["structure", "x", "y", null, -1]])"), "m.json").ok());
+  EXPECT_FALSE(node_check_from_json(map_with("findings", R"([["structure", "x", "y", 3, null]])"), "m.json").ok());
+  EXPECT_FALSE(node_check_from_json(map_with("increments_read", "1"), "m.json").ok());
+  // walcut-check-map-2: findings of three; a half-read node's map had increment 0.
+  nlohmann::json older = nlohmann::json::parse(map_with("findings", R"([["structure", "x", "y"]])"));
+  older["format"] = "walcut-check-map-2";
+  older.erase("increments_read");
+  older["increment"] = 2;
+  NodeCheck old = node_check_from_json(older.dump(), "m.json").value();
+  EXPECT_TRUE(old.increments_read);
+  EXPECT_EQ(old.findings.at(0).detail, "y");
+  EXPECT_EQ(old.findings.at(0).file, "");
 }
 
 TEST(CheckMapFile, RefusesGroupsRestoreWouldRefuse) {

@@ -804,5 +804,45 @@ TEST(Restore, AMemoryLimitSpillsAndRestoresTheSameBytes) {
   }
 }
 
+// to_json(RestoreReport) names every key `walcut snapshot restore --json`
+// prints (docs/cli.md), a restore's or a dry run's, from the report alone.
+TEST(RestoreReportJson, HasTheKeysOfARestoreOrOfADryRun) {
+  RestoreReport x;
+  x.snapshot_dir = "snaps/snp";
+  x.increment = 2;
+  x.dest = "out";
+  x.nodes = 4;
+  x.entries_applied = 3000;
+  x.bytes_read = 3 << 20;
+  x.replay_s = 1.5;
+  x.total_s = 2.25;
+  x.io_engine = "pread";
+  const nlohmann::json restored = nlohmann::json::parse(to_json(x));
+  std::set<std::string> keys;
+  for (const auto& [k, v] : restored.items()) keys.insert(k);
+  EXPECT_EQ(keys, (std::set<std::string>{"already_restored", "atomic_repaired", "blocks", "bytes_read", "dest",
+                                         "entries_applied", "entries_filtered", "entries_per_s", "io_engine",
+                                         "memory_limit", "nodes", "partition_files", "peer_bytes_read", "peer_nodes",
+                                         "records", "replay_mib_per_s", "routed_bytes_peak", "seconds", "segments",
+                                         "spill_files", "spilled_bytes"}));
+  EXPECT_EQ(restored["dest"], "out");
+  EXPECT_EQ(restored["seconds"]["total"], 2.25);
+  EXPECT_EQ(restored["seconds"]["replay"], 1.5);
+  EXPECT_EQ(restored["replay_mib_per_s"], 2.0);
+  EXPECT_EQ(restored["entries_per_s"], 2000.0);
+  x.dry_run = true;
+  x.already_restored = true;
+  const nlohmann::json dry = nlohmann::json::parse(to_json(x));
+  keys.clear();
+  for (const auto& [k, v] : dry.items()) keys.insert(k);
+  EXPECT_EQ(keys, (std::set<std::string>{"already_restored", "blocks", "bytes_read", "dry_run", "entries_applied",
+                                         "entries_filtered", "groups", "increment", "nodes", "partition_bytes",
+                                         "partition_files", "partitions", "peer_bytes_read", "peer_nodes", "segments",
+                                         "snapshot"}));
+  EXPECT_EQ(dry["snapshot"], "snaps/snp");
+  EXPECT_EQ(dry["increment"], 2);
+  EXPECT_EQ(dry["already_restored"], true);
+}
+
 }  // namespace
 }  // namespace walcut

@@ -147,7 +147,7 @@ TEST_F(CliOnASnapshot, MapFilesCarryHashesAsHexStringsAndReduceLikeTheWholeCheck
     std::string out = run("snapshot check " + snap_ + " --increment 2 --node " + node + " --map-out " + file, &code);
     ASSERT_EQ(code, 0) << out;
     json j = json::parse(text_of(file));
-    EXPECT_EQ(j["format"], "walcut-check-map-2");
+    EXPECT_EQ(j["format"], "walcut-check-map-3");
     ASSERT_FALSE(j["full"].empty());
     for (const char* field : {"full", "incremental"}) {
       for (const json& h : j[field]) {

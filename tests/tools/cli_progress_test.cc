@@ -334,6 +334,83 @@ TEST_F(CliProgress, DryRunReportsWhatItWouldRestoreAndWritesNothing) {
   EXPECT_NE(out.find("would restore    3 nodes"), std::string::npos) << out;
 }
 
+// Each case: a --dest the restore refuses; the dry run refuses it with the
+// same message and exit status, and writes nothing (checked first, so that
+// the restore's run cannot have made what the dry run then finds).
+TEST_F(CliProgress, DryRunRefusesADestTheRestoreWouldRefuse) {
+  const std::string restored = tmp_.file("restored");
+  int code = -1;
+  std::string out = walcut("snapshot restore " + snap() + " --increment 2 --dest " + restored, &code);
+  ASSERT_EQ(code, 0) << out;
+  fs::create_directories(tmp_.file("full"));
+  std::ofstream(tmp_.file("full/mine.txt")) << "keep me\n";
+  std::ofstream(tmp_.file("a-file")) << "x\n";
+  const std::vector<std::string> dests{tmp_.file("full"), tmp_.file("a-file"), tmp_.file("a-file/below"),
+                                       snap() + "/inside", restored + "/node0"};
+  for (const std::string& dest : dests) {
+    const std::string before = tree_of(tmp_.path());
+    int dry_code = -1;
+    const std::string dry = walcut("snapshot restore " + snap() + " --increment 2 --dry-run --dest " + dest, &dry_code);
+    EXPECT_EQ(tree_of(tmp_.path()), before) << dest << ": the dry run wrote something";
+    const std::string real = walcut("snapshot restore " + snap() + " --increment 2 --dest " + dest, &code);
+    EXPECT_NE(code, 0) << dest << ": " << real;
+    EXPECT_EQ(dry_code, code) << dest << "\ndry run: " << dry << "restore: " << real;
+    EXPECT_EQ(dry, real) << dest;
+  }
+  // A published restore changed since: refused (exit 3) by both, as the rerun verifies it.
+  fs::remove_all(restored + "/node1");
+  int dry_code = -1;
+  const std::string dry = walcut("snapshot restore " + snap() + " --increment 2 --dry-run --dest " + restored, &dry_code);
+  const std::string real = walcut("snapshot restore " + snap() + " --increment 2 --dest " + restored, &code);
+  EXPECT_EQ(code, 3) << real;
+  EXPECT_EQ(dry_code, 3) << dry;
+  EXPECT_EQ(dry, real);
+}
+
+TEST_F(CliProgress, DryRunIntoARestoreThatIsDoneSaysSo) {
+  const std::string restored = tmp_.file("restored");
+  int code = -1;
+  std::string out = walcut("snapshot restore " + snap() + " --increment 2 --dest " + restored, &code);
+  ASSERT_EQ(code, 0) << out;
+  out = walcut("snapshot restore " + snap() + " --increment 2 --dry-run --dest " + restored, &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find(restored + " already holds this restore"), std::string::npos) << out;
+  out = walcut("snapshot restore " + snap() + " --increment 2 --dry-run --json --dest " + restored, &code);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_EQ(json::parse(out)["already_restored"], true) << out;
+}
+
+// Replay and finish alternate (a node's partitions are finished after its
+// replay): each phase's rates are over its whole span, not reset each time
+// it comes back, so its last line does not say 0 per second.
+TEST_F(CliProgress, RatesOfAPhaseThatComesBackCoverItsWholeSpan) {
+  std::string err;
+  int code = -1;
+  walcut_split("snapshot restore " + snap() + " --increment 2 --progress=json --dest " + tmp_.file("d"), tmp_, &err,
+               &code);
+  ASSERT_EQ(code, 0) << err;
+  const json replay = last_of(progress_lines(err), "replay");
+  ASSERT_TRUE(replay.is_object()) << err;
+  EXPECT_GT(replay["bytes_per_s"].get<uint64_t>(), 0u) << err;
+  EXPECT_GT(replay["entries_per_s"].get<uint64_t>(), 0u) << err;
+}
+
+TEST_F(CliProgress, ThePublishPhaseEndsAtItsTotalAsTheOthersDo) {
+  std::string err;
+  int code = -1;
+  walcut_split("snapshot restore " + snap() + " --increment 2 --progress=json --dest " + tmp_.file("d"), tmp_, &err,
+               &code);
+  ASSERT_EQ(code, 0) << err;
+  const std::vector<json> lines = progress_lines(err);
+  const json publish = last_of(lines, "publish");
+  ASSERT_TRUE(publish.is_object()) << err;
+  EXPECT_GT(publish["bytes_total"].get<uint64_t>(), 0u) << err;
+  EXPECT_EQ(publish["bytes_done"], publish["bytes_total"]) << err;
+  EXPECT_EQ(lines.back(), publish) << "publish is the last phase";
+  EXPECT_GT(std::count_if(lines.begin(), lines.end(), [](const json& j) { return j["phase"] == "publish"; }), 1)
+      << "its start and its end: " << err;
+}
+
 TEST_F(CliProgress, DryRunFindsDamageInTheLastIncrementBeforeAnyReplay) {
   const std::string copy = damaged_copy();
   const std::string segment = last_increment_segment(copy, 2);

@@ -85,6 +85,21 @@ TEST_F(CliSnapshot, AnEmptyNodeOrMemoryLimitIsAUsageErrorNotTheDefault) {
   }
 }
 
+// What the arguments ask of the snapshot is checked before anything is
+// made: a refused --node, --groups or --increment leaves no lock file and
+// no parent directories behind.
+TEST_F(CliSnapshot, AnArgumentTheSnapshotRefusesLeavesNoLockOrDirectoriesBehind) {
+  const std::string parent = tmp_.file("new"), dest = parent + "/deeper/d";
+  for (const std::string& args : std::vector<std::string>{"--increment 2 --node nodeX", "--increment 2 --groups nope",
+                                                          "--increment 3", "--node nodeX --dry-run"}) {
+    int code = -1;
+    const std::string out = walcut("snapshot restore " + snap() + " " + args + " --dest " + dest, &code);
+    EXPECT_EQ(code, 2) << args << "\n" << out;
+    EXPECT_NE(out.find("Invalid argument: --"), std::string::npos) << args << "\n" << out;
+    EXPECT_FALSE(fs::exists(parent)) << args << ": " << parent << " was made";
+  }
+}
+
 TEST_F(CliSnapshot, AMemoryLimitPastTheSignedRangeIsNoLimit) {
   int code = -1;
   const std::string limit = " --memory-limit 18446744073709551615";  // 2^64 - 1 bytes
@@ -225,6 +240,81 @@ TEST_F(CliSnapshot, ReduceReportsTheIncrementItsMapsWereMadeForAndRefusesMixedOn
   EXPECT_NE(
       out.find(tmp_.file("node2.json") + ": a map of increment 1, and " + tmp_.file("node0.json") + " of increment 2"),
       std::string::npos)
+      << out;
+}
+
+// A copy of the snapshot with `segment` of `node` in increment `k` changed at byte 5000.
+std::string with_flipped_segment_byte(const std::string& snap, const std::string& copy, uint64_t k,
+                                      const std::string& node) {
+  fs::copy(snap, copy, fs::copy_options::recursive);
+  const std::vector<IncrementMeta> metas = read_increment_metas(copy, k).value();
+  for (const IncrementMeta& m : metas) {
+    if (m.node_id != node) continue;
+    const std::string seg = increment_dir(copy, k) + "/" + m.files.at(0).path;
+    std::fstream f(seg, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(5000);
+    char c = 0;
+    f.get(c);
+    f.seekp(5000);
+    f.put(static_cast<char>(c ^ 1));
+    return seg;
+  }
+  return "";
+}
+
+// The report's lines after the header, without the last (its time).
+std::string findings_of(const std::string& report) {
+  const size_t first = report.find('\n'), last = report.rfind('\n', report.size() - 2);
+  return first == std::string::npos || last <= first ? report : report.substr(first + 1, last - first);
+}
+
+TEST_F(CliSnapshot, ReduceOfTheMapsOfADamagedSnapshotFindsWhatTheWholeCheckFinds) {
+  const std::string copy = tmp_.file("snp");
+  ASSERT_FALSE(with_flipped_segment_byte(snap(), copy, 1, "node1").empty());
+  int code = -1;
+  const std::string whole = walcut("snapshot check " + copy + " --increment 2", &code);
+  EXPECT_EQ(code, 1) << whole;
+  EXPECT_NE(whole.find("\nnot compared: node1: increment-partition, transactions (its increments 1..2 were not "
+                       "read to the end)\n"),
+            std::string::npos)
+      << whole;
+  std::string maps;
+  for (const std::string node : {"node0", "node1", "node2"}) {
+    const std::string map = tmp_.file(node + ".json");
+    std::string out = walcut("snapshot check " + copy + " --increment 2 --node " + node + " --map-out " + map, &code);
+    ASSERT_EQ(code, 0) << out;
+    maps += " " + map;
+  }
+  const std::string reduced = walcut("snapshot check --reduce" + maps, &code);
+  EXPECT_EQ(code, 1) << reduced;
+  EXPECT_EQ(reduced.rfind("checked the maps of 3 nodes with increments 1..2\n", 0), 0u) << reduced;
+  EXPECT_EQ(findings_of(reduced), findings_of(whole));
+}
+
+TEST_F(CliSnapshot, CheckJsonFindingsCarryTheirFileAndOffset) {
+  const std::string copy = tmp_.file("snp");
+  const std::string seg = with_flipped_segment_byte(snap(), copy, 1, "node2");
+  const SnapshotMeta b = read_snapshot_metas(copy).value()[0];
+  const std::string removed = copy + "/" + b.files.front().path;
+  fs::remove(removed);
+  int code = -1;
+  std::string out = walcut("snapshot check --json --increment 2 " + copy, &code);
+  EXPECT_EQ(code, 1) << out;
+  json report = json::parse(out);
+  ASSERT_EQ(report["findings"].size(), 2u) << out;
+  const json& missing = report["findings"][0];
+  EXPECT_EQ(missing["file"], removed) << out;
+  EXPECT_TRUE(missing["offset"].is_null()) << out;
+  const json& damaged = report["findings"][1];
+  EXPECT_EQ(damaged["file"], seg) << out;
+  ASSERT_TRUE(damaged["offset"].is_number_unsigned()) << out;
+  EXPECT_NE(damaged["detail"].get<std::string>().find(seg + " at offset " + damaged["offset"].dump()),
+            std::string::npos)
+      << out;
+  ASSERT_EQ(report["not_compared"].size(), 2u) << out;
+  EXPECT_EQ(report["not_compared"][0], (json{{"where", "node2"},
+                                             {"kinds", {"increment-partition", "transactions"}},
+                                             {"why", "its increments 1..2 were not read to the end"}}))
       << out;
 }
 
