@@ -198,6 +198,10 @@ int run_check(const CheckArgs& a) {
   o.progress = progress.callback();
   if (!a.map_out.empty()) {  // the map of one node, to a file
     if (a.node.empty()) return fail(Status::invalid_argument("--map-out needs --node"));
+    if (path_is_within(a.map_out, a.snapshot)) {  // it would overwrite what it checks
+      return fail(Status::invalid_argument("--map-out " + a.map_out + ": inside the snapshot " + a.snapshot +
+                                           "; write the map outside it"));
+    }
     Result<NodeCheck> c = map_node(o, a.node);
     progress.stop();
     if (!c.ok()) return fail(c.status());
@@ -216,6 +220,12 @@ int run_check(const CheckArgs& a) {
       if (!text.ok()) return fail(text.status());
       Result<NodeCheck> c = node_check_from_json(to_string(text.value()), f);
       if (!c.ok()) return fail(c.status());
+      for (size_t i = 0; i < maps.size(); ++i) {  // counted twice, a node would hide a missing one
+        if (maps[i].node_id == c->node_id) {
+          return fail(Status::invalid_argument(f + ": a second map of " + c->node_id + " (the first: " + a.reduce[i] +
+                                               "); reduce one map per node"));
+        }
+      }
       if (!maps.empty() && c->increment != maps.front().increment) {  // their hashes cover different changes
         return fail(Status::invalid_argument(f + ": a map of increment " + std::to_string(c->increment) + ", and " +
                                              a.reduce.front() + " of increment " +

@@ -243,6 +243,44 @@ TEST_F(CliSnapshot, ReduceReportsTheIncrementItsMapsWereMadeForAndRefusesMixedOn
       << out;
 }
 
+TEST_F(CliSnapshot, ReduceRefusesTwoMapsOfOneNode) {
+  int code = -1;
+  std::string maps;
+  for (const std::string node : {"node0", "node1"}) {
+    const std::string map = tmp_.file(node + ".json");
+    std::string out = walcut("snapshot check " + snap() + " --increment 2 --node " + node + " --map-out " + map, &code);
+    ASSERT_EQ(code, 0) << out;
+    maps += " " + map;
+  }
+  std::string out = walcut("snapshot check --reduce" + maps + " " + tmp_.file("node1.json"), &code);
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(out.find(tmp_.file("node1.json") + ": a second map of node1"), std::string::npos) << out;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+TEST_F(CliSnapshot, AMapIsNotWrittenInsideTheSnapshotItChecks) {
+  const std::string copy = tmp_.file("copy");
+  fs::copy(snap(), copy, fs::copy_options::recursive);
+  const std::string smf = copy + "/node0.smf";
+  const std::string before = read_text(smf);
+  int code = -1;
+  std::string out = walcut("snapshot check " + copy + " --node node0 --map-out " + smf, &code);
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(out.find("inside the snapshot"), std::string::npos) << out;
+  EXPECT_EQ(read_text(smf), before);
+  // Nor through a symbolic link that leads there.
+  fs::create_symlink(smf, tmp_.file("link.json"));
+  out = walcut("snapshot check " + copy + " --node node0 --map-out " + tmp_.file("link.json"), &code);
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_EQ(read_text(smf), before);
+  out = walcut("snapshot check " + copy + " --increment 2", &code);
+  EXPECT_EQ(code, 0) << out;
+}
+
 // A copy of the snapshot with `segment` of `node` in increment `k` changed at byte 5000.
 std::string with_flipped_segment_byte(const std::string& snap, const std::string& copy, uint64_t k,
                                       const std::string& node) {
