@@ -70,7 +70,7 @@ EntryChunks& EntryChunks::operator=(EntryChunks&& o) noexcept {
 // (fewer chunks, less room lost at their ends); the slack stays under about
 // a quarter of what is held.
 void EntryChunks::add_chunk(size_t n) {
-  int cls = held_ < (16 << 10) ? 0 : held_ < (256 << 10) ? 1 : 2;
+  int cls = held_ < (4 << 10) ? 0 : held_ < (32 << 10) ? 1 : held_ < (256 << 10) ? 2 : 3;
   while (cls < ChunkPool::kClasses && ChunkPool::kClassBytes[cls] < n) ++cls;
   Chunk c{};
   if (cls == ChunkPool::kClasses) {

@@ -6,7 +6,7 @@
 // next node's buckets could not fill (the large shape under --memory-limit
 // 96M peaked at 197 MiB), or, mapped alone and unmapped when freed, had
 // every page of every bucket fault in anew (3.4x the unconstrained time);
-// chunks of three sizes fill each other's places.
+// chunks of four sizes fill each other's places.
 #pragma once
 
 #include <cstddef>
@@ -24,8 +24,8 @@ namespace walcut {
 // the buckets once held together, and release_free() hands it back.
 class ChunkPool {
  public:
-  static constexpr int kClasses = 3;
-  static constexpr size_t kClassBytes[kClasses] = {4 << 10, 16 << 10, 64 << 10};
+  static constexpr int kClasses = 4;
+  static constexpr size_t kClassBytes[kClasses] = {1 << 10, 4 << 10, 16 << 10, 64 << 10};
 
   static ChunkPool& shared();
   ~ChunkPool() { release_free(); }

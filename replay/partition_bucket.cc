@@ -98,6 +98,7 @@ int64_t PartitionBucket::add(const DataEntry& e) {
   if (n >= kDirectBytes) {
     place_tail();  // the older entries first
     store_run_entry(place(key, n), key, e.value, e.write_version, tombstone);
+    drop_dead_if_wasteful();
     return static_cast<int64_t>(bytes()) - static_cast<int64_t>(before);
   }
   const size_t limit = std::max(kTailMinBytes, entries_.size() / kTailShare);

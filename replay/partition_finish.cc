@@ -46,6 +46,21 @@ Status merge_copy(uint32_t group_id, uint16_t partition, CopyToFinish& c, CopyFi
   return {};
 }
 
+// One run of the copy's final entries, its inputs freed: an ATOMIC
+// partition's copies wait for each other, and a copy's file and spilled
+// slices together can be much more than its final entries.
+void compact(CopyFinal& c, CopyToFinish& copy) {
+  RunBuffer merged;
+  for (const std::byte* p : c.entries) {
+    const size_t n = run_entry_size(p);
+    std::memcpy(merged.append(n), p, n);
+  }
+  c.runs.clear();
+  c.entries = entries_of(merged.span());
+  c.runs.push_back(std::move(merged));
+  if (copy.routed) copy.routed->bucket.clear();
+}
+
 bool same_entry(const RunEntry& a, const RunEntry& b) {
   return a.version == b.version && a.tombstone == b.tombstone && a.key == b.key &&
          std::equal(a.value.begin(), a.value.end(), b.value.begin(), b.value.end());
@@ -112,6 +127,8 @@ Result<FinishReport> finish_partition(uint32_t group_id, uint16_t partition, boo
       WALCUT_RETURN_IF_ERROR(write_copy(group_id, partition, copies[i], finals[i].entries, report));
       finals[i] = {};
       if (copies[i].routed) copies[i].routed->bucket.clear();
+    } else if (finals[i].runs.size() > 1) {  // spilled
+      compact(finals[i], copies[i]);
     }
   }
   if (!atomic) return report;

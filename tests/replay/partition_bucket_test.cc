@@ -104,6 +104,20 @@ TEST(PartitionBucket, MemoryStaysNearTheNewestEntries) {
   EXPECT_LE(peak, newest * 3 / 2 + 2000 * 24 + 4 * PartitionBucket::kTailMinBytes) << "newest " << newest;
 }
 
+TEST(PartitionBucket, LargeEntriesOfChangingSizeDoNotPileUpDead) {
+  // Entries of kDirectBytes or more skip the tail; their dead ones must
+  // still be dropped.
+  PartitionBucket b;
+  size_t peak = 0;
+  for (uint64_t i = 0; i < 20000; ++i) {
+    const size_t bytes = PartitionBucket::kDirectBytes + (i / 10 % 2 ? 100 : 200);  // each key changes size
+    b.add(entry("key-" + std::to_string(i % 10), std::string(bytes, 'v'), Version{1, 1, i}));
+    peak = std::max(peak, b.bytes());
+  }
+  EXPECT_LT(peak, 64u << 10) << "10 keys of under 1 KiB each";
+  EXPECT_EQ(read_run(take(b).span()).size(), 10u);
+}
+
 TEST(PartitionBucket, ValuesLargerThanAChunkGetOneOfTheirOwnAndStillWin) {
   std::mt19937_64 rng(11);
   PartitionBucket b;
