@@ -143,4 +143,12 @@ class RunBuffer {
   size_t capacity_ = 0;
 };
 
+// Appends the entries `entries` points at to `out`, one after another.
+inline void append_entries(const SortedEntries& entries, RunBuffer& out) {
+  for (const std::byte* p : entries) {
+    const size_t n = run_entry_size(p);
+    std::memcpy(out.append(n), p, n);
+  }
+}
+
 }  // namespace walcut

@@ -27,10 +27,11 @@ uint64_t default_memory_limit_bytes();
 // KiB: a restore's finish allocates and frees a few buffers the size of a
 // partition for every partition, and fresh pages fault in slowly (fat
 // shape: 0.47x the time for the first, 0.86x for the second;
-// docs/benchmarks.md). Neither raises the peak: what is kept is reused. The buckets' memory does not depend on it: it comes
-// in pooled chunks (replay/entry_chunks.h). Process-wide, so the library
-// never calls it: the CLI does, a host program decides for itself. False
-// where malloc is not glibc's.
+// docs/benchmarks.md). Neither raises the peak: what is kept is reused.
+// The buckets' memory does not depend on it: it comes in pooled chunks
+// (replay/entry_chunks.h). Process-wide, so the library never calls it:
+// the CLI does, a host program decides for itself. False where malloc is
+// not glibc's.
 bool reuse_freed_memory();
 
 }  // namespace walcut

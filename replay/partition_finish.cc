@@ -51,10 +51,7 @@ Status merge_copy(uint32_t group_id, uint16_t partition, CopyToFinish& c, CopyFi
 // slices together can be much more than its final entries.
 void compact(CopyFinal& c, CopyToFinish& copy) {
   RunBuffer merged;
-  for (const std::byte* p : c.entries) {
-    const size_t n = run_entry_size(p);
-    std::memcpy(merged.append(n), p, n);
-  }
+  append_entries(c.entries, merged);
   c.runs.clear();
   c.entries = entries_of(merged.span());
   c.runs.push_back(std::move(merged));

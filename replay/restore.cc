@@ -410,12 +410,14 @@ Result<std::vector<SnapshotMeta>> read_bases(const RestoreOptions& o) {
   return metas;
 }
 
-// What the options ask of the snapshot (its node, groups and increment), checked
-// before anything is created, so that a usage error leaves nothing behind.
-Status check_arguments(const RestoreOptions& o) {
+// The full snapshot's metadata, with what the options ask of the snapshot
+// (its node, groups and increment) checked before anything is created, so
+// that a usage error leaves nothing behind.
+Result<std::vector<SnapshotMeta>> read_checked_bases(const RestoreOptions& o) {
   Result<std::vector<SnapshotMeta>> bases = read_bases(o);
   if (!bases.ok()) return bases.status();
-  return o.increment > 0 ? check_increment_count(o.snapshot_dir, o.increment) : Status{};
+  if (o.increment > 0) WALCUT_RETURN_IF_ERROR(check_increment_count(o.snapshot_dir, o.increment));
+  return bases;
 }
 
 // What the verify phase establishes: the plan, each node's increments and
@@ -428,21 +430,19 @@ struct Verified {
 
 // The snapshot's metadata, the increment chain, the plan (files written
 // under `staging`; empty: none), the manifests' listings and the cut records.
-Result<Verified> verify(const RestoreOptions& o, const std::string& staging) {
+Result<Verified> verify(const RestoreOptions& o, std::vector<SnapshotMeta> bases, const std::string& staging) {
   ProgressHub(o.progress, "verify", 0).report();
   Verified v;
-  Result<std::vector<SnapshotMeta>> bases = read_bases(o);
-  if (!bases.ok()) return bases.status();
   if (o.increment > 0) {
-    Result<std::vector<NodeIncrements>> c = read_increment_chain(o.snapshot_dir, bases.value(), o.increment);
+    Result<std::vector<NodeIncrements>> c = read_increment_chain(o.snapshot_dir, bases, o.increment);
     if (!c.ok()) return c.status();
-    v.chain.resize(bases->size());
+    v.chain.resize(bases.size());
     for (NodeIncrements& n : c.value()) {
       const uint16_t i = n.base.node_index;
       v.chain[i] = std::move(n);
     }
   }
-  Result<Plan> planned = make_plan(o, std::move(bases).value(), staging, o.increment > 0);
+  Result<Plan> planned = make_plan(o, std::move(bases), staging, o.increment > 0);
   if (!planned.ok()) return planned.status();
   v.plan = std::move(planned).value();
   WALCUT_RETURN_IF_ERROR(check_listed(v.plan));
@@ -486,13 +486,13 @@ void count_plan(const RestoreOptions& o, const Plan& plan, RestoreReport& report
 
 // --dry-run: every read and check of the restore, nothing written; a dest
 // the restore would refuse is refused.
-Result<RestoreReport> dry_run(const RestoreOptions& o, RestoreReport& report) {
+Result<RestoreReport> dry_run(const RestoreOptions& o, std::vector<SnapshotMeta> bases, RestoreReport& report) {
   report.dry_run = true;
   Result<bool> done = RestoreDest::check(o.dest, o.snapshot_dir, restore_stamp(o));
   if (!done.ok()) return done.status();
   report.already_restored = done.value();
   auto t = Clock::now();
-  Result<Verified> verified = verify(o, "");
+  Result<Verified> verified = verify(o, std::move(bases), "");
   if (!verified.ok()) return verified.status();
   Verified& v = verified.value();
   report.verify_s = since(t);
@@ -508,7 +508,7 @@ Result<RestoreReport> dry_run(const RestoreOptions& o, RestoreReport& report) {
 }
 
 // The restore, with the report begun.
-Result<RestoreReport> restore(const RestoreOptions& options, RestoreReport& report) {
+Result<RestoreReport> restore(const RestoreOptions& options, std::vector<SnapshotMeta> bases, RestoreReport& report) {
   // The buckets' chunks go back to a pool while the restore runs
   // (replay/entry_chunks.h), and to malloc when it ends: this guard is
   // destroyed after the plan that holds the buckets.
@@ -533,7 +533,7 @@ Result<RestoreReport> restore(const RestoreOptions& options, RestoreReport& repo
   const std::string spill_dir = staging + "/.spill";
   std::error_code ec;
   WALCUT_RETURN_IF_ERROR(make_directories(spill_dir));
-  Result<Verified> verified = verify(options, staging);
+  Result<Verified> verified = verify(options, std::move(bases), staging);
   if (!verified.ok()) return verified.status();
   Verified& v = verified.value();
   Plan& plan = v.plan;
@@ -591,12 +591,14 @@ Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
   if (options.threads > 0) {
     limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, options.threads);
   }
-  WALCUT_RETURN_IF_ERROR(check_arguments(options));
+  Result<std::vector<SnapshotMeta>> bases = read_checked_bases(options);
+  if (!bases.ok()) return bases.status();
   RestoreReport report;
   report.snapshot_dir = options.snapshot_dir;
   report.increment = options.increment;
   report.dest = options.dest;
-  Result<RestoreReport> r = options.dry_run ? dry_run(options, report) : restore(options, report);
+  Result<RestoreReport> r = options.dry_run ? dry_run(options, std::move(bases).value(), report)
+                                            : restore(options, std::move(bases).value(), report);
   if (r.ok()) r->total_s = since(start);
   return r;
 }

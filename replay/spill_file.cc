@@ -29,10 +29,7 @@ Result<std::unique_ptr<SpillWriter>> SpillWriter::create(const std::string& path
 
 Result<SpillSlice> SpillWriter::append(const SortedEntries& entries) {
   const size_t from = pending_.size();
-  for (const std::byte* p : entries) {
-    const size_t n = run_entry_size(p);
-    std::memcpy(pending_.append(n), p, n);
-  }
+  append_entries(entries, pending_);
   const ByteSpan run(pending_.data() + from, pending_.size() - from);
   SpillSlice slice{file_, offset_, run.size(), crc32c(run)};
   offset_ += run.size();

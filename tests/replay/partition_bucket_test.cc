@@ -39,10 +39,7 @@ Reference read_run(ByteSpan run) {
 // The bucket's entries as one sorted run, leaving it empty.
 RunBuffer take(PartitionBucket& b) {
   RunBuffer out;
-  for (const std::byte* p : b.sorted()) {
-    const size_t n = run_entry_size(p);
-    std::memcpy(out.append(n), p, n);
-  }
+  append_entries(b.sorted(), out);
   b.clear();
   return out;
 }
@@ -208,10 +205,7 @@ TEST(SortedEntries, MergeKeepsTheLaterListsEntryForAKeyInSeveral) {
   for (const RunBuffer& r : runs) lists.push_back(entries_of(r.span()));
   lists.push_back(last.sorted());
   RunBuffer out;
-  for (const std::byte* p : merge_sorted(lists)) {
-    const size_t n = run_entry_size(p);
-    std::memcpy(out.append(n), p, n);
-  }
+  append_entries(merge_sorted(lists), out);
   EXPECT_EQ(read_run(out.span()), ref);
 }
 
