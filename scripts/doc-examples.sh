@@ -60,7 +60,7 @@ scratch=/tmp
 if [ -d /dev/shm ] && [ -w /dev/shm ]; then scratch=/dev/shm; fi
 tmp=$(mktemp -d "$scratch/walcut-doc-XXXXXX")
 tmp=$(cd "$tmp" && pwd -P)
-if [ -n "${DOC_KEEP:-}" ]; then echo "doc-examples: work directory $tmp"; else trap 'kill $(jobs -p) 2>/dev/null; wait; rm -rf "$tmp"' EXIT; trap 'exit 143' TERM INT; fi  # the examples running stop first
+if [ -n "${DOC_KEEP:-}" ]; then echo "doc-examples: work directory $tmp"; else trap 'kill $(jobs -p) 2>/dev/null || true; wait; rm -rf "$tmp"' EXIT; trap 'exit 143' TERM INT; fi  # the examples running stop first
 mkdir -p "$tmp/bin" "$tmp/fixtures" "$tmp/blocks"
 # walcut on PATH, line-buffered so that its standard output and error interleave as on a terminal.
 printf '#!/bin/sh\nexec stdbuf -oL "%s/walcut" "$@"\n' "$build" >"$tmp/bin/walcut"
