@@ -14,6 +14,7 @@
 #include <oneapi/tbb/global_control.h>
 #include <sys/mman.h>
 #include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -393,6 +394,52 @@ void remove_dest(const std::string& dest) {
   fs::remove_all(dest + ".staging", ec);
 }
 
+// Restored trees are moved aside, not deleted, until the bench ends: on
+// ext4 without a journal, the kernel's inode allocator skips each inode
+// deleted in the last minute (five while its inode table block is dirty)
+// one lookup at a time, so creating 4096 files right after deleting the
+// last restore's 4096 made small's finish 2-3x slower than on a file
+// system where nothing was just deleted (docs/benchmarks.md). Kept while
+// the file system keeps kFreeBytes free; deleted as they go after that.
+class RetiredTrees {
+ public:
+  static constexpr uint64_t kFreeBytes = uint64_t{8} << 30;
+  void set_root(const std::string& dir) {
+    root_ = dir + "/retired-trees";
+    std::error_code ec;
+    fs::remove_all(root_, ec);  // left by a run that failed
+  }
+  void retire(const std::string& dest) {
+    std::error_code ec;
+    fs::remove_all(dest + ".staging", ec);
+    struct statvfs v {};
+    const bool room = !root_.empty() && ::statvfs(fs::path(dest).parent_path().c_str(), &v) == 0 &&
+                      static_cast<uint64_t>(v.f_bavail) * v.f_frsize > kFreeBytes;
+    if (room) {
+      fs::create_directories(root_, ec);
+      if (!ec) fs::rename(dest, root_ + "/" + std::to_string(kept_), ec);
+      if (!ec) {
+        ++kept_;
+        return;
+      }
+    }
+    remove_dest(dest);
+    ++deleted_;
+  }
+  // Deletes the kept trees; says how many there were.
+  std::string finish() {
+    std::error_code ec;
+    if (!root_.empty()) fs::remove_all(root_, ec);
+    return std::to_string(kept_) + " restored trees kept until the end, " + std::to_string(deleted_) +
+           " deleted as they went (less than " + std::to_string(kFreeBytes >> 30) + " GiB free)";
+  }
+
+ private:
+  std::string root_;
+  uint64_t kept_ = 0, deleted_ = 0;
+};
+RetiredTrees retired_trees;
+
 // ---- one data set's results ----
 
 struct DataResult {
@@ -485,10 +532,10 @@ Status run_cli(const Env& env, DataResult& dr, const Config& c, const std::strin
   }
   WALCUT_RETURN_IF_ERROR(parse_cli_report(run.child.stdout_text, run));
   if (dr.reference_dest.empty()) {
-    remove_dest(dest);
+    retired_trees.retire(dest);
     return {};
   }
-  remove_dest(dr.reference_dest);
+  retired_trees.retire(dr.reference_dest);
   std::error_code ec;
   fs::rename(dest, dr.reference_dest, ec);
   if (ec) return Status::io_error("rename " + dest + " to " + dr.reference_dest + ": " + ec.message());
@@ -522,7 +569,7 @@ Status run_cli_limited(const Env& env, DataResult& dr, const Config& c, const st
     if (!diff.ok()) return diff.status();
     run.tree_difference = diff.value();
   }
-  remove_dest(dest);
+  retired_trees.retire(dest);
   return {};
 }
 
@@ -614,7 +661,7 @@ Result<Run> run_once(const Env& env, DataResult& dr, const Config& c, const std:
       Result<uint64_t> restored = bench::restored_partition_bytes(dest);  // not timed
       if (!restored.ok()) return restored.status();
       run.restored_bytes = restored.value();
-      remove_dest(dest);  // not timed: every run restores into a fresh directory
+      retired_trees.retire(dest);  // not timed: every run restores into a fresh directory
       break;
     }
     case Kind::kCliRestore: WALCUT_RETURN_IF_ERROR(run_cli(env, dr, c, dest, scratch, run)); break;
@@ -780,7 +827,7 @@ Status measure_set(const Args& a, const Env& env, const std::string& dir, unsign
       s.runs.push_back(std::move(r).value());
     }
   }
-  if (!dr.reference_dest.empty()) remove_dest(dr.reference_dest);
+  if (!dr.reference_dest.empty()) retired_trees.retire(dr.reference_dest);
   fs::remove_all(scratch, ec);
   const Summary* naive = dr.find(Kind::kNaive, false, 1);
   dr.wal_block_bytes = naive->runs.front().naive.block_bytes;
@@ -1375,6 +1422,7 @@ int run_bench(const Args& a) {
       env.cli_memory_flag ? "supported" : "not supported", env.cgroup_root.empty() ? env.cgroup_why.c_str() : "usable",
       env.rocksdb ? bench::rocksdb_version().c_str() : env.rocksdb_why.c_str());
 
+  retired_trees.set_root(dir);
   Status s = generate_missing(sets);
   if (!s.ok()) return fail(s);
   for (DataSet& d : sets) {
@@ -1394,6 +1442,7 @@ int run_bench(const Args& a) {
     }
     report.sets.push_back(std::move(dr));
   }
+  say("%s\n", retired_trees.finish().c_str());
   report.load_after = loadavg1();
   report.touch_after = measure_first_touch(64 << 20);
   print_report(a, env, report);

@@ -97,7 +97,7 @@ int64_t PartitionBucket::add(const DataEntry& e) {
   const size_t n = run_entry_bytes(e);
   if (n >= kDirectBytes) {
     place_tail();  // the older entries first
-    store_run_entry(place(key, n), key, e.value, e.write_version, tombstone);
+    store_run_entry(place(key, n, hash_key(key)), key, e.value, e.write_version, tombstone);
     drop_dead_if_wasteful();
     return static_cast<int64_t>(bytes()) - static_cast<int64_t>(before);
   }
@@ -108,12 +108,45 @@ int64_t PartitionBucket::add(const DataEntry& e) {
   return static_cast<int64_t>(bytes()) - static_cast<int64_t>(before);
 }
 
+void PartitionBucket::prefetch_newest(uint64_t hash) const {
+  if (slots_.empty()) return;
+  const uint64_t tag = hash >> kLocationBits << kLocationBits;
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = hash & mask; slots_[i] != 0; i = (i + 1) & mask) {
+    if ((slots_[i] & ~kLocationMask) == tag) {
+      __builtin_prefetch(const_cast<EntryChunks&>(entries_).at((slots_[i] & kLocationMask) - 1));
+      return;
+    }
+  }
+}
+
+// The index and the entries are not in cache when a tail is placed: each
+// entry's index slot is loaded 2 * kStep entries before it is placed, its
+// key's newest entry kStep before.
 void PartitionBucket::place_tail() {
   if (tail_.empty()) return;
+  constexpr size_t kStep = 8, kRing = 2 * kStep;
+  struct Pending {
+    const std::byte* entry;
+    uint64_t hash;
+  };
+  Pending ring[kRing];
+  size_t count = 0;
+  auto place_pending = [&](const Pending& x) {
+    const size_t n = run_entry_size(x.entry);
+    std::memcpy(place(run_entry_key(x.entry), n, x.hash), x.entry, n);
+  };
+  auto step = [&](size_t i) {  // entry i is in the ring: the one after it kStep ago, placed
+    if (i >= kStep && i - kStep < count) prefetch_newest(ring[(i - kStep) % kRing].hash);
+    if (i >= kRing) place_pending(ring[(i - kRing) % kRing]);
+  };
   tail_.for_each([&](const std::byte* p) {
-    const size_t n = run_entry_size(p);
-    std::memcpy(place(run_entry_key(p), n), p, n);
+    const uint64_t h = hash_key(run_entry_key(p));
+    if (!slots_.empty()) __builtin_prefetch(&slots_[h & (slots_.size() - 1)]);
+    step(count);
+    ring[count++ % kRing] = {p, h};
   });
+  for (size_t i = count; i < count + kRing; ++i) step(i);
   tail_.release();
   drop_dead_if_wasteful();
 }
@@ -124,9 +157,8 @@ void PartitionBucket::drop_dead_if_wasteful() {
 
 // Where the newest entry of `key`, n bytes, goes: over the key's newest
 // entry when it has the same size, else at the end.
-std::byte* PartitionBucket::place(std::string_view key, size_t n) {
+std::byte* PartitionBucket::place(std::string_view key, size_t n, uint64_t h) {
   if ((live_ + 1) * 4 > slots_.size() * 3) grow_index();
-  const uint64_t h = hash_key(key);
   const uint64_t tag = h >> kLocationBits << kLocationBits;
   const size_t mask = slots_.size() - 1;
   size_t i = h & mask;

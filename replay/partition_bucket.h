@@ -57,6 +57,10 @@ class PartitionBucket {
   SortedEntries sorted();
   // Frees every entry.
   void clear();
+  // Start loading what the next add() reads and writes: the tail's last
+  // chunk, then (once that is in cache) the bytes it writes.
+  void prefetch_tail() const { tail_.prefetch_last_chunk(); }
+  void prefetch_add() const { tail_.prefetch_end(); }
   // Memory held.
   size_t bytes() const { return entries_.bytes_held() + tail_.bytes_held() + slots_.capacity() * sizeof(uint64_t); }
   bool empty() const { return live_ == 0 && tail_.empty(); }
@@ -67,7 +71,9 @@ class PartitionBucket {
   static constexpr int kLocationBits = EntryChunks::kLocationBits;
   static constexpr uint64_t kLocationMask = (uint64_t{1} << kLocationBits) - 1;
   std::byte* entry_of(uint64_t slot) { return entries_.at((slot & kLocationMask) - 1); }
-  std::byte* place(std::string_view key, size_t n);
+  std::byte* place(std::string_view key, size_t n, uint64_t hash);
+  // Starts loading the newest entry of the key with this hash, if placed.
+  void prefetch_newest(uint64_t hash) const;
   void place_tail();
   void drop_dead_if_wasteful();
   void grow_index();

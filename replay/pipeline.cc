@@ -8,6 +8,7 @@
 #include <cassert>
 #include <memory>
 #include <set>
+#include <thread>
 
 #include "cut/increment_chain.h"
 #include "engine/snapshot.h"
@@ -58,10 +59,14 @@ uint64_t bytes_to_finish(const NodeIncrements& inc, const ReplayFilter& filter) 
 namespace {
 
 constexpr uint64_t kBatchBytes = 1 << 20;
+// Stripes per thread: a batch waits for its predecessor's stripe, one at a
+// time, so finer stripes let consecutive batches' applies overlap more.
+constexpr size_t kStripesPerThread = 4;
 
 // A token of the pipeline: up to kBatchBytes of consecutive blocks and the
 // entries they yield, sorted into stripes. Reused once applied.
 struct Batch {
+  uint64_t seq = 0;  // 1, 2, ... in WAL order
   std::vector<Block> blocks;
   std::vector<Bytes> raw;                       // decompressed payloads, one per LZ4 block
   std::vector<std::vector<DataEntry>> stripes;  // to apply, in WAL order within each
@@ -107,7 +112,10 @@ class Replay {
   Replay(const NodeWal& wal, const ReplayFilter& filter, const std::vector<CacheGroup>& groups, ReplaySink& sink,
          const ReplayOptions& options, ProgressHub& progress, BlockReader& reader)
       : wal_(wal), filter_(filter), sink_(sink), options_(options), progress_(progress), reader_(reader),
-        stripe_count_(thread_count(options.threads)), wants_records_(sink.wants_records()) {
+        threads_(thread_count(options.threads)),
+        stripe_count_(threads_ == 1 ? 1 : threads_ * kStripesPerThread),
+        lanes_(std::make_unique<Lane[]>(stripe_count_)),
+        wants_records_(sink.wants_records()) {
     assert(filter.ordered());  // decide() relies on it
     for (const CacheGroup& g : groups) {
       if (options.groups.empty() || std::count(options.groups.begin(), options.groups.end(), g.name) > 0) {
@@ -124,6 +132,8 @@ class Replay {
   Batch* read(tbb::flow_control& fc);
   Batch* decode(Batch* batch);
   Status decode_record(Batch& batch, const RecordView& r);
+  Batch* order(Batch* batch);
+  void pause_if_due(uint64_t applied_seq);
   void apply(Batch* batch);
 
   const NodeWal& wal_;
@@ -132,13 +142,25 @@ class Replay {
   const ReplayOptions& options_;
   ProgressHub& progress_;
   BlockReader& reader_;
+  // The last batch applied to a stripe: batch k applies stripe s once
+  // batch k-1 has, so a (group, partition) has one owner at a time and
+  // sees its entries in WAL order, while consecutive batches apply side by
+  // side, a stripe apart.
+  struct alignas(64) Lane {
+    std::atomic<uint64_t> done{0};
+  };
+  void wait_for_lane(size_t stripe, uint64_t seq) const;
+
+  const size_t threads_;
   const size_t stripe_count_;
+  std::unique_ptr<Lane[]> lanes_;
+  uint64_t read_seq_ = 0;
   const bool wants_records_;
   std::set<uint32_t> groups_;
   bool all_groups_ = true;
   FirstError error_;
   std::atomic<bool> reached_finish_{false};
-  uint64_t applied_ = 0, filtered_ = 0, records_ = 0;
+  std::atomic<uint64_t> applied_{0}, filtered_{0}, records_{0};
   BatchPool pool_;
 };
 
@@ -176,6 +198,7 @@ Batch* Replay::read(tbb::flow_control& fc) {
     return nullptr;
   }
   progress_.read(counted, wal_.node_id);
+  batch->seq = ++read_seq_;
   return batch;
 }
 
@@ -221,39 +244,56 @@ Status Replay::decode_record(Batch& batch, const RecordView& r) {
   });
 }
 
-// Batch after batch in WAL order; within a batch each stripe on its own
-// thread, so a (group, partition) has one owner at a time.
-void Replay::apply(Batch* batch) {
-  if (!error_.failed()) {
-    records_ += batch->records;
-    filtered_ += batch->filtered;
-    auto run_stripe = [&](size_t stripe) {
-      if (batch->stripes[stripe].empty()) return;
-      Status s = sink_.apply_many(wal_.node_index, batch->stripes[stripe]);
-      stream_fence();  // the next batch's owner of these partitions may be another thread
-      if (!s.ok()) error_.set(s);
-    };
-    size_t busy = std::count_if(batch->stripes.begin(), batch->stripes.end(), [](const auto& v) { return !v.empty(); });
-    if (busy > 1) {
-      tbb::parallel_for(size_t{0}, stripe_count_, run_stripe);
-    } else {
-      for (size_t i = 0; i < stripe_count_; ++i) run_stripe(i);
-    }
-    applied_ += batch->applied;
-    progress_.applied(batch->applied);
-    if (options_.after_batch && !error_.failed()) error_.set(options_.after_batch());
+void Replay::wait_for_lane(size_t stripe, uint64_t seq) const {
+  for (unsigned spins = 0; lanes_[stripe].done.load(std::memory_order_acquire) < seq; ++spins) {
+    if (spins >= 64) std::this_thread::yield();
   }
+}
+
+// In WAL order, one batch at a time, before its apply: the pause a sink
+// asked for, once the batches before it are applied.
+Batch* Replay::order(Batch* batch) {
+  pause_if_due(batch->seq - 1);
+  return batch;
+}
+
+void Replay::pause_if_due(uint64_t applied_seq) {
+  if (!options_.pause_due || error_.failed() || !options_.pause_due()) return;
+  for (size_t stripe = 0; stripe < stripe_count_; ++stripe) wait_for_lane(stripe, applied_seq);
+  error_.set(options_.at_pause());
+}
+
+// Stripe by stripe, each after the previous batch's same stripe: batches
+// come here in WAL order (the stage before is serial and in order), and
+// each is carried on by a running thread, so the oldest never waits.
+void Replay::apply(Batch* batch) {
+  for (size_t stripe = 0; stripe < stripe_count_; ++stripe) {
+    wait_for_lane(stripe, batch->seq - 1);
+    if (!batch->stripes[stripe].empty() && !error_.failed()) {
+      Status s = sink_.apply_many(wal_.node_index, batch->stripes[stripe]);
+      if (!s.ok()) error_.set(s);
+    }
+    stream_fence();  // the next batch's owner of these partitions may be another thread
+    lanes_[stripe].done.store(batch->seq, std::memory_order_release);
+  }
+  records_ += batch->records;
+  filtered_ += batch->filtered;
+  applied_ += batch->applied;
+  progress_.applied(batch->applied);
   pool_.give(batch);
 }
 
 Status Replay::run(ReplayReport& report) {
-  const size_t tokens = 2 * stripe_count_ + 2;
+  const size_t tokens = 2 * threads_ + 2;
   tbb::parallel_pipeline(
       tokens,
       tbb::make_filter<void, Batch*>(tbb::filter_mode::serial_in_order,
                                      [&](tbb::flow_control& fc) { return read(fc); }) &
           tbb::make_filter<Batch*, Batch*>(tbb::filter_mode::parallel, [&](Batch* b) { return decode(b); }) &
-          tbb::make_filter<Batch*, void>(tbb::filter_mode::serial_in_order, [&](Batch* b) { apply(b); }));
+          // Puts the batches back in order before the apply.
+          tbb::make_filter<Batch*, Batch*>(tbb::filter_mode::serial_in_order, [&](Batch* b) { return order(b); }) &
+          tbb::make_filter<Batch*, void>(tbb::filter_mode::parallel, [&](Batch* b) { apply(b); }));
+  pause_if_due(read_seq_);
   WALCUT_RETURN_IF_ERROR(error_.get());
   if (!reached_finish_) {
     return Status::corruption("the WAL of node " + std::to_string(wal_.node_index) + " ends before the FINISH record at " +

@@ -4,8 +4,9 @@
 // (docs/architecture.md, "The path of a block").
 //
 //   read (serial, in order) -> decode (parallel): CRC, LZ4, records, the
-//   cut filter, entries sorted into stripes -> apply (serial, in order;
-//   stripes side by side): sink.apply_many()
+//   cut filter, entries sorted into stripes -> apply (parallel; each
+//   stripe of a batch after the previous batch's, so consecutive batches
+//   overlap a stripe apart): sink.apply_many()
 //
 // Memory in flight: at most 2 * threads + 2 batches of up to 1 MiB of
 // blocks each, their decompressed payloads and their entries' views, plus
@@ -42,9 +43,13 @@ struct ReplayOptions {
   std::vector<std::string> groups;  // only these cache groups (empty: all)
   std::function<void(const ReplayProgress&)> progress;  // from a reading thread
   const std::atomic<bool>* cancel = nullptr;            // set to stop; the result is kCancelled
-  // Called after each batch is applied, with no apply running: the
-  // built-in restore spills its buckets here when they pass its budget.
-  std::function<Status()> after_batch;
+  // After a batch, when pause_due() says so (asked before the next batch
+  // is applied, while others apply, and after the last), the replay waits
+  // for every batch before to be applied and calls at_pause() with no
+  // apply running: the built-in restore spills its buckets here when they
+  // pass its budget.
+  std::function<bool()> pause_due;
+  std::function<Status()> at_pause;
 };
 
 struct ReplayReport {

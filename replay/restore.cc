@@ -279,7 +279,10 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
     for (const CacheGroup& g : inc.base.groups) {  // a peer is read for its ATOMIC copies only
       if (group_wanted(o, g.name) && (restored || g.mode == CacheMode::kAtomic)) ro.groups.push_back(g.name);
     }
-    if (route) ro.after_batch = [&] { return spiller->maybe_spill(node, *route); };
+    if (route) {
+      ro.pause_due = [&] { return spiller->gauge().over_budget(); };
+      ro.at_pause = [&] { return spiller->maybe_spill(node, *route); };
+    }
     NodeWal wal{node, inc.base.node_id, inc.base.cluster_id, inc.segment_paths, inc.segment_bytes};
     results[i] = replay_wal(wal, filters[node], inc.base.groups, sink, ro, progress, reports[i]);
   };

@@ -23,7 +23,16 @@ RoutedCopy* RouteSink::find(uint32_t group_id, uint16_t partition) const {
 
 Status RouteSink::apply_many(uint16_t, std::span<const DataEntry> entries) {
   int64_t delta = 0;
-  for (const DataEntry& d : entries) {
+  // Copies are thousands, and each add would wait for its copy's memory:
+  // what the entries ahead will touch is loaded in steps, kStep apart (the
+  // copy, then its tail's last chunk, then the bytes the add writes).
+  constexpr size_t kStep = 8;
+  auto copy_at = [&](size_t i) { return i < entries.size() ? find(entries[i].group_id, entries[i].partition) : nullptr; };
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (RoutedCopy* c = copy_at(i + 3 * kStep)) __builtin_prefetch(c);
+    if (RoutedCopy* c = copy_at(i + 2 * kStep)) c->bucket.prefetch_tail();
+    if (RoutedCopy* c = copy_at(i + kStep)) c->bucket.prefetch_add();
+    const DataEntry& d = entries[i];
     RoutedCopy* c = find(d.group_id, d.partition);
     if (c == nullptr) {
       if (others_ignored_) continue;

@@ -45,7 +45,9 @@ ctest --test-dir "$root/build-asan" --output-on-failure -j "$jobs"
 # threads and reports races inside parallel_for's partitioner and ranges
 # (tried on the replay tests: 4 reports, all in oneTBB's headers). Its
 # concurrency is covered by the restore tests' threads-1-vs-all byte
-# comparisons, the kill tests, and ASan. The buckets' shared chunk pool is
+# comparisons, a sink that checks each partition's entries arrive in WAL
+# order one call at a time on 1-8 threads (LibraryReplay.*), the kill
+# tests, and ASan. The buckets' shared chunk pool is
 # run under TSan on plain threads (replay_partition_bucket_test).
 echo "== ThreadSanitizer build: concurrent code"
 bash "$root/scripts/build.sh" "$root/build-tsan" -DCMAKE_BUILD_TYPE=Debug -DWALCUT_SANITIZE=thread -DWALCUT_WERROR=ON -DWALCUT_BUILD_TESTS=ON -DWALCUT_BUILD_BENCH=OFF \

@@ -7,11 +7,17 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <atomic>
+#include <span>
+#include <thread>
+#include <utility>
+#include <vector>
 #include <set>
 #include <tuple>
 
 #include "engine/affinity.h"
 #include "engine/partition_file.h"
+#include "replay/pipeline.h"
 #include "replay/restore.h"
 #include "replay/snapshot_load.h"
 #include "tests/testing/temp_dir.h"
@@ -253,6 +259,76 @@ TEST_F(LibraryRestore, LoadThenReplayEqualsTheBuiltInRestore) {
     }
     EXPECT_FALSE(want.empty());
     EXPECT_EQ(mine, want) << m.node_id;
+  }
+}
+
+// Records what each (group, partition) is given, in the order given, and
+// whether two calls ever worked on one partition at the same time.
+class OrderSink final : public ReplaySink {
+ public:
+  using Seen = std::vector<std::pair<std::string, uint64_t>>;  // key, write version's order
+  Status apply(const ReplayEntry& e) override { return apply_many(e.node_index, std::span(e.entry, 1)); }
+  Status apply_many(uint16_t, std::span<const DataEntry> entries) override {
+    for (const DataEntry& d : entries) {
+      Part& p = part(d.group_id, d.partition);
+      if (p.inside.fetch_add(1) != 0) overlapped = true;
+      p.seen.emplace_back(to_string(d.key), d.write_version.order);
+      std::this_thread::yield();  // gives another call for the partition, if any, time to come in
+      p.inside.fetch_sub(1);
+    }
+    return {};
+  }
+  std::map<std::pair<uint32_t, uint16_t>, Seen> seen() const {
+    std::map<std::pair<uint32_t, uint16_t>, Seen> out;
+    for (const auto& [k, p] : parts_) out[k] = p.seen;
+    return out;
+  }
+  std::atomic<bool> overlapped{false};
+
+ private:
+  struct Part {
+    std::atomic<int> inside{0};
+    Seen seen;
+  };
+  Part& part(uint32_t group, uint16_t partition) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return parts_[{group, partition}];
+  }
+  std::mutex mu_;
+  std::map<std::pair<uint32_t, uint16_t>, Part> parts_;
+};
+
+// The apply stage runs batches side by side, each stripe after the
+// previous batch's: a WAL of many batches must still reach the sink with
+// every partition's entries in WAL order, one call at a time, on any
+// number of threads.
+TEST(LibraryReplay, EachPartitionGetsItsEntriesInWalOrderOneCallAtATimeOnAnyThreads) {
+  TempDir dir;
+  sim::Options o = small_cluster(dir.path() + "/gen");
+  o.nodes = 2;
+  o.partitions = 64;
+  o.keys = 2000;
+  o.value_bytes = 200;
+  o.txs = 12000;
+  o.increments = 1;
+  o.segment_bytes = 4 << 20;
+  ASSERT_TRUE(sim::run(o).ok());
+  const std::string snap = o.out + "/snapshots/snp";
+  std::map<std::pair<uint32_t, uint16_t>, OrderSink::Seen> one_thread;
+  for (unsigned threads : {1u, 2u, 3u, 8u}) {
+    OrderSink sink;
+    ReplayOptions ro;
+    ro.threads = threads;
+    ReplayReport report;
+    ASSERT_TRUE(replay_node(snap, 1, 0, sink, ro, report).ok());
+    EXPECT_GT(report.bytes_read, uint64_t{8} << 20) << "several batches of 1 MiB";
+    EXPECT_FALSE(sink.overlapped) << threads << " threads";
+    if (threads == 1) {
+      one_thread = sink.seen();
+      EXPECT_GT(one_thread.size(), 32u);
+    } else {
+      EXPECT_TRUE(sink.seen() == one_thread) << threads << " threads";
+    }
   }
 }
 
