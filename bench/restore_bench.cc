@@ -412,6 +412,7 @@ class RetiredTrees {
   void retire(const std::string& dest) {
     std::error_code ec;
     fs::remove_all(dest + ".staging", ec);
+    if (!fs::exists(dest, ec)) return;
     struct statvfs v {};
     const bool room = !root_.empty() && ::statvfs(fs::path(dest).parent_path().c_str(), &v) == 0 &&
                       static_cast<uint64_t>(v.f_bavail) * v.f_frsize > kFreeBytes;
