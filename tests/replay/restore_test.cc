@@ -797,8 +797,8 @@ TEST(Restore, AMemoryLimitSpillsAndRestoresTheSameBytes) {
       EXPECT_EQ(t->atomic_repaired, free->atomic_repaired);
       EXPECT_TRUE(files_of(tight.dest) == files_of(r.dest)) << "seed " << seed << " limit " << limit;
       EXPECT_FALSE(fs::exists(tight.dest + "/.spill")) << "spill files go before the tree is published";
-      // The whole restore's peak over the limit is bounded: one batch's
-      // growth per pipeline before it spills.
+      // The whole restore's peak over the limit is bounded: a batch's
+      // growth per applying thread before it spills.
       EXPECT_LE(t->routed_bytes_peak, limit + (4u << 20));
     }
   }
