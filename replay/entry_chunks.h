@@ -64,9 +64,6 @@ class EntryChunks {
   std::byte* at(uint64_t location) {
     return chunks_[location >> kOffsetBits].data + (location & ((uint64_t{1} << kOffsetBits) - 1));
   }
-  void prefetch_last_chunk() const {
-    if (!chunks_.empty()) __builtin_prefetch(&chunks_.back());
-  }
   // Starts loading the memory the next append() gives, if in a chunk now.
   void prefetch_end() const {
     if (!chunks_.empty()) __builtin_prefetch(chunks_.back().data + chunks_.back().used, 1);

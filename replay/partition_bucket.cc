@@ -90,22 +90,23 @@ void PartitionBucket::grow_index() {
   }
 }
 
-int64_t PartitionBucket::add(const DataEntry& e) {
+uint64_t PartitionBucket::hash(std::string_view key) { return hash_key(key); }
+
+int64_t PartitionBucket::add(const DataEntry& e, uint64_t hash) {
   const size_t before = bytes();
   const std::string_view key(reinterpret_cast<const char*>(e.key.data()), e.key.size());
-  const bool tombstone = e.op == EntryOp::kDelete;
-  const size_t n = run_entry_bytes(e);
-  if (n >= kDirectBytes) {
-    place_tail();  // the older entries first
-    store_run_entry(place(key, n, hash_key(key)), key, e.value, e.write_version, tombstone);
-    drop_dead_if_wasteful();
-    return static_cast<int64_t>(bytes()) - static_cast<int64_t>(before);
-  }
-  const size_t limit = std::max(kTailMinBytes, entries_.size() / kTailShare);
-  uint64_t location;
-  store_run_entry(tail_.append(n, &location), key, e.value, e.write_version, tombstone);
-  if (tail_.size() >= limit) place_tail();
+  store_run_entry(place(key, run_entry_bytes(e), hash), key, e.value, e.write_version, e.op == EntryOp::kDelete);
+  drop_dead_if_wasteful();
   return static_cast<int64_t>(bytes()) - static_cast<int64_t>(before);
+}
+
+void PartitionBucket::prefetch_slot(uint64_t hash) const {
+  if (!slots_.empty()) __builtin_prefetch(&slots_[hash & (slots_.size() - 1)]);
+}
+
+void PartitionBucket::prefetch_place(uint64_t hash) const {
+  prefetch_newest(hash);
+  entries_.prefetch_end();
 }
 
 void PartitionBucket::prefetch_newest(uint64_t hash) const {
@@ -120,39 +121,8 @@ void PartitionBucket::prefetch_newest(uint64_t hash) const {
   }
 }
 
-// The index and the entries are not in cache when a tail is placed: each
-// entry's index slot is loaded 2 * kStep entries before it is placed, its
-// key's newest entry kStep before.
-void PartitionBucket::place_tail() {
-  if (tail_.empty()) return;
-  constexpr size_t kStep = 8, kRing = 2 * kStep;
-  struct Pending {
-    const std::byte* entry;
-    uint64_t hash;
-  };
-  Pending ring[kRing];
-  size_t count = 0;
-  auto place_pending = [&](const Pending& x) {
-    const size_t n = run_entry_size(x.entry);
-    std::memcpy(place(run_entry_key(x.entry), n, x.hash), x.entry, n);
-  };
-  auto step = [&](size_t i) {  // entry i is in the ring: the one after it kStep ago, placed
-    if (i >= kStep && i - kStep < count) prefetch_newest(ring[(i - kStep) % kRing].hash);
-    if (i >= kRing) place_pending(ring[(i - kRing) % kRing]);
-  };
-  tail_.for_each([&](const std::byte* p) {
-    const uint64_t h = hash_key(run_entry_key(p));
-    if (!slots_.empty()) __builtin_prefetch(&slots_[h & (slots_.size() - 1)]);
-    step(count);
-    ring[count++ % kRing] = {p, h};
-  });
-  for (size_t i = count; i < count + kRing; ++i) step(i);
-  tail_.release();
-  drop_dead_if_wasteful();
-}
-
 void PartitionBucket::drop_dead_if_wasteful() {
-  if (dead_bytes_ > std::max<uint64_t>(kTailMinBytes, (entries_.size() - dead_bytes_) / kDeadShare)) drop_dead();
+  if (dead_bytes_ > std::max<uint64_t>(kDeadMinBytes, (entries_.size() - dead_bytes_) / kDeadShare)) drop_dead();
 }
 
 // Where the newest entry of `key`, n bytes, goes: over the key's newest
@@ -182,7 +152,6 @@ std::byte* PartitionBucket::place(std::string_view key, size_t n, uint64_t h) {
 
 int64_t PartitionBucket::compact() {
   const size_t before = bytes();
-  place_tail();
   if (dead_bytes_ > 0) drop_dead();
   return static_cast<int64_t>(bytes()) - static_cast<int64_t>(before);
 }
@@ -203,7 +172,6 @@ void PartitionBucket::drop_dead() {
 }
 
 SortedEntries PartitionBucket::sorted() {
-  place_tail();
   // The live entries by key: the key's first 8 bytes, big-endian, so most
   // comparisons are one integer compare; ties go to the bytes.
   struct Ref {
@@ -228,7 +196,6 @@ SortedEntries PartitionBucket::sorted() {
 
 void PartitionBucket::clear() {
   entries_.release();
-  tail_.release();
   slots_ = {};
   live_ = 0;
   dead_bytes_ = 0;

@@ -3,6 +3,7 @@
 #include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/parallel_for.h>
 #include <oneapi/tbb/parallel_pipeline.h>
+#include <oneapi/tbb/task_arena.h>
 
 #include <algorithm>
 #include <cassert>
@@ -260,7 +261,7 @@ Batch* Replay::order(Batch* batch) {
 void Replay::pause_if_due(uint64_t applied_seq) {
   if (!options_.pause_due || error_.failed() || !options_.pause_due()) return;
   for (size_t stripe = 0; stripe < stripe_count_; ++stripe) wait_for_lane(stripe, applied_seq);
-  error_.set(options_.at_pause());
+  tbb::this_task_arena::isolate([&] { error_.set(options_.at_pause()); });
 }
 
 // Stripe by stripe, each after the previous batch's same stripe: batches
@@ -270,7 +271,10 @@ void Replay::apply(Batch* batch) {
   for (size_t stripe = 0; stripe < stripe_count_; ++stripe) {
     wait_for_lane(stripe, batch->seq - 1);
     if (!batch->stripes[stripe].empty() && !error_.failed()) {
-      Status s = sink_.apply_many(wal_.node_index, batch->stripes[stripe]);
+      // Isolated: a sink that waits for oneTBB work of its own must not
+      // pick up a later batch here, which would wait for this one.
+      Status s;
+      tbb::this_task_arena::isolate([&] { s = sink_.apply_many(wal_.node_index, batch->stripes[stripe]); });
       if (!s.ok()) error_.set(s);
     }
     stream_fence();  // the next batch's owner of these partitions may be another thread

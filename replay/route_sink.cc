@@ -23,24 +23,44 @@ RoutedCopy* RouteSink::find(uint32_t group_id, uint16_t partition) const {
 
 Status RouteSink::apply_many(uint16_t, std::span<const DataEntry> entries) {
   int64_t delta = 0;
-  // Copies are thousands, and each add would wait for its copy's memory:
-  // what the entries ahead will touch is loaded in steps, kStep apart (the
-  // copy, then its tail's last chunk, then the bytes the add writes).
-  constexpr size_t kStep = 8;
-  auto copy_at = [&](size_t i) { return i < entries.size() ? find(entries[i].group_id, entries[i].partition) : nullptr; };
-  for (size_t i = 0; i < entries.size(); ++i) {
-    if (RoutedCopy* c = copy_at(i + 3 * kStep)) __builtin_prefetch(c);
-    if (RoutedCopy* c = copy_at(i + 2 * kStep)) c->bucket.prefetch_tail();
-    if (RoutedCopy* c = copy_at(i + kStep)) c->bucket.prefetch_add();
+  // Copies are thousands and each add would wait for memory three times
+  // over: what the entry kStep * k ahead touches is loaded in steps (k = 3:
+  // its copy; 2: its index slot; 1: its newest entry and the end of the
+  // copy's entries), so the misses of many entries overlap.
+  constexpr size_t kStep = 8, kRing = 4 * kStep;
+  struct Ahead {
+    RoutedCopy* copy;
+    uint64_t hash;
+  };
+  Ahead ring[kRing];
+  auto look = [&](size_t i) -> const Ahead& {
+    Ahead& a = ring[i % kRing];
     const DataEntry& d = entries[i];
-    RoutedCopy* c = find(d.group_id, d.partition);
+    a = {find(d.group_id, d.partition), PartitionBucket::hash({reinterpret_cast<const char*>(d.key.data()), d.key.size()})};
+    if (a.copy) __builtin_prefetch(a.copy);
+    return a;
+  };
+  for (size_t i = 0; i < std::min(entries.size(), 3 * kStep); ++i) look(i);
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (i + 3 * kStep < entries.size()) look(i + 3 * kStep);
+    if (i + 2 * kStep < entries.size()) {
+      const Ahead& a = ring[(i + 2 * kStep) % kRing];
+      if (a.copy) a.copy->bucket.prefetch_slot(a.hash);
+    }
+    if (i + kStep < entries.size()) {
+      const Ahead& a = ring[(i + kStep) % kRing];
+      if (a.copy) a.copy->bucket.prefetch_place(a.hash);
+    }
+    const DataEntry& d = entries[i];
+    const Ahead& a = ring[i % kRing];
+    RoutedCopy* c = a.copy;
     if (c == nullptr) {
       if (others_ignored_) continue;
       gauge_.add(delta);
       return Status::corruption("an entry of group " + std::to_string(d.group_id) + " partition " +
                                 std::to_string(d.partition) + " in the WAL of a node that holds no copy of it");
     }
-    delta += c->bucket.add(d);
+    delta += c->bucket.add(d, a.hash);
   }
   gauge_.add(delta);
   return {};

@@ -39,7 +39,9 @@ class ReplaySink {
   // The same for several entries of one node, in order: replay hands each
   // stripe's part of a batch over in one call. Override it to work on
   // several entries at once (the built-in sink starts its cache misses
-  // entries ahead); the default calls apply() for each.
+  // entries ahead); the default calls apply() for each. It may run oneTBB
+  // work of its own: the call is isolated (tbb::this_task_arena::isolate),
+  // so its waits never take up another batch's apply.
   virtual Status apply_many(uint16_t node_index, std::span<const DataEntry> entries) {
     for (const DataEntry& e : entries) {
       Status s = apply(ReplayEntry{node_index, &e});

@@ -15,6 +15,8 @@
 #include <set>
 #include <tuple>
 
+#include <oneapi/tbb/parallel_for.h>
+
 #include "engine/affinity.h"
 #include "engine/partition_file.h"
 #include "replay/pipeline.h"
@@ -269,6 +271,10 @@ class OrderSink final : public ReplaySink {
   using Seen = std::vector<std::pair<std::string, uint64_t>>;  // key, write version's order
   Status apply(const ReplayEntry& e) override { return apply_many(e.node_index, std::span(e.entry, 1)); }
   Status apply_many(uint16_t, std::span<const DataEntry> entries) override {
+    if (nested_parallel_for) {  // a sink that uses oneTBB for work of its own
+      std::atomic<uint64_t> bytes{0};
+      tbb::parallel_for(size_t{0}, entries.size(), [&](size_t i) { bytes += entries[i].value.size(); });
+    }
     for (const DataEntry& d : entries) {
       Part& p = part(d.group_id, d.partition);
       if (p.inside.fetch_add(1) != 0) overlapped = true;
@@ -284,6 +290,7 @@ class OrderSink final : public ReplaySink {
     return out;
   }
   std::atomic<bool> overlapped{false};
+  bool nested_parallel_for = false;
 
  private:
   struct Part {
@@ -326,6 +333,39 @@ TEST(LibraryReplay, EachPartitionGetsItsEntriesInWalOrderOneCallAtATimeOnAnyThre
     if (threads == 1) {
       one_thread = sink.seen();
       EXPECT_GT(one_thread.size(), 32u);
+    } else {
+      EXPECT_TRUE(sink.seen() == one_thread) << threads << " threads";
+    }
+  }
+}
+
+// A sink may run oneTBB work of its own inside apply_many(): while it
+// waits for it, its thread must not take up a later batch's apply, which
+// would wait for the stripe this very call holds.
+TEST(LibraryReplay, ASinkThatRunsItsOwnParallelForNeitherHangsNorReorders) {
+  TempDir dir;
+  sim::Options o = small_cluster(dir.path() + "/gen");
+  o.nodes = 1;
+  o.backups = 0;
+  o.partitions = 64;
+  o.keys = 2000;
+  o.value_bytes = 200;
+  o.txs = 8000;
+  o.increments = 1;
+  o.segment_bytes = 4 << 20;
+  ASSERT_TRUE(sim::run(o).ok());
+  const std::string snap = o.out + "/snapshots/snp";
+  std::map<std::pair<uint32_t, uint16_t>, OrderSink::Seen> one_thread;
+  for (unsigned threads : {1u, 2u, 4u}) {
+    OrderSink sink;
+    sink.nested_parallel_for = true;
+    ReplayOptions ro;
+    ro.threads = threads;
+    ReplayReport report;
+    ASSERT_TRUE(replay_node(snap, 1, 0, sink, ro, report).ok());
+    EXPECT_FALSE(sink.overlapped) << threads << " threads";
+    if (threads == 1) {
+      one_thread = sink.seen();
     } else {
       EXPECT_TRUE(sink.seen() == one_thread) << threads << " threads";
     }

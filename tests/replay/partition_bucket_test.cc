@@ -98,16 +98,14 @@ TEST(PartitionBucket, MemoryStaysNearTheNewestEntries) {
   EXPECT_GT(newest, 2000u * 110);
   // The live entries, dead ones up to an eighth, a quarter of slack, and
   // under three 8-byte index slots per key.
-  EXPECT_LE(peak, newest * 3 / 2 + 2000 * 24 + 4 * PartitionBucket::kTailMinBytes) << "newest " << newest;
+  EXPECT_LE(peak, newest * 3 / 2 + 2000 * 24 + 4 * PartitionBucket::kDeadMinBytes) << "newest " << newest;
 }
 
 TEST(PartitionBucket, LargeEntriesOfChangingSizeDoNotPileUpDead) {
-  // Entries of kDirectBytes or more skip the tail; their dead ones must
-  // still be dropped.
   PartitionBucket b;
   size_t peak = 0;
   for (uint64_t i = 0; i < 20000; ++i) {
-    const size_t bytes = PartitionBucket::kDirectBytes + (i / 10 % 2 ? 100 : 200);  // each key changes size
+    const size_t bytes = 512 + (i / 10 % 2 ? 100 : 200);  // each key changes size
     b.add(entry("key-" + std::to_string(i % 10), std::string(bytes, 'v'), Version{1, 1, i}));
     peak = std::max(peak, b.bytes());
   }
