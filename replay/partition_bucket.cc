@@ -33,8 +33,21 @@ uint64_t hash_key(std::string_view key) {
     h = (h ^ v) * 0xBF58476D1CE4E5B9ull;
     h ^= h >> 31;
   }
+  // The last 1-7 bytes by at most two overlapping loads, never a byte
+  // loop or a call: a key is hashed once per entry.
+  const size_t n = key.size() - at;
+  const char* p = key.data() + at;
   uint64_t v = 0;
-  std::memcpy(&v, key.data() + at, key.size() - at);
+  if (n >= 4) {
+    uint32_t lo, hi;
+    std::memcpy(&lo, p, 4);
+    std::memcpy(&hi, p + n - 4, 4);
+    v = lo | (static_cast<uint64_t>(hi) << 32);
+  } else if (n > 0) {
+    v = static_cast<uint64_t>(static_cast<unsigned char>(p[0])) |
+        static_cast<uint64_t>(static_cast<unsigned char>(p[n / 2])) << 8 |
+        static_cast<uint64_t>(static_cast<unsigned char>(p[n - 1])) << 16;
+  }
   h = (h ^ v) * 0x94D049BB133111EBull;
   return h ^ (h >> 29);
 }

@@ -15,7 +15,9 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
+#include "engine/partition_file.h"
 #include "engine/snapshot.h"
 #include "io/status.h"
 #include "replay/route_sink.h"
@@ -30,10 +32,16 @@ struct CopyToFinish {
   std::string out_path;                 // where to write it; empty: a peer, only compared
 };
 
+struct WrittenFile {
+  std::string path;  // the copy's out_path
+  PartitionFileWritten written;  // its size and CRC32C, computed as it was written
+};
+
 struct FinishReport {
   uint64_t files_written = 0;
   uint64_t entries_written = 0;
   uint64_t atomic_repaired = 0;  // entries of written copies changed by the ATOMIC repair
+  std::vector<WrittenFile> files;  // one per file written
 };
 
 // Finishes the copies of partition `partition` of group `group_id`, all of

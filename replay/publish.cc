@@ -55,12 +55,24 @@ Result<std::vector<TreeEntry>> tree_of(const std::string& root) {
   return tree;
 }
 
-// Fills in the files' checksums: one read of every file, in parallel,
-// each counted by `progress` when there is one.
-Status add_checksums(const std::string& root, std::vector<TreeEntry>& tree, ProgressHub* progress = nullptr) {
+using NotedFiles = std::unordered_map<std::string, std::pair<uint64_t, uint32_t>>;
+
+// Fills in the files' checksums: those `noted` at the size found, the rest
+// by one read of the file, in parallel; each counted by `progress` when
+// there is one.
+Status add_checksums(const std::string& root, std::vector<TreeEntry>& tree, ProgressHub* progress = nullptr,
+                     const NotedFiles* noted = nullptr) {
   FirstError error;
   tbb::parallel_for(size_t{0}, tree.size(), [&](size_t i) {
     if (tree[i].dir) return;
+    if (noted) {
+      auto it = noted->find(tree[i].path);
+      if (it != noted->end() && it->second.first == tree[i].bytes) {
+        tree[i].crc32c = it->second.second;
+        if (progress) progress->read(tree[i].bytes, "");
+        return;
+      }
+    }
     Result<Bytes> bytes = read_file_bytes(root + "/" + tree[i].path);
     if (!bytes.ok()) return error.set(bytes.status());
     tree[i].crc32c = crc32c(bytes.value());
@@ -260,15 +272,24 @@ Result<std::string> RestoreDest::stage() {
   return staging_;
 }
 
+void RestoreDest::note_written(const std::string& path, uint64_t bytes, uint32_t crc32c) {
+  const std::string prefix = staging_ + "/";
+  if (staging_.empty() || !path.starts_with(prefix)) return;  // not in this tree: read back if it is
+  std::lock_guard<std::mutex> lock(noted_mu_);
+  noted_[path.substr(prefix.size())] = {bytes, crc32c};
+}
+
 Status RestoreDest::publish(const std::string& stamp, const std::function<void(const ReplayProgress&)>& progress) {
-  // RESTORED records what is in the staging tree; reading it back runs while its writeback does.
+  // RESTORED records what is in the staging tree: the files the finish
+  // noted with the checksums it computed as it wrote them, any other file
+  // (node.meta, one not noted or no longer the size noted) read back.
   Result<std::vector<TreeEntry>> tree = tree_of(staging_);
   if (!tree.ok()) return tree.status();
   uint64_t bytes = 0;
   for (const TreeEntry& e : tree.value()) bytes += e.dir ? 0 : e.bytes;
   ProgressHub hub(progress, "publish", bytes);
   hub.report();
-  WALCUT_RETURN_IF_ERROR(add_checksums(staging_, tree.value(), &hub));
+  WALCUT_RETURN_IF_ERROR(add_checksums(staging_, tree.value(), &hub, &noted_));
   std::string restored = stamp;
   for (const TreeEntry& e : tree.value()) restored += e.line();
   WALCUT_RETURN_IF_ERROR(sync_filesystem(staging_));  // every partition file, before RESTORED says it is whole

@@ -6,7 +6,10 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
+#include <utility>
 
 #include "io/file_util.h"
 #include "io/status.h"
@@ -37,11 +40,16 @@ class RestoreDest {
   // It is removed unless published. What the run creates in it gets
   // created_modes(), narrowed at publish when the snapshot is private.
   Result<std::string> stage();
+  // A file the run wrote into the staging tree at `path`, `bytes` long,
+  // whose CRC32C it computed as it wrote it: publish takes these instead
+  // of reading the file back. Thread-safe.
+  void note_written(const std::string& path, uint64_t bytes, uint32_t crc32c);
   // Writes RESTORED (the stamp, then every directory and file of the
-  // staging tree with its size and CRC32C), syncs the filesystem and every
+  // staging tree with its size and CRC32C: as noted, or read back when
+  // not noted or no longer the size noted), syncs the filesystem and every
   // directory of the tree, and renames it to dest. The tree is never more
   // readable than the snapshot (modes_no_wider_than). Progress: phase
-  // "publish", the tree's file bytes read for their checksums.
+  // "publish", the tree's file bytes, read or noted.
   Status publish(const std::string& stamp, const std::function<void(const ReplayProgress&)>& progress);
 
   const std::string& dest() const { return dest_; }
@@ -56,6 +64,8 @@ class RestoreDest {
   FileLock lock_;
   std::string staging_;
   bool published_ = false;
+  std::mutex noted_mu_;
+  std::unordered_map<std::string, std::pair<uint64_t, uint32_t>> noted_;  // by path under staging_: bytes, CRC32C
 };
 
 }  // namespace walcut

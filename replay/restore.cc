@@ -315,8 +315,9 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
 // Finishes every partition not finished yet whose copies' WALs are all
 // replayed, a bounded number at a time: each task holds its copies' files
 // and entries only while it runs. With a gauge, the buckets it frees leave
-// the count.
-Status finish_ready(Plan& plan, MemoryGauge* gauge, ProgressHub& progress, RestoreReport& report) {
+// the count. With a dest, the files written are noted for its publish.
+Status finish_ready(Plan& plan, MemoryGauge* gauge, RestoreDest* dest, ProgressHub& progress,
+                    RestoreReport& report) {
   std::vector<size_t> ready;
   uint64_t bytes = 0;
   for (size_t i = 0; i < plan.tasks.size(); ++i) {
@@ -339,6 +340,9 @@ Status finish_ready(Plan& plan, MemoryGauge* gauge, ProgressHub& progress, Resto
     Result<FinishReport> r = finish_partition(t.group->id, t.partition, t.group->mode == CacheMode::kAtomic, t.copies);
     if (gauge) gauge->add(-held);
     if (!r.ok()) return error.set(r.status());
+    if (dest) {
+      for (const WrittenFile& f : r->files) dest->note_written(f.path, f.written.bytes, f.written.crc32c);
+    }
     files += r->files_written;
     repaired += r->atomic_repaired;
     progress.applied(r->entries_written);
@@ -460,9 +464,9 @@ Result<Verified> verify(const RestoreOptions& o, std::vector<SnapshotMeta> bases
 // Finishes every partition of the plan left (finish_partition() writes
 // nothing for a copy without an out_path: a dry run's), then checks the
 // files no task reads.
-Status finish_partitions(const RestoreOptions& o, Plan& plan, MemoryGauge* gauge, ProgressHub& progress,
-                         RestoreReport& report) {
-  WALCUT_RETURN_IF_ERROR(finish_ready(plan, gauge, progress, report));
+Status finish_partitions(const RestoreOptions& o, Plan& plan, MemoryGauge* gauge, RestoreDest* dest,
+                         ProgressHub& progress, RestoreReport& report) {
+  WALCUT_RETURN_IF_ERROR(finish_ready(plan, gauge, dest, progress, report));
   uint64_t bytes = 0;
   for (const ManifestEntry& f : plan.unread) bytes += f.bytes;
   WALCUT_RETURN_IF_ERROR(check_unread(o, plan.unread, progress));
@@ -504,7 +508,7 @@ Result<RestoreReport> dry_run(const RestoreOptions& o, std::vector<SnapshotMeta>
   report.replay_s = since(t);
   t = Clock::now();
   ProgressHub progress(o.progress, "finish", finish_bytes(v.plan));
-  WALCUT_RETURN_IF_ERROR(finish_partitions(o, v.plan, nullptr, progress, report));  // writes none: no copy has an out_path
+  WALCUT_RETURN_IF_ERROR(finish_partitions(o, v.plan, nullptr, nullptr, progress, report));  // writes none: no copy has an out_path
   count_plan(o, v.plan, report);
   report.finish_s = since(t);
   return report;
@@ -556,7 +560,7 @@ Result<RestoreReport> restore(const RestoreOptions& options, std::vector<Snapsho
   double finished_early_s = 0;
   auto finish_early = [&] {
     auto f = Clock::now();
-    Status s = finish_ready(plan, &gauge, finish_progress, report);
+    Status s = finish_ready(plan, &gauge, &dest, finish_progress, report);
     finished_early_s += since(f);
     return s;
   };
@@ -569,7 +573,7 @@ Result<RestoreReport> restore(const RestoreOptions& options, std::vector<Snapsho
   report.replay_s = since(t) - finished_early_s;
 
   t = Clock::now();
-  WALCUT_RETURN_IF_ERROR(finish_partitions(options, plan, &gauge, finish_progress, report));
+  WALCUT_RETURN_IF_ERROR(finish_partitions(options, plan, &gauge, &dest, finish_progress, report));
   const uint64_t written = report.partition_files;
   count_plan(options, plan, report);
   report.partition_files = written;

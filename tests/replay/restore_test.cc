@@ -20,10 +20,12 @@
 #include <mutex>
 #include <random>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "engine/affinity.h"
 #include "engine/partition_file.h"
+#include "io/crc32c.h"
 #include "io/fault.h"
 #include "replay/restore.h"
 #include "tests/testing/history_reference.h"
@@ -441,6 +443,31 @@ TEST_F(RestoreInto, RerunOverAChangedTreeIsCorruptionNamingTheFirstDifference) {
   Result<RestoreReport> rep = restore_snapshot(r);
   ASSERT_TRUE(rep.ok()) << rep.status().to_string();
   EXPECT_TRUE(rep->already_restored);
+}
+
+// The partition files' checksums come from their writes, not a read back:
+// each "file" line of RESTORED must still be what is on disk.
+TEST_F(RestoreInto, RestoredRecordsTheSizeAndChecksumOfEachFileAsItIsOnDisk) {
+  RestoreOptions r = options("restored");
+  ASSERT_TRUE(restore_snapshot(r).ok());
+  std::ifstream in(r.dest + "/RESTORED");
+  size_t files = 0, partition_files = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("file ", 0) != 0) continue;
+    std::istringstream fields(line.substr(5));
+    uint64_t bytes = 0;
+    std::string crc, path;
+    fields >> bytes >> crc >> path;
+    const Bytes on_disk = testing::read_file(r.dest + "/" + path);
+    EXPECT_EQ(on_disk.size(), bytes) << path;
+    char want[16];
+    std::snprintf(want, sizeof want, "%08x", crc32c(on_disk));
+    EXPECT_EQ(crc, want) << path;
+    ++files;
+    if (path.find("/part-") != std::string::npos) ++partition_files;
+  }
+  EXPECT_GT(partition_files, 10u);
+  EXPECT_GT(files, partition_files);  // node.meta files are read back
 }
 
 TEST_F(RestoreInto, FailedRunRemovesItsStagingAndTheNextOneSucceeds) {
