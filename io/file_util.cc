@@ -105,6 +105,14 @@ Status sync_dir(const std::string& dir) {
   return sync_opened(dir, O_RDONLY | O_DIRECTORY, ::fsync, "open directory ", "fsync directory ");
 }
 
+void advise_will_need(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return;
+  struct stat st;
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) ::posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+  ::close(fd);
+}
+
 Result<Bytes> read_file_bytes(const std::string& path) {
   // O_NONBLOCK: a FIFO planted where a file belongs must not hang the open.
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);

@@ -51,6 +51,10 @@ Status sync_dir(const std::string& dir);
 // is not a regular file (a FIFO is refused without waiting for a writer).
 // Cost: one read of it into memory.
 Result<Bytes> read_file_bytes(const std::string& path);
+// Asks the kernel to read `path` into the page cache in the background
+// (posix_fadvise WILLNEED) and returns without waiting. Only a hint: a
+// file that cannot be opened, or is not a regular file, is left alone.
+void advise_will_need(const std::string& path);
 // syncfs() of the filesystem that holds `path`: every file written there
 // so far is durable. One call instead of an fdatasync per file, for many
 // files written into a staging directory.
