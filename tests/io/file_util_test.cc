@@ -191,5 +191,28 @@ TEST_F(ModesUnder, ModesNoWiderThanASourceDropGroupReadWhenAnyPartOfItIsPrivate)
   EXPECT_FALSE(modes_no_wider_than(dir.path() + "/none").ok());
 }
 
+
+// A hint only: a FIFO planted where a snapshot file belongs (no writer),
+// a missing file or a directory must neither hang nor fail the caller.
+TEST(AdviseWillNeed, ReturnsAtOnceForAFifoAMissingFileOrADirectory) {
+  TempDir dir;
+  const std::string fifo = dir.path() + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const std::string file = dir.path() + "/file";
+  testing::write_file(file, testing::test_payload(10000, 3));
+  std::atomic<bool> done{false};
+  std::thread t([&] {
+    for (const std::string& p : {fifo, dir.path() + "/missing", dir.path(), file}) advise_will_need(p);
+    done = true;
+  });
+  for (int i = 0; i < 500 && !done; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (!done) {
+    t.detach();
+    FAIL() << "advise_will_need waited for a writer of " << fifo;
+  }
+  t.join();
+  EXPECT_EQ(testing::read_file(file), testing::test_payload(10000, 3));
+}
+
 }  // namespace
 }  // namespace walcut
