@@ -1,5 +1,6 @@
 #include "io/file_util.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -190,19 +191,17 @@ namespace {
 
 // `e` as a DirEntry named `rel`, without following a symbolic link.
 Result<DirEntry> dir_entry(const fs::directory_entry& e, std::string rel) {
-  std::error_code ec;
   DirEntry d;
   d.path = std::move(rel);
-  fs::file_status st = e.symlink_status(ec);
-  if (ec) return Status::io_error("stat " + e.path().string() + ": " + ec.message());
-  if (fs::is_regular_file(st)) {
+  struct stat st;  // one lstat: kind, size and mode (a link is kOther, not followed)
+  if (::lstat(e.path().c_str(), &st) != 0) return Status::from_errno("stat " + e.path().string(), errno);
+  if (S_ISREG(st.st_mode)) {
     d.kind = DirEntry::Kind::kFile;
-    d.bytes = e.file_size(ec);
-    if (ec) return Status::io_error("stat " + e.path().string() + ": " + ec.message());
-  } else if (fs::is_directory(st)) {
+    d.bytes = static_cast<uint64_t>(st.st_size);
+  } else if (S_ISDIR(st.st_mode)) {
     d.kind = DirEntry::Kind::kDirectory;
   }
-  d.mode = static_cast<mode_t>(st.permissions()) & 07777;
+  d.mode = st.st_mode & 07777;
   return d;
 }
 
@@ -244,11 +243,28 @@ Result<std::vector<DirEntry>> list_directory(const std::string& dir, bool recurs
 }
 
 Status sync_tree(const std::string& root) {
-  Result<std::vector<DirEntry>> entries = list_directory(root, /*recursive=*/true);
-  if (!entries.ok()) return entries.status();
-  for (const DirEntry& e : entries.value()) {
-    if (e.kind == DirEntry::Kind::kDirectory) WALCUT_RETURN_IF_ERROR(sync_dir(root + "/" + e.path));
+  // Directories are told from files by the type readdir gives: no stat of
+  // each file (an lstat only where the filesystem gives no type).
+  DIR* d = ::opendir(root.c_str());
+  if (d == nullptr) return Status::from_errno("open directory " + root, errno);
+  std::vector<std::string> below;
+  for (;;) {
+    errno = 0;
+    const dirent* e = ::readdir(d);
+    if (e == nullptr) break;
+    const std::string_view name = e->d_name;
+    if (name == "." || name == "..") continue;
+    bool dir = e->d_type == DT_DIR;
+    if (e->d_type == DT_UNKNOWN) {
+      struct stat st;
+      dir = ::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+    }
+    if (dir) below.push_back(root + "/" + std::string(name));
   }
+  const int err = errno;
+  ::closedir(d);
+  if (err != 0) return Status::from_errno("list " + root, err);
+  for (const std::string& dir : below) WALCUT_RETURN_IF_ERROR(sync_tree(dir));
   return sync_dir(root);
 }
 

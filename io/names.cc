@@ -29,22 +29,33 @@ Status validate_name(const char* kind, const std::string& name) {
   return Status::invalid_argument(std::string(kind) + " '" + name + "' is not usable as a name: " + why);
 }
 
-Result<std::string> path_under(const std::string& root, const std::string& rel) {
-  std::string path = root;
+Result<std::string> path_under(const std::string& root, const std::string& rel) { return PathsUnder(root).path(rel); }
+
+Result<std::string> PathsUnder::path(const std::string& rel) {
+  std::string path = root_;
   bool exists = true;  // the components so far: once one is missing, so are those below it
   for (size_t begin = 0, end = 0; end != std::string::npos; begin = end + 1) {
     end = rel.find('/', begin);
     std::string part = rel.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
     if (const char* why = name_problem(part)) {
-      return Status::corruption(root + ": the path '" + rel + "' is not a plain path under it (a component is " +
+      return Status::corruption(root_ + ": the path '" + rel + "' is not a plain path under it (a component is " +
                                 why + ")");
     }
     path += "/" + part;
-    struct stat st;
-    exists = exists && ::lstat(path.c_str(), &st) == 0;
-    if (exists && S_ISLNK(st.st_mode)) {
-      return Status::corruption(root + ": the path '" + rel + "' passes through the symbolic link " + path);
+    if (!exists) continue;
+    const bool last = end == std::string::npos;
+    if (!last) {
+      if (auto known = dirs_.find(path); known != dirs_.end()) {
+        exists = known->second;
+        continue;
+      }
     }
+    struct stat st;
+    exists = ::lstat(path.c_str(), &st) == 0;
+    if (exists && S_ISLNK(st.st_mode)) {
+      return Status::corruption(root_ + ": the path '" + rel + "' passes through the symbolic link " + path);
+    }
+    if (!last) dirs_.emplace(path, exists);
   }
   return path;
 }

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <string>
+#include <unordered_map>
+#include <utility>
 
 #include "io/status.h"
 
@@ -21,5 +23,19 @@ Status validate_name(const char* kind, const std::string& name);
 // leave `root` (or is not a plain path under it). `root` itself is trusted.
 // Cost: one lstat per component.
 Result<std::string> path_under(const std::string& root, const std::string& rel);
+
+// path_under() for many paths under one root (a restore's thousands of
+// partition files): a directory component is looked at once, then
+// remembered (a directory, or missing); the last component of each path
+// is always looked at. Not thread-safe.
+class PathsUnder {
+ public:
+  explicit PathsUnder(std::string root) : root_(std::move(root)) {}
+  Result<std::string> path(const std::string& rel);
+
+ private:
+  std::string root_;
+  std::unordered_map<std::string, bool> dirs_;  // a directory component's path: whether it exists
+};
 
 }  // namespace walcut

@@ -86,17 +86,20 @@ Result<Plan> make_plan(const RestoreOptions& o, std::vector<SnapshotMeta> bases,
   const SnapshotMeta& m = plan.bases.front();
   Affinity aff(m.groups, m.baseline);
   // Paths built from the snapshot's names stay under their roots (io/names.h).
+  PathsUnder in_snapshot(o.snapshot_dir), in_staging(staging);
+  std::set<std::string> read;  // the snapshot files the tasks read, as their manifests name them
   auto copy_of = [&](uint16_t node, const CacheGroup& g, uint16_t p) -> Result<CopyToFinish> {
     const SnapshotMeta& b = plan.bases[node];
     CopyToFinish c;
     c.node_index = node;
     const std::string rel = snapshot_partition_path(b.node_id, g.name, p);
-    Result<std::string> base = path_under(o.snapshot_dir, rel);
+    Result<std::string> base = in_snapshot.path(rel);
     if (!base.ok()) return base.status();
     c.base_path = std::move(base).value();
+    read.insert(rel);
     if (const ManifestEntry* listed = find_listed(b, rel)) c.listed = *listed;
     if (plan.restored[node] && !staging.empty()) {
-      Result<std::string> out = path_under(staging, partition_path(b.node_id + "/db", g, p));
+      Result<std::string> out = in_staging.path(partition_path(b.node_id + "/db", g, p));
       if (!out.ok()) return out.status();
       c.out_path = std::move(out).value();
     }
@@ -135,16 +138,13 @@ Result<Plan> make_plan(const RestoreOptions& o, std::vector<SnapshotMeta> bases,
     }
   }
   // The restored nodes' other files (groups not asked for) are checked too.
-  std::set<std::string> read;
-  for (const Plan::Task& t : plan.tasks) {
-    for (const CopyToFinish& c : t.copies) read.insert(c.base_path);
-  }
   for (const SnapshotMeta& b : plan.bases) {
     if (!plan.restored[b.node_index]) continue;
     for (const ManifestEntry& f : b.files) {
-      Result<std::string> path = path_under(o.snapshot_dir, f.path);
+      if (read.count(f.path)) continue;
+      Result<std::string> path = in_snapshot.path(f.path);  // refused here, before anything is read
       if (!path.ok()) return path.status();
-      if (!read.count(path.value())) plan.unread.push_back(f);
+      plan.unread.push_back(f);
     }
   }
   plan.finished.assign(plan.tasks.size(), false);

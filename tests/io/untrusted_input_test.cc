@@ -122,5 +122,28 @@ TEST(PathUnder, RefusesAPathThroughASymbolicLinkUnderTheRoot) {
   EXPECT_TRUE(path_under(dir.file("snap-link"), "db/node0").ok());
 }
 
+// The same refusals through one PathsUnder, whose directory components are
+// looked at once: a link is refused for every path through it, in any
+// order, and a last component is looked at each time.
+TEST(PathUnder, ManyPathsThroughOneRootRefuseWhatEachWouldAlone) {
+  TempDir dir;
+  std::filesystem::create_directories(dir.file("snap/db/node0/tx0"));
+  std::filesystem::create_directories(dir.file("elsewhere/tx0"));
+  std::filesystem::create_directory_symlink(dir.file("elsewhere"), dir.file("snap/db/node1"));
+  PathsUnder under(dir.file("snap"));
+  ASSERT_TRUE(under.path("db/node0/tx0/part-0.bin").ok());
+  for (int round = 0; round < 2; ++round) {
+    Result<std::string> r = under.path("db/node1/tx0/part-" + std::to_string(round) + ".bin");
+    ASSERT_FALSE(r.ok()) << round;
+    EXPECT_TRUE(has(r.status(), "symbolic link " + dir.file("snap/db/node1"))) << r.status().message();
+  }
+  EXPECT_TRUE(under.path("db/node2/tx0/part-0.bin").ok());  // missing components are fine, remembered or not
+  EXPECT_TRUE(under.path("db/node2/tx0/part-1.bin").ok());
+  std::filesystem::create_symlink(dir.file("elsewhere/tx0"), dir.file("snap/db/node0/tx0/part-9.bin"));
+  Result<std::string> leaf = under.path("db/node0/tx0/part-9.bin");
+  ASSERT_FALSE(leaf.ok()) << "a last component is looked at every time";
+  EXPECT_TRUE(has(leaf.status(), "symbolic link")) << leaf.status().message();
+}
+
 }  // namespace
 }  // namespace walcut
