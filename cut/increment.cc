@@ -65,8 +65,9 @@ Result<ManifestEntry> copy_file(const std::string& from, const std::string& to, 
   return e;
 }
 
-// Every manifest path is wal/<node id>/<16 digits>.wal.
+// Every manifest path is wal/<node id>/<16 digits>.wal, each once, sorted.
 Status check_manifest_paths(const IncrementMeta& m) {
+  WALCUT_RETURN_IF_ERROR(check_manifest_order(m.files));
   const std::string prefix = increment_wal_dir(m.node_id) + "/";
   for (const ManifestEntry& f : m.files) {
     if (!f.path.starts_with(prefix) || !parse_segment_file_name(f.path.substr(prefix.size()))) {

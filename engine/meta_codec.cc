@@ -86,6 +86,17 @@ void put_manifest(Encoder& e, const std::vector<ManifestEntry>& files) {
   }
 }
 
+Status check_manifest_order(const std::vector<ManifestEntry>& files) {
+  for (size_t i = 1; i < files.size(); ++i) {
+    if (files[i - 1].path < files[i].path) continue;
+    return Status::invalid_argument("manifest entry " + std::to_string(i + 1) + " '" + files[i].path +
+                                    (files[i - 1].path == files[i].path ? "' is listed twice"
+                                                                        : "' comes after '" + files[i - 1].path +
+                                                                              "' (a manifest is sorted by path)"));
+  }
+  return {};
+}
+
 std::vector<ManifestEntry> get_manifest(Decoder& d) {
   std::vector<ManifestEntry> files;
   uint32_t n = d.u32();

@@ -36,5 +36,9 @@ std::vector<CacheGroup> get_groups(Decoder& d);
 // u32 count; per file: string path, u64 bytes, u32 crc32c.
 void put_manifest(Encoder& e, const std::vector<ManifestEntry>& files);
 std::vector<ManifestEntry> get_manifest(Decoder& d);
+// Whether each path comes after the one before it (bytewise): a manifest
+// is written sorted, and one that lists a file twice (two sizes, two
+// checksums) or out of order is refused, InvalidArgument naming both.
+Status check_manifest_order(const std::vector<ManifestEntry>& files);
 
 }  // namespace walcut

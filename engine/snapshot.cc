@@ -43,8 +43,9 @@ bool is_partition_path(const SnapshotMeta& m, const std::string& path) {
   return g != m.groups.end() && p && *p < g->partitions;
 }
 
-// Every manifest path is one of the node's partition files.
+// Every manifest path is one of the node's partition files, each once, sorted.
 Status check_manifest_paths(const SnapshotMeta& m) {
+  WALCUT_RETURN_IF_ERROR(check_manifest_order(m.files));
   for (const ManifestEntry& f : m.files) {
     if (!is_partition_path(m, f.path)) {
       return Status::invalid_argument("manifest path '" + f.path + "' is not db/" + m.node_id +
@@ -70,6 +71,12 @@ const ManifestEntry* find_listed(const SnapshotMeta& m, const std::string& rel) 
 }
 
 Result<Bytes> read_listed_file(const std::string& path, const ManifestEntry& listed) {
+  // The size first: a file far larger than listed is not read into memory.
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) != listed.bytes) {
+    return Status::corruption(path + ": " + std::to_string(st.st_size) + " bytes, the manifest says " +
+                              std::to_string(listed.bytes));
+  }
   Result<Bytes> bytes = read_file_bytes(path);
   if (!bytes.ok()) return bytes.status();
   if (bytes->size() != listed.bytes) {

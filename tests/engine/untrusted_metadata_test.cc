@@ -5,6 +5,7 @@
 // by restore and check with nothing read or written outside it and the
 // destination.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -350,6 +351,38 @@ TEST_F(CraftedSnapshot, AManifestPathWithDotDotIsRefusedByRestoreAndCheck) {
   f.path = "../leak/" + fs::path(f.path).filename().string();
   testing::write_file(snap_ + "/node0.smf", encode_snapshot_meta(m.value()));
   expect_refused("'" + f.path + "'");
+}
+
+// A manifest that lists a file twice, with another size and checksum, is
+// no manifest: restore used to read the file against the first entry and
+// exit 0 while check called the same snapshot damaged.
+TEST_F(CraftedSnapshot, AManifestThatListsAFileTwiceIsRefusedByRestoreAndCheck) {
+  Result<SnapshotMeta> m = read_snapshot_meta(snap_ + "/node0.smf");
+  ASSERT_TRUE(m.ok());
+  ManifestEntry twice = m->files.front();
+  twice.bytes += 7;
+  twice.crc32c ^= 1;
+  m->files.insert(m->files.begin() + 1, twice);
+  testing::write_file(snap_ + "/node0.smf", encode_snapshot_meta(m.value()));
+  expect_refused("'" + twice.path + "' is listed twice");
+}
+
+// A partition file far larger than its manifest entry is refused by its
+// size before it is read: memory stays that of a restore of this tiny
+// snapshot (the largest child's peak RSS), not the file's 1 GiB.
+TEST_F(CraftedSnapshot, APartitionFileFarLargerThanListedIsRefusedBeforeItIsRead) {
+  Result<SnapshotMeta> m = read_snapshot_meta(snap_ + "/node1.smf");
+  ASSERT_TRUE(m.ok());
+  const std::string listed = snap_ + "/" + m->files.back().path;
+  fs::resize_file(listed, uint64_t{1} << 30);  // sparse: no disk used
+  int code = -1;
+  const std::string out = run(std::string(WALCUT_CLI) + " snapshot restore " + snap_ + " --increment 1 --dest " + dest_,
+                              &code);
+  EXPECT_EQ(code, 3) << out;
+  EXPECT_NE(out.find(listed + ": 1073741824 bytes, the manifest says"), std::string::npos) << out;
+  struct rusage ru;
+  ASSERT_EQ(::getrusage(RUSAGE_CHILDREN, &ru), 0);
+  EXPECT_LT(ru.ru_maxrss, 512 * 1024) << "KiB: the restore read the file into memory";
 }
 
 TEST_F(CraftedSnapshot, APartitionFileThatIsASymbolicLinkOutOfTheSnapshotIsRefused) {
