@@ -97,11 +97,12 @@ Result<std::vector<TreeEntry>> parse_tree(const std::string& text, const std::st
     if (l.rfind("dir ", 0) == 0 && l.size() > 4) {
       e.dir = true;
       e.path = l.substr(4);
-    } else if (std::sscanf(l.c_str(), "file %llu %8[0-9a-f] %n", &bytes, crc, &used) == 2 && used > 0 &&
-               static_cast<size_t>(used) < l.size() && std::strlen(crc) == 8) {
+    } else if (std::sscanf(l.c_str(), "file %llu %8[0-9a-f]%n", &bytes, crc, &used) == 2 && used > 0 &&
+               static_cast<size_t>(used) + 1 < l.size() && l[static_cast<size_t>(used)] == ' ' &&
+               std::strlen(crc) == 8) {
       e.bytes = bytes;
       e.crc32c = static_cast<uint32_t>(std::stoul(crc, nullptr, 16));
-      e.path = l.substr(static_cast<size_t>(used));
+      e.path = l.substr(static_cast<size_t>(used) + 1);  // one space, then the path as it is (it may begin with one)
     } else {
       return Status::corruption(what + ": entry " + std::to_string(line) + " is malformed: " + l);
     }

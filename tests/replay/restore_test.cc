@@ -445,6 +445,41 @@ TEST_F(RestoreInto, RerunOverAChangedTreeIsCorruptionNamingTheFirstDifference) {
   EXPECT_TRUE(rep->already_restored);
 }
 
+// A path that begins with a space (a node id or group name may) is read
+// back from RESTORED as written: one space after the checksum, then the
+// path to the end of the line.
+TEST_F(RestoreInto, ARestoredPathBeginningWithASpaceIsReadBackWhole) {
+  RestoreOptions r = options("restored");
+  ASSERT_TRUE(restore_snapshot(r).ok());
+  fs::rename(r.dest + "/node1", r.dest + "/ node1");
+  // RESTORED rewritten as the restore would have written it: each path
+  // under node1 renamed, the entries sorted by path again.
+  const Bytes old = testing::read_file(r.dest + "/RESTORED");
+  std::istringstream lines(std::string(reinterpret_cast<const char*>(old.data()), old.size()));
+  std::string identity;
+  std::vector<std::pair<std::string, std::string>> entries;  // path, line
+  for (std::string line; std::getline(lines, line);) {
+    size_t at = std::string::npos;  // where the path begins
+    if (line.rfind("dir ", 0) == 0) at = 4;
+    if (line.rfind("file ", 0) == 0) at = line.find(' ', line.find(' ', 5) + 1) + 1;
+    if (at == std::string::npos) {
+      identity += line + "\n";
+      continue;
+    }
+    if (line.compare(at, std::string::npos, "node1") == 0 || line.compare(at, 6, "node1/") == 0) line.insert(at, " ");
+    entries.emplace_back(line.substr(at), line);
+  }
+  std::sort(entries.begin(), entries.end());
+  std::string text = identity;
+  for (const auto& e : entries) text += e.second + "\n";
+  ASSERT_NE(text.find("dir  node1\n"), std::string::npos);
+  testing::write_file(r.dest + "/RESTORED", Bytes(reinterpret_cast<const std::byte*>(text.data()),
+                                                  reinterpret_cast<const std::byte*>(text.data()) + text.size()));
+  Result<RestoreReport> rep = restore_snapshot(r);
+  ASSERT_TRUE(rep.ok()) << rep.status().to_string();
+  EXPECT_TRUE(rep->already_restored);
+}
+
 // The partition files' checksums come from their writes, not a read back:
 // each "file" line of RESTORED must still be what is on disk.
 TEST_F(RestoreInto, RestoredRecordsTheSizeAndChecksumOfEachFileAsItIsOnDisk) {
