@@ -71,18 +71,19 @@ const ManifestEntry* find_listed(const SnapshotMeta& m, const std::string& rel) 
 }
 
 Result<Bytes> read_listed_file(const std::string& path, const ManifestEntry& listed) {
-  // The size first: a file far larger than listed is not read into memory.
+  auto other_size = [&](uint64_t bytes) {
+    return Status::corruption(path + ": " + std::to_string(bytes) + " bytes, the manifest says " +
+                              std::to_string(listed.bytes));
+  };
+  // The size first: a file far larger than listed is not read into memory
+  // (and again after the read: the file may change in between).
   struct stat st;
   if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) != listed.bytes) {
-    return Status::corruption(path + ": " + std::to_string(st.st_size) + " bytes, the manifest says " +
-                              std::to_string(listed.bytes));
+    return other_size(static_cast<uint64_t>(st.st_size));
   }
   Result<Bytes> bytes = read_file_bytes(path);
   if (!bytes.ok()) return bytes.status();
-  if (bytes->size() != listed.bytes) {
-    return Status::corruption(path + ": " + std::to_string(bytes->size()) + " bytes, the manifest says " +
-                              std::to_string(listed.bytes));
-  }
+  if (bytes->size() != listed.bytes) return other_size(bytes->size());
   if (crc32c(bytes.value()) != listed.crc32c) return Status::corruption(path + ": checksum differs from the manifest");
   return bytes;
 }

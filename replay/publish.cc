@@ -55,20 +55,18 @@ Result<std::vector<TreeEntry>> tree_of(const std::string& root) {
   return tree;
 }
 
-using NotedFiles = std::unordered_map<std::string, std::pair<uint64_t, uint32_t>>;
-
 // Fills in the files' checksums: those `noted` at the size found, the rest
 // by one read of the file, in parallel; each counted by `progress` when
 // there is one.
 Status add_checksums(const std::string& root, std::vector<TreeEntry>& tree, ProgressHub* progress = nullptr,
-                     const NotedFiles* noted = nullptr) {
+                     const std::unordered_map<std::string, PartitionFileWritten>* noted = nullptr) {
   FirstError error;
   tbb::parallel_for(size_t{0}, tree.size(), [&](size_t i) {
     if (tree[i].dir) return;
     if (noted) {
       auto it = noted->find(tree[i].path);
-      if (it != noted->end() && it->second.first == tree[i].bytes) {
-        tree[i].crc32c = it->second.second;
+      if (it != noted->end() && it->second.bytes == tree[i].bytes) {
+        tree[i].crc32c = it->second.crc32c;
         if (progress) progress->read(tree[i].bytes, "");
         return;
       }
@@ -273,11 +271,11 @@ Result<std::string> RestoreDest::stage() {
   return staging_;
 }
 
-void RestoreDest::note_written(const std::string& path, uint64_t bytes, uint32_t crc32c) {
+void RestoreDest::note_written(const std::string& path, const PartitionFileWritten& written) {
   const std::string prefix = staging_ + "/";
   if (staging_.empty() || !path.starts_with(prefix)) return;  // not in this tree: read back if it is
   std::lock_guard<std::mutex> lock(noted_mu_);
-  noted_[path.substr(prefix.size())] = {bytes, crc32c};
+  noted_[path.substr(prefix.size())] = written;
 }
 
 Status RestoreDest::publish(const std::string& stamp, const std::function<void(const ReplayProgress&)>& progress) {

@@ -9,8 +9,8 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
-#include <utility>
 
+#include "engine/partition_file.h"
 #include "io/file_util.h"
 #include "io/status.h"
 #include "replay/pipeline.h"
@@ -40,10 +40,10 @@ class RestoreDest {
   // It is removed unless published. What the run creates in it gets
   // created_modes(), narrowed at publish when the snapshot is private.
   Result<std::string> stage();
-  // A file the run wrote into the staging tree at `path`, `bytes` long,
-  // whose CRC32C it computed as it wrote it: publish takes these instead
-  // of reading the file back. Thread-safe.
-  void note_written(const std::string& path, uint64_t bytes, uint32_t crc32c);
+  // A file the run wrote into the staging tree at `path`, with the size
+  // and CRC32C it computed as it wrote it: publish takes these instead of
+  // reading the file back. Thread-safe.
+  void note_written(const std::string& path, const PartitionFileWritten& written);
   // Writes RESTORED (the stamp, then every directory and file of the
   // staging tree with its size and CRC32C: as noted, or read back when
   // not noted or no longer the size noted), syncs the filesystem and every
@@ -65,7 +65,7 @@ class RestoreDest {
   std::string staging_;
   bool published_ = false;
   std::mutex noted_mu_;
-  std::unordered_map<std::string, std::pair<uint64_t, uint32_t>> noted_;  // by path under staging_: bytes, CRC32C
+  std::unordered_map<std::string, PartitionFileWritten> noted_;  // by path under staging_
 };
 
 }  // namespace walcut

@@ -343,7 +343,7 @@ Status finish_ready(Plan& plan, MemoryGauge* gauge, RestoreDest* dest, ProgressH
     if (gauge) gauge->add(-held);
     if (!r.ok()) return error.set(r.status());
     if (dest) {
-      for (const WrittenFile& f : r->files) dest->note_written(f.path, f.written.bytes, f.written.crc32c);
+      for (const WrittenFile& f : r->files) dest->note_written(f.path, f.written);
     }
     files += r->files_written;
     repaired += r->atomic_repaired;
