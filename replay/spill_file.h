@@ -7,7 +7,9 @@
 // slice's CRC32C is checked when it is read back, and its entries' framing
 // and key order too. Files live in the restore's private staging
 // directory and go with it; they are never synced (a crash starts the
-// restore over).
+// restore over), but their writeback starts as they are written, and a
+// slice's pages are dropped once it is read: under a cgroup memory limit
+// the page cache is what the budget leaves over.
 #pragma once
 
 #include <cstdint>
