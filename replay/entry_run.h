@@ -53,6 +53,21 @@ inline std::string_view run_entry_key(const std::byte* p) {
 }
 
 // Bytes the entry at p takes.
+// Whether two keys are equal. A key of 8 to 16 bytes is compared by two
+// overlapping loads each, not a call: replay compares the key of nearly
+// every entry it places with the key's newest entry.
+inline bool same_key(std::string_view a, std::string_view b) {
+  const size_t n = a.size();
+  if (n != b.size()) return false;
+  if (n < 8 || n > 16) return std::memcmp(a.data(), b.data(), n) == 0;
+  uint64_t a0, a1, b0, b1;
+  std::memcpy(&a0, a.data(), 8);
+  std::memcpy(&a1, a.data() + n - 8, 8);
+  std::memcpy(&b0, b.data(), 8);
+  std::memcpy(&b1, b.data() + n - 8, 8);
+  return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+}
+
 inline size_t run_entry_size(const std::byte* p) {
   uint32_t value_bytes = load_u32(p + 4);
   return kRunEntryFixedBytes + load_u32(p) + (value_bytes == kTombstoneMark ? 0 : value_bytes);

@@ -149,7 +149,7 @@ std::byte* PartitionBucket::place(std::string_view key, size_t n, uint64_t h) {
     const uint64_t s = slots_[i];
     if ((s & ~kLocationMask) != tag) continue;
     std::byte* old = entry_of(s);
-    if (run_entry_key(old) != key) continue;
+    if (!same_key(run_entry_key(old), key)) continue;
     const size_t old_bytes = run_entry_size(old);
     if (old_bytes == n) return old;
     dead_bytes_ += old_bytes;

@@ -134,6 +134,24 @@ TEST(PartitionBucket, ValuesLargerThanAChunkGetOneOfTheirOwnAndStillWin) {
   EXPECT_EQ(read_run(run.span()), ref);
 }
 
+TEST(SameKey, EveryByteOfKeysUpTo24BytesCounts) {
+  for (size_t n = 0; n <= 24; ++n) {
+    std::string a(n, 'a');
+    for (size_t i = 0; i < n; ++i) a[i] = static_cast<char>('a' + i);
+    const std::string same = a;  // another buffer
+    EXPECT_TRUE(same_key(a, same)) << n;
+    for (size_t i = 0; i < n; ++i) {
+      std::string b = a;
+      b[i] = static_cast<char>(b[i] ^ 0x80);
+      EXPECT_FALSE(same_key(a, b)) << "byte " << i << " of " << n;
+    }
+    EXPECT_FALSE(same_key(a, a + "a")) << n;
+    if (n > 0) {
+      EXPECT_FALSE(same_key(a, a.substr(0, n - 1))) << n;
+    }
+  }
+}
+
 TEST(EntryChunks, TheChunksAFreedBucketHeldAreTakenByTheNextOne) {
   auto fill = [](PartitionBucket& b) {
     for (uint64_t i = 0; i < 20000; ++i) b.add(entry("key-" + std::to_string(i), std::string(100, 'v'), Version{1, 1, i}));
