@@ -1,9 +1,14 @@
 #include "replay/entry_chunks.h"
 
+#include <sys/mman.h>
+
+#include <algorithm>
 #include <cassert>
 #include <cstdlib>
 #include <new>
 #include <utility>
+
+#include <sanitizer/asan_interface.h>
 
 namespace walcut {
 namespace {
@@ -22,30 +27,85 @@ ChunkPool& ChunkPool::shared() {
 }
 
 std::byte* ChunkPool::get(int cls) {
+  const size_t n = kClassBytes[cls];
+  std::byte* p;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!free_[cls].empty()) {
-      std::byte* p = free_[cls].back();
+      p = free_[cls].back();
       free_[cls].pop_back();
+      ASAN_UNPOISON_MEMORY_REGION(p, n);
       return p;
     }
+    p = huge_pages_.load(std::memory_order_relaxed) ? cut(n) : nullptr;
   }
-  allocated_bytes_ += kClassBytes[cls];
-  return allocate(kClassBytes[cls]);
+  if (p == nullptr) p = allocate(n);
+  allocated_bytes_ += n;
+  return p;
+}
+
+// n bytes from the newest slab, or from a new one. The rest of a slab too
+// short for n (under the largest chunk, 3% of a slab) is never used, and
+// never touched: not resident.
+std::byte* ChunkPool::cut(size_t n) {
+  if (static_cast<size_t>(slab_end_ - slab_next_) < n) {
+    void* m = ::mmap(nullptr, 2 * kSlabBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return nullptr;  // malloc's then
+    // Aligned to its size, so that one huge page can back it; the
+    // mapping's unaligned ends are given back at once.
+    auto* base = static_cast<std::byte*>(m);
+    auto* slab = reinterpret_cast<std::byte*>((reinterpret_cast<uintptr_t>(base) + kSlabBytes - 1) & ~(kSlabBytes - 1));
+    if (slab > base) ::munmap(base, slab - base);
+    if (base + 2 * kSlabBytes > slab + kSlabBytes) ::munmap(slab + kSlabBytes, base + 2 * kSlabBytes - (slab + kSlabBytes));
+    ::madvise(slab, kSlabBytes, MADV_HUGEPAGE);  // a hint: refused, the pages are 4 KiB
+    ASAN_POISON_MEMORY_REGION(slab, kSlabBytes);  // under ASan, what is not cut, or is pooled, is poisoned
+    slabs_.insert(std::upper_bound(slabs_.begin(), slabs_.end(), slab), slab);
+    slab_next_ = slab;
+    slab_end_ = slab + kSlabBytes;
+  }
+  std::byte* p = slab_next_;
+  slab_next_ += n;
+  ASAN_UNPOISON_MEMORY_REGION(p, n);
+  return p;
+}
+
+bool ChunkPool::in_slab(const std::byte* p) const {
+  auto after = std::upper_bound(slabs_.begin(), slabs_.end(), p);
+  return after != slabs_.begin() && p < *(after - 1) + kSlabBytes;
 }
 
 void ChunkPool::put(std::byte* chunk, int cls) {
+  ASAN_POISON_MEMORY_REGION(chunk, kClassBytes[cls]);
   std::lock_guard<std::mutex> lock(mu_);
   free_[cls].push_back(chunk);
 }
 
 void ChunkPool::release_free() {
   std::lock_guard<std::mutex> lock(mu_);
+  size_t in_slabs = 0;  // bytes of the free chunks cut from slabs
   for (int c = 0; c < kClasses; ++c) {
-    for (std::byte* p : free_[c]) std::free(p);
-    allocated_bytes_ -= free_[c].size() * kClassBytes[c];
-    free_[c] = {};
+    std::vector<std::byte*> kept;
+    for (std::byte* p : free_[c]) {
+      if (in_slab(p)) {
+        kept.push_back(p);
+        continue;
+      }
+      ASAN_UNPOISON_MEMORY_REGION(p, kClassBytes[c]);
+      std::free(p);
+      allocated_bytes_ -= kClassBytes[c];
+    }
+    in_slabs += kept.size() * kClassBytes[c];
+    free_[c] = std::move(kept);
   }
+  if (in_slabs != allocated_bytes_) return;  // a bucket still holds chunks: the slabs stay
+  for (std::byte* slab : slabs_) {
+    ASAN_UNPOISON_MEMORY_REGION(slab, kSlabBytes);
+    ::munmap(slab, kSlabBytes);
+  }
+  for (auto& list : free_) list = {};
+  slabs_ = {};
+  slab_next_ = slab_end_ = nullptr;
+  allocated_bytes_ = 0;
 }
 
 size_t ChunkPool::free_bytes() {

@@ -20,28 +20,55 @@
 namespace walcut {
 
 // Free chunks of each size, shared by the buckets of every restore in the
-// process (thread-safe). A chunk is malloc's; the pool keeps at most what
-// the buckets once held together, and release_free() hands it back.
+// process (thread-safe). The pool keeps at most what the buckets once held
+// together, and release_free() hands it back.
+//
+// A chunk is malloc's, or, while use_huge_pages(true), cut from a 2 MiB
+// slab mapped on its own and asked to be one huge page (MADV_HUGEPAGE):
+// a node's buckets spread tens of MiB of entries that replay reaches at
+// random, and with 4 KiB pages nearly every entry placed missed the TLB as
+// well as the cache (replay 6% faster on `small`, docs/benchmarks.md). The
+// cost is memory: a huge page is resident whole, so the chunks' unused
+// ends count too, and the slabs are unmapped only once every chunk cut
+// from them is back. A restore asks for them only when its budget is far
+// from reached (replay/restore.cc).
 class ChunkPool {
  public:
   static constexpr int kClasses = 4;
   static constexpr size_t kClassBytes[kClasses] = {1 << 10, 4 << 10, 16 << 10, 64 << 10};
 
+  static constexpr size_t kSlabBytes = 2 << 20;
+
   static ChunkPool& shared();
+  ChunkPool() = default;
+  ChunkPool(const ChunkPool&) = delete;
+  ChunkPool& operator=(const ChunkPool&) = delete;
   ~ChunkPool() { release_free(); }
+
+  // Whether new chunks are cut from huge-page slabs (a hint: where the
+  // kernel gives none, the slabs have 4 KiB pages).
+  void use_huge_pages(bool on) { huge_pages_.store(on, std::memory_order_relaxed); }
 
   std::byte* get(int cls);
   void put(std::byte* chunk, int cls);
-  // Frees every pooled chunk (a restore calls it when it ends).
+  // Frees every pooled chunk malloc gave, and unmaps the slabs once every
+  // chunk cut from them is back (a restore calls it when it ends).
   void release_free();
   size_t free_bytes();
   // Bytes of the chunks it has malloc'd and not freed: in buckets or pooled.
   size_t allocated_bytes() const { return allocated_bytes_.load(std::memory_order_relaxed); }
 
  private:
+  std::byte* cut(size_t n);
+  bool in_slab(const std::byte* p) const;
+
   std::atomic<size_t> allocated_bytes_{0};
+  std::atomic<bool> huge_pages_{false};
   std::mutex mu_;
   std::vector<std::byte*> free_[kClasses];
+  std::vector<std::byte*> slabs_;   // in address order
+  std::byte* slab_next_ = nullptr;  // the uncut rest of the newest slab
+  std::byte* slab_end_ = nullptr;
 };
 
 // Entries appended one after another into chunks; an entry never spans two

@@ -250,6 +250,22 @@ class DiscardSink final : public ReplaySink {
 // reader and batches cost memory (docs/restore.md, "Memory"). Without a
 // spiller (a dry run) the entries are read, checked and counted, not kept.
 // `after_wave` runs after each wave of nodes (plan.replayed says which).
+// How many nodes' WALs are replayed at once: a pipeline per 4 threads.
+size_t nodes_side_by_side(const RestoreOptions& o) {
+  constexpr unsigned kThreadsPerPipeline = 4;
+  return std::max(1u, thread_count(o.threads) / kThreadsPerPipeline);
+}
+
+// Whether the buckets' chunks may be huge pages (replay/entry_chunks.h):
+// only while the largest WALs replayed at once, were every byte of them
+// routed, would take at most a quarter of the budget, so that the chunks'
+// unused ends, resident with them, cannot bring the restore near it.
+bool huge_pages_fit(const RestoreOptions& o, const std::vector<NodeIncrements>& chain, uint64_t budget) {
+  uint64_t largest = 0;
+  for (const NodeIncrements& n : chain) largest = std::max(largest, n.segment_bytes);
+  return largest * nodes_side_by_side(o) <= budget / 4;
+}
+
 Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<NodeIncrements>& chain,
                       const std::vector<ReplayFilter>& filters, Spiller* spiller,
                       const std::function<Status()>& after_wave, RestoreReport& report) {
@@ -264,8 +280,7 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
   progress.report();
   std::vector<ReplayReport> reports(sources.size());
   std::vector<Status> results(sources.size());
-  constexpr unsigned kThreadsPerPipeline = 4;
-  const size_t side_by_side = std::max(1u, thread_count(o.threads) / kThreadsPerPipeline);
+  const size_t side_by_side = nodes_side_by_side(o);
   auto replay_one = [&](size_t i) {
     const uint16_t node = sources[i];
     const NodeIncrements& inc = chain[node];
@@ -577,6 +592,7 @@ Result<RestoreReport> restore(const RestoreOptions& options, std::vector<Snapsho
   t = Clock::now();
   report.memory_limit = options.memory_limit > 0 ? options.memory_limit : default_memory_limit_bytes();
   MemoryGauge gauge(report.memory_limit);
+  ChunkPool::shared().use_huge_pages(huge_pages_fit(options, v.chain, report.memory_limit));
   Spiller spiller(spill_dir, gauge);
   const std::jthread ahead = read_finish_inputs_ahead(plan, report.memory_limit);
   ProgressHub finish_progress(options.progress, "finish", finish_bytes(plan));

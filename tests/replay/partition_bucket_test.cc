@@ -173,6 +173,28 @@ TEST(EntryChunks, TheChunksAFreedBucketHeldAreTakenByTheNextOne) {
   EXPECT_EQ(pool.allocated_bytes(), 0u);
 }
 
+TEST(EntryChunks, HugePageSlabsStayMappedWhileABucketHoldsTheirChunks) {
+  ChunkPool& pool = ChunkPool::shared();
+  pool.release_free();
+  pool.use_huge_pages(true);
+  Reference ref;
+  PartitionBucket held, freed;
+  for (uint64_t i = 0; i < 20000; ++i) {
+    const std::string key = "key-" + std::to_string(i);
+    held.add(entry(key, std::string(100, 'h'), Version{1, 1, i}));
+    freed.add(entry(key, std::string(100, 'f'), Version{1, 1, i}));
+    ref[key] = {std::string(100, 'h'), Version{1, 1, i}};
+  }
+  pool.use_huge_pages(false);
+  take(freed);
+  pool.release_free();  // `held` still holds chunks cut from the slabs
+  EXPECT_GE(pool.allocated_bytes(), held.bytes() / 2) << "the slabs and their free chunks stay";
+  EXPECT_EQ(read_run(take(held).span()), ref) << "what the bucket holds is still there to read";
+  pool.release_free();
+  EXPECT_EQ(pool.allocated_bytes(), 0u) << "every chunk back: the slabs are unmapped";
+  EXPECT_EQ(pool.free_bytes(), 0u);
+}
+
 TEST(EntryChunks, BucketsOnSeveralThreadsShareThePool) {
   // Each thread fills and frees buckets of its own, as replay's stripes and
   // the finish's tasks do, all through the one pool (run under TSan too).
