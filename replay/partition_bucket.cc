@@ -153,14 +153,37 @@ std::byte* PartitionBucket::place(std::string_view key, size_t n, uint64_t h) {
     const size_t old_bytes = run_entry_size(old);
     if (old_bytes == n) return old;
     dead_bytes_ += old_bytes;
+    remember_hole((s & kLocationMask) - 1, old_bytes);
     break;
   }
   if (slots_[i] == 0) ++live_;
   assert(live_ * 4 <= slots_.size() * 3 && "the index has a free slot for every probe to end at");
   uint64_t location;
-  std::byte* p = entries_.append(n, &location);
+  std::byte* p = take_hole(n, &location);
+  if (p == nullptr) p = entries_.append(n, &location);
   slots_[i] = tag | (location + 1);
   return p;
+}
+
+void PartitionBucket::remember_hole(uint64_t location, size_t n) {
+  if (n >= (size_t{1} << (64 - kLocationBits))) return;
+  if (hole_count_ == kHoles) {  // the oldest is forgotten: it stays dead until a rewrite
+    std::copy(holes_ + 1, holes_ + kHoles, holes_);
+    --hole_count_;
+  }
+  holes_[hole_count_++] = static_cast<uint64_t>(n) << kLocationBits | location;
+}
+
+std::byte* PartitionBucket::take_hole(size_t n, uint64_t* location) {
+  for (int h = 0; h < hole_count_; ++h) {
+    if ((holes_[h] >> kLocationBits) != n) continue;
+    *location = holes_[h] & kLocationMask;
+    std::copy(holes_ + h + 1, holes_ + hole_count_, holes_ + h);
+    --hole_count_;
+    dead_bytes_ -= n;
+    return entries_.at(*location);
+  }
+  return nullptr;
 }
 
 int64_t PartitionBucket::compact() {
@@ -182,6 +205,8 @@ void PartitionBucket::drop_dead() {
   assert(kept.size() + dead_bytes_ == entries_.size() && "dead bytes are exactly what the rewrite drops");
   entries_ = std::move(kept);
   dead_bytes_ = 0;
+  hole_count_ = 0;
+  ++rewrites_;
 }
 
 SortedEntries PartitionBucket::sorted() {
@@ -212,6 +237,7 @@ void PartitionBucket::clear() {
   slots_ = {};
   live_ = 0;
   dead_bytes_ = 0;
+  hole_count_ = 0;
 }
 
 SortedEntries merge_sorted(std::span<const SortedEntries> lists) {

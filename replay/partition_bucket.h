@@ -6,8 +6,9 @@
 //   place: replay is mostly updates of values of one size, which then cost
 //   one probe and one copy, and no memory;
 // - any other write (a new key, another size, a delete of a live key) is
-//   appended and the key's old entry is dead; when dead bytes pass an
-//   eighth of the live ones the entries are rewritten without them.
+//   appended, or put where a dead entry of its size was, and the key's
+//   old entry is dead; when dead bytes pass an eighth of the live ones
+//   the entries are rewritten without them.
 // sorted() sorts pointers to the live entries by key once, for the
 // partition's finish (replay/partition_finish.h) or a spill file.
 //
@@ -63,6 +64,8 @@ class PartitionBucket {
   // Memory held.
   size_t bytes() const { return entries_.bytes_held() + slots_.capacity() * sizeof(uint64_t); }
   bool empty() const { return live_ == 0; }
+  // How many times its entries were rewritten without the dead ones.
+  uint64_t rewrites() const { return rewrites_; }
 
  private:
   // A slot: 0 when free, else the entry's location + 1 in the low 40 bits
@@ -75,11 +78,20 @@ class PartitionBucket {
   void drop_dead_if_wasteful();
   void grow_index();
   void drop_dead();
+  void remember_hole(uint64_t location, size_t n);
+  std::byte* take_hole(size_t n, uint64_t* location);
 
   EntryChunks entries_;
   std::vector<uint64_t> slots_;  // a power of two in size, or empty
   size_t live_ = 0;              // keys
   uint64_t dead_bytes_ = 0;
+  // A few dead entries whose place the next entry of the same size takes
+  // (a delete then a write of a key changes its entry's size both times):
+  // each its location in the low 40 bits, its size above.
+  static constexpr int kHoles = 4;
+  uint64_t holes_[kHoles] = {};
+  int hole_count_ = 0;
+  uint64_t rewrites_ = 0;
 };
 
 // Merges lists of entries in key order into one where, for a key in

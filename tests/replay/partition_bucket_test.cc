@@ -134,6 +134,29 @@ TEST(PartitionBucket, ValuesLargerThanAChunkGetOneOfTheirOwnAndStillWin) {
   EXPECT_EQ(read_run(run.span()), ref);
 }
 
+TEST(PartitionBucket, ADeleteAndAWriteAgainTakeTheDeadEntriesPlaces) {
+  // A delete changes a key's entry to a tombstone, and a write after it
+  // back to a value: each leaves a dead entry of the other size, whose
+  // place the next such change takes instead of growing the entries.
+  ChunkPool::shared().release_free();
+  PartitionBucket b;
+  Reference ref;
+  uint64_t v = 0;
+  for (int i = 0; i < 2000; ++i) b.add(entry("key-" + std::to_string(i), std::string(100, 'v'), Version{1, 1, ++v}));
+  const size_t before = b.bytes();
+  for (int round = 0; round < 20; ++round) {
+    for (int i = 0; i < 2000; ++i) {
+      const std::string key = "key-" + std::to_string(i);
+      b.add(entry(key, std::nullopt, Version{1, 1, ++v}));
+      b.add(entry(key, std::string(100, 'w'), Version{1, 1, ++v}));
+      ref[key] = {std::string(100, 'w'), Version{1, 1, v}};
+    }
+    EXPECT_LE(b.bytes(), before + before / 16) << "round " << round;
+  }
+  EXPECT_EQ(b.rewrites(), 0u) << "80000 changes of size, and no dead entry was left to rewrite";
+  EXPECT_EQ(read_run(take(b).span()), ref);
+}
+
 TEST(SameKey, EveryByteOfKeysUpTo24BytesCounts) {
   for (size_t n = 0; n <= 24; ++n) {
     std::string a(n, 'a');
