@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cerrno>
 #include <filesystem>
+#include <optional>
 
 #include "io/fault.h"
 #include "io/wal_format.h"
@@ -190,11 +191,18 @@ Result<std::vector<std::string>> list_segment_files(const std::string& dir) {
 namespace {
 
 // `e` as a DirEntry named `rel`, without following a symbolic link.
-Result<DirEntry> dir_entry(const fs::directory_entry& e, std::string rel) {
+// One entry as lstat finds it; none when it is gone since readdir gave
+// its name (another process removed or renamed it, as a restore renames
+// its staging directory beside another's: a listing a moment later would
+// not show it either).
+Result<std::optional<DirEntry>> dir_entry(const fs::directory_entry& e, std::string rel) {
   DirEntry d;
   d.path = std::move(rel);
   struct stat st;  // one lstat: kind, size and mode (a link is kOther, not followed)
-  if (::lstat(e.path().c_str(), &st) != 0) return Status::from_errno("stat " + e.path().string(), errno);
+  if (::lstat(e.path().c_str(), &st) != 0) {
+    if (errno == ENOENT) return std::optional<DirEntry>();
+    return Status::from_errno("stat " + e.path().string(), errno);
+  }
   if (S_ISREG(st.st_mode)) {
     d.kind = DirEntry::Kind::kFile;
     d.bytes = static_cast<uint64_t>(st.st_size);
@@ -202,7 +210,7 @@ Result<DirEntry> dir_entry(const fs::directory_entry& e, std::string rel) {
     d.kind = DirEntry::Kind::kDirectory;
   }
   d.mode = st.st_mode & 07777;
-  return d;
+  return std::optional<DirEntry>(std::move(d));
 }
 
 // `p` absolute, with "..", "." and the symbolic links of its existing part
@@ -225,9 +233,9 @@ Result<std::vector<DirEntry>> list_directory(const std::string& dir, bool recurs
   std::error_code ec;
   auto add = [&](const fs::directory_entry& e) -> Status {
     std::string rel = recursive ? e.path().lexically_relative(dir).string() : e.path().filename().string();
-    Result<DirEntry> d = dir_entry(e, std::move(rel));
+    Result<std::optional<DirEntry>> d = dir_entry(e, std::move(rel));
     if (!d.ok()) return d.status();
-    out.push_back(std::move(d).value());
+    if (d.value()) out.push_back(std::move(*d.value()));
     return {};
   };
   if (recursive) {

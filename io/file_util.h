@@ -80,7 +80,9 @@ struct DirEntry {
 // The entries of `dir` (and of every directory below it with `recursive`),
 // sorted by path: the one directory lister. Every std::filesystem call
 // takes an error_code: a directory that vanishes or cannot be read while
-// listed is an I/O error naming it and the errno, never an exception.
+// listed is an I/O error naming it and the errno, never an exception. An
+// entry that is gone between readdir and its lstat is left out (another
+// process removed or renamed it), not an error.
 Result<std::vector<DirEntry>> list_directory(const std::string& dir, bool recursive = false);
 // fsync of `root` and of every directory below it.
 Status sync_tree(const std::string& root);

@@ -70,6 +70,41 @@ TEST(ListDirectory, TreeChangingWhileListedNeverThrows) {
   EXPECT_EQ(listed + failed, 2000);
 }
 
+TEST(ListDirectory, EntriesRenamedOrRemovedWhileListedAreLeftOutNotAnError) {
+  // As a restore renames its staging directory while another restore
+  // beside it lists the parent for stale stagings of its own.
+  TempDir dir;
+  const std::string root = dir.path() + "/parent";
+  fs::create_directories(root + "/kept");
+  std::atomic<bool> stop{false};
+  std::thread churn([&] {
+    std::error_code ec;
+    for (uint64_t i = 0; !stop; ++i) {
+      const std::string a = root + "/s" + std::to_string(i % 64);
+      fs::create_directory(a, ec);
+      fs::rename(a, a + "-published", ec);
+      fs::remove(a + "-published", ec);
+    }
+  });
+  int failed = 0, without_kept = 0;
+  for (int i = 0; i < 3000; ++i) {
+    Result<std::vector<DirEntry>> r = list_directory(root);
+    if (!r.ok()) {
+      ++failed;
+      ADD_FAILURE() << r.status().to_string();
+      if (failed > 3) break;
+      continue;
+    }
+    bool kept = false;
+    for (const DirEntry& e : r.value()) kept |= e.path == "kept" && e.kind == DirEntry::Kind::kDirectory;
+    without_kept += kept ? 0 : 1;
+  }
+  stop = true;
+  churn.join();
+  EXPECT_EQ(failed, 0);
+  EXPECT_EQ(without_kept, 0) << "an entry that stays is always listed";
+}
+
 TEST(FileLock, SecondHolderIsBusyUntilTheFirstLetsGo) {
   TempDir dir;
   const std::string path = dir.path() + "/x.lock";
