@@ -26,19 +26,19 @@ ChunkPool& ChunkPool::shared() {
   return pool;
 }
 
-std::byte* ChunkPool::get(int cls) {
+std::byte* ChunkPool::get(int cls, bool huge_page) {
   const size_t n = kClassBytes[cls];
+  std::lock_guard<std::mutex> lock(mu_);
   std::byte* p;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!free_[cls].empty()) {
-      p = free_[cls].back();
-      free_[cls].pop_back();
-      ASAN_UNPOISON_MEMORY_REGION(p, n);
-      return p;
-    }
-    p = huge_pages_.load(std::memory_order_relaxed) ? cut(n) : nullptr;
+  if (!free_[cls].empty()) {
+    p = free_[cls].back();
+    free_[cls].pop_back();
+    ASAN_UNPOISON_MEMORY_REGION(p, n);
+    return p;
   }
+  // Counted under the lock: release_free() must never find every chunk
+  // back while one it cannot see yet is being cut from a slab.
+  p = huge_page ? cut(n) : nullptr;
   if (p == nullptr) p = allocate(n);
   allocated_bytes_ += n;
   return p;
@@ -105,7 +105,7 @@ void ChunkPool::release_free() {
   for (auto& list : free_) list = {};
   slabs_ = {};
   slab_next_ = slab_end_ = nullptr;
-  allocated_bytes_ = 0;
+  allocated_bytes_ -= in_slabs;
 }
 
 size_t ChunkPool::free_bytes() {
@@ -121,6 +121,7 @@ EntryChunks& EntryChunks::operator=(EntryChunks&& o) noexcept {
     chunks_ = std::exchange(o.chunks_, {});
     used_ = std::exchange(o.used_, 0);
     held_ = std::exchange(o.held_, 0);
+    huge_pages_ = o.huge_pages_;
   }
   return *this;
 }
@@ -136,7 +137,7 @@ void EntryChunks::add_chunk(size_t n) {
   if (cls == ChunkPool::kClasses) {
     c = {allocate(n), 0, n, -1};
   } else {
-    c = {ChunkPool::shared().get(cls), 0, ChunkPool::kClassBytes[cls], cls};
+    c = {ChunkPool::shared().get(cls, huge_pages_), 0, ChunkPool::kClassBytes[cls], cls};
   }
   assert(chunks_.size() < (size_t{1} << (kLocationBits - kOffsetBits)) && "the chunk's index fits a location");
   chunks_.push_back(c);

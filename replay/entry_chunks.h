@@ -23,15 +23,17 @@ namespace walcut {
 // process (thread-safe). The pool keeps at most what the buckets once held
 // together, and release_free() hands it back.
 //
-// A chunk is malloc's, or, while use_huge_pages(true), cut from a 2 MiB
-// slab mapped on its own and asked to be one huge page (MADV_HUGEPAGE):
+// A chunk is malloc's, or, when its buckets ask for huge pages, cut from a
+// 2 MiB slab mapped on its own and asked to be one huge page (MADV_HUGEPAGE):
 // a node's buckets spread tens of MiB of entries that replay reaches at
 // random, and with 4 KiB pages nearly every entry placed missed the TLB as
 // well as the cache (replay 6% faster on `small`, docs/benchmarks.md). The
 // cost is memory: a huge page is resident whole, so the chunks' unused
 // ends count too, and the slabs are unmapped only once every chunk cut
 // from them is back. A restore asks for them only when its budget is far
-// from reached (replay/restore.cc).
+// from reached (replay/restore.cc), for its own buckets: restores side by
+// side in one process each keep their choice, though a free chunk goes to
+// whichever bucket asks next.
 class ChunkPool {
  public:
   static constexpr int kClasses = 4;
@@ -45,11 +47,10 @@ class ChunkPool {
   ChunkPool& operator=(const ChunkPool&) = delete;
   ~ChunkPool() { release_free(); }
 
-  // Whether new chunks are cut from huge-page slabs (a hint: where the
-  // kernel gives none, the slabs have 4 KiB pages).
-  void use_huge_pages(bool on) { huge_pages_.store(on, std::memory_order_relaxed); }
-
-  std::byte* get(int cls);
+  // A free chunk of the class, or a new one: cut from a huge-page slab
+  // when `huge_page` (a hint: where the kernel gives none, the slab has
+  // 4 KiB pages), else malloc's.
+  std::byte* get(int cls, bool huge_page = false);
   void put(std::byte* chunk, int cls);
   // Frees every pooled chunk malloc gave, and unmaps the slabs once every
   // chunk cut from them is back (a restore calls it when it ends).
@@ -62,8 +63,7 @@ class ChunkPool {
   std::byte* cut(size_t n);
   bool in_slab(const std::byte* p) const;
 
-  std::atomic<size_t> allocated_bytes_{0};
-  std::atomic<bool> huge_pages_{false};
+  std::atomic<size_t> allocated_bytes_{0};  // changed under mu_ only
   std::mutex mu_;
   std::vector<std::byte*> free_[kClasses];
   std::vector<std::byte*> slabs_;   // in address order
@@ -97,6 +97,10 @@ class EntryChunks {
   }
   // Gives every chunk back to the pool.
   void release();
+  // Whether the chunks it takes from now on are asked to be huge pages
+  // (ChunkPool::get); kept through release() and a move.
+  void use_huge_pages(bool on) { huge_pages_ = on; }
+  bool huge_pages() const { return huge_pages_; }
 
   // Bytes of the entries appended, and of the chunks holding them.
   size_t size() const { return used_; }
@@ -120,6 +124,7 @@ class EntryChunks {
   std::vector<Chunk> chunks_;
   size_t used_ = 0;
   size_t held_ = 0;
+  bool huge_pages_ = false;
 };
 
 template <typename F>

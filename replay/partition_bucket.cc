@@ -194,6 +194,7 @@ int64_t PartitionBucket::compact() {
 
 void PartitionBucket::drop_dead() {
   EntryChunks kept;
+  kept.use_huge_pages(entries_.huge_pages());
   for (uint64_t& s : slots_) {
     if (s == 0) continue;
     const std::byte* p = entry_of(s);

@@ -64,6 +64,9 @@ class PartitionBucket {
   // Memory held.
   size_t bytes() const { return entries_.bytes_held() + slots_.capacity() * sizeof(uint64_t); }
   bool empty() const { return live_ == 0; }
+  // Whether the chunks it takes are asked to be huge pages
+  // (replay/entry_chunks.h); a restore sets it before the first add.
+  void use_huge_pages(bool on) { entries_.use_huge_pages(on); }
   // How many times its entries were rewritten without the dead ones.
   uint64_t rewrites() const { return rewrites_; }
 

@@ -592,7 +592,8 @@ Result<RestoreReport> restore(const RestoreOptions& options, std::vector<Snapsho
   t = Clock::now();
   report.memory_limit = options.memory_limit > 0 ? options.memory_limit : default_memory_limit_bytes();
   MemoryGauge gauge(report.memory_limit);
-  ChunkPool::shared().use_huge_pages(huge_pages_fit(options, v.chain, report.memory_limit));
+  const bool huge_pages = huge_pages_fit(options, v.chain, report.memory_limit);
+  for (const std::unique_ptr<RoutedCopy>& c : plan.copies) c->bucket.use_huge_pages(huge_pages);
   Spiller spiller(spill_dir, gauge);
   const std::jthread ahead = read_finish_inputs_ahead(plan, report.memory_limit);
   ProgressHub finish_progress(options.progress, "finish", finish_bytes(plan));

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <map>
 #include <optional>
 #include <random>
@@ -199,16 +200,16 @@ TEST(EntryChunks, TheChunksAFreedBucketHeldAreTakenByTheNextOne) {
 TEST(EntryChunks, HugePageSlabsStayMappedWhileABucketHoldsTheirChunks) {
   ChunkPool& pool = ChunkPool::shared();
   pool.release_free();
-  pool.use_huge_pages(true);
   Reference ref;
   PartitionBucket held, freed;
+  held.use_huge_pages(true);
+  freed.use_huge_pages(true);
   for (uint64_t i = 0; i < 20000; ++i) {
     const std::string key = "key-" + std::to_string(i);
     held.add(entry(key, std::string(100, 'h'), Version{1, 1, i}));
     freed.add(entry(key, std::string(100, 'f'), Version{1, 1, i}));
     ref[key] = {std::string(100, 'h'), Version{1, 1, i}};
   }
-  pool.use_huge_pages(false);
   take(freed);
   pool.release_free();  // `held` still holds chunks cut from the slabs
   EXPECT_GE(pool.allocated_bytes(), held.bytes() / 2) << "the slabs and their free chunks stay";
@@ -216,6 +217,28 @@ TEST(EntryChunks, HugePageSlabsStayMappedWhileABucketHoldsTheirChunks) {
   pool.release_free();
   EXPECT_EQ(pool.allocated_bytes(), 0u) << "every chunk back: the slabs are unmapped";
   EXPECT_EQ(pool.free_bytes(), 0u);
+}
+
+TEST(EntryChunks, AReleaseBesideChunksBeingCutNeverUnmapsOneInUse) {
+  // A restore ends (release_free) while another in the same process cuts
+  // new chunks from a slab: a chunk counted only after the pool's lock
+  // was let go could be unmapped as it was handed out.
+  ChunkPool& pool = ChunkPool::shared();
+  pool.release_free();
+  std::atomic<bool> stop{false};
+  std::thread releaser([&] {
+    while (!stop) pool.release_free();
+  });
+  const int cls = ChunkPool::kClasses - 1;
+  for (int i = 0; i < 20000; ++i) {
+    std::byte* p = pool.get(cls, /*huge_page=*/true);
+    std::memset(p, 1, ChunkPool::kClassBytes[cls]);
+    pool.put(p, cls);
+  }
+  stop = true;
+  releaser.join();
+  pool.release_free();
+  EXPECT_EQ(pool.allocated_bytes(), 0u);
 }
 
 TEST(EntryChunks, BucketsOnSeveralThreadsShareThePool) {
