@@ -1,6 +1,7 @@
 #include "replay/spill_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -70,10 +71,15 @@ Status read_spill_slice(const SpillSlice& slice, RunBuffer& out) {
   while (done < slice.bytes) {
     ssize_t n = ::pread(fd, p + done, slice.bytes - done, static_cast<off_t>(slice.offset + done));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      s = n < 0 ? Status::from_errno("read " + path, errno)
-                : Status::corruption(path + ": ends at offset " + std::to_string(slice.offset + done) +
-                                     " inside a slice of " + std::to_string(slice.bytes) + " bytes");
+    if (n < 0) {
+      s = Status::from_errno("read " + path, errno);
+      break;
+    }
+    if (n == 0) {
+      struct stat st;
+      const std::string size = ::fstat(fd, &st) == 0 ? std::to_string(st.st_size) : "?";
+      s = Status::corruption(path + ": ends at offset " + size + ", inside the slice of " +
+                             std::to_string(slice.bytes) + " bytes at offset " + std::to_string(slice.offset));
       break;
     }
     done += static_cast<uint64_t>(n);

@@ -69,9 +69,12 @@ Result<RestoreOptions> restore_options(const RestoreArgs& a) {
   o.threads = a.threads;
   if (!a.memory_limit.empty()) {
     std::optional<uint64_t> limit = parse_byte_size(a.memory_limit);
-    if (!limit || *limit == 0) {
+    if (!limit) {
       return Status::invalid_argument("--memory-limit " + a.memory_limit +
                                       ": not a size (a number of bytes, or with K, M, G or T)");
+    }
+    if (*limit == 0) {
+      return Status::invalid_argument("--memory-limit " + a.memory_limit + ": the budget must be at least 1 byte");
     }
     o.memory_limit = *limit;
   }

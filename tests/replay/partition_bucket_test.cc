@@ -336,6 +336,14 @@ TEST(SpillFile, SlicesReadBackAsWrittenAndDamageIsRefused) {
   EXPECT_EQ(s.code(), StatusCode::kCorruption);
   EXPECT_NE(s.message().find("0.spill"), std::string::npos) << s.message();
   EXPECT_TRUE(read_spill_slice(slices[8], back).ok());
+  // Cut short: the message says where the file ends and which slice it cut.
+  ASSERT_EQ(::truncate(dir.file("0.spill").c_str(), 100), 0);
+  s = read_spill_slice(slices[20], back);
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  EXPECT_NE(s.message().find("0.spill: ends at offset 100, inside the slice of " + std::to_string(slices[20].bytes) +
+                             " bytes at offset " + std::to_string(slices[20].offset)),
+            std::string::npos)
+      << s.message();
 }
 
 }  // namespace

@@ -83,6 +83,12 @@ TEST_F(CliSnapshot, AnEmptyNodeOrMemoryLimitIsAUsageErrorNotTheDefault) {
     EXPECT_NE(out.find(flag), std::string::npos) << out;
     EXPECT_FALSE(fs::exists(tmp_.file("d"))) << flag;
   }
+  int code = -1;
+  const std::string out =
+      walcut("snapshot restore " + snap() + " --increment 2 --memory-limit 0K --dest " + tmp_.file("d"), &code);
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(out.find("--memory-limit 0K: the budget must be at least 1 byte"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(tmp_.file("d")));
 }
 
 // What the arguments ask of the snapshot is checked before anything is
