@@ -42,9 +42,6 @@ class ChunkPool {
   static constexpr size_t kSlabBytes = 2 << 20;
 
   static ChunkPool& shared();
-  ChunkPool() = default;
-  ChunkPool(const ChunkPool&) = delete;
-  ChunkPool& operator=(const ChunkPool&) = delete;
   ~ChunkPool() { release_free(); }
 
   // A free chunk of the class, or a new one: cut from a huge-page slab
@@ -56,7 +53,8 @@ class ChunkPool {
   // chunk cut from them is back (a restore calls it when it ends).
   void release_free();
   size_t free_bytes();
-  // Bytes of the chunks it has malloc'd and not freed: in buckets or pooled.
+  // Bytes of the chunks it has made (malloc'd or cut from a slab) and not
+  // freed: in buckets or pooled.
   size_t allocated_bytes() const { return allocated_bytes_.load(std::memory_order_relaxed); }
 
  private:

@@ -52,7 +52,6 @@ inline std::string_view run_entry_key(const std::byte* p) {
   return {reinterpret_cast<const char*>(p + kRunEntryFixedBytes), load_u32(p)};
 }
 
-// Bytes the entry at p takes.
 // Whether two keys are equal. A key of 8 to 16 bytes is compared by two
 // overlapping loads each, not a call: replay compares the key of nearly
 // every entry it places with the key's newest entry.
@@ -68,6 +67,7 @@ inline bool same_key(std::string_view a, std::string_view b) {
   return ((a0 ^ b0) | (a1 ^ b1)) == 0;
 }
 
+// Bytes the entry at p takes.
 inline size_t run_entry_size(const std::byte* p) {
   uint32_t value_bytes = load_u32(p + 4);
   return kRunEntryFixedBytes + load_u32(p) + (value_bytes == kTombstoneMark ? 0 : value_bytes);

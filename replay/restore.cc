@@ -244,12 +244,6 @@ class DiscardSink final : public ReplaySink {
   Status apply_many(uint16_t, std::span<const DataEntry>) override { return {}; }
 };
 
-// Replays every source node, routing entries to their copies. Each
-// pipeline keeps its threads busy; nodes go side by side only on machines
-// with threads to spare (one per kThreadsPerPipeline), as each pipeline's
-// reader and batches cost memory (docs/restore.md, "Memory"). Without a
-// spiller (a dry run) the entries are read, checked and counted, not kept.
-// `after_wave` runs after each wave of nodes (plan.replayed says which).
 // How many nodes' WALs are replayed at once: a pipeline per 4 threads.
 size_t nodes_side_by_side(const RestoreOptions& o) {
   constexpr unsigned kThreadsPerPipeline = 4;
@@ -266,6 +260,12 @@ bool huge_pages_fit(const RestoreOptions& o, const std::vector<NodeIncrements>& 
   return largest * nodes_side_by_side(o) <= budget / 4;
 }
 
+// Replays every source node, routing entries to their copies. Each
+// pipeline keeps its threads busy; nodes go side by side only on machines
+// with threads to spare (nodes_side_by_side), as each pipeline's
+// reader and batches cost memory (docs/restore.md, "Memory"). Without a
+// spiller (a dry run) the entries are read, checked and counted, not kept.
+// `after_wave` runs after each wave of nodes (plan.replayed says which).
 Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<NodeIncrements>& chain,
                       const std::vector<ReplayFilter>& filters, Spiller* spiller,
                       const std::function<Status()>& after_wave, RestoreReport& report) {
