@@ -119,6 +119,8 @@ EntryChunks& EntryChunks::operator=(EntryChunks&& o) noexcept {
   if (this != &o) {
     release();
     chunks_ = std::exchange(o.chunks_, {});
+    end_ = std::exchange(o.end_, nullptr);
+    left_ = std::exchange(o.left_, 0);
     used_ = std::exchange(o.used_, 0);
     held_ = std::exchange(o.held_, 0);
     huge_pages_ = o.huge_pages_;
@@ -139,19 +141,20 @@ void EntryChunks::add_chunk(size_t n) {
   } else {
     c = {ChunkPool::shared().get(cls, huge_pages_), 0, ChunkPool::kClassBytes[cls], cls};
   }
-  assert(chunks_.size() < (size_t{1} << (kLocationBits - kOffsetBits)) && "the chunk's index fits a location");
+  if (reinterpret_cast<uintptr_t>(c.data) + c.capacity > (uintptr_t{1} << kAddressBits)) {
+    // Never on Linux without asking mmap for more: the index could not hold it.
+    if (c.cls < 0) {
+      std::free(c.data);
+    } else {
+      ChunkPool::shared().put(c.data, c.cls);
+    }
+    throw std::bad_alloc();
+  }
+  if (!chunks_.empty()) chunks_.back().used = used_of(chunks_.size() - 1);
   chunks_.push_back(c);
+  end_ = c.data;
+  left_ = c.capacity;
   held_ += c.capacity;
-}
-
-std::byte* EntryChunks::append(size_t n, uint64_t* location) {
-  if (chunks_.empty() || chunks_.back().capacity - chunks_.back().used < n) add_chunk(n);
-  Chunk& c = chunks_.back();
-  *location = (chunks_.size() - 1) << kOffsetBits | c.used;
-  std::byte* p = c.data + c.used;
-  c.used += n;
-  used_ += n;
-  return p;
 }
 
 void EntryChunks::release() {
@@ -163,6 +166,8 @@ void EntryChunks::release() {
     }
   }
   chunks_.clear();
+  end_ = nullptr;
+  left_ = 0;
   used_ = held_ = 0;
 }
 

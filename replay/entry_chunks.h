@@ -71,11 +71,14 @@ class ChunkPool {
 
 // Entries appended one after another into chunks; an entry never spans two
 // chunks (one larger than the largest chunk gets a chunk of its own). An
-// entry is found again by its location, a 40-bit number (chunk index and
-// offset in the chunk). Not thread-safe.
+// entry stays where it was put until release(): a bucket's index holds
+// its address (replay/partition_bucket.h), and nothing stands between the
+// two. Not thread-safe.
 class EntryChunks {
  public:
-  static constexpr int kLocationBits = 40;
+  // Every entry's address fits in this many bits (a bucket's index slot
+  // holds it beside a part of the key's hash).
+  static constexpr int kAddressBits = 48;
 
   EntryChunks() = default;
   ~EntryChunks() { release(); }
@@ -84,14 +87,18 @@ class EntryChunks {
   EntryChunks(const EntryChunks&) = delete;
   EntryChunks& operator=(const EntryChunks&) = delete;
 
-  // n bytes for one entry, uninitialised; *location says where (for at()).
-  std::byte* append(size_t n, uint64_t* location);
-  std::byte* at(uint64_t location) {
-    return chunks_[location >> kOffsetBits].data + (location & ((uint64_t{1} << kOffsetBits) - 1));
+  // n bytes for one entry, uninitialised.
+  std::byte* append(size_t n) {
+    if (left_ < n) add_chunk(n);
+    std::byte* p = end_;
+    end_ += n;
+    left_ -= n;
+    used_ += n;
+    return p;
   }
   // Starts loading the memory the next append() gives, if in a chunk now.
   void prefetch_end() const {
-    if (!chunks_.empty()) __builtin_prefetch(chunks_.back().data + chunks_.back().used, 1);
+    if (left_ > 0) __builtin_prefetch(end_, 1);
   }
   // Gives every chunk back to the pool.
   void release();
@@ -110,25 +117,29 @@ class EntryChunks {
   void for_each(F&& f) const;
 
  private:
-  static constexpr int kOffsetBits = 16;  // a pooled chunk is at most 64 KiB; a chunk of its own holds one entry
   struct Chunk {
     std::byte* data;
-    size_t used;
+    size_t used;  // of the last chunk: up to end_ (set when the next is added)
     size_t capacity;
     int cls;  // -1: the chunk of one large entry, malloc'd for it
   };
   void add_chunk(size_t n);
+  size_t used_of(size_t i) const { return i + 1 == chunks_.size() ? end_ - chunks_[i].data : chunks_[i].used; }
 
-  std::vector<Chunk> chunks_;
+  // What append() reads comes first: a bucket's first cache lines hold it.
+  std::byte* end_ = nullptr;  // where the next entry goes
+  size_t left_ = 0;           // bytes from end_ to the end of the last chunk
   size_t used_ = 0;
   size_t held_ = 0;
+  std::vector<Chunk> chunks_;
   bool huge_pages_ = false;
 };
 
 template <typename F>
 void EntryChunks::for_each(F&& f) const {
-  for (const Chunk& c : chunks_) {
-    for (size_t at = 0; at < c.used; at += run_entry_size(c.data + at)) f(c.data + at);
+  for (size_t i = 0; i < chunks_.size(); ++i) {
+    const std::byte* data = chunks_[i].data;
+    for (size_t at = 0, used = used_of(i); at < used; at += run_entry_size(data + at)) f(data + at);
   }
 }
 

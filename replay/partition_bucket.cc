@@ -124,11 +124,11 @@ void PartitionBucket::prefetch_place(uint64_t hash) const {
 
 void PartitionBucket::prefetch_newest(uint64_t hash) const {
   if (slots_.empty()) return;
-  const uint64_t tag = hash >> kLocationBits << kLocationBits;
+  const uint64_t tag = hash >> kAddressBits << kAddressBits;
   const size_t mask = slots_.size() - 1;
   for (size_t i = hash & mask; slots_[i] != 0; i = (i + 1) & mask) {
-    if ((slots_[i] & ~kLocationMask) == tag) {
-      __builtin_prefetch(const_cast<EntryChunks&>(entries_).at((slots_[i] & kLocationMask) - 1));
+    if ((slots_[i] & ~kAddressMask) == tag) {
+      __builtin_prefetch(entry_of(slots_[i]));
       return;
     }
   }
@@ -142,46 +142,45 @@ void PartitionBucket::drop_dead_if_wasteful() {
 // entry when it has the same size, else at the end.
 std::byte* PartitionBucket::place(std::string_view key, size_t n, uint64_t h) {
   if ((live_ + 1) * 4 > slots_.size() * 3) grow_index();
-  const uint64_t tag = h >> kLocationBits << kLocationBits;
+  const uint64_t tag = h >> kAddressBits << kAddressBits;
   const size_t mask = slots_.size() - 1;
   size_t i = h & mask;
   for (; slots_[i] != 0; i = (i + 1) & mask) {
     const uint64_t s = slots_[i];
-    if ((s & ~kLocationMask) != tag) continue;
+    if ((s & ~kAddressMask) != tag) continue;
     std::byte* old = entry_of(s);
     if (!same_key(run_entry_key(old), key)) continue;
     const size_t old_bytes = run_entry_size(old);
     if (old_bytes == n) return old;
     dead_bytes_ += old_bytes;
-    remember_hole((s & kLocationMask) - 1, old_bytes);
+    remember_hole(old, old_bytes);
     break;
   }
   if (slots_[i] == 0) ++live_;
   assert(live_ * 4 <= slots_.size() * 3 && "the index has a free slot for every probe to end at");
-  uint64_t location;
-  std::byte* p = take_hole(n, &location);
-  if (p == nullptr) p = entries_.append(n, &location);
-  slots_[i] = tag | (location + 1);
+  std::byte* p = take_hole(n);
+  if (p == nullptr) p = entries_.append(n);
+  slots_[i] = tag | address_of(p);
   return p;
 }
 
-void PartitionBucket::remember_hole(uint64_t location, size_t n) {
-  if (n >= (size_t{1} << (64 - kLocationBits))) return;
+void PartitionBucket::remember_hole(const std::byte* entry, size_t n) {
+  if (n >= (size_t{1} << (64 - kAddressBits))) return;
   if (hole_count_ == kHoles) {  // the oldest is forgotten: it stays dead until a rewrite
     std::copy(holes_ + 1, holes_ + kHoles, holes_);
     --hole_count_;
   }
-  holes_[hole_count_++] = static_cast<uint64_t>(n) << kLocationBits | location;
+  holes_[hole_count_++] = static_cast<uint64_t>(n) << kAddressBits | address_of(entry);
 }
 
-std::byte* PartitionBucket::take_hole(size_t n, uint64_t* location) {
+std::byte* PartitionBucket::take_hole(size_t n) {
   for (int h = 0; h < hole_count_; ++h) {
-    if ((holes_[h] >> kLocationBits) != n) continue;
-    *location = holes_[h] & kLocationMask;
+    if ((holes_[h] >> kAddressBits) != n) continue;
+    std::byte* p = entry_of(holes_[h]);
     std::copy(holes_ + h + 1, holes_ + hole_count_, holes_ + h);
     --hole_count_;
     dead_bytes_ -= n;
-    return entries_.at(*location);
+    return p;
   }
   return nullptr;
 }
@@ -199,9 +198,9 @@ void PartitionBucket::drop_dead() {
     if (s == 0) continue;
     const std::byte* p = entry_of(s);
     const size_t n = run_entry_size(p);
-    uint64_t location;
-    std::memcpy(kept.append(n, &location), p, n);
-    s = (s & ~kLocationMask) | (location + 1);
+    std::byte* q = kept.append(n);
+    std::memcpy(q, p, n);
+    s = (s & ~kAddressMask) | address_of(q);
   }
   assert(kept.size() + dead_bytes_ == entries_.size() && "dead bytes are exactly what the rewrite drops");
   entries_ = std::move(kept);

@@ -71,26 +71,29 @@ class PartitionBucket {
   uint64_t rewrites() const { return rewrites_; }
 
  private:
-  // A slot: 0 when free, else the entry's location + 1 in the low 40 bits
-  // and the top 24 bits of the key's hash.
-  static constexpr int kLocationBits = EntryChunks::kLocationBits;
-  static constexpr uint64_t kLocationMask = (uint64_t{1} << kLocationBits) - 1;
-  std::byte* entry_of(uint64_t slot) { return entries_.at((slot & kLocationMask) - 1); }
+  // A slot: 0 when free, else the entry's address in the low 48 bits (no
+  // user-space address on Linux is longer; EntryChunks checks) and the top
+  // 16 bits of the key's hash.
+  static constexpr int kAddressBits = EntryChunks::kAddressBits;
+  static constexpr uint64_t kAddressMask = (uint64_t{1} << kAddressBits) - 1;
+  static std::byte* entry_of(uint64_t slot) { return reinterpret_cast<std::byte*>(slot & kAddressMask); }
+  static uint64_t address_of(const std::byte* p) { return reinterpret_cast<uintptr_t>(p); }
   std::byte* place(std::string_view key, size_t n, uint64_t hash);
   void prefetch_newest(uint64_t hash) const;
   void drop_dead_if_wasteful();
   void grow_index();
   void drop_dead();
-  void remember_hole(uint64_t location, size_t n);
-  std::byte* take_hole(size_t n, uint64_t* location);
+  void remember_hole(const std::byte* entry, size_t n);
+  std::byte* take_hole(size_t n);
 
-  EntryChunks entries_;
+  // What an add reads first (a restore loads a bucket's first two cache lines ahead).
   std::vector<uint64_t> slots_;  // a power of two in size, or empty
+  EntryChunks entries_;
   size_t live_ = 0;              // keys
   uint64_t dead_bytes_ = 0;
   // A few dead entries whose place the next entry of the same size takes
   // (a delete then a write of a key changes its entry's size both times):
-  // each its location in the low 40 bits, its size above.
+  // each its address in the low 48 bits, its size above.
   static constexpr int kHoles = 4;
   uint64_t holes_[kHoles] = {};
   int hole_count_ = 0;

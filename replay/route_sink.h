@@ -41,10 +41,10 @@ class MemoryGauge {
 
 // The entries routed to one partition copy: what is in memory, and what
 // was spilled, oldest first.
-struct RoutedCopy {
+struct alignas(64) RoutedCopy {
+  PartitionBucket bucket;  // first: what replay reads of a copy is in its first two cache lines
   uint32_t group_id = 0;
   uint16_t partition = 0;
-  PartitionBucket bucket;
   std::vector<SpillSlice> spilled;
 };
 
