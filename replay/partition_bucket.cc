@@ -8,6 +8,9 @@
 namespace walcut {
 namespace {
 
+// How many slots ahead a scan of the index loads the entries' keys.
+constexpr size_t kAhead = 8;
+
 uint64_t key_prefix(std::string_view key) {
   unsigned char b[8] = {};
   std::memcpy(b, key.data(), std::min<size_t>(8, key.size()));
@@ -95,7 +98,12 @@ void PartitionBucket::grow_index() {
   std::vector<uint64_t> old = std::move(slots_);
   slots_.assign(old.empty() ? 16 : old.size() * 2, 0);
   const size_t mask = slots_.size() - 1;
-  for (uint64_t s : old) {
+  // Each entry's key is read for its hash: loaded some slots ahead, so
+  // that the misses overlap.
+  for (size_t k = 0; k < std::min(kAhead, old.size()); ++k) __builtin_prefetch(entry_of(old[k]));
+  for (size_t k = 0; k < old.size(); ++k) {
+    if (k + kAhead < old.size()) __builtin_prefetch(entry_of(old[k + kAhead]));
+    const uint64_t s = old[k];
     if (s == 0) continue;
     size_t i = hash_key(run_entry_key(entry_of(s))) & mask;
     while (slots_[i] != 0) i = (i + 1) & mask;
@@ -219,7 +227,11 @@ SortedEntries PartitionBucket::sorted() {
   thread_local std::vector<Ref> refs;
   refs.clear();
   refs.reserve(live_);
-  for (uint64_t s : slots_) {
+  // The keys are loaded some slots ahead (kAhead), as in grow_index().
+  for (size_t k = 0; k < std::min(kAhead, slots_.size()); ++k) __builtin_prefetch(entry_of(slots_[k]));
+  for (size_t k = 0; k < slots_.size(); ++k) {
+    if (k + kAhead < slots_.size()) __builtin_prefetch(entry_of(slots_[k + kAhead]));
+    const uint64_t s = slots_[k];
     if (s != 0) refs.push_back({key_prefix(run_entry_key(entry_of(s))), entry_of(s)});
   }
   assert(refs.size() == live_ && "one slot per live key");
