@@ -125,18 +125,25 @@ void PartitionBucket::prefetch_slot(uint64_t hash) const {
   if (!slots_.empty()) __builtin_prefetch(&slots_[hash & (slots_.size() - 1)]);
 }
 
-void PartitionBucket::prefetch_place(uint64_t hash) const {
-  prefetch_newest(hash);
+void PartitionBucket::prefetch_place(uint64_t hash, size_t bytes) const {
+  prefetch_newest(hash, bytes);
   entries_.prefetch_end();
 }
 
-void PartitionBucket::prefetch_newest(uint64_t hash) const {
+void PartitionBucket::prefetch_newest(uint64_t hash, size_t bytes) const {
   if (slots_.empty()) return;
   const uint64_t tag = hash >> kAddressBits << kAddressBits;
   const size_t mask = slots_.size() - 1;
   for (size_t i = hash & mask; slots_[i] != 0; i = (i + 1) & mask) {
     if ((slots_[i] & ~kAddressMask) == tag) {
-      __builtin_prefetch(entry_of(slots_[i]));
+      // The lines the add may overwrite, to be written (up to 4: a larger
+      // entry's copy is long enough for the hardware to stream the rest).
+      const std::byte* p = entry_of(slots_[i]);
+      const uintptr_t first = address_of(p) & ~uintptr_t{63};
+      const uintptr_t end = std::min(address_of(p) + bytes, first + 4 * 64);
+      for (uintptr_t line = first; line < end; line += 64) {
+        __builtin_prefetch(reinterpret_cast<const void*>(line), 1);
+      }
       return;
     }
   }

@@ -52,8 +52,9 @@ class PartitionBucket {
   // Start loading what an add of a key with this hash reads and writes,
   // in two steps some entries apart: the key's index slot, then (once
   // the slot is in cache) its newest entry and the end of the entries.
+  // `bytes`: the size of the entry the add will write (run_entry_bytes).
   void prefetch_slot(uint64_t hash) const;
-  void prefetch_place(uint64_t hash) const;
+  void prefetch_place(uint64_t hash, size_t bytes) const;
   // Drops the dead entries now. Returns the change of bytes().
   int64_t compact();
   // The newest entry of every key (tombstones included) in key order:
@@ -79,7 +80,7 @@ class PartitionBucket {
   static std::byte* entry_of(uint64_t slot) { return reinterpret_cast<std::byte*>(slot & kAddressMask); }
   static uint64_t address_of(const std::byte* p) { return reinterpret_cast<uintptr_t>(p); }
   std::byte* place(std::string_view key, size_t n, uint64_t hash);
-  void prefetch_newest(uint64_t hash) const;
+  void prefetch_newest(uint64_t hash, size_t bytes) const;
   void drop_dead_if_wasteful();
   void grow_index();
   void drop_dead();

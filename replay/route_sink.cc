@@ -55,7 +55,7 @@ Status RouteSink::apply_many(uint16_t, std::span<const DataEntry> entries) {
     }
     if (i + kStep < entries.size()) {
       const Ahead& a = ring[(i + kStep) % kRing];
-      if (a.copy) a.copy->bucket.prefetch_place(a.hash);
+      if (a.copy) a.copy->bucket.prefetch_place(a.hash, run_entry_bytes(entries[i + kStep]));
     }
     const DataEntry& d = entries[i];
     const Ahead& a = ring[i % kRing];
