@@ -87,17 +87,18 @@ class PartitionBucket {
   void remember_hole(const std::byte* entry, size_t n);
   std::byte* take_hole(size_t n);
 
-  // What an add reads first (a restore loads a bucket's first two cache lines ahead).
+  // Everything an add reads is in the first 128 bytes (a restore loads a
+  // bucket's first two cache lines ahead; RoutedCopy is aligned to 64).
   std::vector<uint64_t> slots_;  // a power of two in size, or empty
-  EntryChunks entries_;
   size_t live_ = 0;              // keys
   uint64_t dead_bytes_ = 0;
   // A few dead entries whose place the next entry of the same size takes
   // (a delete then a write of a key changes its entry's size both times):
   // each its address in the low 48 bits, its size above.
   static constexpr int kHoles = 4;
-  uint64_t holes_[kHoles] = {};
   int hole_count_ = 0;
+  uint64_t holes_[kHoles] = {};
+  EntryChunks entries_;  // its first 32 bytes are what an append reads
   uint64_t rewrites_ = 0;
 };
 
