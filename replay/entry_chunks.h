@@ -126,7 +126,7 @@ class EntryChunks {
   void add_chunk(size_t n);
   size_t used_of(size_t i) const { return i + 1 == chunks_.size() ? end_ - chunks_[i].data : chunks_[i].used; }
 
-  // What append() reads comes first: a bucket's first cache lines hold it.
+  // What append() reads comes first: a bucket's first cache line holds it.
   std::byte* end_ = nullptr;  // where the next entry goes
   size_t left_ = 0;           // bytes from end_ to the end of the last chunk
   size_t used_ = 0;

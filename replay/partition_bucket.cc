@@ -95,14 +95,16 @@ bool run_is_well_formed(ByteSpan run, bool sorted, uint64_t* entries) {
 }
 
 void PartitionBucket::grow_index() {
-  std::vector<uint64_t> old = std::move(slots_);
-  slots_.assign(old.empty() ? 16 : old.size() * 2, 0);
-  const size_t mask = slots_.size() - 1;
+  const std::unique_ptr<uint64_t[]> old = std::move(slots_);
+  const size_t old_count = slot_count_;
+  slot_count_ = old_count == 0 ? 16 : old_count * 2;
+  slots_ = std::make_unique<uint64_t[]>(slot_count_);  // zeros: every slot free
+  const size_t mask = slot_count_ - 1;
   // Each entry's key is read for its hash: loaded some slots ahead, so
   // that the misses overlap.
-  for (size_t k = 0; k < std::min(kAhead, old.size()); ++k) __builtin_prefetch(entry_of(old[k]));
-  for (size_t k = 0; k < old.size(); ++k) {
-    if (k + kAhead < old.size()) __builtin_prefetch(entry_of(old[k + kAhead]));
+  for (size_t k = 0; k < std::min(kAhead, old_count); ++k) __builtin_prefetch(entry_of(old[k]));
+  for (size_t k = 0; k < old_count; ++k) {
+    if (k + kAhead < old_count) __builtin_prefetch(entry_of(old[k + kAhead]));
     const uint64_t s = old[k];
     if (s == 0) continue;
     size_t i = hash_key(run_entry_key(entry_of(s))) & mask;
@@ -122,7 +124,7 @@ int64_t PartitionBucket::add(const DataEntry& e, uint64_t hash) {
 }
 
 void PartitionBucket::prefetch_slot(uint64_t hash) const {
-  if (!slots_.empty()) __builtin_prefetch(&slots_[hash & (slots_.size() - 1)]);
+  if (slot_count_ > 0) __builtin_prefetch(&slots_[hash & (slot_count_ - 1)]);
 }
 
 void PartitionBucket::prefetch_place(uint64_t hash, size_t bytes) const {
@@ -131,9 +133,9 @@ void PartitionBucket::prefetch_place(uint64_t hash, size_t bytes) const {
 }
 
 void PartitionBucket::prefetch_newest(uint64_t hash, size_t bytes) const {
-  if (slots_.empty()) return;
+  if (slot_count_ == 0) return;
   const uint64_t tag = hash >> kAddressBits << kAddressBits;
-  const size_t mask = slots_.size() - 1;
+  const size_t mask = slot_count_ - 1;
   for (size_t i = hash & mask; slots_[i] != 0; i = (i + 1) & mask) {
     if ((slots_[i] & ~kAddressMask) == tag) {
       // The lines the add may overwrite, to be written (up to 4: a larger
@@ -156,9 +158,9 @@ void PartitionBucket::drop_dead_if_wasteful() {
 // Where the newest entry of `key`, n bytes, goes: over the key's newest
 // entry when it has the same size, else at the end.
 std::byte* PartitionBucket::place(std::string_view key, size_t n, uint64_t h) {
-  if ((live_ + 1) * 4 > slots_.size() * 3) grow_index();
+  if ((live_ + 1) * 4 > slot_count_ * 3) grow_index();
   const uint64_t tag = h >> kAddressBits << kAddressBits;
-  const size_t mask = slots_.size() - 1;
+  const size_t mask = slot_count_ - 1;
   size_t i = h & mask;
   for (; slots_[i] != 0; i = (i + 1) & mask) {
     const uint64_t s = slots_[i];
@@ -172,7 +174,7 @@ std::byte* PartitionBucket::place(std::string_view key, size_t n, uint64_t h) {
     break;
   }
   if (slots_[i] == 0) ++live_;
-  assert(live_ * 4 <= slots_.size() * 3 && "the index has a free slot for every probe to end at");
+  assert(live_ * 4 <= slot_count_ * 3 && "the index has a free slot for every probe to end at");
   std::byte* p = take_hole(n);
   if (p == nullptr) p = entries_.append(n);
   slots_[i] = tag | address_of(p);
@@ -209,7 +211,8 @@ int64_t PartitionBucket::compact() {
 void PartitionBucket::drop_dead() {
   EntryChunks kept;
   kept.use_huge_pages(entries_.huge_pages());
-  for (uint64_t& s : slots_) {
+  for (size_t k = 0; k < slot_count_; ++k) {
+    uint64_t& s = slots_[k];
     if (s == 0) continue;
     const std::byte* p = entry_of(s);
     const size_t n = run_entry_size(p);
@@ -235,9 +238,9 @@ SortedEntries PartitionBucket::sorted() {
   refs.clear();
   refs.reserve(live_);
   // The keys are loaded some slots ahead (kAhead), as in grow_index().
-  for (size_t k = 0; k < std::min(kAhead, slots_.size()); ++k) __builtin_prefetch(entry_of(slots_[k]));
-  for (size_t k = 0; k < slots_.size(); ++k) {
-    if (k + kAhead < slots_.size()) __builtin_prefetch(entry_of(slots_[k + kAhead]));
+  for (size_t k = 0; k < std::min(kAhead, slot_count_); ++k) __builtin_prefetch(entry_of(slots_[k]));
+  for (size_t k = 0; k < slot_count_; ++k) {
+    if (k + kAhead < slot_count_) __builtin_prefetch(entry_of(slots_[k + kAhead]));
     const uint64_t s = slots_[k];
     if (s != 0) refs.push_back({key_prefix(run_entry_key(entry_of(s))), entry_of(s)});
   }
@@ -253,7 +256,8 @@ SortedEntries PartitionBucket::sorted() {
 
 void PartitionBucket::clear() {
   entries_.release();
-  slots_ = {};
+  slots_.reset();
+  slot_count_ = 0;
   live_ = 0;
   dead_bytes_ = 0;
   hole_count_ = 0;

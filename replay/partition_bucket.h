@@ -28,6 +28,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "io/records.h"
@@ -63,7 +64,7 @@ class PartitionBucket {
   // Frees every entry.
   void clear();
   // Memory held.
-  size_t bytes() const { return entries_.bytes_held() + slots_.capacity() * sizeof(uint64_t); }
+  size_t bytes() const { return entries_.bytes_held() + slot_count_ * sizeof(uint64_t); }
   bool empty() const { return live_ == 0; }
   // Whether the chunks it takes are asked to be huge pages
   // (replay/entry_chunks.h); a restore sets it before the first add.
@@ -87,18 +88,21 @@ class PartitionBucket {
   void remember_hole(const std::byte* entry, size_t n);
   std::byte* take_hole(size_t n);
 
-  // Everything an add reads is in the first 128 bytes (a restore loads a
-  // bucket's first two cache lines ahead; RoutedCopy is aligned to 64).
-  std::vector<uint64_t> slots_;  // a power of two in size, or empty
-  size_t live_ = 0;              // keys
+  // What an add of a key whose newest entry has the same size reads is
+  // the first 64 bytes, one cache line (a restore loads a bucket's first
+  // lines ahead; RoutedCopy is aligned to 64): the index, the counts and
+  // the first 32 bytes of the entries (where the next one goes).
+  std::unique_ptr<uint64_t[]> slots_;  // slot_count_ of them, a power of two, or none
+  size_t slot_count_ = 0;
+  size_t live_ = 0;  // keys
   uint64_t dead_bytes_ = 0;
+  EntryChunks entries_;
   // A few dead entries whose place the next entry of the same size takes
   // (a delete then a write of a key changes its entry's size both times):
   // each its address in the low 48 bits, its size above.
   static constexpr int kHoles = 4;
   int hole_count_ = 0;
   uint64_t holes_[kHoles] = {};
-  EntryChunks entries_;  // its first 32 bytes are what an append reads
   uint64_t rewrites_ = 0;
 };
 

@@ -38,10 +38,7 @@ Status RouteSink::apply_many(uint16_t, std::span<const DataEntry> entries) {
     Ahead& a = ring[i % kRing];
     const DataEntry& d = entries[i];
     a = {find(d.group_id, d.partition), PartitionBucket::hash({reinterpret_cast<const char*>(d.key.data()), d.key.size()})};
-    if (a.copy) {  // the bucket, whose index and chunk list take two cache lines
-      __builtin_prefetch(a.copy);
-      __builtin_prefetch(reinterpret_cast<const char*>(a.copy) + 64);
-    }
+    if (a.copy) __builtin_prefetch(a.copy);  // the bucket's first line: all an overwrite in place reads of it
     return a;
   };
   for (size_t i = 0; i < std::min(entries.size(), 4 * kStep); ++i) __builtin_prefetch(entries[i].key.data());

@@ -42,7 +42,7 @@ class MemoryGauge {
 // The entries routed to one partition copy: what is in memory, and what
 // was spilled, oldest first.
 struct alignas(64) RoutedCopy {
-  PartitionBucket bucket;  // first: what replay reads of a copy is in its first two cache lines
+  PartitionBucket bucket;  // first: what replay reads of a copy is in its first cache line
   uint32_t group_id = 0;
   uint16_t partition = 0;
   std::vector<SpillSlice> spilled;
