@@ -419,9 +419,8 @@ Status write_file(const std::string& path, const PartitionFileInfo& info, const 
   const int fd = created.value();
   Status s = write_contents(fd, tmp_path, info, each, written);
   if (s.ok() && replace) s = sync_file(fd, tmp_path);
-  // Unsynced: start the writeback now, so the caller's later sync finds
-  // most of it done.
-  if (s.ok() && !replace) ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+  // Unsynced: kCreate starts the writeback now (PartitionWrite).
+  if (s.ok() && how == PartitionWrite::kCreate) ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
   if (::close(fd) != 0 && s.ok()) s = Status::from_errno("close " + tmp_path, errno);
   if (s.ok() && replace && ::rename(tmp_path.c_str(), path.c_str()) != 0) {
     s = Status::from_errno("rename " + tmp_path + " to " + path, errno);

@@ -46,8 +46,15 @@ enum class PartitionWrite {
   kReplace,
   // Created at the path (it must not exist) and not synced: for a private
   // staging directory that is synced once (sync_filesystem()) and
-  // published whole, where a half-written file is never seen.
+  // published whole, where a half-written file is never seen. Its
+  // writeback is started as it is closed (sync_file_range), so that its
+  // pages are soon clean: where a cgroup's memory limit charges the page
+  // cache, dirty pages could only wait for that one sync.
   kCreate,
+  // As kCreate, its pages left dirty for the one sync to write: where
+  // memory is plenty, one writeback of thousands of small files costs less
+  // than starting each file's apart (docs/restore.md, "Finish").
+  kCreateCached,
 };
 
 // The bytes a write put in the file: its size and CRC32C.

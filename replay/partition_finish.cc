@@ -107,7 +107,7 @@ Status write_copy(uint32_t group_id, uint16_t partition, const CopyToFinish& c, 
   };
   PartitionFileWritten w;
   WALCUT_RETURN_IF_ERROR(write_partition_file_from(c.out_path, {group_id, partition, c.node_index}, source,
-                                                   PartitionWrite::kCreate, &w));  // the caller syncs the tree once
+                                                   c.write, &w));  // the caller syncs the tree once
   report.files_written += 1;
   report.files.push_back({c.out_path, w});
   report.entries_written += written;

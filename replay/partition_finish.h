@@ -30,6 +30,7 @@ struct CopyToFinish {
   std::optional<ManifestEntry> listed;  // its manifest entry; nullopt: the manifest does not list it
   RoutedCopy* routed = nullptr;         // its entries from the WAL; null: none were replayed
   std::string out_path;                 // where to write it; empty: a peer, only compared
+  PartitionWrite write = PartitionWrite::kCreate;  // kCreate or kCreateCached
 };
 
 struct WrittenFile {

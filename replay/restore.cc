@@ -260,6 +260,19 @@ bool huge_pages_fit(const RestoreOptions& o, const std::vector<NodeIncrements>& 
   return largest * nodes_side_by_side(o) <= budget / 4;
 }
 
+// Whether the restored files' pages may stay dirty until the one sync
+// before the publish (PartitionWrite::kCreateCached): only while the most
+// the tree can be (the snapshot files it reads and every byte of the
+// restored nodes' WALs) would take at most a quarter of the budget. A
+// budget near the tree's size is a cgroup's limit, which charges the page
+// cache too, and there each file's writeback starts as it is written.
+bool output_fits_page_cache(const Plan& plan, const std::vector<NodeIncrements>& chain, uint64_t budget) {
+  uint64_t most = 0;
+  for (const Plan::Task& t : plan.tasks) most += t.bytes();
+  for (const NodeIncrements& n : chain) most += plan.restored[n.base.node_index] ? n.segment_bytes : 0;
+  return most <= budget / 4;
+}
+
 // Replays every source node, routing entries to their copies. Each
 // pipeline keeps its threads busy; nodes go side by side only on machines
 // with threads to spare (nodes_side_by_side), as each pipeline's
@@ -594,6 +607,11 @@ Result<RestoreReport> restore(const RestoreOptions& options, std::vector<Snapsho
   MemoryGauge gauge(report.memory_limit);
   const bool huge_pages = huge_pages_fit(options, v.chain, report.memory_limit);
   for (const std::unique_ptr<RoutedCopy>& c : plan.copies) c->bucket.use_huge_pages(huge_pages);
+  if (output_fits_page_cache(plan, v.chain, report.memory_limit)) {
+    for (Plan::Task& t : plan.tasks) {
+      for (CopyToFinish& c : t.copies) c.write = PartitionWrite::kCreateCached;
+    }
+  }
   Spiller spiller(spill_dir, gauge);
   const std::jthread ahead = read_finish_inputs_ahead(plan, report.memory_limit);
   ProgressHub finish_progress(options.progress, "finish", finish_bytes(plan));

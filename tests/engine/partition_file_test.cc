@@ -582,6 +582,33 @@ TEST(PartitionFileIo, WriteIntoMissingDirectoryFailsNamingTheFile) {
   EXPECT_NE(s.message().find(path), std::string::npos) << s.to_string();
 }
 
+// kCreate starts a file's writeback as it is closed, kCreateCached leaves
+// it to the caller's sync: the same file either way, the path must be new,
+// and the size and CRC32C reported are the file's.
+TEST(PartitionFileIo, BothWaysOfCreatingWriteTheSameFileAtANewPath) {
+  TempDir dir;
+  const EntryMap entries = numbered_entries(50, 40);
+  auto source = [&](const PartitionEntryFn& fn) {
+    for (const auto& [key, value] : entries) fn(key, as_bytes(value.value), value.version);
+  };
+  std::vector<Bytes> files;
+  for (PartitionWrite how : {PartitionWrite::kCreate, PartitionWrite::kCreateCached}) {
+    const std::string path = dir.file("part-" + std::to_string(files.size()) + ".bin");
+    PartitionFileWritten w;
+    ASSERT_TRUE(write_partition_file_from(path, kInfo, source, how, &w).ok());
+    files.push_back(read_file(path));
+    EXPECT_EQ(w.bytes, files.back().size());
+    EXPECT_EQ(w.crc32c, crc32c(files.back()));
+    Result<PartitionFile> back = read_partition_file(path);
+    ASSERT_TRUE(back.ok()) << back.status().to_string();
+    EXPECT_EQ(back->entries, entries);
+    Status again = write_partition_file_from(path, kInfo, source, how, nullptr);
+    EXPECT_FALSE(again.ok()) << "an existing file is never written over";
+    EXPECT_EQ(read_file(path), files.back());
+  }
+  EXPECT_EQ(files[0], files[1]);
+}
+
 TEST(PartitionFileIo, FailedRenameRemovesTheTempFile) {
   TempDir dir;
   std::string path = dir.file("part-1.bin");
