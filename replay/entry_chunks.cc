@@ -142,12 +142,7 @@ void EntryChunks::add_chunk(size_t n) {
     c = {ChunkPool::shared().get(cls, huge_pages_), 0, ChunkPool::kClassBytes[cls], cls};
   }
   if (reinterpret_cast<uintptr_t>(c.data) + c.capacity > (uintptr_t{1} << kAddressBits)) {
-    // Never on Linux without asking mmap for more: the index could not hold it.
-    if (c.cls < 0) {
-      std::free(c.data);
-    } else {
-      ChunkPool::shared().put(c.data, c.cls);
-    }
+    give_back(c);  // never on Linux without asking mmap for more: the index could not hold it
     throw std::bad_alloc();
   }
   if (!chunks_.empty()) chunks_.back().used = used_of(chunks_.size() - 1);
@@ -157,14 +152,16 @@ void EntryChunks::add_chunk(size_t n) {
   held_ += c.capacity;
 }
 
-void EntryChunks::release() {
-  for (const Chunk& c : chunks_) {
-    if (c.cls < 0) {
-      std::free(c.data);
-    } else {
-      ChunkPool::shared().put(c.data, c.cls);
-    }
+void EntryChunks::give_back(const Chunk& c) {
+  if (c.cls < 0) {
+    std::free(c.data);
+  } else {
+    ChunkPool::shared().put(c.data, c.cls);
   }
+}
+
+void EntryChunks::release() {
+  for (const Chunk& c : chunks_) give_back(c);
   chunks_.clear();
   end_ = nullptr;
   left_ = 0;

@@ -124,6 +124,7 @@ class EntryChunks {
     int cls;  // -1: the chunk of one large entry, malloc'd for it
   };
   void add_chunk(size_t n);
+  static void give_back(const Chunk& c);  // to the pool, or to malloc when its own
   size_t used_of(size_t i) const { return i + 1 == chunks_.size() ? end_ - chunks_[i].data : chunks_[i].used; }
 
   // What append() reads comes first: a bucket's first cache line holds it.

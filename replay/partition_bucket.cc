@@ -94,23 +94,26 @@ bool run_is_well_formed(ByteSpan run, bool sorted, uint64_t* entries) {
   return true;
 }
 
+template <typename F>
+void PartitionBucket::for_each_used_slot(uint64_t* slots, size_t count, F&& f) {
+  for (size_t k = 0; k < std::min(kAhead, count); ++k) __builtin_prefetch(entry_of(slots[k]));
+  for (size_t k = 0; k < count; ++k) {
+    if (k + kAhead < count) __builtin_prefetch(entry_of(slots[k + kAhead]));
+    if (slots[k] != 0) f(slots[k]);
+  }
+}
+
 void PartitionBucket::grow_index() {
   const std::unique_ptr<uint64_t[]> old = std::move(slots_);
   const size_t old_count = slot_count_;
   slot_count_ = old_count == 0 ? 16 : old_count * 2;
   slots_ = std::make_unique<uint64_t[]>(slot_count_);  // zeros: every slot free
   const size_t mask = slot_count_ - 1;
-  // Each entry's key is read for its hash: loaded some slots ahead, so
-  // that the misses overlap.
-  for (size_t k = 0; k < std::min(kAhead, old_count); ++k) __builtin_prefetch(entry_of(old[k]));
-  for (size_t k = 0; k < old_count; ++k) {
-    if (k + kAhead < old_count) __builtin_prefetch(entry_of(old[k + kAhead]));
-    const uint64_t s = old[k];
-    if (s == 0) continue;
+  for_each_used_slot(old.get(), old_count, [&](uint64_t s) {
     size_t i = hash_key(run_entry_key(entry_of(s))) & mask;
     while (slots_[i] != 0) i = (i + 1) & mask;
     slots_[i] = s;
-  }
+  });
 }
 
 uint64_t PartitionBucket::hash(std::string_view key) { return hash_key(key); }
@@ -211,15 +214,13 @@ int64_t PartitionBucket::compact() {
 void PartitionBucket::drop_dead() {
   EntryChunks kept;
   kept.use_huge_pages(entries_.huge_pages());
-  for (size_t k = 0; k < slot_count_; ++k) {
-    uint64_t& s = slots_[k];
-    if (s == 0) continue;
+  for_each_used_slot(slots_.get(), slot_count_, [&](uint64_t& s) {
     const std::byte* p = entry_of(s);
     const size_t n = run_entry_size(p);
     std::byte* q = kept.append(n);
     std::memcpy(q, p, n);
     s = (s & ~kAddressMask) | address_of(q);
-  }
+  });
   assert(kept.size() + dead_bytes_ == entries_.size() && "dead bytes are exactly what the rewrite drops");
   entries_ = std::move(kept);
   dead_bytes_ = 0;
@@ -237,13 +238,8 @@ SortedEntries PartitionBucket::sorted() {
   thread_local std::vector<Ref> refs;
   refs.clear();
   refs.reserve(live_);
-  // The keys are loaded some slots ahead (kAhead), as in grow_index().
-  for (size_t k = 0; k < std::min(kAhead, slot_count_); ++k) __builtin_prefetch(entry_of(slots_[k]));
-  for (size_t k = 0; k < slot_count_; ++k) {
-    if (k + kAhead < slot_count_) __builtin_prefetch(entry_of(slots_[k + kAhead]));
-    const uint64_t s = slots_[k];
-    if (s != 0) refs.push_back({key_prefix(run_entry_key(entry_of(s))), entry_of(s)});
-  }
+  for_each_used_slot(slots_.get(), slot_count_,
+                     [&](uint64_t s) { refs.push_back({key_prefix(run_entry_key(entry_of(s))), entry_of(s)}); });
   assert(refs.size() == live_ && "one slot per live key");
   std::sort(refs.begin(), refs.end(), [&](const Ref& a, const Ref& b) {
     if (a.prefix != b.prefix) return a.prefix < b.prefix;

@@ -85,6 +85,10 @@ class PartitionBucket {
   void drop_dead_if_wasteful();
   void grow_index();
   void drop_dead();
+  // Calls f(uint64_t& slot) for every used slot, in slot order, loading
+  // the entries some slots ahead (each call reads its entry's key).
+  template <typename F>
+  void for_each_used_slot(uint64_t* slots, size_t count, F&& f);
   void remember_hole(const std::byte* entry, size_t n);
   std::byte* take_hole(size_t n);
 
