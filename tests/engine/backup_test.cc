@@ -11,6 +11,7 @@
 #include "engine/backup.h"
 #include "engine/cluster.h"
 #include "io/fault.h"
+#include "tests/testing/fork.h"
 #include "tests/testing/cluster_fixture.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wal_fixture.h"
@@ -205,7 +206,7 @@ TEST(Backup, KilledDuringStartUpRestoreAtEveryStep) {
     fs::create_directories(node + "/restore");
     fs::copy_file(dir.path() + "/b.backup", node + "/restore/b.backup");
     auto before = snapshot_files(node);
-    pid_t pid = ::fork();
+    pid_t pid = testing::fork_child();
     if (pid == 0) {
       crashes[i]();
       NodeOptions o;
@@ -246,7 +247,7 @@ TEST(Backup, InterruptedRestoreWhoseBackupIsGoneIsRefused) {
   const std::string node = dir.path() + "/cluster/node0";
   fs::create_directories(node + "/restore");
   fs::copy_file(dir.path() + "/b.backup", node + "/restore/b.backup");
-  pid_t pid = ::fork();
+  pid_t pid = testing::fork_child();
   if (pid == 0) {
     fault::crash_at_point("backup.swapping");
     NodeOptions o;

@@ -11,6 +11,7 @@
 #include "engine/cluster.h"
 #include "engine/meta_codec.h"
 #include "io/fault.h"
+#include "tests/testing/fork.h"
 #include "tests/testing/cluster_fixture.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wal_fixture.h"
@@ -71,7 +72,7 @@ ClusterOptions crash_options(const std::string& dir) {
 int crash_run(const std::string& dir, const std::function<void()>& arm) {
   int fds[2];
   EXPECT_EQ(::pipe(fds), 0);
-  pid_t pid = ::fork();
+  pid_t pid = testing::fork_child();
   if (pid == 0) {
     ::close(fds[0]);
     run_child(dir, fds[1], arm);

@@ -18,6 +18,7 @@
 #include "engine/cluster.h"
 #include "cut/increment.h"
 #include "engine/snapshot.h"
+#include "tests/testing/fork.h"
 #include "tests/testing/cluster_fixture.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wal_fixture.h"
@@ -235,7 +236,7 @@ TEST(MetadataFiles, AnUnreadableMetadataFileIsPermissionDeniedNotTooShort) {
   ::chmod((node_dir + "/node.meta").c_str(), 0);
   ::chmod((increment_dir(snap, 1) + "/node0.smf").c_str(), 0);
   // Root reads any file: the reads run in a child as nobody.
-  pid_t pid = ::fork();
+  pid_t pid = testing::fork_child();
   if (pid == 0) {
     if (::geteuid() == 0 && (::setgid(65534) != 0 || ::setuid(65534) != 0)) ::_exit(99);
     Result<NodeMeta> n = read_node_meta(node_dir);

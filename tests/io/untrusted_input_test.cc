@@ -10,6 +10,7 @@
 
 #include "io/file_util.h"
 #include "io/names.h"
+#include "tests/testing/fork.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wal_fixture.h"
 
@@ -25,7 +26,7 @@ bool has(const Status& s, const std::string& text) { return s.message().find(tex
 // read that blocks fails the test instead of hanging it). The child's exit
 // code is fn's result: 0 when it saw what it expected.
 int in_child(const std::function<int()>& fn) {
-  pid_t pid = ::fork();
+  pid_t pid = testing::fork_child();
   if (pid == 0) {
     ::alarm(10);
     if (::geteuid() == 0 && (::setgid(65534) != 0 || ::setuid(65534) != 0)) ::_exit(99);

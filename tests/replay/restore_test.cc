@@ -28,6 +28,7 @@
 #include "io/crc32c.h"
 #include "io/fault.h"
 #include "replay/restore.h"
+#include "tests/testing/fork.h"
 #include "tests/testing/history_reference.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wal_fixture.h"
@@ -172,7 +173,8 @@ TEST(Restore, KilledAtRandomMomentsLeavesNothingOrAllAndReruns) {
     r.snapshot_dir = o.out + "/snapshots/snp";
     r.increment = 3;
     r.dest = dir.path() + "/restored-" + std::to_string(trial);
-    pid_t pid = ::fork();
+    bool finalized = false;
+    pid_t pid = testing::fork_child(&finalized);
     if (pid == 0) {
       if (trial % 6 == 4) {
         fault::crash_at_point("restore.staged");
@@ -184,6 +186,7 @@ TEST(Restore, KilledAtRandomMomentsLeavesNothingOrAllAndReruns) {
       ::_exit(restore_snapshot(r).ok() ? 0 : 1);
     }
     rng();  // the parent's sequence stays in step with the child's
+    EXPECT_TRUE(finalized) << "trial " << trial << ": oneTBB's workers were running at the fork";
     int status = 0;
     ::waitpid(pid, &status, 0);
     ASSERT_TRUE(WIFEXITED(status));
@@ -507,7 +510,7 @@ TEST_F(RestoreInto, RestoredRecordsTheSizeAndChecksumOfEachFileAsItIsOnDisk) {
 
 TEST_F(RestoreInto, FailedRunRemovesItsStagingAndTheNextOneSucceeds) {
   RestoreOptions r = options("restored");
-  pid_t pid = ::fork();
+  pid_t pid = testing::fork_child();
   if (pid == 0) {
     // A file-size limit makes the first larger write fail with EFBIG, as a full disk would with ENOSPC.
     ::signal(SIGXFSZ, SIG_IGN);
@@ -530,7 +533,7 @@ TEST_F(RestoreInto, FailedRunRemovesItsStagingAndTheNextOneSucceeds) {
 
 TEST_F(RestoreInto, StagingLeftByAKilledRunIsRemovedByTheNext) {
   RestoreOptions r = options("restored");
-  pid_t pid = ::fork();
+  pid_t pid = testing::fork_child();
   if (pid == 0) {
     fault::crash_at_point("restore.staged");
     ::_exit(restore_snapshot(r).ok() ? 0 : 1);
