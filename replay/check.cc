@@ -58,7 +58,7 @@ using VersionSet = boost::unordered_flat_set<Version, VersionHash>;
 
 // Increment data of one node, as restore would apply it: hashes per
 // partition, per other primary, and which transactions wrote data.
-// Partition hashes belong to the stripe that owns the partition; the rest
+// Partition hashes belong to the apply group that owns the partition; the rest
 // is kept per thread and merged once replay ends, so no entry takes a lock.
 class CheckSink final : public ReplaySink {
  public:

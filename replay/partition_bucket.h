@@ -24,7 +24,7 @@
 // Memory: the live entries, dead ones up to an eighth of them, the
 // chunks' slack (about a quarter at most), and 8 bytes per index slot
 // (under 8/3 slots per key). Not thread-safe: one owner at a time (a
-// replay stripe).
+// replay apply group).
 #pragma once
 
 #include <cstdint>

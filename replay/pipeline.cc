@@ -1,11 +1,12 @@
 #include "replay/pipeline.h"
 
 #include <oneapi/tbb/global_control.h>
-#include <oneapi/tbb/parallel_pipeline.h>
+#include <oneapi/tbb/parallel_for.h>
 #include <oneapi/tbb/task_arena.h>
 
 #include <algorithm>
 #include <cassert>
+#include <deque>
 #include <memory>
 #include <set>
 #include <thread>
@@ -59,24 +60,28 @@ uint64_t bytes_to_finish(const NodeIncrements& inc, const ReplayFilter& filter) 
 namespace {
 
 constexpr uint64_t kBatchBytes = 1 << 20;
-// Stripes per thread: a batch waits for its predecessor's stripe, one at a
-// time, so finer stripes let consecutive batches' applies overlap more.
-constexpr size_t kStripesPerThread = 4;
 
-// A token of the pipeline: up to kBatchBytes of consecutive blocks and the
-// entries they yield, sorted into stripes. Reused once applied.
+// A batch of the replay: up to kBatchBytes of consecutive blocks and the
+// entries they yield, sorted by the apply group of their partition.
+// Reused once every group has applied it.
 struct Batch {
   uint64_t seq = 0;  // 1, 2, ... in WAL order
   std::vector<Block> blocks;
   std::vector<Bytes> raw;                       // decompressed payloads, one per LZ4 block
-  std::vector<std::vector<DataEntry>> stripes;  // to apply, in WAL order within each
+  std::vector<std::vector<DataEntry>> groups;   // to apply, in WAL order within each
   uint64_t records = 0, filtered = 0, applied = 0;
+  // Under Replay::mu_ once the batch is in the window:
+  bool decoded = false;
+  bool pause_before = false;  // the sink asked for a pause when the batch was read
+  size_t groups_left = 0;     // groups yet to apply it
 
-  void reset(size_t stripe_count) {
+  void reset(size_t group_count) {
     blocks.clear();
-    stripes.resize(stripe_count);
-    for (auto& s : stripes) s.clear();
+    groups.resize(group_count);
+    for (auto& g : groups) g.clear();
     records = filtered = applied = 0;
+    decoded = pause_before = false;
+    groups_left = group_count;
   }
 };
 
@@ -106,16 +111,26 @@ class BatchPool {
   std::vector<Batch*> free_;
 };
 
-// The stages of one replay, sharing its state.
+// One replay: `threads` workers share the work, each a loop that takes
+// the next step there is (Replay::next_step):
+// - apply its own group's part of the next batch, in WAL order: a
+//   partition belongs to one apply group, and a group's parts go to the
+//   worker of the same number whenever it is free, so a partition's
+//   entries stay in one core's cache;
+// - read the next batch (one reader at a time) and decode it on the same
+//   thread, right after the kernel copied it;
+// - apply another group's next part (a worker whose own group waits while
+//   no batch can be read helps, so no part waits for one worker);
+// - else wait for a change.
+// Every step is open to every worker, so the replay ends with one worker
+// as with many.
 class Replay {
  public:
   Replay(const NodeWal& wal, const ReplayFilter& filter, const std::vector<CacheGroup>& groups, ReplaySink& sink,
          const ReplayOptions& options, ProgressHub& progress, BlockReader& reader)
       : wal_(wal), filter_(filter), sink_(sink), options_(options), progress_(progress), reader_(reader),
-        threads_(thread_count(options.threads)),
-        stripe_count_(threads_ == 1 ? 1 : threads_ * kStripesPerThread),
-        lanes_(std::make_unique<Lane[]>(stripe_count_)),
-        wants_records_(sink.wants_records()) {
+        threads_(thread_count(options.threads)), group_count_(threads_), max_batches_(2 * threads_ + 2),
+        applied_seq_(group_count_, 0), applying_(group_count_, false), wants_records_(sink.wants_records()) {
     assert(filter.ordered());  // decide() relies on it
     for (const CacheGroup& g : groups) {
       if (options.groups.empty() || std::count(options.groups.begin(), options.groups.end(), g.name) > 0) {
@@ -129,12 +144,24 @@ class Replay {
   Status run(ReplayReport& report);
 
  private:
-  Batch* read(tbb::flow_control& fc);
-  Batch* decode(Batch* batch);
+  struct Step {
+    enum Kind { kApply, kPause, kRead, kWait, kDone } kind = kWait;
+    size_t group = 0;
+    Batch* batch = nullptr;
+  };
+  void work(size_t self);
+  Step next_step(size_t self);
+  bool claim(size_t group, Step& step);
+  Batch* read();
+  void read_and_decode();
+  void decode(Batch& batch);
   Status decode_record(Batch& batch, const RecordView& r);
-  Batch* order(Batch* batch);
-  void pause_if_due(uint64_t applied_seq);
-  void apply(Batch* batch);
+  void apply(size_t group, Batch* batch);
+  void pause(Batch* batch);
+  void changed() {
+    events_.fetch_add(1, std::memory_order_release);
+    events_.notify_all();
+  }
 
   const NodeWal& wal_;
   const ReplayFilter& filter_;
@@ -142,37 +169,90 @@ class Replay {
   const ReplayOptions& options_;
   ProgressHub& progress_;
   BlockReader& reader_;
-  // The last batch applied to a stripe: batch k applies stripe s once
-  // batch k-1 has, so a (group, partition) has one owner at a time and
-  // sees its entries in WAL order, while consecutive batches apply side by
-  // side, a stripe apart.
-  struct alignas(64) Lane {
-    std::atomic<uint64_t> done{0};
-  };
-  void wait_for_lane(size_t stripe, uint64_t seq) const;
-
   const size_t threads_;
-  const size_t stripe_count_;
-  std::unique_ptr<Lane[]> lanes_;
-  uint64_t read_seq_ = 0;
+  const size_t group_count_;
+  const size_t max_batches_;  // read and not yet applied by every group
+
+  std::mutex mu_;  // guards what follows, up to events_
+  std::deque<Batch*> window_;      // read, not applied by every group yet; in WAL order
+  uint64_t read_seq_ = 0;          // the last batch read
+  std::vector<uint64_t> applied_seq_;  // by group: the last batch it applied
+  std::vector<bool> applying_;     // by group: a worker applies its part now
+  bool reading_ = false;           // a worker reads now
+  bool read_ended_ = false;        // no batch follows
+  bool pausing_ = false;           // a worker runs the sink's pause: no apply meanwhile
+  std::atomic<uint64_t> events_{0};  // counts the changes a waiting worker may wait for
+
   const bool wants_records_;
   std::set<uint32_t> groups_;
   bool all_groups_ = true;
   FirstError error_;
   std::atomic<bool> reached_finish_{false};
-  std::atomic<uint64_t> applied_{0}, filtered_{0}, records_{0};
+  uint64_t applied_ = 0, filtered_ = 0, records_ = 0;  // of retired batches, under mu_
   BatchPool pool_;
 };
 
-Batch* Replay::read(tbb::flow_control& fc) {
+void Replay::work(size_t self) {
+  for (;;) {
+    const uint64_t seen = events_.load(std::memory_order_acquire);
+    Step step = next_step(self);
+    switch (step.kind) {
+      case Step::kApply: apply(step.group, step.batch); break;
+      case Step::kPause: pause(step.batch); break;
+      case Step::kRead: read_and_decode(); break;
+      case Step::kWait: events_.wait(seen, std::memory_order_acquire); break;
+      case Step::kDone: return;
+    }
+  }
+}
+
+Replay::Step Replay::next_step(size_t self) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Step step;
+  const size_t own = self % group_count_;
+  if (claim(own, step)) return step;
+  if (!reading_ && !read_ended_ && window_.size() < max_batches_) {
+    reading_ = true;
+    return Step{Step::kRead};
+  }
+  for (size_t i = 1; i < group_count_; ++i) {
+    if (claim((own + i) % group_count_, step)) return step;
+  }
+  if (read_ended_ && !reading_ && window_.empty()) return Step{Step::kDone};
+  return Step{Step::kWait};
+}
+
+// Under mu_: whether `group` can apply its next batch now (then claimed,
+// or the sink's pause before it claimed instead).
+bool Replay::claim(size_t group, Step& step) {
+  if (applying_[group] || pausing_ || window_.empty()) return false;
+  const uint64_t seq = applied_seq_[group] + 1;
+  const uint64_t index = seq - window_.front()->seq;
+  if (index >= window_.size()) return false;
+  Batch* b = window_[index];
+  if (!b->decoded) return false;
+  if (b->pause_before) {
+    // Once every group applied the batch before, and none applies now.
+    for (size_t g = 0; g < group_count_; ++g) {
+      if (applying_[g] || applied_seq_[g] + 1 < seq) return false;
+    }
+    pausing_ = true;
+    step = Step{Step::kPause, group, b};
+    return true;
+  }
+  applying_[group] = true;
+  step = Step{Step::kApply, group, b};
+  return true;
+}
+
+Batch* Replay::read() {
   const bool cancelled = options_.cancel && *options_.cancel;
   if (error_.failed() || reached_finish_ || cancelled) {
     if (cancelled) error_.set(Status::cancelled("restore cancelled"));
-    fc.stop();
     return nullptr;
   }
   Batch* batch = pool_.take();
-  batch->reset(stripe_count_);
+  batch->reset(group_count_);
   uint64_t bytes = 0, counted = 0;
   Block b;
   while (bytes < kBatchBytes) {
@@ -194,27 +274,49 @@ Batch* Replay::read(tbb::flow_control& fc) {
   }
   if (batch->blocks.empty()) {
     pool_.give(batch);
-    fc.stop();
     return nullptr;
   }
   progress_.read(counted, wal_.node_id);
-  batch->seq = ++read_seq_;
+  // The sink's pause is asked for in WAL order, batch by batch; it runs
+  // once every earlier batch is applied.
+  batch->pause_before = options_.pause_due && !error_.failed() && options_.pause_due();
   return batch;
 }
 
-// LZ4, records, the cut filter, the stripe: on every thread.
-Batch* Replay::decode(Batch* batch) {
-  if (batch->raw.size() < batch->blocks.size()) batch->raw.resize(batch->blocks.size());
-  for (size_t i = 0; i < batch->blocks.size() && !error_.failed(); ++i) {
-    const Block& b = batch->blocks[i];
-    Result<ByteSpan> raw = block_raw_payload(b.header, b.stored, batch->raw[i]);
+void Replay::read_and_decode() {
+  Batch* batch = read();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    reading_ = false;
+    if (batch == nullptr) {
+      read_ended_ = true;
+    } else {
+      batch->seq = ++read_seq_;
+      window_.push_back(batch);
+    }
+  }
+  changed();
+  if (batch == nullptr) return;
+  decode(*batch);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    batch->decoded = true;
+  }
+  changed();
+}
+
+// LZ4, records, the cut filter, the apply group.
+void Replay::decode(Batch& batch) {
+  if (batch.raw.size() < batch.blocks.size()) batch.raw.resize(batch.blocks.size());
+  for (size_t i = 0; i < batch.blocks.size() && !error_.failed(); ++i) {
+    const Block& b = batch.blocks[i];
+    Result<ByteSpan> raw = block_raw_payload(b.header, b.stored, batch.raw[i]);
     Status s = raw.ok() ? for_each_record(b.header, raw.value(),
-                                          [&](const RecordView& r) { return decode_record(*batch, r); })
+                                          [&](const RecordView& r) { return decode_record(batch, r); })
                         : raw.status();
     // Keeps the code: a sink's I/O error is not corruption of the WAL.
     if (!s.ok()) error_.set(s.with_context(reader_.path(b.file) + " at offset " + std::to_string(b.file_offset)));
   }
-  return batch;
 }
 
 Status Replay::decode_record(Batch& batch, const RecordView& r) {
@@ -236,7 +338,7 @@ Status Replay::decode_record(Batch& batch, const RecordView& r) {
   return for_each_data_entry(r.payload, [&](const DataEntry& e) {
     ReplayFilter::Verdict v = filter_.decide(r.pointer, e.near_xid);
     if (v == ReplayFilter::Verdict::kApply && (all_groups_ || groups_.count(e.group_id))) {
-      batch.stripes[(e.group_id * 65537u + e.partition) % stripe_count_].push_back(e);
+      batch.groups[(e.group_id * 65537u + e.partition) % group_count_].push_back(e);
       ++batch.applied;
     } else if (r.pointer >= filter_.snapshot) {  // older ones are in the snapshot's files
       ++batch.filtered;
@@ -244,59 +346,54 @@ Status Replay::decode_record(Batch& batch, const RecordView& r) {
   });
 }
 
-void Replay::wait_for_lane(size_t stripe, uint64_t seq) const {
-  for (unsigned spins = 0; lanes_[stripe].done.load(std::memory_order_acquire) < seq; ++spins) {
-    if (spins >= 64) std::this_thread::yield();
+// One group's part of a batch; the batch goes back to the pool once every
+// group applied it (batches are retired in WAL order: each group applies
+// them in that order).
+void Replay::apply(size_t group, Batch* batch) {
+  if (!batch->groups[group].empty() && !error_.failed()) {
+    // Isolated: a sink that waits for oneTBB work of its own must not pick
+    // up another worker's loop here.
+    Status s;
+    tbb::this_task_arena::isolate([&] { s = sink_.apply_many(wal_.node_index, batch->groups[group]); });
+    if (!s.ok()) error_.set(s);
   }
-}
-
-// In WAL order, one batch at a time, before its apply: the pause a sink
-// asked for, once the batches before it are applied.
-Batch* Replay::order(Batch* batch) {
-  pause_if_due(batch->seq - 1);
-  return batch;
-}
-
-void Replay::pause_if_due(uint64_t applied_seq) {
-  if (!options_.pause_due || error_.failed() || !options_.pause_due()) return;
-  for (size_t stripe = 0; stripe < stripe_count_; ++stripe) wait_for_lane(stripe, applied_seq);
-  tbb::this_task_arena::isolate([&] { error_.set(options_.at_pause()); });
-}
-
-// Stripe by stripe, each after the previous batch's same stripe: batches
-// come here in WAL order (the stage before is serial and in order), and
-// each is carried on by a running thread, so the oldest never waits.
-void Replay::apply(Batch* batch) {
-  for (size_t stripe = 0; stripe < stripe_count_; ++stripe) {
-    wait_for_lane(stripe, batch->seq - 1);
-    if (!batch->stripes[stripe].empty() && !error_.failed()) {
-      // Isolated: a sink that waits for oneTBB work of its own must not
-      // pick up a later batch here, which would wait for this one.
-      Status s;
-      tbb::this_task_arena::isolate([&] { s = sink_.apply_many(wal_.node_index, batch->stripes[stripe]); });
-      if (!s.ok()) error_.set(s);
+  stream_fence();  // the group's next part may be applied by another thread
+  uint64_t applied = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    applying_[group] = false;
+    applied_seq_[group] = batch->seq;
+    --batch->groups_left;
+    while (!window_.empty() && window_.front()->groups_left == 0) {
+      Batch* done = window_.front();
+      window_.pop_front();
+      records_ += done->records;
+      filtered_ += done->filtered;
+      applied_ += done->applied;
+      applied += done->applied;
+      pool_.give(done);
     }
-    stream_fence();  // the next batch's owner of these partitions may be another thread
-    lanes_[stripe].done.store(batch->seq, std::memory_order_release);
   }
-  records_ += batch->records;
-  filtered_ += batch->filtered;
-  applied_ += batch->applied;
-  progress_.applied(batch->applied);
-  pool_.give(batch);
+  if (applied > 0) progress_.applied(applied);
+  changed();
+}
+
+void Replay::pause(Batch* batch) {
+  if (!error_.failed()) tbb::this_task_arena::isolate([&] { error_.set(options_.at_pause()); });
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    batch->pause_before = false;
+    pausing_ = false;
+  }
+  changed();
 }
 
 Status Replay::run(ReplayReport& report) {
-  const size_t tokens = 2 * threads_ + 2;
-  tbb::parallel_pipeline(
-      tokens,
-      tbb::make_filter<void, Batch*>(tbb::filter_mode::serial_in_order,
-                                     [&](tbb::flow_control& fc) { return read(fc); }) &
-          tbb::make_filter<Batch*, Batch*>(tbb::filter_mode::parallel, [&](Batch* b) { return decode(b); }) &
-          // Puts the batches back in order before the apply.
-          tbb::make_filter<Batch*, Batch*>(tbb::filter_mode::serial_in_order, [&](Batch* b) { return order(b); }) &
-          tbb::make_filter<Batch*, void>(tbb::filter_mode::parallel, [&](Batch* b) { apply(b); }));
-  pause_if_due(read_seq_);
+  tbb::parallel_for(size_t{0}, threads_, [&](size_t self) { work(self); }, tbb::simple_partitioner());
+  // The sink's pause once more, after the last batch.
+  if (options_.pause_due && !error_.failed() && options_.pause_due()) {
+    tbb::this_task_arena::isolate([&] { error_.set(options_.at_pause()); });
+  }
   WALCUT_RETURN_IF_ERROR(error_.get());
   if (!reached_finish_) {
     return Status::corruption("the WAL of node " + std::to_string(wal_.node_index) + " ends before the FINISH record at " +

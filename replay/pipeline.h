@@ -3,10 +3,14 @@
 // and handed to a sink, each partition's entries in WAL order
 // (docs/architecture.md, "The path of a block").
 //
-//   read (serial, in order) -> decode (parallel): CRC, LZ4, records, the
-//   cut filter, entries sorted into stripes -> apply (parallel; each
-//   stripe of a batch after the previous batch's, so consecutive batches
-//   overlap a stripe apart): sink.apply_many()
+// One worker per thread, each taking the next step there is: apply its
+// own apply group's part of the next batch (a partition belongs to one
+// group, and a group's parts go to the worker of the same number, so a
+// partition's entries stay in one core's cache), else read the next batch
+// (one reader at a time: CRC, LZ4, records, the cut filter, entries sorted
+// into groups, on the thread the kernel copied the bytes on), else apply
+// another group's next part, else wait. Each group applies the batches in
+// WAL order: sink.apply_many() (docs/restore.md, "The pipeline").
 //
 // Memory in flight: at most 2 * threads + 2 batches of up to 1 MiB of
 // blocks each, their decompressed payloads and their entries' views, plus

@@ -37,7 +37,7 @@ class ReplaySink {
   // the replay.
   virtual Status apply(const ReplayEntry& e) = 0;
   // The same for several entries of one node, in order: replay hands each
-  // stripe's part of a batch over in one call. Override it to work on
+  // apply group's part of a batch over in one call. Override it to work on
   // several entries at once (the built-in sink starts its cache misses
   // entries ahead); the default calls apply() for each. It may run oneTBB
   // work of its own: the call is isolated (tbb::this_task_arena::isolate),
@@ -54,7 +54,7 @@ class ReplaySink {
   // Sees each record other than DATA from the full snapshot's
   // CLUSTER_SNAPSHOT record up to (not including) increment N's FINISH,
   // with whether the filter keeps its transaction (TX records; true for
-  // the rest). Called from the decode stage: in any order, from several
+  // the rest). Called where batches are decoded: in any order, from several
   // threads.
   virtual Status on_record(uint16_t node_index, const RecordView& r, bool kept) {
     (void)node_index, (void)r, (void)kept;
