@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -257,7 +258,7 @@ class PreadChunkReader final : public ChunkReaderBase {
 class UringChunkReader final : public ChunkReaderBase {
  public:
   UringChunkReader(std::vector<File> files, const ReadOptions& o, io_uring ring)
-      : ChunkReaderBase(std::move(files), o), ring_(ring) {
+      : ChunkReaderBase(std::move(files), o), ring_(ring), nowait_(!o.direct) {
     const auto& bufs = pool().registered();
     std::vector<iovec> iov(bufs.size());
     for (size_t i = 0; i < bufs.size(); ++i) iov[i] = {bufs[i], pool().buffer_bytes()};
@@ -283,6 +284,10 @@ class UringChunkReader final : public ChunkReaderBase {
 
   Result<bool> next(Chunk& out) override {
     for (;;) {
+      if (queue_.empty()) {
+        Result<bool> served = read_cached(out);
+        if (!served.ok() || served.value()) return served;
+      }
       WALCUT_RETURN_IF_ERROR(fill());
       if (queue_.empty()) return false;
       Read& front = queue_.front();
@@ -302,6 +307,45 @@ class UringChunkReader final : public ChunkReaderBase {
   }
 
  private:
+  // With nothing in flight, the next buffered read is tried on the
+  // caller's thread with RWF_NOWAIT: bytes the page cache holds are copied
+  // now, where the caller reads them next, and not by whichever thread
+  // submits reads ahead (on a 2-vCPU VM, bytes written on one vCPU and
+  // read on the other moved at a fraction of the speed). Bytes it does not
+  // hold are read through the ring, reads ahead and all, until the ring is
+  // empty again. Returns true with `out` when the chunk was served here,
+  // false when the read (or none: the files are read) went to the queue.
+  Result<bool> read_cached(Chunk& out) {
+    if (!nowait_) return false;
+    Read r;
+    Result<bool> planned = plan_next(r);
+    if (!planned.ok()) return planned.status();
+    if (!planned.value()) return false;
+    while (!r.complete) {
+      iovec iov{r.buf + r.done, request_bytes(r)};
+      ssize_t n = ::preadv2(fd(r.file), &iov, 1, static_cast<off_t>(r.offset + r.done), RWF_NOWAIT);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        if (errno != EAGAIN) nowait_ = false;  // not supported here: the ring reads from now on
+        break;
+      }
+      if (n > 0 && static_cast<uint32_t>(n) < request_bytes(r)) {  // the rest is not cached
+        account(r, n);
+        break;
+      }
+      account(r, n);  // all of it, or 0: the file shrank since it was opened
+    }
+    if (r.complete) {
+      close_files_before(r.file);
+      return deliver(r, out);
+    }
+    queue_.push_back(r);
+    submit(queue_.back());
+    int rc = io_uring_submit(&ring_);
+    if (rc < 0) return Status::from_errno("io_uring_submit", -rc);
+    return false;
+  }
+
   // Issues reads until queue_depth are outstanding or every file is planned.
   Status fill() {
     bool submitted = false;
@@ -367,6 +411,7 @@ class UringChunkReader final : public ChunkReaderBase {
 
   io_uring ring_;
   bool fixed_ = false;
+  bool nowait_ = true;  // buffered reads: try the page cache on the caller's thread first
   unsigned in_flight_ = 0;
   std::deque<Read> queue_;  // issue order; deque keeps addresses stable at both ends
 };

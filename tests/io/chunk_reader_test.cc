@@ -1,6 +1,9 @@
 // io_uring and pread give the same blocks; io_uring refusal falls back.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 
 #include "io/block_reader.h"
@@ -166,6 +169,46 @@ TEST(ChunkReader, DeliversChunksInOrderAndSkipsOnRequest) {
     EXPECT_EQ(c.file, 1u);
     (*r)->skip_rest_of_file(1);
     EXPECT_FALSE((*r)->next(c).value());
+  }
+}
+
+// A buffered read is tried in the page cache first (RWF_NOWAIT, on the
+// caller's thread) and goes through the ring for what the cache does not
+// hold: a file evicted, and partly evicted again while it is read, comes out
+// whole.
+TEST(ChunkReader, BufferedReadsOfAFilePartlyOutOfThePageCacheComeOutWhole) {
+  TempDir dir;
+  const size_t chunk = 4096;
+  Bytes a = testing::test_payload(40 * chunk + 123, 7);
+  testing::write_file(dir.file("a"), a);
+  // Clean pages can be dropped; the reads themselves start the kernel's
+  // read-ahead, so what is cached changes as they go.
+  auto evict = [&](off_t from, off_t bytes) {
+    int fd = ::open(dir.file("a").c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::fdatasync(fd), 0);
+    ::posix_fadvise(fd, from, bytes, POSIX_FADV_DONTNEED);
+    ::close(fd);
+  };
+  for (uint32_t depth : {1u, 4u}) {
+    evict(0, 0);  // all of it
+    ReadOptions o;
+    o.engine = IoEngine::kUring;
+    o.chunk_bytes = chunk;
+    o.queue_depth = depth;
+    o.notice = [](const std::string&) {};
+    auto r = open_chunk_reader({dir.file("a")}, o);
+    ASSERT_TRUE(r.ok());
+    Chunk c;
+    Bytes got;
+    uint64_t expect_offset = 0;
+    while ((*r)->next(c).value()) {
+      if (c.offset == 8 * chunk) evict(static_cast<off_t>(20 * chunk), static_cast<off_t>(10 * chunk));
+      EXPECT_EQ(c.offset, expect_offset);
+      expect_offset += c.bytes.size();
+      got.insert(got.end(), c.bytes.begin(), c.bytes.end());
+    }
+    EXPECT_EQ(got, a) << "queue depth " << depth;
   }
 }
 
