@@ -9,7 +9,6 @@
 #include <deque>
 #include <memory>
 #include <set>
-#include <thread>
 
 #include "cut/increment_chain.h"
 #include "engine/snapshot.h"
@@ -29,6 +28,7 @@ void ReplayReport::add(const ReplayReport& o) {
   entries_filtered += o.entries_filtered;
   bytes_read += o.bytes_read;
   if (!o.io_engine.empty()) io_engine = o.io_engine;
+  workers = std::max(workers, o.workers);
 }
 
 void ProgressHub::read(uint64_t bytes, const std::string& node) {
@@ -111,6 +111,15 @@ class BatchPool {
   std::vector<Batch*> free_;
 };
 
+// Workers of a replay: the threads asked for, at most those the arena
+// runs at once. A worker that never runs would leave its group to the
+// others' help, which comes after reading ahead: the batches read and not
+// yet applied would grow to the most allowed (2 * workers + 2), and
+// --threads 128 on 2 cores held 258 MiB of them.
+size_t workers(unsigned threads) {
+  return std::min<size_t>(thread_count(threads), std::max(1, tbb::this_task_arena::max_concurrency()));
+}
+
 // One replay: `threads` workers share the work, each a loop that takes
 // the next step there is (Replay::next_step):
 // - apply its own group's part of the next batch, in WAL order: a
@@ -129,7 +138,7 @@ class Replay {
   Replay(const NodeWal& wal, const ReplayFilter& filter, const std::vector<CacheGroup>& groups, ReplaySink& sink,
          const ReplayOptions& options, ProgressHub& progress, BlockReader& reader)
       : wal_(wal), filter_(filter), sink_(sink), options_(options), progress_(progress), reader_(reader),
-        threads_(thread_count(options.threads)), group_count_(threads_), max_batches_(2 * threads_ + 2),
+        threads_(workers(options.threads)), group_count_(threads_), max_batches_(2 * threads_ + 2),
         applied_seq_(group_count_, 0), applying_(group_count_, false), wants_records_(sink.wants_records()) {
     assert(filter.ordered());  // decide() relies on it
     for (const CacheGroup& g : groups) {
@@ -406,6 +415,7 @@ Status Replay::run(ReplayReport& report) {
   report.entries_applied += applied_;
   report.entries_filtered += filtered_;
   report.io_engine = reader_.engine_name();
+  report.workers = std::max(report.workers, static_cast<unsigned>(threads_));
   return {};
 }
 

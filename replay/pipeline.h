@@ -64,6 +64,9 @@ struct ReplayReport {
   uint64_t entries_filtered = 0;  // outside the cut, or of groups not asked for
   uint64_t bytes_read = 0;
   std::string io_engine;
+  // Workers the replay ran (of several replays, the most): the threads
+  // asked for, at most as many as oneTBB's arena runs at once.
+  unsigned workers = 0;
 
   void add(const ReplayReport& o);
 };

@@ -3,6 +3,7 @@
 // against the partition files and the built-in restore.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -16,6 +17,7 @@
 #include <tuple>
 
 #include <oneapi/tbb/parallel_for.h>
+#include <oneapi/tbb/task_arena.h>
 
 #include "engine/affinity.h"
 #include "engine/partition_file.h"
@@ -350,17 +352,34 @@ class LibraryReplay : public ::testing::Test {
   static inline std::string snap_;
 };
 
-// The apply stage runs batches side by side, each stripe after the
-// previous batch's: a WAL of many batches must still reach the sink with
+// Workers apply their groups' parts of batches side by side, and help
+// with each other's: a WAL of many batches must still reach the sink with
 // every partition's entries in WAL order, one call at a time, on any
 // number of threads.
 TEST_F(LibraryReplay, EachPartitionGetsItsEntriesInWalOrderOneCallAtATimeOnAnyThreads) {
   expect_same_order_on({1, 2, 3, 8}, false);
 }
 
+// More threads asked for than oneTBB runs at once: the replay runs only
+// as many workers as it can (one that never ran would leave its group to
+// the others after their reading ahead, and the batches held would grow
+// to the most allowed), and the order holds.
+TEST_F(LibraryReplay, ThreadsBeyondTheArenaRunNoMoreWorkersThanItHas) {
+  const unsigned arena = static_cast<unsigned>(std::max(1, tbb::this_task_arena::max_concurrency()));
+  for (unsigned t : {1u, 64u}) {
+    OrderSink sink;
+    ReplayOptions ro;
+    ro.threads = t;
+    ReplayReport report;
+    ASSERT_TRUE(replay_node(snap_, 1, 0, sink, ro, report).ok());
+    EXPECT_EQ(report.workers, std::min(t, arena)) << t << " threads asked for";
+  }
+  expect_same_order_on({1, 64}, false);
+}
+
 // A sink may run oneTBB work of its own inside apply_many(): while it
-// waits for it, its thread must not take up a later batch's apply, which
-// would wait for the stripe this very call holds.
+// waits for it, its thread must not take up another worker's loop, which
+// could wait for the group this very call holds.
 TEST_F(LibraryReplay, ASinkThatRunsItsOwnParallelForNeitherHangsNorReorders) {
   expect_same_order_on({1, 2, 4}, true);
 }
