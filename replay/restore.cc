@@ -511,26 +511,6 @@ std::jthread read_finish_inputs_ahead(const Plan& plan, uint64_t budget) {
   });
 }
 
-// The writeback of the files the finish left to the one sync, started
-// while later nodes replay (a thread of its own in syncfs): the sync
-// before the publish then waits mostly for the last wave's files. Its
-// error is the restore's: a later syncfs, on a file opened after the
-// failed writeback, would not report it.
-class EarlyWriteback {
- public:
-  void start(const std::string& dir) {
-    if (!thread_.joinable()) thread_ = std::jthread([this, dir] { status_ = sync_filesystem(dir); });
-  }
-  Status wait() {
-    if (thread_.joinable()) thread_.join();
-    return status_;
-  }
-
- private:
-  Status status_;
-  std::jthread thread_;  // last: joined before status_ goes
-};
-
 // Finishes every partition of the plan left (finish_partition() writes
 // nothing for a copy without an out_path: a dry run's), then checks the
 // files no task reads.
@@ -627,13 +607,11 @@ Result<RestoreReport> restore(const RestoreOptions& options, std::vector<Snapsho
   MemoryGauge gauge(report.memory_limit);
   const bool huge_pages = huge_pages_fit(options, v.chain, report.memory_limit);
   for (const std::unique_ptr<RoutedCopy>& c : plan.copies) c->bucket.use_huge_pages(huge_pages);
-  const bool cached = output_fits_page_cache(plan, v.chain, report.memory_limit);
-  if (cached) {
+  if (output_fits_page_cache(plan, v.chain, report.memory_limit)) {
     for (Plan::Task& t : plan.tasks) {
       for (CopyToFinish& c : t.copies) c.write = PartitionWrite::kCreateCached;
     }
   }
-  EarlyWriteback writeback;
   Spiller spiller(spill_dir, gauge);
   const std::jthread ahead = read_finish_inputs_ahead(plan, report.memory_limit);
   ProgressHub finish_progress(options.progress, "finish", finish_bytes(plan));
@@ -642,9 +620,6 @@ Result<RestoreReport> restore(const RestoreOptions& options, std::vector<Snapsho
     auto f = Clock::now();
     Status s = finish_ready(plan, &gauge, &dest, finish_progress, report);
     finished_early_s += since(f);
-    bool more = false;  // a node still to replay
-    for (size_t i = 0; i < plan.replayed.size(); ++i) more = more || (plan.is_source(i) && !plan.replayed[i]);
-    if (s.ok() && cached && more && report.partition_files > 0) writeback.start(staging);
     return s;
   };
   if (options.increment > 0) {
@@ -668,7 +643,6 @@ Result<RestoreReport> restore(const RestoreOptions& options, std::vector<Snapsho
   report.finish_s = since(t) + finished_early_s;
 
   t = Clock::now();
-  WALCUT_RETURN_IF_ERROR(writeback.wait());
   WALCUT_RETURN_IF_ERROR(dest.publish(stamp, options.progress));
   report.publish_s = since(t);
   return report;
