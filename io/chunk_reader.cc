@@ -326,7 +326,8 @@ class UringChunkReader final : public ChunkReaderBase {
       ssize_t n = ::preadv2(fd(r.file), &iov, 1, static_cast<off_t>(r.offset + r.done), RWF_NOWAIT);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) {
-        if (errno != EAGAIN) nowait_ = false;  // refused here, or an error the ring will report: the ring reads from now on
+        // Refused here, or an error the ring will report: the ring reads from now on.
+        if (errno != EAGAIN) nowait_ = false;
         break;
       }
       if (n > 0 && static_cast<uint32_t>(n) < request_bytes(r)) {  // the rest is not cached
