@@ -330,11 +330,9 @@ class UringChunkReader final : public ChunkReaderBase {
         if (errno != EAGAIN) nowait_ = false;
         break;
       }
-      if (n > 0 && static_cast<uint32_t>(n) < request_bytes(r)) {  // the rest is not cached
-        account(r, n);
-        break;
-      }
-      account(r, n);  // all of it, or 0: the file shrank since it was opened
+      // All of it; or 0: the file shrank since it was opened (complete,
+      // short); or part of it: the rest is not cached.
+      if (!account(r, n)) break;
     }
     if (r.complete) {
       close_files_before(r.file);

@@ -138,8 +138,8 @@ class Replay {
   Replay(const NodeWal& wal, const ReplayFilter& filter, const std::vector<CacheGroup>& groups, ReplaySink& sink,
          const ReplayOptions& options, ProgressHub& progress, BlockReader& reader)
       : wal_(wal), filter_(filter), sink_(sink), options_(options), progress_(progress), reader_(reader),
-        threads_(workers(options.threads)), group_count_(threads_), max_batches_(2 * threads_ + 2),
-        applied_seq_(group_count_, 0), applying_(group_count_, false), wants_records_(sink.wants_records()) {
+        workers_(workers(options.threads)), max_batches_(2 * workers_ + 2),
+        applied_seq_(workers_, 0), applying_(workers_, false), wants_records_(sink.wants_records()) {
     assert(filter.ordered());  // decide() relies on it
     for (const CacheGroup& g : groups) {
       if (options.groups.empty() || std::count(options.groups.begin(), options.groups.end(), g.name) > 0) {
@@ -178,8 +178,7 @@ class Replay {
   const ReplayOptions& options_;
   ProgressHub& progress_;
   BlockReader& reader_;
-  const size_t threads_;
-  const size_t group_count_;
+  const size_t workers_;  // and as many apply groups: group g is worker g's own
   const size_t max_batches_;  // read and not yet applied by every group
 
   std::mutex mu_;  // guards what follows, up to events_
@@ -218,14 +217,13 @@ void Replay::work(size_t self) {
 Replay::Step Replay::next_step(size_t self) {
   std::lock_guard<std::mutex> lock(mu_);
   Step step;
-  const size_t own = self % group_count_;
-  if (claim(own, step)) return step;
+  if (claim(self, step)) return step;  // its own group
   if (!reading_ && !read_ended_ && window_.size() < max_batches_) {
     reading_ = true;
     return Step{Step::kRead};
   }
-  for (size_t i = 1; i < group_count_; ++i) {
-    if (claim((own + i) % group_count_, step)) return step;
+  for (size_t i = 1; i < workers_; ++i) {
+    if (claim((self + i) % workers_, step)) return step;
   }
   if (read_ended_ && !reading_ && window_.empty()) return Step{Step::kDone};
   return Step{Step::kWait};
@@ -242,7 +240,7 @@ bool Replay::claim(size_t group, Step& step) {
   if (!b->decoded) return false;
   if (b->pause_before) {
     // Once every group applied the batch before, and none applies now.
-    for (size_t g = 0; g < group_count_; ++g) {
+    for (size_t g = 0; g < workers_; ++g) {
       if (applying_[g] || applied_seq_[g] + 1 < seq) return false;
     }
     pausing_ = true;
@@ -261,7 +259,7 @@ Batch* Replay::read() {
     return nullptr;
   }
   Batch* batch = pool_.take();
-  batch->reset(group_count_);
+  batch->reset(workers_);
   uint64_t bytes = 0, counted = 0;
   Block b;
   while (bytes < kBatchBytes) {
@@ -347,7 +345,7 @@ Status Replay::decode_record(Batch& batch, const RecordView& r) {
   return for_each_data_entry(r.payload, [&](const DataEntry& e) {
     ReplayFilter::Verdict v = filter_.decide(r.pointer, e.near_xid);
     if (v == ReplayFilter::Verdict::kApply && (all_groups_ || groups_.count(e.group_id))) {
-      batch.groups[(e.group_id * 65537u + e.partition) % group_count_].push_back(e);
+      batch.groups[(e.group_id * 65537u + e.partition) % workers_].push_back(e);
       ++batch.applied;
     } else if (r.pointer >= filter_.snapshot) {  // older ones are in the snapshot's files
       ++batch.filtered;
@@ -398,7 +396,7 @@ void Replay::pause(Batch* batch) {
 }
 
 Status Replay::run(ReplayReport& report) {
-  tbb::parallel_for(size_t{0}, threads_, [&](size_t self) { work(self); }, tbb::simple_partitioner());
+  tbb::parallel_for(size_t{0}, workers_, [&](size_t self) { work(self); }, tbb::simple_partitioner());
   // The sink's pause once more, after the last batch.
   if (options_.pause_due && !error_.failed() && options_.pause_due()) {
     tbb::this_task_arena::isolate([&] { error_.set(options_.at_pause()); });
@@ -415,7 +413,7 @@ Status Replay::run(ReplayReport& report) {
   report.entries_applied += applied_;
   report.entries_filtered += filtered_;
   report.io_engine = reader_.engine_name();
-  report.workers = std::max(report.workers, static_cast<unsigned>(threads_));
+  report.workers = std::max(report.workers, static_cast<unsigned>(workers_));
   return {};
 }
 
