@@ -115,7 +115,7 @@ void advise_will_need(const std::string& path) {
   ::close(fd);
 }
 
-Result<Bytes> read_file_bytes(const std::string& path) {
+Result<Bytes> read_file_bytes(const std::string& path, const std::function<Status(uint64_t)>& check_size) {
   // O_NONBLOCK: a FIFO planted where a file belongs must not hang the open.
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return Status::from_errno("open " + path, errno);
@@ -129,6 +129,13 @@ Result<Bytes> read_file_bytes(const std::string& path) {
     ::close(fd);
     if (S_ISDIR(st.st_mode)) return Status::from_errno("read " + path, EISDIR);
     return Status::io_error("read " + path + ": not a regular file");
+  }
+  if (check_size) {
+    Status s = check_size(static_cast<uint64_t>(st.st_size));
+    if (!s.ok()) {
+      ::close(fd);
+      return s;
+    }
   }
   // Sized by fstat and read in 1 MiB pieces; a file that shrinks since is
   // returned short, one that grows is returned as it was.

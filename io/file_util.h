@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -49,8 +50,11 @@ Status sync_dir(const std::string& dir);
 // error is kIoError naming the path and the errno: missing (ENOENT), a
 // directory (EISDIR), no permission (EACCES), a failed read; or a path that
 // is not a regular file (a FIFO is refused without waiting for a writer).
+// `check_size`, when given, is called with the file's size (fstat) before
+// anything is read, and an error it returns is returned: a file far
+// larger than expected is not read into memory.
 // Cost: one read of it into memory.
-Result<Bytes> read_file_bytes(const std::string& path);
+Result<Bytes> read_file_bytes(const std::string& path, const std::function<Status(uint64_t)>& check_size = {});
 // Asks the kernel to read `path` into the page cache in the background
 // (posix_fadvise WILLNEED) and returns without waiting. Only a hint: a
 // file that cannot be opened, or is not a regular file, is left alone.

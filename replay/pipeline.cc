@@ -8,6 +8,7 @@
 #include <cassert>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <set>
 
 #include "cut/increment_chain.h"
@@ -342,8 +343,15 @@ Status Replay::decode_record(Batch& batch, const RecordView& r) {
     }
     return sink_.on_record(wal_.node_index, r, kept);
   }
+  // A record's entries are mostly one transaction's: its verdict is
+  // decided once.
+  std::optional<Version> xid;
+  ReplayFilter::Verdict v{};
   return for_each_data_entry(r.payload, [&](const DataEntry& e) {
-    ReplayFilter::Verdict v = filter_.decide(r.pointer, e.near_xid);
+    if (xid != e.near_xid) {
+      v = filter_.decide(r.pointer, e.near_xid);
+      xid = e.near_xid;
+    }
     if (v == ReplayFilter::Verdict::kApply && (all_groups_ || groups_.count(e.group_id))) {
       batch.groups[(e.group_id * 65537u + e.partition) % workers_].push_back(e);
       ++batch.applied;
