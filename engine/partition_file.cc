@@ -168,31 +168,20 @@ class BlockWriter {
   }
 
   Status add(std::string_view key, ByteSpan value, const Version& v) {
-    uint64_t entry_bytes = kPartEntryFixedBytes + key.size() + value.size();
-    if (entry_bytes > kU32Max) {
-      return Status::invalid_argument(path_ + ": entry of " + std::to_string(entry_bytes) +
-                                      " bytes does not fit a block (u32 lengths)");
-    }
-    if (entry_count_ > 0 && payload_.size() + entry_bytes > kBlockPayloadTargetBytes) {
-      WALCUT_RETURN_IF_ERROR(finish_block());
-    }
+    WALCUT_RETURN_IF_ERROR(make_room(kPartEntryFixedBytes + key.size() + value.size()));
     const size_t start = payload_.size();
     encode_entry(payload_, key, value, v);
-    entry_count_ += 1;
-    // The key-value hash reads (u32 key length, key, value): the encoded
-    // entry holds key and value side by side, preceded by the version's
-    // last 4 bytes, which stand in for the length while it is hashed.
-    std::byte* lead = payload_.data() + start + kPartEntryFixedBytes - 4;
-    std::byte saved[4];
-    std::memcpy(saved, lead, 4);
-    store_u32(lead, static_cast<uint32_t>(key.size()));
-    const uint64_t kv = XXH3_64bits(lead, 4 + key.size() + value.size());
-    std::memcpy(lead, saved, 4);
-    std::byte version[kVersionBytes];
-    store_version(version, v);
-    hashes_.entries += 1;
-    hashes_.key_value_hash += kv;
-    hashes_.version_hash += hash_key_and(key, version);
+    count(start);
+    return {};
+  }
+
+  // One entry already laid out as in a block: copied as it is.
+  Status add_encoded(const std::byte* e) {
+    const uint64_t entry_bytes = kPartEntryFixedBytes + uint64_t{load_u32(e)} + load_u32(e + 4);
+    WALCUT_RETURN_IF_ERROR(make_room(entry_bytes));
+    const size_t start = payload_.size();
+    payload_.insert(payload_.end(), e, e + entry_bytes);
+    count(start);
     return {};
   }
 
@@ -211,6 +200,36 @@ class BlockWriter {
   Bytes footer() const { return encode_footer(hashes_, block_count_); }
 
  private:
+  // Refuses an entry no block can hold; closes the block it would not fit.
+  Status make_room(uint64_t entry_bytes) {
+    if (entry_bytes > kU32Max) {
+      return Status::invalid_argument(path_ + ": entry of " + std::to_string(entry_bytes) +
+                                      " bytes does not fit a block (u32 lengths)");
+    }
+    if (entry_count_ > 0 && payload_.size() + entry_bytes > kBlockPayloadTargetBytes) return finish_block();
+    return {};
+  }
+
+  // Counts the entry placed at `start` of the payload and adds it to the hashes.
+  void count(size_t start) {
+    std::byte* p = payload_.data() + start;
+    const uint32_t key_bytes = load_u32(p), value_bytes = load_u32(p + 4);
+    const std::string_view key(reinterpret_cast<const char*>(p + kPartEntryFixedBytes), key_bytes);
+    entry_count_ += 1;
+    // The key-value hash reads (u32 key length, key, value): the encoded
+    // entry holds key and value side by side, preceded by the version's
+    // last 4 bytes, which stand in for the length while it is hashed.
+    std::byte* lead = p + kPartEntryFixedBytes - 4;
+    std::byte saved[4];
+    std::memcpy(saved, lead, 4);
+    store_u32(lead, key_bytes);
+    const uint64_t kv = XXH3_64bits(lead, 4 + size_t{key_bytes} + value_bytes);
+    std::memcpy(lead, saved, 4);
+    hashes_.entries += 1;
+    hashes_.key_value_hash += kv;
+    hashes_.version_hash += hash_key_and(key, ByteSpan(p + 8, kVersionBytes));  // the version as store_version() lays it
+  }
+
   PieceWriter& out_;
   const std::string& path_;
   Bytes payload_;
@@ -219,21 +238,15 @@ class BlockWriter {
   PartitionHashes hashes_;
 };
 
-// Header, blocks, footer: the whole file, from offset 0. `each(fn)` calls
-// fn(key, value, version) for every entry in key order, and returns
-// whether it could.
-template <typename ForEach>
-Status write_contents(int fd, const std::string& path, const PartitionFileInfo& info, const ForEach& each,
+// Header, blocks, footer: the whole file, from offset 0. `fill(blocks)`
+// adds every entry in key order, and returns whether it could.
+template <typename Fill>
+Status write_contents(int fd, const std::string& path, const PartitionFileInfo& info, const Fill& fill,
                       PartitionFileWritten* written) {
   PieceWriter out(fd, path);
   WALCUT_RETURN_IF_ERROR(out.append(encode_file_header(info)));
   BlockWriter blocks(out, path);
-  Status s;
-  Status given = each([&](std::string_view key, ByteSpan value, const Version& version) {
-    if (s.ok()) s = blocks.add(key, value, version);
-  });
-  WALCUT_RETURN_IF_ERROR(s);
-  WALCUT_RETURN_IF_ERROR(given);
+  WALCUT_RETURN_IF_ERROR(fill(blocks));
   WALCUT_RETURN_IF_ERROR(blocks.finish_block());
   WALCUT_RETURN_IF_ERROR(out.append(blocks.footer()));
   if (written) *written = out.written();
@@ -409,15 +422,15 @@ PartitionHashes hash_entries(const EntryMap& entries) {
 
 namespace {
 
-template <typename ForEach>
-Status write_file(const std::string& path, const PartitionFileInfo& info, const ForEach& each, PartitionWrite how,
+template <typename Fill>
+Status write_file(const std::string& path, const PartitionFileInfo& info, const Fill& fill, PartitionWrite how,
                   PartitionFileWritten* written) {
   const bool replace = how == PartitionWrite::kReplace;
   const std::string tmp_path = replace ? path + ".tmp" : path;
   Result<int> created = create_file(tmp_path, (replace ? O_TRUNC : O_EXCL) | O_WRONLY);
   if (!created.ok()) return created.status();
   const int fd = created.value();
-  Status s = write_contents(fd, tmp_path, info, each, written);
+  Status s = write_contents(fd, tmp_path, info, fill, written);
   if (s.ok() && replace) s = sync_file(fd, tmp_path);
   // Unsynced: kCreate starts the writeback now (PartitionWrite).
   if (s.ok() && how == PartitionWrite::kCreate) ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
@@ -435,26 +448,28 @@ Status write_file(const std::string& path, const PartitionFileInfo& info, const 
 Status write_partition_file(const std::string& path, const PartitionFileInfo& info, const EntryMap& entries) {
   return write_file(
       path, info,
-      [&](const auto& fn) {
-        for (const auto& [key, value] : entries) fn(key, as_bytes(value.value), value.version);
+      [&](BlockWriter& blocks) {
+        for (const auto& [key, value] : entries) WALCUT_RETURN_IF_ERROR(blocks.add(key, as_bytes(value.value), value.version));
         return Status{};
       },
       PartitionWrite::kReplace, nullptr);
 }
 
-Status write_partition_file_from(const std::string& path, const PartitionFileInfo& info,
-                                 const PartitionEntrySource& source, PartitionWrite how, PartitionFileWritten* written) {
-  return write_file(path, info, [&](const auto& fn) {
-    bool first = true, ordered = true;
-    std::string last;
-    source([&](std::string_view key, ByteSpan value, const Version& version) {
-      if (!first && !(key > last)) ordered = false;
-      first = false;
-      last.assign(key);
-      if (ordered) fn(key, value, version);
-    });
-    if (ordered) return Status{};
-    return Status::invalid_argument(path + ": entries to write are not in strictly increasing key order");
+Status write_partition_file_of(const std::string& path, const PartitionFileInfo& info,
+                               std::span<const std::byte* const> entries, PartitionWrite how,
+                               PartitionFileWritten* written) {
+  return write_file(path, info, [&](BlockWriter& blocks) {
+    std::string_view last;
+    for (size_t i = 0; i < entries.size(); ++i) {
+      const std::byte* e = entries[i];
+      const std::string_view key(reinterpret_cast<const char*>(e + kPartEntryFixedBytes), load_u32(e));
+      if (i > 0 && !(key > last)) {
+        return Status::invalid_argument(path + ": entries to write are not in strictly increasing key order");
+      }
+      last = key;
+      WALCUT_RETURN_IF_ERROR(blocks.add_encoded(e));
+    }
+    return Status{};
   }, how, written);
 }
 

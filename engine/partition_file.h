@@ -66,13 +66,16 @@ struct PartitionFileWritten {
 // Writes `entries` to `path` (PartitionWrite::kReplace). Cost: one
 // sequential write of the entries.
 Status write_partition_file(const std::string& path, const PartitionFileInfo& info, const EntryMap& entries);
-// Writes what `source` gives: it calls its argument once per entry, in
-// strictly increasing key order (refused otherwise, and nothing is left
-// at `path`). `written`, when given, gets the file's size and CRC32C.
-using PartitionEntrySource = std::function<void(const PartitionEntryFn& fn)>;
-Status write_partition_file_from(const std::string& path, const PartitionFileInfo& info,
-                                 const PartitionEntrySource& source, PartitionWrite how = PartitionWrite::kReplace,
-                                 PartitionFileWritten* written = nullptr);
+// Writes entries given by the address of their bytes, each laid out as in
+// a block (docs/partition-format.md: u32 key_bytes, u32 value_bytes, the
+// version, key, value), in strictly increasing key order (refused
+// otherwise, and nothing is left at `path`). Each is copied into its
+// block as it is: a restore keeps its entries in this layout
+// (replay/entry_run.h). `written`, when given, gets the file's size and
+// CRC32C.
+Status write_partition_file_of(const std::string& path, const PartitionFileInfo& info,
+                               std::span<const std::byte* const> entries, PartitionWrite how = PartitionWrite::kReplace,
+                               PartitionFileWritten* written = nullptr);
 
 struct PartitionFile {
   PartitionFileInfo info;

@@ -1,5 +1,7 @@
 #include "replay/partition_finish.h"
 
+#include <algorithm>
+#include <iterator>
 #include <vector>
 
 #include "engine/partition_file.h"
@@ -93,24 +95,21 @@ uint64_t repair(std::span<const CopyFinal> finals, std::span<const CopyToFinish>
 }
 
 // Writes entries in key order, without the tombstones, as the partition
-// file of one copy.
+// file of one copy: a run entry is laid out as in the file, and goes there
+// as it is.
 Status write_copy(uint32_t group_id, uint16_t partition, const CopyToFinish& c, const SortedEntries& entries,
                   FinishReport& report) {
-  uint64_t written = 0;
-  auto source = [&](const PartitionEntryFn& fn) {
-    for (const std::byte* p : entries) {
-      RunEntry e = run_entry_at(p);
-      if (e.tombstone) continue;
-      fn(e.key, e.value, e.version);
-      ++written;
-    }
-  };
+  const auto tombstone = [](const std::byte* p) { return load_u32(p + 4) == kTombstoneMark; };
+  SortedEntries live;
+  const bool any_tombstone = std::any_of(entries.begin(), entries.end(), tombstone);
+  if (any_tombstone) std::remove_copy_if(entries.begin(), entries.end(), std::back_inserter(live), tombstone);
+  const SortedEntries& written = any_tombstone ? live : entries;
   PartitionFileWritten w;
-  WALCUT_RETURN_IF_ERROR(write_partition_file_from(c.out_path, {group_id, partition, c.node_index}, source,
-                                                   c.write, &w));  // the caller syncs the tree once
+  WALCUT_RETURN_IF_ERROR(write_partition_file_of(c.out_path, {group_id, partition, c.node_index}, written, c.write,
+                                                 &w));  // the caller syncs the tree once
   report.files_written += 1;
   report.files.push_back({c.out_path, w});
-  report.entries_written += written;
+  report.entries_written += written.size();
   return {};
 }
 

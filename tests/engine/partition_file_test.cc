@@ -11,6 +11,7 @@
 #include <random>
 #include <string>
 
+#include "io/coding.h"
 #include "io/crc32c.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wal_fixture.h"
@@ -582,31 +583,75 @@ TEST(PartitionFileIo, WriteIntoMissingDirectoryFailsNamingTheFile) {
   EXPECT_NE(s.message().find(path), std::string::npos) << s.to_string();
 }
 
+// Entries laid out as in a block (docs/partition-format.md), one after
+// another in `bytes`, and the address of each.
+struct EncodedEntries {
+  Bytes bytes;
+  std::vector<const std::byte*> at;
+};
+EncodedEntries encode_entries(const EntryMap& entries) {
+  EncodedEntries out;
+  std::vector<size_t> offsets;
+  for (const auto& [key, value] : entries) {
+    offsets.push_back(out.bytes.size());
+    Encoder e(out.bytes);
+    e.u32(static_cast<uint32_t>(key.size()));
+    e.u32(static_cast<uint32_t>(value.value.size()));
+    e.u32(value.version.topology_version);
+    e.u32(value.version.node_order);
+    e.u64(value.version.order);
+    e.bytes(as_bytes(key));
+    e.bytes(as_bytes(value.value));
+  }
+  for (size_t o : offsets) out.at.push_back(out.bytes.data() + o);
+  return out;
+}
+
 // kCreate starts a file's writeback as it is closed, kCreateCached leaves
 // it to the caller's sync: the same file either way, the path must be new,
-// and the size and CRC32C reported are the file's.
+// and the size and CRC32C reported are the file's. Entries given by their
+// bytes make the file the entries written one by one make.
 TEST(PartitionFileIo, BothWaysOfCreatingWriteTheSameFileAtANewPath) {
   TempDir dir;
   const EntryMap entries = numbered_entries(50, 40);
-  auto source = [&](const PartitionEntryFn& fn) {
-    for (const auto& [key, value] : entries) fn(key, as_bytes(value.value), value.version);
-  };
+  const EncodedEntries encoded = encode_entries(entries);
   std::vector<Bytes> files;
   for (PartitionWrite how : {PartitionWrite::kCreate, PartitionWrite::kCreateCached}) {
     const std::string path = dir.file("part-" + std::to_string(files.size()) + ".bin");
     PartitionFileWritten w;
-    ASSERT_TRUE(write_partition_file_from(path, kInfo, source, how, &w).ok());
+    ASSERT_TRUE(write_partition_file_of(path, kInfo, encoded.at, how, &w).ok());
     files.push_back(read_file(path));
     EXPECT_EQ(w.bytes, files.back().size());
     EXPECT_EQ(w.crc32c, crc32c(files.back()));
     Result<PartitionFile> back = read_partition_file(path);
     ASSERT_TRUE(back.ok()) << back.status().to_string();
     EXPECT_EQ(back->entries, entries);
-    Status again = write_partition_file_from(path, kInfo, source, how, nullptr);
+    EXPECT_EQ(back->hashes, hash_entries(entries));
+    Status again = write_partition_file_of(path, kInfo, encoded.at, how, nullptr);
     EXPECT_FALSE(again.ok()) << "an existing file is never written over";
     EXPECT_EQ(read_file(path), files.back());
   }
   EXPECT_EQ(files[0], files[1]);
+  const std::string one_by_one = dir.file("part-9.bin");
+  ASSERT_TRUE(write_partition_file(one_by_one, kInfo, entries).ok());
+  EXPECT_EQ(read_file(one_by_one), files[0]);
+}
+
+// Entries out of key order, or twice, are refused and leave no file.
+TEST(PartitionFileIo, EntriesNotInIncreasingKeyOrderAreRefusedAndLeaveNoFile) {
+  TempDir dir;
+  const EncodedEntries encoded = encode_entries(numbered_entries(10, 8));
+  for (int variant = 0; variant < 2; ++variant) {
+    std::vector<const std::byte*> at = encoded.at;
+    if (variant == 0) std::swap(at[3], at[7]);
+    if (variant == 1) at[5] = at[4];
+    const std::string path = dir.file("part-" + std::to_string(variant) + ".bin");
+    Status s = write_partition_file_of(path, kInfo, at, PartitionWrite::kCreate, nullptr);
+    ASSERT_FALSE(s.ok()) << "variant " << variant;
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(s.message().find("increasing key order"), std::string::npos) << s.to_string();
+    EXPECT_FALSE(std::filesystem::exists(path));
+  }
 }
 
 TEST(PartitionFileIo, FailedRenameRemovesTheTempFile) {
