@@ -155,6 +155,18 @@ TEST_F(CheckTest, TruncatedPartitionFile) {
   EXPECT_TRUE(found(r, "structure", f)) << dump(r);
 }
 
+// A partition file far larger than listed (a sparse terabyte) is a
+// finding of its size, found without reading it into memory.
+TEST_F(CheckTest, APartitionFileFarLargerThanListedIsNamedWithoutBeingRead) {
+  std::string f = some_partition_file("node1");
+  std::error_code ec;
+  fs::resize_file(f, uint64_t{1} << 40, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  CheckReport r = check(snap_);
+  EXPECT_TRUE(found(r, "structure", std::to_string(uint64_t{1} << 40) + " bytes, the manifest says")) << dump(r);
+  EXPECT_TRUE(found(r, "structure", f)) << dump(r);
+}
+
 // As `walcut dump` names the same damage: the file and the offset of its block.
 TEST_F(CheckTest, FlippedByteInAPartitionFileIsNamedWithItsOffset) {
   std::string f = some_partition_file("node0");
