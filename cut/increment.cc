@@ -196,7 +196,7 @@ Result<std::vector<IncrementMeta>> read_increment_metas(const std::string& snaps
     Result<std::string> path = path_under(snapshot_dir, increment_rel_dir(index) + "/" + n);  // no link out of it
     if (!path.ok()) return path.status();
     const std::string& p = path.value();
-    Result<Bytes> bytes = read_file_bytes(p);
+    Result<Bytes> bytes = read_framed_file(p);
     if (!bytes.ok()) return bytes.status();
     Result<IncrementMeta> m = decode_increment_meta(bytes.value(), p);
     if (!m.ok()) return m.status();

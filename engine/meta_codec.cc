@@ -3,6 +3,7 @@
 #include "engine/meta_identity.h"
 #include "engine/snapshot.h"
 #include "io/crc32c.h"
+#include "io/file_util.h"
 
 namespace walcut {
 
@@ -32,6 +33,16 @@ Result<ByteSpan> unframe_metadata(ByteSpan file, uint64_t magic, std::initialize
   Result<uint32_t> version = check_meta_version(file, versions, what, kind);
   if (!version.ok()) return version.status();
   return file.subspan(16, body_bytes);
+}
+
+Result<Bytes> read_framed_file(const std::string& path) {
+  constexpr uint64_t kMostBytes = 16 + uint64_t{UINT32_MAX} + 4;
+  return read_file_bytes(path, [&](uint64_t size) {
+    return size <= kMostBytes ? Status{}
+                              : Status::corruption(path + ": file is " + std::to_string(size) +
+                                                   " bytes, more than a metadata file can be (" +
+                                                   std::to_string(kMostBytes) + ")");
+  });
 }
 
 void put_string(Encoder& e, const std::string& s) {

@@ -24,6 +24,10 @@ Bytes frame_metadata(uint64_t magic, uint32_t version, const Bytes& body);
 Result<ByteSpan> unframe_metadata(ByteSpan file, uint64_t magic, std::initializer_list<uint32_t> versions,
                                   const std::string& what, const char* kind);
 
+// The bytes of a framed file at `path`. One larger than any frame can be
+// (a u32 body) is refused as corruption naming its size, before it is read.
+Result<Bytes> read_framed_file(const std::string& path);
+
 // u16 length and bytes.
 void put_string(Encoder& e, const std::string& s);
 std::string get_string(Decoder& d);

@@ -88,7 +88,7 @@ Result<NodeMeta> read_node_meta(const std::string& dir) {
   std::string path = dir + "/" + kNodeMetaFile;
   std::error_code ec;  // a path that cannot be looked at is read, for the reader's errno
   if (!std::filesystem::exists(path, ec) && !ec) return Status::not_found(path + ": no such file");
-  Result<Bytes> bytes = read_file_bytes(path);
+  Result<Bytes> bytes = read_framed_file(path);
   if (!bytes.ok()) return bytes.status();
   return decode_node_meta(bytes.value(), path);
 }

@@ -137,7 +137,7 @@ Result<SnapshotMeta> decode_snapshot_meta(ByteSpan bytes, const std::string& wha
 }
 
 Result<SnapshotMeta> read_snapshot_meta(const std::string& path) {
-  Result<Bytes> bytes = read_file_bytes(path);
+  Result<Bytes> bytes = read_framed_file(path);
   if (!bytes.ok()) return bytes.status();
   return decode_snapshot_meta(bytes.value(), path);
 }

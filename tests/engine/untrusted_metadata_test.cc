@@ -196,6 +196,39 @@ TEST(SnapshotMetaFiles, AnSmfFileMustBeNamedAfterItsNode) {
   EXPECT_TRUE(has(i.status(), inc + "/node9.smf: holds node node1")) << i.status().message();
 }
 
+// A metadata file larger than any frame (a sparse 8 GiB file) is refused
+// naming its size, without being read into memory.
+TEST(MetadataFiles, OneLargerThanAnyFrameIsRefusedBeforeItIsRead) {
+  TempDir dir;
+  ASSERT_TRUE(sim::run(two_full_copies(dir.file("gen"))).ok());
+  const std::string snap = dir.file("gen/snapshots/snp");
+  const uint64_t huge = uint64_t{8} << 30;
+  const std::string what = " bytes, more than a metadata file can be";
+  std::error_code ec;
+  const Bytes smf = testing::read_file(snap + "/node1.smf");
+  fs::resize_file(snap + "/node1.smf", huge, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  Result<std::vector<SnapshotMeta>> r = read_snapshot_metas(snap);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kCorruption);
+  EXPECT_TRUE(has(r.status(), snap + "/node1.smf: file is " + std::to_string(huge) + what)) << r.status().message();
+  testing::write_file(snap + "/node1.smf", smf);
+  const std::string inc = increment_dir(snap, 1);
+  fs::resize_file(inc + "/node1.smf", huge, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  Result<std::vector<IncrementMeta>> i = read_increment_metas(snap, 1);
+  ASSERT_FALSE(i.ok());
+  EXPECT_TRUE(has(i.status(), inc + "/node1.smf: file is " + std::to_string(huge) + what)) << i.status().message();
+  fs::create_directories(dir.file("n"));
+  testing::write_file(dir.file("n/node.meta"), Bytes(8));
+  fs::resize_file(dir.file("n/node.meta"), huge, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  Result<NodeMeta> n = read_node_meta(dir.file("n"));
+  ASSERT_FALSE(n.ok());
+  EXPECT_TRUE(has(n.status(), dir.file("n/node.meta") + ": file is " + std::to_string(huge) + what))
+      << n.status().message();
+}
+
 TEST(MetadataFiles, ADirectoryInPlaceOfAMetadataFileIsAnErrorNamingIt) {
   TempDir dir;
   ASSERT_TRUE(sim::run(two_full_copies(dir.file("gen"))).ok());
