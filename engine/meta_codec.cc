@@ -38,10 +38,10 @@ Result<ByteSpan> unframe_metadata(ByteSpan file, uint64_t magic, std::initialize
 Result<Bytes> read_framed_file(const std::string& path) {
   constexpr uint64_t kMostBytes = 16 + uint64_t{UINT32_MAX} + 4;
   return read_file_bytes(path, [&](uint64_t size) {
-    return size <= kMostBytes ? Status{}
-                              : Status::corruption(path + ": file is " + std::to_string(size) +
-                                                   " bytes, more than a metadata file can be (" +
-                                                   std::to_string(kMostBytes) + ")");
+    return size <= kMostBytes
+               ? Status{}
+               : Status::corruption(path + ": file is " + std::to_string(size) +
+                                    " bytes, more than a metadata file can be (" + std::to_string(kMostBytes) + ")");
   });
 }
 

@@ -227,7 +227,8 @@ class BlockWriter {
     std::memcpy(lead, saved, 4);
     hashes_.entries += 1;
     hashes_.key_value_hash += kv;
-    hashes_.version_hash += hash_key_and(key, ByteSpan(p + 8, kVersionBytes));  // the version as store_version() lays it
+    hashes_.version_hash +=
+        hash_key_and(key, ByteSpan(p + 8, kVersionBytes));  // the version as store_version() lays it
   }
 
   PieceWriter& out_;
@@ -449,7 +450,8 @@ Status write_partition_file(const std::string& path, const PartitionFileInfo& in
   return write_file(
       path, info,
       [&](BlockWriter& blocks) {
-        for (const auto& [key, value] : entries) WALCUT_RETURN_IF_ERROR(blocks.add(key, as_bytes(value.value), value.version));
+        for (const auto& [key, value] : entries)
+          WALCUT_RETURN_IF_ERROR(blocks.add(key, as_bytes(value.value), value.version));
         return Status{};
       },
       PartitionWrite::kReplace, nullptr);
@@ -458,19 +460,22 @@ Status write_partition_file(const std::string& path, const PartitionFileInfo& in
 Status write_partition_file_of(const std::string& path, const PartitionFileInfo& info,
                                std::span<const std::byte* const> entries, PartitionWrite how,
                                PartitionFileWritten* written) {
-  return write_file(path, info, [&](BlockWriter& blocks) {
-    std::string_view last;
-    for (size_t i = 0; i < entries.size(); ++i) {
-      const std::byte* e = entries[i];
-      const std::string_view key(reinterpret_cast<const char*>(e + kPartEntryFixedBytes), load_u32(e));
-      if (i > 0 && !(key > last)) {
-        return Status::invalid_argument(path + ": entries to write are not in strictly increasing key order");
-      }
-      last = key;
-      WALCUT_RETURN_IF_ERROR(blocks.add_encoded(e));
-    }
-    return Status{};
-  }, how, written);
+  return write_file(
+      path, info,
+      [&](BlockWriter& blocks) {
+        std::string_view last;
+        for (size_t i = 0; i < entries.size(); ++i) {
+          const std::byte* e = entries[i];
+          const std::string_view key(reinterpret_cast<const char*>(e + kPartEntryFixedBytes), load_u32(e));
+          if (i > 0 && !(key > last)) {
+            return Status::invalid_argument(path + ": entries to write are not in strictly increasing key order");
+          }
+          last = key;
+          WALCUT_RETURN_IF_ERROR(blocks.add_encoded(e));
+        }
+        return Status{};
+      },
+      how, written);
 }
 
 Result<PartitionFile> read_partition_file(const std::string& path) {

@@ -77,9 +77,8 @@ Result<Bytes> read_listed_file(const std::string& path, const ManifestEntry& lis
   };
   // The size first: a file far larger than listed is not read into memory
   // (and again after the read: the file may change in between).
-  Result<Bytes> bytes = read_file_bytes(path, [&](uint64_t size) {
-    return size == listed.bytes ? Status{} : other_size(size);
-  });
+  Result<Bytes> bytes =
+      read_file_bytes(path, [&](uint64_t size) { return size == listed.bytes ? Status{} : other_size(size); });
   if (!bytes.ok()) return bytes.status();
   if (bytes->size() != listed.bytes) return other_size(bytes->size());
   if (crc32c(bytes.value()) != listed.crc32c) return Status::corruption(path + ": checksum differs from the manifest");

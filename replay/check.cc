@@ -292,9 +292,8 @@ void check_full_snapshot(const CheckOptions& o, const SnapshotMeta& me, NodeChec
     };
     // The size first: a file far larger than listed is not read into memory
     // (and again after the read: the file may change in between).
-    Result<Bytes> bytes = read_file_bytes(path, [&](uint64_t size) {
-      return size == files[i]->bytes ? Status{} : Status::corruption(other_size(size));
-    });
+    Result<Bytes> bytes = read_file_bytes(
+        path, [&](uint64_t size) { return size == files[i]->bytes ? Status{} : Status::corruption(other_size(size)); });
     if (!bytes.ok()) {
       problems[i] = bytes.status().message();
       return;
