@@ -11,7 +11,6 @@
 #include <random>
 #include <string>
 
-#include "io/coding.h"
 #include "io/crc32c.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wal_fixture.h"
@@ -594,14 +593,7 @@ EncodedEntries encode_entries(const EntryMap& entries) {
   std::vector<size_t> offsets;
   for (const auto& [key, value] : entries) {
     offsets.push_back(out.bytes.size());
-    Encoder e(out.bytes);
-    e.u32(static_cast<uint32_t>(key.size()));
-    e.u32(static_cast<uint32_t>(value.value.size()));
-    e.u32(value.version.topology_version);
-    e.u32(value.version.node_order);
-    e.u64(value.version.order);
-    e.bytes(as_bytes(key));
-    e.bytes(as_bytes(value.value));
+    FileBuilder::entry(out.bytes, key, value);
   }
   for (size_t o : offsets) out.at.push_back(out.bytes.data() + o);
   return out;
