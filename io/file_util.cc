@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cerrno>
 #include <filesystem>
+#include <new>
 #include <optional>
 
 #include "io/fault.h"
@@ -140,7 +141,13 @@ Result<Bytes> read_file_bytes(const std::string& path, const std::function<Statu
   // Sized by fstat and read in 1 MiB pieces; a file that shrinks since is
   // returned short, one that grows is returned as it was.
   constexpr size_t kPieceBytes = 1 << 20;
-  Bytes out(static_cast<size_t>(st.st_size));
+  Bytes out;
+  try {
+    out.resize(static_cast<size_t>(st.st_size));
+  } catch (const std::bad_alloc&) {  // a file far larger than memory (a sparse one, say) is an error naming it
+    ::close(fd);
+    return Status::io_error("read " + path + ": " + std::to_string(st.st_size) + " bytes do not fit in memory");
+  }
   size_t done = 0;
   while (done < out.size()) {
     ssize_t n = ::pread(fd, out.data() + done, std::min(kPieceBytes, out.size() - done), static_cast<off_t>(done));

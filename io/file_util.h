@@ -53,6 +53,7 @@ Status sync_dir(const std::string& dir);
 // `check_size`, when given, is called with the file's size (fstat) before
 // anything is read, and an error it returns is returned: a file far
 // larger than expected is not read into memory.
+// A file too large for memory is kIoError saying so.
 // Cost: one read of it into memory.
 Result<Bytes> read_file_bytes(const std::string& path, const std::function<Status(uint64_t)>& check_size = {});
 // Asks the kernel to read `path` into the page cache in the background

@@ -41,7 +41,9 @@ std::string hex(const std::string& s) {
 
 bool is_node_dir(const fs::path& p) {
   std::error_code ec;  // unreadable: not a node directory (opening it would name the error)
-  return fs::is_regular_file(p / kNodeMetaFile, ec);
+  // Whatever stands at node.meta makes one: opening it names what is wrong
+  // with it (a FIFO, a directory), rather than the node being left out.
+  return fs::exists(fs::symlink_status(p / kNodeMetaFile, ec));
 }
 
 // A node directory: its state after recovery, computed in memory (nothing
@@ -66,8 +68,11 @@ Status collect_db_tree(const fs::path& db, std::vector<Copy>& out, GroupNames& g
   if (!entries.ok()) return entries.status();
   for (const DirEntry& e : entries.value()) {
     const fs::path rel(e.path);  // <node>/<group>/part-<p>.bin
-    if (e.kind != DirEntry::Kind::kFile || rel.extension() != ".bin") continue;
-    if (std::distance(rel.begin(), rel.end()) != 3) continue;
+    if (rel.extension() != ".bin" || std::distance(rel.begin(), rel.end()) != 3) continue;
+    if (e.kind == DirEntry::Kind::kDirectory) {  // a partition's name on a directory: not silently left out
+      return Status::io_error((db / rel).string() + ": a directory where a partition file belongs");
+    }
+    // Anything else that is not a regular file is read and refused by name.
     Result<PartitionFile> pf = read_partition_file((db / rel).string());
     if (!pf.ok()) return pf.status();
     groups.insert(std::next(rel.begin())->string());

@@ -249,5 +249,32 @@ TEST(AdviseWillNeed, ReturnsAtOnceForAFifoAMissingFileOrADirectory) {
   EXPECT_EQ(testing::read_file(file), testing::test_payload(10000, 3));
 }
 
+// A size check refuses a file before it is read; a file too large for
+// memory (a sparse 8 TiB one) is an error naming it, not an exception.
+TEST(ReadFileBytes, TheSizeIsCheckedFirstAndAFileLargerThanMemoryIsAnErrorNamingIt) {
+  TempDir dir;
+  const std::string path = dir.path() + "/huge";
+  testing::write_file(path, testing::test_payload(100, 1));
+  Result<Bytes> refused =
+      read_file_bytes(path, [](uint64_t size) { return Status::corruption(std::to_string(size) + " bytes"); });
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().message(), "100 bytes");
+  Result<Bytes> read = read_file_bytes(path, [](uint64_t) { return Status{}; });
+  ASSERT_TRUE(read.ok()) << read.status().to_string();
+  EXPECT_EQ(read.value(), testing::test_payload(100, 1));
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  // (Under ASan and TSan an allocation that fails ends the process by
+  // design, instead of throwing std::bad_alloc.)
+  std::error_code ec;
+  std::filesystem::resize_file(path, uint64_t{8} << 40, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  Result<Bytes> huge = read_file_bytes(path);
+  ASSERT_FALSE(huge.ok());
+  EXPECT_EQ(huge.status().code(), StatusCode::kIoError);
+  EXPECT_NE(huge.status().message().find(path + ": 8796093022208 bytes do not fit in memory"), std::string::npos)
+      << huge.status().message();
+#endif
+}
+
 }  // namespace
 }  // namespace walcut

@@ -4,6 +4,7 @@
 // it; map files carry 64-bit hashes as hex strings and refuse numbers
 // that are not exact integers in range.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <nlohmann/json.hpp>
@@ -114,6 +115,38 @@ class CliOnASnapshot : public ::testing::Test {
   TempDir dir_;
   std::string snap_;
 };
+
+// dump names what stands where a partition file or a node.meta belongs
+// and is no regular file, instead of leaving its entries out with exit 0.
+TEST_F(CliOnASnapshot, DumpRefusesAFifoOrDirectoryInPlaceOfAPartitionFileOrNodeMetaNamingIt) {
+  std::string part;
+  for (const auto& e : fs::recursive_directory_iterator(snap_ + "/db")) {
+    if (e.path().extension() == ".bin") part = e.path().string();
+  }
+  ASSERT_FALSE(part.empty());
+  int code = -1;
+  const std::string whole = run("dump " + snap_, &code);
+  ASSERT_EQ(code, 0) << whole;
+  for (bool fifo : {true, false}) {
+    fs::remove_all(part);
+    if (fifo) {
+      ASSERT_EQ(::mkfifo(part.c_str(), 0600), 0);
+    } else {
+      fs::create_directory(part);
+    }
+    std::string out = run("dump " + snap_, &code);
+    EXPECT_EQ(code, 3) << out;
+    EXPECT_NE(out.find(part), std::string::npos) << out;
+  }
+  const std::string meta = dir_.file("gen/cluster/node0/node.meta");
+  ASSERT_TRUE(fs::remove(meta));
+  ASSERT_EQ(::mkfifo(meta.c_str(), 0600), 0);
+  for (const std::string& target : {dir_.file("gen/cluster"), dir_.file("gen/cluster/node0")}) {
+    std::string out = run("dump " + target, &code);
+    EXPECT_EQ(code, 3) << target << "\n" << out;
+    EXPECT_NE(out.find(meta), std::string::npos) << target << "\n" << out;
+  }
+}
 
 TEST_F(CliOnASnapshot, CheckOfAnIncrementBeyondTheLastIsAUsageError) {
   int code = -1;
