@@ -70,17 +70,22 @@ const ManifestEntry* find_listed(const SnapshotMeta& m, const std::string& rel) 
   return it != m.files.end() && it->path == rel ? &*it : nullptr;
 }
 
-Result<Bytes> read_listed_file(const std::string& path, const ManifestEntry& listed) {
+Result<Bytes> read_listed_size(const std::string& path, const ManifestEntry& listed) {
   auto other_size = [&](uint64_t bytes) {
     return Status::corruption(path + ": " + std::to_string(bytes) + " bytes, the manifest says " +
                               std::to_string(listed.bytes));
   };
-  // The size first: a file far larger than listed is not read into memory
-  // (and again after the read: the file may change in between).
+  // The size first, then again after the read: the file may change in between.
   Result<Bytes> bytes =
       read_file_bytes(path, [&](uint64_t size) { return size == listed.bytes ? Status{} : other_size(size); });
   if (!bytes.ok()) return bytes.status();
   if (bytes->size() != listed.bytes) return other_size(bytes->size());
+  return bytes;
+}
+
+Result<Bytes> read_listed_file(const std::string& path, const ManifestEntry& listed) {
+  Result<Bytes> bytes = read_listed_size(path, listed);
+  if (!bytes.ok()) return bytes.status();
   if (crc32c(bytes.value()) != listed.crc32c) return Status::corruption(path + ": checksum differs from the manifest");
   return bytes;
 }

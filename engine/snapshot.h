@@ -57,8 +57,11 @@ std::string snapshot_partition_path(const std::string& node_id, const std::strin
 // `m`'s manifest entry for `rel` (a path relative to the snapshot
 // directory, as snapshot_partition_path() spells it), or nullptr.
 const ManifestEntry* find_listed(const SnapshotMeta& m, const std::string& rel);
-// The file at `path`, checked against its manifest entry's size and
-// CRC32C: kCorruption naming `path` when either differs.
+// The file at `path`, of its manifest entry's size: kCorruption naming
+// `path` when it differs, found before the file is read (one far larger
+// than listed is not read into memory) and again after.
+Result<Bytes> read_listed_size(const std::string& path, const ManifestEntry& listed);
+// The same, and of its manifest entry's CRC32C.
 Result<Bytes> read_listed_file(const std::string& path, const ManifestEntry& listed);
 // Copy `want` (group, partition, node) of a full snapshot from its file at
 // `path`: read_listed_file() when `listed` is given, then every check of

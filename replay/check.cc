@@ -287,19 +287,9 @@ void check_full_snapshot(const CheckOptions& o, const SnapshotMeta& me, NodeChec
       problems[i] = "listed in the manifest but missing";
       return;
     }
-    auto other_size = [&](uint64_t size) {
-      return std::to_string(size) + " bytes, the manifest says " + std::to_string(files[i]->bytes);
-    };
-    // The size first: a file far larger than listed is not read into memory
-    // (and again after the read: the file may change in between).
-    Result<Bytes> bytes = read_file_bytes(
-        path, [&](uint64_t size) { return size == files[i]->bytes ? Status{} : Status::corruption(other_size(size)); });
+    Result<Bytes> bytes = read_listed_size(path, *files[i]);
     if (!bytes.ok()) {
-      problems[i] = bytes.status().message();
-      return;
-    }
-    if (bytes->size() != files[i]->bytes) {
-      problems[i] = other_size(bytes->size());
+      problems[i] = without_path(bytes.status().message(), path);
       return;
     }
     // Each block's CRC, the key order and the footer's hashes, recomputed;
