@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <mutex>
 
 #include "io/status.h"
@@ -39,6 +40,20 @@ template <typename Fn>
 void for_each_in_waves(size_t n, size_t width, const Fn& fn) {
   (void)for_each_in_waves(n, width, fn, [](size_t, size_t) { return Status{}; });
 }
+
+// x % d for 32-bit x and a d fixed once, by two multiplications instead of
+// a division (exact: Lemire, Kaser and Kurz, "Faster remainder by direct
+// computation", 2019). Routing each decoded entry to its apply group with
+// `%` spent most of the decode's time waiting on the divider.
+class Remainder {
+ public:
+  explicit Remainder(uint32_t d) : d_(d), m_(UINT64_MAX / d + 1) {}  // d = 1: m_ wraps to 0, and x % 1 = 0
+  uint32_t of(uint32_t x) const { return static_cast<uint32_t>((static_cast<unsigned __int128>(m_ * x) * d_) >> 64); }
+
+ private:
+  uint64_t d_;
+  uint64_t m_;
+};
 
 // The first error of many threads.
 class FirstError {

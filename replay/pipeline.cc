@@ -140,6 +140,7 @@ class Replay {
          const ReplayOptions& options, ProgressHub& progress, BlockReader& reader)
       : wal_(wal), filter_(filter), sink_(sink), options_(options), progress_(progress), reader_(reader),
         workers_(workers(options.threads)), max_batches_(2 * workers_ + 2),
+        group_of_(static_cast<uint32_t>(workers_)),
         applied_seq_(workers_, 0), applying_(workers_, false), wants_records_(sink.wants_records()) {
     assert(filter.ordered());  // decide() relies on it
     for (const CacheGroup& g : groups) {
@@ -181,6 +182,7 @@ class Replay {
   BlockReader& reader_;
   const size_t workers_;  // and as many apply groups: group g is worker g's own
   const size_t max_batches_;  // read and not yet applied by every group
+  const Remainder group_of_;  // the apply group of (group_id * 65537 + partition)
 
   std::mutex mu_;  // guards what follows, up to events_
   std::deque<Batch*> window_;      // read, not applied by every group yet; in WAL order
@@ -353,7 +355,7 @@ Status Replay::decode_record(Batch& batch, const RecordView& r) {
       xid = e.near_xid;
     }
     if (v == ReplayFilter::Verdict::kApply && (all_groups_ || groups_.count(e.group_id))) {
-      batch.groups[(e.group_id * 65537u + e.partition) % workers_].push_back(e);
+      batch.groups[group_of_.of(e.group_id * 65537u + e.partition)].push_back(e);
       ++batch.applied;
     } else if (r.pointer >= filter_.snapshot) {  // older ones are in the snapshot's files
       ++batch.filtered;
