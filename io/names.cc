@@ -1,5 +1,6 @@
 #include "io/names.h"
 
+#include <dirent.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -41,7 +42,9 @@ Result<std::string> PathsUnder::path(const std::string& rel) {
       return Status::corruption(root_ + ": the path '" + rel + "' is not a plain path under it (a component is " +
                                 why + ")");
     }
-    path += "/" + part;
+    const size_t parent_end = path.size();
+    path += '/';
+    path += part;
     if (!exists) continue;
     const bool last = end == std::string::npos;
     if (!last) {
@@ -50,14 +53,35 @@ Result<std::string> PathsUnder::path(const std::string& rel) {
         continue;
       }
     }
-    struct stat st;
-    exists = ::lstat(path.c_str(), &st) == 0;
-    if (exists && S_ISLNK(st.st_mode)) {
+    bool symlink = false;
+    if (last && list_dirs_) {
+      symlink = listed_symlink(std::string(path, 0, parent_end), part);
+    } else {
+      struct stat st;
+      exists = ::lstat(path.c_str(), &st) == 0;
+      symlink = exists && S_ISLNK(st.st_mode);
+    }
+    if (symlink) {
       return Status::corruption(root_ + ": the path '" + rel + "' passes through the symbolic link " + path);
     }
     if (!last) dirs_.emplace(path, exists);
   }
   return path;
+}
+
+bool PathsUnder::listed_symlink(const std::string& dir, const std::string& name) {
+  auto [at, added] = listings_.try_emplace(dir);
+  if (added) {
+    if (DIR* d = ::opendir(dir.c_str())) {
+      while (const dirent* e = ::readdir(d)) at->second.emplace(e->d_name, e->d_type);
+      ::closedir(d);
+    }
+  }
+  auto it = at->second.find(name);
+  if (it != at->second.end() && it->second != DT_UNKNOWN) return it->second == DT_LNK;
+  // Not listed (created since, or the directory could not be read) or no type given: look.
+  struct stat st;
+  return ::lstat((dir + "/" + name).c_str(), &st) == 0 && S_ISLNK(st.st_mode);
 }
 
 }  // namespace walcut

@@ -26,16 +26,26 @@ Result<std::string> path_under(const std::string& root, const std::string& rel);
 
 // path_under() for many paths under one root (a restore's thousands of
 // partition files): a directory component is looked at once, then
-// remembered (a directory, or missing); the last component of each path
-// is always looked at. Not thread-safe.
+// remembered (a directory, or missing). The last component of each path
+// is looked at each time (an lstat), or, with `list_dirs`, found in its
+// directory's listing, read once (readdir gives each name's type; an
+// lstat only where the filesystem gives none): for many files in few
+// directories, one readdir instead of an lstat per file. Not thread-safe.
 class PathsUnder {
  public:
-  explicit PathsUnder(std::string root) : root_(std::move(root)) {}
+  explicit PathsUnder(std::string root, bool list_dirs = false) : root_(std::move(root)), list_dirs_(list_dirs) {}
   Result<std::string> path(const std::string& rel);
 
  private:
+  // Whether `name` in directory `dir` is a symbolic link, from the listing.
+  bool listed_symlink(const std::string& dir, const std::string& name);
+
   std::string root_;
+  bool list_dirs_;
   std::unordered_map<std::string, bool> dirs_;  // a directory component's path: whether it exists
+  // A listed directory's names and their types (DT_*); an empty map for
+  // one that could not be listed.
+  std::unordered_map<std::string, std::unordered_map<std::string, unsigned char>> listings_;
 };
 
 }  // namespace walcut

@@ -86,7 +86,7 @@ Result<Plan> make_plan(const RestoreOptions& o, std::vector<SnapshotMeta> bases,
   const SnapshotMeta& m = plan.bases.front();
   Affinity aff(m.groups, m.baseline);
   // Paths built from the snapshot's names stay under their roots (io/names.h).
-  PathsUnder in_snapshot(o.snapshot_dir), in_staging(staging);
+  PathsUnder in_snapshot(o.snapshot_dir, /*list_dirs=*/true), in_staging(staging);
   std::set<std::string> read;  // the snapshot files the tasks read, as their manifests name them
   auto copy_of = [&](uint16_t node, const CacheGroup& g, uint16_t p) -> Result<CopyToFinish> {
     const SnapshotMeta& b = plan.bases[node];

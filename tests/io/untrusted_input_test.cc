@@ -146,5 +146,30 @@ TEST(PathUnder, ManyPathsThroughOneRootRefuseWhatEachWouldAlone) {
   EXPECT_TRUE(has(leaf.status(), "symbolic link")) << leaf.status().message();
 }
 
+// With list_dirs, a last component is found in its directory's listing,
+// read once: a link there is refused, a name not listed (created since the
+// listing was read) is looked at, and a missing one is fine.
+TEST(PathUnder, ListedDirectoriesRefuseTheLinksEachPathWouldAlone) {
+  TempDir dir;
+  std::filesystem::create_directories(dir.file("snap/db/node0/tx0"));
+  std::filesystem::create_directories(dir.file("elsewhere"));
+  for (int p = 0; p < 3; ++p) {
+    ASSERT_TRUE(
+        write_file_synced(dir.file("snap/db/node0/tx0/part-" + std::to_string(p) + ".bin"), as_bytes("x")).ok());
+  }
+  std::filesystem::create_symlink(dir.file("elsewhere/leak.bin"), dir.file("snap/db/node0/tx0/part-3.bin"));
+  PathsUnder under(dir.file("snap"), /*list_dirs=*/true);
+  for (int p = 0; p < 3; ++p) ASSERT_TRUE(under.path("db/node0/tx0/part-" + std::to_string(p) + ".bin").ok()) << p;
+  Result<std::string> linked = under.path("db/node0/tx0/part-3.bin");
+  ASSERT_FALSE(linked.ok());
+  EXPECT_TRUE(has(linked.status(), "symbolic link " + dir.file("snap/db/node0/tx0/part-3.bin")))
+      << linked.status().message();
+  EXPECT_TRUE(under.path("db/node0/tx0/part-7.bin").ok());  // missing: fine
+  std::filesystem::create_symlink(dir.file("elsewhere/leak.bin"), dir.file("snap/db/node0/tx0/part-8.bin"));
+  Result<std::string> late = under.path("db/node0/tx0/part-8.bin");
+  ASSERT_FALSE(late.ok()) << "a name the listing did not hold is looked at";
+  EXPECT_TRUE(has(late.status(), "symbolic link")) << late.status().message();
+}
+
 }  // namespace
 }  // namespace walcut
