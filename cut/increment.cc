@@ -166,10 +166,9 @@ Result<std::optional<std::string>> increment_failure(const std::string& snapshot
     if (errno == ENOENT) return std::optional<std::string>();
     return Status::from_errno("stat " + path, errno);
   }
-  Result<Bytes> text = read_file_bytes(path);
+  Result<Bytes> text = read_file_prefix(path, 4096);  // untrusted: a message, not a file dump
   if (!text.ok()) return text.status();
   std::string why = to_string(text.value());
-  if (why.size() > 4096) why.resize(4096);  // untrusted: a message, not a file dump
   while (!why.empty() && why.back() == '\n') why.pop_back();
   return std::optional<std::string>(why);
 }

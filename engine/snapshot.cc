@@ -76,8 +76,8 @@ Result<Bytes> read_listed_size(const std::string& path, const ManifestEntry& lis
                               std::to_string(listed.bytes));
   };
   // The size first, then again after the read: the file may change in between.
-  Result<Bytes> bytes =
-      read_file_bytes(path, [&](uint64_t size) { return size == listed.bytes ? Status{} : other_size(size); });
+  Result<Bytes> bytes = read_file_bytes_no_follow(
+      path, [&](uint64_t size) { return size == listed.bytes ? Status{} : other_size(size); });
   if (!bytes.ok()) return bytes.status();
   if (bytes->size() != listed.bytes) return other_size(bytes->size());
   return bytes;

@@ -59,7 +59,9 @@ std::string snapshot_partition_path(const std::string& node_id, const std::strin
 const ManifestEntry* find_listed(const SnapshotMeta& m, const std::string& rel);
 // The file at `path`, of its manifest entry's size: kCorruption naming
 // `path` when it differs, found before the file is read (one far larger
-// than listed is not read into memory) and again after.
+// than listed is not read into memory) and again after. A symbolic link
+// at `path` is kCorruption, not followed: the restore checked its paths
+// for links before, and the file may have been swapped for one since.
 Result<Bytes> read_listed_size(const std::string& path, const ManifestEntry& listed);
 // The same, and of its manifest entry's CRC32C.
 Result<Bytes> read_listed_file(const std::string& path, const ManifestEntry& listed);

@@ -109,16 +109,22 @@ Status sync_dir(const std::string& dir) {
 }
 
 void advise_will_need(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
   if (fd < 0) return;
   struct stat st;
   if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) ::posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
   ::close(fd);
 }
 
-Result<Bytes> read_file_bytes(const std::string& path, const std::function<Status(uint64_t)>& check_size) {
+namespace {
+
+Result<Bytes> read_regular_file(const std::string& path, const std::function<Status(uint64_t)>& check_size,
+                                uint64_t at_most, bool follow = true) {
   // O_NONBLOCK: a FIFO planted where a file belongs must not hang the open.
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | (follow ? 0 : O_NOFOLLOW));
+  if (fd < 0 && errno == ELOOP && !follow) {
+    return Status::corruption(path + ": a symbolic link where a file belongs (not followed: it could lead anywhere)");
+  }
   if (fd < 0) return Status::from_errno("open " + path, errno);
   struct stat st;
   if (::fstat(fd, &st) != 0) {
@@ -143,7 +149,7 @@ Result<Bytes> read_file_bytes(const std::string& path, const std::function<Statu
   constexpr size_t kPieceBytes = 1 << 20;
   Bytes out;
   try {
-    out.resize(static_cast<size_t>(st.st_size));
+    out.resize(static_cast<size_t>(std::min<uint64_t>(static_cast<uint64_t>(st.st_size), at_most)));
   } catch (const std::bad_alloc&) {  // a file far larger than memory (a sparse one, say) is an error naming it
     ::close(fd);
     return Status::io_error("read " + path + ": " + std::to_string(st.st_size) + " bytes do not fit in memory");
@@ -163,6 +169,20 @@ Result<Bytes> read_file_bytes(const std::string& path, const std::function<Statu
   ::close(fd);
   out.resize(done);
   return out;
+}
+
+}  // namespace
+
+Result<Bytes> read_file_bytes(const std::string& path, const std::function<Status(uint64_t)>& check_size) {
+  return read_regular_file(path, check_size, UINT64_MAX);
+}
+
+Result<Bytes> read_file_bytes_no_follow(const std::string& path, const std::function<Status(uint64_t)>& check_size) {
+  return read_regular_file(path, check_size, UINT64_MAX, /*follow=*/false);
+}
+
+Result<Bytes> read_file_prefix(const std::string& path, uint64_t at_most) {
+  return read_regular_file(path, {}, at_most);
 }
 
 Status sync_filesystem(const std::string& path) { return sync_opened(path, O_RDONLY, ::syncfs, "open ", "syncfs "); }

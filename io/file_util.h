@@ -56,9 +56,19 @@ Status sync_dir(const std::string& dir);
 // A file too large for memory is kIoError saying so.
 // Cost: one read of it into memory.
 Result<Bytes> read_file_bytes(const std::string& path, const std::function<Status(uint64_t)>& check_size = {});
+// read_file_bytes() of a file that must not be a symbolic link (opened
+// with O_NOFOLLOW): a snapshot's file, whose path was checked for links
+// before, and may have been swapped for one since. A link is kCorruption
+// naming the path.
+Result<Bytes> read_file_bytes_no_follow(const std::string& path, const std::function<Status(uint64_t)>& check_size);
+// The first `at_most` bytes of the file (all of a shorter one), with the
+// same errors: for a note of which only the beginning is shown, however
+// large the file.
+Result<Bytes> read_file_prefix(const std::string& path, uint64_t at_most);
 // Asks the kernel to read `path` into the page cache in the background
 // (posix_fadvise WILLNEED) and returns without waiting. Only a hint: a
-// file that cannot be opened, or is not a regular file, is left alone.
+// file that cannot be opened, is not a regular file or is a symbolic link
+// (not followed), is left alone.
 void advise_will_need(const std::string& path);
 // syncfs() of the filesystem that holds `path`: every file written there
 // so far is durable. One call instead of an fdatasync per file, for many

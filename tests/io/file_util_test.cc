@@ -276,5 +276,48 @@ TEST(ReadFileBytes, TheSizeIsCheckedFirstAndAFileLargerThanMemoryIsAnErrorNaming
 #endif
 }
 
+// A file swapped for a symbolic link after its path was checked is not
+// followed: an error naming the path, whatever the link points at.
+TEST(ReadFileBytes, NoFollowRefusesASymbolicLinkNamingIt) {
+  TempDir dir;
+  const std::string real = dir.path() + "/real", link = dir.path() + "/part-0.bin";
+  testing::write_file(real, testing::test_payload(100, 3));
+  std::filesystem::create_symlink(real, link);
+  Result<Bytes> followed = read_file_bytes(link);
+  ASSERT_TRUE(followed.ok()) << followed.status().to_string();
+  Result<Bytes> refused = read_file_bytes_no_follow(link, {});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(refused.status().message().find(link + ": a symbolic link"), std::string::npos)
+      << refused.status().message();
+  Result<Bytes> plain = read_file_bytes_no_follow(real, {});
+  ASSERT_TRUE(plain.ok()) << plain.status().to_string();
+  EXPECT_EQ(plain.value(), testing::test_payload(100, 3));
+}
+
+// A prefix is read without the rest: an 8 TiB sparse file (which would
+// not fit in memory whole) gives its first bytes.
+TEST(ReadFilePrefix, ReadsTheFirstBytesOfAFileOfAnySize) {
+  TempDir dir;
+  const std::string path = dir.path() + "/note";
+  testing::write_file(path, testing::test_payload(100, 2));
+  Result<Bytes> shorter = read_file_prefix(path, 4096);
+  ASSERT_TRUE(shorter.ok()) << shorter.status().to_string();
+  EXPECT_EQ(shorter.value(), testing::test_payload(100, 2));
+  Result<Bytes> first = read_file_prefix(path, 10);
+  ASSERT_TRUE(first.ok()) << first.status().to_string();
+  const Bytes whole = testing::test_payload(100, 2);
+  EXPECT_EQ(first.value(), Bytes(whole.begin(), whole.begin() + 10));
+  std::error_code ec;
+  std::filesystem::resize_file(path, uint64_t{8} << 40, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  Result<Bytes> huge = read_file_prefix(path, 4096);
+  ASSERT_TRUE(huge.ok()) << huge.status().to_string();
+  EXPECT_EQ(huge->size(), 4096u);
+  Result<Bytes> fifo_dir = read_file_prefix(dir.path(), 10);
+  ASSERT_FALSE(fifo_dir.ok());
+  EXPECT_EQ(fifo_dir.status().code(), StatusCode::kIoError);
+}
+
 }  // namespace
 }  // namespace walcut
