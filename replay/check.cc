@@ -1,21 +1,21 @@
 #include "replay/check.h"
 
+#include <oneapi/tbb/enumerable_thread_specific.h>
+#include <oneapi/tbb/global_control.h>
+#include <oneapi/tbb/parallel_for.h>
 #include <xxhash.h>
 
-#include <nlohmann/json.hpp>
-#include <oneapi/tbb/global_control.h>
-#include <oneapi/tbb/enumerable_thread_specific.h>
-#include <oneapi/tbb/parallel_for.h>
-#include <boost/unordered/unordered_flat_set.hpp>
-
 #include <algorithm>
+#include <boost/unordered/unordered_flat_set.hpp>
 #include <charconv>
 #include <chrono>
 #include <filesystem>
 #include <limits>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string_view>
+#include <tuple>
 
 #include "cut/increment_chain.h"
 #include "engine/affinity.h"
@@ -536,8 +536,13 @@ void compare_transactions(const std::vector<NodeCheck>& maps, const std::set<uin
 
 CheckReport reduce_checks(std::vector<NodeCheck> maps) {
   CheckReport r;
+  // A file every map reads (an increment's .smf of another node, say) is
+  // found broken by each of them: the same finding is reported once.
+  std::set<std::tuple<std::string, std::string, std::string, std::string, std::optional<uint64_t>>> seen;
   for (const NodeCheck& m : maps) {
-    r.findings.insert(r.findings.end(), m.findings.begin(), m.findings.end());
+    for (const Finding& f : m.findings) {
+      if (seen.emplace(f.kind, f.where, f.detail, f.file, f.offset).second) r.findings.push_back(f);
+    }
     r.bytes_read += m.bytes_read;
   }
   if (maps.empty()) return r;

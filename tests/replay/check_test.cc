@@ -140,6 +140,18 @@ TEST_F(CheckTest, MissingOrExtraNodeMetadataFileCannotBeChecked) {
   EXPECT_TRUE(check(snap_).clean());
 }
 
+// Every node's map reads the increment's .smf files of all nodes: a
+// broken one is one finding, not one per map.
+TEST_F(CheckTest, ABrokenIncrementMetadataFileIsOneFindingNotOnePerNode) {
+  const std::string smf = increment_dir(snap_, 2) + "/node1.smf";
+  testing::write_file(smf, as_bytes("garbage"));
+  CheckReport r = check(snap_);
+  size_t naming = 0;
+  for (const Finding& f : r.findings) naming += f.detail.find(smf) != std::string::npos;
+  EXPECT_EQ(naming, 1u) << dump(r);
+  EXPECT_GE(r.nodes.size(), 2u) << "several maps read it";
+}
+
 TEST_F(CheckTest, UnlistedExtraFile) {
   testing::write_file(snap_ + "/db/node0/tx0/stray.bin", testing::test_payload(10, 1));
   CheckReport r = check(snap_);
