@@ -55,7 +55,7 @@ Result<std::string> PathsUnder::path(const std::string& rel) {
     }
     bool symlink = false;
     if (last && list_dirs_) {
-      symlink = listed_symlink(std::string(path, 0, parent_end), part);
+      symlink = listed_symlink(path, parent_end);
     } else {
       struct stat st;
       exists = ::lstat(path.c_str(), &st) == 0;
@@ -69,19 +69,19 @@ Result<std::string> PathsUnder::path(const std::string& rel) {
   return path;
 }
 
-bool PathsUnder::listed_symlink(const std::string& dir, const std::string& name) {
-  auto [at, added] = listings_.try_emplace(dir);
+bool PathsUnder::listed_symlink(const std::string& path, size_t parent_end) {
+  auto [at, added] = listings_.try_emplace(path.substr(0, parent_end));
   if (added) {
-    if (DIR* d = ::opendir(dir.c_str())) {
+    if (DIR* d = ::opendir(at->first.c_str())) {
       while (const dirent* e = ::readdir(d)) at->second.emplace(e->d_name, e->d_type);
       ::closedir(d);
     }
   }
-  auto it = at->second.find(name);
+  auto it = at->second.find(path.substr(parent_end + 1));
   if (it != at->second.end() && it->second != DT_UNKNOWN) return it->second == DT_LNK;
   // Not listed (created since, or the directory could not be read) or no type given: look.
   struct stat st;
-  return ::lstat((dir + "/" + name).c_str(), &st) == 0 && S_ISLNK(st.st_mode);
+  return ::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode);
 }
 
 }  // namespace walcut

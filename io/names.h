@@ -37,8 +37,9 @@ class PathsUnder {
   Result<std::string> path(const std::string& rel);
 
  private:
-  // Whether `name` in directory `dir` is a symbolic link, from the listing.
-  bool listed_symlink(const std::string& dir, const std::string& name);
+  // Whether `path` is a symbolic link, from the listing of its directory
+  // (`path` up to `parent_end`, where the '/' before its name is).
+  bool listed_symlink(const std::string& path, size_t parent_end);
 
   std::string root_;
   bool list_dirs_;

@@ -300,13 +300,13 @@ TEST(ReadFileBytes, NoFollowRefusesASymbolicLinkNamingIt) {
 TEST(ReadFilePrefix, ReadsTheFirstBytesOfAFileOfAnySize) {
   TempDir dir;
   const std::string path = dir.path() + "/note";
-  testing::write_file(path, testing::test_payload(100, 2));
+  const Bytes whole = testing::test_payload(100, 2);
+  testing::write_file(path, whole);
   Result<Bytes> shorter = read_file_prefix(path, 4096);
   ASSERT_TRUE(shorter.ok()) << shorter.status().to_string();
-  EXPECT_EQ(shorter.value(), testing::test_payload(100, 2));
+  EXPECT_EQ(shorter.value(), whole);
   Result<Bytes> first = read_file_prefix(path, 10);
   ASSERT_TRUE(first.ok()) << first.status().to_string();
-  const Bytes whole = testing::test_payload(100, 2);
   EXPECT_EQ(first.value(), Bytes(whole.begin(), whole.begin() + 10));
   std::error_code ec;
   std::filesystem::resize_file(path, uint64_t{8} << 40, ec);
@@ -314,9 +314,9 @@ TEST(ReadFilePrefix, ReadsTheFirstBytesOfAFileOfAnySize) {
   Result<Bytes> huge = read_file_prefix(path, 4096);
   ASSERT_TRUE(huge.ok()) << huge.status().to_string();
   EXPECT_EQ(huge->size(), 4096u);
-  Result<Bytes> fifo_dir = read_file_prefix(dir.path(), 10);
-  ASSERT_FALSE(fifo_dir.ok());
-  EXPECT_EQ(fifo_dir.status().code(), StatusCode::kIoError);
+  Result<Bytes> directory = read_file_prefix(dir.path(), 10);
+  ASSERT_FALSE(directory.ok());
+  EXPECT_EQ(directory.status().code(), StatusCode::kIoError);
 }
 
 }  // namespace
