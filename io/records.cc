@@ -42,14 +42,6 @@ void put_version(Encoder& e, const Version& v) {
   e.u64(v.order);
 }
 
-Version get_version(Decoder& d) {
-  Version v;
-  v.topology_version = d.u32();
-  v.node_order = d.u32();
-  v.order = d.u64();
-  return v;
-}
-
 namespace {
 
 void put_versions(Encoder& e, const std::vector<Version>& vs) {
@@ -107,25 +99,6 @@ struct PayloadEncoder {
 };
 
 }  // namespace
-
-namespace detail {
-bool decode_data_entry(Decoder& d, DataEntry& e) {
-  e.group_id = d.u32();
-  e.partition = d.u16();
-  uint8_t op = d.u8();
-  uint8_t pad = d.u8();
-  e.write_version = get_version(d);
-  e.near_xid = get_version(d);
-  uint32_t key_bytes = d.u32();
-  uint32_t value_bytes = d.u32();
-  e.key = d.bytes(key_bytes);
-  e.value = d.bytes(value_bytes);
-  if (op < 1 || op > 3 || pad != 0) return false;
-  e.op = static_cast<EntryOp>(op);
-  if (e.op == EntryOp::kDelete && value_bytes != 0) return false;
-  return !d.failed();
-}
-}  // namespace detail
 
 void append_data_entry(Bytes& payload, const DataEntry& entry) {
   if (payload.empty()) payload.resize(4);  // the entry count, filled in last

@@ -39,7 +39,13 @@ const char* entry_op_name(EntryOp op);
 
 // A version as 16 bytes: u32 topology version, u32 node order, u64 order.
 void put_version(Encoder& e, const Version& v);
-Version get_version(Decoder& d);
+inline Version get_version(Decoder& d) {
+  Version v;
+  v.topology_version = d.u32();
+  v.node_order = d.u32();
+  v.order = d.u64();
+  return v;
+}
 
 // One key-value change. `near_xid` is the version of the transaction that
 // made it (null for an atomic update). `value` is empty for kDelete.
@@ -137,7 +143,22 @@ std::string describe_payload(const RecordPayload& p);
 
 // ---- implementation of the template ----
 namespace detail {
-bool decode_data_entry(Decoder& d, DataEntry& e);
+inline bool decode_data_entry(Decoder& d, DataEntry& e) {
+  e.group_id = d.u32();
+  e.partition = d.u16();
+  uint8_t op = d.u8();
+  uint8_t pad = d.u8();
+  e.write_version = get_version(d);
+  e.near_xid = get_version(d);
+  uint32_t key_bytes = d.u32();
+  uint32_t value_bytes = d.u32();
+  e.key = d.bytes(key_bytes);
+  e.value = d.bytes(value_bytes);
+  if (op < 1 || op > 3 || pad != 0) return false;
+  e.op = static_cast<EntryOp>(op);
+  if (e.op == EntryOp::kDelete && value_bytes != 0) return false;
+  return !d.failed();
+}
 }
 
 template <typename Fn>

@@ -71,6 +71,7 @@ struct Batch {
   std::vector<Bytes> raw;                       // decompressed payloads, one per LZ4 block
   std::vector<std::vector<DataEntry>> groups;   // to apply, in WAL order within each
   uint64_t records = 0, filtered = 0, applied = 0;
+  size_t home = 0;  // the worker that takes it from the pool
   // Under Replay::mu_ once the batch is in the window:
   bool decoded = false;
   bool pause_before = false;  // the sink asked for a pause when the batch was read
@@ -87,29 +88,35 @@ struct Batch {
 };
 
 // Batches handed out and taken back, so a long replay allocates only its
-// first few.
+// first few. A batch goes back to the worker that read it first: the
+// lists it holds are written again by the core whose cache has them (a
+// batch read by one worker after another moved its lists from core to
+// core, and the writes waited for them).
 class BatchPool {
  public:
-  Batch* take() {
+  explicit BatchPool(size_t workers) : free_(workers) {}
+  Batch* take(size_t worker) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (free_.empty()) {
+    std::vector<Batch*>& mine = free_[worker];
+    if (mine.empty()) {
       all_.push_back(std::make_unique<Batch>());
+      all_.back()->home = worker;
       return all_.back().get();
     }
-    Batch* b = free_.back();
-    free_.pop_back();
+    Batch* b = mine.back();
+    mine.pop_back();
     return b;
   }
   void give(Batch* b) {
     b->blocks.clear();  // lets the reader reuse their buffers
     std::lock_guard<std::mutex> lock(mu_);
-    free_.push_back(b);
+    free_[b->home].push_back(b);
   }
 
  private:
   std::mutex mu_;
   std::vector<std::unique_ptr<Batch>> all_;
-  std::vector<Batch*> free_;
+  std::vector<std::vector<Batch*>> free_;  // by the worker each batch goes back to
 };
 
 // Workers of a replay: the threads asked for, at most those the arena
@@ -138,10 +145,19 @@ class Replay {
  public:
   Replay(const NodeWal& wal, const ReplayFilter& filter, const std::vector<CacheGroup>& groups, ReplaySink& sink,
          const ReplayOptions& options, ProgressHub& progress, BlockReader& reader)
-      : wal_(wal), filter_(filter), sink_(sink), options_(options), progress_(progress), reader_(reader),
-        workers_(workers(options.threads)), max_batches_(2 * workers_ + 2),
+      : wal_(wal),
+        filter_(filter),
+        sink_(sink),
+        options_(options),
+        progress_(progress),
+        reader_(reader),
+        workers_(workers(options.threads)),
+        max_batches_(2 * workers_ + 2),
         group_of_(static_cast<uint32_t>(workers_)),
-        applied_seq_(workers_, 0), applying_(workers_, false), wants_records_(sink.wants_records()) {
+        applied_seq_(workers_, 0),
+        applying_(workers_, false),
+        wants_records_(sink.wants_records()),
+        pool_(workers_) {
     assert(filter.ordered());  // decide() relies on it
     for (const CacheGroup& g : groups) {
       if (options.groups.empty() || std::count(options.groups.begin(), options.groups.end(), g.name) > 0) {
@@ -163,8 +179,8 @@ class Replay {
   void work(size_t self);
   Step next_step(size_t self);
   bool claim(size_t group, Step& step);
-  Batch* read();
-  void read_and_decode();
+  Batch* read(size_t self);
+  void read_and_decode(size_t self);
   void decode(Batch& batch);
   Status decode_record(Batch& batch, const RecordView& r);
   void apply(size_t group, Batch* batch);
@@ -210,7 +226,7 @@ void Replay::work(size_t self) {
     switch (step.kind) {
       case Step::kApply: apply(step.group, step.batch); break;
       case Step::kPause: pause(step.batch); break;
-      case Step::kRead: read_and_decode(); break;
+      case Step::kRead: read_and_decode(self); break;
       case Step::kWait: events_.wait(seen, std::memory_order_acquire); break;
       case Step::kDone: return;
     }
@@ -255,13 +271,13 @@ bool Replay::claim(size_t group, Step& step) {
   return true;
 }
 
-Batch* Replay::read() {
+Batch* Replay::read(size_t self) {
   const bool cancelled = options_.cancel && *options_.cancel;
   if (error_.failed() || reached_finish_ || cancelled) {
     if (cancelled) error_.set(Status::cancelled("restore cancelled"));
     return nullptr;
   }
-  Batch* batch = pool_.take();
+  Batch* batch = pool_.take(self);
   batch->reset(workers_);
   uint64_t bytes = 0, counted = 0;
   Block b;
@@ -293,8 +309,8 @@ Batch* Replay::read() {
   return batch;
 }
 
-void Replay::read_and_decode() {
-  Batch* batch = read();
+void Replay::read_and_decode(size_t self) {
+  Batch* batch = read(self);
   {
     std::lock_guard<std::mutex> lock(mu_);
     reading_ = false;
@@ -349,13 +365,22 @@ Status Replay::decode_record(Batch& batch, const RecordView& r) {
   // decided once.
   std::optional<Version> xid;
   ReplayFilter::Verdict v{};
+  // `e` is copied field by field into its list: nothing here takes its
+  // address (push_back, and decide() of e.near_xid, did), so the compiler
+  // keeps its fields in registers. On the stack, the list's 16-byte loads
+  // of the fields just stored one by one missed store forwarding and
+  // stalled: two thirds of this function's time.
   return for_each_data_entry(r.payload, [&](const DataEntry& e) {
-    if (xid != e.near_xid) {
-      v = filter_.decide(r.pointer, e.near_xid);
-      xid = e.near_xid;
+    const Version near_xid = e.near_xid;
+    const uint32_t group_id = e.group_id;
+    if (xid != near_xid) {
+      v = filter_.decide(r.pointer, near_xid);
+      xid = near_xid;
     }
-    if (v == ReplayFilter::Verdict::kApply && (all_groups_ || groups_.count(e.group_id))) {
-      batch.groups[group_of_.of(e.group_id * 65537u + e.partition)].push_back(e);
+    if (v == ReplayFilter::Verdict::kApply && (all_groups_ || groups_.count(group_id))) {
+      std::vector<DataEntry>& list = batch.groups[group_of_.of(group_id * 65537u + e.partition)];
+      list.resize(list.size() + 1);
+      list.back() = e;
       ++batch.applied;
     } else if (r.pointer >= filter_.snapshot) {  // older ones are in the snapshot's files
       ++batch.filtered;
