@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -114,6 +115,16 @@ void advise_will_need(const std::string& path) {
   struct stat st;
   if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) ::posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
   ::close(fd);
+}
+
+bool first_byte_cached(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
+  if (fd < 0) return false;
+  char byte;
+  iovec iov{&byte, 1};
+  const bool cached = ::preadv2(fd, &iov, 1, 0, RWF_NOWAIT) == 1;
+  ::close(fd);
+  return cached;
 }
 
 namespace {

@@ -70,6 +70,10 @@ Result<Bytes> read_file_prefix(const std::string& path, uint64_t at_most);
 // file that cannot be opened, is not a regular file or is a symbolic link
 // (not followed), is left alone.
 void advise_will_need(const std::string& path);
+// Whether the page cache holds the first byte of `path` (a read of it with
+// RWF_NOWAIT, which never waits for the disk). False for a file that
+// cannot be read that way, or is a symbolic link (not followed).
+bool first_byte_cached(const std::string& path);
 // syncfs() of the filesystem that holds `path`: every file written there
 // so far is durable. One call instead of an fdatasync per file, for many
 // files written into a staging directory.

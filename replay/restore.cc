@@ -496,7 +496,10 @@ Result<Verified> verify(const RestoreOptions& o, std::vector<SnapshotMeta> bases
 // turn. A thread of its own goes through them (an open and a
 // posix_fadvise each, no read) and stops when the returned thread is
 // destroyed. Only when they take at most half the memory budget: the page
-// cache they fill counts against a cgroup's memory limit too.
+// cache they fill counts against a cgroup's memory limit too. And only
+// when the page cache lacks one of 16 files spread over them: the hints
+// of a warm snapshot do nothing, and cost four system calls a file (on
+// the test VM 3-6% of a warm restore's replay, on the other core).
 std::jthread read_finish_inputs_ahead(const Plan& plan, uint64_t budget) {
   if (finish_bytes(plan) > budget / 2) return {};
   std::vector<std::string> paths;
@@ -504,6 +507,12 @@ std::jthread read_finish_inputs_ahead(const Plan& plan, uint64_t budget) {
     for (const CopyToFinish& c : t.copies) paths.push_back(c.base_path);
   }
   return std::jthread([paths = std::move(paths)](std::stop_token stop) {
+    constexpr size_t kSample = 16;
+    bool warm = true;
+    for (size_t i = 0; i < kSample && i < paths.size() && warm; ++i) {
+      warm = first_byte_cached(paths[i * paths.size() / std::min(kSample, paths.size())]);
+    }
+    if (warm) return;
     for (const std::string& p : paths) {
       if (stop.stop_requested()) return;
       advise_will_need(p);

@@ -1,7 +1,11 @@
 // Directory listing, locks and the modes of what is created, of io/file_util.h.
-#include <gtest/gtest.h>
+#include "io/file_util.h"
+
 #include <fcntl.h>
+#include <gtest/gtest.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -9,7 +13,6 @@
 #include <filesystem>
 #include <thread>
 
-#include "io/file_util.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wal_fixture.h"
 
@@ -247,6 +250,34 @@ TEST(AdviseWillNeed, ReturnsAtOnceForAFifoAMissingFileOrADirectory) {
   }
   t.join();
   EXPECT_EQ(testing::read_file(file), testing::test_payload(10000, 3));
+}
+
+// What decides whether the restore hints a snapshot's files at all: a
+// file just written is in the page cache, one dropped from it is not, and
+// a missing file, a symbolic link or a FIFO is "not cached", at once.
+TEST(FirstByteCached, AFileJustWrittenIsAndOneDroppedFromTheCacheIsNot) {
+  TempDir dir;
+  const std::string file = dir.path() + "/file", link = dir.path() + "/link", fifo = dir.path() + "/fifo";
+  testing::write_file(file, testing::test_payload(10000, 3));
+  std::filesystem::create_symlink(file, link);
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_TRUE(first_byte_cached(file));
+  EXPECT_FALSE(first_byte_cached(dir.path() + "/missing"));
+  EXPECT_FALSE(first_byte_cached(link));
+  EXPECT_FALSE(first_byte_cached(fifo));
+  EXPECT_FALSE(first_byte_cached(dir.path()));
+  struct statfs fs;
+  ASSERT_EQ(::statfs(dir.path().c_str(), &fs), 0);
+  if (fs.f_type != TMPFS_MAGIC) {  // tmpfs pages are the file: never dropped
+    int fd = ::open(file.c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::fdatasync(fd), 0);
+    ASSERT_EQ(::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+    ::close(fd);
+    EXPECT_FALSE(first_byte_cached(file));
+  }
+  EXPECT_EQ(testing::read_file(file), testing::test_payload(10000, 3));
+  EXPECT_TRUE(first_byte_cached(file));
 }
 
 // A size check refuses a file before it is read; a file too large for
