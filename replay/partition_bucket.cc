@@ -20,7 +20,15 @@ uint64_t key_prefix(std::string_view key) {
 }
 
 // Keys in unsigned byte order, a prefix first (std::string_view's order).
+// Two keys of 8 bytes or more are told apart by their first 8 as one
+// big-endian integer when those differ, without a call.
 int compare_keys(std::string_view a, std::string_view b) {
+  if (a.size() >= 8 && b.size() >= 8) {
+    uint64_t x, y;
+    std::memcpy(&x, a.data(), 8);
+    std::memcpy(&y, b.data(), 8);
+    if (x != y) return __builtin_bswap64(x) < __builtin_bswap64(y) ? -1 : 1;
+  }
   int c = std::memcmp(a.data(), b.data(), std::min(a.size(), b.size()));
   if (c != 0) return c;
   return a.size() < b.size() ? -1 : a.size() > b.size() ? 1 : 0;
@@ -264,6 +272,24 @@ SortedEntries merge_sorted(std::span<const SortedEntries> lists) {
   size_t total = 0;
   for (const SortedEntries& l : lists) total += l.size();
   out.reserve(total);
+  if (lists.size() == 2) {
+    // A copy's file and its bucket, the usual case: one comparison per
+    // entry out.
+    const SortedEntries &a = lists[0], &b = lists[1];
+    size_t i = 0, j = 0;
+    while (i < a.size() && j < b.size()) {
+      const int c = compare_keys(run_entry_key(a[i]), run_entry_key(b[j]));
+      if (c < 0) {
+        out.push_back(a[i++]);
+      } else {
+        out.push_back(b[j++]);  // the later list's entry of a key wins
+        i += c == 0;
+      }
+    }
+    out.insert(out.end(), a.begin() + static_cast<ptrdiff_t>(i), a.end());
+    out.insert(out.end(), b.begin() + static_cast<ptrdiff_t>(j), b.end());
+    return out;
+  }
   std::vector<size_t> at(lists.size(), 0);
   for (;;) {
     // The smallest key among the lists' heads, and the last list holding it.

@@ -30,8 +30,11 @@ std::string text(ByteSpan b) { return std::string(reinterpret_cast<const char*>(
 Reference read_run(ByteSpan run) {
   Reference out;
   EXPECT_TRUE(run_is_well_formed(run, /*sorted=*/true));
+  std::optional<std::string> last;  // std::string's order (unsigned bytes), not the run's own compare
   for (size_t at = 0; at < run.size(); at += run_entry_size(run.data() + at)) {
     RunEntry e = run_entry_at(run.data() + at);
+    if (last) EXPECT_LT(*last, std::string(e.key));
+    last = std::string(e.key);
     out[std::string(e.key)] = {e.tombstone ? std::nullopt : std::optional<std::string>(text(e.value)), e.version};
   }
   return out;
@@ -267,30 +270,41 @@ TEST(EntryChunks, BucketsOnSeveralThreadsShareThePool) {
   EXPECT_EQ(wrong.load(), 0);
 }
 
+// Keys of 8 bytes and more that share their first 8 or differ in a byte
+// past 0x7f (compared unsigned), with random_key's shorter ones.
+std::string merge_key(std::mt19937_64& rng) {
+  if (rng() % 2 == 0) return random_key(rng, 800);
+  std::string key = "prefix_" + std::string(1, static_cast<char>(0x70 + rng() % 32));
+  key += std::string(rng() % 3, static_cast<char>(0x7e + rng() % 4));
+  return key;
+}
+
 TEST(SortedEntries, MergeKeepsTheLaterListsEntryForAKeyInSeveral) {
-  std::mt19937_64 rng(9);
-  std::vector<RunBuffer> runs(3);
-  PartitionBucket last;  // the newest list points into a bucket, the others into runs
-  Reference ref;
-  for (size_t r = 0; r < runs.size() + 1; ++r) {
-    PartitionBucket b;
-    PartitionBucket& into = r < runs.size() ? b : last;
-    for (uint64_t i = 0; i < 3000; ++i) {
-      std::string key = random_key(rng, 800);
-      std::optional<std::string> value;
-      if (rng() % 5 != 0) value = "r" + std::to_string(r) + "-" + std::to_string(i);
-      Version v{1, static_cast<uint32_t>(r), i};
-      into.add(entry(key, value, v));
-      ref[key] = {value, v};
+  for (size_t lists_count = 1; lists_count <= 4; ++lists_count) {
+    std::mt19937_64 rng(9 + lists_count);
+    std::vector<RunBuffer> runs(lists_count - 1);
+    PartitionBucket last;  // the newest list points into a bucket, the others into runs
+    Reference ref;
+    for (size_t r = 0; r < lists_count; ++r) {
+      PartitionBucket b;
+      PartitionBucket& into = r < runs.size() ? b : last;
+      for (uint64_t i = 0; i < 3000; ++i) {
+        std::string key = merge_key(rng);
+        std::optional<std::string> value;
+        if (rng() % 5 != 0) value = "r" + std::to_string(r) + "-" + std::to_string(i);
+        Version v{1, static_cast<uint32_t>(r), i};
+        into.add(entry(key, value, v));
+        ref[key] = {value, v};
+      }
+      if (r < runs.size()) runs[r] = take(b);
     }
-    if (r < runs.size()) runs[r] = take(b);
+    std::vector<SortedEntries> lists;
+    for (const RunBuffer& r : runs) lists.push_back(entries_of(r.span()));
+    lists.push_back(last.sorted());
+    RunBuffer out;
+    append_entries(merge_sorted(lists), out);
+    EXPECT_EQ(read_run(out.span()), ref) << lists_count << " lists";
   }
-  std::vector<SortedEntries> lists;
-  for (const RunBuffer& r : runs) lists.push_back(entries_of(r.span()));
-  lists.push_back(last.sorted());
-  RunBuffer out;
-  append_entries(merge_sorted(lists), out);
-  EXPECT_EQ(read_run(out.span()), ref);
 }
 
 TEST(SpillFile, SlicesReadBackAsWrittenAndDamageIsRefused) {
