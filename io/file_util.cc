@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <new>
 #include <optional>
@@ -235,29 +236,6 @@ Result<std::vector<std::string>> list_segment_files(const std::string& dir) {
 
 namespace {
 
-// `e` as a DirEntry named `rel`, without following a symbolic link.
-// One entry as lstat finds it; none when it is gone since readdir gave
-// its name (another process removed or renamed it, as a restore renames
-// its staging directory beside another's: a listing a moment later would
-// not show it either).
-Result<std::optional<DirEntry>> dir_entry(const fs::directory_entry& e, std::string rel) {
-  DirEntry d;
-  d.path = std::move(rel);
-  struct stat st;  // one lstat: kind, size and mode (a link is kOther, not followed)
-  if (::lstat(e.path().c_str(), &st) != 0) {
-    if (errno == ENOENT) return std::optional<DirEntry>();
-    return Status::from_errno("stat " + e.path().string(), errno);
-  }
-  if (S_ISREG(st.st_mode)) {
-    d.kind = DirEntry::Kind::kFile;
-    d.bytes = static_cast<uint64_t>(st.st_size);
-  } else if (S_ISDIR(st.st_mode)) {
-    d.kind = DirEntry::Kind::kDirectory;
-  }
-  d.mode = st.st_mode & 07777;
-  return std::optional<DirEntry>(std::move(d));
-}
-
 // `p` absolute, with "..", "." and the symbolic links of its existing part
 // resolved, and no trailing separator.
 fs::path resolved(const std::string& p) {
@@ -274,23 +252,74 @@ fs::path resolved(const std::string& p) {
 }  // namespace
 
 Result<std::vector<DirEntry>> list_directory(const std::string& dir, bool recursive) {
-  std::vector<DirEntry> out;
-  std::error_code ec;
-  auto add = [&](const fs::directory_entry& e) -> Status {
-    std::string rel = recursive ? e.path().lexically_relative(dir).string() : e.path().filename().string();
-    Result<std::optional<DirEntry>> d = dir_entry(e, std::move(rel));
-    if (!d.ok()) return d.status();
-    if (d.value()) out.push_back(std::move(*d.value()));
-    return {};
+  // Each directory is opened once, relative to its parent, and its
+  // entries are stat'ed by name relative to it (fstatat): a tree of
+  // thousands of files costs a short lookup per file, not a walk of its
+  // whole path. Depth first: only a directory's ancestors stay open.
+  struct Open {
+    DIR* d;
+    std::string rel;  // "" for `dir`, else "a/b/"
   };
-  if (recursive) {
-    fs::recursive_directory_iterator it(dir, ec);
-    for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) WALCUT_RETURN_IF_ERROR(add(*it));
-  } else {
-    fs::directory_iterator it(dir, ec);
-    for (; !ec && it != fs::directory_iterator(); it.increment(ec)) WALCUT_RETURN_IF_ERROR(add(*it));
+  std::vector<Open> open;
+  auto shown = [&](const std::string& rel, std::string_view name) {
+    return (fs::path(dir) / (rel + std::string(name))).lexically_normal().string();
+  };
+  auto fail = [&](const std::string& what, int err) {
+    for (const Open& o : open) ::closedir(o.d);
+    return Status::io_error(what + ": " + std::strerror(err));
+  };
+  auto descend = [&](int fd, std::string rel) {
+    DIR* d = fd < 0 ? nullptr : ::fdopendir(fd);
+    if (d == nullptr) {
+      const int err = errno;
+      if (fd >= 0) ::close(fd);
+      return fail("list " + (rel.empty() ? dir : shown(rel, "")), err);
+    }
+    open.push_back({d, std::move(rel)});
+    return Status{};
+  };
+  WALCUT_RETURN_IF_ERROR(descend(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC), ""));
+  std::vector<DirEntry> out;
+  while (!open.empty()) {
+    const Open& o = open.back();  // until descend() adds to `open`
+    errno = 0;
+    const dirent* e = ::readdir(o.d);
+    if (e == nullptr) {
+      if (errno != 0) return fail("list " + (o.rel.empty() ? dir : shown(o.rel, "")), errno);
+      ::closedir(o.d);
+      open.pop_back();
+      continue;
+    }
+    const std::string_view name = e->d_name;
+    if (name == "." || name == "..") continue;
+    // One lstat: kind, size and mode (a link is kOther, not followed). An
+    // entry gone since readdir gave its name is left out: another process
+    // removed or renamed it (as a restore renames its staging directory
+    // beside another's), and a listing a moment later would not show it.
+    struct stat st;
+    if (::fstatat(::dirfd(o.d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT) continue;
+      return fail("stat " + shown(o.rel, name), errno);
+    }
+    DirEntry entry;
+    entry.path = recursive ? o.rel + std::string(name) : std::string(name);
+    entry.mode = st.st_mode & 07777;
+    if (S_ISREG(st.st_mode)) {
+      entry.kind = DirEntry::Kind::kFile;
+      entry.bytes = static_cast<uint64_t>(st.st_size);
+    } else if (S_ISDIR(st.st_mode)) {
+      entry.kind = DirEntry::Kind::kDirectory;
+    }
+    out.push_back(entry);
+    if (recursive && entry.kind == DirEntry::Kind::kDirectory) {
+      const int fd = ::openat(::dirfd(o.d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0 && errno == ENOENT) {
+        out.pop_back();
+        continue;
+      }
+      WALCUT_RETURN_IF_ERROR(descend(fd, entry.path + "/"));
+    }
   }
-  if (ec) return Status::io_error("list " + dir + ": " + ec.message());
   std::sort(out.begin(), out.end(), [](const DirEntry& a, const DirEntry& b) { return a.path < b.path; });
   return out;
 }

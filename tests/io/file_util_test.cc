@@ -4,10 +4,12 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/magic.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -43,6 +45,32 @@ TEST(ListDirectory, RecursiveListingIsSortedRelativeAndTyped) {
   Result<std::vector<DirEntry>> none = list_directory(dir.path() + "/missing");
   ASSERT_FALSE(none.ok());
   EXPECT_NE(none.status().message().find(dir.path() + "/missing"), std::string::npos) << none.status().message();
+}
+
+// A directory with more subdirectories than the process may open files:
+// the listing holds only a directory's ancestors open, never its pending
+// siblings. And a directory link below the root is not descended into.
+TEST(ListDirectory, AWideTreeNeedsNoMoreOpenFilesThanItsDepth) {
+  TempDir dir;
+  constexpr int kDirs = 300;
+  for (int i = 0; i < kDirs; ++i) {
+    fs::create_directories(dir.path() + "/d" + std::to_string(i) + "/sub");
+    testing::write_file(dir.path() + "/d" + std::to_string(i) + "/sub/f", testing::test_payload(5, 1));
+  }
+  fs::create_directory_symlink(dir.path() + "/d0", dir.path() + "/dirlink");
+  rlimit was{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &was), 0);
+  rlimit low = was;
+  low.rlim_cur = 64;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  Result<std::vector<DirEntry>> all = list_directory(dir.path(), /*recursive=*/true);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &was), 0);
+  ASSERT_TRUE(all.ok()) << all.status().to_string();
+  EXPECT_EQ(all->size(), 3u * kDirs + 1);
+  EXPECT_EQ(std::count_if(all->begin(), all->end(), [](const DirEntry& e) { return e.path.rfind("dirlink", 0) == 0; }),
+            1);
+  EXPECT_TRUE(
+      std::is_sorted(all->begin(), all->end(), [](const DirEntry& a, const DirEntry& b) { return a.path < b.path; }));
 }
 
 // A tree removed and made again while it is listed: every listing is a
