@@ -285,7 +285,8 @@ Result<std::vector<DirEntry>> list_directory(const std::string& dir, bool recurs
     errno = 0;
     const dirent* e = ::readdir(o.d);
     if (e == nullptr) {
-      if (errno != 0) return fail("list " + (o.rel.empty() ? dir : shown(o.rel, "")), errno);
+      const int err = errno;
+      if (err != 0) return fail("list " + (o.rel.empty() ? dir : shown(o.rel, "")), err);
       ::closedir(o.d);
       open.pop_back();
       continue;
@@ -298,8 +299,9 @@ Result<std::vector<DirEntry>> list_directory(const std::string& dir, bool recurs
     // beside another's), and a listing a moment later would not show it.
     struct stat st;
     if (::fstatat(::dirfd(o.d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-      if (errno == ENOENT) continue;
-      return fail("stat " + shown(o.rel, name), errno);
+      const int err = errno;
+      if (err == ENOENT) continue;
+      return fail("stat " + shown(o.rel, name), err);
     }
     DirEntry entry;
     entry.path = recursive ? o.rel + std::string(name) : std::string(name);
