@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <filesystem>
 #include <new>
@@ -262,13 +263,22 @@ Result<std::vector<DirEntry>> list_directory(const std::string& dir, bool recurs
   };
   std::vector<Open> open;
   auto shown = [&](const std::string& rel, std::string_view name) {
-    return (fs::path(dir) / (rel + std::string(name))).lexically_normal().string();
+    std::string p = (fs::path(dir) / (rel + std::string(name))).lexically_normal().string();
+    if (p.size() > 1 && p.back() == '/') p.pop_back();
+    return p;
   };
   auto fail = [&](const std::string& what, int err) {
     for (const Open& o : open) ::closedir(o.d);
     return Status::io_error(what + ": " + std::strerror(err));
   };
   auto descend = [&](int fd, std::string rel) {
+    // A path no system call could take is refused, as a walk by whole
+    // paths would refuse it: each entry holds its whole relative path, so
+    // a deeper tree would cost memory and time as the square of its depth.
+    if (dir.size() + rel.size() >= PATH_MAX) {
+      if (fd >= 0) ::close(fd);
+      return fail("list " + dir + ": " + rel.substr(0, 120) + "...", ENAMETOOLONG);
+    }
     DIR* d = fd < 0 ? nullptr : ::fdopendir(fd);
     if (d == nullptr) {
       const int err = errno;

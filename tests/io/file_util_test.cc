@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <climits>
 #include <filesystem>
 #include <thread>
 
@@ -71,6 +72,39 @@ TEST(ListDirectory, AWideTreeNeedsNoMoreOpenFilesThanItsDepth) {
             1);
   EXPECT_TRUE(
       std::is_sorted(all->begin(), all->end(), [](const DirEntry& a, const DirEntry& b) { return a.path < b.path; }));
+}
+
+// A tree nested deeper than any path a system call takes (made through
+// directory descriptors) is refused as too long, at once: it is listed
+// no further than a walk by whole paths would go.
+TEST(ListDirectory, ATreeDeeperThanPathMaxIsRefusedAsTooLong) {
+  TempDir dir;
+  const std::string name(200, 'n');
+  int fd = ::open(dir.path().c_str(), O_RDONLY | O_DIRECTORY);
+  ASSERT_GE(fd, 0);
+  for (int depth = 0; depth < 2 * PATH_MAX / 200; ++depth) {
+    ASSERT_EQ(::mkdirat(fd, name.c_str(), 0700), 0);
+    const int sub = ::openat(fd, name.c_str(), O_RDONLY | O_DIRECTORY);
+    ::close(fd);
+    fd = sub;
+    ASSERT_GE(fd, 0);
+  }
+  ::close(fd);
+  Result<std::vector<DirEntry>> all = list_directory(dir.path(), /*recursive=*/true);
+  ASSERT_FALSE(all.ok());
+  EXPECT_EQ(all.status().code(), StatusCode::kIoError);
+  EXPECT_NE(all.status().message().find("list " + dir.path() + ": " + name.substr(0, 100)), std::string::npos)
+      << all.status().message();
+  EXPECT_NE(all.status().message().find("File name too long"), std::string::npos) << all.status().message();
+  // TempDir removes the tree by whole paths: take it apart from the top.
+  std::error_code ec;
+  for (std::string top = dir.path() + "/" + name; fs::exists(top, ec);) {
+    const std::string aside = dir.path() + "/x";
+    fs::rename(top + "/" + name, aside, ec);
+    fs::remove(top, ec);
+    fs::rename(aside, top, ec);
+    if (ec) break;
+  }
 }
 
 // A tree removed and made again while it is listed: every listing is a
