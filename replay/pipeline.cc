@@ -30,6 +30,7 @@ void ReplayReport::add(const ReplayReport& o) {
   bytes_read += o.bytes_read;
   if (!o.io_engine.empty()) io_engine = o.io_engine;
   workers = std::max(workers, o.workers);
+  batches = std::max(batches, o.batches);
 }
 
 void ProgressHub::read(uint64_t bytes, const std::string& node) {
@@ -88,23 +89,29 @@ struct Batch {
 };
 
 // Batches handed out and taken back, so a long replay allocates only its
-// first few. A batch goes back to the worker that read it first: the
-// lists it holds are written again by the core whose cache has them (a
-// batch read by one worker after another moved its lists from core to
-// core, and the writes waited for them).
+// first few. A batch goes back to the worker that read it last: the lists
+// it holds are written again by the core whose cache has them (a batch
+// read by one worker after another moved its lists from core to core, and
+// the writes waited for them). A worker whose own are all in use makes a
+// new one up to `most`, then takes another worker's: kept apart, the
+// workers' batches could grow to workers * (2 * workers + 2) in all.
 class BatchPool {
  public:
-  explicit BatchPool(size_t workers) : free_(workers) {}
+  BatchPool(size_t workers, size_t most) : free_(workers), most_(most) {}
   Batch* take(size_t worker) {
     std::lock_guard<std::mutex> lock(mu_);
-    std::vector<Batch*>& mine = free_[worker];
-    if (mine.empty()) {
+    std::vector<Batch*>* from = &free_[worker];
+    if (all_.size() >= most_) {
+      for (size_t i = 1; from->empty() && i < free_.size(); ++i) from = &free_[(worker + i) % free_.size()];
+    }
+    if (from->empty()) {
       all_.push_back(std::make_unique<Batch>());
       all_.back()->home = worker;
       return all_.back().get();
     }
-    Batch* b = mine.back();
-    mine.pop_back();
+    Batch* b = from->back();
+    from->pop_back();
+    b->home = worker;
     return b;
   }
   void give(Batch* b) {
@@ -112,11 +119,16 @@ class BatchPool {
     std::lock_guard<std::mutex> lock(mu_);
     free_[b->home].push_back(b);
   }
+  size_t allocated() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return all_.size();
+  }
 
  private:
   std::mutex mu_;
   std::vector<std::unique_ptr<Batch>> all_;
   std::vector<std::vector<Batch*>> free_;  // by the worker each batch goes back to
+  const size_t most_;
 };
 
 // Workers of a replay: the threads asked for, at most those the arena
@@ -157,7 +169,7 @@ class Replay {
         applied_seq_(workers_, 0),
         applying_(workers_, false),
         wants_records_(sink.wants_records()),
-        pool_(workers_) {
+        pool_(workers_, 2 * max_batches_) {  // 2 workers: as many as they could hold kept apart
     assert(filter.ordered());  // decide() relies on it
     for (const CacheGroup& g : groups) {
       if (options.groups.empty() || std::count(options.groups.begin(), options.groups.end(), g.name) > 0) {
@@ -449,6 +461,7 @@ Status Replay::run(ReplayReport& report) {
   report.entries_filtered += filtered_;
   report.io_engine = reader_.engine_name();
   report.workers = std::max(report.workers, static_cast<unsigned>(workers_));
+  report.batches = std::max(report.batches, static_cast<unsigned>(pool_.allocated()));
   return {};
 }
 

@@ -67,6 +67,10 @@ struct ReplayReport {
   // Workers the replay ran (of several replays, the most): the threads
   // asked for, at most as many as oneTBB's arena runs at once.
   unsigned workers = 0;
+  // Batches the replay allocated (of several replays, the most): at most
+  // twice the 2 * workers + 2 that may be read and not yet applied at
+  // once, however long the WAL.
+  unsigned batches = 0;
 
   void add(const ReplayReport& o);
 };

@@ -377,6 +377,25 @@ TEST_F(LibraryReplay, ThreadsBeyondTheArenaRunNoMoreWorkersThanItHas) {
   expect_same_order_on({1, 64}, false);
 }
 
+// A batch goes back to the worker that read it, and a worker whose own
+// are all in use takes another's past a bound: the batches a replay
+// allocates stay within twice what may be read and not applied at once
+// (2 * workers + 2), however many workers take turns reading.
+TEST_F(LibraryReplay, TheBatchesAllocatedStayWithinTheWindowOnAnyWorkers) {
+  for (int t : {1, 2, 8}) {
+    tbb::task_arena arena(t);
+    OrderSink sink;
+    ReplayOptions ro;
+    ro.threads = static_cast<unsigned>(t);
+    ReplayReport report;
+    arena.execute([&] { ASSERT_TRUE(replay_node(snap_, 1, 0, sink, ro, report).ok()); });
+    EXPECT_EQ(report.workers, static_cast<unsigned>(t));
+    EXPECT_GE(report.batches, 1u);
+    EXPECT_LE(report.batches, 2 * (2u * static_cast<unsigned>(t) + 2)) << t << " workers";
+    EXPECT_FALSE(sink.overlapped) << t << " workers";
+  }
+}
+
 // A sink may run oneTBB work of its own inside apply_many(): while it
 // waits for it, its thread must not take up another worker's loop, which
 // could wait for the group this very call holds.
