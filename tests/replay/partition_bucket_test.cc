@@ -33,7 +33,9 @@ Reference read_run(ByteSpan run) {
   std::optional<std::string> last;  // std::string's order (unsigned bytes), not the run's own compare
   for (size_t at = 0; at < run.size(); at += run_entry_size(run.data() + at)) {
     RunEntry e = run_entry_at(run.data() + at);
-    if (last) EXPECT_LT(*last, std::string(e.key));
+    if (last) {
+      EXPECT_LT(*last, std::string(e.key));
+    }
     last = std::string(e.key);
     out[std::string(e.key)] = {e.tombstone ? std::nullopt : std::optional<std::string>(text(e.value)), e.version};
   }
