@@ -255,6 +255,7 @@ Result<bool> RestoreDest::check(const std::string& dest_arg, const std::string& 
 }
 
 RestoreDest::~RestoreDest() {
+  writeback_ = {};  // its sync ends before the staging tree goes
   std::error_code ec;
   if (!staging_.empty() && !published_) fs::remove_all(staging_, ec);  // a failed run leaves no staging behind
 }
@@ -276,6 +277,22 @@ void RestoreDest::note_written(const std::string& path, const PartitionFileWritt
   if (staging_.empty() || !path.starts_with(prefix)) return;  // not in this tree: read back if it is
   std::lock_guard<std::mutex> lock(noted_mu_);
   noted_[path.substr(prefix.size())] = written;
+  unsynced_bytes_ += written.bytes;
+  noted_cv_.notify_one();
+}
+
+void RestoreDest::start_writeback(uint64_t step, std::function<Status(const std::string&)> sync) {
+  if (staging_.empty() || writeback_.joinable()) return;
+  writeback_ = std::jthread([this, step, sync = std::move(sync)](std::stop_token stop) {
+    std::unique_lock<std::mutex> lock(noted_mu_);
+    while (noted_cv_.wait(lock, stop, [&] { return unsynced_bytes_ >= step; })) {
+      unsynced_bytes_ = 0;
+      lock.unlock();
+      Status s = sync(staging_);
+      lock.lock();
+      if (!s.ok() && writeback_error_.ok()) writeback_error_ = s;
+    }
+  });
 }
 
 Status RestoreDest::publish(const std::string& stamp, const std::function<void(const ReplayProgress&)>& progress) {
@@ -291,7 +308,14 @@ Status RestoreDest::publish(const std::string& stamp, const std::function<void(c
   WALCUT_RETURN_IF_ERROR(add_checksums(staging_, tree.value(), &hub, &noted_));
   std::string restored = stamp;
   for (const TreeEntry& e : tree.value()) restored += e.line();
+  // The writeback thread stops: a sync of its own still running goes on beside this one.
+  writeback_.request_stop();
   WALCUT_RETURN_IF_ERROR(sync_filesystem(staging_));  // every partition file, before RESTORED says it is whole
+  writeback_ = {};
+  {
+    std::lock_guard<std::mutex> lock(noted_mu_);
+    WALCUT_RETURN_IF_ERROR(writeback_error_);
+  }
   WALCUT_RETURN_IF_ERROR(write_file_synced(staging_ + "/RESTORED", as_bytes(restored)));
   if (modes_ != created_modes()) WALCUT_RETURN_IF_ERROR(set_tree_modes(staging_, modes_));
   WALCUT_RETURN_IF_ERROR(sync_tree(staging_));

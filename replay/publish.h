@@ -4,10 +4,12 @@
 // changed since (docs/restore.md, "Publish").
 #pragma once
 
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 
 #include "engine/partition_file.h"
@@ -44,6 +46,15 @@ class RestoreDest {
   // and CRC32C it computed as it wrote it: publish takes these instead of
   // reading the file back. Thread-safe.
   void note_written(const std::string& path, const PartitionFileWritten& written);
+  // From now until the publish, a thread of the run's own writes back
+  // what the run has written: one `sync` of the staging directory each
+  // time another `step` bytes were noted, so that the publish's sync finds
+  // little left to wait for. Its first error fails the publish. Only for
+  // files whose pages would stay dirty until the publish
+  // (PartitionWrite::kCreateCached): the sync writes spill files out too.
+  void start_writeback(
+      uint64_t step,
+      std::function<Status(const std::string&)> sync = [](const std::string& dir) { return sync_filesystem(dir); });
   // Writes RESTORED (the stamp, then every directory and file of the
   // staging tree with its size and CRC32C: as noted, or read back when
   // not noted or no longer the size noted), syncs the filesystem and every
@@ -66,6 +77,13 @@ class RestoreDest {
   bool published_ = false;
   std::mutex noted_mu_;
   std::unordered_map<std::string, PartitionFileWritten> noted_;  // by path under staging_
+  // start_writeback()'s, under noted_mu_: bytes noted since its last sync
+  // began, and the first error of its syncs (the publish returns it: the
+  // publish's own sync may no longer see it).
+  uint64_t unsynced_bytes_ = 0;
+  Status writeback_error_;
+  std::condition_variable_any noted_cv_;
+  std::jthread writeback_;  // last: stopped and joined before the rest goes
 };
 
 }  // namespace walcut

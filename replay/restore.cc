@@ -260,6 +260,11 @@ bool huge_pages_fit(const RestoreOptions& o, const std::vector<NodeIncrements>& 
   return largest * nodes_side_by_side(o) <= budget / 4;
 }
 
+// How much of the restored tree the writeback thread lets become dirty
+// before it syncs (RestoreDest::start_writeback): about 10 ms of the test
+// VM's disk writing, a sync a few ms of an otherwise idle thread.
+constexpr uint64_t kWritebackStep = uint64_t{8} << 20;
+
 // Whether the restored files' pages may stay dirty until the one sync
 // before the publish (PartitionWrite::kCreateCached): only while the most
 // the tree can be (the snapshot files it reads and every byte of the
@@ -620,6 +625,7 @@ Result<RestoreReport> restore(const RestoreOptions& options, std::vector<Snapsho
     for (Plan::Task& t : plan.tasks) {
       for (CopyToFinish& c : t.copies) c.write = PartitionWrite::kCreateCached;
     }
+    dest.start_writeback(kWritebackStep);
   }
   Spiller spiller(spill_dir, gauge);
   const std::jthread ahead = read_finish_inputs_ahead(plan, report.memory_limit);

@@ -48,12 +48,13 @@ ctest --test-dir "$root/build-asan" --output-on-failure -j "$jobs"
 # comparisons, a sink that checks each partition's entries arrive in WAL
 # order one call at a time on 1-8 threads (LibraryReplay.*), the kill
 # tests, and ASan. The buckets' shared chunk pool is
-# run under TSan on plain threads (replay_partition_bucket_test).
+# run under TSan on plain threads (replay_partition_bucket_test), and so is
+# the publish's writeback thread (replay_publish_test).
 echo "== ThreadSanitizer build: concurrent code"
 bash "$root/scripts/build.sh" "$root/build-tsan" -DCMAKE_BUILD_TYPE=Debug -DWALCUT_SANITIZE=thread -DWALCUT_WERROR=ON -DWALCUT_BUILD_TESTS=ON -DWALCUT_BUILD_BENCH=OFF \
-  -- walcut_cli io_writer_test engine_cluster_test engine_snapshot_test cut_test replay_partition_bucket_test
+  -- walcut_cli io_writer_test engine_cluster_test engine_snapshot_test cut_test replay_partition_bucket_test replay_publish_test
 ctest --test-dir "$root/build-tsan" --output-on-failure -j "$jobs" \
-  -L '^(io_writer_test|engine_cluster_test|engine_snapshot_test|cut_test|replay_partition_bucket_test)$'
+  -L '^(io_writer_test|engine_cluster_test|engine_snapshot_test|cut_test|replay_partition_bucket_test|replay_publish_test)$'
 
 echo "== clang 14 build (library, CLI, fuzzers under ASan + UBSan) and fuzzing, 30 s per parser"
 bash "$root/scripts/build.sh" "$root/build-fuzz" -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo \

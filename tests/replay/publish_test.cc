@@ -1,0 +1,115 @@
+// RestoreDest's writeback thread: it syncs the staging tree each time
+// another step of bytes is written, stops at the publish, and a failed
+// sync fails the publish with nothing published.
+#include "replay/publish.h"
+
+#include <gtest/gtest.h>
+#include <oneapi/tbb/global_control.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "io/crc32c.h"
+#include "tests/testing/temp_dir.h"
+
+namespace walcut {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A restore destination under a temporary directory, its snapshot beside it.
+struct Staged {
+  // The publish's parallel_for on the calling thread alone: this test runs
+  // under TSan, which cannot follow oneTBB's own hand-offs (scripts/test.sh).
+  tbb::global_control one_thread{tbb::global_control::max_allowed_parallelism, 1};
+  testing::TempDir tmp;
+  std::unique_ptr<RestoreDest> dest;
+  std::string staging;
+
+  Staged() {
+    fs::create_directories(tmp.file("snap"));
+    Result<std::unique_ptr<RestoreDest>> opened = RestoreDest::open(tmp.file("dest"), tmp.file("snap"), false);
+    EXPECT_TRUE(opened.ok()) << opened.status().to_string();
+    dest = std::move(opened).value();
+    Result<std::string> s = dest->stage();
+    EXPECT_TRUE(s.ok()) << s.status().to_string();
+    staging = s.value();
+  }
+  // Writes `bytes` bytes to `name` in the staging tree and notes it.
+  void write(const std::string& name, size_t bytes) {
+    const std::string data(bytes, 'x');
+    ASSERT_TRUE(write_file_synced(staging + "/" + name, as_bytes(data)).ok());
+    dest->note_written(staging + "/" + name, PartitionFileWritten{bytes, crc32c(as_bytes(data))});
+  }
+};
+
+// Sync calls as a test's writeback sees them: the directories synced.
+struct SyncLog {
+  std::mutex mu;
+  std::vector<std::string> dirs;
+  Status result;
+  size_t count() {
+    std::lock_guard<std::mutex> l(mu);
+    return dirs.size();
+  }
+  std::function<Status(const std::string&)> fn() {
+    return [this](const std::string& dir) {
+      std::lock_guard<std::mutex> l(mu);
+      dirs.push_back(dir);
+      return result;
+    };
+  }
+  // Waits for the `n`-th call (the thread's own pace), at most a minute.
+  bool wait_for(size_t n) {
+    for (int i = 0; i < 6000 && count() < n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return count() >= n;
+  }
+};
+
+TEST(RestoreDest, TheWritebackSyncsTheStagingTreeEachTimeAStepIsWritten) {
+  Staged s;
+  SyncLog log;
+  s.dest->start_writeback(100, log.fn());
+  s.write("a", 60);
+  s.write("b", 60);  // 120 >= 100: one sync
+  ASSERT_TRUE(log.wait_for(1));
+  s.write("c", 50);  // 50 < 100: none
+  ASSERT_TRUE(s.dest->publish("stamp\n", {}).ok());
+  ASSERT_EQ(log.count(), 1u);  // the publish stopped it before the step was reached again
+  EXPECT_EQ(log.dirs[0], s.staging);
+  EXPECT_TRUE(fs::exists(s.tmp.file("dest/c")));
+  EXPECT_FALSE(fs::exists(s.staging));
+}
+
+TEST(RestoreDest, AFailedWritebackSyncFailsThePublishAndPublishesNothing) {
+  Staged s;
+  SyncLog log;
+  log.result = Status::io_error("syncfs " + s.staging + ": Input/output error");
+  s.dest->start_writeback(10, log.fn());
+  s.write("a", 20);
+  ASSERT_TRUE(log.wait_for(1));
+  Status published = s.dest->publish("stamp\n", {});
+  ASSERT_FALSE(published.ok());
+  EXPECT_NE(published.to_string().find("Input/output error"), std::string::npos) << published.to_string();
+  EXPECT_FALSE(fs::exists(s.tmp.file("dest")));
+  s.dest.reset();
+  EXPECT_FALSE(fs::exists(s.staging));  // a failed run leaves no staging behind
+}
+
+TEST(RestoreDest, ARunThatEndsWithoutPublishingStopsItsWriteback) {
+  Staged s;
+  SyncLog log;
+  s.dest->start_writeback(uint64_t{1} << 40, log.fn());  // a step never reached: the thread waits
+  s.write("a", 20);
+  s.dest.reset();  // joins it
+  EXPECT_EQ(log.count(), 0u);
+  EXPECT_FALSE(fs::exists(s.staging));
+}
+
+}  // namespace
+}  // namespace walcut
