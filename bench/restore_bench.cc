@@ -22,8 +22,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <cstdarg>
 #include <chrono>
+#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -47,6 +47,7 @@
 #include "engine/partition.h"
 #include "engine/snapshot.h"
 #include "io/block_reader.h"
+#include "io/chunk_reader.h"
 #include "replay/memory_limit.h"
 #include "replay/restore.h"
 #include "tools/sim/simulator.h"
@@ -73,7 +74,6 @@ constexpr double kLimitedOverUnconstrained = 2;       // restore under the cgrou
 constexpr int kExitTargetMissed = 1;
 constexpr int kExitUsage = 2;
 constexpr int kExitIoError = 3;
-constexpr uint32_t kChunkBytes = 1 << 20;
 
 struct Args {
   std::string dir;
@@ -1300,18 +1300,18 @@ Status write_json(const Args& a, const Env& env, const Report& r) {
                                                                : nlohmann::json({{"usable", true},
                                                                                  {"root", env.cgroup_root}})},
                   {"shared", "other processes ran on the same cores during the measurement"}};
-  j["settings"] = {{"repeat", a.repeat},
-                   {"scale", a.scale},
-                   {"memory_limit", env.memory_limit_text},
-                   {"memory_limit_bytes", env.memory_limit_bytes},
-                   {"cgroup_memory_max_bytes", env.cgroup_memory_bytes},
-                   {"threads_max", r.threads_max},
-                   {"chunk_bytes", kChunkBytes},
-                   {"cli", env.cli},
-                   {"cli_memory_limit_flag", env.cli_memory_flag},
-                   {"child_rss_floor_bytes", env.child_rss_floor_bytes},
-                   {"rocksdb_peer", env.rocksdb ? nlohmann::json(bench::rocksdb_version())
-                                                : nlohmann::json(env.rocksdb_why)}};
+  j["settings"] = {
+      {"repeat", a.repeat},
+      {"scale", a.scale},
+      {"memory_limit", env.memory_limit_text},
+      {"memory_limit_bytes", env.memory_limit_bytes},
+      {"cgroup_memory_max_bytes", env.cgroup_memory_bytes},
+      {"threads_max", r.threads_max},
+      {"chunk_bytes", {{"buffered", kBufferedChunkBytes}, {"direct", kDirectChunkBytes}}},
+      {"cli", env.cli},
+      {"cli_memory_limit_flag", env.cli_memory_flag},
+      {"child_rss_floor_bytes", env.child_rss_floor_bytes},
+      {"rocksdb_peer", env.rocksdb ? nlohmann::json(bench::rocksdb_version()) : nlohmann::json(env.rocksdb_why)}};
   j["units"] = {{"MB", "10^6 bytes"},
                 {"mb_per_s_raw", "uncompressed block payload bytes up to each node's FINISH record / seconds"},
                 {"mb_per_s_disk",

@@ -421,12 +421,14 @@ namespace testing {
 void set_uring_setup_error(int err) { g_uring_setup_error = err; }
 }  // namespace testing
 
-Result<std::unique_ptr<ChunkReader>> open_chunk_reader(std::vector<std::string> paths, const ReadOptions& o) {
+Result<std::unique_ptr<ChunkReader>> open_chunk_reader(std::vector<std::string> paths, const ReadOptions& options) {
+  ReadOptions o = options;
   if (o.queue_depth == 0 || o.queue_depth > 4096) {
     return Status::invalid_argument("queue depth must be 1..4096, got " + std::to_string(o.queue_depth));
   }
-  if (o.chunk_bytes == 0 || o.chunk_bytes % kAlign != 0) {
-    return Status::invalid_argument("chunk size must be a positive multiple of 4096, got " + std::to_string(o.chunk_bytes));
+  if (o.chunk_bytes == 0) o.chunk_bytes = default_chunk_bytes(o.direct);
+  if (o.chunk_bytes % kAlign != 0) {
+    return Status::invalid_argument("chunk size must be a multiple of 4096, got " + std::to_string(o.chunk_bytes));
   }
   std::vector<File> files;
   for (std::string& p : paths) {

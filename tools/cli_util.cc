@@ -55,8 +55,8 @@ void ReaderFlags::add_to(CLI::App& app) {
   app.add_option("--queue-depth", queue_depth, "io_uring reads in flight")
       ->check(whole_number(1, 4096))
       ->capture_default_str();
-  app.add_option("--chunk-kib", chunk_kib, "KiB per read (multiple of 4)")
-      ->check(whole_number(4, 1 << 20))
+  app.add_option("--chunk-kib", chunk_kib, "KiB per read, a multiple of 4 (0: 256, or 1024 with --direct)")
+      ->check(whole_number(0, 1 << 20))
       ->capture_default_str();
 }
 

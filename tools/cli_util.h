@@ -42,7 +42,7 @@ struct ReaderFlags {
   bool direct = false;
   bool strict = false;
   uint32_t queue_depth = 8;
-  uint32_t chunk_kib = 1024;
+  uint32_t chunk_kib = 0;  // 0: io's default, 256 buffered, 1024 with --direct
   void add_to(CLI::App& app);
   Result<BlockReaderOptions> options() const;
 };

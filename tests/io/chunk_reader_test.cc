@@ -172,6 +172,35 @@ TEST(ChunkReader, DeliversChunksInOrderAndSkipsOnRequest) {
   }
 }
 
+// chunk_bytes 0 reads 256 KiB at a time buffered and 1 MiB with O_DIRECT
+// (or buffered where the filesystem refuses O_DIRECT: the size asked for
+// stays), each chunk at a multiple of its size.
+TEST(ChunkReader, TheDefaultChunkIsSmallBufferedAndLargeDirect) {
+  TempDir dir;
+  Bytes a = testing::test_payload(3 * (1 << 20) + 4096, 3);
+  testing::write_file(dir.file("a"), a);
+  for (bool direct : {false, true}) {
+    ReadOptions o;
+    o.direct = direct;
+    o.notice = [](const std::string&) {};
+    ASSERT_EQ(o.chunk_bytes, 0u);
+    auto r = open_chunk_reader({dir.file("a")}, o);
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    const uint64_t want = direct ? 1 << 20 : 256 << 10;
+    Chunk c;
+    Bytes got;
+    uint64_t chunks = 0;
+    while ((*r)->next(c).value()) {
+      EXPECT_EQ(c.offset, chunks * want);
+      EXPECT_EQ(c.bytes.size(), std::min<uint64_t>(want, a.size() - c.offset)) << "direct " << direct;
+      got.insert(got.end(), c.bytes.begin(), c.bytes.end());
+      ++chunks;
+    }
+    EXPECT_EQ(got, a);
+    EXPECT_EQ(chunks, (a.size() + want - 1) / want);
+  }
+}
+
 // A buffered read is tried in the page cache first (RWF_NOWAIT, on the
 // caller's thread) and goes through the ring for what the cache does not
 // hold: a file evicted, and partly evicted again while it is read, comes out
