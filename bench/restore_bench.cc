@@ -13,8 +13,8 @@
 #include <fcntl.h>
 #include <oneapi/tbb/global_control.h>
 #include <sys/mman.h>
-#include <sys/statfs.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <sys/utsname.h>
@@ -212,8 +212,8 @@ bool ext4_without_journal(const std::string& dir) {
   if (::statfs(dir.c_str(), &sfs) != 0 || static_cast<unsigned long>(sfs.f_type) != 0xEF53) return false;
   if (::stat(dir.c_str(), &st) != 0) return false;
   std::error_code ec;
-  const fs::path dev = fs::read_symlink("/sys/dev/block/" + std::to_string(major(st.st_dev)) + ":" +
-                                        std::to_string(minor(st.st_dev)), ec);
+  const fs::path dev = fs::read_symlink(
+      "/sys/dev/block/" + std::to_string(major(st.st_dev)) + ":" + std::to_string(minor(st.st_dev)), ec);
   if (ec) return false;
   const std::string prefix = dev.filename().string() + "-";
   for (const fs::directory_entry& e : fs::directory_iterator("/proc/fs/jbd2", ec)) {
