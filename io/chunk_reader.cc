@@ -118,7 +118,7 @@ struct Read {
 class ChunkReaderBase : public ChunkReader {
  public:
   ChunkReaderBase(std::vector<File> files, const ReadOptions& o)
-      : files_(std::move(files)), options_(o), pool_(std::make_shared<BufferPool>(pool_size(files_, o), o.chunk_bytes)) {}
+      : files_(std::move(files)), options_(o), pool_(std::make_shared<BufferPool>(pool_size(files_, o), buffer_size(files_, o))) {}
   ~ChunkReaderBase() override {
     for (File& f : files_) close_file(f);
   }
@@ -133,6 +133,7 @@ class ChunkReaderBase : public ChunkReader {
   uint64_t file_size(uint32_t file) const override { return files_[file].size; }
   size_t file_count() const override { return files_.size(); }
   const std::string& path(uint32_t file) const override { return files_[file].path; }
+  size_t buffer_bytes() const override { return pool_->buffer_bytes(); }
 
  protected:
   // The next read to issue, with its buffer; false when every file is read.
@@ -179,6 +180,14 @@ class ChunkReaderBase : public ChunkReader {
     uint64_t chunks = 0;
     for (const File& f : files) chunks += (f.size + o.chunk_bytes - 1) / o.chunk_bytes;
     return static_cast<size_t>(std::min<uint64_t>(2ull * o.queue_depth, chunks + 1));
+  }
+
+  // A read never passes its file's end: no buffer need be larger than the largest file.
+  static size_t buffer_size(const std::vector<File>& files, const ReadOptions& o) {
+    uint64_t largest = 0;
+    for (const File& f : files) largest = std::max(largest, f.size);
+    const uint64_t whole = std::max<uint64_t>(kAlign, (largest + kAlign - 1) / kAlign * kAlign);
+    return static_cast<size_t>(std::min<uint64_t>(o.chunk_bytes, whole));
   }
 
   bool skipped(const Read& r) const { return r.file < skipped_up_to_; }

@@ -49,9 +49,11 @@ struct Chunk {
   std::shared_ptr<const void> owner;
 };
 
-// Memory: the pool holds 2 x queue_depth buffers of chunk_bytes (fewer for
-// small files); chunks kept
-// by the caller beyond that are allocated and freed one by one.
+// Memory: the pool holds 2 x queue_depth buffers (fewer for small files)
+// of chunk_bytes, or of the largest file's size rounded up to 4096 when
+// that is less (a file is read whole then: --chunk-kib 1048576 over 4 MiB
+// segments held 16 GiB of buffers before); chunks kept by the caller
+// beyond that are allocated and freed one by one.
 class ChunkReader {
  public:
   virtual ~ChunkReader() = default;
@@ -67,6 +69,8 @@ class ChunkReader {
   virtual uint64_t file_size(uint32_t file) const = 0;
   virtual size_t file_count() const = 0;
   virtual const std::string& path(uint32_t file) const = 0;
+  // Bytes of each read buffer (above).
+  virtual size_t buffer_bytes() const = 0;
 };
 
 Result<std::unique_ptr<ChunkReader>> open_chunk_reader(std::vector<std::string> paths, const ReadOptions& options);

@@ -201,6 +201,41 @@ TEST(ChunkReader, TheDefaultChunkIsSmallBufferedAndLargeDirect) {
   }
 }
 
+// A chunk larger than every file costs buffers of the largest file's size
+// (rounded up to 4096), not of the chunk: --chunk-kib 1048576 over 4 MiB
+// segments held 16 GiB. Each file is then one chunk.
+TEST(ChunkReader, BuffersAreNoLargerThanTheLargestFile) {
+  TempDir dir;
+  Bytes a = testing::test_payload(10000, 4), b = testing::test_payload(3000, 5);
+  testing::write_file(dir.file("a"), a);
+  testing::write_file(dir.file("b"), b);
+  for (IoEngine e : {IoEngine::kUring, IoEngine::kPread}) {
+    for (bool direct : {false, true}) {
+      ReadOptions o;
+      o.engine = e;
+      o.direct = direct;
+      o.chunk_bytes = 64u << 20;
+      o.notice = [](const std::string&) {};
+      auto r = open_chunk_reader({dir.file("a"), dir.file("b")}, o);
+      ASSERT_TRUE(r.ok()) << r.status().to_string();
+      EXPECT_EQ((*r)->buffer_bytes(), 12288u);
+      Chunk c;
+      ASSERT_TRUE((*r)->next(c).value());
+      EXPECT_EQ(c.file, 0u);
+      EXPECT_EQ(Bytes(c.bytes.begin(), c.bytes.end()), a);
+      ASSERT_TRUE((*r)->next(c).value());
+      EXPECT_EQ(c.file, 1u);
+      EXPECT_EQ(Bytes(c.bytes.begin(), c.bytes.end()), b);
+      EXPECT_FALSE((*r)->next(c).value());
+    }
+  }
+  ReadOptions o;
+  o.chunk_bytes = 4096;
+  auto r = open_chunk_reader({dir.file("a")}, o);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ((*r)->buffer_bytes(), 4096u);
+}
+
 // A buffered read is tried in the page cache first (RWF_NOWAIT, on the
 // caller's thread) and goes through the ring for what the cache does not
 // hold: a file evicted, and partly evicted again while it is read, comes out
