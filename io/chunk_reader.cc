@@ -118,7 +118,9 @@ struct Read {
 class ChunkReaderBase : public ChunkReader {
  public:
   ChunkReaderBase(std::vector<File> files, const ReadOptions& o)
-      : files_(std::move(files)), options_(o), pool_(std::make_shared<BufferPool>(pool_size(files_, o), buffer_size(files_, o))) {}
+      : files_(std::move(files)),
+        options_(o),
+        pool_(std::make_shared<BufferPool>(pool_size(files_, o), buffer_size(files_, o))) {}
   ~ChunkReaderBase() override {
     for (File& f : files_) close_file(f);
   }
