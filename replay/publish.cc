@@ -4,11 +4,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <string_view>
 #include <vector>
 
 #include "io/crc32c.h"
@@ -152,20 +154,36 @@ std::string parent_of(const std::string& path) {
   return parent.empty() ? "." : parent;
 }
 
+// Whether `name` is one make_staging() gives beside a dest named `base`:
+// "<base>.staging-<pid>-<six of mkdtemp's letters>". Nothing else is
+// taken for a stale staging: "prod.staging-2026" may be a restore of its
+// own, "prod.staging-notes" someone's folder.
+bool is_staging_name(std::string_view name, std::string_view base) {
+  const std::string prefix = std::string(base) + ".staging-";
+  if (!name.starts_with(prefix)) return false;
+  std::string_view rest = name.substr(prefix.size());
+  const size_t dash = rest.find('-');
+  if (dash == 0 || dash == std::string_view::npos) return false;
+  const std::string_view pid = rest.substr(0, dash), letters = rest.substr(dash + 1);
+  const auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  const auto letter = [&](char c) { return digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  return std::all_of(pid.begin(), pid.end(), digit) && letters.size() == 6 &&
+         std::all_of(letters.begin(), letters.end(), letter);
+}
+
 // Staging directories of earlier runs into `dest` that died or were
-// killed: "<dest>.staging-*", and "<dest>.staging" of older versions.
-// Only while holding dest's lock, so none of them is a live run's.
+// killed. Only while holding dest's lock, so none of them is a live run's.
 Status remove_stale_stagings(const std::string& dest) {
   const std::string parent = parent_of(dest);
-  const std::string prefix = fs::path(dest).filename().string() + ".staging";
+  const std::string base = fs::path(dest).filename().string();
   Result<std::vector<DirEntry>> entries = list_directory(parent);
   if (!entries.ok()) return entries.status();
   for (const DirEntry& e : entries.value()) {
-    if (e.kind != DirEntry::Kind::kDirectory || !e.path.starts_with(prefix)) continue;
-    if (e.path != prefix && !e.path.starts_with(prefix + "-")) continue;
+    if (e.kind != DirEntry::Kind::kDirectory || !is_staging_name(e.path, base)) continue;
+    const std::string path = parent + "/" + e.path;
     std::error_code ec;
-    fs::remove_all(parent + "/" + e.path, ec);
-    if (ec) return Status::io_error("remove the stale staging " + parent + "/" + e.path + ": " + ec.message());
+    fs::remove_all(path, ec);
+    if (ec) return Status::io_error("remove the stale staging " + path + ": " + ec.message());
   }
   return {};
 }

@@ -548,6 +548,28 @@ TEST_F(RestoreInto, StagingLeftByAKilledRunIsRemovedByTheNext) {
   EXPECT_EQ(beside("restored"), (std::vector<std::string>{"restored", "restored.lock"}));
 }
 
+// Only a directory named as this tool names its stagings
+// ("<dest>.staging-<pid>-<6 letters>") is a stale staging: a restore into
+// "restored" leaves a finished restore into "restored.staging-2026", a
+// folder "restored.staging-notes" and "restored.staging" alone.
+TEST_F(RestoreInto, OnlyItsOwnStaleStagingsAreRemoved) {
+  ASSERT_TRUE(restore_snapshot(options("restored.staging-2026")).ok());
+  ASSERT_TRUE(restore_snapshot(options("restored.staging")).ok());
+  for (const char* d : {"restored.staging-notes", "restored.staging-1-abc", "restored.staging-x-abcdef"}) {
+    fs::create_directories(dir_.path() + "/" + d);
+    testing::write_file(dir_.path() + "/" + d + "/README", as_bytes(std::string("keep")));
+  }
+  fs::create_directories(dir_.path() + "/restored.staging-42-Xy12zZ/node0");  // a killed run's
+  ASSERT_TRUE(restore_snapshot(options("restored")).ok());
+  EXPECT_EQ(beside("restored.staging"),
+            (std::vector<std::string>{"restored.staging", "restored.staging-1-abc", "restored.staging-2026",
+                                      "restored.staging-2026.lock", "restored.staging-notes",
+                                      "restored.staging-x-abcdef", "restored.staging.lock"}));
+  for (const char* d : {"restored.staging-2026", "restored.staging"}) {
+    EXPECT_TRUE(fs::exists(dir_.path() + "/" + d + "/RESTORED")) << d;
+  }
+}
+
 TEST_F(RestoreInto, ADestEndingInDotIsTheDirectoryItselfAndItsLockGoesBesideIt) {
   ASSERT_TRUE(restore_snapshot(options("restored")).ok());
   RestoreOptions dot = options("restored");
