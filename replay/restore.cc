@@ -351,8 +351,8 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
 // replayed, a bounded number at a time: each task holds its copies' files
 // and entries only while it runs. With a gauge, the buckets it frees leave
 // the count. With a dest, the files written are noted for its publish.
-Status finish_ready(Plan& plan, MemoryGauge* gauge, RestoreDest* dest, ProgressHub& progress,
-                    RestoreReport& report) {
+Status finish_ready(Plan& plan, MemoryGauge* gauge, RestoreDest* dest, const std::atomic<bool>* cancel,
+                    ProgressHub& progress, RestoreReport& report) {
   std::vector<size_t> ready;
   uint64_t bytes = 0;
   for (size_t i = 0; i < plan.tasks.size(); ++i) {
@@ -369,6 +369,7 @@ Status finish_ready(Plan& plan, MemoryGauge* gauge, RestoreDest* dest, ProgressH
   FirstError error;
   std::atomic<uint64_t> files{0}, repaired{0};
   tbb::parallel_for(size_t{0}, ready.size(), [&](size_t k) {
+    if (cancel && *cancel) return error.set(Status::cancelled("restore cancelled"));
     Plan::Task& t = plan.tasks[ready[k]];
     int64_t held = 0;
     for (const CopyToFinish& c : t.copies) held += c.routed ? static_cast<int64_t>(c.routed->bucket.bytes()) : 0;
@@ -530,7 +531,7 @@ std::jthread read_finish_inputs_ahead(const Plan& plan, uint64_t budget) {
 // files no task reads.
 Status finish_partitions(const RestoreOptions& o, Plan& plan, MemoryGauge* gauge, RestoreDest* dest,
                          ProgressHub& progress, RestoreReport& report) {
-  WALCUT_RETURN_IF_ERROR(finish_ready(plan, gauge, dest, progress, report));
+  WALCUT_RETURN_IF_ERROR(finish_ready(plan, gauge, dest, o.cancel, progress, report));
   uint64_t bytes = 0;
   for (const ManifestEntry& f : plan.unread) bytes += f.bytes;
   WALCUT_RETURN_IF_ERROR(check_unread(o, plan.unread, progress));
@@ -633,7 +634,7 @@ Result<RestoreReport> restore(const RestoreOptions& options, std::vector<Snapsho
   double finished_early_s = 0;
   auto finish_early = [&] {
     auto f = Clock::now();
-    Status s = finish_ready(plan, &gauge, &dest, finish_progress, report);
+    Status s = finish_ready(plan, &gauge, &dest, options.cancel, finish_progress, report);
     finished_early_s += since(f);
     return s;
   };
@@ -657,6 +658,7 @@ Result<RestoreReport> restore(const RestoreOptions& options, std::vector<Snapsho
   if (ec) return Status::io_error("remove " + spill_dir + ": " + ec.message());
   report.finish_s = since(t) + finished_early_s;
 
+  if (options.cancel && *options.cancel) return Status::cancelled("restore cancelled");
   t = Clock::now();
   WALCUT_RETURN_IF_ERROR(dest.publish(stamp, options.progress));
   report.publish_s = since(t);

@@ -1,9 +1,12 @@
 #include "tools/snapshot_commands.h"
 
 #include <nlohmann/json.hpp>
+#include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
+#include <cstring>
 
 #include "io/file_util.h"
 #include "replay/check.h"
@@ -109,14 +112,51 @@ void print_restore_text(const RestoreArgs& a, const RestoreReport& x) {
   std::printf("  replay           %.1f MiB/s, %.0f entries/s\n", x.replay_mib_per_s(), x.replay_entries_per_s());
 }
 
+// SIGINT, SIGTERM and SIGHUP ask a restore to stop: it ends at its next
+// batch or partition, removes its staging directory, publishes nothing,
+// and the process exits 128 + the signal's number, as if the signal had
+// killed it. The first signal only asks (SA_RESETHAND): a second one kills
+// at once, as a restore waiting for another's lock (--wait) needs.
+std::atomic<bool> stop_asked{false};
+std::atomic<int> stop_signal{0};
+
+extern "C" void on_stop_signal(int sig) {
+  stop_signal.store(sig);
+  stop_asked.store(true);
+}
+
+void stop_on_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sa.sa_flags = SA_RESETHAND | SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+    struct sigaction old {};
+    if (::sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN) continue;  // nohup's stays ignored
+    ::sigaction(sig, &sa, nullptr);
+    sigaddset(&set, sig);
+  }
+  ::pthread_sigmask(SIG_UNBLOCK, &set, nullptr);  // one blocked by the caller arrives now
+}
+
 int run_restore(const RestoreArgs& a) {
   if (Status d = require_directory(a.snapshot); !d.ok()) return fail(d);
   Result<RestoreOptions> o = restore_options(a);
   if (!o.ok()) return fail(o.status());
   ProgressDisplay progress(a.progress);
   o->progress = progress.callback();
+  o->cancel = &stop_asked;
+  stop_on_signals();
   Result<RestoreReport> r = restore_snapshot(o.value());
   progress.stop();
+  if (const int sig = stop_signal.load(); sig != 0 && !r.ok()) {
+    const char* name = sigabbrev_np(sig);
+    std::fprintf(stderr, "walcut: stopped by SIG%s: nothing was published and the staging directory is removed (%s)\n",
+                 name ? name : "?", r.status().to_string().c_str());
+    return 128 + sig;
+  }
   if (!r.ok()) return fail(r.status());
   if (a.json) {
     std::printf("%s\n", to_json(r.value()).c_str());

@@ -2,7 +2,11 @@
 // the order of --groups, what a cluster restored with --groups declares,
 // an empty --dest, a missing SNAPSHOT_DIR, counts in the reports, and what
 // info shows and hashes.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -55,6 +59,52 @@ class CliSnapshot : public ::testing::Test {
   static TempDir* dir_;
 };
 TempDir* CliSnapshot::dir_ = nullptr;
+
+// A restore asked to stop by SIGTERM, SIGINT or SIGHUP ends early,
+// removes its staging directory, publishes nothing and exits 128 + the
+// signal, saying so; a rerun restores. The signal is raised blocked before
+// the CLI starts, so it is pending when the CLI takes it: the restore has
+// begun nothing when it learns of it, on any machine, however fast.
+TEST_F(CliSnapshot, ARestoreStoppedBySignalPublishesNothingAndLeavesNoStaging) {
+  // Increment 0 replays nothing: its restore stops in the finish.
+  for (auto [sig, increment] : {std::pair{SIGTERM, "2"}, std::pair{SIGINT, "0"}, std::pair{SIGHUP, "1"}}) {
+    const std::string dest = tmp_.file("stopped-" + std::to_string(sig)), err = tmp_.file("err.txt");
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      sigset_t set;
+      sigemptyset(&set);
+      sigaddset(&set, sig);
+      ::sigprocmask(SIG_BLOCK, &set, nullptr);
+      ::signal(sig, SIG_DFL);  // not ignored, as a background job's SIGINT is
+      ::raise(sig);  // pending, and kept pending across exec
+      const int fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      ::dup2(fd, 2);
+      ::dup2(fd, 1);
+      const std::string snap_dir = snap();
+      ::execl(kCli.c_str(), kCli.c_str(), "snapshot", "restore", snap_dir.c_str(), "--increment", increment, "--dest",
+              dest.c_str(), "--no-progress", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status)) << "signal " << sig << " killed it instead";
+    EXPECT_EQ(WEXITSTATUS(status), 128 + sig);
+    std::ifstream in(err);
+    std::stringstream text;
+    text << in.rdbuf();
+    EXPECT_NE(text.str().find(std::string("stopped by SIG") + sigabbrev_np(sig)), std::string::npos) << text.str();
+    EXPECT_FALSE(fs::exists(dest)) << "nothing published";
+    for (const auto& e : fs::directory_iterator(tmp_.path())) {
+      EXPECT_EQ(e.path().filename().string().find(".staging"), std::string::npos) << e.path();
+    }
+    int code = -1;
+    std::string out = walcut(
+        "snapshot restore " + shell_quote(snap()) + " --increment " + increment + " --dest " + shell_quote(dest), &code);
+    EXPECT_EQ(code, 0) << out;
+    EXPECT_TRUE(fs::exists(dest + "/RESTORED"));
+  }
+}
 
 TEST_F(CliSnapshot, GroupsInAnyOrderAreTheSameRestore) {
   const std::string dest = tmp_.file("d");
