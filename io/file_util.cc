@@ -55,15 +55,30 @@ Status make_directories(const std::string& dir) {
 
 Result<int> create_file(const std::string& path, int flags) {
   const mode_t mode = created_modes().file;
-  int fd = ::open(path.c_str(), flags | O_CREAT | O_CLOEXEC, mode);
+  // Never through a symlink, never anything but a regular file: a
+  // `<dest>.lock` linked to /etc/passwd had it truncated to nothing by
+  // O_TRUNC callers, or made 0600 by the fchmod below; a FIFO would block.
+  int fd = ::open(path.c_str(), flags | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, mode);
+  if (fd < 0 && errno == ELOOP) return Status::io_error("create " + path + ": a symbolic link; refused");
   if (fd < 0) return Status::from_errno("create " + path, errno);
-  // open(2) takes the umask off, and keeps an existing file's mode: fchmod makes it exact.
   struct stat st;
-  if (::fstat(fd, &st) != 0 || ((st.st_mode & 07777) != mode && ::fchmod(fd, mode) != 0)) {
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return Status::from_errno("stat " + path, err);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Status::io_error("create " + path + ": exists and is not a regular file; refused");
+  }
+  // open(2) takes the umask off, and keeps an existing file's mode: fchmod makes it exact.
+  if ((st.st_mode & 07777) != mode && ::fchmod(fd, mode) != 0) {
     const int err = errno;
     ::close(fd);
     return Status::from_errno("chmod " + path, err);
   }
+  const int fl = ::fcntl(fd, F_GETFL);
+  if (fl >= 0) ::fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
   return fd;
 }
 

@@ -200,6 +200,39 @@ TEST(FileLock, SecondHolderIsBusyUntilTheFirstLetsGo) {
             StatusCode::kNotFound);
 }
 
+// A lock file or any file walcut writes that is a symbolic link, a FIFO
+// or a directory is refused, and what it points at is left as it was: a
+// `<dest>.lock` linked to /etc/passwd had the restore chmod it to 0600,
+// and O_TRUNC writers would have emptied it.
+TEST(CreateFile, ASymbolicLinkOrAnOddFileIsRefusedAndItsTargetUntouched) {
+  TempDir dir;
+  const std::string target = dir.path() + "/precious", link = dir.path() + "/x.lock";
+  const std::string text = "keep me";
+  ASSERT_TRUE(write_file_synced(target, as_bytes(text)).ok());
+  ASSERT_EQ(::chmod(target.c_str(), 0644), 0);
+  ASSERT_EQ(::symlink(target.c_str(), link.c_str()), 0);
+  Result<FileLock> lock = FileLock::lock_file(link, "x", /*wait=*/false);
+  ASSERT_FALSE(lock.ok());
+  EXPECT_NE(lock.status().message().find(link), std::string::npos) << lock.status().to_string();
+  EXPECT_NE(lock.status().message().find("symbolic link"), std::string::npos) << lock.status().to_string();
+  Status written = write_file_synced(link, as_bytes(std::string("gone")));
+  EXPECT_FALSE(written.ok());
+  struct stat st {};
+  ASSERT_EQ(::stat(target.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0644u) << "mode unchanged";
+  Result<Bytes> after = read_file_bytes(target);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(after->data()), after->size()), text);
+
+  const std::string fifo = dir.path() + "/f.lock";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  Result<FileLock> on_fifo = FileLock::lock_file(fifo, "f", /*wait=*/false);  // returns: no open that blocks
+  ASSERT_FALSE(on_fifo.ok());
+  EXPECT_NE(on_fifo.status().message().find("not a regular file"), std::string::npos) << on_fifo.status().to_string();
+  fs::create_directories(dir.path() + "/d.lock");
+  EXPECT_FALSE(FileLock::lock_file(dir.path() + "/d.lock", "d", false).ok());
+}
+
 TEST(PathIsWithin, ResolvesDotsAndSymbolicLinks) {
   TempDir dir;
   fs::create_directories(dir.path() + "/snap/db");
