@@ -1,5 +1,6 @@
 #include "replay/publish.h"
 
+#include <fcntl.h>
 #include <oneapi/tbb/parallel_for.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -197,6 +198,21 @@ Result<std::string> make_staging(const std::string& dest, mode_t dir_mode) {
   return name;
 }
 
+// Whether the directory `dir` is the root of a mount (a bind mount
+// included): a rename over it fails with EBUSY. STATX_ATTR_MOUNT_ROOT
+// where the kernel knows it (5.8+), else a device other than its parent's.
+bool is_mount_root(const std::string& dir) {
+  struct statx sx {};
+  if (::statx(AT_FDCWD, dir.c_str(), AT_SYMLINK_NOFOLLOW, 0, &sx) == 0 &&
+      (sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) != 0) {
+    return (sx.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0;
+  }
+  struct stat self {};
+  struct stat parent {};
+  return ::lstat(dir.c_str(), &self) == 0 && ::stat((dir + "/..").c_str(), &parent) == 0 &&
+         (self.st_dev != parent.st_dev || self.st_ino == parent.st_ino);
+}
+
 // The dest a restore into `dest_arg` publishes, with the refusals that
 // need no lock: a dest inside the snapshot, or one that exists and cannot
 // be any restore (refused before the lock file is made beside it, inside
@@ -218,6 +234,14 @@ Result<std::string> dest_of(const std::string& dest_arg, const std::string& snap
   const fs::file_status st = fs::symlink_status(dest, ec);
   if (fs::exists(st) && (!fs::is_directory(st) || (!fs::is_empty(dest, ec) && !fs::exists(dest + "/RESTORED", ec)))) {
     return Status::invalid_argument("--dest " + dest + ": exists and is not this restore; choose a new directory");
+  }
+  // Checked before anything is written: the tree is staged beside dest, on
+  // the parent's file system, and only the publish's rename would fail.
+  if (fs::is_directory(st) && !fs::exists(dest + "/RESTORED", ec) && is_mount_root(dest)) {
+    return Status::invalid_argument("--dest " + dest +
+                                    ": a mount point; the publish renames a directory over --dest, which a mount "
+                                    "point refuses: restore into a new directory under it, e.g. " +
+                                    (dest == "/" ? std::string() : dest) + "/cluster");
   }
   return dest;
 }

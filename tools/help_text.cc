@@ -51,7 +51,7 @@ constexpr VerbHelp kVerbHelp[] = {
     {"snapshot restore",
      "  0  restored, or already restored; with --dry-run: everything the restore reads is sound\n"
      "  2  usage error: a bad or missing argument or flag, a SNAPSHOT_DIR that is not a directory, a --dest\n"
-     "     that holds something else (an empty one is restored into)\n"
+     "     that holds something else (an empty one is restored into) or is a mount point\n"
      "  3  damaged input or an I/O error, named by file (and offset, for segments)\n"
      "  129, 130, 143  stopped by SIGHUP, SIGINT or SIGTERM: nothing published, the staging directory\n"
      "     removed (a second signal kills at once)\n",

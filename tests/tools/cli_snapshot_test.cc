@@ -4,7 +4,9 @@
 // info shows and hashes.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -104,6 +106,53 @@ TEST_F(CliSnapshot, ARestoreStoppedBySignalPublishesNothingAndLeavesNoStaging) {
     EXPECT_EQ(code, 0) << out;
     EXPECT_TRUE(fs::exists(dest + "/RESTORED"));
   }
+}
+
+// An empty --dest that is a mount point is refused before anything is
+// written: the tree is staged beside it, on the parent's file system, and
+// the publish's rename over a mount point fails (EBUSY). The CLI runs in a
+// mount namespace of its own (a user namespace too when not root) where
+// a tmpfs is mounted on the directory.
+TEST_F(CliSnapshot, AMountPointAsDestIsRefusedBeforeAnythingIsWritten) {
+  const std::string dest = tmp_.file("mnt"), err = tmp_.file("err.txt");
+  ASSERT_TRUE(fs::create_directory(dest));
+  for (const char* dry_run : {"--no-progress", "--dry-run"}) {
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      const int fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      ::dup2(fd, 2);
+      ::dup2(fd, 1);
+      const int ns = ::geteuid() == 0 ? CLONE_NEWNS : CLONE_NEWUSER | CLONE_NEWNS;
+      if (::unshare(ns) != 0) ::_exit(90);
+      if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) ::_exit(91);
+      if (::mount("walcut-test", dest.c_str(), "tmpfs", 0, nullptr) != 0) ::_exit(92);
+      const std::string snap_dir = snap();
+      ::execl(kCli.c_str(), kCli.c_str(), "snapshot", "restore", snap_dir.c_str(), "--increment", "2", "--dest",
+              dest.c_str(), dry_run, static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_LT(WEXITSTATUS(status), 90) << "could not mount a tmpfs in a namespace of its own: " << WEXITSTATUS(status);
+    EXPECT_EQ(WEXITSTATUS(status), 2) << dry_run;
+    std::ifstream in(err);
+    std::stringstream text;
+    text << in.rdbuf();
+    EXPECT_NE(text.str().find("--dest " + dest + ": a mount point"), std::string::npos) << text.str();
+    EXPECT_NE(text.str().find(dest + "/cluster"), std::string::npos) << text.str();
+    EXPECT_TRUE(fs::is_empty(dest));
+    for (const auto& e : fs::directory_iterator(tmp_.path())) {
+      EXPECT_EQ(e.path().filename().string().find(".staging"), std::string::npos) << e.path();
+    }
+  }
+  // Without the mount, the same empty directory is restored into.
+  int code = -1;
+  std::string out =
+      walcut("snapshot restore " + shell_quote(snap()) + " --increment 2 --dest " + shell_quote(dest), &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_TRUE(fs::exists(dest + "/RESTORED"));
 }
 
 TEST_F(CliSnapshot, GroupsInAnyOrderAreTheSameRestore) {
