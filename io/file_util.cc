@@ -55,15 +55,18 @@ Status make_directories(const std::string& dir) {
 
 Result<int> create_file(const std::string& path, int flags) {
   const mode_t mode = created_modes().file;
-  // Never through a symlink, never anything but a regular file: a
-  // `<dest>.lock` linked to /etc/passwd had it truncated to nothing by
-  // O_TRUNC callers, or made 0600 by the fchmod below; a FIFO would block.
-  // With O_EXCL the open creates the file or fails (a link or a FIFO in
-  // its place included): no O_NONBLOCK to clear after, two calls fewer
-  // for each of a restore's thousands of files (a call costs about a
-  // microsecond on a VM).
+  // Never through a symlink, never anything but a regular file, never a
+  // file with another name (a hard link): a `<dest>.lock` linked to
+  // /etc/passwd had it truncated to nothing by O_TRUNC callers, or made
+  // 0600 by the fchmod below; a FIFO would block. O_TRUNC is applied only
+  // once the file passed. With O_EXCL the open creates the file or fails
+  // (a link or a FIFO in its place included): no O_NONBLOCK to clear
+  // after, two calls fewer for each of a restore's thousands of files (a
+  // call costs about a microsecond on a VM).
   const bool created_new = (flags & O_EXCL) != 0;
-  int fd = ::open(path.c_str(), flags | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (created_new ? 0 : O_NONBLOCK), mode);
+  const bool truncate = (flags & O_TRUNC) != 0;
+  int fd = ::open(path.c_str(), (flags & ~O_TRUNC) | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (created_new ? 0 : O_NONBLOCK),
+                  mode);
   if (fd < 0 && errno == ELOOP) return Status::io_error("create " + path + ": a symbolic link; refused");
   if (fd < 0) return Status::from_errno("create " + path, errno);
   struct stat st;
@@ -76,11 +79,21 @@ Result<int> create_file(const std::string& path, int flags) {
     ::close(fd);
     return Status::io_error("create " + path + ": exists and is not a regular file; refused");
   }
+  if (st.st_nlink > 1) {
+    ::close(fd);
+    return Status::io_error("create " + path + ": exists with " + std::to_string(st.st_nlink) +
+                            " hard links (it is another name of a file); refused");
+  }
   // open(2) takes the umask off, and keeps an existing file's mode: fchmod makes it exact.
   if ((st.st_mode & 07777) != mode && ::fchmod(fd, mode) != 0) {
     const int err = errno;
     ::close(fd);
     return Status::from_errno("chmod " + path, err);
+  }
+  if (truncate && st.st_size > 0 && ::ftruncate(fd, 0) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return Status::from_errno("truncate " + path, err);
   }
   if (!created_new) {
     const int fl = ::fcntl(fd, F_GETFL);

@@ -31,9 +31,10 @@ FileModes created_modes();
 Status make_directories(const std::string& dir);
 // open(2) of `path` with O_CREAT | O_CLOEXEC | `flags`, the file's mode
 // created_modes().file exactly (a file that existed gets it too): the one
-// creator of files. A symbolic link or anything but a regular file at
-// `path` is refused, untouched. Returns the descriptor; errors read
-// "create <path>".
+// creator of files. A symbolic link, anything but a regular file, or a
+// file with other names (hard links) at `path` is refused, untouched
+// (O_TRUNC is applied after the checks). Returns the descriptor; errors
+// read "create <path>".
 Result<int> create_file(const std::string& path, int flags);
 // Where a restore never makes its result more readable than its source:
 // created_modes(), without group read when `source` (a file, or a

@@ -231,6 +231,26 @@ TEST(CreateFile, ASymbolicLinkOrAnOddFileIsRefusedAndItsTargetUntouched) {
   EXPECT_NE(on_fifo.status().message().find("not a regular file"), std::string::npos) << on_fifo.status().to_string();
   fs::create_directories(dir.path() + "/d.lock");
   EXPECT_FALSE(FileLock::lock_file(dir.path() + "/d.lock", "d", false).ok());
+
+  // A hard link is another name of the same file: neither locked (chmod'ed)
+  // nor truncated through.
+  const std::string hard = dir.path() + "/h.lock";
+  ASSERT_EQ(::link(target.c_str(), hard.c_str()), 0);
+  Result<FileLock> on_link = FileLock::lock_file(hard, "h", /*wait=*/false);
+  ASSERT_FALSE(on_link.ok());
+  EXPECT_NE(on_link.status().message().find("hard links"), std::string::npos) << on_link.status().to_string();
+  EXPECT_FALSE(write_file_synced(hard, as_bytes(std::string("gone"))).ok());
+  ASSERT_EQ(::stat(target.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0644u) << "mode unchanged";
+  after = read_file_bytes(target);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(after->data()), after->size()), text);
+  // An existing file of one name is still truncated and rewritten.
+  ASSERT_EQ(::unlink(hard.c_str()), 0);
+  ASSERT_TRUE(write_file_synced(target, as_bytes(std::string("new"))).ok());
+  after = read_file_bytes(target);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(after->data()), after->size()), "new");
 }
 
 TEST(PathIsWithin, ResolvesDotsAndSymbolicLinks) {
