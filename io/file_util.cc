@@ -68,6 +68,9 @@ Result<int> create_file(const std::string& path, int flags) {
   int fd = ::open(path.c_str(), (flags & ~O_TRUNC) | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (created_new ? 0 : O_NONBLOCK),
                   mode);
   if (fd < 0 && errno == ELOOP) return Status::io_error("create " + path + ": a symbolic link; refused");
+  if (fd < 0 && errno == ENXIO) {  // a FIFO no one reads, opened write-only, or a socket
+    return Status::io_error("create " + path + ": exists and is not a regular file; refused");
+  }
   if (fd < 0) return Status::from_errno("create " + path, errno);
   struct stat st;
   if (::fstat(fd, &st) != 0) {

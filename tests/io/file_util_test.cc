@@ -229,6 +229,9 @@ TEST(CreateFile, ASymbolicLinkOrAnOddFileIsRefusedAndItsTargetUntouched) {
   Result<FileLock> on_fifo = FileLock::lock_file(fifo, "f", /*wait=*/false);  // returns: no open that blocks
   ASSERT_FALSE(on_fifo.ok());
   EXPECT_NE(on_fifo.status().message().find("not a regular file"), std::string::npos) << on_fifo.status().to_string();
+  Status to_fifo = write_file_synced(fifo, as_bytes(text));  // write-only: no reader, ENXIO
+  ASSERT_FALSE(to_fifo.ok());
+  EXPECT_NE(to_fifo.message().find("not a regular file"), std::string::npos) << to_fifo.to_string();
   fs::create_directories(dir.path() + "/d.lock");
   EXPECT_FALSE(FileLock::lock_file(dir.path() + "/d.lock", "d", false).ok());
 
