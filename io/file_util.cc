@@ -65,39 +65,33 @@ Result<int> create_file(const std::string& path, int flags) {
   // call costs about a microsecond on a VM).
   const bool created_new = (flags & O_EXCL) != 0;
   const bool truncate = (flags & O_TRUNC) != 0;
+  const auto not_regular = [&] {
+    return Status::io_error("create " + path + ": exists and is not a regular file; refused");
+  };
   int fd = ::open(path.c_str(), (flags & ~O_TRUNC) | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (created_new ? 0 : O_NONBLOCK),
                   mode);
   if (fd < 0 && errno == ELOOP) return Status::io_error("create " + path + ": a symbolic link; refused");
-  if (fd < 0 && errno == ENXIO) {  // a FIFO no one reads, opened write-only, or a socket
-    return Status::io_error("create " + path + ": exists and is not a regular file; refused");
-  }
+  if (fd < 0 && errno == ENXIO) return not_regular();  // a FIFO no one reads, opened write-only, or a socket
   if (fd < 0) return Status::from_errno("create " + path, errno);
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
+  // Each refusal closes what was opened (and leaves the file as it was).
+  const auto refused = [&](Status s) {
+    ::close(fd);
+    return s;
+  };
+  const auto failed = [&](const char* call) {
     const int err = errno;
-    ::close(fd);
-    return Status::from_errno("stat " + path, err);
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return Status::io_error("create " + path + ": exists and is not a regular file; refused");
-  }
+    return refused(Status::from_errno(std::string(call) + " " + path, err));
+  };
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return failed("stat");
+  if (!S_ISREG(st.st_mode)) return refused(not_regular());
   if (st.st_nlink > 1) {
-    ::close(fd);
-    return Status::io_error("create " + path + ": exists with " + std::to_string(st.st_nlink) +
-                            " hard links (it is another name of a file); refused");
+    return refused(Status::io_error("create " + path + ": exists with " + std::to_string(st.st_nlink) +
+                                    " hard links (it is another name of a file); refused"));
   }
   // open(2) takes the umask off, and keeps an existing file's mode: fchmod makes it exact.
-  if ((st.st_mode & 07777) != mode && ::fchmod(fd, mode) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return Status::from_errno("chmod " + path, err);
-  }
-  if (truncate && st.st_size > 0 && ::ftruncate(fd, 0) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return Status::from_errno("truncate " + path, err);
-  }
+  if ((st.st_mode & 07777) != mode && ::fchmod(fd, mode) != 0) return failed("chmod");
+  if (truncate && st.st_size > 0 && ::ftruncate(fd, 0) != 0) return failed("truncate");
   if (!created_new) {
     const int fl = ::fcntl(fd, F_GETFL);
     if (fl >= 0) ::fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);

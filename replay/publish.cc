@@ -232,12 +232,13 @@ Result<std::string> dest_of(const std::string& dest_arg, const std::string& snap
   }
   std::error_code ec;
   const fs::file_status st = fs::symlink_status(dest, ec);
-  if (fs::exists(st) && (!fs::is_directory(st) || (!fs::is_empty(dest, ec) && !fs::exists(dest + "/RESTORED", ec)))) {
+  const bool marked = fs::exists(dest + "/RESTORED", ec);
+  if (fs::exists(st) && (!fs::is_directory(st) || (!fs::is_empty(dest, ec) && !marked))) {
     return Status::invalid_argument("--dest " + dest + ": exists and is not this restore; choose a new directory");
   }
   // Checked before anything is written: the tree is staged beside dest, on
   // the parent's file system, and only the publish's rename would fail.
-  if (fs::is_directory(st) && !fs::exists(dest + "/RESTORED", ec) && is_mount_root(dest)) {
+  if (fs::is_directory(st) && !marked && is_mount_root(dest)) {
     return Status::invalid_argument("--dest " + dest +
                                     ": a mount point; the publish renames a directory over --dest, which a mount "
                                     "point refuses: restore into a new directory under it, e.g. " +
