@@ -102,6 +102,30 @@ bool run_is_well_formed(ByteSpan run, bool sorted, uint64_t* entries) {
   return true;
 }
 
+void BucketIndexFree::operator()(uint64_t* p) const {
+  if (cls < 0) {
+    std::free(p);
+  } else {
+    ChunkPool::shared().put(reinterpret_cast<std::byte*>(p), cls);
+  }
+}
+
+PartitionBucket::Slots PartitionBucket::new_slots(size_t count, bool huge_pages) {
+  const size_t n = count * sizeof(uint64_t);
+  int cls = 0;
+  while (cls < ChunkPool::kClasses && ChunkPool::kClassBytes[cls] < n) ++cls;
+  void* p;
+  if (cls == ChunkPool::kClasses) {
+    cls = -1;
+    p = std::calloc(count, sizeof(uint64_t));
+    if (p == nullptr) throw std::bad_alloc();
+  } else {
+    p = ChunkPool::shared().get(cls, huge_pages);
+    std::memset(p, 0, n);  // every slot free
+  }
+  return Slots(static_cast<uint64_t*>(p), BucketIndexFree{cls, cls < 0 ? n : ChunkPool::kClassBytes[cls]});
+}
+
 template <typename F>
 void PartitionBucket::for_each_used_slot(uint64_t* slots, size_t count, F&& f) {
   for (size_t k = 0; k < std::min(kAhead, count); ++k) __builtin_prefetch(entry_of(slots[k]));
@@ -112,10 +136,10 @@ void PartitionBucket::for_each_used_slot(uint64_t* slots, size_t count, F&& f) {
 }
 
 void PartitionBucket::grow_index() {
-  const std::unique_ptr<uint64_t[]> old = std::move(slots_);
+  const Slots old = std::move(slots_);
   const size_t old_count = slot_count_;
   slot_count_ = old_count == 0 ? 16 : old_count * 2;
-  slots_ = std::make_unique<uint64_t[]>(slot_count_);  // zeros: every slot free
+  slots_ = new_slots(slot_count_, entries_.huge_pages());
   const size_t mask = slot_count_ - 1;
   for_each_used_slot(old.get(), old_count, [&](uint64_t s) {
     size_t i = hash_key(run_entry_key(entry_of(s))) & mask;

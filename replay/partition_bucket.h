@@ -23,7 +23,8 @@
 //
 // Memory: the live entries, dead ones up to an eighth of them, the
 // chunks' slack (about a quarter at most), and 8 bytes per index slot
-// (under 8/3 slots per key). Not thread-safe: one owner at a time (a
+// (under 8/3 slots per key; a small index is a pool chunk, up to twice
+// that). Not thread-safe: one owner at a time (a
 // replay apply group).
 #pragma once
 
@@ -36,6 +37,15 @@
 #include "replay/entry_run.h"
 
 namespace walcut {
+
+// Frees a bucket's index: a pool chunk (ChunkPool, on the entries' huge
+// pages when they use them: an index is reached at random, like the
+// entries) when one class is large enough, else malloc's.
+struct BucketIndexFree {
+  int cls = -1;      // the chunk's class; -1: malloc's
+  size_t bytes = 0;  // held
+  void operator()(uint64_t* p) const;
+};
 
 class PartitionBucket {
  public:
@@ -64,7 +74,7 @@ class PartitionBucket {
   // Frees every entry.
   void clear();
   // Memory held.
-  size_t bytes() const { return entries_.bytes_held() + slot_count_ * sizeof(uint64_t); }
+  size_t bytes() const { return entries_.bytes_held() + slots_.get_deleter().bytes; }
   bool empty() const { return live_ == 0; }
   // Whether the chunks it takes are asked to be huge pages
   // (replay/entry_chunks.h); a restore sets it before the first add.
@@ -96,7 +106,9 @@ class PartitionBucket {
   // the first 64 bytes, one cache line (a restore loads a bucket's first
   // lines ahead; RoutedCopy is aligned to 64): the index, the counts and
   // the first 32 bytes of the entries (where the next one goes).
-  std::unique_ptr<uint64_t[]> slots_;  // slot_count_ of them, a power of two, or none
+  using Slots = std::unique_ptr<uint64_t[], BucketIndexFree>;
+  static Slots new_slots(size_t count, bool huge_pages);
+  Slots slots_;  // slot_count_ of them, a power of two, or none
   size_t slot_count_ = 0;
   size_t live_ = 0;  // keys
   uint64_t dead_bytes_ = 0;

@@ -202,6 +202,30 @@ TEST(EntryChunks, TheChunksAFreedBucketHeldAreTakenByTheNextOne) {
   EXPECT_EQ(pool.allocated_bytes(), 0u);
 }
 
+TEST(EntryChunks, ABucketsIndexIsAPooledChunkTheNextBucketTakesEmpty) {
+  // An index of up to 8192 slots is a pool chunk: freed with its slots
+  // still set, it must read as all free to the bucket that takes it next.
+  ChunkPool& pool = ChunkPool::shared();
+  pool.release_free();
+  PartitionBucket first;
+  first.use_huge_pages(true);
+  for (uint64_t i = 0; i < 300; ++i) first.add(entry("old-" + std::to_string(i), "x", Version{1, 1, i}));
+  EXPECT_EQ(pool.allocated_bytes(), first.bytes()) << "the index (512 slots for 300 keys) is a pool chunk too";
+  first.clear();
+  EXPECT_EQ(pool.free_bytes(), pool.allocated_bytes()) << "the index went back to the pool";
+  Reference ref;
+  PartitionBucket second;
+  second.use_huge_pages(true);
+  for (uint64_t i = 0; i < 600; ++i) {
+    const std::string key = (i % 2 ? "old-" : "new-") + std::to_string(i / 2);
+    second.add(entry(key, "y", Version{1, 2, i}));
+    ref[key] = {"y", Version{1, 2, i}};
+  }
+  EXPECT_EQ(read_run(take(second).span()), ref);
+  pool.release_free();
+  EXPECT_EQ(pool.allocated_bytes(), 0u);
+}
+
 TEST(EntryChunks, HugePageSlabsStayMappedWhileABucketHoldsTheirChunks) {
   ChunkPool& pool = ChunkPool::shared();
   pool.release_free();
