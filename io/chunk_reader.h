@@ -53,7 +53,8 @@ struct Chunk {
 // of chunk_bytes, or of the largest file's size rounded up to 4096 when
 // that is less (a file is read whole then: --chunk-kib 1048576 over 4 MiB
 // segments held 16 GiB of buffers before); chunks kept by the caller
-// beyond that are allocated and freed one by one.
+// beyond that are allocated as needed, and kept for reuse until the
+// reader and every chunk it gave are gone.
 class ChunkReader {
  public:
   virtual ~ChunkReader() = default;

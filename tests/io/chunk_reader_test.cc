@@ -1,13 +1,14 @@
 // io_uring and pread give the same blocks; io_uring refusal falls back.
-#include <gtest/gtest.h>
+#include "io/chunk_reader.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cerrno>
 
 #include "io/block_reader.h"
-#include "io/chunk_reader.h"
 #include "io/wal_writer.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wal_fixture.h"
@@ -234,6 +235,47 @@ TEST(ChunkReader, BuffersAreNoLargerThanTheLargestFile) {
   auto r = open_chunk_reader({dir.file("a")}, o);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ((*r)->buffer_bytes(), 4096u);
+}
+
+long minor_faults() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_minflt;
+}
+
+// Chunks a caller holds beyond the registered set are read into overflow
+// buffers, kept for the next overflow: malloc gave freed ones back to the
+// kernel, and the next ones faulted in page by page.
+TEST(ChunkReader, OverflowBuffersAreReusedNotFaultedInAgain) {
+  TempDir dir;
+  const uint32_t kChunk = 256 << 10;
+  Bytes a = testing::test_payload(40 * kChunk, 6);
+  testing::write_file(dir.file("a"), a);
+  for (IoEngine e : {IoEngine::kUring, IoEngine::kPread}) {
+    ReadOptions o;
+    o.engine = e;
+    o.chunk_bytes = kChunk;
+    o.queue_depth = 2;  // a set of 4 buffers
+    o.notice = [](const std::string&) {};
+    auto r = open_chunk_reader({dir.file("a")}, o);
+    ASSERT_TRUE(r.ok());
+    Bytes got;
+    got.reserve(a.size());
+    std::fill_n(std::back_inserter(got), a.size(), std::byte{0});  // its pages in now
+    got.clear();
+    long faults_after_first_round = 0;
+    for (int round = 0; round < 4; ++round) {
+      if (round == 1) faults_after_first_round = minor_faults();
+      std::vector<Chunk> held(10);  // 6 beyond the set
+      for (Chunk& c : held) {
+        ASSERT_TRUE((*r)->next(c).value());
+        got.insert(got.end(), c.bytes.begin(), c.bytes.end());
+      }
+    }
+    const long faults = minor_faults() - faults_after_first_round;
+    EXPECT_LT(faults, 3 * 64) << io_engine_name(e) << ": 3 rounds of 6 overflow buffers, 64 pages each";
+    EXPECT_EQ(got, Bytes(a.begin(), a.begin() + static_cast<ptrdiff_t>(got.size())));
+  }
 }
 
 // A buffered read is tried in the page cache first (RWF_NOWAIT, on the
