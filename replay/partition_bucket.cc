@@ -115,7 +115,7 @@ PartitionBucket::Slots PartitionBucket::new_slots(size_t count, bool huge_pages)
   int cls = 0;
   while (cls < ChunkPool::kClasses && ChunkPool::kClassBytes[cls] < n) ++cls;
   void* p;
-  if (cls == ChunkPool::kClasses) {
+  if (cls == ChunkPool::kClasses || n < ChunkPool::kClassBytes[0]) {  // under 1 KiB: not worth a chunk
     cls = -1;
     p = std::calloc(count, sizeof(uint64_t));
     if (p == nullptr) throw std::bad_alloc();

@@ -23,8 +23,8 @@
 //
 // Memory: the live entries, dead ones up to an eighth of them, the
 // chunks' slack (about a quarter at most), and 8 bytes per index slot
-// (under 8/3 slots per key; a small index is a pool chunk, up to twice
-// that). Not thread-safe: one owner at a time (a
+// (under 8/3 slots per key; an index of 1-64 KiB is a pool chunk, up to
+// twice that). Not thread-safe: one owner at a time (a
 // replay apply group).
 #pragma once
 
@@ -40,7 +40,7 @@ namespace walcut {
 
 // Frees a bucket's index: a pool chunk (ChunkPool, on the entries' huge
 // pages when they use them: an index is reached at random, like the
-// entries) when one class is large enough, else malloc's.
+// entries) from 1 KiB to the largest class, else malloc's.
 struct BucketIndexFree {
   int cls = -1;      // the chunk's class; -1: malloc's
   size_t bytes = 0;  // held
