@@ -284,7 +284,7 @@ SortedEntries PartitionBucket::sorted() {
 
 void PartitionBucket::clear() {
   entries_.release();
-  slots_.reset();
+  slots_ = Slots();  // its deleter too: bytes() counts the index it names
   slot_count_ = 0;
   live_ = 0;
   dead_bytes_ = 0;

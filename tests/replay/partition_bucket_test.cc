@@ -212,6 +212,7 @@ TEST(EntryChunks, ABucketsIndexIsAPooledChunkTheNextBucketTakesEmpty) {
   for (uint64_t i = 0; i < 300; ++i) first.add(entry("old-" + std::to_string(i), "x", Version{1, 1, i}));
   EXPECT_EQ(pool.allocated_bytes(), first.bytes()) << "the index (512 slots for 300 keys) is a pool chunk too";
   first.clear();
+  EXPECT_EQ(first.bytes(), 0u) << "nothing held, the index's bytes included (a spill's count relies on it)";
   EXPECT_EQ(pool.free_bytes(), pool.allocated_bytes()) << "the index went back to the pool";
   Reference ref;
   PartitionBucket second;
