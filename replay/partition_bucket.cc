@@ -123,7 +123,7 @@ PartitionBucket::Slots PartitionBucket::new_slots(size_t count, bool huge_pages)
     p = ChunkPool::shared().get(cls, huge_pages);
     std::memset(p, 0, n);  // every slot free
   }
-  return Slots(static_cast<uint64_t*>(p), BucketIndexFree{cls, cls < 0 ? n : ChunkPool::kClassBytes[cls]});
+  return Slots(static_cast<uint64_t*>(p), BucketIndexFree{cls});
 }
 
 template <typename F>
@@ -284,7 +284,7 @@ SortedEntries PartitionBucket::sorted() {
 
 void PartitionBucket::clear() {
   entries_.release();
-  slots_ = Slots();  // its deleter too: bytes() counts the index it names
+  slots_.reset();
   slot_count_ = 0;
   live_ = 0;
   dead_bytes_ = 0;

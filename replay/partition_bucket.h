@@ -42,8 +42,7 @@ namespace walcut {
 // pages when they use them: an index is reached at random, like the
 // entries) from 1 KiB to the largest class, else malloc's.
 struct BucketIndexFree {
-  int cls = -1;      // the chunk's class; -1: malloc's
-  size_t bytes = 0;  // held
+  int cls = -1;  // the chunk's class; -1: malloc's
   void operator()(uint64_t* p) const;
 };
 
@@ -74,7 +73,7 @@ class PartitionBucket {
   // Frees every entry.
   void clear();
   // Memory held.
-  size_t bytes() const { return entries_.bytes_held() + slots_.get_deleter().bytes; }
+  size_t bytes() const { return entries_.bytes_held() + index_bytes(); }
   bool empty() const { return live_ == 0; }
   // Whether the chunks it takes are asked to be huge pages
   // (replay/entry_chunks.h); a restore sets it before the first add.
@@ -108,6 +107,11 @@ class PartitionBucket {
   // the first 32 bytes of the entries (where the next one goes).
   using Slots = std::unique_ptr<uint64_t[], BucketIndexFree>;
   static Slots new_slots(size_t count, bool huge_pages);
+  // The index's memory: its slots, or the pool chunk holding them.
+  size_t index_bytes() const {
+    const int cls = slots_.get_deleter().cls;
+    return slot_count_ == 0 ? 0 : cls < 0 ? slot_count_ * sizeof(uint64_t) : ChunkPool::kClassBytes[cls];
+  }
   Slots slots_;  // slot_count_ of them, a power of two, or none
   size_t slot_count_ = 0;
   size_t live_ = 0;  // keys

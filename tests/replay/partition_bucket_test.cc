@@ -203,7 +203,7 @@ TEST(EntryChunks, TheChunksAFreedBucketHeldAreTakenByTheNextOne) {
 }
 
 TEST(EntryChunks, ABucketsIndexIsAPooledChunkTheNextBucketTakesEmpty) {
-  // An index of up to 8192 slots is a pool chunk: freed with its slots
+  // An index of 128 to 8192 slots is a pool chunk: freed with its slots
   // still set, it must read as all free to the bucket that takes it next.
   ChunkPool& pool = ChunkPool::shared();
   pool.release_free();
