@@ -77,9 +77,10 @@ class RestoreDest {
   bool published_ = false;
   std::mutex noted_mu_;
   std::unordered_map<std::string, PartitionFileWritten> noted_;  // by path under staging_
-  // start_writeback()'s, under noted_mu_: bytes noted since its last sync
-  // began, and the first error of its syncs (the publish returns it: the
-  // publish's own sync may no longer see it).
+  // start_writeback()'s, under noted_mu_: its step (0: none runs), bytes
+  // noted since its last sync began, and the first error of its syncs (the
+  // publish returns it: the publish's own sync may no longer see it).
+  uint64_t writeback_step_ = 0;
   uint64_t unsynced_bytes_ = 0;
   Status writeback_error_;
   std::condition_variable_any noted_cv_;

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -99,6 +100,39 @@ TEST(RestoreDest, AFailedWritebackSyncFailsThePublishAndPublishesNothing) {
   EXPECT_FALSE(fs::exists(s.tmp.file("dest")));
   s.dest.reset();
   EXPECT_FALSE(fs::exists(s.staging));  // a failed run leaves no staging behind
+}
+
+// The voluntary context switches of this process's thread named `name`
+// (/proc/self/task/*/comm); -1 when there is none.
+long switches_of_thread(const std::string& name) {
+  for (const fs::directory_entry& t : fs::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(t.path() / "comm");
+    std::string c;
+    if (!std::getline(comm, c) || c != name) continue;
+    std::ifstream status(t.path() / "status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.starts_with("voluntary_ctxt_switches:")) return std::stol(line.substr(line.find(':') + 1));
+    }
+  }
+  return -1;
+}
+
+TEST(RestoreDest, TheWritebackIsWokenOnlyWhenASyncIsDue) {
+  Staged s;
+  SyncLog log;
+  s.dest->start_writeback(uint64_t{1} << 40, log.fn());
+  long before = -1;
+  for (int i = 0; i < 100 && before < 0; ++i) {  // once the thread has named itself
+    before = switches_of_thread("walcut-wb");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_GE(before, 0);
+  for (int i = 0; i < 300; ++i) {  // a restore's thousands of small files, none reaching the step
+    s.dest->note_written(s.staging + "/f" + std::to_string(i), PartitionFileWritten{10, 0});
+    std::this_thread::sleep_for(std::chrono::microseconds(200));  // time to fall asleep again, if woken
+  }
+  EXPECT_LT(switches_of_thread("walcut-wb") - before, 10);  // woken for each file: about 300
+  EXPECT_EQ(log.count(), 0u);
 }
 
 TEST(RestoreDest, ARunThatEndsWithoutPublishingStopsItsWriteback) {
