@@ -102,6 +102,8 @@ class ProgressHub {
   void applied(uint64_t entries) { applied_ += entries; }
   // Takes bytes that will not be read (a segment's zeros after SEGMENT_END) off the total.
   void trim(uint64_t bytes) { bytes_total_ -= bytes; }
+  // Adds bytes to read again (a restore's later pass over a WAL) to the total.
+  void grow(uint64_t bytes) { bytes_total_ += bytes; }
   // Reports now, waiting for the callback if another thread holds it.
   void report();
 

@@ -331,9 +331,9 @@ void RestoreDest::start_writeback(uint64_t step, std::function<Status(const std:
   if (staging_.empty() || writeback_.joinable()) return;
   {
     std::lock_guard<std::mutex> lock(noted_mu_);
-    writeback_step_ = std::max<uint64_t>(step, 1);
+    writeback_step_ = std::max<uint64_t>(step, 1);  // 0 would sync for ever, and never see the stop
   }
-  writeback_ = std::jthread([this, step, sync = std::move(sync)](std::stop_token stop) {
+  writeback_ = std::jthread([this, step = writeback_step_, sync = std::move(sync)](std::stop_token stop) {
     pthread_setname_np(pthread_self(), "walcut-wb");  // as top -H and /proc/PID/task show it
     std::unique_lock<std::mutex> lock(noted_mu_);
     while (noted_cv_.wait(lock, stop, [&] { return unsynced_bytes_ >= step; })) {

@@ -77,7 +77,7 @@ class RestoreDest {
   bool published_ = false;
   std::mutex noted_mu_;
   std::unordered_map<std::string, PartitionFileWritten> noted_;  // by path under staging_
-  // start_writeback()'s, under noted_mu_: its step (0: none runs), bytes
+  // start_writeback()'s, under noted_mu_: its step (0: never started), bytes
   // noted since its last sync began, and the first error of its syncs (the
   // publish returns it: the publish's own sync may no longer see it).
   uint64_t writeback_step_ = 0;

@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <span>
 #include <stop_token>
 #include <thread>
 
@@ -63,7 +64,6 @@ struct Plan {
   };
   std::vector<Task> tasks;
   std::vector<bool> finished;                  // by task
-  std::vector<bool> replayed;                  // by node index: its WAL is replayed
   std::vector<ManifestEntry> unread;           // listed files of restored nodes no task reads: checked alone
 
   bool is_source(uint16_t node) const { return !routed[node].empty(); }
@@ -80,7 +80,6 @@ Result<Plan> make_plan(const RestoreOptions& o, std::vector<SnapshotMeta> bases,
             [](const SnapshotMeta& a, const SnapshotMeta& b) { return a.node_index < b.node_index; });
   const size_t n = plan.bases.size();
   plan.restored.assign(n, false);
-  plan.replayed.assign(n, false);
   plan.routed.resize(n);
   for (const SnapshotMeta& b : plan.bases) plan.restored[b.node_index] = !o.node || *o.node == b.node_id;
   const SnapshotMeta& m = plan.bases.front();
@@ -182,7 +181,10 @@ Status check_unread(const RestoreOptions& o, const std::vector<ManifestEntry>& f
 // routed entries pass the budget.
 class Spiller {
  public:
-  Spiller(std::string dir, MemoryGauge& gauge) : dir_(std::move(dir)), gauge_(gauge) {}
+  // `page_cache_room`: the memory the budget leaves to the page cache.
+  Spiller(std::string dir, MemoryGauge& gauge, uint64_t page_cache_room)
+      : dir_(std::move(dir)), gauge_(gauge), page_cache_room_(page_cache_room) {}
+  uint64_t page_cache_room() const { return page_cache_room_; }
   Status maybe_spill(uint16_t node, RouteSink& sink) {
     if (!gauge_.over_budget()) return {};
     uint64_t seq;
@@ -204,6 +206,7 @@ class Spiller {
  private:
   const std::string dir_;
   MemoryGauge& gauge_;
+  const uint64_t page_cache_room_;
   std::mutex mu_;
   uint64_t files_ = 0;
   std::atomic<uint64_t> bytes_{0};
@@ -244,6 +247,12 @@ class DiscardSink final : public ReplaySink {
   Status apply_many(uint16_t, std::span<const DataEntry>) override { return {}; }
 };
 
+// How many times a node's WAL is read at most when the options leave it
+// to the restore (RestoreOptions::max_passes).
+constexpr unsigned kAutoPasses = 3;
+
+using BetweenPasses = std::function<Status(std::span<RoutedCopy* const> whole)>;
+
 // How many nodes' WALs are replayed at once: a pipeline per 4 threads.
 size_t nodes_side_by_side(const RestoreOptions& o) {
   constexpr unsigned kThreadsPerPipeline = 4;
@@ -283,10 +292,13 @@ bool output_fits_page_cache(const Plan& plan, const std::vector<NodeIncrements>&
 // with threads to spare (nodes_side_by_side), as each pipeline's
 // reader and batches cost memory (docs/restore.md, "Memory"). Without a
 // spiller (a dry run) the entries are read, checked and counted, not kept.
-// `after_wave` runs after each wave of nodes (plan.replayed says which).
+// `after_wave` runs after each wave of nodes (their copies marked
+// replayed); `between_passes` after a pass that dropped copies, with the
+// copies it routed to the end (not yet marked).
 Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<NodeIncrements>& chain,
                       const std::vector<ReplayFilter>& filters, Spiller* spiller,
-                      const std::function<Status()>& after_wave, RestoreReport& report) {
+                      const std::function<Status()>& after_wave, const BetweenPasses& between_passes,
+                      RestoreReport& report) {
   std::vector<uint16_t> sources;
   uint64_t bytes_total = 0;
   for (const SnapshotMeta& b : plan.bases) {
@@ -298,15 +310,13 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
   progress.report();
   std::vector<ReplayReport> reports(sources.size());
   std::vector<Status> results(sources.size());
+  std::vector<ReplayReport> rereads(sources.size());
+  std::vector<unsigned> passes(sources.size(), 1);
   const size_t side_by_side = nodes_side_by_side(o);
   auto replay_one = [&](size_t i) {
     const uint16_t node = sources[i];
     const NodeIncrements& inc = chain[node];
     const bool restored = plan.restored[node];
-    DiscardSink discard;
-    std::optional<RouteSink> route;
-    if (spiller) route.emplace(plan.routed[node], spiller->gauge(), /*others_ignored=*/!restored);
-    ReplaySink& sink = route ? static_cast<ReplaySink&>(*route) : discard;
     ReplayOptions ro;
     ro.threads = o.threads;
     ro.io = o.io;
@@ -314,21 +324,51 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
     for (const CacheGroup& g : inc.base.groups) {  // a peer is read for its ATOMIC copies only
       if (group_wanted(o, g.name) && (restored || g.mode == CacheMode::kAtomic)) ro.groups.push_back(g.name);
     }
-    if (route) {
-      ro.pause_due = [&] { return spiller->gauge().over_budget(); };
-      ro.at_pause = [&] { return spiller->maybe_spill(node, *route); };
-    }
     NodeWal wal{node, inc.base.node_id, inc.base.cluster_id, inc.segment_paths, inc.segment_bytes};
-    results[i] = replay_wal(wal, filters[node], inc.base.groups, sink, ro, progress, reports[i]);
+    // Past the budget, a pass drops its fullest copies for the next pass
+    // to read again, and the last pass spills (step 3, "Passes").
+    std::vector<RoutedCopy*> copies = plan.routed[node];
+    const uint64_t wal_bytes = bytes_to_finish(inc, filters[node]);
+    const unsigned most = o.max_passes > 0                                    ? o.max_passes
+                          : spiller && wal_bytes > spiller->page_cache_room() ? kAutoPasses
+                                                                              : 1;
+    for (unsigned pass = 1;; ++pass) {
+      DiscardSink discard;
+      std::optional<RouteSink> route;
+      if (spiller) route.emplace(copies, spiller->gauge(), /*others_ignored=*/!restored || pass > 1);
+      ReplaySink& sink = route ? static_cast<ReplaySink&>(*route) : discard;
+      std::vector<RoutedCopy*> dropped;
+      if (route) {
+        MemoryGauge& gauge = spiller->gauge();
+        ro.pause_due = [&] { return gauge.over_budget(); };
+        ro.at_pause = [&]() -> Status {
+          if (pass < most) route->drop_fullest(gauge.budget_bytes() / 2, dropped);
+          return spiller->maybe_spill(node, *route);  // what dropping left over the budget
+        };
+      }
+      if (pass > 1) progress.grow(wal_bytes);
+      results[i] =
+          replay_wal(wal, filters[node], inc.base.groups, sink, ro, progress, pass == 1 ? reports[i] : rereads[i]);
+      passes[i] = pass;
+      if (!results[i].ok() || dropped.empty()) return;
+      // The copies routed to the end are whole: finished now, so that
+      // the next pass has their memory.
+      std::erase_if(copies, [&](const RoutedCopy* c) { return std::count(dropped.begin(), dropped.end(), c) > 0; });
+      results[i] = between_passes ? between_passes(copies) : Status{};
+      if (!results[i].ok()) return;
+      copies = std::move(dropped);
+    }
   };
   WALCUT_RETURN_IF_ERROR(for_each_in_waves(sources.size(), side_by_side, replay_one, [&](size_t from, size_t to) {
     for (size_t i = from; i < to; ++i) {
       WALCUT_RETURN_IF_ERROR(results[i].with_context("node " + plan.bases[sources[i]].node_id));
-      plan.replayed[sources[i]] = true;
+      for (RoutedCopy* c : plan.routed[sources[i]]) c->replayed = true;
     }
     return after_wave ? after_wave() : Status{};
   }));
   for (size_t i = 0; i < sources.size(); ++i) {
+    report.replay_passes = std::max(report.replay_passes, passes[i]);
+    report.reread_bytes += rereads[i].bytes_read;
     const ReplayReport& r = reports[i];
     if (!plan.restored[sources[i]]) {
       report.peer_nodes += 1;
@@ -347,23 +387,30 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
   return {};
 }
 
-// Finishes every partition not finished yet whose copies' WALs are all
-// replayed, a bounded number at a time: each task holds its copies' files
-// and entries only while it runs. With a gauge, the buckets it frees leave
-// the count. With a dest, the files written are noted for its publish.
-Status finish_ready(Plan& plan, MemoryGauge* gauge, RestoreDest* dest, const std::atomic<bool>* cancel,
-                    ProgressHub& progress, RestoreReport& report) {
+// The tasks not finished yet whose copies are all replayed, marked
+// finished: they are the caller's to finish.
+std::vector<size_t> take_ready(Plan& plan) {
   std::vector<size_t> ready;
-  uint64_t bytes = 0;
   for (size_t i = 0; i < plan.tasks.size(); ++i) {
     const Plan::Task& t = plan.tasks[i];
     if (plan.finished[i]) continue;
     if (std::all_of(t.copies.begin(), t.copies.end(),
-                    [&](const CopyToFinish& c) { return c.routed == nullptr || plan.replayed[c.node_index]; })) {
+                    [](const CopyToFinish& c) { return c.routed == nullptr || c.routed->replayed; })) {
       ready.push_back(i);
-      bytes += t.bytes();
+      plan.finished[i] = true;
     }
   }
+  return ready;
+}
+
+// Finishes the tasks `ready` (take_ready), a bounded number at a time:
+// each task holds its copies' files and entries only while it runs. With
+// a gauge, the buckets it frees leave the count. With a dest, the files
+// written are noted for its publish. Touches no other task. Adds what it
+// wrote to `report` under `report_mu`.
+Status finish_tasks(Plan& plan, const std::vector<size_t>& ready, MemoryGauge* gauge, RestoreDest* dest,
+                    const std::atomic<bool>* cancel, ProgressHub& progress, std::mutex& report_mu,
+                    RestoreReport& report) {
   if (ready.empty()) return {};
   progress.report();
   FirstError error;
@@ -384,12 +431,23 @@ Status finish_ready(Plan& plan, MemoryGauge* gauge, RestoreDest* dest, const std
     progress.applied(r->entries_written);
     progress.read(t.bytes(), plan.bases[t.copies.front().node_index].node_id);
   });
-  for (size_t i : ready) plan.finished[i] = true;
-  report.partition_files += files;
-  report.atomic_repaired += repaired;
-  report.partition_bytes += bytes;
+  {
+    std::lock_guard<std::mutex> lock(report_mu);
+    report.partition_files += files;
+    report.atomic_repaired += repaired;
+    for (size_t i : ready) report.partition_bytes += plan.tasks[i].bytes();
+  }
   progress.report();
   return error.get();
+}
+
+// Finishes every partition not finished yet whose copies are all
+// replayed. Not beside another call (replay_sources' passes use
+// finish_tasks under a lock).
+Status finish_ready(Plan& plan, MemoryGauge* gauge, RestoreDest* dest, const std::atomic<bool>* cancel,
+                    ProgressHub& progress, RestoreReport& report) {
+  std::mutex report_mu;
+  return finish_tasks(plan, take_ready(plan), gauge, dest, cancel, progress, report_mu, report);
 }
 
 // The bytes the finish reads: every task's files and those no task reads.
@@ -569,7 +627,7 @@ Result<RestoreReport> dry_run(const RestoreOptions& o, std::vector<SnapshotMeta>
   Verified& v = verified.value();
   report.verify_s = since(t);
   t = Clock::now();
-  if (o.increment > 0) WALCUT_RETURN_IF_ERROR(replay_sources(o, v.plan, v.chain, v.filters, nullptr, {}, report));
+  if (o.increment > 0) WALCUT_RETURN_IF_ERROR(replay_sources(o, v.plan, v.chain, v.filters, nullptr, {}, {}, report));
   report.replay_s = since(t);
   t = Clock::now();
   ProgressHub progress(o.progress, "finish", finish_bytes(v.plan));
@@ -628,7 +686,8 @@ Result<RestoreReport> restore(const RestoreOptions& options, std::vector<Snapsho
     }
     dest.start_writeback(kWritebackStep);
   }
-  Spiller spiller(spill_dir, gauge);
+  const uint64_t usable = usable_memory_bytes();
+  Spiller spiller(spill_dir, gauge, usable > report.memory_limit ? usable - report.memory_limit : 0);
   const std::jthread ahead = read_finish_inputs_ahead(plan, report.memory_limit);
   ProgressHub finish_progress(options.progress, "finish", finish_bytes(plan));
   double finished_early_s = 0;
@@ -638,8 +697,19 @@ Result<RestoreReport> restore(const RestoreOptions& options, std::vector<Snapsho
     finished_early_s += since(f);
     return s;
   };
+  std::mutex plan_mu, report_mu;                                 // nodes side by side finish between their passes
+  auto finish_whole = [&](std::span<RoutedCopy* const> whole) {  // timed as the replay's
+    std::vector<size_t> ready;
+    {
+      std::lock_guard<std::mutex> lock(plan_mu);
+      for (RoutedCopy* c : whole) c->replayed = true;
+      ready = take_ready(plan);
+    }
+    return finish_tasks(plan, ready, &gauge, &dest, options.cancel, finish_progress, report_mu, report);
+  };
   if (options.increment > 0) {
-    WALCUT_RETURN_IF_ERROR(replay_sources(options, plan, v.chain, v.filters, &spiller, finish_early, report));
+    WALCUT_RETURN_IF_ERROR(
+        replay_sources(options, plan, v.chain, v.filters, &spiller, finish_early, finish_whole, report));
   }
   report.routed_bytes_peak = gauge.peak_bytes();
   report.spill_files = spiller.files();

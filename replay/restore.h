@@ -28,6 +28,12 @@ struct RestoreOptions {
   // the staging directory; 0: default_memory_limit_bytes(). Peak memory is
   // this plus the pipeline's bound (docs/restore.md, "Memory").
   uint64_t memory_limit = 0;
+  // How many times a node's WAL may be read: past the budget, a pass
+  // before the last drops its fullest copies for the next to read again,
+  // the last spills (docs/restore.md, "Passes"). 0: 3 when a node's WAL is
+  // larger than the memory the budget leaves to the page cache (spills
+  // would go to the disk), else 1.
+  unsigned max_passes = 0;
   ReadOptions io;
   std::function<void(const RestoreProgress&)> progress;  // from a reading thread
   const std::atomic<bool>* cancel = nullptr;             // set to stop; the result is kCancelled
@@ -56,6 +62,8 @@ struct RestoreReport {
   uint64_t routed_bytes_peak = 0;  // routed entries held in memory at most
   uint64_t spill_files = 0;
   uint64_t spilled_bytes = 0;
+  unsigned replay_passes = 0;  // the most times a node's WAL was read (docs/restore.md, "Passes")
+  uint64_t reread_bytes = 0;   // WAL blocks read again by passes after the first
   double verify_s = 0, replay_s = 0, finish_s = 0, publish_s = 0;  // publish: RESTORED, sync, rename
   double total_s = 0;              // the whole call
   bool already_restored = false;   // dest held this very restore already (a dry run: would do nothing)

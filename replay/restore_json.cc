@@ -43,6 +43,8 @@ std::string to_json(const RestoreReport& x) {
                    {"routed_bytes_peak", x.routed_bytes_peak},
                    {"spill_files", x.spill_files},
                    {"spilled_bytes", x.spilled_bytes},
+                   {"replay_passes", x.replay_passes},
+                   {"reread_bytes", x.reread_bytes},
                    {"io_engine", x.io_engine},
                    {"seconds",
                     {{"verify", x.verify_s},

@@ -63,6 +63,7 @@ Status RouteSink::apply_many(uint16_t, std::span<const DataEntry> entries) {
       return Status::corruption("an entry of group " + std::to_string(d.group_id) + " partition " +
                                 std::to_string(d.partition) + " in the WAL of a node that holds no copy of it");
     }
+    if (c == &dropped_) continue;  // read again in a later pass
     delta += c->bucket.add(d, a.hash);
   }
   gauge_.add(delta);
@@ -82,6 +83,26 @@ Status RouteSink::spill(SpillWriter& out) {
     }
   }
   return out.finish();
+}
+
+void RouteSink::drop_fullest(uint64_t target, std::vector<RoutedCopy*>& dropped) {
+  std::vector<RoutedCopy*> held;
+  for (Group& g : groups_) {
+    for (RoutedCopy* c : g.by_partition) {
+      if (c != nullptr && c != &dropped_ && c->spilled.empty()) held.push_back(c);
+    }
+  }
+  std::sort(held.begin(), held.end(),
+            [](const RoutedCopy* a, const RoutedCopy* b) { return a->bucket.bytes() > b->bucket.bytes(); });
+  for (size_t i = 0; i + 1 < held.size() && gauge_.bytes() > static_cast<int64_t>(target); ++i) {
+    RoutedCopy* c = held[i];
+    gauge_.add(-static_cast<int64_t>(c->bucket.bytes()));
+    c->bucket.clear();
+    for (Group& g : groups_) {
+      if (g.id == c->group_id) g.by_partition[c->partition] = &dropped_;
+    }
+    dropped.push_back(c);
+  }
 }
 
 }  // namespace walcut

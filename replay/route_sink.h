@@ -30,6 +30,7 @@ class MemoryGauge {
     }
   }
   bool over_budget() const { return bytes_.load(std::memory_order_relaxed) > static_cast<int64_t>(budget_bytes_); }
+  int64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
   uint64_t budget_bytes() const { return budget_bytes_; }
   uint64_t peak_bytes() const { return static_cast<uint64_t>(peak_.load(std::memory_order_relaxed)); }
 
@@ -46,6 +47,7 @@ struct alignas(64) RoutedCopy {
   uint32_t group_id = 0;
   uint16_t partition = 0;
   std::vector<SpillSlice> spilled;
+  bool replayed = false;  // every entry of it is routed: it can be finished
 };
 
 class RouteSink final : public ReplaySink {
@@ -61,6 +63,12 @@ class RouteSink final : public ReplaySink {
   // Writes every bucket that holds entries to `out` as one slice each, and
   // empties them. Call between batches (no apply running).
   Status spill(SpillWriter& out);
+  // Drops the fullest buckets until the gauge is at most `target` bytes or
+  // one copy is left routed, and routes nothing more to them: their
+  // entries are to be read again, in a later pass over the WAL. Appends
+  // the copies dropped to `dropped`. Only copies never spilled. Call
+  // between batches (no apply running).
+  void drop_fullest(uint64_t target, std::vector<RoutedCopy*>& dropped);
 
  private:
   RoutedCopy* find(uint32_t group_id, uint16_t partition) const;
@@ -72,6 +80,7 @@ class RouteSink final : public ReplaySink {
   std::vector<Group> groups_;
   MemoryGauge& gauge_;
   const bool others_ignored_;
+  RoutedCopy dropped_;  // where a dropped copy's place points: its entries are skipped
 };
 
 }  // namespace walcut

@@ -30,6 +30,7 @@ struct RestoreArgs {
   std::string node;
   unsigned threads = 0;
   std::string memory_limit;
+  unsigned max_passes = 0;
   std::string io = "auto";
   bool direct = false;
   bool json = false;
@@ -81,6 +82,7 @@ Result<RestoreOptions> restore_options(const RestoreArgs& a) {
     }
     o.memory_limit = *limit;
   }
+  o.max_passes = a.max_passes;
   o.io.engine = a.io == "uring" ? IoEngine::kUring : a.io == "pread" ? IoEngine::kPread : IoEngine::kAuto;
   o.io.direct = a.direct;
   return o;
@@ -107,6 +109,10 @@ void print_restore_text(const RestoreArgs& a, const RestoreReport& x) {
   std::printf("  memory           %.1f MiB of routed entries at most (limit %.1f MiB), %s (%.1f MiB)\n",
               mib(x.routed_bytes_peak), mib(x.memory_limit), count_of(x.spill_files, "spill file").c_str(),
               mib(x.spilled_bytes));
+  if (x.replay_passes > 1) {
+    std::printf("  passes           %u over a WAL at most (%.1f MiB read again)\n", x.replay_passes,
+                mib(x.reread_bytes));
+  }
   std::printf("  time             verify %.3fs, replay %.3fs, finish %.3fs, publish %.3fs\n", x.verify_s, x.replay_s,
               x.finish_s, x.publish_s);
   std::printf("  replay           %.1f MiB/s, %.0f entries/s\n", x.replay_mib_per_s(), x.replay_entries_per_s());
@@ -315,6 +321,11 @@ void add_snapshot_commands(CLI::App& app, int& exit_code) {
                 "Routed entries held in memory before they spill to the staging directory, e.g. 96M "
                 "(default: half of the smaller of physical memory and the cgroup's limit)")
       ->check(not_empty());
+  r->add_option("--max-passes", a->max_passes,
+                "Times a node's WAL may be read, past the memory limit, before the rest is spilled "
+                "(0: 3 when the WAL is larger than the memory the limit leaves to the page cache, else 1)")
+      ->check(whole_number(0, 100))
+      ->capture_default_str();
   r->add_option("--io", a->io, "I/O engine")->check(CLI::IsMember({"auto", "uring", "pread"}))->capture_default_str();
   r->add_flag("--direct", a->direct, "Read segments with O_DIRECT where the filesystem allows it");
   r->add_flag("--json", a->json, "JSON report");

@@ -135,6 +135,17 @@ TEST(RestoreDest, TheWritebackIsWokenOnlyWhenASyncIsDue) {
   EXPECT_EQ(log.count(), 0u);
 }
 
+TEST(RestoreDest, AWritebackStepOfZeroIsOneAndStops) {
+  Staged s;
+  SyncLog log;
+  s.dest->start_writeback(0, log.fn());  // was a sync loop that never saw the stop
+  s.write("a", 1);
+  ASSERT_TRUE(log.wait_for(1));
+  ASSERT_TRUE(s.dest->publish("stamp\n", {}).ok());
+  EXPECT_LE(log.count(), 2u);
+  EXPECT_TRUE(fs::exists(s.tmp.file("dest/a")));
+}
+
 TEST(RestoreDest, ARunThatEndsWithoutPublishingStopsItsWriteback) {
   Staged s;
   SyncLog log;

@@ -214,6 +214,25 @@ TEST_F(CliSnapshot, AMemoryLimitPastTheSignedRangeIsNoLimit) {
   EXPECT_EQ(json::parse(out).at("spill_files"), 0) << out;
 }
 
+TEST_F(CliSnapshot, MaxPassesReadsTheWalAgainAndSaysSo) {
+  int code = -1;
+  std::string out = walcut(
+      "snapshot restore " + snap() + " --increment 2 --memory-limit 4K --max-passes 3 --json --dest " + tmp_.file("j"),
+      &code);
+  ASSERT_EQ(code, 0) << out;
+  const json j = json::parse(out);
+  EXPECT_GT(j.at("replay_passes").get<unsigned>(), 1u) << out;
+  EXPECT_GT(j.at("reread_bytes").get<uint64_t>(), 0u) << out;
+  out = walcut(
+      "snapshot restore " + snap() + " --increment 2 --memory-limit 4K --max-passes 2 --dest " + tmp_.file("t"), &code);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("  passes           2 over a WAL at most ("), std::string::npos) << out;
+  out = walcut("snapshot restore " + snap() + " --increment 2 --max-passes 101 --dest " + tmp_.file("x"), &code);
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(out.find("--max-passes"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(tmp_.file("x")));
+}
+
 TEST_F(CliSnapshot, ADestThatCannotBeARestoreGetsNoLockFileBesideIt) {
   const std::string dest = tmp_.file("d");
   int code = -1;
