@@ -78,13 +78,12 @@ std::optional<uint64_t> cgroup_memory_limit_bytes(const std::string& proc_self_c
   return limit;
 }
 
-uint64_t usable_memory_bytes() {
+uint64_t default_memory_limit_bytes() {
   uint64_t physical = physical_memory_bytes();
   std::optional<uint64_t> cgroup = cgroup_memory_limit_bytes();
-  return cgroup && (*cgroup < physical || physical == 0) ? *cgroup : physical;
+  uint64_t smaller = cgroup && (*cgroup < physical || physical == 0) ? *cgroup : physical;
+  return smaller / 2;
 }
-
-uint64_t default_memory_limit_bytes() { return usable_memory_bytes() / 2; }
 
 bool reuse_freed_memory() {
 #if defined(__GLIBC__)

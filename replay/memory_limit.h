@@ -17,10 +17,7 @@ uint64_t physical_memory_bytes();
 std::optional<uint64_t> cgroup_memory_limit_bytes(const std::string& proc_self_cgroup = "/proc/self/cgroup",
                                                   const std::string& cgroup_root = "/sys/fs/cgroup");
 
-// The smaller of physical memory and the cgroup's limit.
-uint64_t usable_memory_bytes();
-
-// Half of usable_memory_bytes().
+// Half of the smaller of physical memory and the cgroup's limit.
 uint64_t default_memory_limit_bytes();
 
 // Asks glibc's malloc to keep blocks up to 32 MiB in its heap, where a

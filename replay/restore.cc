@@ -181,10 +181,7 @@ Status check_unread(const RestoreOptions& o, const std::vector<ManifestEntry>& f
 // routed entries pass the budget.
 class Spiller {
  public:
-  // `page_cache_room`: the memory the budget leaves to the page cache.
-  Spiller(std::string dir, MemoryGauge& gauge, uint64_t page_cache_room)
-      : dir_(std::move(dir)), gauge_(gauge), page_cache_room_(page_cache_room) {}
-  uint64_t page_cache_room() const { return page_cache_room_; }
+  Spiller(std::string dir, MemoryGauge& gauge) : dir_(std::move(dir)), gauge_(gauge) {}
   Status maybe_spill(uint16_t node, RouteSink& sink) {
     if (!gauge_.over_budget()) return {};
     uint64_t seq;
@@ -206,7 +203,6 @@ class Spiller {
  private:
   const std::string dir_;
   MemoryGauge& gauge_;
-  const uint64_t page_cache_room_;
   std::mutex mu_;
   uint64_t files_ = 0;
   std::atomic<uint64_t> bytes_{0};
@@ -246,10 +242,6 @@ class DiscardSink final : public ReplaySink {
   Status apply(const ReplayEntry&) override { return {}; }
   Status apply_many(uint16_t, std::span<const DataEntry>) override { return {}; }
 };
-
-// How many times a node's WAL is read at most when the options leave it
-// to the restore (RestoreOptions::max_passes).
-constexpr unsigned kAutoPasses = 3;
 
 using BetweenPasses = std::function<Status(std::span<RoutedCopy* const> whole)>;
 
@@ -329,9 +321,7 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
     // to read again, and the last pass spills (step 3, "Passes").
     std::vector<RoutedCopy*> copies = plan.routed[node];
     const uint64_t wal_bytes = bytes_to_finish(inc, filters[node]);
-    const unsigned most = o.max_passes > 0                                    ? o.max_passes
-                          : spiller && wal_bytes > spiller->page_cache_room() ? kAutoPasses
-                                                                              : 1;
+    const unsigned most = std::max(o.max_passes, 1u);
     for (unsigned pass = 1;; ++pass) {
       DiscardSink discard;
       std::optional<RouteSink> route;
@@ -686,8 +676,7 @@ Result<RestoreReport> restore(const RestoreOptions& options, std::vector<Snapsho
     }
     dest.start_writeback(kWritebackStep);
   }
-  const uint64_t usable = usable_memory_bytes();
-  Spiller spiller(spill_dir, gauge, usable > report.memory_limit ? usable - report.memory_limit : 0);
+  Spiller spiller(spill_dir, gauge);
   const std::jthread ahead = read_finish_inputs_ahead(plan, report.memory_limit);
   ProgressHub finish_progress(options.progress, "finish", finish_bytes(plan));
   double finished_early_s = 0;

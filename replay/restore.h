@@ -30,10 +30,8 @@ struct RestoreOptions {
   uint64_t memory_limit = 0;
   // How many times a node's WAL may be read: past the budget, a pass
   // before the last drops its fullest copies for the next to read again,
-  // the last spills (docs/restore.md, "Passes"). 0: 3 when a node's WAL is
-  // larger than the memory the budget leaves to the page cache (spills
-  // would go to the disk), else 1.
-  unsigned max_passes = 0;
+  // the last spills (docs/restore.md, "Passes"). 0 or 1: once, spilling.
+  unsigned max_passes = 1;
   ReadOptions io;
   std::function<void(const RestoreProgress&)> progress;  // from a reading thread
   const std::atomic<bool>* cancel = nullptr;             // set to stop; the result is kCancelled

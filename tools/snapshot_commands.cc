@@ -30,7 +30,7 @@ struct RestoreArgs {
   std::string node;
   unsigned threads = 0;
   std::string memory_limit;
-  unsigned max_passes = 0;
+  unsigned max_passes = 1;
   std::string io = "auto";
   bool direct = false;
   bool json = false;
@@ -322,8 +322,7 @@ void add_snapshot_commands(CLI::App& app, int& exit_code) {
                 "(default: half of the smaller of physical memory and the cgroup's limit)")
       ->check(not_empty());
   r->add_option("--max-passes", a->max_passes,
-                "Times a node's WAL may be read, past the memory limit, before the rest is spilled "
-                "(0: 3 when the WAL is larger than the memory the limit leaves to the page cache, else 1)")
+                "Times a node's WAL may be read, past the memory limit, before the rest is spilled (1: once)")
       ->check(whole_number(0, 100))
       ->capture_default_str();
   r->add_option("--io", a->io, "I/O engine")->check(CLI::IsMember({"auto", "uring", "pread"}))->capture_default_str();
