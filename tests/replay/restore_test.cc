@@ -860,18 +860,27 @@ TEST(Restore, TheNodesRestoredOneAtATimeAreByteForByteTheWholeRestore) {
   }
 }
 
+// Generates atomic_options(seed) under `dir` and restores its last
+// increment into dir/free without a memory limit: `r` its options, for
+// limited restores to vary, and `free` its report.
+void restore_unlimited(uint64_t seed, const TempDir& dir, RestoreOptions& r, RestoreReport& free) {
+  sim::Options o = atomic_options(seed, dir.path() + "/gen");
+  ASSERT_TRUE(sim::run(o).ok());
+  r.snapshot_dir = o.out + "/snapshots/snp";
+  r.increment = o.increments;
+  r.dest = dir.path() + "/free";
+  Result<RestoreReport> done = restore_snapshot(r);
+  ASSERT_TRUE(done.ok()) << done.status().to_string();
+  free = done.value();
+}
+
 TEST(Restore, AMemoryLimitSpillsAndRestoresTheSameBytes) {
   for (uint64_t seed = 1; seed <= 4; ++seed) {
     TempDir dir;
-    sim::Options o = atomic_options(seed, dir.path() + "/gen");
-    ASSERT_TRUE(sim::run(o).ok());
     RestoreOptions r;
-    r.snapshot_dir = o.out + "/snapshots/snp";
-    r.increment = o.increments;
-    r.dest = dir.path() + "/free";
-    Result<RestoreReport> free = restore_snapshot(r);
-    ASSERT_TRUE(free.ok()) << free.status().to_string();
-    EXPECT_EQ(free->spill_files, 0u);
+    RestoreReport free;
+    ASSERT_NO_FATAL_FAILURE(restore_unlimited(seed, dir, r, free));
+    EXPECT_EQ(free.spill_files, 0u);
     for (uint64_t limit : {uint64_t{1}, uint64_t{16} << 10}) {
       RestoreOptions tight = r;
       tight.memory_limit = limit;
@@ -881,7 +890,7 @@ TEST(Restore, AMemoryLimitSpillsAndRestoresTheSameBytes) {
       ASSERT_TRUE(t.ok()) << t.status().to_string();
       EXPECT_GT(t->spill_files, 0u);
       EXPECT_GT(t->spilled_bytes, 0u);
-      EXPECT_EQ(t->atomic_repaired, free->atomic_repaired);
+      EXPECT_EQ(t->atomic_repaired, free.atomic_repaired);
       EXPECT_TRUE(files_of(tight.dest) == files_of(r.dest)) << "seed " << seed << " limit " << limit;
       EXPECT_FALSE(fs::exists(tight.dest + "/.spill")) << "spill files go before the tree is published";
       // The whole restore's peak over the limit is bounded: a batch's
@@ -897,16 +906,11 @@ TEST(Restore, AMemoryLimitSpillsAndRestoresTheSameBytes) {
 TEST(Restore, PassesReadTheWalAgainForDroppedCopiesAndRestoreTheSameBytes) {
   for (uint64_t seed = 1; seed <= 3; ++seed) {
     TempDir dir;
-    sim::Options o = atomic_options(seed, dir.path() + "/gen");
-    ASSERT_TRUE(sim::run(o).ok());
     RestoreOptions r;
-    r.snapshot_dir = o.out + "/snapshots/snp";
-    r.increment = o.increments;
-    r.dest = dir.path() + "/free";
-    Result<RestoreReport> free = restore_snapshot(r);
-    ASSERT_TRUE(free.ok()) << free.status().to_string();
-    EXPECT_EQ(free->replay_passes, 1u);
-    EXPECT_EQ(free->reread_bytes, 0u);
+    RestoreReport free;
+    ASSERT_NO_FATAL_FAILURE(restore_unlimited(seed, dir, r, free));
+    EXPECT_EQ(free.replay_passes, 1u);
+    EXPECT_EQ(free.reread_bytes, 0u);
     for (unsigned passes : {1u, 2u, 3u}) {
       for (uint64_t limit : {uint64_t{16} << 10, uint64_t{64} << 10}) {
         RestoreOptions tight = r;
@@ -921,9 +925,9 @@ TEST(Restore, PassesReadTheWalAgainForDroppedCopiesAndRestoreTheSameBytes) {
         EXPECT_LE(t->replay_passes, passes) << what;
         EXPECT_EQ(t->replay_passes > 1, passes > 1) << what;  // the budget is far below one node's entries
         EXPECT_EQ(t->reread_bytes > 0, passes > 1) << what;
-        EXPECT_EQ(t->entries_applied, free->entries_applied) << what << ": counted once, in the first pass";
-        EXPECT_EQ(t->bytes_read, free->bytes_read) << what;
-        EXPECT_EQ(t->atomic_repaired, free->atomic_repaired) << what;
+        EXPECT_EQ(t->entries_applied, free.entries_applied) << what << ": counted once, in the first pass";
+        EXPECT_EQ(t->bytes_read, free.bytes_read) << what;
+        EXPECT_EQ(t->atomic_repaired, free.atomic_repaired) << what;
         EXPECT_TRUE(files_of(tight.dest) == files_of(r.dest)) << what;
         EXPECT_LE(t->routed_bytes_peak, limit + (4u << 20)) << what;
       }
