@@ -309,12 +309,9 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
     const uint16_t node = sources[i];
     const NodeIncrements& inc = chain[node];
     const bool restored = plan.restored[node];
-    ReplayOptions ro;
-    ro.threads = o.threads;
-    ro.io = o.io;
-    ro.cancel = o.cancel;
+    std::vector<std::string> groups;
     for (const CacheGroup& g : inc.base.groups) {  // a peer is read for its ATOMIC copies only
-      if (group_wanted(o, g.name) && (restored || g.mode == CacheMode::kAtomic)) ro.groups.push_back(g.name);
+      if (group_wanted(o, g.name) && (restored || g.mode == CacheMode::kAtomic)) groups.push_back(g.name);
     }
     NodeWal wal{node, inc.base.node_id, inc.base.cluster_id, inc.segment_paths, inc.segment_bytes};
     // Past the budget, a pass drops its fullest copies for the next pass
@@ -328,9 +325,14 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
       if (spiller) route.emplace(copies, spiller->gauge(), /*others_ignored=*/!restored || pass > 1);
       ReplaySink& sink = route ? static_cast<ReplaySink&>(*route) : discard;
       std::vector<RoutedCopy*> dropped;
+      ReplayOptions ro;  // its callbacks use this pass's sink
+      ro.threads = o.threads;
+      ro.io = o.io;
+      ro.cancel = o.cancel;
+      ro.groups = groups;
       if (route) {
         MemoryGauge& gauge = spiller->gauge();
-        ro.pause_due = [&] { return gauge.over_budget(); };
+        ro.pause_due = [&gauge] { return gauge.over_budget(); };
         ro.at_pause = [&]() -> Status {
           if (pass < most) route->drop_fullest(gauge.budget_bytes() / 2, dropped);
           return spiller->maybe_spill(node, *route);  // what dropping left over the budget
@@ -358,13 +360,13 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
   }));
   for (size_t i = 0; i < sources.size(); ++i) {
     report.replay_passes = std::max(report.replay_passes, passes[i]);
-    report.reread_bytes += rereads[i].bytes_read;
     const ReplayReport& r = reports[i];
     if (!plan.restored[sources[i]]) {
       report.peer_nodes += 1;
-      report.peer_bytes_read += r.bytes_read;
+      report.peer_bytes_read += r.bytes_read + rereads[i].bytes_read;
       continue;
     }
+    report.reread_bytes += rereads[i].bytes_read;
     report.segments += r.segments;
     report.blocks += r.blocks;
     report.records += r.records;

@@ -31,6 +31,7 @@ struct RestoreOptions {
   // How many times a node's WAL may be read: past the budget, a pass
   // before the last drops its fullest copies for the next to read again,
   // the last spills (docs/restore.md, "Passes"). 0 or 1: once, spilling.
+  // Each pass finishes at least half of the copies it routes.
   unsigned max_passes = 1;
   ReadOptions io;
   std::function<void(const RestoreProgress&)> progress;  // from a reading thread
@@ -60,8 +61,8 @@ struct RestoreReport {
   uint64_t routed_bytes_peak = 0;  // routed entries held in memory at most
   uint64_t spill_files = 0;
   uint64_t spilled_bytes = 0;
-  unsigned replay_passes = 0;  // the most times a node's WAL was read (docs/restore.md, "Passes")
-  uint64_t reread_bytes = 0;   // WAL blocks read again by passes after the first
+  unsigned replay_passes = 0;  // the most times a node's WAL was read (0: none was; docs/restore.md, "Passes")
+  uint64_t reread_bytes = 0;   // the restored nodes' WAL blocks read again by later passes (peers': in peer_bytes_read)
   double verify_s = 0, replay_s = 0, finish_s = 0, publish_s = 0;  // publish: RESTORED, sync, rename
   double total_s = 0;              // the whole call
   bool already_restored = false;   // dest held this very restore already (a dry run: would do nothing)

@@ -5,7 +5,7 @@
 namespace walcut {
 
 RouteSink::RouteSink(std::vector<RoutedCopy*> copies, MemoryGauge& gauge, bool others_ignored)
-    : gauge_(gauge), others_ignored_(others_ignored) {
+    : gauge_(gauge), others_ignored_(others_ignored), copies_(copies.size()) {
   for (RoutedCopy* c : copies) {
     auto g = std::find_if(groups_.begin(), groups_.end(), [&](const Group& x) { return x.id == c->group_id; });
     if (g == groups_.end()) g = groups_.insert(groups_.end(), Group{c->group_id, {}});
@@ -94,8 +94,10 @@ void RouteSink::drop_fullest(uint64_t target, std::vector<RoutedCopy*>& dropped)
   }
   std::sort(held.begin(), held.end(),
             [](const RoutedCopy* a, const RoutedCopy* b) { return a->bucket.bytes() > b->bucket.bytes(); });
-  for (size_t i = 0; i + 1 < held.size() && gauge_.bytes() > static_cast<int64_t>(target); ++i) {
+  for (size_t i = 0;
+       i < held.size() && 2 * (dropped_count_ + 1) <= copies_ && gauge_.bytes() > static_cast<int64_t>(target); ++i) {
     RoutedCopy* c = held[i];
+    ++dropped_count_;
     gauge_.add(-static_cast<int64_t>(c->bucket.bytes()));
     c->bucket.clear();
     for (Group& g : groups_) {

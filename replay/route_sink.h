@@ -64,10 +64,11 @@ class RouteSink final : public ReplaySink {
   // empties them. Call between batches (no apply running).
   Status spill(SpillWriter& out);
   // Drops the fullest buckets until the gauge is at most `target` bytes or
-  // one copy is left routed, and routes nothing more to them: their
-  // entries are to be read again, in a later pass over the WAL. Appends
-  // the copies dropped to `dropped`. Only copies never spilled. Call
-  // between batches (no apply running).
+  // half the copies it routes are dropped, and routes nothing more to
+  // them: their entries are to be read again, in a later pass over the
+  // WAL (so a pass finishes at least half of its copies). Appends the
+  // copies dropped to `dropped`. Only copies never spilled. Call between
+  // batches (no apply running).
   void drop_fullest(uint64_t target, std::vector<RoutedCopy*>& dropped);
 
  private:
@@ -81,6 +82,8 @@ class RouteSink final : public ReplaySink {
   MemoryGauge& gauge_;
   const bool others_ignored_;
   RoutedCopy dropped_;  // where a dropped copy's place points: its entries are skipped
+  const size_t copies_;       // routed at the start
+  size_t dropped_count_ = 0;  // by drop_fullest
 };
 
 }  // namespace walcut

@@ -323,7 +323,7 @@ void add_snapshot_commands(CLI::App& app, int& exit_code) {
       ->check(not_empty());
   r->add_option("--max-passes", a->max_passes,
                 "Times a node's WAL may be read, past the memory limit, before the rest is spilled (1: once)")
-      ->check(whole_number(0, 100))
+      ->check(whole_number(1, 100))
       ->capture_default_str();
   r->add_option("--io", a->io, "I/O engine")->check(CLI::IsMember({"auto", "uring", "pread"}))->capture_default_str();
   r->add_flag("--direct", a->direct, "Read segments with O_DIRECT where the filesystem allows it");
