@@ -6,7 +6,8 @@
 // run (replay/entry_run.h). The index of slices stays in memory; each
 // slice's CRC32C is checked when it is read back, and its entries' framing
 // and key order too. Files live in the restore's private staging
-// directory and go with it; they are never synced (a crash starts the
+// directory; each is removed with its last slice (a crash leaves them to
+// the staging directory's removal). They are never synced (a crash starts the
 // restore over), but their writeback starts as they are written, and a
 // slice's pages are dropped once it is read: under a cgroup memory limit
 // the page cache is what the budget leaves over.
@@ -21,11 +22,15 @@
 
 namespace walcut {
 
-// An open spill file, shared by its slices: closed with the last of them.
+// An open spill file, shared by its slices: closed and removed with the
+// last of them.
 struct SpillFile {
-  int fd = -1;
-  std::string path;
+  SpillFile(int fd, std::string path) : fd(fd), path(std::move(path)) {}
+  SpillFile(const SpillFile&) = delete;
+  SpillFile& operator=(const SpillFile&) = delete;
   ~SpillFile();
+  const int fd;
+  const std::string path;
 };
 
 // Where one slice is.

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <random>
@@ -357,7 +358,9 @@ TEST(SpillFile, SlicesReadBackAsWrittenAndDamageIsRefused) {
     refs.push_back(ref);
   }
   ASSERT_TRUE((*w)->finish().ok());
+  w->reset();  // the slices keep the file
   EXPECT_FALSE(SpillWriter::create(dir.file("0.spill")).ok()) << "an existing file is never reused";
+  ASSERT_TRUE(std::filesystem::exists(dir.file("0.spill"))) << "nor removed by the refused create";
   for (size_t i = 0; i < slices.size(); ++i) {
     RunBuffer back;
     ASSERT_TRUE(read_spill_slice(slices[i], back).ok());
@@ -385,6 +388,8 @@ TEST(SpillFile, SlicesReadBackAsWrittenAndDamageIsRefused) {
                              " bytes at offset " + std::to_string(slices[20].offset)),
             std::string::npos)
       << s.message();
+  slices.clear();
+  EXPECT_FALSE(std::filesystem::exists(dir.file("0.spill"))) << "removed with its last slice";
 }
 
 }  // namespace
