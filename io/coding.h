@@ -55,6 +55,9 @@ class Decoder {
   uint32_t u32() { return take(4) ? load_u32(&in_[pos_ - 4]) : 0; }
   uint64_t u64() { return take(8) ? load_u64(&in_[pos_ - 8]) : 0; }
   ByteSpan bytes(size_t n) { return take(n) ? in_.subspan(pos_ - n, n) : ByteSpan{}; }
+  // The next n bytes, taken with one bounds check: for a fixed layout read
+  // with load_*() (null, and failed, when fewer remain).
+  const std::byte* raw(size_t n) { return take(n) ? in_.data() + pos_ - n : nullptr; }
 
   bool failed() const { return failed_; }
   size_t position() const { return pos_; }
