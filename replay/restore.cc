@@ -345,7 +345,10 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
       if (!results[i].ok() || dropped.empty()) return;
       // The copies routed to the end are whole: finished now, so that
       // the next pass has their memory.
-      std::erase_if(copies, [&](const RoutedCopy* c) { return std::count(dropped.begin(), dropped.end(), c) > 0; });
+      std::vector<RoutedCopy*> gone = dropped;  // sorted: a pass may drop half of thousands of copies
+      std::sort(gone.begin(), gone.end(), std::less<>());
+      std::erase_if(copies,
+                    [&](RoutedCopy* c) { return std::binary_search(gone.begin(), gone.end(), c, std::less<>()); });
       results[i] = between_passes ? between_passes(copies) : Status{};
       if (!results[i].ok()) return;
       copies = std::move(dropped);
