@@ -23,7 +23,8 @@ constexpr VerbHelp kVerbHelp[] = {
     {"wal stats",
      "  0  counted; a torn tail (tolerant mode) is reported in the end line, not an error\n"
      "  2  usage error: a bad or missing argument or flag, a SEGMENT that does not exist\n"
-     "  3  corruption or an I/O error, named by file and offset\n",
+     "  3  corruption of a segment or block, or an I/O error, named by file and offset (records are\n"
+     "     counted by type, their payloads not decoded: wal dump decodes them)\n",
      "walcut wal stats /tmp/gen/cluster/node0/wal"},
     {"wal synth",
      "  0  written\n"

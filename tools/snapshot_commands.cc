@@ -332,8 +332,9 @@ void add_snapshot_commands(CLI::App& app, int& exit_code) {
   add_progress_flags(*r, a->progress);
   r->add_flag("--dry-run", a->dry_run,
               "Read and verify everything the restore would read (manifests, partition files, the increment chain, "
-              "the cut records, every segment's blocks up to its FINISH) and report what it would restore; write "
-              "nothing, DEST included");
+              "the cut records, every segment's blocks up to its FINISH and the entries of their DATA records) and "
+              "report what it would restore; write nothing, DEST included. TX records' write lists, which a restore "
+              "does not use, are not decoded: wal dump decodes them");
   add_group_read_flag(*r);
   r->callback([a, &exit_code] { exit_code = run_restore(*a); });
 
