@@ -46,6 +46,8 @@ inline Version get_version(Decoder& d) {
   v.order = d.u64();
   return v;
 }
+// The same, from 16 bytes the caller has bounds-checked.
+inline Version load_version(const std::byte* p) { return {load_u32(p), load_u32(p + 4), load_u64(p + 8)}; }
 
 // One key-value change. `near_xid` is the version of the transaction that
 // made it (null for an atomic update). `value` is empty for kDelete.
@@ -143,8 +145,6 @@ std::string describe_payload(const RecordPayload& p);
 
 // ---- implementation of the template ----
 namespace detail {
-inline Version load_version(const std::byte* p) { return {load_u32(p), load_u32(p + 4), load_u64(p + 8)}; }
-
 // The fixed part is taken with one bounds check and read by loads, the
 // key and value with another: an entry is decoded once per WAL entry.
 inline bool decode_data_entry(Decoder& d, DataEntry& e) {

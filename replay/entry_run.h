@@ -77,9 +77,7 @@ inline RunEntry run_entry_at(const std::byte* p) {
   RunEntry e;
   uint32_t key_bytes = load_u32(p);
   uint32_t value_bytes = load_u32(p + 4);
-  e.version.topology_version = load_u32(p + 8);
-  e.version.node_order = load_u32(p + 12);
-  e.version.order = load_u64(p + 16);
+  e.version = load_version(p + 8);
   e.key = {reinterpret_cast<const char*>(p + kRunEntryFixedBytes), key_bytes};
   e.tombstone = value_bytes == kTombstoneMark;
   if (!e.tombstone) e.value = ByteSpan(p + kRunEntryFixedBytes + key_bytes, value_bytes);
