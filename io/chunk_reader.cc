@@ -13,7 +13,10 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <new>
 #include <set>
+
+#include "io/fault.h"
 
 namespace walcut {
 
@@ -56,9 +59,16 @@ void notice_once(const ReadOptions& o, const std::string& kind, const std::strin
 // 13 us on the benchmark VM).
 class BufferPool : public std::enable_shared_from_this<BufferPool> {
  public:
+  // Out of memory is std::bad_alloc, as for any allocation: a null
+  // buffer handed to the kernel read as a damaged segment ("Bad address").
   BufferPool(size_t count, size_t bytes) : bytes_(bytes) {
     for (size_t i = 0; i < count; ++i) {
-      buffers_.push_back(static_cast<std::byte*>(std::aligned_alloc(kAlign, bytes)));
+      std::byte* b = allocate(bytes);
+      if (b == nullptr) {
+        for (std::byte* made : buffers_) std::free(made);
+        throw std::bad_alloc();
+      }
+      buffers_.push_back(b);
       free_.push_back(static_cast<int>(i));
     }
   }
@@ -73,7 +83,11 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
   std::pair<std::byte*, int> acquire() {
     std::lock_guard<std::mutex> lock(mu_);
     if (free_.empty()) {
-      if (spare_.empty()) return {static_cast<std::byte*>(std::aligned_alloc(kAlign, bytes_)), -1};
+      if (spare_.empty()) {
+        std::byte* b = allocate(bytes_);
+        if (b == nullptr) throw std::bad_alloc();
+        return {b, -1};
+      }
       std::byte* b = spare_.back();
       spare_.pop_back();
       return {b, -1};
@@ -101,6 +115,11 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
   size_t buffer_bytes() const { return bytes_; }
 
  private:
+  static std::byte* allocate(size_t bytes) {
+    if (fault::allocation_fails("read.buffer")) return nullptr;
+    return static_cast<std::byte*>(std::aligned_alloc(kAlign, bytes));
+  }
+
   size_t bytes_;
   std::mutex mu_;
   std::vector<std::byte*> buffers_;

@@ -15,6 +15,9 @@ uint64_t g_bytes_left = 0;
 bool g_by_bytes = false;
 bool g_fatal = true;   // crash_after_bytes ends the process; tear_after_bytes fails the write
 bool g_torn = false;
+std::atomic<bool> g_alloc_armed{false};
+std::string g_alloc_point;  // under g_mu
+uint64_t g_alloc_count = 0;
 }  // namespace
 
 void crash_at_point(const std::string& name, uint64_t count) {
@@ -53,6 +56,7 @@ void disarm() {
   std::lock_guard<std::mutex> lock(g_mu);
   g_armed = false;
   g_torn = false;
+  g_alloc_armed = false;
 }
 
 void point(const char* name) {
@@ -82,5 +86,20 @@ bool tear_is_fatal() {
 }
 
 void crash_now() { ::_exit(kCrashExitCode); }
+
+void fail_allocation_at(const std::string& name, uint64_t count) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  g_alloc_point = name;
+  g_alloc_count = count;
+  g_alloc_armed = count > 0;
+}
+
+bool allocation_fails(const char* name) {
+  if (!g_alloc_armed.load(std::memory_order_relaxed)) return false;
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (!g_alloc_armed || g_alloc_point != name || --g_alloc_count > 0) return false;
+  g_alloc_armed = false;
+  return true;
+}
 
 }  // namespace walcut::fault

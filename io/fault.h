@@ -38,4 +38,12 @@ size_t writable_bytes(size_t n);
 // die (crash_after_bytes), false when the write is to fail (tear_after_bytes).
 bool tear_is_fatal();
 
+// An allocation that fails, for tests of running out of memory: the
+// `count`-th time allocation_fails(name) is asked (1 = the first), it
+// says yes, once. Independent of the crash points above.
+void fail_allocation_at(const std::string& name, uint64_t count = 1);
+// Whether the allocation at this named point is to fail (the caller
+// throws std::bad_alloc, or takes the path of a null from malloc).
+bool allocation_fails(const char* name);
+
 }  // namespace walcut::fault

@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <cassert>
 #include <deque>
+#include <exception>
 #include <memory>
+#include <new>
 #include <optional>
 #include <set>
 
@@ -15,6 +17,7 @@
 #include "engine/snapshot.h"
 #include "io/block.h"
 #include "io/block_reader.h"
+#include "io/fault.h"
 #include "io/records.h"
 #include "io/stream_copy.h"
 #include "replay/parallel.h"
@@ -220,6 +223,8 @@ class Replay {
   bool reading_ = false;           // a worker reads now
   bool read_ended_ = false;        // no batch follows
   bool pausing_ = false;           // a worker runs the sink's pause: no apply meanwhile
+  bool broken_ = false;            // a step threw: every worker stops
+  std::exception_ptr thrown_;      // the first exception a step threw
   std::atomic<uint64_t> events_{0};  // counts the changes a waiting worker may wait for
 
   const bool wants_records_;
@@ -232,21 +237,35 @@ class Replay {
 };
 
 void Replay::work(size_t self) {
-  for (;;) {
-    const uint64_t seen = events_.load(std::memory_order_acquire);
-    Step step = next_step(self);
-    switch (step.kind) {
-      case Step::kApply: apply(step.group, step.batch); break;
-      case Step::kPause: pause(step.batch); break;
-      case Step::kRead: read_and_decode(self); break;
-      case Step::kWait: events_.wait(seen, std::memory_order_acquire); break;
-      case Step::kDone: return;
+  try {
+    for (;;) {
+      const uint64_t seen = events_.load(std::memory_order_acquire);
+      Step step = next_step(self);
+      switch (step.kind) {
+        case Step::kApply: apply(step.group, step.batch); break;
+        case Step::kPause: pause(step.batch); break;
+        case Step::kRead: read_and_decode(self); break;
+        case Step::kWait: events_.wait(seen, std::memory_order_acquire); break;
+        case Step::kDone: return;
+      }
     }
+  } catch (...) {
+    // Out of memory, mostly. The step that threw left its marks (a
+    // read or an apply under way) for good: every worker stops at its
+    // next step instead of waiting for them, and run() throws this.
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      broken_ = true;
+      if (!thrown_) thrown_ = std::current_exception();
+    }
+    error_.set(Status::cancelled("a replay worker failed"));
+    changed();
   }
 }
 
 Replay::Step Replay::next_step(size_t self) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (broken_) return Step{Step::kDone};
   Step step;
   if (claim(self, step)) return step;  // its own group
   if (!reading_ && !read_ended_ && window_.size() < max_batches_) {
@@ -345,6 +364,7 @@ void Replay::read_and_decode(size_t self) {
 
 // LZ4, records, the cut filter, the apply group.
 void Replay::decode(Batch& batch) {
+  if (fault::allocation_fails("replay.decode")) throw std::bad_alloc();
   if (batch.raw.size() < batch.blocks.size()) batch.raw.resize(batch.blocks.size());
   for (size_t i = 0; i < batch.blocks.size() && !error_.failed(); ++i) {
     const Block& b = batch.blocks[i];
@@ -407,6 +427,7 @@ void Replay::apply(size_t group, Batch* batch) {
   if (!batch->groups[group].empty() && !error_.failed()) {
     // Isolated: a sink that waits for oneTBB work of its own must not pick
     // up another worker's loop here.
+    if (fault::allocation_fails("replay.apply")) throw std::bad_alloc();
     Status s;
     tbb::this_task_arena::isolate([&] { s = sink_.apply_many(wal_.node_index, batch->groups[group]); });
     if (!s.ok()) error_.set(s);
@@ -444,6 +465,7 @@ void Replay::pause(Batch* batch) {
 
 Status Replay::run(ReplayReport& report) {
   tbb::parallel_for(size_t{0}, workers_, [&](size_t self) { work(self); }, tbb::simple_partitioner());
+  if (thrown_) std::rethrow_exception(thrown_);
   // The sink's pause once more, after the last batch.
   if (options_.pause_due && !error_.failed() && options_.pause_due()) {
     tbb::this_task_arena::isolate([&] { error_.set(options_.at_pause()); });

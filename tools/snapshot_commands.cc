@@ -148,6 +148,10 @@ void stop_on_signals() {
 }
 
 int run_restore(const RestoreArgs& a) {
+  // A progress reader that goes away (`--progress json 2>&1 | head`) does
+  // not kill the restore midway, its staging left behind: the progress
+  // lines are lost, and a report that cannot be written is exit 3.
+  ::signal(SIGPIPE, SIG_IGN);
   if (Status d = require_directory(a.snapshot); !d.ok()) return fail(d);
   Result<RestoreOptions> o = restore_options(a);
   if (!o.ok()) return fail(o.status());

@@ -1,8 +1,12 @@
 // walcut: restore and check a partitioned store from its write-ahead log.
 #include <CLI/CLI.hpp>
-
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <exception>
+#include <iostream>
+#include <new>
 
 #include "replay/memory_limit.h"
 #include "tools/cli_util.h"
@@ -14,8 +18,27 @@
 #include "tools/wal_commands.h"
 #include "walcut/version.h"
 
+namespace {
+
+// `rc`, unless what was printed did not all reach stdout (a full disk, a
+// closed descriptor): then exit 3, or a report or dump cut short would
+// pass for whole.
+int output_written(int rc) {
+  errno = 0;
+  std::cout.flush();
+  if (std::fflush(stdout) == 0 && !std::ferror(stdout) && std::cout.good()) return rc;
+  const int err = errno;
+  std::fprintf(stderr, "walcut: write <stdout>: %s\n", err != 0 ? std::strerror(err) : "failed");
+  return rc == walcut::cli::kExitOk || rc == walcut::cli::kExitFindings ? walcut::cli::kExitData : rc;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   walcut::reuse_freed_memory();  // partition-sized buffers come and go by the thousand
+  // A file past `ulimit -f` is a failed write naming it (EFBIG), handled
+  // like a full disk, not a kill that leaves a staging directory behind.
+  ::signal(SIGXFSZ, SIG_IGN);
   // Named, so the help reads "Usage: walcut ..." however it was started (the man pages are made from it).
   CLI::App app{"walcut: fast, safe restore of a partitioned store from its write-ahead log", "walcut"};
   app.set_version_flag("--version", "walcut " WALCUT_VERSION_STRING);
@@ -31,11 +54,16 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
-    return rc == 0 ? walcut::cli::kExitOk : walcut::cli::kExitUsage;
+    return output_written(rc == 0 ? walcut::cli::kExitOk : walcut::cli::kExitUsage);
+  } catch (const std::bad_alloc&) {
+    // Not a bug: the machine (or a limit set on the process) has no more
+    // memory. Whatever was being written is discarded as on any failure.
+    std::fprintf(stderr, "walcut: out of memory\n");
+    return walcut::cli::kExitData;
   } catch (const std::exception& e) {
     // A bug: every expected failure is a Status. Say so rather than abort.
     std::fprintf(stderr, "walcut: internal error: %s\n", e.what());
     return walcut::cli::kExitData;
   }
-  return exit_code;
+  return output_written(exit_code);
 }

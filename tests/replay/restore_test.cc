@@ -2,15 +2,15 @@
 // simulator's history: for every seed and increment, every copy of every
 // partition equals the committed transactions of that increment applied in
 // commit order.
-#include <gtest/gtest.h>
+#include "replay/restore.h"
+
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -18,6 +18,7 @@
 #include <fstream>
 #include <future>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <sstream>
@@ -27,7 +28,7 @@
 #include "engine/partition_file.h"
 #include "io/crc32c.h"
 #include "io/fault.h"
-#include "replay/restore.h"
+#include "replay/check.h"
 #include "tests/testing/fork.h"
 #include "tests/testing/history_reference.h"
 #include "tests/testing/temp_dir.h"
@@ -506,6 +507,40 @@ TEST_F(RestoreInto, RestoredRecordsTheSizeAndChecksumOfEachFileAsItIsOnDisk) {
   }
   EXPECT_GT(partition_files, 10u);
   EXPECT_GT(files, partition_files);  // node.meta files are read back
+}
+
+// Out of memory in a replay step (decoding a batch, applying one) or in
+// the read buffers is std::bad_alloc out of restore_snapshot(): the
+// other replay workers stop (they waited for the failed step, for ever),
+// nothing is published and no staging is left; the next run restores.
+TEST_F(RestoreInto, OutOfMemoryThrowsAndLeavesNothingBehind) {
+  const State want = reference(opts_.out + "/history.jsonl", 2);
+  for (const char* point : {"replay.decode", "replay.apply", "read.buffer"}) {
+    for (uint64_t count : {1, 2}) {
+      RestoreOptions r = options("restored");
+      fault::fail_allocation_at(point, count);
+      EXPECT_THROW((void)restore_snapshot(r), std::bad_alloc) << point << " " << count;
+      fault::disarm();
+      EXPECT_EQ(beside("restored"), std::vector<std::string>{"restored.lock"}) << point << " " << count;
+    }
+  }
+  RestoreOptions r = options("restored");
+  ASSERT_TRUE(restore_snapshot(r).ok());
+  EXPECT_EQ(compare_restored(r.dest, want), "");
+}
+
+// A read buffer that cannot be had is out of memory, not damage in the
+// segment it was for: snapshot check throws, it reports no problem.
+TEST_F(RestoreInto, CheckOutOfMemoryIsNotAProblemOfTheSnapshot) {
+  CheckOptions c;
+  c.snapshot_dir = snap_;
+  c.increment = 2;
+  fault::fail_allocation_at("read.buffer", 1);
+  EXPECT_THROW((void)check_snapshot(c), std::bad_alloc);
+  fault::disarm();
+  Result<CheckReport> clean = check_snapshot(c);
+  ASSERT_TRUE(clean.ok()) << clean.status().to_string();
+  EXPECT_TRUE(clean->clean());
 }
 
 TEST_F(RestoreInto, FailedRunRemovesItsStagingAndTheNextOneSucceeds) {

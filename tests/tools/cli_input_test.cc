@@ -3,14 +3,17 @@
 // a path that is a directory where a file belongs is an I/O error naming
 // it; map files carry 64-bit hashes as hex strings and refuse numbers
 // that are not exact integers in range.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-
-#include <nlohmann/json.hpp>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
 #include "replay/check.h"
 #include "tests/testing/temp_dir.h"
@@ -281,6 +284,81 @@ TEST(MapFile, ReduceRefusesAMapWithAFloatWhereAnIntegerBelongs) {
   std::string out = run("snapshot check --reduce " + dir.file("m.json"), &code);
   EXPECT_EQ(code, 3) << out;
   EXPECT_NE(out.find(dir.file("m.json")), std::string::npos) << out;
+}
+
+// What a verb prints and cannot write (a full disk here) is exit 3 and a
+// message, not exit 0 with the output cut short.
+TEST_F(CliOnASnapshot, OutputThatCannotBeWrittenIsExit3) {
+  const std::vector<std::string> commands{"snapshot info", "snapshot check", "dump", "--help"};
+  const std::vector<std::string> operands{snap_ + " --increment 2", snap_ + " --json", snap_ + "/db", ""};
+  for (size_t i = 0; i < commands.size(); ++i) {
+    const std::string args = commands[i] + " " + operands[i];
+    // Standard error to the pipe, standard output to /dev/full.
+    FILE* p = ::popen(("timeout 60 " + kCli + " " + args + " 2>&1 >/dev/full").c_str(), "r");
+    std::string err;
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) err.append(buf, n);
+    const int status = ::pclose(p);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 3) << args << "\n" << err;
+    EXPECT_NE(err.find("walcut: write <stdout>: No space left on device"), std::string::npos) << args << "\n" << err;
+  }
+}
+
+// Runs walcut with `args`, standard output to /dev/null and standard error
+// to a pipe no one reads any more. Returns its exit code (128 + signal).
+int run_with_reader_gone(const std::vector<std::string>& args) {
+  int fds[2];
+  if (::pipe(fds) != 0) return -1;
+  ::close(fds[0]);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(fds[1], 2);
+    const int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, 1);
+    std::vector<char*> argv{const_cast<char*>(kCli.c_str())};
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(kCli.c_str(), argv.data());
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// A progress reader that goes away does not kill a restore midway
+// (SIGPIPE, its staging left behind): the restore runs to the end.
+TEST_F(CliOnASnapshot, RestoreOutlivesItsProgressReader) {
+  const std::string dest = dir_.file("restored");
+  EXPECT_EQ(run_with_reader_gone({"snapshot", "restore", snap_, "--increment", "2", "--dest", dest, "--progress=json"}),
+            0);
+  int code = -1;
+  std::string out = run("snapshot restore " + snap_ + " --increment 2 --dest " + dest + " --json", &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("\"already_restored\": true"), std::string::npos) << out;
+}
+
+// A file past `ulimit -f` is a write error naming the file, and the
+// restore leaves no staging behind (not a kill by SIGXFSZ).
+TEST_F(CliOnASnapshot, AFileSizeLimitIsAWriteErrorNotAKill) {
+  const std::string dest = dir_.file("restored");
+  FILE* p = ::popen(("ulimit -f 1; timeout 60 " + kCli + " snapshot restore " + snap_ + " --increment 2 --dest " +
+                     dest + " --no-progress 2>&1")
+                        .c_str(),
+                    "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int status = ::pclose(p);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 3) << out;
+  EXPECT_NE(out.find("File too large"), std::string::npos) << out;
+  for (const auto& e : fs::directory_iterator(dir_.path())) {
+    EXPECT_EQ(e.path().filename().string().rfind("restored.staging", 0), std::string::npos) << e.path();
+  }
+  EXPECT_FALSE(fs::exists(dest));
 }
 
 }  // namespace
