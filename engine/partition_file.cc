@@ -61,16 +61,23 @@ void store_version(std::byte* out, const Version& v) {
 
 // XXH3 of (u32 key length, key, tail). The length keeps the key apart from
 // the tail: ("ab", "c") and ("a", "bc") hash differently. One call over the
-// three laid end to end in a per-thread buffer: the same value as hashing
-// them in turn through XXH3's streaming state, for a fraction of its cost.
+// three laid end to end in a buffer on the stack (on the heap past 4 KiB):
+// the same value as hashing them in turn through XXH3's streaming state,
+// for a fraction of its cost. Not a thread_local buffer: glibc aborts the
+// process when it has no memory to register one's destructor.
 uint64_t hash_key_and(std::string_view key, ByteSpan tail) {
-  thread_local Bytes buffer;
+  std::byte on_stack[4096];
+  Bytes on_heap;
   const size_t n = 4 + key.size() + tail.size();
-  if (buffer.size() < n) buffer.resize(std::max<size_t>(n, 4096));
-  store_u32(buffer.data(), static_cast<uint32_t>(key.size()));
-  std::memcpy(buffer.data() + 4, key.data(), key.size());
-  if (!tail.empty()) std::memcpy(buffer.data() + 4 + key.size(), tail.data(), tail.size());
-  return XXH3_64bits(buffer.data(), n);
+  std::byte* buffer = on_stack;
+  if (n > sizeof on_stack) {
+    on_heap.resize(n);
+    buffer = on_heap.data();
+  }
+  store_u32(buffer, static_cast<uint32_t>(key.size()));
+  std::memcpy(buffer + 4, key.data(), key.size());
+  if (!tail.empty()) std::memcpy(buffer + 4 + key.size(), tail.data(), tail.size());
+  return XXH3_64bits(buffer, n);
 }
 
 // ---- Writing

@@ -267,8 +267,7 @@ SortedEntries PartitionBucket::sorted() {
     uint64_t prefix;
     const std::byte* entry;
   };
-  thread_local std::vector<Ref> refs;
-  refs.clear();
+  std::vector<Ref> refs;  // not thread_local: see hash_key_and() in engine/partition_file.cc
   refs.reserve(live_);
   for_each_used_slot(slots_.get(), slot_count_,
                      [&](uint64_t s) { refs.push_back({key_prefix(run_entry_key(entry_of(s))), entry_of(s)}); });

@@ -7,6 +7,7 @@
 #include <exception>
 #include <iostream>
 #include <new>
+#include <system_error>
 
 #include "replay/memory_limit.h"
 #include "tools/cli_util.h"
@@ -59,6 +60,14 @@ int main(int argc, char** argv) {
     // Not a bug: the machine (or a limit set on the process) has no more
     // memory. Whatever was being written is discarded as on any failure.
     std::fprintf(stderr, "walcut: out of memory\n");
+    return walcut::cli::kExitData;
+  } catch (const std::system_error& e) {
+    // No thread could be started (EAGAIN: a limit on threads or memory).
+    if (e.code() == std::errc::resource_unavailable_try_again || e.code() == std::errc::not_enough_memory) {
+      std::fprintf(stderr, "walcut: out of memory or threads: %s\n", e.what());
+    } else {
+      std::fprintf(stderr, "walcut: internal error: %s\n", e.what());
+    }
     return walcut::cli::kExitData;
   } catch (const std::exception& e) {
     // A bug: every expected failure is a Status. Say so rather than abort.
