@@ -28,11 +28,9 @@ using testing::TempDir;
 
 const std::string kCli = WALCUT_CLI;
 
-// The command's standard output and error, and its exit code. Bounded by
-// `timeout`, so a flag that wraps to an enormous count fails instead of
-// running for ever.
-std::string run(const std::string& args, int* exit_code) {
-  FILE* p = ::popen(("timeout 60 " + kCli + " " + args + " 2>&1").c_str(), "r");
+// What a shell command line prints on standard output, and its exit code.
+std::string run_shell(const std::string& command, int* exit_code) {
+  FILE* p = ::popen(command.c_str(), "r");
   std::string out;
   char buf[4096];
   size_t n;
@@ -40,6 +38,12 @@ std::string run(const std::string& args, int* exit_code) {
   int status = ::pclose(p);
   *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return out;
+}
+// The command's standard output and error, and its exit code. Bounded by
+// `timeout`, so a flag that wraps to an enormous count fails instead of
+// running for ever.
+std::string run(const std::string& args, int* exit_code) {
+  return run_shell("timeout 60 " + kCli + " " + args + " 2>&1", exit_code);
 }
 
 std::string text_of(const std::string& path) {
@@ -293,14 +297,9 @@ TEST_F(CliOnASnapshot, OutputThatCannotBeWrittenIsExit3) {
   const std::vector<std::string> operands{snap_ + " --increment 2", snap_ + " --json", snap_ + "/db", ""};
   for (size_t i = 0; i < commands.size(); ++i) {
     const std::string args = commands[i] + " " + operands[i];
-    // Standard error to the pipe, standard output to /dev/full.
-    FILE* p = ::popen(("timeout 60 " + kCli + " " + args + " 2>&1 >/dev/full").c_str(), "r");
-    std::string err;
-    char buf[4096];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) err.append(buf, n);
-    const int status = ::pclose(p);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 3) << args << "\n" << err;
+    int code = -1;  // standard error to the pipe, standard output to /dev/full
+    const std::string err = run_shell("timeout 60 " + kCli + " " + args + " 2>&1 >/dev/full", &code);
+    EXPECT_EQ(code, 3) << args << "\n" << err;
     EXPECT_NE(err.find("walcut: write <stdout>: No space left on device"), std::string::npos) << args << "\n" << err;
   }
 }
@@ -344,16 +343,11 @@ TEST_F(CliOnASnapshot, RestoreOutlivesItsProgressReader) {
 // restore leaves no staging behind (not a kill by SIGXFSZ).
 TEST_F(CliOnASnapshot, AFileSizeLimitIsAWriteErrorNotAKill) {
   const std::string dest = dir_.file("restored");
-  FILE* p = ::popen(("ulimit -f 1; timeout 60 " + kCli + " snapshot restore " + snap_ + " --increment 2 --dest " +
-                     dest + " --no-progress 2>&1")
-                        .c_str(),
-                    "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int status = ::pclose(p);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 3) << out;
+  int code = -1;
+  const std::string out = run_shell(
+      "ulimit -f 1; timeout 60 " + kCli + " snapshot restore " + snap_ + " --increment 2 --dest " + dest + " 2>&1",
+      &code);
+  EXPECT_EQ(code, 3) << out;
   EXPECT_NE(out.find("File too large"), std::string::npos) << out;
   for (const auto& e : fs::directory_iterator(dir_.path())) {
     EXPECT_EQ(e.path().filename().string().rfind("restored.staging", 0), std::string::npos) << e.path();
