@@ -313,7 +313,10 @@ class UringChunkReader final : public ChunkReaderBase {
     }
   }
   ~UringChunkReader() override {
-    // Wait for reads still in flight before their buffers go away.
+    // Wait for reads still in flight before their buffers go away. Some
+    // may be prepared and not yet submitted (an exception, out of memory,
+    // between the two): submitted now, or their completions never come.
+    if (in_flight_ > 0) io_uring_submit(&ring_);
     while (in_flight_ > 0) {
       io_uring_cqe* cqe = nullptr;
       if (io_uring_wait_cqe(&ring_, &cqe) < 0) break;
