@@ -62,14 +62,15 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
   // Out of memory is std::bad_alloc, as for any allocation: a null
   // buffer handed to the kernel read as a damaged segment ("Bad address").
   BufferPool(size_t count, size_t bytes) : bytes_(bytes) {
-    for (size_t i = 0; i < count; ++i) {
-      std::byte* b = allocate(bytes);
-      if (b == nullptr) {
-        for (std::byte* made : buffers_) std::free(made);
-        throw std::bad_alloc();
+    try {
+      buffers_.reserve(count);
+      for (size_t i = 0; i < count; ++i) {
+        buffers_.push_back(allocate(bytes));
+        free_.push_back(static_cast<int>(i));
       }
-      buffers_.push_back(b);
-      free_.push_back(static_cast<int>(i));
+    } catch (...) {  // the destructor does not run for a constructor that throws
+      for (std::byte* made : buffers_) std::free(made);
+      throw;
     }
   }
   ~BufferPool() {
@@ -83,11 +84,7 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
   std::pair<std::byte*, int> acquire() {
     std::lock_guard<std::mutex> lock(mu_);
     if (free_.empty()) {
-      if (spare_.empty()) {
-        std::byte* b = allocate(bytes_);
-        if (b == nullptr) throw std::bad_alloc();
-        return {b, -1};
-      }
+      if (spare_.empty()) return {allocate(bytes_), -1};
       std::byte* b = spare_.back();
       spare_.pop_back();
       return {b, -1};
@@ -116,8 +113,9 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
 
  private:
   static std::byte* allocate(size_t bytes) {
-    if (fault::allocation_fails("read.buffer")) return nullptr;
-    return static_cast<std::byte*>(std::aligned_alloc(kAlign, bytes));
+    void* p = fault::allocation_fails("read.buffer") ? nullptr : std::aligned_alloc(kAlign, bytes);
+    if (p == nullptr) throw std::bad_alloc();
+    return static_cast<std::byte*>(p);
   }
 
   size_t bytes_;
