@@ -426,11 +426,21 @@ Status set_tree_modes(const std::string& root, FileModes modes) {
 
 bool path_is_within(const std::string& path, const std::string& dir) {
   const fs::path p = resolved(path), d = resolved(dir);
+  bool named_within = true;
   auto pi = p.begin();
-  for (auto di = d.begin(); di != d.end(); ++di, ++pi) {
-    if (pi == p.end() || *pi != *di) return false;
+  for (auto di = d.begin(); di != d.end() && named_within; ++di, ++pi) {
+    named_within = pi != p.end() && *pi == *di;
   }
-  return true;
+  if (named_within) return true;
+  // The same directory under another name (a bind mount): one of the
+  // path's existing ancestors is `dir` itself, by device and inode.
+  struct stat ds;
+  if (::stat(d.c_str(), &ds) != 0) return false;
+  for (fs::path a = p;; a = a.parent_path()) {
+    struct stat as;
+    if (::stat(a.c_str(), &as) == 0 && as.st_dev == ds.st_dev && as.st_ino == ds.st_ino) return true;
+    if (a == a.parent_path()) return false;
+  }
 }
 
 FileLock::FileLock(FileLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }

@@ -109,7 +109,8 @@ Result<std::vector<DirEntry>> list_directory(const std::string& dir, bool recurs
 // fsync of `root` and of every directory below it.
 Status sync_tree(const std::string& root);
 // Whether `path` is `dir` or lies below it, after resolving "..", "." and
-// the symbolic links of the parts that exist.
+// the symbolic links of the parts that exist, or under another name for
+// `dir` (a bind mount of it: an existing ancestor with its device and inode).
 bool path_is_within(const std::string& path, const std::string& dir);
 
 // An flock(2) held until release() or destruction, so that two walcut

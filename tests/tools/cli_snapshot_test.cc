@@ -155,6 +155,42 @@ TEST_F(CliSnapshot, AMountPointAsDestIsRefusedBeforeAnythingIsWritten) {
   EXPECT_TRUE(fs::exists(dest + "/RESTORED"));
 }
 
+// A --dest inside the snapshot under another name, a bind mount of it, is
+// refused like one named inside it: the restore would write into what it
+// reads. The mount is made in a namespace of its own, as above.
+TEST_F(CliSnapshot, ADestInsideABindMountOfTheSnapshotIsRefused) {
+  const std::string alias = tmp_.file("alias"), dest = alias + "/restored", err = tmp_.file("err.txt");
+  ASSERT_TRUE(fs::create_directory(alias));
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const int fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ::dup2(fd, 2);
+    ::dup2(fd, 1);
+    const int ns = ::geteuid() == 0 ? CLONE_NEWNS : CLONE_NEWUSER | CLONE_NEWNS;
+    if (::unshare(ns) != 0) ::_exit(90);
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) ::_exit(91);
+    const std::string snap_dir = snap();
+    if (::mount(snap_dir.c_str(), alias.c_str(), nullptr, MS_BIND, nullptr) != 0) ::_exit(92);
+    ::execl(kCli.c_str(), kCli.c_str(), "snapshot", "restore", snap_dir.c_str(), "--increment", "2", "--dest",
+            dest.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_LT(WEXITSTATUS(status), 90) << "could not bind-mount in a namespace of its own: " << WEXITSTATUS(status);
+  std::ifstream in(err);
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_EQ(WEXITSTATUS(status), 2) << text.str();
+  EXPECT_NE(text.str().find("--dest " + dest + ": inside the snapshot"), std::string::npos) << text.str();
+  EXPECT_FALSE(fs::exists(snap() + "/restored")) << "nothing written into the snapshot";
+  for (const auto& e : fs::directory_iterator(snap())) {
+    EXPECT_EQ(e.path().filename().string().find(".staging"), std::string::npos) << e.path();
+  }
+}
+
 TEST_F(CliSnapshot, GroupsInAnyOrderAreTheSameRestore) {
   const std::string dest = tmp_.file("d");
   int code = -1;
