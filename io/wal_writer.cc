@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <chrono>
 #include <filesystem>
+#include <new>
 
 #include "io/block.h"
 #include "io/fault.h"
@@ -365,10 +366,15 @@ void WalWriter::sync_loop() {
     {
       std::lock_guard<std::mutex> io(io_mu_);
       if (broken_.ok() && !closed_) {
-        Status s = flush_block();
-        if (s.ok()) s = write_out();
-        if (s.ok()) s = sync_locked();
-        if (!s.ok()) broken_ = s;
+        try {  // an exception leaving this thread would end the process
+          if (fault::allocation_fails("wal.sync")) throw std::bad_alloc();
+          Status s = flush_block();
+          if (s.ok()) s = write_out();
+          if (s.ok()) s = sync_locked();
+          if (!s.ok()) broken_ = s;
+        } catch (...) {  // out of memory; a message this short allocates nothing
+          broken_ = Status::io_error("out of memory");
+        }
       }
     }
     lock.lock();

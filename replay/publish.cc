@@ -336,12 +336,17 @@ void RestoreDest::start_writeback(uint64_t step, std::function<Status(const std:
   writeback_ = std::jthread([this, step = writeback_step_, sync = std::move(sync)](std::stop_token stop) {
     pthread_setname_np(pthread_self(), "walcut-wb");  // as top -H and /proc/PID/task show it
     std::unique_lock<std::mutex> lock(noted_mu_);
-    while (noted_cv_.wait(lock, stop, [&] { return unsynced_bytes_ >= step; })) {
-      unsynced_bytes_ = 0;
-      lock.unlock();
-      Status s = sync(staging_);
-      lock.lock();
-      if (!s.ok() && writeback_error_.ok()) writeback_error_ = s;
+    try {  // an exception leaving a thread of its own would end the process
+      while (noted_cv_.wait(lock, stop, [&] { return unsynced_bytes_ >= step; })) {
+        unsynced_bytes_ = 0;
+        lock.unlock();
+        Status s = sync(staging_);
+        lock.lock();
+        if (!s.ok() && writeback_error_.ok()) writeback_error_ = s;
+      }
+    } catch (...) {
+      if (!lock.owns_lock()) lock.lock();
+      writeback_threw_ = std::current_exception();  // no allocation: it refers to the thrown object
     }
   });
 }
@@ -365,6 +370,7 @@ Status RestoreDest::publish(const std::string& stamp, const std::function<void(c
   writeback_ = {};
   {
     std::lock_guard<std::mutex> lock(noted_mu_);
+    if (writeback_threw_) std::rethrow_exception(writeback_threw_);
     WALCUT_RETURN_IF_ERROR(writeback_error_);
   }
   WALCUT_RETURN_IF_ERROR(write_file_synced(staging_ + "/RESTORED", as_bytes(restored)));

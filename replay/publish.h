@@ -5,6 +5,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -83,6 +84,7 @@ class RestoreDest {
   uint64_t writeback_step_ = 0;
   uint64_t unsynced_bytes_ = 0;
   Status writeback_error_;
+  std::exception_ptr writeback_threw_;  // what a sync threw (out of memory): the publish rethrows it
   std::condition_variable_any noted_cv_;
   std::jthread writeback_;  // last: stopped and joined before the rest goes
 };

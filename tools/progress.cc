@@ -72,11 +72,14 @@ void ProgressDisplay::update(const ReplayProgress& p) {
 void ProgressDisplay::tick() {
   const auto period = mode_ == Mode::kJson ? std::chrono::seconds(1) : std::chrono::milliseconds(100);
   std::unique_lock<std::mutex> lock(mu_);
-  while (!stopped_) {
-    wake_.wait_for(lock, period);
-    if (stopped_ || !seen_) continue;
-    const auto now = Clock::now();
-    if (mode_ == Mode::kBar || now - drawn_at_ >= period) draw_locked(now);
+  try {  // a line that cannot be formatted (out of memory) ends the ticking, not the process
+    while (!stopped_) {
+      wake_.wait_for(lock, period);
+      if (stopped_ || !seen_) continue;
+      const auto now = Clock::now();
+      if (mode_ == Mode::kBar || now - drawn_at_ >= period) draw_locked(now);
+    }
+  } catch (...) {
   }
 }
 

@@ -1,13 +1,13 @@
 #include "tools/wal_commands.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 #include <tuple>
@@ -364,8 +364,9 @@ int run_synth(const SynthArgs& a) {
   std::atomic<uint64_t> next_tx{0};
   std::atomic<bool> failed{false};
   Status first_error;
+  std::exception_ptr first_exception;  // what a worker threw (out of memory), thrown again here
   std::mutex error_mu;
-  auto worker = [&](uint32_t thread) {
+  auto write_transactions = [&](uint32_t thread) {
     std::mt19937_64 rng(a.seed * 1000003 + thread);
     for (uint64_t tx = next_tx++; tx < a.transactions && !failed; tx = next_tx++) {
       Version xid{1, static_cast<uint32_t>(a.node_index + 1), tx + 1};
@@ -378,7 +379,8 @@ int run_synth(const SynthArgs& a) {
         keys[i].resize(8);
         store_u64(keys[i].data(), rng() % 1000000);
         values[i].resize(a.value_bytes);
-        for (auto& byte : values[i]) byte = std::byte{static_cast<uint8_t>('a' + rng() % 4)};  // compressible, like real rows
+        for (auto& byte : values[i])
+          byte = std::byte{static_cast<uint8_t>('a' + rng() % 4)};  // compressible, like real rows
         DataEntry e;
         e.group_id = 1 + static_cast<uint32_t>(rng() % 3);
         e.partition = static_cast<uint16_t>(rng() % 1024);
@@ -401,9 +403,19 @@ int run_synth(const SynthArgs& a) {
       }
     }
   };
-  std::vector<std::thread> pool;
-  for (uint32_t t = 0; t < a.threads; ++t) pool.emplace_back(worker, t);
-  for (auto& t : pool) t.join();
+  auto worker = [&](uint32_t thread) {
+    try {
+      write_transactions(thread);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mu);
+      if (!failed.exchange(true)) first_exception = std::current_exception();
+    }
+  };
+  {
+    std::vector<std::jthread> pool;  // joined when it goes, also when a thread cannot be started
+    for (uint32_t t = 0; t < a.threads; ++t) pool.emplace_back(worker, t);
+  }
+  if (first_exception) std::rethrow_exception(first_exception);
   if (failed) return fail(first_error);
   Status s = (*w)->close();
   if (!s.ok()) return fail(s);

@@ -1,11 +1,13 @@
 // The group-commit writer: concurrency, rollover, limits, reopening.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <thread>
 
 #include "io/block_reader.h"
+#include "io/fault.h"
 #include "io/wal_writer.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wal_fixture.h"
@@ -94,6 +96,26 @@ INSTANTIATE_TEST_SUITE_P(Policies, ConcurrentWriters,
                          [](const auto& info) {
                            return std::string(sync_policy_name(info.param.first)) + (info.param.second ? "_filled" : "");
                          });
+
+// The interval syncer out of memory: the writer is broken (the next append
+// says so), the process goes on.
+TEST(WalWriter, AnIntervalSyncOutOfMemoryBreaksTheWriterNotTheProcess) {
+  TempDir dir;
+  WriterOptions o = testing::small_writer_options(dir.path());
+  o.sync = SyncPolicy::kInterval;
+  o.sync_interval_ms = 1;
+  auto w = WalWriter::open(o);
+  ASSERT_TRUE(w.ok()) << w.status().to_string();
+  fault::fail_allocation_at("wal.sync");
+  Status s;
+  for (int i = 0; i < 60000 && s.ok(); ++i) {  // until the syncer has run, at most a minute
+    s = (*w)->append(RecordType::kData, testing::test_payload(300, i)).status();
+    if (s.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  fault::disarm();
+  EXPECT_EQ(s.to_string(), "I/O error: out of memory");
+  EXPECT_FALSE((*w)->close().ok());
+}
 
 // One thread appending alone, as `walcut gen`'s simulator does.
 std::vector<WalPointer> append_alone(WalWriter& w, int count) {

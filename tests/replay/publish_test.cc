@@ -102,6 +102,26 @@ TEST(RestoreDest, AFailedWritebackSyncFailsThePublishAndPublishesNothing) {
   EXPECT_FALSE(fs::exists(s.staging));  // a failed run leaves no staging behind
 }
 
+// A sync that throws (out of memory) ends the writeback thread, not the
+// process: the publish throws it on and publishes nothing.
+TEST(RestoreDest, AWritebackSyncThatThrowsFailsThePublishNotTheProcess) {
+  Staged s;
+  std::atomic<int> calls{0};
+  s.dest->start_writeback(10, [&](const std::string&) -> Status {
+    ++calls;
+    throw std::bad_alloc();
+  });
+  s.write("a", 20);
+  for (int i = 0; i < 6000 && calls == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(calls, 1);
+  s.write("b", 20);  // the thread has ended: no second sync
+  EXPECT_THROW((void)s.dest->publish("stamp\n", {}), std::bad_alloc);
+  EXPECT_EQ(calls, 1);
+  EXPECT_FALSE(fs::exists(s.tmp.file("dest")));
+  s.dest.reset();
+  EXPECT_FALSE(fs::exists(s.staging));
+}
+
 // The voluntary context switches of this process's thread named `name`
 // (/proc/self/task/*/comm); -1 when there is none.
 long switches_of_thread(const std::string& name) {
