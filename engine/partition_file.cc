@@ -53,12 +53,6 @@ constexpr size_t kIoPieceBytes = 1 << 20;
 
 // ---- Hashes
 
-void store_version(std::byte* out, const Version& v) {
-  store_u32(out, v.topology_version);
-  store_u32(out + 4, v.node_order);
-  store_u64(out + 8, v.order);
-}
-
 // XXH3 of (u32 key length, key, tail). The length keeps the key apart from
 // the tail: ("ab", "c") and ("a", "bc") hash differently. One call over the
 // three laid end to end in a buffer on the stack (on the heap past 4 KiB):

@@ -48,6 +48,11 @@ inline Version get_version(Decoder& d) {
 }
 // The same, from 16 bytes the caller has bounds-checked.
 inline Version load_version(const std::byte* p) { return {load_u32(p), load_u32(p + 4), load_u64(p + 8)}; }
+inline void store_version(std::byte* p, const Version& v) {
+  store_u32(p, v.topology_version);
+  store_u32(p + 4, v.node_order);
+  store_u64(p + 8, v.order);
+}
 
 // One key-value change. `near_xid` is the version of the transaction that
 // made it (null for an atomic update). `value` is empty for kDelete.

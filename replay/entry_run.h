@@ -41,9 +41,7 @@ inline size_t run_entry_bytes(const DataEntry& e) {
 inline void store_run_entry(std::byte* p, std::string_view key, ByteSpan value, const Version& v, bool tombstone) {
   store_u32(p, static_cast<uint32_t>(key.size()));
   store_u32(p + 4, tombstone ? kTombstoneMark : static_cast<uint32_t>(value.size()));
-  store_u32(p + 8, v.topology_version);
-  store_u32(p + 12, v.node_order);
-  store_u64(p + 16, v.order);
+  store_version(p + 8, v);
   std::memcpy(p + kRunEntryFixedBytes, key.data(), key.size());
   if (!tombstone && !value.empty()) std::memcpy(p + kRunEntryFixedBytes + key.size(), value.data(), value.size());
 }

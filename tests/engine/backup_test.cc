@@ -1,4 +1,6 @@
 // Online backup and its restore at start-up.
+#include "engine/backup.h"
+
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -8,11 +10,11 @@
 #include <filesystem>
 #include <thread>
 
-#include "engine/backup.h"
 #include "engine/cluster.h"
 #include "io/fault.h"
-#include "tests/testing/fork.h"
 #include "tests/testing/cluster_fixture.h"
+#include "tests/testing/command.h"
+#include "tests/testing/fork.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wal_fixture.h"
 
@@ -269,35 +271,25 @@ TEST(Backup, InterruptedRestoreWhoseBackupIsGoneIsRefused) {
   EXPECT_EQ((*reopened)->read(1, partition_of(CacheGroup{1, "accounts", CacheMode::kTransactional, 32, 2}, "k"), "k")->value, "v");
 }
 
-std::string run(const std::string& command, int* code = nullptr) {
-  FILE* p = ::popen(command.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int status = ::pclose(p);
-  if (code) *code = WEXITSTATUS(status);
-  return out;
-}
-
 TEST(BackupCommand, RoundTripThroughTheCli) {
   TempDir dir;
   const std::string cli = WALCUT_CLI;
   int code = -1;
-  run(cli + " gen --out " + dir.path() + "/gen --seed 4 --txs 500 --increments 1", &code);
+  testing::run_command(cli + " gen --out " + dir.path() + "/gen --seed 4 --txs 500 --increments 1", &code);
   ASSERT_EQ(code, 0);
-  run(cli + " backup " + dir.path() + "/gen/cluster " + dir.path() + "/backups", &code);
+  testing::run_command(cli + " backup " + dir.path() + "/gen/cluster " + dir.path() + "/backups", &code);
   ASSERT_EQ(code, 0);
   for (const char* n : {"node0", "node2"}) {
     std::string fresh = dir.path() + "/fresh-" + n;
     fs::create_directories(fresh + "/restore");
     fs::copy_file(dir.path() + "/backups/" + n + ".backup", fresh + "/restore/" + n + ".backup");
-    std::string out = run(cli + " node recover " + fresh, &code);
+    std::string out = testing::run_command(cli + " node recover " + fresh, &code);
     EXPECT_EQ(code, 0) << out;
     EXPECT_NE(out.find("applied backup"), std::string::npos) << out;
-    EXPECT_EQ(run(cli + " dump " + fresh), run(cli + " dump " + dir.path() + "/gen/cluster/" + n));
+    EXPECT_EQ(testing::run_command(cli + " dump " + fresh),
+              testing::run_command(cli + " dump " + dir.path() + "/gen/cluster/" + n));
   }
-  run(cli + " node recover " + dir.path() + "/nowhere 2>/dev/null", &code);
+  testing::run_command(cli + " node recover " + dir.path() + "/nowhere 2>/dev/null", &code);
   EXPECT_NE(code, 0);
 }
 
@@ -332,14 +324,15 @@ TEST(BackupCommand, DestinationInsideTheSourceNodeIsRefused) {
   TempDir dir;
   const std::string cli = WALCUT_CLI;
   int code = -1;
-  run(cli + " gen --out " + dir.path() + "/gen " + kSmallGen, &code);
+  testing::run_command(cli + " gen --out " + dir.path() + "/gen " + kSmallGen, &code);
   ASSERT_EQ(code, 0);
   const std::string cluster = dir.path() + "/gen/cluster";
   const auto before = snapshot_files(cluster);
-  std::string out = run(cli + " backup " + cluster + "/node1 " + cluster + "/node1/node.meta 2>&1", &code);
+  std::string out =
+      testing::run_command(cli + " backup " + cluster + "/node1 " + cluster + "/node1/node.meta 2>&1", &code);
   EXPECT_EQ(code, 2) << out;
   EXPECT_NE(out.find("inside the directory of node node1"), std::string::npos) << out;
-  out = run(cli + " backup " + cluster + " " + cluster + "/node2/backups 2>&1", &code);
+  out = testing::run_command(cli + " backup " + cluster + " " + cluster + "/node2/backups 2>&1", &code);
   EXPECT_EQ(code, 2) << out;
   EXPECT_NE(out.find("inside the node directory " + cluster + "/node2"), std::string::npos) << out;
   EXPECT_EQ(snapshot_files(cluster), before) << "nothing written in the cluster";
@@ -351,7 +344,7 @@ TEST(BackupCommand, NodeOpenElsewhereIsBusy) {
   TempDir dir;
   const std::string cli = WALCUT_CLI;
   int code = -1;
-  run(cli + " gen --out " + dir.path() + "/gen " + kSmallGen, &code);
+  testing::run_command(cli + " gen --out " + dir.path() + "/gen " + kSmallGen, &code);
   ASSERT_EQ(code, 0);
   const std::string node = dir.path() + "/gen/cluster/node1";
   {
@@ -359,17 +352,17 @@ TEST(BackupCommand, NodeOpenElsewhereIsBusy) {
     o.dir = node;
     auto open = Node::open(o);
     ASSERT_TRUE(open.ok()) << open.status().to_string();
-    std::string out = run(cli + " node recover " + node + " 2>&1", &code);
+    std::string out = testing::run_command(cli + " node recover " + node + " 2>&1", &code);
     EXPECT_EQ(code, 3) << out;
     EXPECT_NE(out.find(node + ": busy: another walcut process holds a lock on it"), std::string::npos) << out;
-    out = run(cli + " backup " + node + " " + dir.path() + "/n1.backup 2>&1", &code);
+    out = testing::run_command(cli + " backup " + node + " " + dir.path() + "/n1.backup 2>&1", &code);
     EXPECT_EQ(code, 3) << out;
     EXPECT_NE(out.find("busy"), std::string::npos) << out;
     EXPECT_FALSE(fs::exists(dir.path() + "/n1.backup"));
   }
-  std::string out = run(cli + " backup " + node + " " + dir.path() + "/n1.backup 2>&1", &code);
+  std::string out = testing::run_command(cli + " backup " + node + " " + dir.path() + "/n1.backup 2>&1", &code);
   EXPECT_EQ(code, 0) << "once closed: " << out;
-  out = run(cli + " node recover " + node + " 2>&1", &code);
+  out = testing::run_command(cli + " node recover " + node + " 2>&1", &code);
   EXPECT_EQ(code, 0) << out;
 }
 
@@ -381,7 +374,7 @@ TEST(NodeCommands, RecoverAndBackupRefuseDamageInTheWalOfACleanlyClosedNode) {
   TempDir dir;
   const std::string cli = WALCUT_CLI;
   int code = -1;
-  run(cli + " gen --out " + dir.path() + "/gen --seed 3 --txs 800 --increments 1", &code);
+  testing::run_command(cli + " gen --out " + dir.path() + "/gen --seed 3 --txs 800 --increments 1", &code);
   ASSERT_EQ(code, 0);
   const std::string node = dir.path() + "/gen/cluster/node0";
   const std::string last = testing::segments_of(node + "/wal").back();
@@ -391,11 +384,11 @@ TEST(NodeCommands, RecoverAndBackupRefuseDamageInTheWalOfACleanlyClosedNode) {
   b[written * 8 / 10] ^= std::byte{0x01};
   testing::write_file(last, b);
   const auto before = snapshot_files(node);
-  std::string out = run(cli + " node recover " + node + " 2>&1", &code);
+  std::string out = testing::run_command(cli + " node recover " + node + " 2>&1", &code);
   EXPECT_EQ(code, 3) << out;
   EXPECT_NE(out.find(last + " at offset"), std::string::npos) << out;
   EXPECT_EQ(out.find("torn WAL tail dropped"), std::string::npos) << out;
-  out = run(cli + " backup " + node + " " + dir.path() + "/node0.backup 2>&1", &code);
+  out = testing::run_command(cli + " backup " + node + " " + dir.path() + "/node0.backup 2>&1", &code);
   EXPECT_EQ(code, 3) << out;
   EXPECT_FALSE(fs::exists(dir.path() + "/node0.backup"));
   EXPECT_EQ(snapshot_files(node), before) << "a refused node's files must stay as they were";

@@ -1,5 +1,7 @@
 // Full snapshots: consistent with their CLUSTER_SNAPSHOT records, taken
 // without stopping writers while the files are written; and `walcut dump`.
+#include "engine/snapshot.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -8,9 +10,9 @@
 #include <thread>
 
 #include "engine/partition_file.h"
-#include "engine/snapshot.h"
 #include "io/crc32c.h"
 #include "tests/testing/cluster_fixture.h"
+#include "tests/testing/command.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wal_fixture.h"
 
@@ -18,17 +20,6 @@ namespace walcut {
 namespace {
 
 using testing::TempDir;
-
-std::string run(const std::string& command, int* exit_code = nullptr) {
-  FILE* p = ::popen(command.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int status = ::pclose(p);
-  if (exit_code) *exit_code = WEXITSTATUS(status);
-  return out;
-}
 
 TEST(FullSnapshot, EqualsTheStateAtItsRecordWhileWritersGoOn) {
   TempDir dir;
@@ -130,25 +121,25 @@ TEST(DumpCommand, ClusterAndSnapshotDumpsCompareWithDiff) {
   }
   const std::string cli = WALCUT_CLI;
   int code = -1;
-  std::string live = run(cli + " dump " + cluster_dir, &code);
+  std::string live = testing::run_command(cli + " dump " + cluster_dir, &code);
   EXPECT_EQ(code, 0);
-  std::string snap = run(cli + " dump " + dir.path() + "/snaps/s1", &code);
+  std::string snap = testing::run_command(cli + " dump " + dir.path() + "/snaps/s1", &code);
   EXPECT_EQ(code, 0);
   EXPECT_EQ(live, snap);
-  EXPECT_EQ(run(cli + " dump " + dir.path() + "/snaps/s1/db"), snap);
+  EXPECT_EQ(testing::run_command(cli + " dump " + dir.path() + "/snaps/s1/db"), snap);
   // 20 accounts keys with 3 copies each, 5 events keys with 2.
   EXPECT_EQ(std::count(live.begin(), live.end(), '\n'), 20 * 3 + 5 * 2);
-  std::string one_node = run(cli + " dump " + cluster_dir + "/node1 --group accounts --json");
+  std::string one_node = testing::run_command(cli + " dump " + cluster_dir + "/node1 --group accounts --json");
   ASSERT_FALSE(one_node.empty());
   std::string first = one_node.substr(0, one_node.find('\n'));
   for (const char* field : {"\"node\":\"node1\"", "\"group\":\"accounts\"", "\"partition\":", "\"key\":\"6b6579",
                             "\"value\":\"76616c7565", "\"version\":\""}) {
     EXPECT_NE(first.find(field), std::string::npos) << first;
   }
-  run(cli + " dump " + dir.path() + "/nowhere 2>/dev/null", &code);
+  testing::run_command(cli + " dump " + dir.path() + "/nowhere 2>/dev/null", &code);
   EXPECT_EQ(code, 2);
   // The dump of a node directory changed nothing in it.
-  std::string again = run(cli + " dump " + cluster_dir);
+  std::string again = testing::run_command(cli + " dump " + cluster_dir);
   EXPECT_EQ(again, live);
 }
 

@@ -14,12 +14,13 @@
 #include <filesystem>
 #include <functional>
 
+#include "cut/increment.h"
 #include "engine/backup.h"
 #include "engine/cluster.h"
-#include "cut/increment.h"
 #include "engine/snapshot.h"
-#include "tests/testing/fork.h"
 #include "tests/testing/cluster_fixture.h"
+#include "tests/testing/command.h"
+#include "tests/testing/fork.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wal_fixture.h"
 #include "tools/sim/simulator.h"
@@ -34,14 +35,7 @@ bool has(const Status& s, const std::string& text) { return s.message().find(tex
 
 // The command's standard output and error, and its exit code.
 std::string run(const std::string& command, int* exit_code) {
-  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int status = ::pclose(p);
-  *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return out;
+  return testing::run_command(command + " 2>&1", exit_code);
 }
 
 // Every path under `dir`, relative to it.

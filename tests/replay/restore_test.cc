@@ -29,6 +29,7 @@
 #include "io/crc32c.h"
 #include "io/fault.h"
 #include "replay/check.h"
+#include "tests/testing/command.h"
 #include "tests/testing/fork.h"
 #include "tests/testing/history_reference.h"
 #include "tests/testing/temp_dir.h"
@@ -311,17 +312,6 @@ class HeldLock {
   int fd_;
 };
 
-std::string run(const std::string& command, int* code = nullptr) {
-  FILE* p = ::popen(command.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int status = ::pclose(p);
-  if (code) *code = WEXITSTATUS(status);
-  return out;
-}
-
 TEST_F(RestoreInto, AnotherRunHoldingTheDestLockMakesThisOneFailAtOnceAsBusy) {
   RestoreOptions r = options("restored");
   HeldLock held(r.dest + ".lock");
@@ -342,13 +332,13 @@ TEST_F(RestoreInto, CliSaysBusyWithExitThreeAndWaitsWhenAskedTo) {
   const std::string cmd = std::string(WALCUT_CLI) + " snapshot restore " + snap_ + " --increment 2 --dest " + r.dest;
   HeldLock held(r.dest + ".lock");
   int code = -1;
-  std::string out = run(cmd + " 2>&1", &code);
+  std::string out = testing::run_command(cmd + " 2>&1", &code);
   EXPECT_EQ(code, 3) << out;
   EXPECT_NE(out.find("busy: another walcut process holds " + r.dest + ".lock"), std::string::npos) << out;
   EXPECT_FALSE(fs::exists(r.dest));
   std::future<std::pair<int, std::string>> waiting = std::async(std::launch::async, [&] {
     int c = -1;
-    std::string o = run(cmd + " --wait 2>&1", &c);
+    std::string o = testing::run_command(cmd + " --wait 2>&1", &c);
     return std::make_pair(c, o);
   });
   EXPECT_EQ(waiting.wait_for(std::chrono::milliseconds(1500)), std::future_status::timeout) << "it waits for the lock";
@@ -375,8 +365,8 @@ TEST_F(RestoreInto, TwoRunsStartedTogetherPublishOneWholeCorrectTree) {
                             (wait ? " --wait" : "");
     const std::string delay = "0.0" + std::to_string(trial % 4);
     const std::string out = dir_.path() + "/" + name + "-out";
-    run("(" + cmd + " > " + out + "1 2>&1; echo $? >> " + out + "1) & (sleep " + delay + "; " + cmd + " > " + out +
-        "2 2>&1; echo $? >> " + out + "2) & wait");
+    testing::run_command("(" + cmd + " > " + out + "1 2>&1; echo $? >> " + out + "1) & (sleep " + delay + "; " + cmd +
+                         " > " + out + "2 2>&1; echo $? >> " + out + "2) & wait");
     std::string o1 = to_string(testing::read_file(out + "1")), o2 = to_string(testing::read_file(out + "2"));
     auto restored = [](const std::string& o) {
       return o.find("restored 3 nodes") != std::string::npos && o.ends_with("\n0\n");

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "replay/check.h"
+#include "tests/testing/command.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wal_fixture.h"
 
@@ -28,22 +29,11 @@ using testing::TempDir;
 
 const std::string kCli = WALCUT_CLI;
 
-// What a shell command line prints on standard output, and its exit code.
-std::string run_shell(const std::string& command, int* exit_code) {
-  FILE* p = ::popen(command.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int status = ::pclose(p);
-  *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return out;
-}
 // The command's standard output and error, and its exit code. Bounded by
 // `timeout`, so a flag that wraps to an enormous count fails instead of
 // running for ever.
 std::string run(const std::string& args, int* exit_code) {
-  return run_shell("timeout 60 " + kCli + " " + args + " 2>&1", exit_code);
+  return testing::run_command("timeout 60 " + kCli + " " + args + " 2>&1", exit_code);
 }
 
 std::string text_of(const std::string& path) {
@@ -298,7 +288,7 @@ TEST_F(CliOnASnapshot, OutputThatCannotBeWrittenIsExit3) {
   for (size_t i = 0; i < commands.size(); ++i) {
     const std::string args = commands[i] + " " + operands[i];
     int code = -1;  // standard error to the pipe, standard output to /dev/full
-    const std::string err = run_shell("timeout 60 " + kCli + " " + args + " 2>&1 >/dev/full", &code);
+    const std::string err = testing::run_command("timeout 60 " + kCli + " " + args + " 2>&1 >/dev/full", &code);
     EXPECT_EQ(code, 3) << args << "\n" << err;
     EXPECT_NE(err.find("walcut: write <stdout>: No space left on device"), std::string::npos) << args << "\n" << err;
   }
@@ -344,7 +334,7 @@ TEST_F(CliOnASnapshot, RestoreOutlivesItsProgressReader) {
 TEST_F(CliOnASnapshot, AFileSizeLimitIsAWriteErrorNotAKill) {
   const std::string dest = dir_.file("restored");
   int code = -1;
-  const std::string out = run_shell(
+  const std::string out = testing::run_command(
       "ulimit -f 1; timeout 60 " + kCli + " snapshot restore " + snap_ + " --increment 2 --dest " + dest + " 2>&1",
       &code);
   EXPECT_EQ(code, 3) << out;

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/testing/command.h"
 #include "tests/testing/temp_dir.h"
 
 namespace walcut {
@@ -24,14 +25,7 @@ const std::string kCli = WALCUT_CLI;
 // Runs walcut with `args` under `umask`; its output (standard error too),
 // and its exit code in `exit_code`.
 std::string run(const std::string& umask, const std::string& args, int* exit_code) {
-  FILE* p = ::popen(("umask " + umask + "; timeout 120 " + kCli + " " + args + " 2>&1").c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int status = ::pclose(p);
-  *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return out;
+  return testing::run_command("umask " + umask + "; timeout 120 " + kCli + " " + args + " 2>&1", exit_code);
 }
 
 // Every directory and file below `root` (and `root` itself) whose mode is
