@@ -39,16 +39,17 @@ Result<IncrementMeta> node_meta_of(const std::string& snapshot_dir, const Snapsh
 }
 
 // Segment `s` of `m` (increment k): listed in its place, under the
-// snapshot, there with the listed size. Returns its path.
-Result<std::string> segment_of(const std::string& snapshot_dir, const IncrementMeta& m, uint64_t k, uint64_t s,
-                               ChainFault* fault) {
+// snapshot (`paths`: its directories are looked at once for all of a
+// node's segments), there with the listed size. Returns its path.
+Result<std::string> segment_of(const std::string& snapshot_dir, PathsUnder& paths, const IncrementMeta& m, uint64_t k,
+                               uint64_t s, ChainFault* fault) {
   const std::string dir = increment_dir(snapshot_dir, k);
   const std::string smf = dir + "/" + meta_file_name(m.node_id);
   const ManifestEntry& f = m.files[s - m.first_segment];
   if (f.path != increment_segment_path(m.node_id, s)) {
     return corrupt(fault, smf, "lists " + f.path + " where segment " + std::to_string(s) + " belongs");
   }
-  Result<std::string> path = path_under(snapshot_dir, increment_rel_dir(k) + "/" + f.path);  // no link out of it
+  Result<std::string> path = paths.path(increment_rel_dir(k) + "/" + f.path);  // no link out of it
   if (!path.ok()) return refuse(fault, dir, path.status().message(), path.status());
   struct stat st;
   const int err = ::stat(path->c_str(), &st) != 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
@@ -69,6 +70,7 @@ Result<NodeIncrements> read_node_increments(const std::string& snapshot_dir, con
                                             ChainFault* fault) {
   NodeIncrements out;
   out.base = base;
+  PathsUnder paths(snapshot_dir, /*list_dirs=*/true);
   uint64_t first = base.snapshot_pointer.segment;
   for (uint64_t k = 1; k <= n; ++k) {
     // A failed increment holds nothing: the next complete one continues from the one before it.
@@ -88,7 +90,7 @@ Result<NodeIncrements> read_node_increments(const std::string& snapshot_dir, con
                          std::to_string(m->last_segment) + " do not continue from segment " + std::to_string(first));
     }
     for (uint64_t s = m->first_segment; s <= m->last_segment; ++s) {
-      Result<std::string> path = segment_of(snapshot_dir, m.value(), k, s, fault);
+      Result<std::string> path = segment_of(snapshot_dir, paths, m.value(), k, s, fault);
       if (!path.ok()) return path.status();
       out.segment_paths.push_back(std::move(path).value());
       out.segment_bytes += m->files[s - m->first_segment].bytes;

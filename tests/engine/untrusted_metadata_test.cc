@@ -430,6 +430,27 @@ TEST_F(CraftedSnapshot, AnSmfThatIsASymbolicLinkOutOfTheSnapshotIsRefused) {
   expect_refused("passes through the symbolic link " + snap_ + "/node1.smf");
 }
 
+// Each of a node's segments is checked for a link out of the snapshot,
+// though its directories are looked at once for all of them.
+TEST_F(CraftedSnapshot, ASegmentThatIsASymbolicLinkOutOfTheSnapshotIsRefused) {
+  Result<std::vector<IncrementMeta>> inc = read_increment_metas(snap_, 1);
+  ASSERT_TRUE(inc.ok());
+  ASSERT_GE(inc->front().files.size(), 2u);
+  const std::string segment = increment_dir(snap_, 1) + "/" + inc->front().files.back().path;
+  const std::string outside = dir_.file("gen/snapshots/leak.wal");
+  fs::rename(segment, outside);
+  fs::create_symlink(outside, segment);
+  const std::string cli = WALCUT_CLI;
+  int code = -1;
+  std::string out = run(cli + " snapshot restore " + snap_ + " --increment 1 --dest " + dest_, &code);
+  EXPECT_EQ(code, 3) << out;
+  EXPECT_NE(out.find("passes through the symbolic link " + segment), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(dest_));
+  out = run(cli + " snapshot check " + snap_ + " --increment 1", &code);
+  EXPECT_NE(code, 0) << out;
+  EXPECT_NE(out.find("passes through the symbolic link " + segment), std::string::npos) << out;
+}
+
 TEST_F(CraftedSnapshot, ASegmentThatIsADirectoryIsAnErrorNamingItAndTheErrno) {
   Result<std::vector<IncrementMeta>> inc = read_increment_metas(snap_, 1);
   ASSERT_TRUE(inc.ok());
