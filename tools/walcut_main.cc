@@ -1,5 +1,6 @@
 // walcut: restore and check a partitioned store from its write-ahead log.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -33,6 +34,29 @@ int output_written(int rc) {
   return rc == walcut::cli::kExitOk || rc == walcut::cli::kExitFindings ? walcut::cli::kExitData : rc;
 }
 
+// "walcut bogus" or "walcut snapshot bogus": the word where a command
+// belongs that names none. CLI11 says only "A subcommand is required".
+// Empty when every word before the first leaf command names one.
+std::string unknown_command(const CLI::App& app, int argc, char** argv) {
+  const CLI::App* at = &app;
+  std::string path = "walcut";
+  for (int i = 1; i < argc; ++i) {
+    const std::string word = argv[i];
+    if (word.starts_with("-")) continue;  // above the leaves, only flags without values (--help, --version)
+    const std::vector<const CLI::App*> commands = at->get_subcommands([](const CLI::App*) { return true; });
+    if (commands.empty()) return "";
+    auto named = std::find_if(commands.begin(), commands.end(), [&](const CLI::App* c) { return c->check_name(word); });
+    if (named == commands.end()) {
+      std::string names;
+      for (const CLI::App* c : commands) names += (names.empty() ? "" : ", ") + c->get_name();
+      return path + ": '" + word + "' is not a command; one of: " + names;
+    }
+    at = *named;
+    path += " " + word;
+  }
+  return "";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -52,6 +76,10 @@ int main(int argc, char** argv) {
   walcut::cli::add_node_commands(app, exit_code);
   walcut::cli::add_help_footers(app);
   try {
+    if (const std::string unknown = unknown_command(app, argc, argv); !unknown.empty()) {
+      std::fprintf(stderr, "%s\nRun with --help for more information.\n", unknown.c_str());
+      return walcut::cli::kExitUsage;
+    }
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);

@@ -88,6 +88,26 @@ TEST(Help, TheVerbsFoundInTheHelpAreTheKnownOnes) {
   EXPECT_EQ(found, expected);
 }
 
+// A word where a command belongs that names none is named, with the
+// commands that word could have been (usage error, exit 2).
+TEST(Help, AnUnknownCommandIsNamedWithTheCommandsThatExist) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"bogusverb", "walcut: 'bogusverb' is not a command; one of: wal, dump, gen, snapshot, backup, node"},
+      {"snapshot restor /tmp/x", "walcut snapshot: 'restor' is not a command; one of: info, restore, check"},
+      {"wal --help-me dumps", "walcut wal: 'dumps' is not a command; one of: dump, stats, synth"},
+  };
+  for (const auto& [args, message] : cases) {
+    int code = -1;
+    const std::string out = run_command(kCli + " " + args + " 2>&1", &code);
+    EXPECT_EQ(code, 2) << args << ": " << out;
+    EXPECT_EQ(lines_of(out).front(), message) << args;
+  }
+  int code = -1;  // a leaf's own positionals are its business
+  const std::string out = run_command(kCli + " snapshot info /nonexistent-snapshot 2>&1", &code);
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_FALSE(contains(out, "is not a command")) << out;
+}
+
 TEST(Help, EveryVerbStatesItsExitStatusAndShowsAnExample) {
   for (const std::string& verb : kVerbs) {
     std::string help = help_of(verb);
