@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 
 #include "tools/cli_util.h"
 #include "tools/sim/simulator.h"
@@ -110,10 +111,23 @@ int run_gen(GenArgs a) {
   o.key_dist = a.dist == "zipf" ? sim::KeyDist::kZipf : sim::KeyDist::kUniform;
   o.segment_bytes = a.segment_mib << 20;
   bool tty = ::isatty(STDERR_FILENO);
+  // What a failed run wrote (a full disk, say) is removed: --out, when it
+  // did not exist, or what it holds, when it was empty. One that held
+  // anything is refused by the run, and left as it was.
+  std::error_code ec;
+  const bool existed = std::filesystem::exists(o.out, ec);
+  const bool was_empty = !existed || std::filesystem::is_empty(o.out, ec);
   Result<sim::Report> r = sim::run(o, [tty](const std::string& s) {
     if (tty) std::fprintf(stderr, "walcut gen: %s\n", s.c_str());
   });
-  if (!r.ok()) return fail(r.status());
+  if (!r.ok()) {
+    if (!existed) {
+      std::filesystem::remove_all(o.out, ec);
+    } else if (was_empty) {
+      for (const auto& e : std::filesystem::directory_iterator(o.out, ec)) std::filesystem::remove_all(e.path(), ec);
+    }
+    return fail(r.status());
+  }
   std::printf("committed %llu, rolled back %llu, atomic updates %llu, messages %llu\n",
               static_cast<unsigned long long>(r->committed), static_cast<unsigned long long>(r->rolled_back),
               static_cast<unsigned long long>(r->atomic_updates), static_cast<unsigned long long>(r->messages));

@@ -345,5 +345,28 @@ TEST_F(CliOnASnapshot, AFileSizeLimitIsAWriteErrorNotAKill) {
   EXPECT_FALSE(fs::exists(dest));
 }
 
+// gen that cannot write (a file-size limit standing in for a full disk)
+// leaves nothing: --out removed when it did not exist, emptied when it
+// was empty. One that held something is refused and left alone.
+TEST(Gen, AFailedRunLeavesNothingBehind) {
+  TempDir dir;
+  const std::string absent = dir.file("absent"), empty = dir.file("empty");
+  ASSERT_TRUE(fs::create_directory(empty));
+  for (const std::string& out : {absent, empty}) {
+    int code = -1;
+    const std::string text =
+        testing::run_command("ulimit -f 200; timeout 60 " + kCli + " gen --out " + out + " --txs 20000 2>&1", &code);
+    EXPECT_EQ(code, 3) << text;
+    EXPECT_NE(text.find("File too large"), std::string::npos) << text;
+  }
+  EXPECT_FALSE(fs::exists(absent));
+  EXPECT_TRUE(fs::is_empty(empty));
+  write_text(empty + "/mine", "kept");
+  int code = -1;
+  const std::string text = run("gen --out " + empty, &code);
+  EXPECT_EQ(code, 2) << text;
+  EXPECT_EQ(text_of(empty + "/mine"), "kept");
+}
+
 }  // namespace
 }  // namespace walcut
