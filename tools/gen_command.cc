@@ -113,7 +113,8 @@ int run_gen(GenArgs a) {
   bool tty = ::isatty(STDERR_FILENO);
   // What a failed run wrote (a full disk, say) is removed: --out, when it
   // did not exist, or what it holds, when it was empty. One that held
-  // anything is refused by the run, and left as it was.
+  // anything is refused by the run, and left as it was, as is --out after
+  // any usage error (found before anything is written).
   std::error_code ec;
   const bool existed = std::filesystem::exists(o.out, ec);
   const bool was_empty = !existed || std::filesystem::is_empty(o.out, ec);
@@ -121,10 +122,12 @@ int run_gen(GenArgs a) {
     if (tty) std::fprintf(stderr, "walcut gen: %s\n", s.c_str());
   });
   if (!r.ok()) {
-    if (!existed) {
-      std::filesystem::remove_all(o.out, ec);
-    } else if (was_empty) {
-      for (const auto& e : std::filesystem::directory_iterator(o.out, ec)) std::filesystem::remove_all(e.path(), ec);
+    if (r.status().code() != StatusCode::kInvalidArgument && was_empty) {
+      if (!existed) {
+        std::filesystem::remove_all(o.out, ec);
+      } else {
+        for (const auto& e : std::filesystem::directory_iterator(o.out, ec)) std::filesystem::remove_all(e.path(), ec);
+      }
     }
     return fail(r.status());
   }
