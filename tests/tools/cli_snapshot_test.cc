@@ -108,40 +108,49 @@ TEST_F(CliSnapshot, ARestoreStoppedBySignalPublishesNothingAndLeavesNoStaging) {
   }
 }
 
+// Restores increment 2 into `dest` (with `flag`) in a mount namespace of
+// its own (a user namespace too when not root), where `source` is mounted
+// on `target` first (`fstype`, `flags`). The exit code, and in `text` what
+// it printed; at 90 and above the namespace or the mount could not be made.
+int restore_with_a_mount(const std::string& snap_dir, const std::string& dest, const char* flag, const char* source,
+                         const std::string& target, const char* fstype, unsigned long flags, const std::string& err,
+                         std::string* text) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ::dup2(fd, 2);
+    ::dup2(fd, 1);
+    const int ns = ::geteuid() == 0 ? CLONE_NEWNS : CLONE_NEWUSER | CLONE_NEWNS;
+    if (::unshare(ns) != 0) ::_exit(90);
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) ::_exit(91);
+    if (::mount(source, target.c_str(), fstype, flags, nullptr) != 0) ::_exit(92);
+    ::execl(kCli.c_str(), kCli.c_str(), "snapshot", "restore", snap_dir.c_str(), "--increment", "2", "--dest",
+            dest.c_str(), flag, static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  int status = 0;
+  if (pid < 0 || ::waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return 128;
+  std::ifstream in(err);
+  std::stringstream out;
+  out << in.rdbuf();
+  *text = out.str();
+  return WEXITSTATUS(status);
+}
+
 // An empty --dest that is a mount point is refused before anything is
 // written: the tree is staged beside it, on the parent's file system, and
-// the publish's rename over a mount point fails (EBUSY). The CLI runs in a
-// mount namespace of its own (a user namespace too when not root) where
-// a tmpfs is mounted on the directory.
+// the publish's rename over a mount point fails (EBUSY). A tmpfs is
+// mounted on the directory.
 TEST_F(CliSnapshot, AMountPointAsDestIsRefusedBeforeAnythingIsWritten) {
   const std::string dest = tmp_.file("mnt"), err = tmp_.file("err.txt");
   ASSERT_TRUE(fs::create_directory(dest));
   for (const char* dry_run : {"--no-progress", "--dry-run"}) {
-    const pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      const int fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      ::dup2(fd, 2);
-      ::dup2(fd, 1);
-      const int ns = ::geteuid() == 0 ? CLONE_NEWNS : CLONE_NEWUSER | CLONE_NEWNS;
-      if (::unshare(ns) != 0) ::_exit(90);
-      if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) ::_exit(91);
-      if (::mount("walcut-test", dest.c_str(), "tmpfs", 0, nullptr) != 0) ::_exit(92);
-      const std::string snap_dir = snap();
-      ::execl(kCli.c_str(), kCli.c_str(), "snapshot", "restore", snap_dir.c_str(), "--increment", "2", "--dest",
-              dest.c_str(), dry_run, static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    int status = 0;
-    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-    ASSERT_TRUE(WIFEXITED(status));
-    ASSERT_LT(WEXITSTATUS(status), 90) << "could not mount a tmpfs in a namespace of its own: " << WEXITSTATUS(status);
-    EXPECT_EQ(WEXITSTATUS(status), 2) << dry_run;
-    std::ifstream in(err);
-    std::stringstream text;
-    text << in.rdbuf();
-    EXPECT_NE(text.str().find("--dest " + dest + ": a mount point"), std::string::npos) << text.str();
-    EXPECT_NE(text.str().find(dest + "/cluster"), std::string::npos) << text.str();
+    std::string text;
+    const int code = restore_with_a_mount(snap(), dest, dry_run, "walcut-test", dest, "tmpfs", 0, err, &text);
+    ASSERT_LT(code, 90) << "could not mount a tmpfs in a namespace of its own: " << code;
+    EXPECT_EQ(code, 2) << dry_run;
+    EXPECT_NE(text.find("--dest " + dest + ": a mount point"), std::string::npos) << text;
+    EXPECT_NE(text.find(dest + "/cluster"), std::string::npos) << text;
     EXPECT_TRUE(fs::is_empty(dest));
     for (const auto& e : fs::directory_iterator(tmp_.path())) {
       EXPECT_EQ(e.path().filename().string().find(".staging"), std::string::npos) << e.path();
@@ -157,34 +166,16 @@ TEST_F(CliSnapshot, AMountPointAsDestIsRefusedBeforeAnythingIsWritten) {
 
 // A --dest inside the snapshot under another name, a bind mount of it, is
 // refused like one named inside it: the restore would write into what it
-// reads. The mount is made in a namespace of its own, as above.
+// reads.
 TEST_F(CliSnapshot, ADestInsideABindMountOfTheSnapshotIsRefused) {
   const std::string alias = tmp_.file("alias"), dest = alias + "/restored", err = tmp_.file("err.txt");
   ASSERT_TRUE(fs::create_directory(alias));
-  const pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    const int fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    ::dup2(fd, 2);
-    ::dup2(fd, 1);
-    const int ns = ::geteuid() == 0 ? CLONE_NEWNS : CLONE_NEWUSER | CLONE_NEWNS;
-    if (::unshare(ns) != 0) ::_exit(90);
-    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) ::_exit(91);
-    const std::string snap_dir = snap();
-    if (::mount(snap_dir.c_str(), alias.c_str(), nullptr, MS_BIND, nullptr) != 0) ::_exit(92);
-    ::execl(kCli.c_str(), kCli.c_str(), "snapshot", "restore", snap_dir.c_str(), "--increment", "2", "--dest",
-            dest.c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status));
-  ASSERT_LT(WEXITSTATUS(status), 90) << "could not bind-mount in a namespace of its own: " << WEXITSTATUS(status);
-  std::ifstream in(err);
-  std::stringstream text;
-  text << in.rdbuf();
-  EXPECT_EQ(WEXITSTATUS(status), 2) << text.str();
-  EXPECT_NE(text.str().find("--dest " + dest + ": inside the snapshot"), std::string::npos) << text.str();
+  std::string text;
+  const int code =
+      restore_with_a_mount(snap(), dest, "--no-progress", snap().c_str(), alias, nullptr, MS_BIND, err, &text);
+  ASSERT_LT(code, 90) << "could not bind-mount in a namespace of its own: " << code;
+  EXPECT_EQ(code, 2) << text;
+  EXPECT_NE(text.find("--dest " + dest + ": inside the snapshot"), std::string::npos) << text;
   EXPECT_FALSE(fs::exists(snap() + "/restored")) << "nothing written into the snapshot";
   for (const auto& e : fs::directory_iterator(snap())) {
     EXPECT_EQ(e.path().filename().string().find(".staging"), std::string::npos) << e.path();
