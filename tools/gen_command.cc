@@ -111,23 +111,22 @@ int run_gen(GenArgs a) {
   o.key_dist = a.dist == "zipf" ? sim::KeyDist::kZipf : sim::KeyDist::kUniform;
   o.segment_bytes = a.segment_mib << 20;
   bool tty = ::isatty(STDERR_FILENO);
-  // What a failed run wrote (a full disk, say) is removed: --out, when it
-  // did not exist, or what it holds, when it was empty. One that held
-  // anything is refused by the run, and left as it was, as is --out after
+  // What a failed run wrote (a full disk, say) is removed: the three
+  // names it writes under --out, then --out when the run made it and it
+  // is empty (what another process put there stays). An --out that held
+  // anything is refused by the run and left as it was, as is --out after
   // any usage error (found before anything is written).
+  namespace fs = std::filesystem;
   std::error_code ec;
-  const bool existed = std::filesystem::exists(o.out, ec);
-  const bool was_empty = !existed || std::filesystem::is_empty(o.out, ec);
+  const bool existed = fs::exists(fs::symlink_status(o.out, ec));  // a dangling link exists
+  const bool was_empty = !existed || fs::is_empty(o.out, ec);
   Result<sim::Report> r = sim::run(o, [tty](const std::string& s) {
     if (tty) std::fprintf(stderr, "walcut gen: %s\n", s.c_str());
   });
   if (!r.ok()) {
     if (r.status().code() != StatusCode::kInvalidArgument && was_empty) {
-      if (!existed) {
-        std::filesystem::remove_all(o.out, ec);
-      } else {
-        for (const auto& e : std::filesystem::directory_iterator(o.out, ec)) std::filesystem::remove_all(e.path(), ec);
-      }
+      for (const char* name : {"cluster", "snapshots", "history.jsonl"}) fs::remove_all(fs::path(o.out) / name, ec);
+      if (!existed) fs::remove(o.out, ec);  // an rmdir: only when empty
     }
     return fail(r.status());
   }

@@ -363,9 +363,15 @@ TEST(Gen, AFailedRunLeavesNothingBehind) {
   EXPECT_TRUE(fs::is_empty(empty));
   write_text(empty + "/mine", "kept");
   int code = -1;
-  const std::string text = run("gen --out " + empty, &code);
+  std::string text = run("gen --out " + empty, &code);
   EXPECT_EQ(code, 2) << text;
   EXPECT_EQ(text_of(empty + "/mine"), "kept");
+  // A dangling symbolic link is not the run's to remove.
+  const std::string link = dir.file("link");
+  fs::create_symlink(dir.file("nowhere"), link);
+  text = run("gen --out " + link + " --txs 10", &code);
+  EXPECT_NE(code, 0) << text;
+  EXPECT_TRUE(fs::is_symlink(fs::symlink_status(link))) << text;
 }
 
 }  // namespace
