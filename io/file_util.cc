@@ -432,15 +432,32 @@ bool path_is_within(const std::string& path, const std::string& dir) {
     named_within = pi != p.end() && *pi == *di;
   }
   if (named_within) return true;
-  // The same directory under another name (a bind mount): one of the
-  // path's existing ancestors is `dir` itself, by device and inode.
-  struct stat ds;
-  if (::stat(d.c_str(), &ds) != 0) return false;
+  // Under another name (a bind mount of `dir` or of a directory below it):
+  // one of the path's existing ancestors is a directory of `dir`'s tree,
+  // by device and inode. The tree's directories are listed for it (no
+  // file is opened), but for those whose link count says they hold no
+  // directory (2; a filesystem that does not count says 1).
+  auto id = [](const struct stat& st) { return std::pair{st.st_dev, st.st_ino}; };
+  std::vector<std::pair<dev_t, ino_t>> ancestors;
   for (fs::path a = p;; a = a.parent_path()) {
     struct stat as;
-    if (::stat(a.c_str(), &as) == 0 && as.st_dev == ds.st_dev && as.st_ino == ds.st_ino) return true;
-    if (a == a.parent_path()) return false;
+    if (::stat(a.c_str(), &as) == 0) ancestors.push_back(id(as));
+    if (a == a.parent_path()) break;
   }
+  auto is_ancestor = [&](const struct stat& st) {
+    return std::find(ancestors.begin(), ancestors.end(), id(st)) != ancestors.end();
+  };
+  struct stat st;
+  if (::stat(d.c_str(), &st) != 0) return false;
+  if (is_ancestor(st)) return true;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(d, fs::directory_options::skip_permission_denied, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    if (!it->is_directory(ec) || it->is_symlink(ec) || ::lstat(it->path().c_str(), &st) != 0) continue;
+    if (is_ancestor(st)) return true;
+    if (st.st_nlink == 2) it.disable_recursion_pending();
+  }
+  return false;
 }
 
 FileLock::FileLock(FileLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }

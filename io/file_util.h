@@ -109,8 +109,9 @@ Result<std::vector<DirEntry>> list_directory(const std::string& dir, bool recurs
 // fsync of `root` and of every directory below it.
 Status sync_tree(const std::string& root);
 // Whether `path` is `dir` or lies below it, after resolving "..", "." and
-// the symbolic links of the parts that exist, or under another name for
-// `dir` (a bind mount of it: an existing ancestor with its device and inode).
+// the symbolic links of the parts that exist, or under another name (a
+// bind mount of `dir` or of a directory below it: an existing ancestor
+// with the device and inode of one of `dir`'s directories).
 bool path_is_within(const std::string& path, const std::string& dir);
 
 // An flock(2) held until release() or destruction, so that two walcut

@@ -164,21 +164,23 @@ TEST_F(CliSnapshot, AMountPointAsDestIsRefusedBeforeAnythingIsWritten) {
   EXPECT_TRUE(fs::exists(dest + "/RESTORED"));
 }
 
-// A --dest inside the snapshot under another name, a bind mount of it, is
-// refused like one named inside it: the restore would write into what it
-// reads.
+// A --dest inside the snapshot under another name, a bind mount of it or
+// of a directory below it, is refused like one named inside it: the
+// restore would write into what it reads.
 TEST_F(CliSnapshot, ADestInsideABindMountOfTheSnapshotIsRefused) {
   const std::string alias = tmp_.file("alias"), dest = alias + "/restored", err = tmp_.file("err.txt");
   ASSERT_TRUE(fs::create_directory(alias));
-  std::string text;
-  const int code =
-      restore_with_a_mount(snap(), dest, "--no-progress", snap().c_str(), alias, nullptr, MS_BIND, err, &text);
-  ASSERT_LT(code, 90) << "could not bind-mount in a namespace of its own: " << code;
-  EXPECT_EQ(code, 2) << text;
-  EXPECT_NE(text.find("--dest " + dest + ": inside the snapshot"), std::string::npos) << text;
-  EXPECT_FALSE(fs::exists(snap() + "/restored")) << "nothing written into the snapshot";
-  for (const auto& e : fs::directory_iterator(snap())) {
-    EXPECT_EQ(e.path().filename().string().find(".staging"), std::string::npos) << e.path();
+  for (const std::string& source : {snap(), snap() + "/db"}) {
+    std::string text;
+    const int code =
+        restore_with_a_mount(snap(), dest, "--no-progress", source.c_str(), alias, nullptr, MS_BIND, err, &text);
+    ASSERT_LT(code, 90) << "could not bind-mount in a namespace of its own: " << code;
+    EXPECT_EQ(code, 2) << source << ": " << text;
+    EXPECT_NE(text.find("--dest " + dest + ": inside the snapshot"), std::string::npos) << text;
+    EXPECT_FALSE(fs::exists(source + "/restored")) << "nothing written into the snapshot";
+    for (const auto& e : fs::directory_iterator(source)) {
+      EXPECT_EQ(e.path().filename().string().find(".staging"), std::string::npos) << e.path();
+    }
   }
 }
 
