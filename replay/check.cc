@@ -1,19 +1,17 @@
 #include "replay/check.h"
 
-#include <xxhash.h>
-
-#include <nlohmann/json.hpp>
-#include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/enumerable_thread_specific.h>
 #include <oneapi/tbb/parallel_for.h>
-#include <boost/unordered/unordered_flat_set.hpp>
+#include <xxhash.h>
 
 #include <algorithm>
+#include <boost/unordered/unordered_flat_set.hpp>
 #include <charconv>
 #include <chrono>
 #include <filesystem>
 #include <limits>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string_view>
 #include <tuple>
@@ -586,24 +584,24 @@ CheckReport reduce_checks(std::vector<NodeCheck> maps) {
 
 Result<CheckReport> check_snapshot(const CheckOptions& o) {
   auto t0 = std::chrono::steady_clock::now();
-  std::unique_ptr<tbb::global_control> limit;
-  if (o.threads > 0) limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, o.threads);
-  Result<std::vector<SnapshotMeta>> metas = read_snapshot_metas(o.snapshot_dir);
-  if (!metas.ok()) return metas.status();
-  // Nodes are mapped side by side, at most one per thread at a time.
-  const std::vector<SnapshotMeta>& all = metas.value();
-  CheckProgress progress(o, all);
-  std::vector<std::optional<Result<NodeCheck>>> results(all.size());
-  for_each_in_waves(all.size(), thread_count(o.threads),
-                    [&](size_t i) { results[i] = map_node_with(o, all[i].node_id, &progress); });
-  std::vector<NodeCheck> maps;
-  for (auto& c : results) {
-    if (!c->ok()) return c->status();
-    maps.push_back(std::move(*c).value());
-  }
-  CheckReport r = reduce_checks(std::move(maps));
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return r;
+  return with_threads(o.threads, [&]() -> Result<CheckReport> {
+    Result<std::vector<SnapshotMeta>> metas = read_snapshot_metas(o.snapshot_dir);
+    if (!metas.ok()) return metas.status();
+    // Nodes are mapped side by side, at most one per thread at a time.
+    const std::vector<SnapshotMeta>& all = metas.value();
+    CheckProgress progress(o, all);
+    std::vector<std::optional<Result<NodeCheck>>> results(all.size());
+    for_each_in_waves(all.size(), thread_count(o.threads),
+                      [&](size_t i) { results[i] = map_node_with(o, all[i].node_id, &progress); });
+    std::vector<NodeCheck> maps;
+    for (auto& c : results) {
+      if (!c->ok()) return c->status();
+      maps.push_back(std::move(*c).value());
+    }
+    CheckReport r = reduce_checks(std::move(maps));
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return r;
+  });
 }
 
 // ---- Map files

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <utility>
 
 #include "io/status.h"
 
@@ -18,6 +19,19 @@ namespace walcut {
 // `threads`, or every thread of the current oneTBB arena when 0.
 inline unsigned thread_count(unsigned threads) {
   return threads > 0 ? threads : static_cast<unsigned>(std::max(1, tbb::this_task_arena::max_concurrency()));
+}
+
+// f(), its oneTBB work on at most `threads` threads (0: all of the
+// current arena's), in an arena of its own, no larger than the current
+// one. Not a tbb::global_control: destroying one starts the default's
+// threads again, and when none can be started (out of memory, the very
+// exception that ended f() unwinding through it) oneTBB throws from its
+// destructor and the process ends.
+template <typename F>
+auto with_threads(unsigned threads, F&& f) -> decltype(f()) {
+  if (threads == 0) return f();
+  tbb::task_arena arena(static_cast<int>(std::min(threads, thread_count(0))));
+  return arena.execute(std::forward<F>(f));
 }
 
 // fn(i) for every i in [0, n), at most `width` at a time. Each wave is one

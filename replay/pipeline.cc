@@ -1,6 +1,5 @@
 #include "replay/pipeline.h"
 
-#include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/parallel_for.h>
 #include <oneapi/tbb/task_arena.h>
 
@@ -537,13 +536,10 @@ Status replay_node(const std::string& snapshot_dir, uint64_t n, uint16_t node_in
   if (!inc.ok()) return inc.status();
   Result<ReplayFilter> filter = load_replay_filter(inc.value(), options.io);
   if (!filter.ok()) return filter.status();
-  std::unique_ptr<tbb::global_control> limit;
-  if (options.threads > 0) {
-    limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, options.threads);
-  }
   ProgressHub progress(options.progress, "replay", bytes_to_finish(inc.value(), filter.value()));
   NodeWal wal{node_index, base->node_id, base->cluster_id, inc->segment_paths, inc->segment_bytes};
-  Status s = replay_wal(wal, filter.value(), base->groups, sink, options, progress, report);
+  Status s = with_threads(
+      options.threads, [&] { return replay_wal(wal, filter.value(), base->groups, sink, options, progress, report); });
   if (s.ok()) progress.report();
   return s;
 }

@@ -1,7 +1,6 @@
 #include "replay/restore.h"
 
 #include <fcntl.h>
-#include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/parallel_for.h>
 #include <unistd.h>
 
@@ -733,20 +732,19 @@ Result<RestoreReport> restore(const RestoreOptions& options, std::vector<Snapsho
 
 Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
   const auto start = Clock::now();
-  std::unique_ptr<tbb::global_control> limit;  // from here: verifying an existing dest reads in parallel too
-  if (options.threads > 0) {
-    limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, options.threads);
-  }
-  Result<std::vector<SnapshotMeta>> bases = read_checked_bases(options);
-  if (!bases.ok()) return bases.status();
-  RestoreReport report;
-  report.snapshot_dir = options.snapshot_dir;
-  report.increment = options.increment;
-  report.dest = options.dest;
-  Result<RestoreReport> r = options.dry_run ? dry_run(options, std::move(bases).value(), report)
-                                            : restore(options, std::move(bases).value(), report);
-  if (r.ok()) r->total_s = since(start);
-  return r;
+  // From here: verifying an existing dest reads in parallel too.
+  return with_threads(options.threads, [&]() -> Result<RestoreReport> {
+    Result<std::vector<SnapshotMeta>> bases = read_checked_bases(options);
+    if (!bases.ok()) return bases.status();
+    RestoreReport report;
+    report.snapshot_dir = options.snapshot_dir;
+    report.increment = options.increment;
+    report.dest = options.dest;
+    Result<RestoreReport> r = options.dry_run ? dry_run(options, std::move(bases).value(), report)
+                                              : restore(options, std::move(bases).value(), report);
+    if (r.ok()) r->total_s = since(start);
+    return r;
+  });
 }
 
 }  // namespace walcut
