@@ -57,13 +57,8 @@ std::string unknown_command(const CLI::App& app, int argc, char** argv) {
   return "";
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  walcut::reuse_freed_memory();  // partition-sized buffers come and go by the thousand
-  // A file past `ulimit -f` is a failed write naming it (EFBIG), handled
-  // like a full disk, not a kill that leaves a staging directory behind.
-  ::signal(SIGXFSZ, SIG_IGN);
+// Parses the command line and runs the command; its exit status.
+int run(int argc, char** argv) {
   // Named, so the help reads "Usage: walcut ..." however it was started (the man pages are made from it).
   CLI::App app{"walcut: fast, safe restore of a partitioned store from its write-ahead log", "walcut"};
   app.set_version_flag("--version", "walcut " WALCUT_VERSION_STRING);
@@ -75,15 +70,28 @@ int main(int argc, char** argv) {
   walcut::cli::add_snapshot_commands(app, exit_code);
   walcut::cli::add_node_commands(app, exit_code);
   walcut::cli::add_help_footers(app);
+  if (const std::string unknown = unknown_command(app, argc, argv); !unknown.empty()) {
+    std::fprintf(stderr, "%s\nRun with --help for more information.\n", unknown.c_str());
+    return walcut::cli::kExitUsage;
+  }
   try {
-    if (const std::string unknown = unknown_command(app, argc, argv); !unknown.empty()) {
-      std::fprintf(stderr, "%s\nRun with --help for more information.\n", unknown.c_str());
-      return walcut::cli::kExitUsage;
-    }
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     return output_written(rc == 0 ? walcut::cli::kExitOk : walcut::cli::kExitUsage);
+  }
+  return output_written(exit_code);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  walcut::reuse_freed_memory();  // partition-sized buffers come and go by the thousand
+  // A file past `ulimit -f` is a failed write naming it (EFBIG), handled
+  // like a full disk, not a kill that leaves a staging directory behind.
+  ::signal(SIGXFSZ, SIG_IGN);
+  try {
+    return run(argc, argv);  // the commands' set-up included: it allocates too
   } catch (const std::bad_alloc&) {
     // Not a bug: the machine (or a limit set on the process) has no more
     // memory. Whatever was being written is discarded as on any failure.
@@ -98,9 +106,13 @@ int main(int argc, char** argv) {
     }
     return walcut::cli::kExitData;
   } catch (const std::exception& e) {
+    // oneTBB says it could not start a thread with a plain runtime_error.
+    if (std::strstr(e.what(), "pthread_create") != nullptr) {
+      std::fprintf(stderr, "walcut: out of memory or threads: %s\n", e.what());
+      return walcut::cli::kExitData;
+    }
     // A bug: every expected failure is a Status. Say so rather than abort.
     std::fprintf(stderr, "walcut: internal error: %s\n", e.what());
     return walcut::cli::kExitData;
   }
-  return output_written(exit_code);
 }
