@@ -34,23 +34,26 @@ int output_written(int rc) {
   return rc == walcut::cli::kExitOk || rc == walcut::cli::kExitFindings ? walcut::cli::kExitData : rc;
 }
 
-// "walcut bogus" or "walcut snapshot bogus": the word where a command
-// belongs that names none. CLI11 says only "A subcommand is required".
-// Empty when every word before the first leaf command names one.
+// "walcut bogus", "walcut snapshot bogus" or "walcut --dest x snapshot
+// restore": the word where a command belongs that names none, or a flag
+// given before its command. CLI11 says only "A subcommand is required".
+// Empty when every word before the first leaf command names one, or is a
+// flag of the command before it (--help, --version).
 std::string unknown_command(const CLI::App& app, int argc, char** argv) {
   const CLI::App* at = &app;
   std::string path = "walcut";
   for (int i = 1; i < argc; ++i) {
     const std::string word = argv[i];
-    if (word.starts_with("-")) continue;  // above the leaves, only flags without values (--help, --version)
     const std::vector<const CLI::App*> commands = at->get_subcommands([](const CLI::App*) { return true; });
     if (commands.empty()) return "";
-    auto named = std::find_if(commands.begin(), commands.end(), [&](const CLI::App* c) { return c->check_name(word); });
-    if (named == commands.end()) {
-      std::string names;
-      for (const CLI::App* c : commands) names += (names.empty() ? "" : ", ") + c->get_name();
-      return path + ": '" + word + "' is not a command; one of: " + names;
+    std::string names;
+    for (const CLI::App* c : commands) names += (names.empty() ? "" : ", ") + c->get_name();
+    if (word.starts_with("-")) {  // above the leaves, flags take no values
+      if (word != "--" && at->get_option_no_throw(word.substr(0, word.find('='))) != nullptr) continue;
+      return path + ": '" + word + "' is not a flag of " + path + "; the command comes first, one of: " + names;
     }
+    auto named = std::find_if(commands.begin(), commands.end(), [&](const CLI::App* c) { return c->check_name(word); });
+    if (named == commands.end()) return path + ": '" + word + "' is not a command; one of: " + names;
     at = *named;
     path += " " + word;
   }

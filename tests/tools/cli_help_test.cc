@@ -94,7 +94,16 @@ TEST(Help, AnUnknownCommandIsNamedWithTheCommandsThatExist) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"bogusverb", "walcut: 'bogusverb' is not a command; one of: wal, dump, gen, snapshot, backup, node"},
       {"snapshot restor /tmp/x", "walcut snapshot: 'restor' is not a command; one of: info, restore, check"},
-      {"wal --help-me dumps", "walcut wal: 'dumps' is not a command; one of: dump, stats, synth"},
+      {"wal dumps", "walcut wal: 'dumps' is not a command; one of: dump, stats, synth"},
+      {"-x",
+       "walcut: '-x' is not a flag of walcut; the command comes first, one of: wal, dump, gen, snapshot, "
+       "backup, node"},
+      {"--dest /tmp/x snapshot restore /tmp/s",
+       "walcut: '--dest' is not a flag of walcut; the command comes "
+       "first, one of: wal, dump, gen, snapshot, backup, node"},
+      {"snapshot --version",
+       "walcut snapshot: '--version' is not a flag of walcut snapshot; the command comes "
+       "first, one of: info, restore, check"},
   };
   for (const auto& [args, message] : cases) {
     int code = -1;
