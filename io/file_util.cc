@@ -270,15 +270,29 @@ Result<std::vector<std::string>> list_segment_files(const std::string& dir) {
 namespace {
 
 // `p` absolute, with "..", "." and the symbolic links of its existing part
-// resolved, and no trailing separator.
+// resolved, and no trailing separator: component by component, as the
+// kernel will once the missing directories are made. (Not
+// weakly_canonical, which drops "x/.." as text once x is missing: in
+// "missing/../link/../d" the ".." after a link to a directory is that
+// directory's parent, not the link's.)
 fs::path resolved(const std::string& p) {
   std::error_code ec;
-  fs::path out = fs::absolute(p, ec);
-  if (ec) out = p;
-  fs::path canonical = fs::weakly_canonical(out, ec);
-  if (!ec) out = canonical;
-  out = out.lexically_normal();
-  if (!out.has_filename() && out != out.root_path()) out = out.parent_path();
+  fs::path absolute = fs::absolute(p, ec);
+  if (ec) absolute = p;
+  fs::path out = absolute.root_path();
+  for (const fs::path& part : absolute.relative_path()) {
+    if (part.empty() || part == ".") continue;
+    if (part == "..") {
+      out = out.parent_path();
+      continue;
+    }
+    fs::path next = out / part;
+    if (fs::exists(fs::symlink_status(next, ec))) {  // else missing: so is all below it
+      fs::path real = fs::canonical(next, ec);
+      if (!ec) next = std::move(real);
+    }
+    out = std::move(next);
+  }
   return out;
 }
 

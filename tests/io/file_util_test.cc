@@ -269,6 +269,12 @@ TEST(PathIsWithin, ResolvesDotsAndSymbolicLinks) {
   EXPECT_FALSE(path_is_within(snap + "/../snapshot-2", snap));
   EXPECT_FALSE(path_is_within(dir.path() + "/snap2", snap)) << "a name that begins like it is not inside it";
   EXPECT_FALSE(path_is_within(dir.path(), snap));
+  // A ".." after a missing directory is taken as the kernel will take it
+  // once that directory is made: after "alias", the snapshot's parent.
+  fs::create_symlink(snap + "/db", dir.path() + "/db-alias");
+  EXPECT_TRUE(path_is_within(dir.path() + "/missing/../db-alias/../evil", snap));
+  EXPECT_TRUE(path_is_within(dir.path() + "/missing/../alias/x", snap));
+  EXPECT_FALSE(path_is_within(dir.path() + "/missing/../alias/../x", snap));
 }
 
 mode_t mode_of(const std::string& path) {
