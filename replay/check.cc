@@ -1,17 +1,18 @@
 #include "replay/check.h"
 
-#include <oneapi/tbb/enumerable_thread_specific.h>
-#include <oneapi/tbb/parallel_for.h>
 #include <xxhash.h>
 
-#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <oneapi/tbb/enumerable_thread_specific.h>
+#include <oneapi/tbb/parallel_for.h>
 #include <boost/unordered/unordered_flat_set.hpp>
+
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <filesystem>
 #include <limits>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <string_view>
 #include <tuple>

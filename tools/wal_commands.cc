@@ -1,5 +1,7 @@
 #include "tools/wal_commands.h"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -7,7 +9,6 @@
 #include <exception>
 #include <filesystem>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 #include <tuple>
@@ -379,8 +380,9 @@ int run_synth(const SynthArgs& a) {
         keys[i].resize(8);
         store_u64(keys[i].data(), rng() % 1000000);
         values[i].resize(a.value_bytes);
-        for (auto& byte : values[i])
-          byte = std::byte{static_cast<uint8_t>('a' + rng() % 4)};  // compressible, like real rows
+        for (auto& byte : values[i]) {  // compressible, like real rows
+          byte = std::byte{static_cast<uint8_t>('a' + rng() % 4)};
+        }
         DataEntry e;
         e.group_id = 1 + static_cast<uint32_t>(rng() % 3);
         e.partition = static_cast<uint16_t>(rng() % 1024);
