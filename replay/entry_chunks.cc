@@ -44,6 +44,21 @@ std::byte* ChunkPool::get(int cls, bool huge_page) {
   return p;
 }
 
+std::byte* ChunkPool::get_fitting(int& cls, int smallest, bool huge_page) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (int c = cls; c >= smallest; --c) {
+      if (free_[c].empty()) continue;
+      std::byte* p = free_[c].back();
+      free_[c].pop_back();
+      ASAN_UNPOISON_MEMORY_REGION(p, kClassBytes[c]);
+      cls = c;
+      return p;
+    }
+  }
+  return get(cls, huge_page);
+}
+
 // n bytes from the newest slab, or from a new one. The rest of a slab too
 // short for n (under the largest chunk, 3% of a slab) is never used, and
 // never touched: not resident.
@@ -133,13 +148,16 @@ EntryChunks& EntryChunks::operator=(EntryChunks&& o) noexcept {
 // (fewer chunks, less room lost at their ends); the slack stays under about
 // a quarter of what is held.
 void EntryChunks::add_chunk(size_t n) {
-  int cls = held_ < (4 << 10) ? 0 : held_ < (32 << 10) ? 1 : held_ < (256 << 10) ? 2 : 3;
-  while (cls < ChunkPool::kClasses && ChunkPool::kClassBytes[cls] < n) ++cls;
+  int cls = held_ < (4 << 10) ? 0 : held_ < (32 << 10) ? 1 : held_ < (128 << 10) ? 2 : held_ < (512 << 10) ? 3 : 4;
+  int smallest = 0;  // the smallest class the entry fits in
+  while (smallest < ChunkPool::kClasses && ChunkPool::kClassBytes[smallest] < n) ++smallest;
+  cls = std::max(cls, smallest);
   Chunk c{};
   if (cls == ChunkPool::kClasses) {
     c = {allocate(n), 0, n, -1};
   } else {
-    c = {ChunkPool::shared().get(cls, huge_pages_), 0, ChunkPool::kClassBytes[cls], cls};
+    std::byte* p = ChunkPool::shared().get_fitting(cls, smallest, huge_pages_);
+    c = {p, 0, ChunkPool::kClassBytes[cls], cls};
   }
   if (reinterpret_cast<uintptr_t>(c.data) + c.capacity > (uintptr_t{1} << kAddressBits)) {
     give_back(c);  // never on Linux without asking mmap for more: the index could not hold it

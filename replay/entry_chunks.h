@@ -6,7 +6,7 @@
 // next node's buckets could not fill (the large shape under --memory-limit
 // 96M peaked at 197 MiB), or, mapped alone and unmapped when freed, had
 // every page of every bucket fault in anew (3.4x the unconstrained time);
-// chunks of four sizes fill each other's places.
+// chunks of five sizes fill each other's places.
 #pragma once
 
 #include <cstddef>
@@ -36,8 +36,8 @@ namespace walcut {
 // whichever bucket asks next.
 class ChunkPool {
  public:
-  static constexpr int kClasses = 4;
-  static constexpr size_t kClassBytes[kClasses] = {1 << 10, 4 << 10, 16 << 10, 64 << 10};
+  static constexpr int kClasses = 5;
+  static constexpr size_t kClassBytes[kClasses] = {1 << 10, 2 << 10, 4 << 10, 16 << 10, 64 << 10};
 
   static constexpr size_t kSlabBytes = 2 << 20;
 
@@ -48,6 +48,12 @@ class ChunkPool {
   // when `huge_page` (a hint: where the kernel gives none, the slab has
   // 4 KiB pages), else malloc's.
   std::byte* get(int cls, bool huge_page = false);
+  // A free chunk of class `cls`, else a free one of the largest smaller
+  // class down to `smallest`, else a new one of `cls`; `cls` is set to
+  // the chunk's class. The chunks a bucket's index leaves as it grows
+  // (1 KiB, then 2 KiB, ...) are then taken by entries before new ones
+  // are cut (4 MB of `small`'s 120 MB were left in the pool before).
+  std::byte* get_fitting(int& cls, int smallest, bool huge_page);
   void put(std::byte* chunk, int cls);
   // Frees every pooled chunk malloc gave, and unmaps the slabs once every
   // chunk cut from them is back (a restore calls it when it ends).

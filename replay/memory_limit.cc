@@ -93,4 +93,10 @@ bool reuse_freed_memory() {
 #endif
 }
 
+void give_back_free_memory() {
+#if defined(__GLIBC__)
+  ::malloc_trim(0);
+#endif
+}
+
 }  // namespace walcut

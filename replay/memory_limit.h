@@ -27,11 +27,20 @@ uint64_t default_memory_limit_bytes();
 // KiB: a restore's finish allocates and frees a few buffers the size of a
 // partition for every partition, and fresh pages fault in slowly (fat
 // shape: 0.47x the time for the first, 0.86x for the second;
-// docs/benchmarks.md). Neither raises the peak: what is kept is reused.
+// docs/benchmarks.md). Neither raises the peak much: what is kept is
+// reused, and what the verify leaves is given back (below).
 // The buckets' memory does not depend on it: it comes in pooled chunks
 // (replay/entry_chunks.h). Process-wide, so the library never calls it:
 // the CLI does, a host program decides for itself. False where malloc is
 // not glibc's.
 bool reuse_freed_memory();
+
+// Gives the pages malloc holds free back to the kernel (glibc's
+// malloc_trim), whatever the thresholds above. A restore calls it once,
+// between the verify and the replay: the verify's buffers, freed in one
+// thread's heap, stayed resident while the replay's threads filled
+// others (3-4 MB of `small`'s peak with two pipelines). Nothing where
+// malloc is not glibc's.
+void give_back_free_memory();
 
 }  // namespace walcut

@@ -193,7 +193,7 @@ void PartitionBucket::drop_dead_if_wasteful() {
 // Where the newest entry of `key`, n bytes, goes: over the key's newest
 // entry when it has the same size, else at the end.
 std::byte* PartitionBucket::place(std::string_view key, size_t n, uint64_t h) {
-  if ((live_ + 1) * 4 > slot_count_ * 3) grow_index();
+  if ((live_ + 1) * 8 > slot_count_ * 7) grow_index();
   const uint64_t tag = h >> kAddressBits << kAddressBits;
   const size_t mask = slot_count_ - 1;
   size_t i = h & mask;
@@ -209,7 +209,7 @@ std::byte* PartitionBucket::place(std::string_view key, size_t n, uint64_t h) {
     break;
   }
   if (slots_[i] == 0) ++live_;
-  assert(live_ * 4 <= slot_count_ * 3 && "the index has a free slot for every probe to end at");
+  assert(live_ * 8 <= slot_count_ * 7 && "the index has a free slot for every probe to end at");
   std::byte* p = take_hole(n);
   if (p == nullptr) p = entries_.append(n);
   slots_[i] = tag | address_of(p);

@@ -22,9 +22,10 @@
 // nothing is copied again until the one sort at the end.
 //
 // Memory: the live entries, dead ones up to an eighth of them, the
-// chunks' slack (about a quarter at most), and 8 bytes per index slot
-// (under 8/3 slots per key; an index of 1-64 KiB is a pool chunk, up to
-// twice that). Not thread-safe: one owner at a time (a
+// chunks' slack (about an eighth of what they hold past 32 KiB, at most a
+// quarter below), and 8 bytes per index slot (the index grows at 7/8
+// full: under 16/7 slots per key; an index of 1-64 KiB is a pool chunk,
+// up to twice that). Not thread-safe: one owner at a time (a
 // replay apply group).
 #pragma once
 

@@ -244,20 +244,37 @@ class DiscardSink final : public ReplaySink {
 
 using BetweenPasses = std::function<Status(std::span<RoutedCopy* const> whole)>;
 
-// How many nodes' WALs are replayed at once: a pipeline per 4 threads.
-size_t nodes_side_by_side(const RestoreOptions& o) {
-  constexpr unsigned kThreadsPerPipeline = 4;
-  return std::max(1u, thread_count(o.threads) / kThreadsPerPipeline);
+// The budget of the buckets (docs/restore.md, "Memory").
+uint64_t budget_of(const RestoreOptions& o) {
+  return o.memory_limit > 0 ? o.memory_limit : default_memory_limit_bytes();
 }
 
-// Whether the buckets' chunks may be huge pages (replay/entry_chunks.h):
-// only while the largest WALs replayed at once, were every byte of them
-// routed, would take at most a quarter of the budget, so that the chunks'
-// unused ends, resident with them, cannot bring the restore near it.
-bool huge_pages_fit(const RestoreOptions& o, const std::vector<NodeIncrements>& chain, uint64_t budget) {
+// Whether the largest WALs of `nodes` nodes, were every byte of them
+// routed, would take at most a quarter of the budget: far enough from it
+// that holding them at once, with the chunks' unused ends, cannot bring
+// the restore near it.
+bool far_from_budget(size_t nodes, const std::vector<NodeIncrements>& chain, uint64_t budget) {
   uint64_t largest = 0;
   for (const NodeIncrements& n : chain) largest = std::max(largest, n.segment_bytes);
-  return largest * nodes_side_by_side(o) <= budget / 4;
+  return largest * nodes <= budget / 4;
+}
+
+// How many nodes' WALs are replayed at once, each in a pipeline of
+// threads / that many threads. Far from the budget, a node per thread
+// (as many as there are nodes): a pipeline of one thread reads, decodes
+// and applies on one core, and a node's entries never cross to another
+// core (`small` on 2 cores in 0.89 of the time and of the CPU of one
+// pipeline of two threads, docs/benchmarks.md), for the memory of both
+// nodes' buckets at once. Nearer, where the buckets of more nodes would
+// spill, a pipeline per 4 threads.
+size_t nodes_side_by_side(const RestoreOptions& o, const Plan& plan, const std::vector<NodeIncrements>& chain) {
+  size_t sources = 0;
+  for (const SnapshotMeta& b : plan.bases) sources += plan.is_source(b.node_index);
+  const size_t threads = std::min(thread_count(o.threads), thread_count(0));  // no more than the arena runs
+  const size_t wide = std::max<size_t>(1, std::min(sources, threads));
+  if (far_from_budget(wide, chain, budget_of(o))) return wide;
+  constexpr unsigned kThreadsPerPipeline = 4;
+  return std::max<size_t>(1, threads / kThreadsPerPipeline);
 }
 
 // How much of the restored tree the writeback thread lets become dirty
@@ -278,10 +295,9 @@ bool output_fits_page_cache(const Plan& plan, const std::vector<NodeIncrements>&
   return most <= budget / 4;
 }
 
-// Replays every source node, routing entries to their copies. Each
-// pipeline keeps its threads busy; nodes go side by side only on machines
-// with threads to spare (nodes_side_by_side), as each pipeline's
-// reader and batches cost memory (docs/restore.md, "Memory"). Without a
+// Replays every source node, routing entries to their copies, nodes side
+// by side as nodes_side_by_side says; the pipelines at once share the
+// threads and the reads in flight (--queue-depth). Without a
 // spiller (a dry run) the entries are read, checked and counted, not kept.
 // `after_wave` runs after each wave of nodes (their copies marked
 // replayed); `between_passes` after a pass that dropped copies, with the
@@ -303,7 +319,7 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
   std::vector<Status> results(sources.size());
   std::vector<ReplayReport> rereads(sources.size());
   std::vector<unsigned> passes(sources.size(), 1);
-  const size_t side_by_side = nodes_side_by_side(o);
+  const size_t side_by_side = nodes_side_by_side(o, plan, chain);
   auto replay_one = [&](size_t i) {
     const uint16_t node = sources[i];
     const NodeIncrements& inc = chain[node];
@@ -325,8 +341,9 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
       ReplaySink& sink = route ? static_cast<ReplaySink&>(*route) : discard;
       std::vector<RoutedCopy*> dropped;
       ReplayOptions ro;  // its callbacks use this pass's sink
-      ro.threads = o.threads;
+      ro.threads = static_cast<unsigned>(std::max<size_t>(1, thread_count(o.threads) / side_by_side));
       ro.io = o.io;
+      ro.io.queue_depth = static_cast<uint32_t>(std::max<size_t>(1, o.io.queue_depth / side_by_side));
       ro.cancel = o.cancel;
       ro.groups = groups;
       if (route) {
@@ -362,6 +379,7 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
   }));
   for (size_t i = 0; i < sources.size(); ++i) {
     report.replay_passes = std::max(report.replay_passes, passes[i]);
+    report.nodes_at_once = static_cast<unsigned>(std::min(side_by_side, sources.size()));
     const ReplayReport& r = reports[i];
     if (!plan.restored[sources[i]]) {
       report.peer_nodes += 1;
@@ -662,6 +680,7 @@ Result<RestoreReport> restore(const RestoreOptions& options, std::vector<Snapsho
   Verified& v = verified.value();
   Plan& plan = v.plan;
   report.verify_s = since(t);
+  give_back_free_memory();  // before the buckets fill: the verify's freed buffers
 
   for (const SnapshotMeta& b : plan.bases) {
     if (plan.restored[b.node_index]) WALCUT_RETURN_IF_ERROR(write_node_dirs(staging, options, b));
@@ -670,9 +689,11 @@ Result<RestoreReport> restore(const RestoreOptions& options, std::vector<Snapsho
   // Replay, finishing each partition as soon as its copies are replayed
   // (docs/restore.md, step 4); the finish's share is timed apart.
   t = Clock::now();
-  report.memory_limit = options.memory_limit > 0 ? options.memory_limit : default_memory_limit_bytes();
+  report.memory_limit = budget_of(options);
   MemoryGauge gauge(report.memory_limit);
-  const bool huge_pages = huge_pages_fit(options, v.chain, report.memory_limit);
+  // The buckets' chunks are huge pages (replay/entry_chunks.h) only far
+  // from the budget: the chunks' unused ends are resident with them.
+  const bool huge_pages = far_from_budget(nodes_side_by_side(options, plan, v.chain), v.chain, report.memory_limit);
   for (const std::unique_ptr<RoutedCopy>& c : plan.copies) c->bucket.use_huge_pages(huge_pages);
   if (output_fits_page_cache(plan, v.chain, report.memory_limit)) {
     for (Plan::Task& t : plan.tasks) {

@@ -63,6 +63,7 @@ struct RestoreReport {
   uint64_t spilled_bytes = 0;
   unsigned replay_passes = 0;  // the most times a node's WAL was read (0: none was; docs/restore.md, "Passes")
   uint64_t reread_bytes = 0;   // the restored nodes' WAL blocks read again by later passes (peers': in peer_bytes_read)
+  unsigned nodes_at_once = 0;  // nodes' WALs replayed side by side (docs/restore.md, step 3; 0: none was read)
   double verify_s = 0, replay_s = 0, finish_s = 0, publish_s = 0;  // publish: RESTORED, sync, rename
   double total_s = 0;              // the whole call
   bool already_restored = false;   // dest held this very restore already (a dry run: would do nothing)

@@ -45,6 +45,7 @@ std::string to_json(const RestoreReport& x) {
                    {"spilled_bytes", x.spilled_bytes},
                    {"replay_passes", x.replay_passes},
                    {"reread_bytes", x.reread_bytes},
+                   {"nodes_at_once", x.nodes_at_once},
                    {"io_engine", x.io_engine},
                    {"seconds",
                     {{"verify", x.verify_s},

@@ -272,6 +272,48 @@ TEST(EntryChunks, AReleaseBesideChunksBeingCutNeverUnmapsOneInUse) {
   EXPECT_EQ(pool.allocated_bytes(), 0u);
 }
 
+TEST(EntryChunks, AFreeSmallerChunkTheEntryFitsIsTakenBeforeANewOneIsCut) {
+  // A bucket's index leaves a 1 KiB chunk when it grows; entries of a
+  // bucket past the 1 KiB chunks take it rather than a new 2 KiB one,
+  // but never one their entry does not fit in.
+  ChunkPool& pool = ChunkPool::shared();
+  pool.release_free();
+  pool.put(pool.get(0), 0);
+  const size_t made = pool.allocated_bytes();
+  int cls = 1;
+  std::byte* p = pool.get_fitting(cls, /*smallest=*/1, false);
+  EXPECT_EQ(cls, 1) << "the 1 KiB chunk is smaller than the entry";
+  EXPECT_EQ(pool.allocated_bytes(), made + ChunkPool::kClassBytes[1]);
+  pool.put(p, cls);
+  cls = 2;
+  std::byte* q = pool.get_fitting(cls, /*smallest=*/0, false);
+  EXPECT_EQ(cls, 1) << "the largest free class under the one asked for";
+  cls = 2;
+  std::byte* r = pool.get_fitting(cls, /*smallest=*/0, false);
+  EXPECT_EQ(cls, 0);
+  EXPECT_EQ(pool.allocated_bytes(), made + ChunkPool::kClassBytes[1]) << "nothing new was cut";
+  cls = 2;
+  std::byte* s = pool.get_fitting(cls, /*smallest=*/0, false);
+  EXPECT_EQ(cls, 2) << "none free: a new one of the class asked for";
+  pool.put(q, 1);
+  pool.put(r, 0);
+  pool.put(s, 2);
+  pool.release_free();
+  EXPECT_EQ(pool.allocated_bytes(), 0u);
+
+  // Through a bucket: its entries and index reuse what is free, and read back.
+  std::mt19937_64 rng(3);
+  PartitionBucket b;
+  Reference ref;
+  for (uint64_t i = 0; i < 3000; ++i) {
+    std::string key = random_key(rng, 300);
+    std::string value(rng() % 300, 'v');
+    b.add(entry(key, value, Version{1, 1, i}));
+    ref[key] = {value, Version{1, 1, i}};
+  }
+  EXPECT_EQ(read_run(take(b).span()), ref);
+}
+
 TEST(EntryChunks, BucketsOnSeveralThreadsShareThePool) {
   // Each thread fills and frees buckets of its own, as replay's stripes and
   // the finish's tasks do, all through the one pool (run under TSan too).

@@ -19,6 +19,7 @@
 #include <future>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <oneapi/tbb/task_arena.h>
 #include <random>
 #include <set>
 #include <sstream>
@@ -960,6 +961,37 @@ TEST(Restore, PassesReadTheWalAgainForDroppedCopiesAndRestoreTheSameBytes) {
   }
 }
 
+// Far from the budget, nodes are replayed side by side, a pipeline of
+// threads / nodes threads each; near it, one after another. Either way,
+// with ATOMIC groups and deletes, the tree is the one-thread restore's.
+// In an arena of 2 threads made here, so that the two pipelines run on
+// any machine.
+TEST(Restore, NodesSideBySideRestoreTheSameBytesAsOneAfterAnother) {
+  for (uint64_t seed = 1; seed <= 3; ++seed) {
+    TempDir dir;
+    RestoreOptions r;
+    RestoreReport one;
+    r.threads = 1;
+    ASSERT_NO_FATAL_FAILURE(restore_unlimited(seed, dir, r, one));
+    EXPECT_EQ(one.nodes_at_once, 1u);
+    ASSERT_GE(one.nodes, 2u);
+    tbb::task_arena two(2);
+    for (uint64_t limit : {uint64_t{0}, uint64_t{64} << 10}) {
+      RestoreOptions o = r;
+      o.threads = 2;
+      o.memory_limit = limit;
+      o.dest = dir.path() + "/two-" + std::to_string(limit);
+      Result<RestoreReport> t = two.execute([&] { return restore_snapshot(o); });
+      ASSERT_TRUE(t.ok()) << t.status().to_string();
+      const std::string what = "seed " + std::to_string(seed) + " limit " + std::to_string(limit);
+      EXPECT_EQ(t->nodes_at_once, limit == 0 ? 2u : 1u) << what;
+      EXPECT_EQ(t->entries_applied, one.entries_applied) << what;
+      EXPECT_EQ(t->atomic_repaired, one.atomic_repaired) << what;
+      EXPECT_TRUE(files_of(o.dest) == files_of(r.dest)) << what;
+    }
+  }
+}
+
 // to_json(RestoreReport) names every key `walcut snapshot restore --json`
 // prints (docs/cli.md), a restore's or a dry run's, from the report alone.
 TEST(RestoreReportJson, HasTheKeysOfARestoreOrOfADryRun) {
@@ -976,13 +1008,30 @@ TEST(RestoreReportJson, HasTheKeysOfARestoreOrOfADryRun) {
   const nlohmann::json restored = nlohmann::json::parse(to_json(x));
   std::set<std::string> keys;
   for (const auto& [k, v] : restored.items()) keys.insert(k);
-  EXPECT_EQ(
-      keys,
-      (std::set<std::string>{
-          "already_restored",  "atomic_repaired", "blocks",    "bytes_read",       "dest",          "entries_applied",
-          "entries_filtered",  "entries_per_s",   "io_engine", "memory_limit",     "nodes",         "partition_files",
-          "peer_bytes_read",   "peer_nodes",      "records",   "replay_mib_per_s", "replay_passes", "reread_bytes",
-          "routed_bytes_peak", "seconds",         "segments",  "spill_files",      "spilled_bytes"}));
+  EXPECT_EQ(keys, (std::set<std::string>{"already_restored",
+                                         "atomic_repaired",
+                                         "blocks",
+                                         "bytes_read",
+                                         "dest",
+                                         "entries_applied",
+                                         "entries_filtered",
+                                         "entries_per_s",
+                                         "io_engine",
+                                         "memory_limit",
+                                         "nodes",
+                                         "nodes_at_once",
+                                         "partition_files",
+                                         "peer_bytes_read",
+                                         "peer_nodes",
+                                         "records",
+                                         "replay_mib_per_s",
+                                         "replay_passes",
+                                         "reread_bytes",
+                                         "routed_bytes_peak",
+                                         "seconds",
+                                         "segments",
+                                         "spill_files",
+                                         "spilled_bytes"}));
   EXPECT_EQ(restored["dest"], "out");
   EXPECT_EQ(restored["seconds"]["total"], 2.25);
   EXPECT_EQ(restored["seconds"]["replay"], 1.5);
