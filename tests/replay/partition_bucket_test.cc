@@ -67,6 +67,18 @@ std::string random_key(std::mt19937_64& rng, size_t keys) {
   return "k" + std::to_string(k) + std::string(k % 3 == 0 ? 20 : 0, 'x');
 }
 
+// Adds n writes of random keys (random_key(rng, keys)) and values of up to
+// max_value bytes of `fill` to b, and to ref what it must then hold.
+void add_random(PartitionBucket& b, Reference& ref, std::mt19937_64& rng, uint64_t n, size_t keys, size_t max_value,
+                char fill, uint64_t topology = 1) {
+  for (uint64_t i = 0; i < n; ++i) {
+    std::string key = random_key(rng, keys);
+    std::string value(rng() % max_value, fill);
+    b.add(entry(key, value, Version{topology, 1, i}));
+    ref[key] = {value, Version{topology, 1, i}};
+  }
+}
+
 TEST(PartitionBucket, TheNewestWriteOfEachKeyWinsAndDeletesStayAsTombstones) {
   for (uint64_t seed = 1; seed <= 6; ++seed) {
     std::mt19937_64 rng(seed);
@@ -305,12 +317,7 @@ TEST(EntryChunks, AFreeSmallerChunkTheEntryFitsIsTakenBeforeANewOneIsCut) {
   std::mt19937_64 rng(3);
   PartitionBucket b;
   Reference ref;
-  for (uint64_t i = 0; i < 3000; ++i) {
-    std::string key = random_key(rng, 300);
-    std::string value(rng() % 300, 'v');
-    b.add(entry(key, value, Version{1, 1, i}));
-    ref[key] = {value, Version{1, 1, i}};
-  }
+  add_random(b, ref, rng, 3000, 300, 300, 'v');
   EXPECT_EQ(read_run(take(b).span()), ref);
 }
 
@@ -325,12 +332,7 @@ TEST(EntryChunks, BucketsOnSeveralThreadsShareThePool) {
       for (int round = 0; round < 20; ++round) {
         PartitionBucket b;
         Reference ref;
-        for (uint64_t i = 0; i < 2000; ++i) {
-          std::string key = random_key(rng, 400);
-          std::string value(rng() % 200, static_cast<char>('a' + t));
-          b.add(entry(key, value, Version{1, 1, i}));
-          ref[key] = {value, Version{1, 1, i}};
-        }
+        add_random(b, ref, rng, 2000, 400, 200, static_cast<char>('a' + t));
         RunBuffer run = take(b);
         if (read_run(run.span()) != ref) ++wrong;
       }
@@ -387,12 +389,7 @@ TEST(SpillFile, SlicesReadBackAsWrittenAndDamageIsRefused) {
   for (int s = 0; s < 50; ++s) {
     PartitionBucket b;
     Reference ref;
-    for (uint64_t i = 0; i < 500; ++i) {
-      std::string key = random_key(rng, 300);
-      std::string value(rng() % 300, 'z');
-      b.add(entry(key, value, Version{2, 1, i}));
-      ref[key] = {value, Version{2, 1, i}};
-    }
+    add_random(b, ref, rng, 500, 300, 300, 'z', /*topology=*/2);
     Result<SpillSlice> slice = (*w)->append(b.sorted());
     b.clear();
     ASSERT_TRUE(slice.ok());
