@@ -297,7 +297,7 @@ bool output_fits_page_cache(const Plan& plan, const std::vector<NodeIncrements>&
 
 // Replays every source node, routing entries to their copies, nodes side
 // by side as nodes_side_by_side says; the pipelines at once share the
-// threads and the reads in flight (--queue-depth). Without a
+// threads and the reads in flight (io.queue_depth). Without a
 // spiller (a dry run) the entries are read, checked and counted, not kept.
 // `after_wave` runs after each wave of nodes (their copies marked
 // replayed); `between_passes` after a pass that dropped copies, with the
