@@ -70,7 +70,7 @@ std::string random_key(std::mt19937_64& rng, size_t keys) {
 // Adds n writes of random keys (random_key(rng, keys)) and values of up to
 // max_value bytes of `fill` to b, and to ref what it must then hold.
 void add_random(PartitionBucket& b, Reference& ref, std::mt19937_64& rng, uint64_t n, size_t keys, size_t max_value,
-                char fill, uint64_t topology = 1) {
+                char fill, uint32_t topology = 1) {
   for (uint64_t i = 0; i < n; ++i) {
     std::string key = random_key(rng, keys);
     std::string value(rng() % max_value, fill);
