@@ -270,7 +270,8 @@ reconcile() {
     FILENAME == ARGV[1] { e[++ne] = $0; en[ne] = normalise($0); next }
     { a[++na] = $0; an[na] = normalise($0) }
     # The values that differ from run to run, as placeholders: times, rates,
-    # the default memory limit (from the machine), the I/O engine, the
+    # the default memory limit (from the machine), the most the buckets held
+    # and the nodes replayed at once (from its cores), the I/O engine, the
     # numbers of a progress bar (drawn whenever its timer fires); and blanks at
     # the end of a line, which the docs leave out.
     function normalise(s, k, keys, n) {
@@ -280,6 +281,9 @@ reconcile() {
       for (k = 1; k <= n; k++) gsub(keys[k] " [0-9]+\\.[0-9]+s", keys[k] " <s>s", s)
       gsub(/[0-9]+\.[0-9]+ MiB\/s, [0-9]+ entries\/s/, "<rate>", s)                      # restore: "replay 9.3 MiB/s, ..."
       gsub(/\(limit [0-9]+\.[0-9]+ MiB\)/, "(limit <memory>)", s)
+      gsub(/[0-9]+\.[0-9]+ MiB of routed entries at most/, "<memory> MiB of routed entries at most", s)
+      gsub(/"routed_bytes_peak": ?[0-9]+/, "\"routed_bytes_peak\":<memory>", s)
+      gsub(/"nodes_at_once": ?[0-9]+/, "\"nodes_at_once\":<n>", s)
       gsub(/io (io_uring|pread)\)/, "io <engine>)", s)
       gsub(/"io_engine": ?"(io_uring|pread)"/, "\"io_engine\":<engine>", s)
       gsub(/"memory_limit": ?[0-9]+/, "\"memory_limit\":<memory>", s)
