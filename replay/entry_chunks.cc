@@ -26,37 +26,26 @@ ChunkPool& ChunkPool::shared() {
   return pool;
 }
 
-std::byte* ChunkPool::get(int cls, bool huge_page) {
-  const size_t n = kClassBytes[cls];
+std::byte* ChunkPool::get(int cls, bool huge_page) { return get_fitting(cls, cls, huge_page); }
+
+std::byte* ChunkPool::get_fitting(int& cls, int smallest, bool huge_page) {
   std::lock_guard<std::mutex> lock(mu_);
   std::byte* p;
-  if (!free_[cls].empty()) {
-    p = free_[cls].back();
-    free_[cls].pop_back();
-    ASAN_UNPOISON_MEMORY_REGION(p, n);
+  for (int c = cls; c >= smallest; --c) {
+    if (free_[c].empty()) continue;
+    p = free_[c].back();
+    free_[c].pop_back();
+    ASAN_UNPOISON_MEMORY_REGION(p, kClassBytes[c]);
+    cls = c;
     return p;
   }
+  const size_t n = kClassBytes[cls];
   // Counted under the lock: release_free() must never find every chunk
   // back while one it cannot see yet is being cut from a slab.
   p = huge_page ? cut(n) : nullptr;
   if (p == nullptr) p = allocate(n);
   allocated_bytes_ += n;
   return p;
-}
-
-std::byte* ChunkPool::get_fitting(int& cls, int smallest, bool huge_page) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (int c = cls; c >= smallest; --c) {
-      if (free_[c].empty()) continue;
-      std::byte* p = free_[c].back();
-      free_[c].pop_back();
-      ASAN_UNPOISON_MEMORY_REGION(p, kClassBytes[c]);
-      cls = c;
-      return p;
-    }
-  }
-  return get(cls, huge_page);
 }
 
 // n bytes from the newest slab, or from a new one. The rest of a slab too

@@ -381,9 +381,9 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
     }
     return after_wave ? after_wave() : Status{};
   }));
+  report.nodes_at_once = static_cast<unsigned>(std::min(side_by_side, sources.size()));
   for (size_t i = 0; i < sources.size(); ++i) {
     report.replay_passes = std::max(report.replay_passes, passes[i]);
-    report.nodes_at_once = static_cast<unsigned>(std::min(side_by_side, sources.size()));
     const ReplayReport& r = reports[i];
     if (!plan.restored[sources[i]]) {
       report.peer_nodes += 1;
