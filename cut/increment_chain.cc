@@ -70,6 +70,7 @@ Result<NodeIncrements> read_node_increments(const std::string& snapshot_dir, con
                                             ChainFault* fault) {
   NodeIncrements out;
   out.base = base;
+  out.base.files = std::vector<ManifestEntry>();  // the caller's copy has the manifest
   PathsUnder paths(snapshot_dir, /*list_dirs=*/true);
   uint64_t first = base.snapshot_pointer.segment;
   for (uint64_t k = 1; k <= n; ++k) {

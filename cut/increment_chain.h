@@ -15,7 +15,7 @@ namespace walcut {
 
 // One node's increments 1..N.
 struct NodeIncrements {
-  SnapshotMeta base;                      // its full snapshot's metadata
+  SnapshotMeta base;                      // its full snapshot's metadata, without the manifest (files)
   std::vector<IncrementMeta> increments;  // the complete ones of 1..N, in order
   std::vector<std::string> segment_paths;  // every segment of them, in order
   uint64_t segment_bytes = 0;              // their sizes, summed, as listed

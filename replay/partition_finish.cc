@@ -15,7 +15,7 @@ Status load_base(uint32_t group_id, uint16_t partition, const CopyToFinish& c, R
   run.clear();
   if (c.listed) run.reserve(c.listed->bytes);
   Result<PartitionFileScan> scan = scan_snapshot_partition(
-      c.base_path, c.listed ? &*c.listed : nullptr, {group_id, partition, c.node_index},
+      c.base_path, c.listed, {group_id, partition, c.node_index},
       [&](std::string_view key, ByteSpan value, const Version& v) {
         store_run_entry(run.append(kRunEntryFixedBytes + key.size() + value.size()), key, value, v, false);
       });

@@ -12,7 +12,6 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -27,7 +26,10 @@ namespace walcut {
 struct CopyToFinish {
   uint16_t node_index = 0;
   std::string base_path;                // the copy's file in the full snapshot
-  std::optional<ManifestEntry> listed;  // its manifest entry; nullopt: the manifest does not list it
+  // Its manifest entry, in the snapshot metadata the caller holds (a copy
+  // here was a tenth of a restore's memory per partition file); null: the
+  // manifest does not list it.
+  const ManifestEntry* listed = nullptr;
   RoutedCopy* routed = nullptr;         // its entries from the WAL; null: none were replayed
   std::string out_path;                 // where to write it; empty: a peer, only compared
   PartitionWrite write = PartitionWrite::kCreate;  // kCreate or kCreateCached

@@ -46,7 +46,8 @@ Result<std::vector<TreeEntry>> tree_of(const std::string& root) {
   Result<std::vector<DirEntry>> listed = list_directory(root, /*recursive=*/true);
   if (!listed.ok()) return listed.status();
   std::vector<TreeEntry> tree;
-  for (const DirEntry& e : listed.value()) {
+  tree.reserve(listed->size());
+  for (DirEntry& e : listed.value()) {
     if (e.path == "RESTORED") continue;
     if (e.kind == DirEntry::Kind::kOther) {
       return Status::corruption(root + "/" + e.path + ": neither a directory nor a regular file");
@@ -54,7 +55,7 @@ Result<std::vector<TreeEntry>> tree_of(const std::string& root) {
     if (e.path.find('\n') != std::string::npos) {
       return Status::corruption(root + "/" + e.path + ": a name with a line break");
     }
-    tree.push_back(TreeEntry{e.path, e.kind == DirEntry::Kind::kDirectory, e.bytes, 0});
+    tree.push_back(TreeEntry{std::move(e.path), e.kind == DirEntry::Kind::kDirectory, e.bytes, 0});
   }
   return tree;
 }
@@ -362,7 +363,14 @@ Status RestoreDest::publish(const std::string& stamp, const std::function<void(c
   ProgressHub hub(progress, "publish", bytes);
   hub.report();
   WALCUT_RETURN_IF_ERROR(add_checksums(staging_, tree.value(), &hub, &noted_));
+  {
+    std::lock_guard<std::mutex> lock(noted_mu_);
+    std::unordered_map<std::string, PartitionFileWritten>().swap(noted_);  // taken into the tree
+  }
   std::string restored = stamp;
+  size_t restored_bytes = stamp.size();
+  for (const TreeEntry& e : tree.value()) restored_bytes += e.path.size() + 32;  // "file <size> <crc> <path>\n"
+  restored.reserve(restored_bytes);
   for (const TreeEntry& e : tree.value()) restored += e.line();
   // The writeback thread stops: a sync of its own still running goes on beside this one.
   writeback_.request_stop();

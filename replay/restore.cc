@@ -85,7 +85,9 @@ Result<Plan> make_plan(const RestoreOptions& o, std::vector<SnapshotMeta> bases,
   Affinity aff(m.groups, m.baseline);
   // Paths built from the snapshot's names stay under their roots (io/names.h).
   PathsUnder in_snapshot(o.snapshot_dir, /*list_dirs=*/true), in_staging(staging);
-  std::set<std::string> read;  // the snapshot files the tasks read, as their manifests name them
+  // By node, by manifest entry: whether a task reads the file.
+  std::vector<std::vector<bool>> read(n);
+  for (const SnapshotMeta& b : plan.bases) read[b.node_index].assign(b.files.size(), false);
   auto copy_of = [&](uint16_t node, const CacheGroup& g, uint16_t p) -> Result<CopyToFinish> {
     const SnapshotMeta& b = plan.bases[node];
     CopyToFinish c;
@@ -94,8 +96,8 @@ Result<Plan> make_plan(const RestoreOptions& o, std::vector<SnapshotMeta> bases,
     Result<std::string> base = in_snapshot.path(rel);
     if (!base.ok()) return base.status();
     c.base_path = std::move(base).value();
-    read.insert(rel);
-    if (const ManifestEntry* listed = find_listed(b, rel)) c.listed = *listed;
+    c.listed = find_listed(b, rel);
+    if (c.listed) read[node][static_cast<size_t>(c.listed - b.files.data())] = true;
     if (plan.restored[node] && !staging.empty()) {
       Result<std::string> out = in_staging.path(partition_path(b.node_id + "/db", g, p));
       if (!out.ok()) return out.status();
@@ -138,8 +140,9 @@ Result<Plan> make_plan(const RestoreOptions& o, std::vector<SnapshotMeta> bases,
   // The restored nodes' other files (groups not asked for) are checked too.
   for (const SnapshotMeta& b : plan.bases) {
     if (!plan.restored[b.node_index]) continue;
-    for (const ManifestEntry& f : b.files) {
-      if (read.count(f.path)) continue;
+    for (size_t i = 0; i < b.files.size(); ++i) {
+      const ManifestEntry& f = b.files[i];
+      if (read[b.node_index][i]) continue;
       Result<std::string> path = in_snapshot.path(f.path);  // refused here, before anything is read
       if (!path.ok()) return path.status();
       plan.unread.push_back(f);
@@ -742,6 +745,11 @@ Result<RestoreReport> restore(const RestoreOptions& options, std::vector<Snapsho
   for (const SnapshotMeta& b : plan.bases) {
     if (plan.restored[b.node_index]) WALCUT_RETURN_IF_ERROR(write_node_meta_of(staging, options, b));
   }
+  // Done with: the publish lists the tree beside them otherwise (about 0.4
+  // KiB a partition file).
+  std::vector<Plan::Task>().swap(plan.tasks);
+  std::vector<std::unique_ptr<RoutedCopy>>().swap(plan.copies);
+  std::vector<std::vector<RoutedCopy*>>().swap(plan.routed);
   fs::remove_all(spill_dir, ec);
   if (ec) return Status::io_error("remove " + spill_dir + ": " + ec.message());
   report.finish_s = since(t) + finished_early_s;
