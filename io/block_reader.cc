@@ -21,7 +21,13 @@ class BlockReader::Window {
   void begin_file(uint32_t file) {
     file_ = file;
     chunks_.clear();
+    next_ = 0;
+    shrank_ = false;
   }
+
+  // Whether the current file's bytes ended before the size it had when it
+  // was opened: it shrank while it was read.
+  bool shrank() const { return shrank_; }
 
   // A contiguous view of [off, off + n) of the current file, valid while
   // `owner` lives. Returns false when the file ends first. Copies only when
@@ -66,27 +72,46 @@ class BlockReader::Window {
 
   Result<bool> pull() {
     for (;;) {
-      if (pending_ && pending_->file > file_) return false;
+      if (pending_ && pending_->file > file_) return ended();
       Chunk c;
       if (pending_) {
         c = std::move(*pending_);
         pending_.reset();
       } else {
         Result<bool> got = io_.next(c);
-        if (!got.ok() || !got.value()) return got;
+        if (!got.ok()) return got;
+        if (!got.value()) return ended();
       }
       if (c.file < file_) continue;  // read ahead before the file was skipped
       if (c.file > file_) {
         pending_ = std::move(c);
-        return false;
+        return ended();
       }
+      // Each chunk starts where the one before it ended. A read that came
+      // back short (the file shrank while it was read) leaves a gap before
+      // the next chunk, which a view across it would index before its
+      // buffer: the file ends at the short read, and what follows is
+      // dropped.
+      if (shrank_ || c.offset != next_) {
+        shrank_ = true;
+        continue;
+      }
+      next_ = end_of(c);
       chunks_.push_back(std::move(c));
       return true;
     }
   }
 
+  // No more chunks of the current file: false, and whether it shrank.
+  bool ended() {
+    if (next_ < io_.file_size(file_)) shrank_ = true;
+    return false;
+  }
+
   ChunkReader& io_;
   uint32_t file_ = 0;
+  uint64_t next_ = 0;  // where the current file's next chunk must start
+  bool shrank_ = false;
   std::deque<Chunk> chunks_;
   std::optional<Chunk> pending_;  // the first chunk of a later file
 };
@@ -288,10 +313,15 @@ Result<bool> BlockReader::end_of_data(uint64_t off, const std::string& why) {
                               " follows, so this segment was closed and synced before");
   }
   if (WalPointer{seg.segment_index, logical_} < options_.durable_end) return before_durable_end(where(off), why);
-  const bool truncated = size < seg.segment_bytes;
+  const bool shrank = window_->shrank();
+  const bool truncated = size < seg.segment_bytes || shrank;
   end_ = LogEnd{nonzero_to > off || truncated, file_, off, nonzero_to - off, why,
                 WalPointer{seg.segment_index, logical_ + kBlockHeaderBytes}, last_crc_, false};
-  if (truncated) end_.reason += "; the file is " + std::to_string(seg.segment_bytes - size) + " bytes short";
+  if (shrank) {
+    end_.reason += "; the file shrank while it was read";
+  } else if (truncated) {
+    end_.reason += "; the file is " + std::to_string(seg.segment_bytes - size) + " bytes short";
+  }
   done_ = true;
   if (options_.mode == TailMode::kStrict) {
     if (end_.torn) {

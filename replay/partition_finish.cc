@@ -9,11 +9,16 @@
 namespace walcut {
 namespace {
 
+constexpr uint64_t kBaseReserveBytes = 64 << 20;
+
 // The copy's file in the full snapshot as a sorted run: checked against
 // its manifest entry and the copy it must be.
 Status load_base(uint32_t group_id, uint16_t partition, const CopyToFinish& c, RunBuffer& run) {
   run.clear();
-  if (c.listed) run.reserve(c.listed->bytes);
+  // What the manifest says, up to a bound: the scan checks the file's size
+  // against it, and a damaged manifest claiming terabytes got "out of
+  // memory" here instead of the file's name and size.
+  if (c.listed) run.reserve(std::min<uint64_t>(c.listed->bytes, kBaseReserveBytes));
   Result<PartitionFileScan> scan = scan_snapshot_partition(
       c.base_path, c.listed, {group_id, partition, c.node_index},
       [&](std::string_view key, ByteSpan value, const Version& v) {

@@ -413,6 +413,20 @@ TEST_F(CraftedSnapshot, APartitionFileFarLargerThanListedIsRefusedBeforeItIsRead
   EXPECT_LT(ru.ru_maxrss, 512 * 1024) << "KiB: the restore read the file into memory";
 }
 
+// A manifest entry (its CRC right) that claims a partition file of 100
+// TB: restore and check name the file and both sizes. The finish used to
+// reserve the claimed size for the file's entries before the file was
+// read, and said only "out of memory".
+TEST_F(CraftedSnapshot, AManifestEntryClaimingTerabytesIsRefusedNamingTheFile) {
+  Result<SnapshotMeta> m = read_snapshot_meta(snap_ + "/node0.smf");
+  ASSERT_TRUE(m.ok());
+  ManifestEntry& f = m->files.back();
+  const uint64_t real = f.bytes;
+  f.bytes = 99999999999999;
+  testing::write_file(snap_ + "/node0.smf", encode_snapshot_meta(m.value()));
+  expect_refused(f.path + ": " + std::to_string(real) + " bytes, the manifest says 99999999999999", 1);
+}
+
 TEST_F(CraftedSnapshot, APartitionFileThatIsASymbolicLinkOutOfTheSnapshotIsRefused) {
   Result<SnapshotMeta> m = read_snapshot_meta(snap_ + "/node0.smf");
   ASSERT_TRUE(m.ok());

@@ -150,6 +150,45 @@ TEST(BlockReader, TruncationAnywhereInTheLastBlockIsATornTail) {
   }
 }
 
+// A segment cut short while it is read: a read comes back short, the
+// next finds nothing. The blocks before the cut are read, none after, no
+// byte outside the reader's buffers (the view of a block across the gap
+// indexed before its chunk), and strict mode refuses the segment.
+TEST(BlockReader, ASegmentThatShrinksWhileItIsReadEndsAtTheCut) {
+  TempDir dir;
+  auto paths = write_wal(dir.path(), 300);
+  ASSERT_EQ(paths.size(), 1u);
+  const Bytes original = testing::read_file(paths[0]);
+  ReadResult clean = testing::read_all(paths, kStrict);
+  ASSERT_TRUE(clean.status.ok()) << clean.status.to_string();
+  ASSERT_GT(clean.end.file_offset, 20000u);
+  for (IoEngine engine : {IoEngine::kPread, IoEngine::kAuto}) {
+    for (uint64_t cut : {uint64_t{10000}, uint64_t{12288}, uint64_t{16500}}) {
+      testing::write_file(paths[0], original);
+      BlockReaderOptions o = kStrict;
+      o.io.engine = engine;
+      o.io.chunk_bytes = 4096;
+      o.io.queue_depth = 1;
+      auto reader = BlockReader::open(paths, o);
+      ASSERT_TRUE(reader.ok()) << reader.status().to_string();
+      Block b;
+      Result<bool> more = (*reader)->next(b);
+      ASSERT_TRUE(more.ok() && more.value());
+      std::filesystem::resize_file(paths[0], cut);
+      uint64_t blocks = 1;
+      while ((more = (*reader)->next(b)).ok() && more.value()) {
+        EXPECT_EQ(b.file_offset, clean.blocks[blocks].file_offset);
+        EXPECT_LE(b.file_offset + kBlockHeaderBytes + b.stored.size(), cut);
+        ++blocks;
+      }
+      ASSERT_FALSE(more.ok()) << "cut at " << cut << ": strict mode read " << blocks << " blocks and ended cleanly";
+      EXPECT_NE(more.status().message().find("shrank while it was read"), std::string::npos)
+          << more.status().to_string();
+      EXPECT_LT(blocks, clean.blocks.size());
+    }
+  }
+}
+
 TEST(BlockReader, BlockCopiedFromAnotherOffsetIsDetected) {
   TempDir dir;
   auto paths = write_wal(dir.path(), 10);
