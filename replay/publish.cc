@@ -359,7 +359,11 @@ Status RestoreDest::publish(const std::string& stamp, const std::function<void(c
   Result<std::vector<TreeEntry>> tree = tree_of(staging_);
   if (!tree.ok()) return tree.status();
   uint64_t bytes = 0;
-  for (const TreeEntry& e : tree.value()) bytes += e.dir ? 0 : e.bytes;
+  size_t restored_bytes = stamp.size();  // about: "file <size> <crc> <path>\n" is the path and 20-40 more
+  for (const TreeEntry& e : tree.value()) {
+    bytes += e.dir ? 0 : e.bytes;
+    restored_bytes += e.path.size() + 32;
+  }
   ProgressHub hub(progress, "publish", bytes);
   hub.report();
   WALCUT_RETURN_IF_ERROR(add_checksums(staging_, tree.value(), &hub, &noted_));
@@ -368,8 +372,6 @@ Status RestoreDest::publish(const std::string& stamp, const std::function<void(c
     std::unordered_map<std::string, PartitionFileWritten>().swap(noted_);  // taken into the tree
   }
   std::string restored = stamp;
-  size_t restored_bytes = stamp.size();
-  for (const TreeEntry& e : tree.value()) restored_bytes += e.path.size() + 32;  // "file <size> <crc> <path>\n"
   restored.reserve(restored_bytes);
   for (const TreeEntry& e : tree.value()) restored += e.line();
   // The writeback thread stops: a sync of its own still running goes on beside this one.
