@@ -234,6 +234,29 @@ TEST_F(CliSnapshot, AnArgumentTheSnapshotRefusesLeavesNoLockOrDirectoriesBehind)
   }
 }
 
+// --queue-depth and --chunk-kib change how the segments are read, not
+// what is restored; values the reader cannot use are usage errors that
+// make nothing.
+TEST_F(CliSnapshot, ReaderFlagsChangeHowTheWalIsReadNotTheRestore) {
+  int code = -1;
+  std::string out = walcut("snapshot restore " + snap() + " --increment 2 --dest " + tmp_.file("a"), &code);
+  ASSERT_EQ(code, 0) << out;
+  for (const std::string& flags : {" --queue-depth 1 --chunk-kib 4", " --queue-depth 64 --chunk-kib 2048 --io pread"}) {
+    const std::string dest = tmp_.file("b" + std::to_string(flags.size()));
+    out = walcut("snapshot restore " + snap() + " --increment 2" + flags + " --dest " + dest, &code);
+    ASSERT_EQ(code, 0) << flags << "\n" << out;
+    out = run_command("diff -r " + shell_quote(tmp_.file("a")) + " " + shell_quote(dest) + " 2>&1", &code);
+    EXPECT_EQ(code, 0) << flags << "\n" << out;
+  }
+  for (const std::string& bad : {"--chunk-kib 6", "--queue-depth 0", "--chunk-kib 2097152"}) {
+    out = walcut("snapshot restore " + snap() + " --increment 2 " + bad + " --dest " + tmp_.file("x"), &code);
+    EXPECT_EQ(code, 2) << bad << "\n" << out;
+    EXPECT_NE(out.find(bad.substr(0, bad.find(' '))), std::string::npos) << out;
+    EXPECT_FALSE(fs::exists(tmp_.file("x"))) << bad;
+    EXPECT_FALSE(fs::exists(tmp_.file("x.lock"))) << bad;
+  }
+}
+
 TEST_F(CliSnapshot, AMemoryLimitPastTheSignedRangeIsNoLimit) {
   int code = -1;
   const std::string limit = " --memory-limit 18446744073709551615";  // 2^64 - 1 bytes
