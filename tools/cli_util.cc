@@ -52,21 +52,29 @@ void ReaderFlags::add_to(CLI::App& app) {
       ->capture_default_str();
   app.add_flag("--direct", direct, "Read with O_DIRECT where the filesystem allows it");
   app.add_flag("--strict", strict, "Treat a torn tail as an error (as for snapshot segments)");
-  app.add_option("--queue-depth", queue_depth, "io_uring reads in flight")
-      ->check(whole_number(1, 4096))
-      ->capture_default_str();
+  sizes.add_to(app, "io_uring reads in flight");
+}
+
+void ReadSizeFlags::add_to(CLI::App& app, const std::string& queue_depth_help) {
+  app.add_option("--queue-depth", queue_depth, queue_depth_help)->check(whole_number(1, 4096))->capture_default_str();
   app.add_option("--chunk-kib", chunk_kib, "KiB per read, a multiple of 4 (0: 256, or 1024 with --direct)")
       ->check(whole_number(0, 1 << 20))
       ->capture_default_str();
+}
+
+Status ReadSizeFlags::apply(ReadOptions& io) const {
+  if (chunk_kib % 4 != 0)
+    return Status::invalid_argument("--chunk-kib must be a multiple of 4, got " + std::to_string(chunk_kib));
+  io.queue_depth = queue_depth;
+  io.chunk_bytes = chunk_kib * 1024;
+  return {};
 }
 
 Result<BlockReaderOptions> ReaderFlags::options() const {
   BlockReaderOptions o;
   o.io.engine = io == "uring" ? IoEngine::kUring : io == "pread" ? IoEngine::kPread : IoEngine::kAuto;
   o.io.direct = direct;
-  o.io.queue_depth = queue_depth;
-  if (chunk_kib % 4 != 0) return Status::invalid_argument("--chunk-kib must be a multiple of 4, got " + std::to_string(chunk_kib));
-  o.io.chunk_bytes = chunk_kib * 1024;
+  WALCUT_RETURN_IF_ERROR(sizes.apply(o.io));
   o.mode = strict ? TailMode::kStrict : TailMode::kTolerateTornTail;
   return o;
 }

@@ -37,12 +37,21 @@ CLI::Validator not_empty();
 void add_group_read_flag(CLI::App& app);
 
 // The reader flags of the verbs that read segments.
+// --queue-depth and --chunk-kib: how many reads are in flight and how
+// large, for the wal verbs and the restore.
+struct ReadSizeFlags {
+  uint32_t queue_depth = ReadOptions{}.queue_depth;
+  uint32_t chunk_kib = 0;  // 0: io's default, 256 buffered, 1024 with --direct
+  void add_to(CLI::App& app, const std::string& queue_depth_help);
+  // Sets them in `io`; a chunk that is not a multiple of 4 KiB is a usage error.
+  Status apply(ReadOptions& io) const;
+};
+
 struct ReaderFlags {
   std::string io = "auto";
   bool direct = false;
   bool strict = false;
-  uint32_t queue_depth = 8;
-  uint32_t chunk_kib = 0;  // 0: io's default, 256 buffered, 1024 with --direct
+  ReadSizeFlags sizes;
   void add_to(CLI::App& app);
   Result<BlockReaderOptions> options() const;
 };

@@ -33,8 +33,7 @@ struct RestoreArgs {
   unsigned max_passes = 1;
   std::string io = "auto";
   bool direct = false;
-  uint32_t queue_depth = ReadOptions{}.queue_depth;
-  uint32_t chunk_kib = 0;
+  ReadSizeFlags read_sizes;
   bool json = false;
   bool wait = false;
   std::string progress = "auto";
@@ -87,11 +86,7 @@ Result<RestoreOptions> restore_options(const RestoreArgs& a) {
   o.max_passes = a.max_passes;
   o.io.engine = a.io == "uring" ? IoEngine::kUring : a.io == "pread" ? IoEngine::kPread : IoEngine::kAuto;
   o.io.direct = a.direct;
-  o.io.queue_depth = a.queue_depth;
-  if (a.chunk_kib % 4 != 0) {
-    return Status::invalid_argument("--chunk-kib must be a multiple of 4, got " + std::to_string(a.chunk_kib));
-  }
-  o.io.chunk_bytes = a.chunk_kib * 1024;
+  WALCUT_RETURN_IF_ERROR(a.read_sizes.apply(o.io));
   return o;
 }
 
@@ -338,12 +333,7 @@ void add_snapshot_commands(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   r->add_option("--io", a->io, "I/O engine")->check(CLI::IsMember({"auto", "uring", "pread"}))->capture_default_str();
   r->add_flag("--direct", a->direct, "Read segments with O_DIRECT where the filesystem allows it");
-  r->add_option("--queue-depth", a->queue_depth, "io_uring reads in flight, shared by the nodes replayed at once")
-      ->check(whole_number(1, 4096))
-      ->capture_default_str();
-  r->add_option("--chunk-kib", a->chunk_kib, "KiB per read, a multiple of 4 (0: 256, or 1024 with --direct)")
-      ->check(whole_number(0, 1 << 20))
-      ->capture_default_str();
+  a->read_sizes.add_to(*r, "io_uring reads in flight, shared by the nodes replayed at once");
   r->add_flag("--json", a->json, "JSON report");
   r->add_flag("--wait", a->wait, "Wait while another walcut process restores into DEST (else fail at once: busy)");
   add_progress_flags(*r, a->progress);
