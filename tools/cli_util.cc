@@ -26,6 +26,11 @@ std::optional<uint64_t> parse_decimal(const std::string& text) {
 CLI::Validator whole_number(uint64_t min, uint64_t max) {
   const std::string range = std::to_string(min) + ".." + std::to_string(max);
   auto check = [min, max, range](std::string& text) -> std::string {
+    // CLI11 reads "010" as octal 8 after this check passed it as ten:
+    // a leading 0 is refused, whatever was meant.
+    if (text.size() > 1 && text[0] == '0') {
+      return "must be a whole number in " + range + " without a leading 0, got '" + text + "'";
+    }
     std::optional<uint64_t> v = parse_decimal(text);
     if (!v || *v < min || *v > max) {
       return "must be a whole number in " + range + ", got '" + text + "'";
@@ -65,6 +70,17 @@ void ReadSizeFlags::add_to(CLI::App& app, const std::string& queue_depth_help) {
 Status ReadSizeFlags::apply(ReadOptions& io) const {
   if (chunk_kib % 4 != 0)
     return Status::invalid_argument("--chunk-kib must be a multiple of 4, got " + std::to_string(chunk_kib));
+  // A reader holds up to 2 x queue depth buffers of a chunk each (fewer
+  // for files shorter than that): each flag within its range, the two
+  // together could ask for terabytes.
+  constexpr uint64_t kMostBufferBytes = uint64_t{2} << 30;
+  const uint64_t chunk = chunk_kib > 0 ? uint64_t{chunk_kib} << 10 : default_chunk_bytes(io.direct);
+  if (2 * queue_depth * chunk > kMostBufferBytes) {
+    return Status::invalid_argument("--queue-depth " + std::to_string(queue_depth) + " with --chunk-kib " +
+                                    std::to_string(chunk >> 10) + ": the read buffers could take " +
+                                    std::to_string((2 * queue_depth * chunk) >> 20) +
+                                    " MiB (2 x queue depth x chunk); at most 2048 MiB");
+  }
   io.queue_depth = queue_depth;
   io.chunk_bytes = chunk_kib * 1024;
   return {};

@@ -43,7 +43,9 @@ struct ReadSizeFlags {
   uint32_t queue_depth = ReadOptions{}.queue_depth;
   uint32_t chunk_kib = 0;  // 0: io's default, 256 buffered, 1024 with --direct
   void add_to(CLI::App& app, const std::string& queue_depth_help);
-  // Sets them in `io`; a chunk that is not a multiple of 4 KiB is a usage error.
+  // Sets them in `io` (after io.direct: the default chunk depends on it);
+  // a chunk that is not a multiple of 4 KiB, or read buffers past 2 GiB
+  // (2 x queue depth x chunk), is a usage error.
   Status apply(ReadOptions& io) const;
 };
 

@@ -59,6 +59,8 @@ TEST(NumericFlags, NegativeEmptyMalformedOrOutOfRangeValuesAreUsageErrorsNamingT
       {"snapshot restore " + dir.file("none") + " --dest " + dir.file("dest"), "--threads", "1025"},
       {"snapshot check " + dir.file("none"), "--increment", "1000001"},
       {"snapshot check " + dir.file("none"), "--threads", "1025"},
+      {"snapshot restore " + dir.file("none") + " --dest " + dir.file("dest"), "--queue-depth", "4097"},
+      {"snapshot restore " + dir.file("none") + " --dest " + dir.file("dest"), "--chunk-kib", "1048577"},
       {"wal dump " + dir.file("none"), "--queue-depth", "4097"},
       {"wal stats " + dir.file("none"), "--chunk-kib", "1048577"},
       {synth, "--transactions", "1000000000001"},
@@ -88,7 +90,7 @@ TEST(NumericFlags, NegativeEmptyMalformedOrOutOfRangeValuesAreUsageErrorsNamingT
   for (const Flag& f : flags) {
     // The value as the shell gets it, and as the message quotes it back.
     for (const auto& [arg, quoted] : std::vector<std::pair<std::string, std::string>>{
-             {"-1", "'-1'"}, {"''", "''"}, {"12x", "'12x'"}, {f.too_big, "'" + f.too_big + "'"}}) {
+             {"-1", "'-1'"}, {"''", "''"}, {"12x", "'12x'"}, {"010", "'010'"}, {f.too_big, "'" + f.too_big + "'"}}) {
       int code = -1;
       std::string out = run(f.command + " " + f.flag + " " + arg, &code);
       EXPECT_EQ(code, 2) << f.command << " " << f.flag << " " << arg << "\n" << out;

@@ -241,17 +241,26 @@ TEST_F(CliSnapshot, ReaderFlagsChangeHowTheWalIsReadNotTheRestore) {
   int code = -1;
   std::string out = walcut("snapshot restore " + snap() + " --increment 2 --dest " + tmp_.file("a"), &code);
   ASSERT_EQ(code, 0) << out;
-  for (const std::string& flags : {" --queue-depth 1 --chunk-kib 4", " --queue-depth 64 --chunk-kib 2048 --io pread"}) {
+  for (const std::string flags : {" --queue-depth 1 --chunk-kib 4", " --queue-depth 64 --chunk-kib 2048 --io pread"}) {
     const std::string dest = tmp_.file("b" + std::to_string(flags.size()));
     out = walcut("snapshot restore " + snap() + " --increment 2" + flags + " --dest " + dest, &code);
     ASSERT_EQ(code, 0) << flags << "\n" << out;
     out = run_command("diff -r " + shell_quote(tmp_.file("a")) + " " + shell_quote(dest) + " 2>&1", &code);
     EXPECT_EQ(code, 0) << flags << "\n" << out;
   }
-  for (const std::string& bad : {"--chunk-kib 6", "--queue-depth 0", "--chunk-kib 2097152"}) {
+  // A leading 0 (CLI11 would read 010 as octal 8), and two flags that
+  // are each in range but together ask for 8 TiB of read buffers.
+  const std::vector<std::pair<std::string, std::string>> refused = {
+      {"--chunk-kib 6", "--chunk-kib must be a multiple of 4, got 6"},
+      {"--queue-depth 0", "--queue-depth: must be a whole number in 1..4096, got '0'"},
+      {"--chunk-kib 2097152", "--chunk-kib: must be a whole number in 0..1048576, got '2097152'"},
+      {"--queue-depth 010", "--queue-depth: must be a whole number in 1..4096 without a leading 0, got '010'"},
+      {"--chunk-kib 020", "--chunk-kib: must be a whole number in 0..1048576 without a leading 0, got '020'"},
+      {"--queue-depth 4096 --chunk-kib 1048576", "--queue-depth 4096 with --chunk-kib 1048576: the read buffers"}};
+  for (const auto& [bad, said] : refused) {
     out = walcut("snapshot restore " + snap() + " --increment 2 " + bad + " --dest " + tmp_.file("x"), &code);
     EXPECT_EQ(code, 2) << bad << "\n" << out;
-    EXPECT_NE(out.find(bad.substr(0, bad.find(' '))), std::string::npos) << out;
+    EXPECT_NE(out.find(said), std::string::npos) << out;
     EXPECT_FALSE(fs::exists(tmp_.file("x"))) << bad;
     EXPECT_FALSE(fs::exists(tmp_.file("x.lock"))) << bad;
   }
