@@ -210,6 +210,10 @@ class Spiller {
   std::atomic<uint64_t> bytes_{0};
 };
 
+// The threads a restore runs on: those asked for, no more than its arena
+// runs (with_threads).
+size_t threads_of(const RestoreOptions& o) { return std::min(thread_count(o.threads), thread_count(0)); }
+
 // Loads the replay filter of every source node (its FINISH record, from
 // its last segment), so the cut records are checked before any replay and
 // the replay's total is known.
@@ -225,10 +229,14 @@ Result<std::vector<ReplayFilter>> load_filters(const RestoreOptions& o, const Pl
   ProgressHub progress(o.progress, "verify", bytes_total);
   progress.report();
   std::vector<ReplayFilter> filters(plan.bases.size());
+  // The reads in flight are shared by the nodes read at once, as in the replay.
+  ReadOptions io = o.io;
+  io.queue_depth = static_cast<uint32_t>(
+      std::max<size_t>(1, o.io.queue_depth / std::max<size_t>(1, std::min(sources.size(), threads_of(o)))));
   FirstError error;
   tbb::parallel_for(size_t{0}, sources.size(), [&](size_t i) {
     const NodeIncrements& inc = chain[sources[i]];
-    Result<ReplayFilter> f = load_replay_filter(inc, o.io);
+    Result<ReplayFilter> f = load_replay_filter(inc, io);
     if (!f.ok()) return error.set(f.status().with_context("node " + inc.base.node_id));
     filters[sources[i]] = std::move(f).value();
     progress.read(inc.increments.back().files.back().bytes, inc.base.node_id);
@@ -261,10 +269,6 @@ bool far_from_budget(size_t nodes, const std::vector<NodeIncrements>& chain, uin
   for (const NodeIncrements& n : chain) largest = std::max(largest, n.segment_bytes);
   return largest * nodes <= budget / 4;
 }
-
-// The threads a restore runs on: those asked for, no more than its arena
-// runs (with_threads).
-size_t threads_of(const RestoreOptions& o) { return std::min(thread_count(o.threads), thread_count(0)); }
 
 // How many nodes' WALs are replayed at once, each in a pipeline of
 // threads_of / that many threads. Far from the budget, a node per thread
