@@ -36,7 +36,6 @@ CLI::Validator not_empty();
 // read by the owner's group (0750 / 0640 instead of 0700 / 0600).
 void add_group_read_flag(CLI::App& app);
 
-// The reader flags of the verbs that read segments.
 // --queue-depth and --chunk-kib: how many reads are in flight and how
 // large, for the wal verbs and the restore.
 struct ReadSizeFlags {
@@ -49,6 +48,7 @@ struct ReadSizeFlags {
   Status apply(ReadOptions& io) const;
 };
 
+// The reader flags of the verbs that read segments.
 struct ReaderFlags {
   std::string io = "auto";
   bool direct = false;
