@@ -214,6 +214,14 @@ class Spiller {
 // runs (with_threads).
 size_t threads_of(const RestoreOptions& o) { return std::min(thread_count(o.threads), thread_count(0)); }
 
+// `io` for one of `readers` readers running at once: they share its
+// reads in flight, at least one each.
+ReadOptions shared_by(const ReadOptions& io, size_t readers) {
+  ReadOptions one = io;
+  one.queue_depth = static_cast<uint32_t>(std::max<size_t>(1, io.queue_depth / std::max<size_t>(1, readers)));
+  return one;
+}
+
 // Loads the replay filter of every source node (its FINISH record, from
 // its last segment), so the cut records are checked before any replay and
 // the replay's total is known.
@@ -229,10 +237,7 @@ Result<std::vector<ReplayFilter>> load_filters(const RestoreOptions& o, const Pl
   ProgressHub progress(o.progress, "verify", bytes_total);
   progress.report();
   std::vector<ReplayFilter> filters(plan.bases.size());
-  // The reads in flight are shared by the nodes read at once, as in the replay.
-  ReadOptions io = o.io;
-  io.queue_depth = static_cast<uint32_t>(
-      std::max<size_t>(1, o.io.queue_depth / std::max<size_t>(1, std::min(sources.size(), threads_of(o)))));
+  const ReadOptions io = shared_by(o.io, std::min(sources.size(), threads_of(o)));  // as the replay's pipelines do
   FirstError error;
   tbb::parallel_for(size_t{0}, sources.size(), [&](size_t i) {
     const NodeIncrements& inc = chain[sources[i]];
@@ -353,8 +358,7 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
       std::vector<RoutedCopy*> dropped;
       ReplayOptions ro;  // its callbacks use this pass's sink
       ro.threads = static_cast<unsigned>(std::max<size_t>(1, threads_of(o) / side_by_side));
-      ro.io = o.io;
-      ro.io.queue_depth = static_cast<uint32_t>(std::max<size_t>(1, o.io.queue_depth / side_by_side));
+      ro.io = shared_by(o.io, side_by_side);
       ro.cancel = o.cancel;
       ro.groups = groups;
       if (route) {

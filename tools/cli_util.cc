@@ -79,7 +79,8 @@ Status ReadSizeFlags::apply(ReadOptions& io) const {
     return Status::invalid_argument("--queue-depth " + std::to_string(queue_depth) + " with --chunk-kib " +
                                     std::to_string(chunk >> 10) + ": the read buffers could take " +
                                     std::to_string((2 * queue_depth * chunk) >> 20) +
-                                    " MiB (2 x queue depth x chunk); at most 2048 MiB");
+                                    " MiB (2 x queue depth x chunk); at most " +
+                                    std::to_string(kMostBufferBytes >> 20) + " MiB");
   }
   io.queue_depth = queue_depth;
   io.chunk_bytes = chunk_kib * 1024;
