@@ -51,10 +51,18 @@ void add_group_read_flag(CLI::App& app) {
                         "0700 and 0600, whatever the umask (a restore stays private when its snapshot is)");
 }
 
-void ReaderFlags::add_to(CLI::App& app) {
+void add_io_engine_flag(CLI::App& app, std::string& io) {
   app.add_option("--io", io, "I/O engine: auto (io_uring, else pread), uring, pread")
       ->check(CLI::IsMember({"auto", "uring", "pread"}))
       ->capture_default_str();
+}
+
+IoEngine io_engine_of(const std::string& io) {
+  return io == "uring" ? IoEngine::kUring : io == "pread" ? IoEngine::kPread : IoEngine::kAuto;
+}
+
+void ReaderFlags::add_to(CLI::App& app) {
+  add_io_engine_flag(app, io);
   app.add_flag("--direct", direct, "Read with O_DIRECT where the filesystem allows it");
   app.add_flag("--strict", strict, "Treat a torn tail as an error (as for snapshot segments)");
   sizes.add_to(app, "io_uring reads in flight");
@@ -89,7 +97,7 @@ Status ReadSizeFlags::apply(ReadOptions& io) const {
 
 Result<BlockReaderOptions> ReaderFlags::options() const {
   BlockReaderOptions o;
-  o.io.engine = io == "uring" ? IoEngine::kUring : io == "pread" ? IoEngine::kPread : IoEngine::kAuto;
+  o.io.engine = io_engine_of(io);
   o.io.direct = direct;
   WALCUT_RETURN_IF_ERROR(sizes.apply(o.io));
   o.mode = strict ? TailMode::kStrict : TailMode::kTolerateTornTail;

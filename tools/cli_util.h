@@ -36,6 +36,11 @@ CLI::Validator not_empty();
 // read by the owner's group (0750 / 0640 instead of 0700 / 0600).
 void add_group_read_flag(CLI::App& app);
 
+// --io, on every verb that reads segments: the engine, auto (io_uring,
+// else pread), uring or pread; io_engine_of() turns the text into it.
+void add_io_engine_flag(CLI::App& app, std::string& io);
+IoEngine io_engine_of(const std::string& io);
+
 // --queue-depth and --chunk-kib: how many reads are in flight and how
 // large, for the wal verbs and the restore.
 struct ReadSizeFlags {

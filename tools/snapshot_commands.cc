@@ -84,7 +84,7 @@ Result<RestoreOptions> restore_options(const RestoreArgs& a) {
     o.memory_limit = *limit;
   }
   o.max_passes = a.max_passes;
-  o.io.engine = a.io == "uring" ? IoEngine::kUring : a.io == "pread" ? IoEngine::kPread : IoEngine::kAuto;
+  o.io.engine = io_engine_of(a.io);
   o.io.direct = a.direct;
   WALCUT_RETURN_IF_ERROR(a.read_sizes.apply(o.io));
   return o;
@@ -248,7 +248,7 @@ int run_check(const CheckArgs& a) {
   o.snapshot_dir = a.snapshot;
   if (a.increment > 0) o.increment = a.increment;
   o.threads = a.threads;
-  o.io.engine = a.io == "uring" ? IoEngine::kUring : a.io == "pread" ? IoEngine::kPread : IoEngine::kAuto;
+  o.io.engine = io_engine_of(a.io);
   ProgressDisplay progress(a.reduce.empty() ? a.progress : "none");
   o.progress = progress.callback();
   if (!a.map_out.empty()) {  // the map of one node, to a file
@@ -331,7 +331,7 @@ void add_snapshot_commands(CLI::App& app, int& exit_code) {
                 "Times a node's WAL may be read, past the memory limit, before the rest is spilled (1: once)")
       ->check(whole_number(1, 100))
       ->capture_default_str();
-  r->add_option("--io", a->io, "I/O engine")->check(CLI::IsMember({"auto", "uring", "pread"}))->capture_default_str();
+  add_io_engine_flag(*r, a->io);
   r->add_flag("--direct", a->direct, "Read segments with O_DIRECT where the filesystem allows it");
   a->read_sizes.add_to(*r, "io_uring reads in flight, shared by the nodes replayed at once");
   r->add_flag("--json", a->json, "JSON report");
@@ -363,7 +363,7 @@ void add_snapshot_commands(CLI::App& app, int& exit_code) {
   k->add_option("--threads", c->threads, "Threads (0: every core)")
       ->check(whole_number(0, kMaxThreads))
       ->capture_default_str();
-  k->add_option("--io", c->io, "I/O engine")->check(CLI::IsMember({"auto", "uring", "pread"}))->capture_default_str();
+  add_io_engine_flag(*k, c->io);
   add_progress_flags(*k, c->progress);
   add_group_read_flag(*k);
   k->callback([c, &exit_code] {
