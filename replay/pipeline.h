@@ -104,6 +104,8 @@ class ProgressHub {
   void trim(uint64_t bytes) { bytes_total_ -= bytes; }
   // Adds bytes to read again (a restore's later pass over a WAL) to the total.
   void grow(uint64_t bytes) { bytes_total_ += bytes; }
+  // Counts `bytes` done without reporting (work beside another hub's).
+  void count(uint64_t bytes) { bytes_read_ += bytes; }
   // Reports now, waiting for the callback if another thread holds it.
   void report();
 

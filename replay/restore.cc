@@ -258,7 +258,9 @@ class DiscardSink final : public ReplaySink {
   Status apply_many(uint16_t, std::span<const DataEntry>) override { return {}; }
 };
 
-using BetweenPasses = std::function<Status(std::span<RoutedCopy* const> whole)>;
+// Called with copies no later pass of their node routes to; `shown`: no
+// other node of the wave is replaying (its progress may be shown).
+using BetweenPasses = std::function<Status(std::span<RoutedCopy* const> whole, bool shown)>;
 
 // The budget of the buckets (docs/restore.md, "Memory").
 uint64_t budget_of(const RestoreOptions& o) {
@@ -315,12 +317,15 @@ bool output_fits_page_cache(const Plan& plan, const std::vector<NodeIncrements>&
 // by side as nodes_side_by_side says; the pipelines at once share the
 // threads and the reads in flight (io.queue_depth). Without a
 // spiller (a dry run) the entries are read, checked and counted, not kept.
-// `after_wave` runs after each wave of nodes (their copies marked
-// replayed); `between_passes` after a pass that dropped copies, with the
-// copies it routed to the end (not yet marked).
+// `between_passes` runs after a pass that dropped copies, with the copies
+// it routed to the end, and after a node's last pass, with its copies
+// (neither marked replayed yet): on the thread the node's replay leaves,
+// beside the wave's other nodes still replaying. The nodes' copies are
+// marked replayed after each wave.
+// report.replay_s: the waves' time from their start to the end of their
+// last node's replay.
 Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<NodeIncrements>& chain,
-                      const std::vector<ReplayFilter>& filters, Spiller* spiller,
-                      const std::function<Status()>& after_wave, const BetweenPasses& between_passes,
+                      const std::vector<ReplayFilter>& filters, Spiller* spiller, const BetweenPasses& between_passes,
                       RestoreReport& report) {
   std::vector<uint16_t> sources;
   uint64_t bytes_total = 0;
@@ -335,7 +340,11 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
   std::vector<Status> results(sources.size());
   std::vector<ReplayReport> rereads(sources.size());
   std::vector<unsigned> passes(sources.size(), 1);
+  std::vector<Clock::time_point> replayed_at(sources.size());
   const size_t side_by_side = nodes_side_by_side(o, plan, chain);
+  std::vector<std::atomic<size_t>> replaying((sources.size() + side_by_side - 1) / side_by_side);  // by wave
+  for (size_t w = 0; w < replaying.size(); ++w)
+    replaying[w] = std::min(side_by_side, sources.size() - w * side_by_side);
   auto replay_one = [&](size_t i) {
     const uint16_t node = sources[i];
     const NodeIncrements& inc = chain[node];
@@ -373,24 +382,36 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
       results[i] =
           replay_wal(wal, filters[node], inc.base.groups, sink, ro, progress, pass == 1 ? reports[i] : rereads[i]);
       passes[i] = pass;
-      if (!results[i].ok() || dropped.empty()) return;
+      if (!results[i].ok()) return;
+      if (dropped.empty()) {
+        replayed_at[i] = Clock::now();
+        const bool last = --replaying[i / side_by_side] == 0;
+        if (last) progress.report();  // the wave's replay, done, before its finish is shown
+        if (between_passes) results[i] = between_passes(copies, last);
+        return;
+      }
       // The copies routed to the end are whole: finished now, so that
       // the next pass has their memory.
       std::vector<RoutedCopy*> gone = dropped;  // sorted: a pass may drop half of thousands of copies
       std::sort(gone.begin(), gone.end(), std::less<>());
       std::erase_if(copies,
                     [&](RoutedCopy* c) { return std::binary_search(gone.begin(), gone.end(), c, std::less<>()); });
-      results[i] = between_passes ? between_passes(copies) : Status{};
+      results[i] = between_passes ? between_passes(copies, /*shown=*/false) : Status{};
       if (!results[i].ok()) return;
       copies = std::move(dropped);
     }
   };
+  Clock::time_point wave_start = Clock::now();
+  report.replay_s = 0;
   WALCUT_RETURN_IF_ERROR(for_each_in_waves(sources.size(), side_by_side, replay_one, [&](size_t from, size_t to) {
     for (size_t i = from; i < to; ++i) {
       WALCUT_RETURN_IF_ERROR(results[i].with_context("node " + plan.bases[sources[i]].node_id));
       for (RoutedCopy* c : plan.routed[sources[i]]) c->replayed = true;
     }
-    return after_wave ? after_wave() : Status{};
+    const Clock::time_point replayed = *std::max_element(replayed_at.begin() + from, replayed_at.begin() + to);
+    report.replay_s += std::chrono::duration<double>(replayed - wave_start).count();
+    wave_start = Clock::now();
+    return Status{};
   }));
   report.nodes_at_once = static_cast<unsigned>(std::min(side_by_side, sources.size()));
   for (size_t i = 0; i < sources.size(); ++i) {
@@ -410,7 +431,6 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
     report.bytes_read += r.bytes_read;
     report.io_engine = r.io_engine;
   }
-  progress.report();
   return {};
 }
 
@@ -434,12 +454,13 @@ std::vector<size_t> take_ready(Plan& plan) {
 // each task holds its copies' files and entries only while it runs. With
 // a gauge, the buckets it frees leave the count. With a dest, the files
 // written are noted for its publish. Touches no other task. Adds what it
-// wrote to `report` under `report_mu`.
+// wrote to `report` under `report_mu`. `shown`: reported on `progress`,
+// else only counted there (beside a replay, whose progress is shown).
 Status finish_tasks(Plan& plan, const std::vector<size_t>& ready, MemoryGauge* gauge, RestoreDest* dest,
-                    const std::atomic<bool>* cancel, ProgressHub& progress, std::mutex& report_mu,
+                    const std::atomic<bool>* cancel, ProgressHub& progress, bool shown, std::mutex& report_mu,
                     RestoreReport& report) {
   if (ready.empty()) return {};
-  progress.report();
+  if (shown) progress.report();
   FirstError error;
   std::atomic<uint64_t> files{0}, repaired{0};
   tbb::parallel_for(size_t{0}, ready.size(), [&](size_t k) {
@@ -456,7 +477,11 @@ Status finish_tasks(Plan& plan, const std::vector<size_t>& ready, MemoryGauge* g
     files += r->files_written;
     repaired += r->atomic_repaired;
     progress.applied(r->entries_written);
-    progress.read(t.bytes(), plan.bases[t.copies.front().node_index].node_id);
+    if (shown) {
+      progress.read(t.bytes(), plan.bases[t.copies.front().node_index].node_id);
+    } else {
+      progress.count(t.bytes());
+    }
   });
   {
     std::lock_guard<std::mutex> lock(report_mu);
@@ -464,7 +489,7 @@ Status finish_tasks(Plan& plan, const std::vector<size_t>& ready, MemoryGauge* g
     report.atomic_repaired += repaired;
     for (size_t i : ready) report.partition_bytes += plan.tasks[i].bytes();
   }
-  progress.report();
+  if (shown) progress.report();
   return error.get();
 }
 
@@ -474,7 +499,7 @@ Status finish_tasks(Plan& plan, const std::vector<size_t>& ready, MemoryGauge* g
 Status finish_ready(Plan& plan, MemoryGauge* gauge, RestoreDest* dest, const std::atomic<bool>* cancel,
                     ProgressHub& progress, RestoreReport& report) {
   std::mutex report_mu;
-  return finish_tasks(plan, take_ready(plan), gauge, dest, cancel, progress, report_mu, report);
+  return finish_tasks(plan, take_ready(plan), gauge, dest, cancel, progress, /*shown=*/true, report_mu, report);
 }
 
 // The bytes the finish reads: every task's files and those no task reads.
@@ -653,9 +678,7 @@ Result<RestoreReport> dry_run(const RestoreOptions& o, std::vector<SnapshotMeta>
   if (!verified.ok()) return verified.status();
   Verified& v = verified.value();
   report.verify_s = since(t);
-  t = Clock::now();
-  if (o.increment > 0) WALCUT_RETURN_IF_ERROR(replay_sources(o, v.plan, v.chain, v.filters, nullptr, {}, {}, report));
-  report.replay_s = since(t);
+  if (o.increment > 0) WALCUT_RETURN_IF_ERROR(replay_sources(o, v.plan, v.chain, v.filters, nullptr, {}, report));
   t = Clock::now();
   ProgressHub progress(o.progress, "finish", finish_bytes(v.plan));
   WALCUT_RETURN_IF_ERROR(finish_partitions(o, v.plan, nullptr, nullptr, progress, report));  // writes none: no copy has an out_path
@@ -702,7 +725,9 @@ Result<RestoreReport> restore(const RestoreOptions& options, std::vector<Snapsho
   }
 
   // Replay, finishing each partition as soon as its copies are replayed
-  // (docs/restore.md, step 4); the finish's share is timed apart.
+  // (docs/restore.md, step 4). The replay's time is its nodes' (waves
+  // from start to their last node's end, replay_sources); the rest to the
+  // end of the finish is the finish's.
   t = Clock::now();
   report.memory_limit = budget_of(options);
   MemoryGauge gauge(report.memory_limit);
@@ -719,33 +744,23 @@ Result<RestoreReport> restore(const RestoreOptions& options, std::vector<Snapsho
   Spiller spiller(spill_dir, gauge);
   const std::jthread ahead = read_finish_inputs_ahead(plan, report.memory_limit);
   ProgressHub finish_progress(options.progress, "finish", finish_bytes(plan));
-  double finished_early_s = 0;
-  auto finish_early = [&] {
-    auto f = Clock::now();
-    Status s = finish_ready(plan, &gauge, &dest, options.cancel, finish_progress, report);
-    finished_early_s += since(f);
-    return s;
-  };
-  std::mutex plan_mu, report_mu;                                 // nodes side by side finish between their passes
-  auto finish_whole = [&](std::span<RoutedCopy* const> whole) {  // timed as the replay's
+  std::mutex plan_mu, report_mu;  // nodes side by side finish beside each other's replay
+  auto finish_whole = [&](std::span<RoutedCopy* const> whole, bool shown) {
     std::vector<size_t> ready;
     {
       std::lock_guard<std::mutex> lock(plan_mu);
       for (RoutedCopy* c : whole) c->replayed = true;
       ready = take_ready(plan);
     }
-    return finish_tasks(plan, ready, &gauge, &dest, options.cancel, finish_progress, report_mu, report);
+    return finish_tasks(plan, ready, &gauge, &dest, options.cancel, finish_progress, shown, report_mu, report);
   };
   if (options.increment > 0) {
-    WALCUT_RETURN_IF_ERROR(
-        replay_sources(options, plan, v.chain, v.filters, &spiller, finish_early, finish_whole, report));
+    WALCUT_RETURN_IF_ERROR(replay_sources(options, plan, v.chain, v.filters, &spiller, finish_whole, report));
   }
   report.routed_bytes_peak = gauge.peak_bytes();
   report.spill_files = spiller.files();
   report.spilled_bytes = spiller.bytes();
-  report.replay_s = since(t) - finished_early_s;
 
-  t = Clock::now();
   WALCUT_RETURN_IF_ERROR(finish_partitions(options, plan, &gauge, &dest, finish_progress, report));
   const uint64_t written = report.partition_files;
   count_plan(options, plan, report);
@@ -760,7 +775,7 @@ Result<RestoreReport> restore(const RestoreOptions& options, std::vector<Snapsho
   std::vector<std::vector<RoutedCopy*>>().swap(plan.routed);
   fs::remove_all(spill_dir, ec);
   if (ec) return Status::io_error("remove " + spill_dir + ": " + ec.message());
-  report.finish_s = since(t) + finished_early_s;
+  report.finish_s = since(t) - report.replay_s;
 
   if (options.cancel && *options.cancel) return Status::cancelled("restore cancelled");
   t = Clock::now();

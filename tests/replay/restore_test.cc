@@ -988,6 +988,11 @@ TEST(Restore, NodesSideBySideRestoreTheSameBytesAsOneAfterAnother) {
       EXPECT_EQ(t->entries_applied, one.entries_applied) << what;
       EXPECT_EQ(t->atomic_repaired, one.atomic_repaired) << what;
       EXPECT_TRUE(files_of(o.dest) == files_of(r.dest)) << what;
+      // A node's finish beside another's replay is the replay's time; the
+      // phases still add up to no more than the whole.
+      EXPECT_GT(t->replay_s, 0) << what;
+      EXPECT_GE(t->finish_s, 0) << what;
+      EXPECT_LE(t->verify_s + t->replay_s + t->finish_s + t->publish_s, t->total_s) << what;
     }
   }
 }

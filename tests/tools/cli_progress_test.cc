@@ -293,6 +293,34 @@ TEST_F(CliProgress, EveryPhaseOfARestoreShows) {
   EXPECT_EQ(last_of(lines, "finish")["bytes_done"], finish["bytes_total"]) << err;
 }
 
+// Nodes replayed side by side finish their partitions as each one's
+// replay ends, beside the others' replays, but the finish shows only once
+// the wave's replay is done: per wave, one replay then one finish.
+TEST_F(CliProgress, EachWaveOfNodesShowsItsReplayThenItsFinish) {
+  for (const std::string threads : {"1", "2", "0"}) {
+    std::string err;
+    int code = -1;
+    const std::string out =
+        walcut_split("snapshot restore " + snap() + " --increment 2 --json --progress=json --threads " + threads +
+                         " --dest " + tmp_.file("t" + threads),
+                     tmp_, &err, &code);
+    ASSERT_EQ(code, 0) << out << err;
+    const json report = json::parse(out);
+    const uint64_t nodes = report["nodes"], at_once = report["nodes_at_once"];
+    ASSERT_EQ(nodes, 3u) << out;
+    ASSERT_GE(at_once, 1u) << out;
+    std::vector<std::string> expected{"verify"};
+    for (uint64_t wave = 0; wave < (nodes + at_once - 1) / at_once; ++wave) {
+      expected.push_back("replay");
+      expected.push_back("finish");
+    }
+    expected.push_back("publish");
+    EXPECT_EQ(phases_of(progress_lines(err)), expected)
+        << "--threads " << threads << ", " << at_once << " nodes at once:\n"
+        << err;
+  }
+}
+
 TEST_F(CliProgress, SnapshotCheckShowsProgress) {
   std::string err;
   int code = -1;
