@@ -259,8 +259,10 @@ class DiscardSink final : public ReplaySink {
 };
 
 // Called with copies no later pass of their node routes to; `shown`: no
-// other node of the wave is replaying (its progress may be shown).
-using BetweenPasses = std::function<Status(std::span<RoutedCopy* const> whole, bool shown)>;
+// other node of the wave is replaying (its progress may be shown); once
+// `failed` is set (another node failed), it stops at its next partition.
+using BetweenPasses =
+    std::function<Status(std::span<RoutedCopy* const> whole, bool shown, const std::atomic<bool>& failed)>;
 
 // The budget of the buckets (docs/restore.md, "Memory").
 uint64_t budget_of(const RestoreOptions& o) {
@@ -321,7 +323,8 @@ bool output_fits_page_cache(const Plan& plan, const std::vector<NodeIncrements>&
 // it routed to the end, and after a node's last pass, with its copies
 // (neither marked replayed yet): on the thread the node's replay leaves,
 // beside the wave's other nodes still replaying. The nodes' copies are
-// marked replayed after each wave.
+// marked replayed after each wave. A node that fails stops the others at
+// their next batch or partition; the first failure is returned.
 // report.replay_s: the waves' time from their start to the end of their
 // last node's replay.
 Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<NodeIncrements>& chain,
@@ -342,9 +345,16 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
   std::vector<unsigned> passes(sources.size(), 1);
   std::vector<Clock::time_point> replayed_at(sources.size());
   const size_t side_by_side = nodes_side_by_side(o, plan, chain);
+  // A wave's nodes (the last wave may have fewer) share the threads.
+  auto wave_size = [&](size_t i) { return std::min(side_by_side, sources.size() - i / side_by_side * side_by_side); };
   std::vector<std::atomic<size_t>> replaying((sources.size() + side_by_side - 1) / side_by_side);  // by wave
-  for (size_t w = 0; w < replaying.size(); ++w)
-    replaying[w] = std::min(side_by_side, sources.size() - w * side_by_side);
+  for (size_t w = 0; w < replaying.size(); ++w) replaying[w] = wave_size(w * side_by_side);
+  std::atomic<bool> failed{false};
+  std::vector<char> stopped(sources.size(), 0);  // by another node's failure: not the error to return
+  auto fail = [&](size_t i, Status s) {
+    stopped[i] = failed.exchange(true) && s.code() == StatusCode::kCancelled;
+    results[i] = std::move(s);
+  };
   auto replay_one = [&](size_t i) {
     const uint16_t node = sources[i];
     const NodeIncrements& inc = chain[node];
@@ -366,28 +376,30 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
       ReplaySink& sink = route ? static_cast<ReplaySink&>(*route) : discard;
       std::vector<RoutedCopy*> dropped;
       ReplayOptions ro;  // its callbacks use this pass's sink
-      ro.threads = static_cast<unsigned>(std::max<size_t>(1, threads_of(o) / side_by_side));
-      ro.io = shared_by(o.io, side_by_side);
+      ro.threads = static_cast<unsigned>(std::max<size_t>(1, threads_of(o) / wave_size(i)));
+      ro.io = shared_by(o.io, wave_size(i));
       ro.cancel = o.cancel;
       ro.groups = groups;
       if (route) {
         MemoryGauge& gauge = spiller->gauge();
-        ro.pause_due = [&gauge] { return gauge.over_budget(); };
+        ro.pause_due = [&gauge, &failed] { return gauge.over_budget() || failed; };
         ro.at_pause = [&]() -> Status {
+          if (failed) return Status::cancelled("stopped: another node failed");
           if (pass < most) route->drop_fullest(gauge.budget_bytes() / 2, dropped);
           return spiller->maybe_spill(node, *route);  // what dropping left over the budget
         };
       }
       if (pass > 1) progress.grow(wal_bytes);
-      results[i] =
+      Status s =
           replay_wal(wal, filters[node], inc.base.groups, sink, ro, progress, pass == 1 ? reports[i] : rereads[i]);
       passes[i] = pass;
-      if (!results[i].ok()) return;
+      if (!s.ok()) return fail(i, s.with_context("node " + inc.base.node_id));
       if (dropped.empty()) {
         replayed_at[i] = Clock::now();
         const bool last = --replaying[i / side_by_side] == 0;
         if (last) progress.report();  // the wave's replay, done, before its finish is shown
-        if (between_passes) results[i] = between_passes(copies, last);
+        if (between_passes && !failed) s = between_passes(copies, last, failed);
+        if (!s.ok()) fail(i, s);
         return;
       }
       // The copies routed to the end are whole: finished now, so that
@@ -396,8 +408,8 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
       std::sort(gone.begin(), gone.end(), std::less<>());
       std::erase_if(copies,
                     [&](RoutedCopy* c) { return std::binary_search(gone.begin(), gone.end(), c, std::less<>()); });
-      results[i] = between_passes ? between_passes(copies, /*shown=*/false) : Status{};
-      if (!results[i].ok()) return;
+      if (between_passes) s = between_passes(copies, /*shown=*/false, failed);
+      if (!s.ok()) return fail(i, s);
       copies = std::move(dropped);
     }
   };
@@ -405,7 +417,9 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
   report.replay_s = 0;
   WALCUT_RETURN_IF_ERROR(for_each_in_waves(sources.size(), side_by_side, replay_one, [&](size_t from, size_t to) {
     for (size_t i = from; i < to; ++i) {
-      WALCUT_RETURN_IF_ERROR(results[i].with_context("node " + plan.bases[sources[i]].node_id));
+      if (!results[i].ok() && !stopped[i]) return results[i];
+    }
+    for (size_t i = from; i < to; ++i) {
       for (RoutedCopy* c : plan.routed[sources[i]]) c->replayed = true;
     }
     const Clock::time_point replayed = *std::max_element(replayed_at.begin() + from, replayed_at.begin() + to);
@@ -454,17 +468,20 @@ std::vector<size_t> take_ready(Plan& plan) {
 // each task holds its copies' files and entries only while it runs. With
 // a gauge, the buckets it frees leave the count. With a dest, the files
 // written are noted for its publish. Touches no other task. Adds what it
-// wrote to `report` under `report_mu`. `shown`: reported on `progress`,
-// else only counted there (beside a replay, whose progress is shown).
+// wrote to `report` under `report_mu`. `shown`: reported on `progress`
+// (even with nothing ready), else only counted there (beside a replay,
+// whose progress is shown). Stops at the next task once `cancel` or
+// `failed` (another node's failure) is set.
 Status finish_tasks(Plan& plan, const std::vector<size_t>& ready, MemoryGauge* gauge, RestoreDest* dest,
-                    const std::atomic<bool>* cancel, ProgressHub& progress, bool shown, std::mutex& report_mu,
-                    RestoreReport& report) {
-  if (ready.empty()) return {};
+                    const std::atomic<bool>* cancel, const std::atomic<bool>* failed, ProgressHub& progress, bool shown,
+                    std::mutex& report_mu, RestoreReport& report) {
   if (shown) progress.report();
+  if (ready.empty()) return {};
   FirstError error;
   std::atomic<uint64_t> files{0}, repaired{0};
   tbb::parallel_for(size_t{0}, ready.size(), [&](size_t k) {
     if (cancel && *cancel) return error.set(Status::cancelled("restore cancelled"));
+    if (failed && *failed) return error.set(Status::cancelled("stopped: another node failed"));
     Plan::Task& t = plan.tasks[ready[k]];
     int64_t held = 0;
     for (const CopyToFinish& c : t.copies) held += c.routed ? static_cast<int64_t>(c.routed->bucket.bytes()) : 0;
@@ -499,7 +516,8 @@ Status finish_tasks(Plan& plan, const std::vector<size_t>& ready, MemoryGauge* g
 Status finish_ready(Plan& plan, MemoryGauge* gauge, RestoreDest* dest, const std::atomic<bool>* cancel,
                     ProgressHub& progress, RestoreReport& report) {
   std::mutex report_mu;
-  return finish_tasks(plan, take_ready(plan), gauge, dest, cancel, progress, /*shown=*/true, report_mu, report);
+  return finish_tasks(plan, take_ready(plan), gauge, dest, cancel, nullptr, progress, /*shown=*/true, report_mu,
+                      report);
 }
 
 // The bytes the finish reads: every task's files and those no task reads.
@@ -745,14 +763,14 @@ Result<RestoreReport> restore(const RestoreOptions& options, std::vector<Snapsho
   const std::jthread ahead = read_finish_inputs_ahead(plan, report.memory_limit);
   ProgressHub finish_progress(options.progress, "finish", finish_bytes(plan));
   std::mutex plan_mu, report_mu;  // nodes side by side finish beside each other's replay
-  auto finish_whole = [&](std::span<RoutedCopy* const> whole, bool shown) {
+  auto finish_whole = [&](std::span<RoutedCopy* const> whole, bool shown, const std::atomic<bool>& failed) {
     std::vector<size_t> ready;
     {
       std::lock_guard<std::mutex> lock(plan_mu);
       for (RoutedCopy* c : whole) c->replayed = true;
       ready = take_ready(plan);
     }
-    return finish_tasks(plan, ready, &gauge, &dest, options.cancel, finish_progress, shown, report_mu, report);
+    return finish_tasks(plan, ready, &gauge, &dest, options.cancel, &failed, finish_progress, shown, report_mu, report);
   };
   if (options.increment > 0) {
     WALCUT_RETURN_IF_ERROR(replay_sources(options, plan, v.chain, v.filters, &spiller, finish_whole, report));

@@ -55,7 +55,7 @@ constexpr VerbHelp kVerbHelp[] = {
      "     that holds something else (an empty one is restored into) or is a mount point\n"
      "  3  damaged input or an I/O error, named by file (and offset, for segments)\n"
      "  129, 130, 143  stopped by SIGHUP, SIGINT or SIGTERM: nothing published, the staging directory\n"
-     "     removed (a second signal kills at once)\n",
+     "     removed (a second signal kills at once; one during the publish lets it end: 0)\n",
      "walcut snapshot restore /tmp/gen/snapshots/snp --increment 2 --dest /tmp/restored"},
     {"snapshot check",
      "  0  clean (with --map-out: the map file written, whatever it found)\n"

@@ -1,12 +1,13 @@
 #include "tools/snapshot_commands.h"
 
-#include <nlohmann/json.hpp>
 #include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
+#include <nlohmann/json.hpp>
 
 #include "io/file_util.h"
 #include "replay/check.h"
@@ -123,28 +124,43 @@ void print_restore_text(const RestoreArgs& a, const RestoreReport& x) {
 // SIGINT, SIGTERM and SIGHUP ask a restore to stop: it ends at its next
 // batch or partition, removes its staging directory, publishes nothing,
 // and the process exits 128 + the signal's number, as if the signal had
-// killed it. The first signal only asks (SA_RESETHAND): a second one kills
-// at once, as a restore waiting for another's lock (--wait) needs.
+// killed it. The first of them only asks: its handler gives all three
+// back to the default (blocked while it runs, so none slips in before),
+// and a second one, of any of them, kills at once, as a restore waiting
+// for another's lock (--wait) needs.
 std::atomic<bool> stop_asked{false};
 std::atomic<int> stop_signal{0};
+constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGHUP};
+bool stop_handled[std::size(kStopSignals)] = {};  // set before the handler is installed
 
 extern "C" void on_stop_signal(int sig) {
   stop_signal.store(sig);
   stop_asked.store(true);
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  for (size_t i = 0; i < std::size(kStopSignals); ++i) {
+    if (stop_handled[i]) ::sigaction(kStopSignals[i], &dfl, nullptr);
+  }
 }
 
 void stop_on_signals() {
   struct sigaction sa {};
   sa.sa_handler = on_stop_signal;
-  sa.sa_flags = SA_RESETHAND | SA_RESTART;
+  sa.sa_flags = SA_RESTART;
   sigemptyset(&sa.sa_mask);
+  for (int sig : kStopSignals) sigaddset(&sa.sa_mask, sig);
   sigset_t set;
   sigemptyset(&set);
-  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+  for (size_t i = 0; i < std::size(kStopSignals); ++i) {
     struct sigaction old {};
-    if (::sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN) continue;  // nohup's stays ignored
-    ::sigaction(sig, &sa, nullptr);
-    sigaddset(&set, sig);
+    if (::sigaction(kStopSignals[i], nullptr, &old) == 0 && old.sa_handler == SIG_IGN)
+      continue;  // nohup's stays ignored
+    stop_handled[i] = true;
+    sigaddset(&set, kStopSignals[i]);
+  }
+  for (size_t i = 0; i < std::size(kStopSignals); ++i) {
+    if (stop_handled[i]) ::sigaction(kStopSignals[i], &sa, nullptr);
   }
   ::pthread_sigmask(SIG_UNBLOCK, &set, nullptr);  // one blocked by the caller arrives now
 }

@@ -997,6 +997,41 @@ TEST(Restore, NodesSideBySideRestoreTheSameBytesAsOneAfterAnother) {
   }
 }
 
+// Nodes side by side: the node whose WAL is damaged fails, the others
+// stop at their next batch or partition, and the error returned is the
+// damaged node's, naming its file, never another's "stopped".
+TEST(Restore, ADamagedNodeBesideOthersFailsTheRestoreWithItsOwnError) {
+  TempDir dir;
+  sim::Options o = atomic_options(3, dir.path() + "/gen");  // 4 nodes
+  ASSERT_TRUE(sim::run(o).ok());
+  const std::string snap = o.out + "/snapshots/snp";
+  tbb::task_arena two(2);
+  ASSERT_GE(o.increments, 2u);
+  const std::vector<IncrementMeta> metas = read_increment_metas(snap, 2).value();
+  ASSERT_EQ(metas.size(), o.nodes);
+  for (const IncrementMeta& m : metas) {
+    ASSERT_FALSE(m.files.empty());
+    const std::string victim = increment_dir(snap, 2) + "/" + m.files.front().path;
+    const Bytes original = testing::read_file(victim);
+    Bytes damaged = original;
+    damaged[200] ^= std::byte{0x10};
+    testing::write_file(victim, damaged);
+    RestoreOptions r;
+    r.snapshot_dir = snap;
+    r.increment = o.increments;
+    r.threads = 2;
+    r.dest = dir.path() + "/restored-" + m.node_id;
+    Result<RestoreReport> rep = two.execute([&] { return restore_snapshot(r); });
+    testing::write_file(victim, original);
+    ASSERT_FALSE(rep.ok()) << m.node_id;
+    EXPECT_EQ(rep.status().code(), StatusCode::kCorruption) << rep.status().to_string();
+    EXPECT_NE(rep.status().message().find("node " + m.node_id + ": " + victim), std::string::npos)
+        << rep.status().message();
+    EXPECT_EQ(rep.status().message().find("another node"), std::string::npos) << rep.status().message();
+    EXPECT_FALSE(fs::exists(r.dest));
+  }
+}
+
 // to_json(RestoreReport) names every key `walcut snapshot restore --json`
 // prints (docs/cli.md), a restore's or a dry run's, from the report alone.
 TEST(RestoreReportJson, HasTheKeysOfARestoreOrOfADryRun) {

@@ -108,6 +108,45 @@ TEST_F(CliSnapshot, ARestoreStoppedBySignalPublishesNothingAndLeavesNoStaging) {
   }
 }
 
+// A second stop signal kills at once, whichever the first was: SIGINT
+// and SIGTERM both pending when the CLI starts, SIGINT (the lower) is
+// taken first and asks the restore to stop, and SIGTERM then ends the
+// process as its default does. A rerun removes the staging it left.
+TEST_F(CliSnapshot, ASecondStopSignalOfAnotherKindKillsAtOnce) {
+  const std::string dest = tmp_.file("twice"), err = tmp_.file("err.txt");
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    ::sigprocmask(SIG_BLOCK, &set, nullptr);
+    ::signal(SIGINT, SIG_DFL);
+    ::signal(SIGTERM, SIG_DFL);
+    ::raise(SIGINT);
+    ::raise(SIGTERM);
+    const int fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ::dup2(fd, 2);
+    ::dup2(fd, 1);
+    const std::string snap_dir = snap();
+    ::execl(kCli.c_str(), kCli.c_str(), "snapshot", "restore", snap_dir.c_str(), "--increment", "2", "--dest",
+            dest.c_str(), "--no-progress", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "exited " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1)
+                                   << " instead of being killed";
+  EXPECT_EQ(WTERMSIG(status), SIGTERM);
+  EXPECT_FALSE(fs::exists(dest)) << "nothing published";
+  int code = -1;
+  const std::string out =
+      walcut("snapshot restore " + shell_quote(snap()) + " --increment 2 --dest " + shell_quote(dest), &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_TRUE(fs::exists(dest + "/RESTORED"));
+}
+
 // Restores increment 2 into `dest` (with `flag`) in a mount namespace of
 // its own (a user namespace too when not root), where `source` is mounted
 // on `target` first (`fstype`, `flags`). The exit code, and in `text` what
