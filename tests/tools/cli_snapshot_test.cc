@@ -62,34 +62,42 @@ class CliSnapshot : public ::testing::Test {
 };
 TempDir* CliSnapshot::dir_ = nullptr;
 
+// Runs `walcut snapshot restore SNAP --increment N --dest DEST
+// --no-progress` with `signals` raised blocked before it starts, so that
+// they are pending when the CLI takes them: the restore has begun nothing
+// when it learns of them, on any machine, however fast. Its output goes to
+// `err`; returns its wait status.
+int restore_with_signals_pending(std::initializer_list<int> signals, const std::string& snap_dir, const char* increment,
+                                 const std::string& dest, const std::string& err) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig : signals) sigaddset(&set, sig);
+    ::sigprocmask(SIG_BLOCK, &set, nullptr);
+    for (int sig : signals) {
+      ::signal(sig, SIG_DFL);  // not ignored, as a background job's SIGINT is
+      ::raise(sig);            // pending, and kept pending across exec
+    }
+    const int fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ::dup2(fd, 2);
+    ::dup2(fd, 1);
+    ::execl(kCli.c_str(), kCli.c_str(), "snapshot", "restore", snap_dir.c_str(), "--increment", increment, "--dest",
+            dest.c_str(), "--no-progress", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  int status = 0;
+  return pid > 0 && ::waitpid(pid, &status, 0) == pid ? status : -1;
+}
+
 // A restore asked to stop by SIGTERM, SIGINT or SIGHUP ends early,
 // removes its staging directory, publishes nothing and exits 128 + the
-// signal, saying so; a rerun restores. The signal is raised blocked before
-// the CLI starts, so it is pending when the CLI takes it: the restore has
-// begun nothing when it learns of it, on any machine, however fast.
+// signal, saying so; a rerun restores.
 TEST_F(CliSnapshot, ARestoreStoppedBySignalPublishesNothingAndLeavesNoStaging) {
   // Increment 0 replays nothing: its restore stops in the finish.
   for (auto [sig, increment] : {std::pair{SIGTERM, "2"}, std::pair{SIGINT, "0"}, std::pair{SIGHUP, "1"}}) {
     const std::string dest = tmp_.file("stopped-" + std::to_string(sig)), err = tmp_.file("err.txt");
-    const pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      sigset_t set;
-      sigemptyset(&set);
-      sigaddset(&set, sig);
-      ::sigprocmask(SIG_BLOCK, &set, nullptr);
-      ::signal(sig, SIG_DFL);  // not ignored, as a background job's SIGINT is
-      ::raise(sig);  // pending, and kept pending across exec
-      const int fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      ::dup2(fd, 2);
-      ::dup2(fd, 1);
-      const std::string snap_dir = snap();
-      ::execl(kCli.c_str(), kCli.c_str(), "snapshot", "restore", snap_dir.c_str(), "--increment", increment, "--dest",
-              dest.c_str(), "--no-progress", static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    int status = 0;
-    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    const int status = restore_with_signals_pending({sig}, snap(), increment, dest, err);
     ASSERT_TRUE(WIFEXITED(status)) << "signal " << sig << " killed it instead";
     EXPECT_EQ(WEXITSTATUS(status), 128 + sig);
     std::ifstream in(err);
@@ -114,28 +122,7 @@ TEST_F(CliSnapshot, ARestoreStoppedBySignalPublishesNothingAndLeavesNoStaging) {
 // process as its default does. A rerun removes the staging it left.
 TEST_F(CliSnapshot, ASecondStopSignalOfAnotherKindKillsAtOnce) {
   const std::string dest = tmp_.file("twice"), err = tmp_.file("err.txt");
-  const pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    ::sigprocmask(SIG_BLOCK, &set, nullptr);
-    ::signal(SIGINT, SIG_DFL);
-    ::signal(SIGTERM, SIG_DFL);
-    ::raise(SIGINT);
-    ::raise(SIGTERM);
-    const int fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    ::dup2(fd, 2);
-    ::dup2(fd, 1);
-    const std::string snap_dir = snap();
-    ::execl(kCli.c_str(), kCli.c_str(), "snapshot", "restore", snap_dir.c_str(), "--increment", "2", "--dest",
-            dest.c_str(), "--no-progress", static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  const int status = restore_with_signals_pending({SIGINT, SIGTERM}, snap(), "2", dest, err);
   ASSERT_TRUE(WIFSIGNALED(status)) << "exited " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1)
                                    << " instead of being killed";
   EXPECT_EQ(WTERMSIG(status), SIGTERM);
