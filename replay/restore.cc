@@ -380,15 +380,16 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
       ro.io = shared_by(o.io, wave_size(i));
       ro.cancel = o.cancel;
       ro.groups = groups;
-      if (route) {
-        MemoryGauge& gauge = spiller->gauge();
-        ro.pause_due = [&gauge, &failed] { return gauge.over_budget() || failed; };
-        ro.at_pause = [&]() -> Status {
-          if (failed) return Status::cancelled("stopped: another node failed");
-          if (pass < most) route->drop_fullest(gauge.budget_bytes() / 2, dropped);
-          return spiller->maybe_spill(node, *route);  // what dropping left over the budget
-        };
-      }
+      // The first node to fail stops the others at their next batch, a
+      // dry run's too.
+      MemoryGauge* gauge = route ? &spiller->gauge() : nullptr;
+      ro.pause_due = [gauge, &failed] { return failed || (gauge && gauge->over_budget()); };
+      ro.at_pause = [&]() -> Status {
+        if (failed) return Status::cancelled("stopped: another node failed");
+        if (!route) return {};
+        if (pass < most) route->drop_fullest(gauge->budget_bytes() / 2, dropped);
+        return spiller->maybe_spill(node, *route);  // what dropping left over the budget
+      };
       if (pass > 1) progress.grow(wal_bytes);
       Status s =
           replay_wal(wal, filters[node], inc.base.groups, sink, ro, progress, pass == 1 ? reports[i] : rereads[i]);

@@ -1032,6 +1032,54 @@ TEST(Restore, ADamagedNodeBesideOthersFailsTheRestoreWithItsOwnError) {
   }
 }
 
+// A dry run stops the nodes beside a damaged one at their next batch, as
+// a restore does: the other node's long WAL is not read to its end
+// before the damage is reported.
+TEST(Restore, ADryRunStopsTheNodesBesideADamagedOne) {
+  TempDir dir;
+  sim::Options o = gen_options(2, dir.path() + "/gen");
+  o.nodes = 2;
+  o.backups = 0;
+  o.atomic_groups = 0;
+  o.keys = 5000;
+  o.value_bytes = 200;
+  o.txs = 40000;
+  o.increments = 1;
+  o.codec = Codec::kNone;
+  o.segment_bytes = 4 << 20;
+  ASSERT_TRUE(sim::run(o).ok());
+  const std::string snap = o.out + "/snapshots/snp";
+  const std::vector<IncrementMeta> metas = read_increment_metas(snap, 1).value();
+  ASSERT_EQ(metas.size(), 2u);
+  // node0's first segment, damaged in its first block: node0 is the first
+  // of the two the wave starts.
+  const std::string victim = increment_dir(snap, 1) + "/" + metas[0].files.front().path;
+  Bytes damaged = testing::read_file(victim);
+  damaged[200] ^= std::byte{0x10};
+  testing::write_file(victim, damaged);
+  uint64_t total = 0, most = 0;
+  RestoreOptions r;
+  r.snapshot_dir = snap;
+  r.increment = 1;
+  r.threads = 2;
+  r.dry_run = true;
+  r.dest = dir.path() + "/restored";
+  r.progress = [&](const ReplayProgress& p) {
+    if (std::string(p.phase) != "replay") return;
+    total = p.bytes_total;
+    most = std::max(most, p.bytes_done);
+  };
+  tbb::task_arena two(2);
+  Result<RestoreReport> rep = two.execute([&] { return restore_snapshot(r); });
+  ASSERT_FALSE(rep.ok());
+  EXPECT_EQ(rep.status().code(), StatusCode::kCorruption) << rep.status().to_string();
+  EXPECT_NE(rep.status().message().find("node " + metas[0].node_id + ": " + victim), std::string::npos)
+      << rep.status().message();
+  // node1's WAL is a dozen batches of 1 MiB or more; a few at most are read after node0's failure.
+  ASSERT_GT(total, uint64_t{24} << 20);
+  EXPECT_LT(most, total / 4) << most << " of " << total << " bytes read";
+}
+
 // to_json(RestoreReport) names every key `walcut snapshot restore --json`
 // prints (docs/cli.md), a restore's or a dry run's, from the report alone.
 TEST(RestoreReportJson, HasTheKeysOfARestoreOrOfADryRun) {
