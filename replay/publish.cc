@@ -196,7 +196,11 @@ Status remove_stale_stagings(const std::string& dest) {
 Result<std::string> make_staging(const std::string& dest, mode_t dir_mode) {
   std::string name = dest + ".staging-" + std::to_string(::getpid()) + "-XXXXXX";
   if (::mkdtemp(name.data()) == nullptr) return Status::from_errno("create a staging directory " + name, errno);
-  if (::chmod(name.c_str(), dir_mode) != 0) return Status::from_errno("chmod " + name, errno);
+  if (::chmod(name.c_str(), dir_mode) != 0) {
+    Status s = Status::from_errno("chmod " + name, errno);
+    ::rmdir(name.c_str());  // a failed restore leaves only <dest>.lock
+    return s;
+  }
   return name;
 }
 
@@ -273,7 +277,19 @@ Result<bool> holds_restore(const std::string& dest, const std::string& stamp) {
   if (!marker.ok() || !to_string(marker.value()).starts_with(stamp)) {
     return Status::invalid_argument("--dest " + dest + ": exists and is not this restore; choose a new directory");
   }
-  WALCUT_RETURN_IF_ERROR(verify_published(dest, to_string(marker.value()).substr(stamp.size())));
+  // Its last line, "end <crc32c of every line before it>", says it is whole.
+  constexpr size_t kEndLine = 13;  // "end " + 8 hex digits + "\n"
+  const std::string text = to_string(marker.value());
+  const size_t end = text.size() >= stamp.size() + kEndLine ? text.size() - kEndLine : stamp.size();
+  char crc[16];
+  std::snprintf(crc, sizeof crc, "%08x", crc32c(as_bytes(text.substr(0, end))));
+  if (text.size() != end + kEndLine || text.compare(end, 4, "end ") != 0 || text.compare(end + 4, 8, crc) != 0 ||
+      text.back() != '\n') {
+    return Status::corruption("--dest " + dest +
+                              ": its RESTORED is cut short or was changed (its last line is not \"end " + crc +
+                              "\"); move it aside and restore again");
+  }
+  WALCUT_RETURN_IF_ERROR(verify_published(dest, text.substr(stamp.size(), end - stamp.size())));
   return true;
 }
 
@@ -374,6 +390,9 @@ Status RestoreDest::publish(const std::string& stamp, const std::function<void(c
   std::string restored = stamp;
   restored.reserve(restored_bytes);
   for (const TreeEntry& e : tree.value()) restored += e.line();
+  char end[32];
+  std::snprintf(end, sizeof end, "end %08x\n", crc32c(as_bytes(restored)));
+  restored += end;
   // The writeback thread stops: a sync of its own still running goes on beside this one.
   writeback_.request_stop();
   WALCUT_RETURN_IF_ERROR(sync_filesystem(staging_));  // every partition file, before RESTORED says it is whole
@@ -392,7 +411,13 @@ Status RestoreDest::publish(const std::string& stamp, const std::function<void(c
   }
   published_ = true;
   fault::point("restore.renamed");
-  WALCUT_RETURN_IF_ERROR(sync_dir(parent_of(dest_)));
+  // The one failure after the rename: the tree is whole, its name may not
+  // be durable yet.
+  if (Status synced = sync_dir(parent_of(dest_)); !synced.ok()) {
+    return Status(synced.code(), synced.message() + ", after " + dest_ +
+                                     " was published whole: a crash now may lose it; run the restore again to "
+                                     "verify it");
+  }
   hub.report();  // the phase's end, at its total
   return {};
 }

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <oneapi/tbb/parallel_for.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -17,11 +18,13 @@
 #include <stop_token>
 #include <thread>
 
+#include "cut/increment.h"
 #include "cut/increment_chain.h"
 #include "cut/replay_filter.h"
 #include "engine/affinity.h"
 #include "engine/node_meta.h"
 #include "engine/partition_file.h"
+#include "engine/snapshot.h"
 #include "io/file_util.h"
 #include "io/names.h"
 #include "replay/entry_chunks.h"
@@ -560,11 +563,39 @@ Status write_node_meta_of(const std::string& staging, const RestoreOptions& o, c
   return write_node_meta(staging + "/" + b.node_id, nm);
 }
 
-std::string restore_stamp(const RestoreOptions& o) {
+// A hash (XXH3, 64 bits) of the metadata files the restore reads, the
+// base's and each increment's up to the one restored, in order: each
+// lists its files with their sizes and checksums, so a snapshot taken
+// again at the same path is another restore, not one already done. Not a
+// CRC32C: each file ends with its own, and the CRC32C of a file and its
+// CRC is the same for every file.
+Result<uint64_t> snapshot_fingerprint(const RestoreOptions& o) {
+  uint64_t hash = 0;
+  for (uint64_t k = 0; k <= o.increment; ++k) {
+    const std::string dir = k == 0 ? o.snapshot_dir : increment_dir(o.snapshot_dir, k);
+    Result<std::vector<std::string>> names = list_meta_files(dir);
+    if (!names.ok()) return names.status();
+    for (const std::string& name : names.value()) {
+      Result<std::string> path = path_under(dir, name);  // not a link out of the snapshot
+      if (!path.ok()) return path.status();
+      Result<Bytes> bytes = read_file_bytes(path.value());
+      if (!bytes.ok()) return bytes.status();
+      hash = XXH3_64bits_withSeed(name.data(), name.size(), hash);
+      hash = XXH3_64bits_withSeed(bytes->data(), bytes->size(), hash);
+    }
+  }
+  return hash;
+}
+
+Result<std::string> restore_stamp(const RestoreOptions& o) {
+  Result<uint64_t> fingerprint = snapshot_fingerprint(o);
+  if (!fingerprint.ok()) return fingerprint.status();
   std::error_code ec;
   std::string snap = fs::weakly_canonical(o.snapshot_dir, ec).string();
-  std::string s = "snapshot=" + snap + "\nincrement=" + std::to_string(o.increment) + "\nnode=" + o.node.value_or("*") +
-                  "\ngroups=";
+  char source[24];
+  std::snprintf(source, sizeof source, "%016llx", static_cast<unsigned long long>(fingerprint.value()));
+  std::string s = "snapshot=" + snap + "\nsource=" + source + "\nincrement=" + std::to_string(o.increment) +
+                  "\nnode=" + o.node.value_or("*") + "\ngroups=";
   std::set<std::string> groups(o.groups.begin(), o.groups.end());  // --groups b,a is --groups a,b
   for (const std::string& g : groups) s += g + ",";
   return s + "\n";
@@ -689,7 +720,9 @@ void count_plan(const RestoreOptions& o, const Plan& plan, RestoreReport& report
 // the restore would refuse is refused.
 Result<RestoreReport> dry_run(const RestoreOptions& o, std::vector<SnapshotMeta> bases, RestoreReport& report) {
   report.dry_run = true;
-  Result<bool> done = RestoreDest::check(o.dest, o.snapshot_dir, restore_stamp(o));
+  Result<std::string> stamp = restore_stamp(o);
+  if (!stamp.ok()) return stamp.status();
+  Result<bool> done = RestoreDest::check(o.dest, o.snapshot_dir, stamp.value());
   if (!done.ok()) return done.status();
   report.already_restored = done.value();
   auto t = Clock::now();
@@ -717,7 +750,9 @@ Result<RestoreReport> restore(const RestoreOptions& options, std::vector<Snapsho
   Result<std::unique_ptr<RestoreDest>> opened = RestoreDest::open(options.dest, options.snapshot_dir, options.wait);
   if (!opened.ok()) return opened.status();
   RestoreDest& dest = **opened;
-  const std::string stamp = restore_stamp(options);
+  Result<std::string> stamped = restore_stamp(options);
+  if (!stamped.ok()) return stamped.status();
+  const std::string stamp = std::move(stamped).value();
   Result<bool> done = dest.holds(stamp);
   if (!done.ok()) return done.status();
   if (done.value()) {

@@ -137,6 +137,7 @@ std::optional<uint64_t> parse_byte_size(const std::string& text) {
   size_t digits = 0;
   while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
   if (digits == 0 || digits > 20) return std::nullopt;
+  if (digits > 1 && text[0] == '0') return std::nullopt;  // 010: a leading 0, refused like every number's (cli.md)
   uint64_t n = 0;
   for (size_t i = 0; i < digits; ++i) {
     uint64_t next = n * 10 + static_cast<uint64_t>(text[i] - '0');

@@ -440,6 +440,62 @@ TEST_F(RestoreInto, RerunOverAChangedTreeIsCorruptionNamingTheFirstDifference) {
   EXPECT_TRUE(rep->already_restored);
 }
 
+// RESTORED says it is whole by its last line, the checksum of the lines
+// before it: one cut short at a line (its last files' lines gone, and the
+// files too) or holding only the identity is Corruption naming it, never
+// "already restored" over a tree that is not the restore.
+TEST_F(RestoreInto, ARestoredFileCutShortOrForgedIsCorruption) {
+  RestoreOptions r = options("restored");
+  ASSERT_TRUE(restore_snapshot(r).ok());
+  const Bytes whole = testing::read_file(r.dest + "/RESTORED");
+  const std::string text(reinterpret_cast<const char*>(whole.data()), whole.size());
+  const size_t identity_end = text.find("\ndir ") + 1;
+  ASSERT_NE(identity_end, std::string::npos + 1);
+  const size_t last_node = text.rfind("\ndir node");  // the last node's lines and files go
+  ASSERT_NE(last_node, std::string::npos);
+  const std::string node = text.substr(last_node + 5, text.find('\n', last_node + 1) - last_node - 5);
+  fs::remove_all(r.dest + "/" + node);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"cut short", text.substr(0, last_node + 1)},
+      {"the identity alone", text.substr(0, identity_end)},
+      {"no end line", text.substr(0, text.rfind("end "))},
+  };
+  for (const auto& [what, kept] : cases) {
+    testing::write_file(r.dest + "/RESTORED", Bytes(reinterpret_cast<const std::byte*>(kept.data()),
+                                                    reinterpret_cast<const std::byte*>(kept.data()) + kept.size()));
+    Result<RestoreReport> rep = restore_snapshot(r);
+    ASSERT_FALSE(rep.ok()) << what << ": the rerun said nothing to do";
+    EXPECT_EQ(rep.status().code(), StatusCode::kCorruption) << what;
+    EXPECT_NE(rep.status().message().find("its RESTORED is cut short or was changed"), std::string::npos)
+        << what << ": " << rep.status().message();
+  }
+}
+
+// The identity holds a hash of the snapshot's metadata files: a snapshot
+// taken again under the same path, with other data, is another restore,
+// refused over the first one's tree rather than taken as done.
+TEST_F(RestoreInto, ASnapshotTakenAgainAtTheSamePathIsNotAlreadyRestored) {
+  TempDir gen;
+  sim::Options o = gen_options(2, gen.path() + "/gen");
+  ASSERT_TRUE(sim::run(o).ok());
+  RestoreOptions r = options("restored");
+  r.snapshot_dir = o.out + "/snapshots/snp";
+  ASSERT_TRUE(restore_snapshot(r).ok());
+  Result<RestoreReport> again = restore_snapshot(r);
+  ASSERT_TRUE(again.ok()) << again.status().to_string();
+  EXPECT_TRUE(again->already_restored);
+  fs::remove_all(o.out);
+  o.seed += 1;  // other data under the same path
+  ASSERT_TRUE(sim::run(o).ok());
+  Result<RestoreReport> other = restore_snapshot(r);
+  ASSERT_FALSE(other.ok()) << "a restore of other data was taken as done";
+  EXPECT_EQ(other.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(other.status().message().find("exists and is not this restore"), std::string::npos)
+      << other.status().message();
+  r.dest = dir_.path() + "/again";
+  EXPECT_TRUE(restore_snapshot(r).ok());
+}
+
 // A path that begins with a space (a node id or group name may) is read
 // back from RESTORED as written: one space after the checksum, then the
 // path to the end of the line.
@@ -457,6 +513,7 @@ TEST_F(RestoreInto, ARestoredPathBeginningWithASpaceIsReadBackWhole) {
     size_t at = std::string::npos;  // where the path begins
     if (line.rfind("dir ", 0) == 0) at = 4;
     if (line.rfind("file ", 0) == 0) at = line.find(' ', line.find(' ', 5) + 1) + 1;
+    if (line.rfind("end ", 0) == 0) continue;  // written anew below
     if (at == std::string::npos) {
       identity += line + "\n";
       continue;
@@ -468,6 +525,11 @@ TEST_F(RestoreInto, ARestoredPathBeginningWithASpaceIsReadBackWhole) {
   std::string text = identity;
   for (const auto& e : entries) text += e.second + "\n";
   ASSERT_NE(text.find("dir  node1\n"), std::string::npos);
+  char end[32];
+  std::snprintf(end, sizeof end, "end %08x\n",
+                crc32c(Bytes(reinterpret_cast<const std::byte*>(text.data()),
+                             reinterpret_cast<const std::byte*>(text.data()) + text.size())));
+  text += end;
   testing::write_file(r.dest + "/RESTORED", Bytes(reinterpret_cast<const std::byte*>(text.data()),
                                                   reinterpret_cast<const std::byte*>(text.data()) + text.size()));
   Result<RestoreReport> rep = restore_snapshot(r);

@@ -243,6 +243,12 @@ TEST_F(CliSnapshot, AnEmptyNodeOrMemoryLimitIsAUsageErrorNotTheDefault) {
   EXPECT_EQ(code, 2) << out;
   EXPECT_NE(out.find("--memory-limit 0K: the budget must be at least 1 byte"), std::string::npos) << out;
   EXPECT_FALSE(fs::exists(tmp_.file("d")));
+  // A leading 0 is refused, as for every number (not ten, not octal eight).
+  const std::string zero =
+      walcut("snapshot restore " + snap() + " --increment 2 --memory-limit 010M --dest " + tmp_.file("d"), &code);
+  EXPECT_EQ(code, 2) << zero;
+  EXPECT_NE(zero.find("--memory-limit 010M: not a size"), std::string::npos) << zero;
+  EXPECT_FALSE(fs::exists(tmp_.file("d")));
 }
 
 // What the arguments ask of the snapshot is checked before anything is
