@@ -32,6 +32,7 @@ struct TreeEntry {
   bool dir = false;
   uint64_t bytes = 0;
   uint32_t crc32c = 0;
+  mode_t mode = 0;  // found on disk; RESTORED does not record it (its identity's modes= line does)
   std::string line() const {
     if (dir) return "dir " + path + "\n";
     char crc[16];
@@ -55,7 +56,7 @@ Result<std::vector<TreeEntry>> tree_of(const std::string& root) {
     if (e.path.find('\n') != std::string::npos) {
       return Status::corruption(root + "/" + e.path + ": a name with a line break");
     }
-    tree.push_back(TreeEntry{std::move(e.path), e.kind == DirEntry::Kind::kDirectory, e.bytes, 0});
+    tree.push_back(TreeEntry{std::move(e.path), e.kind == DirEntry::Kind::kDirectory, e.bytes, 0, e.mode});
   }
   return tree;
 }
@@ -115,9 +116,10 @@ Result<std::vector<TreeEntry>> parse_tree(const std::string& text, const std::st
 }
 
 // Whether `dest` holds the tree its RESTORED records: the same directories
-// and files, and each file its recorded size and checksum. Returns the
-// first difference, in path order, as Corruption.
-Status verify_published(const std::string& dest, const std::string& recorded_text) {
+// and files, each file its recorded size and checksum, and each the mode
+// the restore gave it. Returns the first difference, in path order, as
+// Corruption.
+Status verify_published(const std::string& dest, const std::string& recorded_text, FileModes modes) {
   Result<std::vector<TreeEntry>> recorded = parse_tree(recorded_text, dest + "/RESTORED");
   if (!recorded.ok()) return recorded.status();
   auto differs = [&](const std::string& path, const std::string& what) {
@@ -134,6 +136,12 @@ Status verify_published(const std::string& dest, const std::string& recorded_tex
     }
     if (i == want.size() || have[i].path < want[i].path) return differs(have[i].path, "not written by the restore");
     if (want[i].dir != have[i].dir) return differs(have[i].path, want[i].dir ? "not a directory" : "not a file");
+    if (const mode_t m = want[i].dir ? modes.dir : modes.file; (have[i].mode & 07777) != m) {
+      char what[64];
+      std::snprintf(what, sizeof what, "mode %04o, the restore made it %04o", unsigned(have[i].mode & 07777),
+                    unsigned(m));
+      return differs(have[i].path, what);
+    }
     if (want[i].bytes != have[i].bytes) {
       return differs(have[i].path,
                      std::to_string(have[i].bytes) + " bytes, the restore wrote " + std::to_string(want[i].bytes));
@@ -240,7 +248,9 @@ Result<std::string> dest_of(const std::string& dest_arg, const std::string& snap
   const fs::file_status st = fs::symlink_status(dest, ec);
   const bool marked = fs::exists(dest + "/RESTORED", ec);
   if (fs::exists(st) && (!fs::is_directory(st) || (!fs::is_empty(dest, ec) && !marked))) {
-    return Status::invalid_argument("--dest " + dest + ": exists and is not this restore; choose a new directory");
+    return Status::invalid_argument("--dest " + dest + ": exists and is not this restore (" +
+                                    (fs::is_directory(st) ? "a directory without RESTORED" : "not a directory") +
+                                    "); choose a new directory");
   }
   // Checked before anything is written: the tree is staged beside dest, on
   // the parent's file system, and only the publish's rename would fail.
@@ -267,15 +277,49 @@ Status check_directories(const std::string& dir) {
   return {};
 }
 
+// Where a RESTORED begins otherwise than `stamp`: its first line that
+// differs, beside the stamp's.
+std::string first_other_line(const std::string& text, const std::string& stamp) {
+  size_t at = 0;
+  while (at < stamp.size()) {
+    const size_t end = stamp.find('\n', at);
+    const std::string want = stamp.substr(at, end - at);
+    const size_t text_end = text.find('\n', at);
+    const std::string have = text.substr(at, text_end == std::string::npos ? std::string::npos : text_end - at);
+    if (have != want) {
+      return "its RESTORED says '" + have.substr(0, 200) + "' where this restore's is '" + want + "'";
+    }
+    at = end + 1;
+  }
+  return "its RESTORED differs";
+}
+
+// The modes of the stamp's "modes=<dir>/<file>" line (restore_stamp's,
+// in octal); private ones when it has none.
+FileModes modes_in(const std::string& stamp) {
+  FileModes m;
+  const size_t at = stamp.find("\nmodes=");
+  unsigned dir = 0, file = 0;
+  if (at != std::string::npos && std::sscanf(stamp.c_str() + at + 7, "%o/%o", &dir, &file) == 2) {
+    m = FileModes{static_cast<mode_t>(dir), static_cast<mode_t>(file)};
+  }
+  return m;
+}
+
 // Whether `dest` holds the restore `stamp` names (see RestoreDest::holds).
 Result<bool> holds_restore(const std::string& dest, const std::string& stamp) {
   std::error_code ec;
   if (!fs::exists(fs::symlink_status(dest, ec))) return false;
   // An empty directory is taken as a place to restore into: the rename of publish replaces it.
   if (fs::is_directory(fs::symlink_status(dest, ec)) && fs::is_empty(dest, ec) && !ec) return false;
-  Result<Bytes> marker = read_file_bytes(dest + "/RESTORED");
-  if (!marker.ok() || !to_string(marker.value()).starts_with(stamp)) {
-    return Status::invalid_argument("--dest " + dest + ": exists and is not this restore; choose a new directory");
+  Result<Bytes> marker = read_file_bytes_no_follow(dest + "/RESTORED", {});
+  if (!marker.ok()) {
+    return Status::invalid_argument("--dest " + dest + ": exists and is not this restore (" +
+                                    marker.status().message() + "); choose a new directory");
+  }
+  if (!to_string(marker.value()).starts_with(stamp)) {
+    return Status::invalid_argument("--dest " + dest + ": exists and is not this restore (" +
+                                    first_other_line(to_string(marker.value()), stamp) + "); choose a new directory");
   }
   // Its last line, "end <crc32c of every line before it>", says it is whole.
   constexpr size_t kEndLine = 13;  // "end " + 8 hex digits + "\n"
@@ -289,7 +333,7 @@ Result<bool> holds_restore(const std::string& dest, const std::string& stamp) {
                               ": its RESTORED is cut short or was changed (its last line is not \"end " + crc +
                               "\"); move it aside and restore again");
   }
-  WALCUT_RETURN_IF_ERROR(verify_published(dest, text.substr(stamp.size(), end - stamp.size())));
+  WALCUT_RETURN_IF_ERROR(verify_published(dest, text.substr(stamp.size(), end - stamp.size()), modes_in(stamp)));
   return true;
 }
 

@@ -594,11 +594,15 @@ Result<std::string> restore_stamp(const RestoreOptions& o) {
   std::string snap = fs::weakly_canonical(o.snapshot_dir, ec).string();
   char source[24];
   std::snprintf(source, sizeof source, "%016llx", static_cast<unsigned long long>(fingerprint.value()));
-  std::string s = "snapshot=" + snap + "\nsource=" + source + "\nincrement=" + std::to_string(o.increment) +
-                  "\nnode=" + o.node.value_or("*") + "\ngroups=";
+  Result<FileModes> modes = modes_no_wider_than(o.snapshot_dir);  // what publish gives the tree
+  if (!modes.ok()) return modes.status();
+  char modes_line[40];
+  std::snprintf(modes_line, sizeof modes_line, "%04o/%04o", unsigned(modes->dir), unsigned(modes->file));
+  std::string s = "snapshot=" + snap + "\nincrement=" + std::to_string(o.increment) + "\nnode=" + o.node.value_or("*") +
+                  "\ngroups=";
   std::set<std::string> groups(o.groups.begin(), o.groups.end());  // --groups b,a is --groups a,b
   for (const std::string& g : groups) s += g + ",";
-  return s + "\n";
+  return s + "\nmodes=" + modes_line + "\nsource=" + source + "\n";
 }
 
 // Reads the snapshot's metadata and checks what the options ask of it.

@@ -152,7 +152,7 @@ hidden_command() {
     # The identity, the first files, and node0's last lines.
     restore-restored-file)
       echo "$restore >/dev/null"
-      echo "sed -n '1,9p; /node0\\/node.meta/,/^dir node1\$/p' /tmp/bk-doc/restored/RESTORED" ;;
+      echo "sed -n '1,10p; /node0\\/node.meta/,/^dir node1\$/p' /tmp/bk-doc/restored/RESTORED" ;;
     cut-tx-stamp)
       echo "walcut wal dump /tmp/gen-doc/snapshots/snp/increments/0000000000000001/wal/node0 |"
       echo "  grep 'TX .* xid=1.297.3 \\|INC_SNAPSHOT'" ;;

@@ -425,6 +425,8 @@ TEST_F(RestoreInto, RerunOverAChangedTreeIsCorruptionNamingTheFirstDifference) {
       {"a file added", [&] { testing::write_file(r.dest + "/node0/db/tx0/part-99.bin", testing::test_payload(10, 1)); },
        r.dest + "/node0/db/tx0/part-99.bin: not written by the restore"},
       {"an empty directory deleted", [&] { fs::remove(r.dest + "/node2/wal"); }, r.dest + "/node2/wal: missing"},
+      {"a mode widened", [&] { fs::permissions(r.dest + "/node0/node.meta", fs::perms(0666)); },
+       r.dest + "/node0/node.meta: mode 0666, the restore made it 0600"},
   };
   for (const Change& c : changes) {
     copy_tree(pristine, r.dest);
@@ -494,6 +496,33 @@ TEST_F(RestoreInto, ASnapshotTakenAgainAtTheSamePathIsNotAlreadyRestored) {
       << other.status().message();
   r.dest = dir_.path() + "/again";
   EXPECT_TRUE(restore_snapshot(r).ok());
+}
+
+// "Not this restore" says why: the first line of RESTORED's identity that
+// differs, or why RESTORED could not be read (a symbolic link is not
+// followed, even to the right contents).
+TEST_F(RestoreInto, ARefusedDestSaysWhichPartOfTheIdentityDiffers) {
+  RestoreOptions r = options("restored");
+  ASSERT_TRUE(restore_snapshot(r).ok());
+  RestoreOptions earlier = options("restored", 1);
+  Result<RestoreReport> rep = restore_snapshot(earlier);
+  ASSERT_FALSE(rep.ok());
+  EXPECT_EQ(rep.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(rep.status().message().find("its RESTORED says 'increment=2' where this restore's is 'increment=1'"),
+            std::string::npos)
+      << rep.status().message();
+  const std::string saved = dir_.path() + "/RESTORED.saved";
+  fs::rename(r.dest + "/RESTORED", saved);
+  fs::create_symlink(saved, r.dest + "/RESTORED");
+  rep = restore_snapshot(r);
+  ASSERT_FALSE(rep.ok()) << "a RESTORED that is a symbolic link was followed";
+  EXPECT_EQ(rep.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(rep.status().message().find("symbolic link"), std::string::npos) << rep.status().message();
+  fs::remove(r.dest + "/RESTORED");
+  fs::rename(saved, r.dest + "/RESTORED");
+  rep = restore_snapshot(r);
+  ASSERT_TRUE(rep.ok()) << rep.status().to_string();
+  EXPECT_TRUE(rep->already_restored);
 }
 
 // A path that begins with a space (a node id or group name may) is read
