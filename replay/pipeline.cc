@@ -506,6 +506,7 @@ Status replay_wal(const NodeWal& wal, const ReplayFilter& filter, const std::vec
 Status check_group_names(const std::vector<std::string>& names, const std::vector<CacheGroup>& groups,
                          const std::string& snapshot_dir) {
   for (const std::string& name : names) {
+    if (name.empty()) return Status::invalid_argument("an empty cache group name (--groups ''?) for " + snapshot_dir);
     if (std::none_of(groups.begin(), groups.end(), [&](const CacheGroup& g) { return g.name == name; })) {
       return Status::invalid_argument("no cache group named " + name + " in " + snapshot_dir);
     }

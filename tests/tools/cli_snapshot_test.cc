@@ -227,9 +227,9 @@ TEST_F(CliSnapshot, GroupsInAnyOrderAreTheSameRestore) {
   EXPECT_NE(out.find("exists and is not this restore"), std::string::npos) << out;
 }
 
-TEST_F(CliSnapshot, AnEmptyNodeOrMemoryLimitIsAUsageErrorNotTheDefault) {
+TEST_F(CliSnapshot, AnEmptyNodeGroupsOrMemoryLimitIsAUsageErrorNotTheDefault) {
   // An unset shell variable must not turn a per-host restore into the whole cluster's.
-  for (const std::string flag : {"--node", "--memory-limit"}) {
+  for (const std::string flag : {"--node", "--memory-limit", "--groups"}) {
     int code = -1;
     std::string out = walcut("snapshot restore " + snap() + " --increment 2 " + flag + " '' --dest " + tmp_.file("d"),
                              &code);
