@@ -193,6 +193,9 @@ Status remove_stale_stagings(const std::string& dest) {
     if (e.kind != DirEntry::Kind::kDirectory || !is_staging_name(e.path, base)) continue;
     const std::string path = parent + "/" + e.path;
     std::error_code ec;
+    // A restore's own dest that only looks like a staging: its lock is
+    // beside it, where a staging never has one.
+    if (fs::exists(fs::symlink_status(path + ".lock", ec))) continue;
     fs::remove_all(path, ec);
     if (ec) return Status::io_error("remove the stale staging " + path + ": " + ec.message());
   }

@@ -677,12 +677,15 @@ TEST_F(RestoreInto, OnlyItsOwnStaleStagingsAreRemoved) {
     testing::write_file(dir_.path() + "/" + d + "/README", as_bytes(std::string("keep")));
   }
   fs::create_directories(dir_.path() + "/restored.staging-42-Xy12zZ/node0");  // a killed run's
+  // A restore of its own whose name has a staging's form: its lock beside it says so.
+  ASSERT_TRUE(restore_snapshot(options("restored.staging-4242-abcdef")).ok());
   ASSERT_TRUE(restore_snapshot(options("restored")).ok());
   EXPECT_EQ(beside("restored.staging"),
             (std::vector<std::string>{"restored.staging", "restored.staging-1-abc", "restored.staging-2026",
-                                      "restored.staging-2026.lock", "restored.staging-notes",
+                                      "restored.staging-2026.lock", "restored.staging-4242-abcdef",
+                                      "restored.staging-4242-abcdef.lock", "restored.staging-notes",
                                       "restored.staging-x-abcdef", "restored.staging.lock"}));
-  for (const char* d : {"restored.staging-2026", "restored.staging"}) {
+  for (const char* d : {"restored.staging-2026", "restored.staging", "restored.staging-4242-abcdef"}) {
     EXPECT_TRUE(fs::exists(dir_.path() + "/" + d + "/RESTORED")) << d;
   }
 }
