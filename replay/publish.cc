@@ -281,10 +281,11 @@ Status check_directories(const std::string& dir) {
 }
 
 // Where a RESTORED begins otherwise than `stamp`: its first line that
-// differs, beside the stamp's.
+// differs, beside the stamp's, or where it ends inside the identity.
 std::string first_other_line(const std::string& text, const std::string& stamp) {
   size_t at = 0;
   while (at < stamp.size()) {
+    if (at >= text.size()) return "its RESTORED ends inside the identity";
     const size_t end = stamp.find('\n', at);
     const std::string want = stamp.substr(at, end - at);
     const size_t text_end = text.find('\n', at);

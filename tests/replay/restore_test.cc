@@ -511,6 +511,17 @@ TEST_F(RestoreInto, ARefusedDestSaysWhichPartOfTheIdentityDiffers) {
   EXPECT_NE(rep.status().message().find("its RESTORED says 'increment=2' where this restore's is 'increment=1'"),
             std::string::npos)
       << rep.status().message();
+  // Cut inside the identity, after a whole line without its line break.
+  const Bytes whole = testing::read_file(r.dest + "/RESTORED");
+  const std::string first_line(reinterpret_cast<const char*>(whole.data()),
+                               std::find(whole.begin(), whole.end(), std::byte{'\n'}) - whole.begin());
+  testing::write_file(r.dest + "/RESTORED", as_bytes(first_line));
+  rep = restore_snapshot(r);
+  ASSERT_FALSE(rep.ok());
+  EXPECT_EQ(rep.status().code(), StatusCode::kInvalidArgument) << rep.status().to_string();
+  EXPECT_NE(rep.status().message().find("its RESTORED ends inside the identity"), std::string::npos)
+      << rep.status().message();
+  testing::write_file(r.dest + "/RESTORED", whole);
   const std::string saved = dir_.path() + "/RESTORED.saved";
   fs::rename(r.dest + "/RESTORED", saved);
   fs::create_symlink(saved, r.dest + "/RESTORED");
