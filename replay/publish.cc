@@ -280,6 +280,14 @@ Status check_directories(const std::string& dir) {
   return {};
 }
 
+// RESTORED's last line: "end <CRC32C of every line before it>\n".
+std::string end_line(std::string_view lines) {
+  char end[16];
+  std::snprintf(end, sizeof end, "end %08x\n",
+                crc32c(ByteSpan(reinterpret_cast<const std::byte*>(lines.data()), lines.size())));
+  return end;
+}
+
 // Where a RESTORED begins otherwise than `stamp`: its first line that
 // differs, beside the stamp's, or where it ends inside the identity.
 std::string first_other_line(const std::string& text, const std::string& stamp) {
@@ -298,20 +306,9 @@ std::string first_other_line(const std::string& text, const std::string& stamp) 
   return "its RESTORED differs";
 }
 
-// The modes of the stamp's "modes=<dir>/<file>" line (restore_stamp's,
-// in octal); private ones when it has none.
-FileModes modes_in(const std::string& stamp) {
-  FileModes m;
-  const size_t at = stamp.find("\nmodes=");
-  unsigned dir = 0, file = 0;
-  if (at != std::string::npos && std::sscanf(stamp.c_str() + at + 7, "%o/%o", &dir, &file) == 2) {
-    m = FileModes{static_cast<mode_t>(dir), static_cast<mode_t>(file)};
-  }
-  return m;
-}
-
-// Whether `dest` holds the restore `stamp` names (see RestoreDest::holds).
-Result<bool> holds_restore(const std::string& dest, const std::string& stamp) {
+// Whether `dest` holds the restore `stamp` names, its tree in `modes`
+// (see RestoreDest::holds).
+Result<bool> holds_restore(const std::string& dest, const std::string& stamp, FileModes modes) {
   std::error_code ec;
   if (!fs::exists(fs::symlink_status(dest, ec))) return false;
   // An empty directory is taken as a place to restore into: the rename of publish replaces it.
@@ -321,23 +318,19 @@ Result<bool> holds_restore(const std::string& dest, const std::string& stamp) {
     return Status::invalid_argument("--dest " + dest + ": exists and is not this restore (" +
                                     marker.status().message() + "); choose a new directory");
   }
-  if (!to_string(marker.value()).starts_with(stamp)) {
-    return Status::invalid_argument("--dest " + dest + ": exists and is not this restore (" +
-                                    first_other_line(to_string(marker.value()), stamp) + "); choose a new directory");
-  }
-  // Its last line, "end <crc32c of every line before it>", says it is whole.
-  constexpr size_t kEndLine = 13;  // "end " + 8 hex digits + "\n"
   const std::string text = to_string(marker.value());
-  const size_t end = text.size() >= stamp.size() + kEndLine ? text.size() - kEndLine : stamp.size();
-  char crc[16];
-  std::snprintf(crc, sizeof crc, "%08x", crc32c(as_bytes(text.substr(0, end))));
-  if (text.size() != end + kEndLine || text.compare(end, 4, "end ") != 0 || text.compare(end + 4, 8, crc) != 0 ||
-      text.back() != '\n') {
-    return Status::corruption("--dest " + dest +
-                              ": its RESTORED is cut short or was changed (its last line is not \"end " + crc +
-                              "\"); move it aside and restore again");
+  if (!text.starts_with(stamp)) {
+    return Status::invalid_argument("--dest " + dest + ": exists and is not this restore (" +
+                                    first_other_line(text, stamp) + "); choose a new directory");
   }
-  WALCUT_RETURN_IF_ERROR(verify_published(dest, text.substr(stamp.size(), end - stamp.size()), modes_in(stamp)));
+  // Its last line says it is whole.
+  const size_t end = text.rfind('\n', text.size() - 2) + 1;  // the last line's start; the stamp ends in '\n'
+  const std::string want = end_line(std::string_view(text).substr(0, end));
+  if (end < stamp.size() || text.compare(end, std::string::npos, want) != 0) {
+    return Status::corruption("--dest " + dest + ": its RESTORED is cut short or was changed (its last line is not \"" +
+                              want.substr(0, want.size() - 1) + "\"); move it aside and restore again");
+  }
+  WALCUT_RETURN_IF_ERROR(verify_published(dest, text.substr(stamp.size(), end - stamp.size()), modes));
   return true;
 }
 
@@ -352,15 +345,17 @@ Result<std::unique_ptr<RestoreDest>> RestoreDest::open(const std::string& dest_a
   Result<FileLock> lock = FileLock::lock_file(*dest + ".lock", *dest, wait);
   if (!lock.ok()) return lock.status();
   WALCUT_RETURN_IF_ERROR(remove_stale_stagings(*dest));
-  return std::unique_ptr<RestoreDest>(new RestoreDest(*dest, snapshot_dir, std::move(lock).value()));
+  Result<FileModes> modes = modes_no_wider_than(snapshot_dir);
+  if (!modes.ok()) return modes.status();
+  return std::unique_ptr<RestoreDest>(new RestoreDest(*dest, modes.value(), std::move(lock).value()));
 }
 
-Result<bool> RestoreDest::check(const std::string& dest_arg, const std::string& snapshot_dir,
-                                const std::string& stamp) {
+Result<bool> RestoreDest::check(const std::string& dest_arg, const std::string& snapshot_dir, const std::string& stamp,
+                                FileModes modes) {
   Result<std::string> dest = dest_of(dest_arg, snapshot_dir);
   if (!dest.ok()) return dest.status();
   WALCUT_RETURN_IF_ERROR(check_directories(parent_of(*dest)));
-  return holds_restore(*dest, stamp);
+  return holds_restore(*dest, stamp, modes);
 }
 
 RestoreDest::~RestoreDest() {
@@ -369,12 +364,9 @@ RestoreDest::~RestoreDest() {
   if (!staging_.empty() && !published_) fs::remove_all(staging_, ec);  // a failed run leaves no staging behind
 }
 
-Result<bool> RestoreDest::holds(const std::string& stamp) { return holds_restore(dest_, stamp); }
+Result<bool> RestoreDest::holds(const std::string& stamp) { return holds_restore(dest_, stamp, modes_); }
 
 Result<std::string> RestoreDest::stage() {
-  Result<FileModes> modes = modes_no_wider_than(snapshot_dir_);
-  if (!modes.ok()) return modes.status();
-  modes_ = modes.value();
   Result<std::string> made = make_staging(dest_, modes_.dir);
   if (!made.ok()) return made.status();
   staging_ = made.value();
@@ -438,9 +430,7 @@ Status RestoreDest::publish(const std::string& stamp, const std::function<void(c
   std::string restored = stamp;
   restored.reserve(restored_bytes);
   for (const TreeEntry& e : tree.value()) restored += e.line();
-  char end[32];
-  std::snprintf(end, sizeof end, "end %08x\n", crc32c(as_bytes(restored)));
-  restored += end;
+  restored += end_line(restored);
   // The writeback thread stops: a sync of its own still running goes on beside this one.
   writeback_.request_stop();
   WALCUT_RETURN_IF_ERROR(sync_filesystem(staging_));  // every partition file, before RESTORED says it is whole

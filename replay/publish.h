@@ -28,20 +28,26 @@ class RestoreDest {
   static Result<std::unique_ptr<RestoreDest>> open(const std::string& dest, const std::string& snapshot_dir, bool wait);
   // What open() and holds() would decide about `dest`, with the same
   // refusals and messages, read only: nothing made, no lock taken (a dry
-  // run). True when dest holds the restore `stamp` names. A parent that
-  // cannot be made for want of permission is left to the restore to find.
-  static Result<bool> check(const std::string& dest, const std::string& snapshot_dir, const std::string& stamp);
+  // run). True when dest holds the restore `stamp` names, its tree in
+  // `modes` (what modes() would be). A parent that cannot be made for want
+  // of permission is left to the restore to find.
+  static Result<bool> check(const std::string& dest, const std::string& snapshot_dir, const std::string& stamp,
+                            FileModes modes);
   ~RestoreDest();
 
   // Whether dest exists already: false when it does not or is an empty
   // directory (publish's rename replaces it); true when it
-  // holds the restore `stamp` names and matches what its RESTORED records
-  // (Corruption naming the first difference otherwise); InvalidArgument
-  // when it is anything else. Cost: one read of every file of dest.
+  // holds the restore `stamp` names and matches what its RESTORED records,
+  // in modes() (Corruption naming the first difference otherwise);
+  // InvalidArgument when it is anything else. Cost: one read of every file
+  // of dest.
   Result<bool> holds(const std::string& stamp);
+  // The modes of the published tree: created_modes(), never more readable
+  // than the snapshot (modes_no_wider_than), found by open().
+  FileModes modes() const { return modes_; }
   // The run's staging directory, created now: "<dest>.staging-<pid>-<random>".
   // It is removed unless published. What the run creates in it gets
-  // created_modes(), narrowed at publish when the snapshot is private.
+  // created_modes(), narrowed to modes() at publish.
   Result<std::string> stage();
   // A file the run wrote into the staging tree at `path`, with the size
   // and CRC32C it computed as it wrote it: publish takes these instead of
@@ -67,11 +73,10 @@ class RestoreDest {
   const std::string& dest() const { return dest_; }
 
  private:
-  RestoreDest(std::string dest, std::string snapshot_dir, FileLock lock)
-      : dest_(std::move(dest)), snapshot_dir_(std::move(snapshot_dir)), lock_(std::move(lock)) {}
+  RestoreDest(std::string dest, FileModes modes, FileLock lock)
+      : dest_(std::move(dest)), modes_(modes), lock_(std::move(lock)) {}
 
   std::string dest_;
-  std::string snapshot_dir_;
   FileModes modes_;
   FileLock lock_;
   std::string staging_;

@@ -587,17 +587,16 @@ Result<uint64_t> snapshot_fingerprint(const RestoreOptions& o) {
   return hash;
 }
 
-Result<std::string> restore_stamp(const RestoreOptions& o) {
+// The identity RESTORED begins with; `modes`: the tree's (RestoreDest::modes).
+Result<std::string> restore_stamp(const RestoreOptions& o, FileModes modes) {
   Result<uint64_t> fingerprint = snapshot_fingerprint(o);
   if (!fingerprint.ok()) return fingerprint.status();
   std::error_code ec;
   std::string snap = fs::weakly_canonical(o.snapshot_dir, ec).string();
   char source[24];
   std::snprintf(source, sizeof source, "%016llx", static_cast<unsigned long long>(fingerprint.value()));
-  Result<FileModes> modes = modes_no_wider_than(o.snapshot_dir);  // what publish gives the tree
-  if (!modes.ok()) return modes.status();
   char modes_line[40];
-  std::snprintf(modes_line, sizeof modes_line, "%04o/%04o", unsigned(modes->dir), unsigned(modes->file));
+  std::snprintf(modes_line, sizeof modes_line, "%04o/%04o", unsigned(modes.dir), unsigned(modes.file));
   std::string s = "snapshot=" + snap + "\nincrement=" + std::to_string(o.increment) + "\nnode=" + o.node.value_or("*") +
                   "\ngroups=";
   std::set<std::string> groups(o.groups.begin(), o.groups.end());  // --groups b,a is --groups a,b
@@ -724,9 +723,11 @@ void count_plan(const RestoreOptions& o, const Plan& plan, RestoreReport& report
 // the restore would refuse is refused.
 Result<RestoreReport> dry_run(const RestoreOptions& o, std::vector<SnapshotMeta> bases, RestoreReport& report) {
   report.dry_run = true;
-  Result<std::string> stamp = restore_stamp(o);
+  Result<FileModes> modes = modes_no_wider_than(o.snapshot_dir);  // what the restore would give the tree
+  if (!modes.ok()) return modes.status();
+  Result<std::string> stamp = restore_stamp(o, modes.value());
   if (!stamp.ok()) return stamp.status();
-  Result<bool> done = RestoreDest::check(o.dest, o.snapshot_dir, stamp.value());
+  Result<bool> done = RestoreDest::check(o.dest, o.snapshot_dir, stamp.value(), modes.value());
   if (!done.ok()) return done.status();
   report.already_restored = done.value();
   auto t = Clock::now();
@@ -754,7 +755,7 @@ Result<RestoreReport> restore(const RestoreOptions& options, std::vector<Snapsho
   Result<std::unique_ptr<RestoreDest>> opened = RestoreDest::open(options.dest, options.snapshot_dir, options.wait);
   if (!opened.ok()) return opened.status();
   RestoreDest& dest = **opened;
-  Result<std::string> stamped = restore_stamp(options);
+  Result<std::string> stamped = restore_stamp(options, dest.modes());
   if (!stamped.ok()) return stamped.status();
   const std::string stamp = std::move(stamped).value();
   Result<bool> done = dest.holds(stamp);
