@@ -120,6 +120,13 @@ Status write_copy(uint32_t group_id, uint16_t partition, const CopyToFinish& c, 
 
 }  // namespace
 
+void prefetch_spilled(std::span<const CopyToFinish> copies) {
+  for (const CopyToFinish& c : copies) {
+    if (c.routed == nullptr) continue;
+    for (const SpillSlice& slice : c.routed->spilled) prefetch_spill_slice(slice);
+  }
+}
+
 Result<FinishReport> finish_partition(uint32_t group_id, uint16_t partition, bool atomic,
                                       std::span<CopyToFinish> copies) {
   FinishReport report;

@@ -54,4 +54,8 @@ struct FinishReport {
 Result<FinishReport> finish_partition(uint32_t group_id, uint16_t partition, bool atomic,
                                       std::span<CopyToFinish> copies);
 
+// Asks the kernel to start reading the copies' spilled slices (a hint),
+// so that their reads overlap each other and the finish's work.
+void prefetch_spilled(std::span<const CopyToFinish> copies);
+
 }  // namespace walcut

@@ -187,26 +187,34 @@ Status check_unread(const RestoreOptions& o, const std::vector<ManifestEntry>& f
 class Spiller {
  public:
   Spiller(std::string dir, MemoryGauge& gauge) : dir_(std::move(dir)), gauge_(gauge) {}
-  Status maybe_spill(uint16_t node, RouteSink& sink) {
+  // Spills into `pieces` files at once (RouteSink::spill).
+  Status maybe_spill(uint16_t node, RouteSink& sink, size_t pieces) {
     if (!gauge_.over_budget()) return {};
-    uint64_t seq;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      seq = files_++;
+    std::vector<std::unique_ptr<SpillWriter>> outs;
+    for (size_t i = 0; i < std::max<size_t>(1, pieces); ++i) {
+      uint64_t seq;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        seq = files_++;
+      }
+      Result<std::unique_ptr<SpillWriter>> w =
+          SpillWriter::create(dir_ + "/" + std::to_string(node) + "-" + std::to_string(seq) + ".spill", remover_);
+      if (!w.ok()) return w.status();
+      outs.push_back(std::move(w).value());
     }
-    Result<std::unique_ptr<SpillWriter>> w = SpillWriter::create(dir_ + "/" + std::to_string(node) + "-" +
-                                                                 std::to_string(seq) + ".spill");
-    if (!w.ok()) return w.status();
-    WALCUT_RETURN_IF_ERROR(sink.spill(**w));
-    bytes_ += (*w)->bytes_written();
-    return {};
+    Status s = sink.spill(outs);
+    for (const std::unique_ptr<SpillWriter>& w : outs) bytes_ += w->bytes_written();
+    return s;
   }
   uint64_t files() const { return files_; }
   uint64_t bytes() const { return bytes_; }
   MemoryGauge& gauge() { return gauge_; }
+  // Returns once the spill files whose slices are all gone are removed.
+  void drain_removals() { remover_->drain(); }
 
  private:
   const std::string dir_;
+  const std::shared_ptr<FileRemover> remover_ = std::make_shared<FileRemover>();
   MemoryGauge& gauge_;
   std::mutex mu_;
   uint64_t files_ = 0;
@@ -391,7 +399,7 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
         if (failed) return Status::cancelled("stopped: another node failed");
         if (!route) return {};
         if (pass < most) route->drop_fullest(gauge->budget_bytes() / 2, dropped);
-        return spiller->maybe_spill(node, *route);  // what dropping left over the budget
+        return spiller->maybe_spill(node, *route, ro.threads);  // what dropping left over the budget
       };
       if (pass > 1) progress.grow(wal_bytes);
       Status s =
@@ -487,6 +495,10 @@ Status finish_tasks(Plan& plan, const std::vector<size_t>& ready, MemoryGauge* g
     if (cancel && *cancel) return error.set(Status::cancelled("restore cancelled"));
     if (failed && *failed) return error.set(Status::cancelled("stopped: another node failed"));
     Plan::Task& t = plan.tasks[ready[k]];
+    // This task's spilled slices read at once, and the next one's while
+    // this one runs (parallel_for hands a thread neighbouring tasks).
+    prefetch_spilled(t.copies);
+    if (k + 1 < ready.size()) prefetch_spilled(plan.tasks[ready[k + 1]].copies);
     int64_t held = 0;
     for (const CopyToFinish& c : t.copies) held += c.routed ? static_cast<int64_t>(c.routed->bucket.bytes()) : 0;
     Result<FinishReport> r = finish_partition(t.group->id, t.partition, t.group->mode == CacheMode::kAtomic, t.copies);
@@ -832,6 +844,7 @@ Result<RestoreReport> restore(const RestoreOptions& options, std::vector<Snapsho
   std::vector<Plan::Task>().swap(plan.tasks);
   std::vector<std::unique_ptr<RoutedCopy>>().swap(plan.copies);
   std::vector<std::vector<RoutedCopy*>>().swap(plan.routed);
+  spiller.drain_removals();
   fs::remove_all(spill_dir, ec);
   if (ec) return Status::io_error("remove " + spill_dir + ": " + ec.message());
   report.finish_s = since(t) - report.replay_s;

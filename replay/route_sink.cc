@@ -1,6 +1,9 @@
 #include "replay/route_sink.h"
 
 #include <algorithm>
+#include <exception>
+#include <system_error>
+#include <thread>
 
 namespace walcut {
 
@@ -70,19 +73,66 @@ Status RouteSink::apply_many(uint16_t, std::span<const DataEntry> entries) {
   return {};
 }
 
-Status RouteSink::spill(SpillWriter& out) {
+Status RouteSink::spill(std::span<const std::unique_ptr<SpillWriter>> outs) {
+  std::vector<RoutedCopy*> held;
+  uint64_t bytes = 0;
   for (Group& g : groups_) {
     for (RoutedCopy* c : g.by_partition) {
-      if (c == nullptr || c->bucket.empty()) continue;
-      const int64_t before = static_cast<int64_t>(c->bucket.bytes());
-      Result<SpillSlice> slice = out.append(c->bucket.sorted());
-      c->bucket.clear();
-      gauge_.add(-before);
-      if (!slice.ok()) return slice.status();
-      c->spilled.push_back(std::move(slice).value());
+      if (c == nullptr || c == &dropped_ || c->bucket.empty()) continue;
+      held.push_back(c);
+      bytes += c->bucket.bytes();
     }
   }
-  return out.finish();
+  // Consecutive copies of about equal bytes to each writer; the first
+  // part on this thread, the others each on a thread of its own.
+  std::vector<size_t> from(outs.size() + 1, held.size());
+  from[0] = 0;
+  uint64_t seen = 0;
+  for (size_t i = 0, part = 1; i < held.size() && part < outs.size(); ++i) {
+    while (part < outs.size() && seen >= bytes * part / outs.size()) from[part++] = i;
+    seen += held[i]->bucket.bytes();
+  }
+  std::vector<Status> results(outs.size());
+  std::vector<std::exception_ptr> thrown(outs.size());
+  auto spill_part = [&](size_t part) {
+    try {
+      Status s;
+      for (size_t i = from[part]; i < from[part + 1] && s.ok(); ++i) {
+        RoutedCopy* c = held[i];
+        const int64_t before = static_cast<int64_t>(c->bucket.bytes());
+        Result<SpillSlice> slice = outs[part]->append(c->bucket.sorted());
+        c->bucket.clear();
+        gauge_.add(-before);
+        if (slice.ok()) {
+          c->spilled.push_back(std::move(slice).value());
+        } else {
+          s = slice.status();
+        }
+      }
+      Status finished = outs[part]->finish();
+      results[part] = s.ok() ? finished : s;
+    } catch (...) {
+      thrown[part] = std::current_exception();
+    }
+  };
+  std::vector<std::thread> helpers;
+  helpers.reserve(outs.size());
+  std::vector<size_t> here{0};  // the parts this thread writes
+  here.reserve(outs.size());
+  for (size_t part = 1; part < outs.size(); ++part) {
+    try {
+      helpers.emplace_back(spill_part, part);
+    } catch (const std::system_error&) {  // no thread to be had: written here
+      here.push_back(part);
+    }
+  }
+  for (size_t part : here) spill_part(part);
+  for (std::thread& t : helpers) t.join();
+  for (const std::exception_ptr& e : thrown) {
+    if (e) std::rethrow_exception(e);
+  }
+  for (Status& s : results) WALCUT_RETURN_IF_ERROR(std::move(s));
+  return {};
 }
 
 void RouteSink::drop_fullest(uint64_t target, std::vector<RoutedCopy*>& dropped) {

@@ -4,11 +4,12 @@
 // partitions are finished afterwards, one at a time (replay/partition_finish.h).
 #pragma once
 
-#include <atomic>
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "replay/partition_bucket.h"
@@ -60,9 +61,12 @@ class RouteSink final : public ReplaySink {
   Status apply(const ReplayEntry& e) override { return apply_many(e.node_index, std::span(e.entry, 1)); }
   Status apply_many(uint16_t node_index, std::span<const DataEntry> entries) override;
 
-  // Writes every bucket that holds entries to `out` as one slice each, and
-  // empties them. Call between batches (no apply running).
-  Status spill(SpillWriter& out);
+  // Writes every bucket that holds entries as one slice each, and empties
+  // them: consecutive copies of about equal bytes to each of `outs`, each
+  // written by a thread of its own (this one and outs.size() - 1 more),
+  // so a pause's spill is not one core's work while the replay's other
+  // workers wait for it. Call between batches (no apply running).
+  Status spill(std::span<const std::unique_ptr<SpillWriter>> outs);
   // Drops the fullest buckets until the gauge is at most `target` bytes or
   // half the copies it routes are dropped, and routes nothing more to
   // them: their entries are to be read again, in a later pass over the

@@ -15,18 +15,68 @@ namespace {
 constexpr size_t kSpillPieceBytes = 4 << 20;
 }  // namespace
 
-SpillFile::~SpillFile() {
-  // Removed here, by the thread that read its last slice, not all at once
-  // before the publish (ext4 took 25 ms to unlink each of `large`'s 90 MB
-  // spill files); an error leaves it to the staging directory's removal.
-  ::close(fd);
-  ::unlink(path.c_str());
+FileRemover::~FileRemover() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
 }
 
-Result<std::unique_ptr<SpillWriter>> SpillWriter::create(const std::string& path) {
+void FileRemover::remove(const std::string& path) noexcept {
+  try {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
+      queue_.push_back(path);
+    }
+    cv_.notify_all();
+  } catch (...) {  // no thread or no memory for the queue: removed here
+    ::unlink(path.c_str());
+  }
+}
+
+void FileRemover::drain() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return queue_.empty() && !removing_; });
+}
+
+void FileRemover::run() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stopped, nothing left
+    const std::string path = std::move(queue_.front());
+    queue_.pop_front();
+    removing_ = true;
+    lock.unlock();
+    ::unlink(path.c_str());
+    lock.lock();
+    removing_ = false;
+    cv_.notify_all();
+  }
+}
+
+SpillFile::~SpillFile() {
+  // Removed once its last slice is read, not all at once before the
+  // publish (ext4 took 25 ms to unlink each of `large`'s 90 MB spill
+  // files, one after another); an error leaves it to the staging
+  // directory's removal.
+  ::close(fd);
+  if (remover) {
+    remover->remove(path);
+  } else {
+    ::unlink(path.c_str());
+  }
+}
+
+Result<std::unique_ptr<SpillWriter>> SpillWriter::create(const std::string& path,
+                                                         std::shared_ptr<FileRemover> remover) {
   Result<int> created = create_file(path, O_EXCL | O_RDWR);
   if (!created.ok()) return Status(created.status().code(), "spill file: " + created.status().message());
-  auto file = std::make_shared<SpillFile>(created.value(), path);  // from here, the file is removed with it
+  auto file =
+      std::make_shared<SpillFile>(created.value(), path, std::move(remover));  // from here, the file is removed with it
   // Slices are read back one by one, each by its exact range: read-ahead
   // only brought in neighbours that a limited page cache dropped before
   // they were wanted (half the disk reads of a limited `large` restore).
@@ -61,6 +111,11 @@ Status SpillWriter::finish() {
   Status s = flush();
   pending_.release();
   return s;
+}
+
+void prefetch_spill_slice(const SpillSlice& slice) {
+  ::posix_fadvise(slice.file->fd, static_cast<off_t>(slice.offset), static_cast<off_t>(slice.bytes),
+                  POSIX_FADV_WILLNEED);
 }
 
 Status read_spill_slice(const SpillSlice& slice, RunBuffer& out) {

@@ -7,30 +7,64 @@
 // slice's CRC32C is checked when it is read back, and its entries' framing
 // and key order too. Files live in the restore's private staging
 // directory; each is removed with its last slice (a crash leaves them to
-// the staging directory's removal). They are never synced (a crash starts the
+// the staging directory's removal), on a thread of its own when a
+// FileRemover is given. They are never synced (a crash starts the
 // restore over), but their writeback starts as they are written, and a
 // slice's pages are dropped once it is read: under a cgroup memory limit
 // the page cache is what the budget leaves over.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "io/status.h"
 #include "replay/entry_run.h"
 
 namespace walcut {
 
+// Removes files on a thread of its own, started with the first. On a
+// file system that discards freed blocks as they are freed (ext4's
+// `discard`), an unlink waits for the device: about 56 ms for a 90 MB
+// spill file on the VM of docs/benchmarks.md, which stalled the finish
+// thread that read the file's last slice. Errors are ignored: what is
+// left goes with the staging directory.
+class FileRemover {
+ public:
+  FileRemover() = default;
+  FileRemover(const FileRemover&) = delete;
+  FileRemover& operator=(const FileRemover&) = delete;
+  ~FileRemover();  // removes what is queued first
+  void remove(const std::string& path) noexcept;
+  // Returns once every file queued is removed.
+  void drain();
+
+ private:
+  void run();
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> queue_;
+  bool removing_ = false;  // the thread holds a path taken from queue_
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 // An open spill file, shared by its slices: closed and removed with the
-// last of them.
+// last of them, by `remover` when there is one.
 struct SpillFile {
-  SpillFile(int fd, std::string path) : fd(fd), path(std::move(path)) {}
+  SpillFile(int fd, std::string path, std::shared_ptr<FileRemover> remover)
+      : fd(fd), path(std::move(path)), remover(std::move(remover)) {}
   SpillFile(const SpillFile&) = delete;
   SpillFile& operator=(const SpillFile&) = delete;
   ~SpillFile();
   const int fd;
   const std::string path;
+  const std::shared_ptr<FileRemover> remover;
 };
 
 // Where one slice is.
@@ -43,8 +77,11 @@ struct SpillSlice {
 
 class SpillWriter {
  public:
-  // Creates `path` (it must not exist), private to the user.
-  static Result<std::unique_ptr<SpillWriter>> create(const std::string& path);
+  // Creates `path` (it must not exist), private to the user; `remover`
+  // (may be null: at once, by the thread that drops the last slice)
+  // removes it once its slices are gone.
+  static Result<std::unique_ptr<SpillWriter>> create(const std::string& path,
+                                                     std::shared_ptr<FileRemover> remover = nullptr);
 
   // Appends entries in key order as one sorted run; returns where it is.
   Result<SpillSlice> append(const SortedEntries& entries);
@@ -64,5 +101,7 @@ class SpillWriter {
 
 // Reads a slice back into `out` (replacing its contents) and checks it.
 Status read_spill_slice(const SpillSlice& slice, RunBuffer& out);
+// Asks the kernel to start reading the slice (a hint).
+void prefetch_spill_slice(const SpillSlice& slice);
 
 }  // namespace walcut

@@ -1,11 +1,11 @@
 // PartitionBucket, merges of sorted entries and spill files against std::map:
 // the newest write of each key wins, deletes stay as tombstones, memory
-// stays near the newest entries' bytes, and damaged spill slices are
-// refused.
+// stays near the newest entries' bytes, damaged spill slices are refused,
+// and a spill over several files at once keeps every copy's entries.
 #include "replay/partition_bucket.h"
 
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -17,6 +17,7 @@
 #include <string>
 #include <thread>
 
+#include "replay/route_sink.h"
 #include "replay/spill_file.h"
 #include "tests/testing/temp_dir.h"
 
@@ -429,6 +430,63 @@ TEST(SpillFile, SlicesReadBackAsWrittenAndDamageIsRefused) {
       << s.message();
   slices.clear();
   EXPECT_FALSE(std::filesystem::exists(dir.file("0.spill"))) << "removed with its last slice";
+}
+
+// A pause's spill into several files at once (RouteSink::spill): each
+// copy that holds entries gets one slice in one of them, read back as
+// written, the files' shares about even, the buckets and the gauge
+// emptied; the files' remover removes each once its slices are gone.
+TEST(RouteSink, SpillsIntoSeveralFilesAtOnceAndItsRemoverRemovesThem) {
+  testing::TempDir dir;
+  std::vector<std::unique_ptr<RoutedCopy>> copies;
+  std::vector<RoutedCopy*> routed;
+  std::vector<Reference> refs;
+  MemoryGauge gauge(1);
+  std::mt19937_64 rng(11);
+  for (uint16_t p = 0; p < 60; ++p) {
+    copies.push_back(std::make_unique<RoutedCopy>());
+    RoutedCopy& c = *copies.back();
+    c.group_id = 3;
+    c.partition = p;
+    Reference ref;
+    if (p % 10 != 9) add_random(c.bucket, ref, rng, 200, 150, 300, static_cast<char>('a' + p % 26));  // some empty
+    gauge.add(static_cast<int64_t>(c.bucket.bytes()));
+    refs.push_back(ref);
+    routed.push_back(&c);
+  }
+  RouteSink sink(routed, gauge, /*others_ignored=*/false);
+  auto remover = std::make_shared<FileRemover>();
+  const char* const names[] = {"0.spill", "1.spill", "2.spill"};
+  std::vector<std::unique_ptr<SpillWriter>> outs;
+  for (const char* name : names) {
+    Result<std::unique_ptr<SpillWriter>> w = SpillWriter::create(dir.file(name), remover);
+    ASSERT_TRUE(w.ok()) << w.status().to_string();
+    outs.push_back(std::move(w).value());
+  }
+  ASSERT_TRUE(sink.spill(outs).ok());
+  EXPECT_EQ(gauge.bytes(), 0);
+  std::map<std::string, uint64_t> share;
+  uint64_t total = 0;
+  for (size_t i = 0; i < copies.size(); ++i) {
+    RoutedCopy& c = *copies[i];
+    EXPECT_TRUE(c.bucket.empty());
+    if (refs[i].empty()) {
+      EXPECT_TRUE(c.spilled.empty()) << "copy " << i;
+      continue;
+    }
+    ASSERT_EQ(c.spilled.size(), 1u) << "copy " << i;
+    RunBuffer back;
+    ASSERT_TRUE(read_spill_slice(c.spilled[0], back).ok());
+    EXPECT_EQ(read_run(back.span()), refs[i]) << "copy " << i;
+    share[c.spilled[0].file->path] += c.spilled[0].bytes;
+    total += c.spilled[0].bytes;
+  }
+  ASSERT_EQ(share.size(), 3u);
+  for (const auto& [path, bytes] : share) EXPECT_GT(bytes, total / 6) << path;
+  outs.clear();
+  for (std::unique_ptr<RoutedCopy>& c : copies) c->spilled.clear();
+  remover->drain();
+  for (const char* name : names) EXPECT_FALSE(std::filesystem::exists(dir.file(name))) << name;
 }
 
 }  // namespace
