@@ -187,24 +187,20 @@ Status check_unread(const RestoreOptions& o, const std::vector<ManifestEntry>& f
 class Spiller {
  public:
   Spiller(std::string dir, MemoryGauge& gauge) : dir_(std::move(dir)), gauge_(gauge) {}
-  // Spills into `pieces` files at once (RouteSink::spill).
+  // Spills into up to `pieces` files at once (RouteSink::spill).
   Status maybe_spill(uint16_t node, RouteSink& sink, size_t pieces) {
     if (!gauge_.over_budget()) return {};
-    std::vector<std::unique_ptr<SpillWriter>> outs;
-    for (size_t i = 0; i < std::max<size_t>(1, pieces); ++i) {
+    Result<uint64_t> written = sink.spill(pieces, [&]() -> Result<std::unique_ptr<SpillWriter>> {
       uint64_t seq;
       {
         std::lock_guard<std::mutex> lock(mu_);
         seq = files_++;
       }
-      Result<std::unique_ptr<SpillWriter>> w =
-          SpillWriter::create(dir_ + "/" + std::to_string(node) + "-" + std::to_string(seq) + ".spill", remover_);
-      if (!w.ok()) return w.status();
-      outs.push_back(std::move(w).value());
-    }
-    Status s = sink.spill(outs);
-    for (const std::unique_ptr<SpillWriter>& w : outs) bytes_ += w->bytes_written();
-    return s;
+      return SpillWriter::create(dir_ + "/" + std::to_string(node) + "-" + std::to_string(seq) + ".spill", remover_);
+    });
+    if (!written.ok()) return written.status();
+    bytes_ += written.value();
+    return {};
   }
   uint64_t files() const { return files_; }
   uint64_t bytes() const { return bytes_; }
@@ -491,14 +487,25 @@ Status finish_tasks(Plan& plan, const std::vector<size_t>& ready, MemoryGauge* g
   if (ready.empty()) return {};
   FirstError error;
   std::atomic<uint64_t> files{0}, repaired{0};
+  std::mutex ahead_mu;
+  std::vector<char> started(ready.size(), 0);  // under ahead_mu
   tbb::parallel_for(size_t{0}, ready.size(), [&](size_t k) {
     if (cancel && *cancel) return error.set(Status::cancelled("restore cancelled"));
     if (failed && *failed) return error.set(Status::cancelled("stopped: another node failed"));
     Plan::Task& t = plan.tasks[ready[k]];
     // This task's spilled slices read at once, and the next one's while
-    // this one runs (parallel_for hands a thread neighbouring tasks).
+    // this one runs (parallel_for hands a thread neighbouring tasks),
+    // unless that one has started: its thread drops its slices as it
+    // reads them.
+    {
+      std::lock_guard<std::mutex> lock(ahead_mu);
+      started[k] = true;
+    }
     prefetch_spilled(t.copies);
-    if (k + 1 < ready.size()) prefetch_spilled(plan.tasks[ready[k + 1]].copies);
+    if (k + 1 < ready.size()) {
+      std::lock_guard<std::mutex> lock(ahead_mu);
+      if (!started[k + 1]) prefetch_spilled(plan.tasks[ready[k + 1]].copies);
+    }
     int64_t held = 0;
     for (const CopyToFinish& c : t.copies) held += c.routed ? static_cast<int64_t>(c.routed->bucket.bytes()) : 0;
     Result<FinishReport> r = finish_partition(t.group->id, t.partition, t.group->mode == CacheMode::kAtomic, t.copies);

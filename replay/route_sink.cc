@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <functional>
 #include <system_error>
 #include <thread>
 
@@ -73,24 +74,34 @@ Status RouteSink::apply_many(uint16_t, std::span<const DataEntry> entries) {
   return {};
 }
 
-Status RouteSink::spill(std::span<const std::unique_ptr<SpillWriter>> outs) {
+Result<uint64_t> RouteSink::spill(size_t pieces,
+                                  const std::function<Result<std::unique_ptr<SpillWriter>>()>& new_file) {
   std::vector<RoutedCopy*> held;
-  uint64_t bytes = 0;
   for (Group& g : groups_) {
     for (RoutedCopy* c : g.by_partition) {
-      if (c == nullptr || c == &dropped_ || c->bucket.empty()) continue;
-      held.push_back(c);
-      bytes += c->bucket.bytes();
+      if (c != nullptr && c != &dropped_ && !c->bucket.empty()) held.push_back(c);
     }
   }
-  // Consecutive copies of about equal bytes to each writer; the first
-  // part on this thread, the others each on a thread of its own.
-  std::vector<size_t> from(outs.size() + 1, held.size());
+  // Consecutive copies of about equal bytes to each file, at least one
+  // each; the first part on this thread, the others each on a thread of
+  // its own.
+  const size_t parts = std::min(std::max<size_t>(pieces, 1), held.size());
+  if (parts == 0) return uint64_t{0};
+  std::vector<uint64_t> upto(held.size() + 1, 0);  // bytes of held[0, i)
+  for (size_t i = 0; i < held.size(); ++i) upto[i + 1] = upto[i] + held[i]->bucket.bytes();
+  std::vector<size_t> from(parts + 1, held.size());
   from[0] = 0;
-  uint64_t seen = 0;
-  for (size_t i = 0, part = 1; i < held.size() && part < outs.size(); ++i) {
-    while (part < outs.size() && seen >= bytes * part / outs.size()) from[part++] = i;
-    seen += held[i]->bucket.bytes();
+  for (size_t part = 1; part < parts; ++part) {
+    size_t i = from[part - 1] + 1;
+    const size_t last = held.size() - (parts - part);
+    while (i < last && upto[i] < upto.back() * part / parts) ++i;
+    from[part] = i;
+  }
+  std::vector<std::unique_ptr<SpillWriter>> outs;
+  for (size_t part = 0; part < parts; ++part) {
+    Result<std::unique_ptr<SpillWriter>> w = new_file();
+    if (!w.ok()) return w.status();
+    outs.push_back(std::move(w).value());
   }
   std::vector<Status> results(outs.size());
   std::vector<std::exception_ptr> thrown(outs.size());
@@ -132,7 +143,9 @@ Status RouteSink::spill(std::span<const std::unique_ptr<SpillWriter>> outs) {
     if (e) std::rethrow_exception(e);
   }
   for (Status& s : results) WALCUT_RETURN_IF_ERROR(std::move(s));
-  return {};
+  uint64_t written = 0;
+  for (const std::unique_ptr<SpillWriter>& w : outs) written += w->bytes_written();
+  return written;
 }
 
 void RouteSink::drop_fullest(uint64_t target, std::vector<RoutedCopy*>& dropped) {

@@ -7,9 +7,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
-#include <span>
 #include <vector>
 
 #include "replay/partition_bucket.h"
@@ -62,11 +62,13 @@ class RouteSink final : public ReplaySink {
   Status apply_many(uint16_t node_index, std::span<const DataEntry> entries) override;
 
   // Writes every bucket that holds entries as one slice each, and empties
-  // them: consecutive copies of about equal bytes to each of `outs`, each
-  // written by a thread of its own (this one and outs.size() - 1 more),
-  // so a pause's spill is not one core's work while the replay's other
-  // workers wait for it. Call between batches (no apply running).
-  Status spill(std::span<const std::unique_ptr<SpillWriter>> outs);
+  // them: consecutive copies of about equal bytes to each of up to
+  // `pieces` files made by `new_file` (no more files than such copies),
+  // each written by a thread of its own (this one and helpers started
+  // for it), so a pause's spill is not one core's work while the
+  // replay's other workers wait for it. Call between batches (no apply
+  // running). Returns the bytes written.
+  Result<uint64_t> spill(size_t pieces, const std::function<Result<std::unique_ptr<SpillWriter>>()>& new_file);
   // Drops the fullest buckets until the gauge is at most `target` bytes or
   // half the copies it routes are dropped, and routes nothing more to
   // them: their entries are to be read again, in a later pass over the

@@ -456,14 +456,11 @@ TEST(RouteSink, SpillsIntoSeveralFilesAtOnceAndItsRemoverRemovesThem) {
   }
   RouteSink sink(routed, gauge, /*others_ignored=*/false);
   auto remover = std::make_shared<FileRemover>();
-  const char* const names[] = {"0.spill", "1.spill", "2.spill"};
-  std::vector<std::unique_ptr<SpillWriter>> outs;
-  for (const char* name : names) {
-    Result<std::unique_ptr<SpillWriter>> w = SpillWriter::create(dir.file(name), remover);
-    ASSERT_TRUE(w.ok()) << w.status().to_string();
-    outs.push_back(std::move(w).value());
-  }
-  ASSERT_TRUE(sink.spill(outs).ok());
+  const char* const names[] = {"0.spill", "1.spill", "2.spill", "3.spill"};
+  size_t made = 0;
+  Result<uint64_t> written = sink.spill(3, [&] { return SpillWriter::create(dir.file(names[made++]), remover); });
+  ASSERT_TRUE(written.ok()) << written.status().to_string();
+  EXPECT_EQ(made, 3u);
   EXPECT_EQ(gauge.bytes(), 0);
   std::map<std::string, uint64_t> share;
   uint64_t total = 0;
@@ -482,11 +479,27 @@ TEST(RouteSink, SpillsIntoSeveralFilesAtOnceAndItsRemoverRemovesThem) {
     total += c.spilled[0].bytes;
   }
   ASSERT_EQ(share.size(), 3u);
+  EXPECT_EQ(total, written.value());
   for (const auto& [path, bytes] : share) EXPECT_GT(bytes, total / 6) << path;
-  outs.clear();
   for (std::unique_ptr<RoutedCopy>& c : copies) c->spilled.clear();
   remover->drain();
   for (const char* name : names) EXPECT_FALSE(std::filesystem::exists(dir.file(name))) << name;
+
+  // Fewer copies holding entries than pieces: a file each, none empty;
+  // one copy far larger than the others still leaves each file a copy.
+  copies[0]->bucket.add(entry("big", std::string(200000, 'b'), Version{1, 1, 1}));
+  copies[1]->bucket.add(entry("small", "s", Version{1, 1, 2}));
+  const char* const more[] = {"4.spill", "5.spill", "6.spill"};
+  made = 0;
+  written = sink.spill(3, [&] { return SpillWriter::create(dir.file(more[made++]), remover); });
+  ASSERT_TRUE(written.ok()) << written.status().to_string();
+  EXPECT_EQ(made, 2u);
+  ASSERT_EQ(copies[0]->spilled.size(), 1u);
+  ASSERT_EQ(copies[1]->spilled.size(), 1u);
+  EXPECT_NE(copies[0]->spilled[0].file, copies[1]->spilled[0].file);
+  EXPECT_EQ(copies[0]->spilled[0].bytes + copies[1]->spilled[0].bytes, written.value());
+  EXPECT_TRUE(sink.spill(3, [&] { return SpillWriter::create(dir.file(more[made++]), remover); }).ok());
+  EXPECT_EQ(made, 2u) << "nothing held: no file";
 }
 
 }  // namespace
