@@ -75,8 +75,24 @@ Result<ByteSpan> block_raw_payload(const BlockHeader& h, ByteSpan stored, Bytes&
   return ByteSpan{scratch.data(), h.raw_bytes};
 }
 
-Status record_framing_error(const char* what, size_t pos) {
-  return Status::corruption(std::string(what) + " at raw offset " + std::to_string(pos));
+Status for_each_record(const BlockHeader& h, ByteSpan raw, const std::function<Status(const RecordView&)>& fn) {
+  size_t pos = 0;
+  for (uint32_t i = 0; i < h.record_count; ++i) {
+    if (raw.size() - pos < kRecordHeaderBytes) return Status::corruption("block ends inside a record header");
+    const std::byte* p = raw.data() + pos;
+    uint8_t type = static_cast<uint8_t>(p[0]);
+    uint32_t len = load_u32(p + 4);
+    if (type < 1 || type > kRecordTypeMax || p[1] != std::byte{0} || load_u16(p + 2) != 0) {
+      return Status::corruption("bad record header at raw offset " + std::to_string(pos));
+    }
+    if (raw.size() - pos - kRecordHeaderBytes < len) return Status::corruption("record overruns its block");
+    RecordView r{static_cast<RecordType>(type), WalPointer{h.first.segment, h.first.offset + pos},
+                 raw.subspan(pos + kRecordHeaderBytes, len)};
+    WALCUT_RETURN_IF_ERROR(fn(r));
+    pos += kRecordHeaderBytes + len;
+  }
+  if (pos != raw.size()) return Status::corruption("block holds bytes after its last record");
+  return {};
 }
 
 }  // namespace walcut

@@ -59,34 +59,9 @@ void place_block(const SealedBlock& block, WalPointer first, uint64_t sync_start
 // not produce exactly header.raw_bytes.
 Result<ByteSpan> block_raw_payload(const BlockHeader& h, ByteSpan stored, Bytes& scratch);
 
-// The corruption for_each_record() reports: a block whose framing does not
-// hold (`what`) at raw offset `pos`.
-Status record_framing_error(const char* what, size_t pos);
-
 // Calls fn(const RecordView&) for each record of a raw payload, in order.
 // Fails with kCorruption when the framing disagrees with the header (record
 // count, lengths, unknown type); `fn` may return a non-ok Status to stop.
-// In the header: replay calls it for every record, and `fn` inlined into
-// the loop saves an indirect call a record.
-template <typename F>
-Status for_each_record(const BlockHeader& h, ByteSpan raw, F&& fn) {
-  size_t pos = 0;
-  for (uint32_t i = 0; i < h.record_count; ++i) {
-    if (raw.size() - pos < kRecordHeaderBytes) return record_framing_error("block ends inside a record header", pos);
-    const std::byte* p = raw.data() + pos;
-    const uint8_t type = static_cast<uint8_t>(p[0]);
-    const uint32_t len = load_u32(p + 4);
-    if (type < 1 || type > kRecordTypeMax || p[1] != std::byte{0} || load_u16(p + 2) != 0) {
-      return record_framing_error("bad record header", pos);
-    }
-    if (raw.size() - pos - kRecordHeaderBytes < len) return record_framing_error("record overruns its block", pos);
-    RecordView r{static_cast<RecordType>(type), WalPointer{h.first.segment, h.first.offset + pos},
-                 raw.subspan(pos + kRecordHeaderBytes, len)};
-    WALCUT_RETURN_IF_ERROR(fn(r));
-    pos += kRecordHeaderBytes + len;
-  }
-  if (pos != raw.size()) return record_framing_error("block holds bytes after its last record", pos);
-  return {};
-}
+Status for_each_record(const BlockHeader& h, ByteSpan raw, const std::function<Status(const RecordView&)>& fn);
 
 }  // namespace walcut
