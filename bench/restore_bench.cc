@@ -487,7 +487,6 @@ class RetiredTrees {
   uint64_t kept_ = 0, deleted_ = 0;
 };
 RetiredTrees retired_trees;
-constexpr int kCreateProbeFiles = 2048;
 
 // ---- one data set's results ----
 
@@ -770,6 +769,8 @@ FirstTouch measure_first_touch(uint64_t bytes) {
   return f;
 }
 
+constexpr int kCreateProbeFiles = 2048;
+
 // How fast the file system under the bench creates small files: a
 // restore creates one per partition copy (4096 for `small`). ext4 without
 // a journal skips every inode freed in the last minute (five while its
@@ -783,14 +784,14 @@ double measure_file_creation(const std::string& dir, int files) {
   fs::create_directories(dir, ec);
   if (ec) return 0;
   auto t = Clock::now();
-  double us = 0;
-  for (int i = 0; i < files; ++i) {
-    const std::string path = dir + "/f" + std::to_string(i);
+  int made = 0;
+  for (; made < files; ++made) {
+    const std::string path = dir + "/f" + std::to_string(made);
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) break;
     ::close(fd);
-    if (i + 1 == files) us = since(t) * 1e6 / files;
   }
+  const double us = made == files ? since(t) * 1e6 / files : 0;
   retired_trees.retire(dir);
   return us;
 }
