@@ -304,7 +304,7 @@ Status parse_entry(const FileView& f, size_t entry_offset, Decoder& d, Contents&
   ByteSpan value = d.bytes(value_bytes);
   if (d.failed()) return f.corrupt("entry runs past the end of its block", entry_offset);
   std::string_view key_view(reinterpret_cast<const char*>(key.data()), key.size());
-  if (c.hashes.entries > 0 && key_view <= c.last_key) {
+  if (c.hashes.entries > 0 && compare_keys(key_view, c.last_key) <= 0) {
     return f.corrupt("key not greater than the key before it", entry_offset);
   }
   c.last_key = key_view;
@@ -468,7 +468,7 @@ Status write_partition_file_of(const std::string& path, const PartitionFileInfo&
         for (size_t i = 0; i < entries.size(); ++i) {
           const std::byte* e = entries[i];
           const std::string_view key(reinterpret_cast<const char*>(e + kPartEntryFixedBytes), load_u32(e));
-          if (i > 0 && !(key > last)) {
+          if (i > 0 && compare_keys(key, last) <= 0) {
             return Status::invalid_argument(path + ": entries to write are not in strictly increasing key order");
           }
           last = key;

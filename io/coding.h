@@ -1,12 +1,14 @@
 // Little-endian fixed-width encoding, the one used by every walcut format.
 #pragma once
 
+#include <algorithm>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace walcut {
@@ -22,6 +24,31 @@ inline void store_u64(std::byte* p, uint64_t v) { std::memcpy(p, &v, 8); }
 inline uint16_t load_u16(const std::byte* p) { uint16_t v; std::memcpy(&v, p, 2); return v; }
 inline uint32_t load_u32(const std::byte* p) { uint32_t v; std::memcpy(&v, p, 4); return v; }
 inline uint64_t load_u64(const std::byte* p) { uint64_t v; std::memcpy(&v, p, 8); return v; }
+
+// Keys in unsigned byte order, a prefix first (std::string_view's order),
+// as -1, 0 or 1. Two keys of 8 bytes or more are told apart by their
+// first 8 as one big-endian integer when those differ, and two of the
+// same size up to 16 bytes by their last 8 next (the bytes they share
+// with the first 8 are equal by then), without a call: a restore's finish
+// compares a few keys for each entry it writes (its merge, and the
+// partition files' order checks, reading and writing).
+inline int compare_keys(std::string_view a, std::string_view b) {
+  if (a.size() >= 8 && b.size() >= 8) {
+    uint64_t x, y;
+    std::memcpy(&x, a.data(), 8);
+    std::memcpy(&y, b.data(), 8);
+    if (x != y) return __builtin_bswap64(x) < __builtin_bswap64(y) ? -1 : 1;
+    if (a.size() == b.size() && a.size() <= 16) {
+      std::memcpy(&x, a.data() + a.size() - 8, 8);
+      std::memcpy(&y, b.data() + b.size() - 8, 8);
+      if (x == y) return 0;
+      return __builtin_bswap64(x) < __builtin_bswap64(y) ? -1 : 1;
+    }
+  }
+  const int c = std::memcmp(a.data(), b.data(), std::min(a.size(), b.size()));
+  if (c != 0) return c < 0 ? -1 : 1;
+  return a.size() < b.size() ? -1 : a.size() > b.size() ? 1 : 0;
+}
 
 // Appends fixed-width little-endian values to a byte vector.
 class Encoder {

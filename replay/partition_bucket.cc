@@ -19,21 +19,6 @@ uint64_t key_prefix(std::string_view key) {
   return v;
 }
 
-// Keys in unsigned byte order, a prefix first (std::string_view's order).
-// Two keys of 8 bytes or more are told apart by their first 8 as one
-// big-endian integer when those differ, without a call.
-int compare_keys(std::string_view a, std::string_view b) {
-  if (a.size() >= 8 && b.size() >= 8) {
-    uint64_t x, y;
-    std::memcpy(&x, a.data(), 8);
-    std::memcpy(&y, b.data(), 8);
-    if (x != y) return __builtin_bswap64(x) < __builtin_bswap64(y) ? -1 : 1;
-  }
-  int c = std::memcmp(a.data(), b.data(), std::min(a.size(), b.size()));
-  if (c != 0) return c;
-  return a.size() < b.size() ? -1 : a.size() > b.size() ? 1 : 0;
-}
-
 // A hash of the key for the index (keys are short: a few multiplies).
 uint64_t hash_key(std::string_view key) {
   uint64_t h = 0x9E3779B97F4A7C15ull ^ key.size();
