@@ -62,8 +62,10 @@ TEST(SegmentHeader, RoundTripsAndRejectsEveryFlippedByte) {
 }
 
 // compare_keys is std::string_view's order, on keys that share long
-// prefixes, differ in one byte anywhere, or are prefixes of each other:
-// the lengths around its 8- and 16-byte shortcuts above all.
+// prefixes, differ in one to three bytes anywhere (two or more within its
+// last-8-bytes shortcut tell a little-endian comparison from its own), or
+// are prefixes of each other: lengths of 0 to 19, around its 8- and
+// 16-byte shortcuts.
 TEST(CompareKeys, OrdersAsStringViewDoes) {
   std::mt19937_64 rng(11);
   const auto sign = [](int c) { return (c > 0) - (c < 0); };
