@@ -314,7 +314,7 @@ SortedEntries merge_sorted(std::span<const SortedEntries> lists) {
     if (best < 0) return out;
     out.push_back(lists[best][at[best]]);
     for (size_t r = 0; r < lists.size(); ++r) {
-      if (at[r] < lists[r].size() && run_entry_key(lists[r][at[r]]) == best_key) ++at[r];
+      if (at[r] < lists[r].size() && same_key(run_entry_key(lists[r][at[r]]), best_key)) ++at[r];
     }
   }
 }

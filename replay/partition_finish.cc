@@ -81,14 +81,15 @@ uint64_t repair(std::span<const CopyFinal> finals, std::span<const CopyToFinish>
     for (size_t i = 0; i < finals.size(); ++i) {
       if (at[i] >= finals[i].entries.size()) continue;
       RunEntry e = run_entry_at(finals[i].entries[at[i]]);
-      if (best < 0 || e.key < winner.key || (e.key == winner.key && winner.version < e.version)) {
+      const int c = best < 0 ? -1 : compare_keys(e.key, winner.key);
+      if (c < 0 || (c == 0 && winner.version < e.version)) {
         best = static_cast<int>(i);
         winner = e;
       }
     }
     if (best < 0) return changed;
     for (size_t i = 0; i < finals.size(); ++i) {
-      bool has = at[i] < finals[i].entries.size() && run_entry_key(finals[i].entries[at[i]]) == winner.key;
+      bool has = at[i] < finals[i].entries.size() && same_key(run_entry_key(finals[i].entries[at[i]]), winner.key);
       RunEntry mine = has ? run_entry_at(finals[i].entries[at[i]]) : RunEntry{};
       bool present_before = has && !mine.tombstone;
       bool same = has ? same_entry(mine, winner) : winner.tombstone;
