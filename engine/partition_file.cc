@@ -101,17 +101,6 @@ void encode_entry(Bytes& payload, std::string_view key, ByteSpan value, const Ve
   e.bytes(value);
 }
 
-Bytes encode_block_header(ByteSpan payload, uint32_t entry_count) {
-  Bytes out;
-  Encoder e(out);
-  e.u32(kPartBlockMagic);
-  e.u32(0);  // the crc, filled in below
-  e.u32(static_cast<uint32_t>(payload.size()));
-  e.u32(entry_count);
-  store_u32(&out[4], crc32c(payload, crc32c(ByteSpan(out).subspan(8))));
-  return out;
-}
-
 Bytes encode_footer(const PartitionHashes& hashes, uint64_t block_count) {
   Bytes out;
   Encoder e(out);
@@ -127,30 +116,32 @@ Bytes encode_footer(const PartitionHashes& hashes, uint64_t block_count) {
 }
 
 // Bytes on their way to a file, handed to the kernel in pieces of about
-// 1 MiB, so the writer's memory does not grow with the partition.
+// 1 MiB, so the writer's memory does not grow with the partition. Blocks
+// are built in its buffer, where they are written from: an entry is
+// copied once on its way to the kernel.
 class PieceWriter {
  public:
-  PieceWriter(int fd, const std::string& path) : fd_(fd), path_(path) {}
+  PieceWriter(int fd, const std::string& path) : fd_(fd), path_(path) { pending_.reserve(kBlockPayloadTargetBytes); }
 
   Status append(ByteSpan bytes) {
-    crc_ = crc32c(bytes, crc_);
-    if (bytes.size() >= kIoPieceBytes / 16) {  // a block: written as it is, not copied first
-      WALCUT_RETURN_IF_ERROR(flush());
-      Status s = pwrite_all(fd_, bytes, offset_bytes_, path_);
-      offset_bytes_ += bytes.size();
-      return s;
-    }
     pending_.insert(pending_.end(), bytes.begin(), bytes.end());
-    return pending_.size() >= kIoPieceBytes ? flush() : Status{};
+    return flush_if_full();
   }
-  // What was appended so far: its size and CRC32C.
-  PartitionFileWritten written() const { return {offset_bytes_ + pending_.size(), crc_}; }
+  // The bytes not yet written, to append to in place.
+  Bytes& pending() { return pending_; }
+  Status flush_if_full() { return pending_.size() >= kIoPieceBytes ? flush() : Status{}; }
   Status flush() {
     if (pending_.empty()) return {};
+    crc_ = crc32c(pending_, crc_);
     Status s = pwrite_all(fd_, pending_, offset_bytes_, path_);
     offset_bytes_ += pending_.size();
     pending_.clear();
     return s;
+  }
+  // What was written so far (call after flush()): its size and CRC32C.
+  PartitionFileWritten written() const {
+    assert(pending_.empty());
+    return {offset_bytes_, crc_};
   }
 
  private:
@@ -161,17 +152,17 @@ class PieceWriter {
   uint32_t crc_ = 0;
 };
 
-// Groups entries into blocks and keeps the footer's counts and hashes.
+// Groups entries into blocks, each built in place in the writer's buffer
+// (its header filled in when it is closed), and keeps the footer's counts
+// and hashes.
 class BlockWriter {
  public:
-  BlockWriter(PieceWriter& out, const std::string& path) : out_(out), path_(path) {
-    payload_.reserve(kBlockPayloadTargetBytes);
-  }
+  BlockWriter(PieceWriter& out, const std::string& path) : out_(out), buf_(out.pending()), path_(path) {}
 
   Status add(std::string_view key, ByteSpan value, const Version& v) {
     WALCUT_RETURN_IF_ERROR(make_room(kPartEntryFixedBytes + key.size() + value.size()));
-    const size_t start = payload_.size();
-    encode_entry(payload_, key, value, v);
+    const size_t start = buf_.size();
+    encode_entry(buf_, key, value, v);
     count(start);
     return {};
   }
@@ -180,40 +171,51 @@ class BlockWriter {
   Status add_encoded(const std::byte* e) {
     const uint64_t entry_bytes = kPartEntryFixedBytes + uint64_t{load_u32(e)} + load_u32(e + 4);
     WALCUT_RETURN_IF_ERROR(make_room(entry_bytes));
-    const size_t start = payload_.size();
-    payload_.insert(payload_.end(), e, e + entry_bytes);
+    const size_t start = buf_.size();
+    buf_.insert(buf_.end(), e, e + entry_bytes);
     count(start);
     return {};
   }
 
-  // Writes the block being filled, if it holds any entry.
+  // Closes the block being filled, if it holds any entry: its header.
   Status finish_block() {
     if (entry_count_ == 0) return {};
-    assert(payload_.size() <= kU32Max);
-    WALCUT_RETURN_IF_ERROR(out_.append(encode_block_header(payload_, entry_count_)));
-    WALCUT_RETURN_IF_ERROR(out_.append(payload_));
-    payload_.clear();
+    const size_t payload_bytes = buf_.size() - payload_start_;
+    assert(payload_bytes <= kU32Max);
+    std::byte* header = buf_.data() + payload_start_ - kPartBlockHeaderBytes;
+    store_u32(header, kPartBlockMagic);
+    store_u32(header + 8, static_cast<uint32_t>(payload_bytes));
+    store_u32(header + 12, entry_count_);
+    const ByteSpan payload(buf_.data() + payload_start_, payload_bytes);
+    store_u32(header + 4, crc32c(payload, crc32c(ByteSpan(header + 8, kPartBlockHeaderBytes - 8))));
     entry_count_ = 0;
     block_count_ += 1;
-    return {};
+    return out_.flush_if_full();
   }
 
   Bytes footer() const { return encode_footer(hashes_, block_count_); }
 
  private:
-  // Refuses an entry no block can hold; closes the block it would not fit.
+  // Refuses an entry no block can hold; closes the block it would not
+  // fit, and opens one (its header's place) if none is open.
   Status make_room(uint64_t entry_bytes) {
     if (entry_bytes > kU32Max) {
       return Status::invalid_argument(path_ + ": entry of " + std::to_string(entry_bytes) +
                                       " bytes does not fit a block (u32 lengths)");
     }
-    if (entry_count_ > 0 && payload_.size() + entry_bytes > kBlockPayloadTargetBytes) return finish_block();
+    if (entry_count_ > 0 && buf_.size() - payload_start_ + entry_bytes > kBlockPayloadTargetBytes) {
+      WALCUT_RETURN_IF_ERROR(finish_block());
+    }
+    if (entry_count_ == 0) {
+      buf_.resize(buf_.size() + kPartBlockHeaderBytes);
+      payload_start_ = buf_.size();
+    }
     return {};
   }
 
-  // Counts the entry placed at `start` of the payload and adds it to the hashes.
+  // Counts the entry placed at `start` of the buffer and adds it to the hashes.
   void count(size_t start) {
-    std::byte* p = payload_.data() + start;
+    std::byte* p = buf_.data() + start;
     const uint32_t key_bytes = load_u32(p), value_bytes = load_u32(p + 4);
     const std::string_view key(reinterpret_cast<const char*>(p + kPartEntryFixedBytes), key_bytes);
     entry_count_ += 1;
@@ -233,8 +235,9 @@ class BlockWriter {
   }
 
   PieceWriter& out_;
+  Bytes& buf_;                // out_'s pending bytes: the open block is at their end
+  size_t payload_start_ = 0;  // in buf_, of the open block (when entry_count_ > 0)
   const std::string& path_;
-  Bytes payload_;
   uint32_t entry_count_ = 0;
   uint64_t block_count_ = 0;
   PartitionHashes hashes_;
@@ -251,8 +254,9 @@ Status write_contents(int fd, const std::string& path, const PartitionFileInfo& 
   WALCUT_RETURN_IF_ERROR(fill(blocks));
   WALCUT_RETURN_IF_ERROR(blocks.finish_block());
   WALCUT_RETURN_IF_ERROR(out.append(blocks.footer()));
+  WALCUT_RETURN_IF_ERROR(out.flush());
   if (written) *written = out.written();
-  return out.flush();
+  return {};
 }
 
 // ---- Reading

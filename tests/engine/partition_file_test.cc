@@ -602,10 +602,11 @@ EncodedEntries encode_entries(const EntryMap& entries) {
 // kCreate starts a file's writeback as it is closed, kCreateCached leaves
 // it to the caller's sync: the same file either way, the path must be new,
 // and the size and CRC32C reported are the file's. Entries given by their
-// bytes make the file the entries written one by one make.
+// bytes make the file the entries written one by one make. The file is
+// over 1 MiB: written in several pieces, the CRC32C reported spans them.
 TEST(PartitionFileIo, BothWaysOfCreatingWriteTheSameFileAtANewPath) {
   TempDir dir;
-  const EntryMap entries = numbered_entries(50, 40);
+  const EntryMap entries = numbered_entries(3000, 500);
   const EncodedEntries encoded = encode_entries(entries);
   std::vector<Bytes> files;
   for (PartitionWrite how : {PartitionWrite::kCreate, PartitionWrite::kCreateCached}) {
