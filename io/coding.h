@@ -45,7 +45,8 @@ inline int compare_keys(std::string_view a, std::string_view b) {
       return __builtin_bswap64(x) < __builtin_bswap64(y) ? -1 : 1;
     }
   }
-  const int c = std::memcmp(a.data(), b.data(), std::min(a.size(), b.size()));
+  const size_t n = std::min(a.size(), b.size());
+  const int c = n == 0 ? 0 : std::memcmp(a.data(), b.data(), n);  // an empty view may hold no pointer
   if (c != 0) return c < 0 ? -1 : 1;
   return a.size() < b.size() ? -1 : a.size() > b.size() ? 1 : 0;
 }

@@ -56,7 +56,7 @@ inline std::string_view run_entry_key(const std::byte* p) {
 inline bool same_key(std::string_view a, std::string_view b) {
   const size_t n = a.size();
   if (n != b.size()) return false;
-  if (n < 8 || n > 16) return std::memcmp(a.data(), b.data(), n) == 0;
+  if (n < 8 || n > 16) return n == 0 || std::memcmp(a.data(), b.data(), n) == 0;  // an empty view may hold no pointer
   uint64_t a0, a1, b0, b1;
   std::memcpy(&a0, a.data(), 8);
   std::memcpy(&a1, a.data() + n - 8, 8);

@@ -89,6 +89,16 @@ TEST(CompareKeys, OrdersAsStringViewDoes) {
   }
 }
 
+// An empty key given as a view with no pointer (std::string_view{}) is
+// the empty key: equal to another, before any other (and no null pointer
+// reaches memcmp: UBSan would stop the test).
+TEST(CompareKeys, AnEmptyViewWithNoPointerIsTheEmptyKey) {
+  EXPECT_EQ(compare_keys(std::string_view{}, std::string_view{}), 0);
+  EXPECT_EQ(compare_keys(std::string_view{}, ""), 0);
+  EXPECT_EQ(compare_keys(std::string_view{}, "a"), -1);
+  EXPECT_EQ(compare_keys("a", std::string_view{}), 1);
+}
+
 TEST(SegmentFileName, IsSixteenDigitsAndParsesBack) {
   EXPECT_EQ(segment_file_name(42), "0000000000000042.wal");
   EXPECT_EQ(parse_segment_file_name("0000000000000042.wal"), 42u);

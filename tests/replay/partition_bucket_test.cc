@@ -193,6 +193,9 @@ TEST(SameKey, EveryByteOfKeysUpTo24BytesCounts) {
       EXPECT_FALSE(same_key(a, a.substr(0, n - 1))) << n;
     }
   }
+  EXPECT_TRUE(same_key(std::string_view{}, std::string_view{})) << "a view with no pointer is the empty key";
+  EXPECT_TRUE(same_key(std::string_view{}, ""));
+  EXPECT_FALSE(same_key(std::string_view{}, "a"));
 }
 
 TEST(EntryChunks, TheChunksAFreedBucketHeldAreTakenByTheNextOne) {
