@@ -65,8 +65,10 @@ void compact(CopyFinal& c, CopyToFinish& copy) {
   if (copy.routed) copy.routed->bucket.clear();
 }
 
-bool same_entry(const RunEntry& a, const RunEntry& b) {
-  return a.version == b.version && a.tombstone == b.tombstone && a.key == b.key &&
+// Whether two entries of one key (the caller compared the keys) hold the
+// same version, tombstone and value.
+bool same_contents(const RunEntry& a, const RunEntry& b) {
+  return a.version == b.version && a.tombstone == b.tombstone &&
          std::equal(a.value.begin(), a.value.end(), b.value.begin(), b.value.end());
 }
 
@@ -92,7 +94,7 @@ uint64_t repair(std::span<const CopyFinal> finals, std::span<const CopyToFinish>
       bool has = at[i] < finals[i].entries.size() && same_key(run_entry_key(finals[i].entries[at[i]]), winner.key);
       RunEntry mine = has ? run_entry_at(finals[i].entries[at[i]]) : RunEntry{};
       bool present_before = has && !mine.tombstone;
-      bool same = has ? same_entry(mine, winner) : winner.tombstone;
+      bool same = has ? same_contents(mine, winner) : winner.tombstone;
       if (!copies[i].out_path.empty() && !same && (present_before || !winner.tombstone)) ++changed;
       if (has) ++at[i];
     }
