@@ -178,7 +178,12 @@ Status refuse_failed_increment(const std::string& snapshot_dir, uint64_t index, 
                            " failed (" + why + "): it holds no restorable state; use an earlier or a later increment");
 }
 
-Result<std::vector<IncrementMeta>> read_increment_metas(const std::string& snapshot_dir, uint64_t index) {
+namespace {
+
+// read_increment_metas(), the baseline read from the full snapshot when
+// `known` is null.
+Result<std::vector<IncrementMeta>> increment_metas(const std::string& snapshot_dir, uint64_t index,
+                                                   const std::vector<std::string>* known) {
   std::string dir = increment_dir(snapshot_dir, index);
   Result<std::optional<std::string>> failed = increment_failure(snapshot_dir, index);
   if (!failed.ok()) return failed.status();
@@ -187,9 +192,14 @@ Result<std::vector<IncrementMeta>> read_increment_metas(const std::string& snaps
   if (!names.ok()) return names.status();
   if (names->empty()) return Status::not_found(dir + ": no .smf files");
   // One file per node of the full snapshot's baseline, as there.
-  Result<std::vector<SnapshotMeta>> base = read_snapshot_metas(snapshot_dir);
-  if (!base.ok()) return base.status();
-  const std::vector<std::string>& baseline = base->front().baseline;
+  std::vector<SnapshotMeta> base;
+  if (known == nullptr) {
+    Result<std::vector<SnapshotMeta>> read = read_snapshot_metas(snapshot_dir);
+    if (!read.ok()) return read.status();
+    base = std::move(read).value();
+    known = &base.front().baseline;
+  }
+  const std::vector<std::string>& baseline = *known;
   std::vector<IncrementMeta> metas;
   for (const std::string& n : names.value()) {
     Result<std::string> path = path_under(snapshot_dir, increment_rel_dir(index) + "/" + n);  // no link out of it
@@ -204,6 +214,17 @@ Result<std::vector<IncrementMeta>> read_increment_metas(const std::string& snaps
   }
   WALCUT_RETURN_IF_ERROR(match_baseline(dir, baseline, names.value()));
   return metas;
+}
+
+}  // namespace
+
+Result<std::vector<IncrementMeta>> read_increment_metas(const std::string& snapshot_dir, uint64_t index) {
+  return increment_metas(snapshot_dir, index, nullptr);
+}
+
+Result<std::vector<IncrementMeta>> read_increment_metas(const std::string& snapshot_dir, uint64_t index,
+                                                        const std::vector<std::string>& baseline) {
+  return increment_metas(snapshot_dir, index, &baseline);
 }
 
 Result<uint64_t> check_increment_base(Cluster& cluster, const std::string& snapshots_root, const std::string& name) {
@@ -300,7 +321,7 @@ Result<IncrementReport> write_increment(Cluster& cluster, const std::string& sna
     Result<std::optional<std::string>> failed = increment_failure(snap, k);
     if (!failed.ok()) return failed.status();
     if (failed->has_value()) continue;
-    Result<std::vector<IncrementMeta>> prev = read_increment_metas(snap, k);
+    Result<std::vector<IncrementMeta>> prev = read_increment_metas(snap, k, base->front().baseline);
     if (!prev.ok()) return prev.status();
     previous = std::move(prev).value();
   }

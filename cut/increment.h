@@ -55,8 +55,12 @@ Result<std::optional<std::string>> increment_failure(const std::string& snapshot
 // The error that refuses failed increment `index` (kNotFound), naming it and its cut.
 Status refuse_failed_increment(const std::string& snapshot_dir, uint64_t index, const std::string& why);
 // The .smf files of increment `index`, sorted by node id; a failed
-// increment is refused (refuse_failed_increment()).
+// increment is refused (refuse_failed_increment()). Each file must be of a
+// node of the full snapshot's baseline, one file a node: the baseline is
+// read from the full snapshot, or given by a caller that has read it.
 Result<std::vector<IncrementMeta>> read_increment_metas(const std::string& snapshot_dir, uint64_t index);
+Result<std::vector<IncrementMeta>> read_increment_metas(const std::string& snapshot_dir, uint64_t index,
+                                                        const std::vector<std::string>& baseline);
 
 struct IncrementReport {
   std::string dir;

@@ -23,9 +23,11 @@ Status corrupt(ChainFault* fault, const std::string& where, const std::string& w
 
 // Increment k's metadata of the node of `base`, checked to be that node's, of its snapshot.
 Result<IncrementMeta> node_meta_of(const std::string& snapshot_dir, const SnapshotMeta& base, uint64_t k,
-                                   ChainFault* fault) {
+                                   ChainFault* fault, IncrementMetasRead& read) {
   const std::string dir = increment_dir(snapshot_dir, k);
-  Result<std::vector<IncrementMeta>> metas = read_increment_metas(snapshot_dir, k);
+  auto at = read.find(k);
+  if (at == read.end()) at = read.emplace(k, read_increment_metas(snapshot_dir, k, base.baseline)).first;
+  const Result<std::vector<IncrementMeta>>& metas = at->second;
   if (!metas.ok()) return refuse(fault, dir, metas.status().message(), metas.status());
   const IncrementMeta* m = find_node_meta(metas.value(), base.node_index);
   if (!m) return corrupt(fault, dir, "no metadata for node " + base.node_id);
@@ -67,7 +69,9 @@ Result<std::string> segment_of(const std::string& snapshot_dir, PathsUnder& path
 }  // namespace
 
 Result<NodeIncrements> read_node_increments(const std::string& snapshot_dir, const SnapshotMeta& base, uint64_t n,
-                                            ChainFault* fault) {
+                                            ChainFault* fault, IncrementMetasRead* read) {
+  IncrementMetasRead own;
+  if (read == nullptr) read = &own;
   NodeIncrements out;
   out.base = base;
   out.base.files = std::vector<ManifestEntry>();  // the caller's copy has the manifest
@@ -82,7 +86,7 @@ Result<NodeIncrements> read_node_increments(const std::string& snapshot_dir, con
       return refuse(fault, increment_dir(snapshot_dir, k), refused.message(), refused);
     }
     if (failed->has_value()) continue;
-    Result<IncrementMeta> m = node_meta_of(snapshot_dir, base, k, fault);
+    Result<IncrementMeta> m = node_meta_of(snapshot_dir, base, k, fault, *read);
     if (!m.ok()) return m.status();
     if (m->first_segment != first || m->last_segment < m->first_segment ||
         m->files.size() != m->last_segment - m->first_segment + 1) {
@@ -116,8 +120,9 @@ Result<std::vector<NodeIncrements>> read_increment_chain(const std::string& snap
                                                          const std::vector<SnapshotMeta>& bases, uint64_t n) {
   WALCUT_RETURN_IF_ERROR(check_increment_count(snapshot_dir, n));
   std::vector<NodeIncrements> chain;
+  IncrementMetasRead read;
   for (const SnapshotMeta& b : bases) {
-    Result<NodeIncrements> node = read_node_increments(snapshot_dir, b, n);
+    Result<NodeIncrements> node = read_node_increments(snapshot_dir, b, n, nullptr, &read);
     if (!node.ok()) return node.status();
     chain.push_back(std::move(node).value());
   }

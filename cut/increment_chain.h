@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,11 @@ struct ChainFault {
   std::string what;
 };
 
+// The metadata of increments already read (read_increment_metas()), by
+// index: read_node_increments() for several nodes of one snapshot, given
+// the same one, reads each increment's files once instead of once a node.
+using IncrementMetasRead = std::map<uint64_t, Result<std::vector<IncrementMeta>>>;
+
 // Checks, for the node of `base`, that increments 1..n each hold its
 // metadata, of the same cluster, node, snapshot and groups, that their
 // segments continue from the full snapshot's CLUSTER_SNAPSHOT segment
@@ -38,7 +44,7 @@ struct ChainFault {
 // holds only the complete ones); a failed increment n is refused
 // (refuse_failed_increment(), kNotFound), also set in `fault`.
 Result<NodeIncrements> read_node_increments(const std::string& snapshot_dir, const SnapshotMeta& base, uint64_t n,
-                                            ChainFault* fault = nullptr);
+                                            ChainFault* fault = nullptr, IncrementMetasRead* read = nullptr);
 // Whether the snapshot has increments 1..n without a gap: kInvalidArgument
 // when it has fewer (the fault says "has K increments, N asked for").
 Status check_increment_count(const std::string& snapshot_dir, uint64_t n, ChainFault* fault = nullptr);

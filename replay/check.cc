@@ -160,10 +160,12 @@ class CheckProgress {
  public:
   CheckProgress(const CheckOptions& o, const std::vector<SnapshotMeta>& nodes) : fn_(o.progress) {
     if (!fn_) return;
+    IncrementMetasRead read;
     for (const SnapshotMeta& m : nodes) {
       for (const ManifestEntry& f : m.files) total_ += f.bytes;
       if (!o.increment) continue;
-      Result<NodeIncrements> inc = read_node_increments(o.snapshot_dir, m, *o.increment);  // faults are findings later
+      Result<NodeIncrements> inc =
+          read_node_increments(o.snapshot_dir, m, *o.increment, nullptr, &read);  // faults are findings later
       replays_[m.node_id] = Replay{0, inc.ok() ? inc->segment_bytes : 0};
     }
   }

@@ -15,6 +15,7 @@
 #include <functional>
 
 #include "cut/increment.h"
+#include "cut/increment_chain.h"
 #include "engine/backup.h"
 #include "engine/cluster.h"
 #include "engine/snapshot.h"
@@ -463,6 +464,42 @@ TEST_F(CraftedSnapshot, ASegmentThatIsASymbolicLinkOutOfTheSnapshotIsRefused) {
   out = run(cli + " snapshot check " + snap_ + " --increment 1", &code);
   EXPECT_NE(code, 0) << out;
   EXPECT_NE(out.find("passes through the symbolic link " + segment), std::string::npos) << out;
+}
+
+// A restore reads each node's chain with one IncrementMetasRead: each
+// increment's metadata files once, checked against the baseline the full
+// snapshot's metadata gave, whatever the number of nodes.
+TEST_F(CraftedSnapshot, EveryNodesChainReadsEachIncrementOnceAgainstTheGivenBaseline) {
+  Result<std::vector<SnapshotMeta>> bases = read_snapshot_metas(snap_);
+  ASSERT_TRUE(bases.ok()) << bases.status().message();
+  ASSERT_EQ(bases->size(), 2u);
+  IncrementMetasRead read;
+  Result<NodeIncrements> first = read_node_increments(snap_, bases->at(0), 1, nullptr, &read);
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  EXPECT_EQ(read.size(), 1u);
+  // node1's increment metadata gone after node0's chain was read: the
+  // shared read still has it, a read of its own does not.
+  const std::string smf = increment_dir(snap_, 1) + "/node1.smf";
+  const std::string kept = dir_.file("node1.smf");
+  fs::rename(smf, kept);
+  Result<NodeIncrements> alone = read_node_increments(snap_, bases->at(1), 1);
+  EXPECT_FALSE(alone.ok());
+  Result<NodeIncrements> shared = read_node_increments(snap_, bases->at(1), 1, nullptr, &read);
+  ASSERT_TRUE(shared.ok()) << shared.status().message();
+  EXPECT_EQ(read.size(), 1u);
+  fs::rename(kept, smf);
+  Result<NodeIncrements> fresh = read_node_increments(snap_, bases->at(1), 1);
+  ASSERT_TRUE(fresh.ok()) << fresh.status().message();
+  EXPECT_EQ(shared->segment_paths, fresh->segment_paths);
+  EXPECT_EQ(shared->segment_bytes, fresh->segment_bytes);
+  EXPECT_EQ(first->segment_paths.size(), first->increments.front().files.size());
+  // The baseline given is the one checked: one without node1 refuses its file.
+  Result<std::vector<IncrementMeta>> other = read_increment_metas(snap_, 1, {"node0"});
+  ASSERT_FALSE(other.ok());
+  EXPECT_TRUE(has(other.status(), "node1.smf")) << other.status().message();
+  Result<std::vector<IncrementMeta>> same = read_increment_metas(snap_, 1, bases->front().baseline);
+  ASSERT_TRUE(same.ok()) << same.status().message();
+  EXPECT_EQ(same->size(), 2u);
 }
 
 TEST_F(CraftedSnapshot, ASegmentThatIsADirectoryIsAnErrorNamingItAndTheErrno) {
