@@ -17,5 +17,10 @@ namespace walcut {
 // one reused buffer.
 Status for_each_record(BlockReader& reader, const std::function<Status(const Block&, const RecordView&)>& fn,
                        const std::function<void(const Block&)>& on_block = {});
+// The same for the records of the blocks `wanted` picks: the others are
+// read and checked as BlockReader::next checks every block (header, CRC,
+// pointer), but not decompressed nor parsed into records.
+Status for_each_record_of(BlockReader& reader, const std::function<bool(const Block&)>& wanted,
+                          const std::function<Status(const Block&, const RecordView&)>& fn);
 
 }  // namespace walcut

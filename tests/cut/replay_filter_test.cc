@@ -1,9 +1,17 @@
 // The replay filter of an increment, zone by zone along the WAL
 // (docs/consistent-cut.md, "Restore"): what a restore of increment N does
 // with an entry, from its WAL pointer and its transaction's version alone.
+#include "cut/replay_filter.h"
+
 #include <gtest/gtest.h>
 
-#include "cut/replay_filter.h"
+#include <algorithm>
+
+#include "cut/increment_chain.h"
+#include "io/block_reader.h"
+#include "io/record_reader.h"
+#include "tests/testing/temp_dir.h"
+#include "tools/sim/simulator.h"
 
 namespace walcut {
 namespace {
@@ -113,6 +121,77 @@ TEST(ReplayFilter, LoadRefusesAnIncrementWhoseFinishIsBeforeItsStart) {
   ASSERT_FALSE(f.ok());
   EXPECT_EQ(f.status().code(), StatusCode::kCorruption) << f.status().to_string();
   EXPECT_NE(f.status().message().find("node0 increment 1"), std::string::npos) << f.status().message();
+}
+
+// The filter's sets come from the FINISH record at the metadata's
+// pointer, found among many blocks of the last segment; a pointer beside
+// it (the same block, or another) is refused, naming the segment.
+TEST(ReplayFilter, LoadTakesTheFinishRecordAtItsPointerAndRefusesAnyOtherRecord) {
+  testing::TempDir dir;
+  sim::Options o;
+  o.out = dir.file("gen");
+  o.nodes = 2;
+  o.partitions = 8;
+  o.keys = 50;
+  o.txs = 600;
+  o.increments = 1;
+  o.segment_bytes = 64 << 10;  // several segments, each of many blocks:
+  o.fill_blocks = false;       // a block per append
+  ASSERT_TRUE(sim::run(o).ok());
+  const std::string snap = dir.file("gen/snapshots/snp");
+  Result<std::vector<SnapshotMeta>> bases = read_snapshot_metas(snap);
+  ASSERT_TRUE(bases.ok()) << bases.status().message();
+  Result<std::vector<NodeIncrements>> chain = read_increment_chain(snap, bases.value(), 1);
+  ASSERT_TRUE(chain.ok()) << chain.status().message();
+  for (NodeIncrements& node : chain.value()) {
+    // Every record of the last segment, and its blocks.
+    BlockReaderOptions ro;
+    ro.mode = TailMode::kStrict;
+    Result<std::unique_ptr<BlockReader>> reader = BlockReader::open({node.segment_paths.back()}, ro);
+    ASSERT_TRUE(reader.ok());
+    std::vector<WalPointer> others;
+    size_t blocks = 0;
+    std::vector<Version> included, excluded;
+    ASSERT_TRUE(for_each_record(
+                    **reader,
+                    [&](const Block&, const RecordView& r) -> Status {
+                      if (r.type != RecordType::kIncSnapshotFinish) {
+                        others.push_back(r.pointer);
+                        return {};
+                      }
+                      Result<RecordPayload> p = decode_payload(r.type, r.payload);
+                      EXPECT_TRUE(p.ok());
+                      EXPECT_EQ(r.pointer, node.increments.back().finish);
+                      included = std::get<IncSnapshotFinishRecord>(p.value()).included;
+                      excluded = std::get<IncSnapshotFinishRecord>(p.value()).excluded;
+                      return {};
+                    },
+                    [&](const Block&) { ++blocks; })
+                    .ok());
+    ASSERT_GE(blocks, 3u) << "the FINISH is not in the segment's only block";
+    std::sort(included.begin(), included.end());
+    std::sort(excluded.begin(), excluded.end());
+    Result<ReplayFilter> f = load_replay_filter(node, ReadOptions{});
+    ASSERT_TRUE(f.ok()) << f.status().message();
+    EXPECT_EQ(f->included, included);
+    EXPECT_EQ(f->excluded, excluded);
+    // The metadata pointing at another record after the START: the first
+    // of them in the segment, and the one just before the FINISH.
+    const WalPointer start = node.increments.back().start, finish = node.increments.back().finish;
+    const auto first = std::upper_bound(others.begin(), others.end(), start);
+    const auto last = std::lower_bound(others.begin(), others.end(), finish);
+    ASSERT_GE(std::distance(first, last), 2) << "no two records between the START and the FINISH";
+    for (WalPointer wrong : {*first, *std::prev(last)}) {
+      NodeIncrements moved = node;
+      moved.increments.back().finish = wrong;
+      Result<ReplayFilter> refused = load_replay_filter(moved, ReadOptions{});
+      ASSERT_FALSE(refused.ok()) << wrong.to_string();
+      EXPECT_NE(refused.status().message().find(node.segment_paths.back() + ": no INC_SNAPSHOT_FINISH record at " +
+                                                wrong.to_string()),
+                std::string::npos)
+          << refused.status().message();
+    }
+  }
 }
 
 }  // namespace
