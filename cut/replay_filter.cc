@@ -21,10 +21,11 @@ Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOp
                               " and in order");
   }
   // The sets are in the FINISH record, in the increment's last segment.
-  // Every block is read and its CRC checked, but only the one whose
-  // records span the FINISH pointer is parsed (the replay parses them all
-  // later), and one read at a time: the replay reads the segment again,
-  // and this reader's buffers are fresh memory.
+  // Every block is read and its CRC checked, but only those from the one
+  // whose records span the FINISH pointer on are parsed: the replay
+  // parses the ones before, and stops at the FINISH. One read at a time:
+  // the replay reads the segment again, and this reader's buffers are
+  // fresh memory.
   const std::string& last = node.segment_paths.back();
   BlockReaderOptions ro;
   ro.io = io;
@@ -33,11 +34,10 @@ Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOp
   Result<std::unique_ptr<BlockReader>> reader = BlockReader::open({last}, ro);
   if (!reader.ok()) return reader.status();
   bool found = false;
-  auto spans_finish = [&](const Block& b) {
-    return b.header.first.segment == f.finish.segment && b.header.first.offset <= f.finish.offset &&
-           f.finish.offset < b.header.end_offset();
+  auto from_finish = [&](const Block& b) {
+    return WalPointer{b.header.first.segment, b.header.end_offset()} > f.finish;
   };
-  Status s = for_each_record_of(**reader, spans_finish, [&](const Block& b, const RecordView& r) -> Status {
+  Status s = for_each_record_of(**reader, from_finish, [&](const Block& b, const RecordView& r) -> Status {
     if (found || r.pointer != f.finish || r.type != RecordType::kIncSnapshotFinish) return {};
     f.finish_block_end = b.file_offset + kBlockHeaderBytes + b.stored.size();
     Result<RecordPayload> p = decode_payload(r.type, r.payload);

@@ -6,9 +6,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
+#include <iterator>
 
 #include "cut/increment_chain.h"
 #include "io/block_reader.h"
+#include "io/crc32c.h"
 #include "io/record_reader.h"
 #include "tests/testing/temp_dir.h"
 #include "tools/sim/simulator.h"
@@ -151,6 +154,7 @@ TEST(ReplayFilter, LoadTakesTheFinishRecordAtItsPointerAndRefusesAnyOtherRecord)
     ASSERT_TRUE(reader.ok());
     std::vector<WalPointer> others;
     size_t blocks = 0;
+    uint64_t last_block = 0;  // SEGMENT_END's, after the FINISH's
     std::vector<Version> included, excluded;
     ASSERT_TRUE(for_each_record(
                     **reader,
@@ -166,7 +170,10 @@ TEST(ReplayFilter, LoadTakesTheFinishRecordAtItsPointerAndRefusesAnyOtherRecord)
                       excluded = std::get<IncSnapshotFinishRecord>(p.value()).excluded;
                       return {};
                     },
-                    [&](const Block&) { ++blocks; })
+                    [&](const Block& b) {
+                      ++blocks;
+                      last_block = b.file_offset;
+                    })
                     .ok());
     ASSERT_GE(blocks, 3u) << "the FINISH is not in the segment's only block";
     std::sort(included.begin(), included.end());
@@ -191,6 +198,23 @@ TEST(ReplayFilter, LoadTakesTheFinishRecordAtItsPointerAndRefusesAnyOtherRecord)
                 std::string::npos)
           << refused.status().message();
     }
+    // A block after the FINISH whose CRC is right but whose record is
+    // malformed (a reserved byte set in SEGMENT_END's record header): the
+    // replay stops at the FINISH, so loading the filter is what parses it.
+    const std::string& path = node.segment_paths.back();
+    std::ifstream in(path, std::ios::binary);
+    std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    in.close();
+    std::byte* block = reinterpret_cast<std::byte*>(bytes.data()) + last_block;
+    const uint32_t stored = load_u32(block + 8);
+    block[kBlockHeaderBytes + 1] = std::byte{1};
+    store_u32(block + 4, crc32c(ByteSpan(block + 8, kBlockHeaderBytes - 8 + stored)));
+    std::ofstream(path, std::ios::binary | std::ios::trunc)
+        .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    Result<ReplayFilter> damaged = load_replay_filter(node, ReadOptions{});
+    ASSERT_FALSE(damaged.ok());
+    EXPECT_NE(damaged.status().message().find(path + " at offset " + std::to_string(last_block)), std::string::npos)
+        << damaged.status().message();
   }
 }
 
