@@ -160,7 +160,10 @@ Result<uint64_t> increment_count(const std::string& snapshot_dir) {
 }
 
 Result<std::optional<std::string>> increment_failure(const std::string& snapshot_dir, uint64_t index) {
-  const std::string path = increment_dir(snapshot_dir, index) + "/" + kFailedIncrementFile;
+  // Under the snapshot, not through a link out of it: the note is quoted in errors.
+  Result<std::string> under = path_under(snapshot_dir, increment_rel_dir(index) + "/" + kFailedIncrementFile);
+  if (!under.ok()) return under.status();
+  const std::string& path = under.value();
   struct stat st;
   if (::lstat(path.c_str(), &st) != 0) {
     if (errno == ENOENT) return std::optional<std::string>();

@@ -227,7 +227,7 @@ Result<Bytes> read_file_bytes_no_follow(const std::string& path, const std::func
 }
 
 Result<Bytes> read_file_prefix(const std::string& path, uint64_t at_most) {
-  return read_regular_file(path, {}, at_most);
+  return read_regular_file(path, {}, at_most, /*follow=*/false);
 }
 
 Status sync_filesystem(const std::string& path) { return sync_opened(path, O_RDONLY, ::syncfs, "open ", "syncfs "); }

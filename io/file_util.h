@@ -65,8 +65,9 @@ Result<Bytes> read_file_bytes(const std::string& path, const std::function<Statu
 // naming the path.
 Result<Bytes> read_file_bytes_no_follow(const std::string& path, const std::function<Status(uint64_t)>& check_size);
 // The first `at_most` bytes of the file (all of a shorter one), with the
-// same errors: for a note of which only the beginning is shown, however
-// large the file.
+// errors of read_file_bytes_no_follow(): for a note of which only the
+// beginning is shown, however large the file, and never a file a link
+// leads to.
 Result<Bytes> read_file_prefix(const std::string& path, uint64_t at_most);
 // Asks the kernel to read `path` into the page cache in the background
 // (posix_fadvise WILLNEED) and returns without waiting. Only a hint: a

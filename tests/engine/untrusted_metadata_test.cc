@@ -502,6 +502,35 @@ TEST_F(CraftedSnapshot, EveryNodesChainReadsEachIncrementOnceAgainstTheGivenBase
   EXPECT_EQ(same->size(), 2u);
 }
 
+// An increment's FAILED note is quoted in the refusal: one that is a link
+// out of the snapshot, or under a link, is refused without being read.
+TEST_F(CraftedSnapshot, AFailedNoteThatIsASymbolicLinkOutOfTheSnapshotIsRefusedUnread) {
+  const std::string outside = dir_.file("gen/snapshots/secret");
+  testing::write_file(outside, as_bytes(std::string("do not show this\n")));
+  const std::string note = increment_dir(snap_, 1) + "/FAILED";
+  fs::create_symlink(outside, note);
+  const std::string cli = WALCUT_CLI;
+  int code = -1;
+  std::string out = run(cli + " snapshot restore " + snap_ + " --increment 1 --dest " + dest_, &code);
+  EXPECT_EQ(code, 3) << out;
+  EXPECT_NE(out.find("passes through the symbolic link " + note), std::string::npos) << out;
+  EXPECT_EQ(out.find("do not show this"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(dest_));
+  out = run(cli + " snapshot check " + snap_ + " --increment 1", &code);
+  EXPECT_NE(code, 0) << out;
+  EXPECT_EQ(out.find("do not show this"), std::string::npos) << out;
+  // The increment's directory a link to one holding a FAILED note.
+  fs::remove(note);
+  const std::string moved = dir_.file("gen/snapshots/inc1");
+  fs::rename(increment_dir(snap_, 1), moved);
+  testing::write_file(moved + "/FAILED", as_bytes(std::string("do not show this\n")));
+  fs::create_directory_symlink(moved, increment_dir(snap_, 1));
+  out = run(cli + " snapshot restore " + snap_ + " --increment 1 --dest " + dest_, &code);
+  EXPECT_EQ(code, 3) << out;
+  EXPECT_NE(out.find("passes through the symbolic link " + increment_dir(snap_, 1)), std::string::npos) << out;
+  EXPECT_EQ(out.find("do not show this"), std::string::npos) << out;
+}
+
 TEST_F(CraftedSnapshot, ASegmentThatIsADirectoryIsAnErrorNamingItAndTheErrno) {
   Result<std::vector<IncrementMeta>> inc = read_increment_metas(snap_, 1);
   ASSERT_TRUE(inc.ok());

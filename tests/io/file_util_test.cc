@@ -472,6 +472,14 @@ TEST(ReadFilePrefix, ReadsTheFirstBytesOfAFileOfAnySize) {
   Result<Bytes> directory = read_file_prefix(dir.path(), 10);
   ASSERT_FALSE(directory.ok());
   EXPECT_EQ(directory.status().code(), StatusCode::kIoError);
+  // A link is not followed: a note is quoted in errors, and must not
+  // show a file from anywhere.
+  const std::string link = dir.path() + "/link";
+  std::filesystem::create_symlink(path, link);
+  Result<Bytes> linked = read_file_prefix(link, 10);
+  ASSERT_FALSE(linked.ok());
+  EXPECT_EQ(linked.status().code(), StatusCode::kCorruption) << linked.status().to_string();
+  EXPECT_NE(linked.status().message().find(link + ": a symbolic link"), std::string::npos) << linked.status().message();
 }
 
 }  // namespace
