@@ -1,6 +1,7 @@
 #include "cut/replay_filter.h"
 
 #include <cassert>
+#include <functional>
 
 #include "io/block_reader.h"
 #include "io/record_reader.h"
@@ -20,39 +21,72 @@ Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOp
                               " and FINISH " + f.finish.to_string() + " are not after " + f.all_until.to_string() +
                               " and in order");
   }
-  // The sets are in the FINISH record, in the increment's last segment.
-  // Every block is read and its CRC checked, but only those from the one
-  // whose records span the FINISH pointer on are parsed: the replay
-  // parses the ones before, and stops at the FINISH. One read at a time:
-  // the replay reads the segment again, and this reader's buffers are
-  // fresh memory.
-  const std::string& last = node.segment_paths.back();
-  BlockReaderOptions ro;
-  ro.io = io;
-  ro.io.queue_depth = 1;
-  ro.mode = TailMode::kStrict;
-  Result<std::unique_ptr<BlockReader>> reader = BlockReader::open({last}, ro);
-  if (!reader.ok()) return reader.status();
-  bool found = false;
+  // The sets are in the FINISH record, in the increment's last segment;
+  // the START record is read too, where the metadata says it is, since the
+  // filter trusts its pointer as much as the FINISH's. Every block is read
+  // and its CRC checked, but only the START's block and those from the
+  // FINISH's on are parsed: the replay parses the others, and stops at the
+  // FINISH. One read at a time: the replay reads these segments again,
+  // and a reader's buffers are fresh memory.
+  auto scan = [&](const std::string& path, const std::function<bool(const Block&)>& parse,
+                  const std::function<Status(const Block&, const RecordView&)>& fn) -> Status {
+    BlockReaderOptions ro;
+    ro.io = io;
+    ro.io.queue_depth = 1;
+    ro.mode = TailMode::kStrict;
+    Result<std::unique_ptr<BlockReader>> reader = BlockReader::open({path}, ro);
+    if (!reader.ok()) return reader.status();
+    return for_each_record_of(**reader, parse, fn);
+  };
+  auto spans_start = [&](const Block& b) {
+    return b.header.first.segment == f.start.segment && b.header.first.offset <= f.start.offset &&
+           f.start.offset < b.header.end_offset();
+  };
   auto from_finish = [&](const Block& b) {
     return WalPointer{b.header.first.segment, b.header.end_offset()} > f.finish;
   };
-  Status s = for_each_record_of(**reader, from_finish, [&](const Block& b, const RecordView& r) -> Status {
-    if (found || r.pointer != f.finish || r.type != RecordType::kIncSnapshotFinish) return {};
-    f.finish_block_end = b.file_offset + kBlockHeaderBytes + b.stored.size();
+  auto cut_of = [&](const char* what, WalPointer at, uint64_t cut_id) {
+    return cut_id == m.cut_id
+               ? Status{}
+               : Status::corruption(std::string("the ") + what + " record at " + at.to_string() + " is of cut " +
+                                    std::to_string(cut_id) + ", the metadata says " + std::to_string(m.cut_id));
+  };
+  bool start_found = false, found = false;
+  auto at_start = [&](const RecordView& r) -> Status {
+    if (start_found || r.pointer != f.start || r.type != RecordType::kIncSnapshotStart) return {};
     Result<RecordPayload> p = decode_payload(r.type, r.payload);
     if (!p.ok()) return p.status();
-    const auto& fin = std::get<IncSnapshotFinishRecord>(p.value());
-    if (fin.cut_id != m.cut_id) {
-      return Status::corruption("the FINISH record at " + f.finish.to_string() + " is of cut " +
-                                std::to_string(fin.cut_id) + ", the metadata says " + std::to_string(m.cut_id));
-    }
-    f.included = fin.included;
-    f.excluded = fin.excluded;
-    found = true;
-    return {};
-  });
-  WALCUT_RETURN_IF_ERROR(s);
+    start_found = true;
+    return cut_of("START", f.start, std::get<IncSnapshotStartRecord>(p.value()).cut_id);
+  };
+  if (f.start.segment < m.first_segment || f.start.segment > m.last_segment ||
+      f.start.segment - node.increments.front().first_segment >= node.segment_paths.size()) {
+    return Status::corruption(m.node_id + " increment " + std::to_string(m.index) + ": START " + f.start.to_string() +
+                              " is not in its segments " + std::to_string(m.first_segment) + ".." +
+                              std::to_string(m.last_segment));
+  }
+  const std::string& start_path = node.segment_paths[f.start.segment - node.increments.front().first_segment];
+  const std::string& last = node.segment_paths.back();
+  if (start_path != last) {
+    WALCUT_RETURN_IF_ERROR(
+        scan(start_path, spans_start, [&](const Block&, const RecordView& r) { return at_start(r); }));
+  }
+  WALCUT_RETURN_IF_ERROR(scan(
+      last, [&](const Block& b) { return spans_start(b) || from_finish(b); },
+      [&](const Block& b, const RecordView& r) -> Status {
+        WALCUT_RETURN_IF_ERROR(at_start(r));
+        if (found || r.pointer != f.finish || r.type != RecordType::kIncSnapshotFinish) return {};
+        f.finish_block_end = b.file_offset + kBlockHeaderBytes + b.stored.size();
+        Result<RecordPayload> p = decode_payload(r.type, r.payload);
+        if (!p.ok()) return p.status();
+        const auto& fin = std::get<IncSnapshotFinishRecord>(p.value());
+        WALCUT_RETURN_IF_ERROR(cut_of("FINISH", f.finish, fin.cut_id));
+        f.included = fin.included;
+        f.excluded = fin.excluded;
+        found = true;
+        return {};
+      }));
+  if (!start_found) return Status::corruption(start_path + ": no INC_SNAPSHOT_START record at " + f.start.to_string());
   if (!found) return Status::corruption(last + ": no INC_SNAPSHOT_FINISH record at " + f.finish.to_string());
   std::sort(f.included.begin(), f.included.end());
   std::sort(f.excluded.begin(), f.excluded.end());

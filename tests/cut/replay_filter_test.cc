@@ -129,7 +129,12 @@ TEST(ReplayFilter, LoadRefusesAnIncrementWhoseFinishIsBeforeItsStart) {
 // The filter's sets come from the FINISH record at the metadata's
 // pointer, found among many blocks of the last segment; a pointer beside
 // it (the same block, or another) is refused, naming the segment.
-TEST(ReplayFilter, LoadTakesTheFinishRecordAtItsPointerAndRefusesAnyOtherRecord) {
+//
+// With values of 64 bytes a node's START and FINISH are in one segment of
+// many blocks; with values of 4 KiB the START is in an earlier segment.
+class LoadFilter : public ::testing::TestWithParam<uint64_t> {};
+
+TEST_P(LoadFilter, TakesTheStartAndFinishRecordsAtTheirPointersAndRefusesAnyOtherRecord) {
   testing::TempDir dir;
   sim::Options o;
   o.out = dir.file("gen");
@@ -138,14 +143,16 @@ TEST(ReplayFilter, LoadTakesTheFinishRecordAtItsPointerAndRefusesAnyOtherRecord)
   o.keys = 50;
   o.txs = 600;
   o.increments = 1;
-  o.segment_bytes = 64 << 10;  // several segments, each of many blocks:
-  o.fill_blocks = false;       // a block per append
+  o.value_bytes = static_cast<uint32_t>(GetParam());
+  o.segment_bytes = 64 << 10;
+  o.fill_blocks = false;  // a block per append
   ASSERT_TRUE(sim::run(o).ok());
   const std::string snap = dir.file("gen/snapshots/snp");
   Result<std::vector<SnapshotMeta>> bases = read_snapshot_metas(snap);
   ASSERT_TRUE(bases.ok()) << bases.status().message();
   Result<std::vector<NodeIncrements>> chain = read_increment_chain(snap, bases.value(), 1);
   ASSERT_TRUE(chain.ok()) << chain.status().message();
+  int start_before_finish_segment = 0;
   for (NodeIncrements& node : chain.value()) {
     // Every record of the last segment, and its blocks.
     BlockReaderOptions ro;
@@ -175,7 +182,12 @@ TEST(ReplayFilter, LoadTakesTheFinishRecordAtItsPointerAndRefusesAnyOtherRecord)
                       last_block = b.file_offset;
                     })
                     .ok());
-    ASSERT_GE(blocks, 3u) << "the FINISH is not in the segment's only block";
+    const WalPointer start = node.increments.back().start, finish = node.increments.back().finish;
+    if (GetParam() < 4096) {
+      ASSERT_GE(blocks, 3u) << "the FINISH is not in the segment's only block";
+      EXPECT_EQ(start.segment, finish.segment);
+    }
+    start_before_finish_segment += start.segment < finish.segment;
     std::sort(included.begin(), included.end());
     std::sort(excluded.begin(), excluded.end());
     Result<ReplayFilter> f = load_replay_filter(node, ReadOptions{});
@@ -184,7 +196,6 @@ TEST(ReplayFilter, LoadTakesTheFinishRecordAtItsPointerAndRefusesAnyOtherRecord)
     EXPECT_EQ(f->excluded, excluded);
     // The metadata pointing at another record after the START: the first
     // of them in the segment, and the one just before the FINISH.
-    const WalPointer start = node.increments.back().start, finish = node.increments.back().finish;
     const auto first = std::upper_bound(others.begin(), others.end(), start);
     const auto last = std::lower_bound(others.begin(), others.end(), finish);
     ASSERT_GE(std::distance(first, last), 2) << "no two records between the START and the FINISH";
@@ -195,6 +206,18 @@ TEST(ReplayFilter, LoadTakesTheFinishRecordAtItsPointerAndRefusesAnyOtherRecord)
       ASSERT_FALSE(refused.ok()) << wrong.to_string();
       EXPECT_NE(refused.status().message().find(node.segment_paths.back() + ": no INC_SNAPSHOT_FINISH record at " +
                                                 wrong.to_string()),
+                std::string::npos)
+          << refused.status().message();
+    }
+    // The START trusted no more than the FINISH: moved onto another
+    // record after it (a transaction begun between the two would then
+    // lose its entries), or out of the increment's segments.
+    for (WalPointer wrong : {*first, *std::prev(last)}) {
+      NodeIncrements moved = node;
+      moved.increments.back().start = wrong;
+      Result<ReplayFilter> refused = load_replay_filter(moved, ReadOptions{});
+      ASSERT_FALSE(refused.ok()) << wrong.to_string();
+      EXPECT_NE(refused.status().message().find(": no INC_SNAPSHOT_START record at " + wrong.to_string()),
                 std::string::npos)
           << refused.status().message();
     }
@@ -216,7 +239,10 @@ TEST(ReplayFilter, LoadTakesTheFinishRecordAtItsPointerAndRefusesAnyOtherRecord)
     EXPECT_NE(damaged.status().message().find(path + " at offset " + std::to_string(last_block)), std::string::npos)
         << damaged.status().message();
   }
+  if (GetParam() >= 4096) EXPECT_GE(start_before_finish_segment, 1) << "no START in a segment of its own";
 }
+
+INSTANTIATE_TEST_SUITE_P(ValueBytes, LoadFilter, ::testing::Values(uint64_t{64}, uint64_t{4096}));
 
 }  // namespace
 }  // namespace walcut
