@@ -1,5 +1,6 @@
 #include "cut/replay_filter.h"
 
+#include <algorithm>
 #include <cassert>
 #include <functional>
 
@@ -21,73 +22,96 @@ Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOp
                               " and FINISH " + f.finish.to_string() + " are not after " + f.all_until.to_string() +
                               " and in order");
   }
-  // The sets are in the FINISH record, in the increment's last segment;
-  // the START record is read too, where the metadata says it is, since the
-  // filter trusts its pointer as much as the FINISH's. Every block is read
-  // and its CRC checked, but only the START's block and those from the
-  // FINISH's on are parsed: the replay parses the others, and stops at the
-  // FINISH. One read at a time: the replay reads these segments again,
-  // and a reader's buffers are fresh memory.
-  auto scan = [&](const std::string& path, const std::function<bool(const Block&)>& parse,
-                  const std::function<Status(const Block&, const RecordView&)>& fn) -> Status {
+  // The pointers of the cuts the filter trusts must be records of their
+  // kind where the metadata says: increment N-1's FINISH, N's START and
+  // N's FINISH, of their cuts (a pointer moved to a later record would
+  // leave out, or let in, with exit 0, what lies between). Not the full
+  // snapshot's CLUSTER_SNAPSHOT record: its segment is the first one the
+  // replay reads, where a damaged block is the replay's to report, beside
+  // the other nodes' replays. The sets are in N's FINISH record. A segment holding
+  // one of them is read once; every block is read and its CRC checked, but
+  // only those spanning one of the pointers, and in N's last segment those
+  // from the FINISH's on, are parsed: the replay parses the others, and
+  // stops at the FINISH. One read at a time: the replay reads these
+  // segments again, and a reader's buffers are fresh memory.
+  struct Wanted {
+    const char* name;
+    WalPointer at;
+    RecordType type;
+    uint64_t cut_id;
+    bool found = false;
+  };
+  std::vector<Wanted> wanted;
+  if (node.increments.size() > 1) {
+    const IncrementMeta& before = node.increments[node.increments.size() - 2];
+    wanted.push_back({"INC_SNAPSHOT_FINISH", f.all_until, RecordType::kIncSnapshotFinish, before.cut_id});
+  }
+  wanted.push_back({"INC_SNAPSHOT_START", f.start, RecordType::kIncSnapshotStart, m.cut_id});
+  wanted.push_back({"INC_SNAPSHOT_FINISH", f.finish, RecordType::kIncSnapshotFinish, m.cut_id});
+  const uint64_t first_segment = node.increments.front().first_segment;
+  auto path_of = [&](WalPointer p) -> const std::string* {
+    if (p.segment < first_segment || p.segment - first_segment >= node.segment_paths.size()) return nullptr;
+    return &node.segment_paths[p.segment - first_segment];
+  };
+  for (const Wanted& w : wanted) {
+    if (path_of(w.at) == nullptr) {
+      return Status::corruption(m.node_id + " increment " + std::to_string(m.index) + ": the " + w.name + " record's " +
+                                w.at.to_string() + " is not in the segments of increments 1.." +
+                                std::to_string(m.index) + " (" + std::to_string(first_segment) + ".." +
+                                std::to_string(m.last_segment) + ")");
+    }
+  }
+  auto spans = [](const Block& b, WalPointer p) {
+    return b.header.first.segment == p.segment && b.header.first.offset <= p.offset && p.offset < b.header.end_offset();
+  };
+  auto check = [&](Wanted& w, const Block& b, const RecordView& r) -> Status {
+    Result<RecordPayload> p = decode_payload(r.type, r.payload);
+    if (!p.ok()) return p.status();
+    w.found = true;
+    const uint64_t cut_id = w.type == RecordType::kIncSnapshotStart
+                                ? std::get<IncSnapshotStartRecord>(p.value()).cut_id
+                                : std::get<IncSnapshotFinishRecord>(p.value()).cut_id;
+    if (cut_id != w.cut_id) {
+      return Status::corruption(std::string("the ") + (w.type == RecordType::kIncSnapshotStart ? "START" : "FINISH") +
+                                " record at " + w.at.to_string() + " is of cut " + std::to_string(cut_id) +
+                                ", the metadata says " + std::to_string(w.cut_id));
+    }
+    if (&w == &wanted.back()) {  // N's FINISH: the sets, and where the replay stops
+      const auto& fin = std::get<IncSnapshotFinishRecord>(p.value());
+      f.finish_block_end = b.file_offset + kBlockHeaderBytes + b.stored.size();
+      f.included = fin.included;
+      f.excluded = fin.excluded;
+    }
+    return {};
+  };
+  const std::string& last = node.segment_paths.back();
+  std::vector<const std::string*> segments;  // to read, in WAL order
+  for (const Wanted& w : wanted) {
+    if (std::find(segments.begin(), segments.end(), path_of(w.at)) == segments.end()) segments.push_back(path_of(w.at));
+  }
+  for (const std::string* path : segments) {
     BlockReaderOptions ro;
     ro.io = io;
     ro.io.queue_depth = 1;
     ro.mode = TailMode::kStrict;
-    Result<std::unique_ptr<BlockReader>> reader = BlockReader::open({path}, ro);
+    ro.cluster_id = node.base.cluster_id;  // a segment of another cluster or node is refused, as by the replay
+    ro.node_index = node.base.node_index;
+    Result<std::unique_ptr<BlockReader>> reader = BlockReader::open({*path}, ro);
     if (!reader.ok()) return reader.status();
-    return for_each_record_of(**reader, parse, fn);
-  };
-  auto spans_start = [&](const Block& b) {
-    return b.header.first.segment == f.start.segment && b.header.first.offset <= f.start.offset &&
-           f.start.offset < b.header.end_offset();
-  };
-  auto from_finish = [&](const Block& b) {
-    return WalPointer{b.header.first.segment, b.header.end_offset()} > f.finish;
-  };
-  auto cut_of = [&](const char* what, WalPointer at, uint64_t cut_id) {
-    return cut_id == m.cut_id
-               ? Status{}
-               : Status::corruption(std::string("the ") + what + " record at " + at.to_string() + " is of cut " +
-                                    std::to_string(cut_id) + ", the metadata says " + std::to_string(m.cut_id));
-  };
-  bool start_found = false, found = false;
-  auto at_start = [&](const RecordView& r) -> Status {
-    if (start_found || r.pointer != f.start || r.type != RecordType::kIncSnapshotStart) return {};
-    Result<RecordPayload> p = decode_payload(r.type, r.payload);
-    if (!p.ok()) return p.status();
-    start_found = true;
-    return cut_of("START", f.start, std::get<IncSnapshotStartRecord>(p.value()).cut_id);
-  };
-  if (f.start.segment < m.first_segment || f.start.segment > m.last_segment ||
-      f.start.segment - node.increments.front().first_segment >= node.segment_paths.size()) {
-    return Status::corruption(m.node_id + " increment " + std::to_string(m.index) + ": START " + f.start.to_string() +
-                              " is not in its segments " + std::to_string(m.first_segment) + ".." +
-                              std::to_string(m.last_segment));
+    auto parse = [&](const Block& b) {
+      if (path == &last && WalPointer{b.header.first.segment, b.header.end_offset()} > f.finish) return true;
+      return std::any_of(wanted.begin(), wanted.end(), [&](const Wanted& w) { return spans(b, w.at); });
+    };
+    WALCUT_RETURN_IF_ERROR(for_each_record_of(**reader, parse, [&](const Block& b, const RecordView& r) -> Status {
+      for (Wanted& w : wanted) {
+        if (!w.found && r.pointer == w.at && r.type == w.type) return check(w, b, r);
+      }
+      return {};
+    }));
   }
-  const std::string& start_path = node.segment_paths[f.start.segment - node.increments.front().first_segment];
-  const std::string& last = node.segment_paths.back();
-  if (start_path != last) {
-    WALCUT_RETURN_IF_ERROR(
-        scan(start_path, spans_start, [&](const Block&, const RecordView& r) { return at_start(r); }));
+  for (const Wanted& w : wanted) {
+    if (!w.found) return Status::corruption(*path_of(w.at) + ": no " + w.name + " record at " + w.at.to_string());
   }
-  WALCUT_RETURN_IF_ERROR(scan(
-      last, [&](const Block& b) { return spans_start(b) || from_finish(b); },
-      [&](const Block& b, const RecordView& r) -> Status {
-        WALCUT_RETURN_IF_ERROR(at_start(r));
-        if (found || r.pointer != f.finish || r.type != RecordType::kIncSnapshotFinish) return {};
-        f.finish_block_end = b.file_offset + kBlockHeaderBytes + b.stored.size();
-        Result<RecordPayload> p = decode_payload(r.type, r.payload);
-        if (!p.ok()) return p.status();
-        const auto& fin = std::get<IncSnapshotFinishRecord>(p.value());
-        WALCUT_RETURN_IF_ERROR(cut_of("FINISH", f.finish, fin.cut_id));
-        f.included = fin.included;
-        f.excluded = fin.excluded;
-        found = true;
-        return {};
-      }));
-  if (!start_found) return Status::corruption(start_path + ": no INC_SNAPSHOT_START record at " + f.start.to_string());
-  if (!found) return Status::corruption(last + ": no INC_SNAPSHOT_FINISH record at " + f.finish.to_string());
   std::sort(f.included.begin(), f.included.end());
   std::sort(f.excluded.begin(), f.excluded.end());
   assert(f.ordered());

@@ -134,7 +134,7 @@ TEST(ReplayFilter, LoadRefusesAnIncrementWhoseFinishIsBeforeItsStart) {
 // many blocks; with values of 4 KiB the START is in an earlier segment.
 class LoadFilter : public ::testing::TestWithParam<uint64_t> {};
 
-TEST_P(LoadFilter, TakesTheStartAndFinishRecordsAtTheirPointersAndRefusesAnyOtherRecord) {
+TEST_P(LoadFilter, TakesTheCutsRecordsAtTheirPointersAndRefusesAnyOtherRecord) {
   testing::TempDir dir;
   sim::Options o;
   o.out = dir.file("gen");
@@ -142,7 +142,7 @@ TEST_P(LoadFilter, TakesTheStartAndFinishRecordsAtTheirPointersAndRefusesAnyOthe
   o.partitions = 8;
   o.keys = 50;
   o.txs = 600;
-  o.increments = 1;
+  o.increments = 2;
   o.value_bytes = static_cast<uint32_t>(GetParam());
   o.segment_bytes = 64 << 10;
   o.fill_blocks = false;  // a block per append
@@ -150,7 +150,7 @@ TEST_P(LoadFilter, TakesTheStartAndFinishRecordsAtTheirPointersAndRefusesAnyOthe
   const std::string snap = dir.file("gen/snapshots/snp");
   Result<std::vector<SnapshotMeta>> bases = read_snapshot_metas(snap);
   ASSERT_TRUE(bases.ok()) << bases.status().message();
-  Result<std::vector<NodeIncrements>> chain = read_increment_chain(snap, bases.value(), 1);
+  Result<std::vector<NodeIncrements>> chain = read_increment_chain(snap, bases.value(), 2);
   ASSERT_TRUE(chain.ok()) << chain.status().message();
   int start_before_finish_segment = 0;
   for (NodeIncrements& node : chain.value()) {
@@ -218,6 +218,39 @@ TEST_P(LoadFilter, TakesTheStartAndFinishRecordsAtTheirPointersAndRefusesAnyOthe
       Result<ReplayFilter> refused = load_replay_filter(moved, ReadOptions{});
       ASSERT_FALSE(refused.ok()) << wrong.to_string();
       EXPECT_NE(refused.status().message().find(": no INC_SNAPSHOT_START record at " + wrong.to_string()),
+                std::string::npos)
+          << refused.status().message();
+    }
+    // Increment 1's FINISH, where increment 2's filter lets every entry
+    // in: moved into the record, or onto the first record of increment 2.
+    {
+      const std::string& next = node.segment_paths[node.increments[1].first_segment - node.increments[0].first_segment];
+      Result<std::unique_ptr<BlockReader>> r = BlockReader::open({next}, ro);
+      ASSERT_TRUE(r.ok());
+      std::vector<WalPointer> in_next;
+      ASSERT_TRUE(for_each_record(**r, [&](const Block&, const RecordView& v) -> Status {
+                    in_next.push_back(v.pointer);
+                    return {};
+                  }).ok());
+      ASSERT_FALSE(in_next.empty());
+      const WalPointer before = node.increments[0].finish;
+      for (WalPointer wrong : {WalPointer{before.segment, before.offset + 8}, in_next.front()}) {
+        if (!(wrong < start)) continue;
+        NodeIncrements moved = node;
+        moved.increments[0].finish = wrong;
+        Result<ReplayFilter> refused = load_replay_filter(moved, ReadOptions{});
+        ASSERT_FALSE(refused.ok()) << wrong.to_string();
+        EXPECT_NE(refused.status().message().find(": no INC_SNAPSHOT_FINISH record at " + wrong.to_string()),
+                  std::string::npos)
+            << refused.status().message();
+      }
+      // Its cut id in the metadata another cut's.
+      NodeIncrements other = node;
+      other.increments[0].cut_id += 100;
+      Result<ReplayFilter> refused = load_replay_filter(other, ReadOptions{});
+      ASSERT_FALSE(refused.ok());
+      EXPECT_NE(refused.status().message().find("the FINISH record at " + node.increments[0].finish.to_string() +
+                                                " is of cut " + std::to_string(node.increments[0].cut_id)),
                 std::string::npos)
           << refused.status().message();
     }
