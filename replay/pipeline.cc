@@ -231,6 +231,7 @@ class Replay {
   bool all_groups_ = true;
   FirstError error_;
   std::atomic<bool> reached_finish_{false};
+  std::atomic<bool> saw_snapshot_{false};              // the CLUSTER_SNAPSHOT record at filter_.snapshot
   uint64_t applied_ = 0, filtered_ = 0, records_ = 0;  // of retired batches, under mu_
   BatchPool pool_;
 };
@@ -384,6 +385,7 @@ Status Replay::decode_record(Batch& batch, const RecordView& r) {
     return {};
   }
   if (r.type != RecordType::kData) {
+    if (r.pointer == filter_.snapshot && r.type == RecordType::kClusterSnapshot) saw_snapshot_ = true;
     if (!wants_records_ || r.pointer < filter_.snapshot) return {};
     bool kept = true;
     if (r.type == RecordType::kTx) {
@@ -474,6 +476,14 @@ Status Replay::run(ReplayReport& report) {
   if (!reached_finish_) {
     return Status::corruption("the WAL of node " + std::to_string(wal_.node_index) + " ends before the FINISH record at " +
                               filter_.finish.to_string());
+  }
+  // The filter skips what is before this pointer, taken from the full
+  // snapshot's metadata: it must be the snapshot's own record.
+  if (!saw_snapshot_) {
+    return Status::corruption((wal_.segment_paths.empty() ? std::string("the WAL") : wal_.segment_paths.front()) +
+                              ": no CLUSTER_SNAPSHOT record at " + filter_.snapshot.to_string() +
+                              ", where the full snapshot's metadata of node " + std::to_string(wal_.node_index) +
+                              " places it");
   }
   report.segments += reader_.counters().segments;
   report.blocks += reader_.counters().blocks;

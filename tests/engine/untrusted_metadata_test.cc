@@ -19,6 +19,8 @@
 #include "engine/backup.h"
 #include "engine/cluster.h"
 #include "engine/snapshot.h"
+#include "io/block_reader.h"
+#include "io/record_reader.h"
 #include "tests/testing/cluster_fixture.h"
 #include "tests/testing/command.h"
 #include "tests/testing/fork.h"
@@ -529,6 +531,43 @@ TEST_F(CraftedSnapshot, AFailedNoteThatIsASymbolicLinkOutOfTheSnapshotIsRefusedU
   EXPECT_EQ(code, 3) << out;
   EXPECT_NE(out.find("passes through the symbolic link " + increment_dir(snap_, 1)), std::string::npos) << out;
   EXPECT_EQ(out.find("do not show this"), std::string::npos) << out;
+}
+
+// The replay skips what is before the full snapshot's CLUSTER_SNAPSHOT
+// record, at the pointer its metadata gives: moved to a later record, the
+// entries between would be lost with exit 0. The record must be there.
+TEST_F(CraftedSnapshot, ASnapshotPointerMovedOffItsRecordIsRefused) {
+  Result<SnapshotMeta> m = read_snapshot_meta(snap_ + "/node0.smf");
+  ASSERT_TRUE(m.ok());
+  Result<std::vector<IncrementMeta>> inc = read_increment_metas(snap_, 1);
+  ASSERT_TRUE(inc.ok());
+  const IncrementMeta* mine = find_node_meta(inc.value(), m->node_index);
+  ASSERT_NE(mine, nullptr);
+  BlockReaderOptions ro;
+  ro.mode = TailMode::kStrict;
+  Result<std::unique_ptr<BlockReader>> reader =
+      BlockReader::open({increment_dir(snap_, 1) + "/" + mine->files.front().path}, ro);
+  ASSERT_TRUE(reader.ok());
+  std::vector<WalPointer> after;  // the records after the snapshot's, before the cut's START
+  ASSERT_TRUE(for_each_record(**reader, [&](const Block&, const RecordView& r) -> Status {
+                if (r.pointer > m->snapshot_pointer && r.pointer < mine->start) after.push_back(r.pointer);
+                return {};
+              }).ok());
+  ASSERT_FALSE(after.empty());
+  const WalPointer real = m->snapshot_pointer;
+  const std::string cli = WALCUT_CLI;
+  for (WalPointer wrong : {WalPointer{real.segment, real.offset + 8}, after.front()}) {
+    m->snapshot_pointer = wrong;
+    testing::write_file(snap_ + "/node0.smf", encode_snapshot_meta(m.value()));
+    int code = -1;
+    std::string out = run(cli + " snapshot restore " + snap_ + " --increment 1 --dest " + dest_, &code);
+    EXPECT_EQ(code, 3) << out;
+    EXPECT_NE(out.find(": no CLUSTER_SNAPSHOT record at " + wrong.to_string()), std::string::npos) << out;
+    EXPECT_FALSE(fs::exists(dest_));
+    out = run(cli + " snapshot check " + snap_ + " --increment 1", &code);
+    EXPECT_NE(code, 0) << out;
+    EXPECT_NE(out.find("no CLUSTER_SNAPSHOT record at " + wrong.to_string()), std::string::npos) << out;
+  }
 }
 
 TEST_F(CraftedSnapshot, ASegmentThatIsADirectoryIsAnErrorNamingItAndTheErrno) {
