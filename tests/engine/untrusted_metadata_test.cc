@@ -341,6 +341,20 @@ class CraftedSnapshot : public ::testing::Test {
   // not beside the destination (but the lock file every restore keeps
   // there once it has begun; metadata refused before that leaves none), not
   // beside the snapshot.
+  // Restore and check of increment 1 both fail naming `text` (the restore
+  // with exit 3, leaving no destination); returns what they printed.
+  std::string expect_increment_refused(const std::string& text) {
+    const std::string cli = WALCUT_CLI;
+    int code = -1;
+    std::string out = run(cli + " snapshot restore " + snap_ + " --increment 1 --dest " + dest_, &code);
+    EXPECT_EQ(code, 3) << out;
+    EXPECT_NE(out.find(text), std::string::npos) << out;
+    EXPECT_FALSE(fs::exists(dest_));
+    std::string checked = run(cli + " snapshot check " + snap_ + " --increment 1", &code);
+    EXPECT_NE(code, 0) << checked;
+    EXPECT_NE(checked.find(text), std::string::npos) << checked;
+    return out + checked;
+  }
   void expect_refused(const std::string& text, int check_exit = 3) {
     const std::string lock = fs::path(dest_).filename().string() + ".lock";
     const std::set<std::string> before = tree(dir_.path());
@@ -457,15 +471,7 @@ TEST_F(CraftedSnapshot, ASegmentThatIsASymbolicLinkOutOfTheSnapshotIsRefused) {
   const std::string outside = dir_.file("gen/snapshots/leak.wal");
   fs::rename(segment, outside);
   fs::create_symlink(outside, segment);
-  const std::string cli = WALCUT_CLI;
-  int code = -1;
-  std::string out = run(cli + " snapshot restore " + snap_ + " --increment 1 --dest " + dest_, &code);
-  EXPECT_EQ(code, 3) << out;
-  EXPECT_NE(out.find("passes through the symbolic link " + segment), std::string::npos) << out;
-  EXPECT_FALSE(fs::exists(dest_));
-  out = run(cli + " snapshot check " + snap_ + " --increment 1", &code);
-  EXPECT_NE(code, 0) << out;
-  EXPECT_NE(out.find("passes through the symbolic link " + segment), std::string::npos) << out;
+  expect_increment_refused("passes through the symbolic link " + segment);
 }
 
 // A restore reads each node's chain with one IncrementMetasRead: each
@@ -511,15 +517,7 @@ TEST_F(CraftedSnapshot, AFailedNoteThatIsASymbolicLinkOutOfTheSnapshotIsRefusedU
   testing::write_file(outside, as_bytes(std::string("do not show this\n")));
   const std::string note = increment_dir(snap_, 1) + "/FAILED";
   fs::create_symlink(outside, note);
-  const std::string cli = WALCUT_CLI;
-  int code = -1;
-  std::string out = run(cli + " snapshot restore " + snap_ + " --increment 1 --dest " + dest_, &code);
-  EXPECT_EQ(code, 3) << out;
-  EXPECT_NE(out.find("passes through the symbolic link " + note), std::string::npos) << out;
-  EXPECT_EQ(out.find("do not show this"), std::string::npos) << out;
-  EXPECT_FALSE(fs::exists(dest_));
-  out = run(cli + " snapshot check " + snap_ + " --increment 1", &code);
-  EXPECT_NE(code, 0) << out;
+  std::string out = expect_increment_refused("passes through the symbolic link " + note);
   EXPECT_EQ(out.find("do not show this"), std::string::npos) << out;
   // The increment's directory a link to one holding a FAILED note.
   fs::remove(note);
@@ -527,9 +525,7 @@ TEST_F(CraftedSnapshot, AFailedNoteThatIsASymbolicLinkOutOfTheSnapshotIsRefusedU
   fs::rename(increment_dir(snap_, 1), moved);
   testing::write_file(moved + "/FAILED", as_bytes(std::string("do not show this\n")));
   fs::create_directory_symlink(moved, increment_dir(snap_, 1));
-  out = run(cli + " snapshot restore " + snap_ + " --increment 1 --dest " + dest_, &code);
-  EXPECT_EQ(code, 3) << out;
-  EXPECT_NE(out.find("passes through the symbolic link " + increment_dir(snap_, 1)), std::string::npos) << out;
+  out = expect_increment_refused("passes through the symbolic link " + increment_dir(snap_, 1));
   EXPECT_EQ(out.find("do not show this"), std::string::npos) << out;
 }
 
@@ -555,18 +551,10 @@ TEST_F(CraftedSnapshot, ASnapshotPointerMovedOffItsRecordIsRefused) {
               }).ok());
   ASSERT_FALSE(after.empty());
   const WalPointer real = m->snapshot_pointer;
-  const std::string cli = WALCUT_CLI;
   for (WalPointer wrong : {WalPointer{real.segment, real.offset + 8}, after.front()}) {
     m->snapshot_pointer = wrong;
     testing::write_file(snap_ + "/node0.smf", encode_snapshot_meta(m.value()));
-    int code = -1;
-    std::string out = run(cli + " snapshot restore " + snap_ + " --increment 1 --dest " + dest_, &code);
-    EXPECT_EQ(code, 3) << out;
-    EXPECT_NE(out.find(": no CLUSTER_SNAPSHOT record at " + wrong.to_string()), std::string::npos) << out;
-    EXPECT_FALSE(fs::exists(dest_));
-    out = run(cli + " snapshot check " + snap_ + " --increment 1", &code);
-    EXPECT_NE(code, 0) << out;
-    EXPECT_NE(out.find("no CLUSTER_SNAPSHOT record at " + wrong.to_string()), std::string::npos) << out;
+    expect_increment_refused("no CLUSTER_SNAPSHOT record at " + wrong.to_string());
   }
 }
 
