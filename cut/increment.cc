@@ -171,8 +171,18 @@ Result<std::optional<std::string>> increment_failure(const std::string& snapshot
   }
   Result<Bytes> text = read_file_prefix(path, 4096);  // untrusted: a message, not a file dump
   if (!text.ok()) return text.status();
-  std::string why = to_string(text.value());
-  while (!why.empty() && why.back() == '\n') why.pop_back();
+  std::string why;
+  for (char c : to_string(text.value())) {  // quoted on terminals: no control characters
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u != 0x7f) {
+      why += c;
+    } else {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\x%02x", u);
+      why += escaped;
+    }
+  }
+  while (why.size() >= 4 && why.compare(why.size() - 4, 4, "\\x0a") == 0) why.resize(why.size() - 4);
   return std::optional<std::string>(why);
 }
 
@@ -213,6 +223,13 @@ Result<std::vector<IncrementMeta>> increment_metas(const std::string& snapshot_d
     Result<IncrementMeta> m = decode_increment_meta(bytes.value(), p);
     if (!m.ok()) return m.status();
     WALCUT_RETURN_IF_ERROR(meta_file_holds(p, m->node_index, m->node_id, baseline));
+    // One increment is one cut, which every node finished: a file of
+    // another cut (a failed one's records are in the WAL too) is refused.
+    if (!metas.empty() && m->cut_id != metas.front().cut_id) {
+      return Status::corruption(p + ": of cut " + std::to_string(m->cut_id) + ", where " + dir + "/" +
+                                meta_file_name(metas.front().node_id) + " is of cut " +
+                                std::to_string(metas.front().cut_id) + ": an increment is one cut of every node");
+    }
     metas.push_back(std::move(m).value());
   }
   WALCUT_RETURN_IF_ERROR(match_baseline(dir, baseline, names.value()));

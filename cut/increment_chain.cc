@@ -88,6 +88,12 @@ Result<NodeIncrements> read_node_increments(const std::string& snapshot_dir, con
     if (failed->has_value()) continue;
     Result<IncrementMeta> m = node_meta_of(snapshot_dir, base, k, fault, *read);
     if (!m.ok()) return m.status();
+    if (!out.increments.empty() && m->cut_id <= out.increments.back().cut_id) {
+      return corrupt(fault, increment_dir(snapshot_dir, k) + "/" + meta_file_name(base.node_id),
+                     "of cut " + std::to_string(m->cut_id) + ", not after increment " +
+                         std::to_string(out.increments.back().index) + "'s cut " +
+                         std::to_string(out.increments.back().cut_id));
+    }
     if (m->first_segment != first || m->last_segment < m->first_segment ||
         m->files.size() != m->last_segment - m->first_segment + 1) {
       return corrupt(fault, increment_dir(snapshot_dir, k) + "/" + meta_file_name(base.node_id),

@@ -61,6 +61,14 @@ Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOp
                                 std::to_string(m.last_segment) + ")");
     }
   }
+  // An increment is whole segments: its cut's FINISH ends its last one,
+  // followed by nothing but SEGMENT_END (a failed cut's FINISH, also in the
+  // WAL, is not).
+  const std::string& last = node.segment_paths.back();
+  if (path_of(f.finish) != &last) {
+    return Status::corruption(m.node_id + " increment " + std::to_string(m.index) + ": its FINISH " +
+                              f.finish.to_string() + " is not in its last segment " + last);
+  }
   auto spans = [](const Block& b, WalPointer p) {
     return b.header.first.segment == p.segment && b.header.first.offset <= p.offset && p.offset < b.header.end_offset();
   };
@@ -84,7 +92,6 @@ Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOp
     }
     return {};
   };
-  const std::string& last = node.segment_paths.back();
   std::vector<const std::string*> segments;  // to read, in WAL order
   for (const Wanted& w : wanted) {
     if (std::find(segments.begin(), segments.end(), path_of(w.at)) == segments.end()) segments.push_back(path_of(w.at));
@@ -105,6 +112,11 @@ Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOp
     WALCUT_RETURN_IF_ERROR(for_each_record_of(**reader, parse, [&](const Block& b, const RecordView& r) -> Status {
       for (Wanted& w : wanted) {
         if (!w.found && r.pointer == w.at && r.type == w.type) return check(w, b, r);
+      }
+      if (r.pointer > f.finish && r.type != RecordType::kSegmentEnd) {
+        return Status::corruption("a " + std::string(record_type_name(r.type)) + " record at " + r.pointer.to_string() +
+                                  " follows the FINISH record at " + f.finish.to_string() +
+                                  ": an increment ends with its cut's FINISH");
       }
       return {};
     }));

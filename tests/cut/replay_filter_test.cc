@@ -195,7 +195,9 @@ TEST_P(LoadFilter, TakesTheCutsRecordsAtTheirPointersAndRefusesAnyOtherRecord) {
     EXPECT_EQ(f->included, included);
     EXPECT_EQ(f->excluded, excluded);
     // The metadata pointing at another record after the START: the first
-    // of them in the segment, and the one just before the FINISH.
+    // of them in the segment, and the one just before the FINISH. Either
+    // is no FINISH, and records follow it before SEGMENT_END: whichever
+    // the read meets first is the refusal.
     const auto first = std::upper_bound(others.begin(), others.end(), start);
     const auto last = std::lower_bound(others.begin(), others.end(), finish);
     ASSERT_GE(std::distance(first, last), 2) << "no two records between the START and the FINISH";
@@ -204,11 +206,14 @@ TEST_P(LoadFilter, TakesTheCutsRecordsAtTheirPointersAndRefusesAnyOtherRecord) {
       moved.increments.back().finish = wrong;
       Result<ReplayFilter> refused = load_replay_filter(moved, ReadOptions{});
       ASSERT_FALSE(refused.ok()) << wrong.to_string();
-      EXPECT_NE(refused.status().message().find(node.segment_paths.back() + ": no INC_SNAPSHOT_FINISH record at " +
-                                                wrong.to_string()),
-                std::string::npos)
-          << refused.status().message();
+      const std::string& why = refused.status().message();
+      EXPECT_TRUE(why.find(node.segment_paths.back() + ": no INC_SNAPSHOT_FINISH record at " + wrong.to_string()) !=
+                      std::string::npos ||
+                  why.find(" follows the FINISH record at " + wrong.to_string() +
+                           ": an increment ends with its cut's FINISH") != std::string::npos)
+          << why;
     }
+
     // The START trusted no more than the FINISH: moved onto another
     // record after it (a transaction begun between the two would then
     // lose its entries), or out of the increment's segments.
@@ -272,7 +277,86 @@ TEST_P(LoadFilter, TakesTheCutsRecordsAtTheirPointersAndRefusesAnyOtherRecord) {
     EXPECT_NE(damaged.status().message().find(path + " at offset " + std::to_string(last_block)), std::string::npos)
         << damaged.status().message();
   }
-  if (GetParam() >= 4096) EXPECT_GE(start_before_finish_segment, 1) << "no START in a segment of its own";
+  if (GetParam() >= 4096) {
+    EXPECT_GE(start_before_finish_segment, 1) << "no START in a segment of its own";
+  }
+}
+
+// A cut that failed (a node crashed while it ran) can leave its START and
+// FINISH records in the WAL of the nodes that finished it, inside the next
+// increment's segments. Metadata pointed at them, with that cut's id, would
+// restore the failed cut's state: refused, since an increment's FINISH ends
+// its last segment. (The same metadata with the segments after that FINISH
+// left out is refused by the chain: the node that crashed in the failed
+// cut has no records of it, so its metadata is of another cut.)
+TEST(ReplayFilter, LoadRefusesTheRecordsOfAFailedCut) {
+  testing::TempDir dir;
+  sim::Options o;
+  o.out = dir.file("gen");
+  o.seed = 1;
+  o.nodes = 3;
+  o.groups = 1;
+  o.atomic_groups = 1;
+  o.partitions = 8;
+  o.backups = 0;
+  o.keys = 40;
+  o.txs = 400;
+  o.increments = 4;
+  o.crash_rate = 30;
+  o.fill_blocks = false;  // what a crash may lose is one append
+  ASSERT_TRUE(sim::run(o).ok());
+  const std::string snap = dir.file("gen/snapshots/snp");
+  Result<std::vector<SnapshotMeta>> bases = read_snapshot_metas(snap);
+  ASSERT_TRUE(bases.ok()) << bases.status().message();
+  // The last increment after a failed one, and each node's records of the failed cut.
+  uint64_t n = 0;
+  for (uint64_t k = 2; k <= 4; ++k) {
+    Result<std::optional<std::string>> failed = increment_failure(snap, k - 1);
+    ASSERT_TRUE(failed.ok());
+    if (failed->has_value() && !increment_failure(snap, k)->has_value()) n = k;
+  }
+  ASSERT_GT(n, 0u) << "no complete increment after a failed one: another seed is needed";
+  Result<std::vector<NodeIncrements>> chain = read_increment_chain(snap, bases.value(), n);
+  ASSERT_TRUE(chain.ok()) << chain.status().message();
+  const uint64_t cut = chain->front().increments.back().cut_id;
+  int tried = 0;
+  for (NodeIncrements& node : chain.value()) {
+    ASSERT_TRUE(load_replay_filter(node, ReadOptions{}).ok());
+    BlockReaderOptions ro;
+    ro.mode = TailMode::kStrict;
+    Result<std::unique_ptr<BlockReader>> reader = BlockReader::open(node.segment_paths, ro);
+    ASSERT_TRUE(reader.ok());
+    std::optional<WalPointer> start, finish;
+    uint64_t failed_cut = 0;
+    ASSERT_TRUE(for_each_record(**reader, [&](const Block&, const RecordView& r) -> Status {
+                  if (r.type != RecordType::kIncSnapshotStart && r.type != RecordType::kIncSnapshotFinish) return {};
+                  Result<RecordPayload> p = decode_payload(r.type, r.payload);
+                  EXPECT_TRUE(p.ok());
+                  const uint64_t id = r.type == RecordType::kIncSnapshotStart
+                                          ? std::get<IncSnapshotStartRecord>(p.value()).cut_id
+                                          : std::get<IncSnapshotFinishRecord>(p.value()).cut_id;
+                  if (r.pointer <= (node.increments.size() > 1 ? node.increments[node.increments.size() - 2].finish
+                                                               : node.base.snapshot_pointer) ||
+                      id >= cut) {
+                    return {};
+                  }
+                  failed_cut = id;
+                  (r.type == RecordType::kIncSnapshotStart ? start : finish) = r.pointer;
+                  return {};
+                }).ok());
+    if (!start || !finish) continue;  // this node had not finished the failed cut
+    ++tried;
+    NodeIncrements forged = node;
+    forged.increments.back().cut_id = failed_cut;
+    forged.increments.back().start = *start;
+    forged.increments.back().finish = *finish;
+    Result<ReplayFilter> refused = load_replay_filter(forged, ReadOptions{});
+    ASSERT_FALSE(refused.ok()) << node.base.node_id;
+    EXPECT_NE(refused.status().message().find("its FINISH " + finish->to_string() + " is not in its last segment"),
+              std::string::npos)
+        << refused.status().message();
+  }
+  EXPECT_GE(tried, 1) << "no node finished the failed cut: another seed is needed";
 }
 
 INSTANTIATE_TEST_SUITE_P(ValueBytes, LoadFilter, ::testing::Values(uint64_t{64}, uint64_t{4096}));

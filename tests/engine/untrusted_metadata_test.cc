@@ -18,6 +18,7 @@
 #include "cut/increment_chain.h"
 #include "engine/backup.h"
 #include "engine/cluster.h"
+#include "engine/meta_codec.h"
 #include "engine/snapshot.h"
 #include "io/block_reader.h"
 #include "io/record_reader.h"
@@ -556,6 +557,55 @@ TEST_F(CraftedSnapshot, ASnapshotPointerMovedOffItsRecordIsRefused) {
     testing::write_file(snap_ + "/node0.smf", encode_snapshot_meta(m.value()));
     expect_increment_refused("no CLUSTER_SNAPSHOT record at " + wrong.to_string());
   }
+}
+
+// An increment is one cut that every node finished: metadata of one node
+// naming another cut (a failed cut leaves its records in the WAL of the
+// nodes that finished it) is refused, and so are cuts that do not follow
+// one another along the chain.
+TEST_F(CraftedSnapshot, AnIncrementWhoseNodesNameAnotherCutIsRefused) {
+  const std::string smf = increment_dir(snap_, 1) + "/node1.smf";
+  Result<Bytes> bytes = read_framed_file(smf);
+  ASSERT_TRUE(bytes.ok());
+  Result<IncrementMeta> m = decode_increment_meta(bytes.value(), smf);
+  ASSERT_TRUE(m.ok());
+  m->cut_id += 1;
+  testing::write_file(smf, encode_increment_meta(m.value()));
+  expect_increment_refused(smf + ": of cut " + std::to_string(m->cut_id) + ", where ");
+}
+
+TEST(IncrementChain, CutsMustFollowOneAnother) {
+  TempDir dir;
+  sim::Options o = two_full_copies(dir.file("gen"));
+  o.increments = 2;
+  ASSERT_TRUE(sim::run(o).ok());
+  const std::string snap = dir.file("gen/snapshots/snp");
+  Result<std::vector<IncrementMeta>> first = read_increment_metas(snap, 1);
+  ASSERT_TRUE(first.ok());
+  for (const std::string node : {"node0", "node1"}) {
+    const std::string smf = increment_dir(snap, 2) + "/" + node + ".smf";
+    Result<IncrementMeta> m = decode_increment_meta(read_framed_file(smf).value(), smf);
+    ASSERT_TRUE(m.ok());
+    m->cut_id = first->front().cut_id;  // increment 1's cut again
+    testing::write_file(smf, encode_increment_meta(m.value()));
+  }
+  int code = -1;
+  const std::string cli = WALCUT_CLI;
+  std::string out = run(cli + " snapshot restore " + snap + " --increment 2 --dest " + dir.file("out"), &code);
+  EXPECT_EQ(code, 3) << out;
+  EXPECT_NE(out.find("of cut " + std::to_string(first->front().cut_id) + ", not after increment 1's cut"),
+            std::string::npos)
+      << out;
+}
+
+// A FAILED note is quoted on terminals: its control characters are shown
+// escaped, never sent as they are.
+TEST_F(CraftedSnapshot, AFailedNotesControlCharactersAreEscaped) {
+  testing::write_file(increment_dir(snap_, 1) + "/FAILED", as_bytes(std::string("cut 1 \033]0;x\007\rfailed\n\n")));
+  Result<std::optional<std::string>> why = increment_failure(snap_, 1);
+  ASSERT_TRUE(why.ok()) << why.status().message();
+  ASSERT_TRUE(why->has_value());
+  EXPECT_EQ(**why, "cut 1 \\x1b]0;x\\x07\\x0dfailed");
 }
 
 TEST_F(CraftedSnapshot, ASegmentThatIsADirectoryIsAnErrorNamingItAndTheErrno) {
