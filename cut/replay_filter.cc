@@ -25,15 +25,16 @@ Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOp
   // The pointers of the cuts the filter trusts must be records of their
   // kind where the metadata says: increment N-1's FINISH, N's START and
   // N's FINISH, of their cuts (a pointer moved to a later record would
-  // leave out, or let in, with exit 0, what lies between). Not the full
-  // snapshot's CLUSTER_SNAPSHOT record: its segment is the first one the
-  // replay reads, where a damaged block is the replay's to report, beside
-  // the other nodes' replays. The sets are in N's FINISH record. A segment holding
-  // one of them is read once; every block is read and its CRC checked, but
-  // only those spanning one of the pointers, and in N's last segment those
-  // from the FINISH's on, are parsed: the replay parses the others, and
-  // stops at the FINISH. One read at a time: the replay reads these
-  // segments again, and a reader's buffers are fresh memory.
+  // leave out, or let in, with exit 0, what lies between). The replay
+  // checks the full snapshot's CLUSTER_SNAPSHOT record (replay/pipeline.cc):
+  // its segment is the first one the replay reads, where a damaged block
+  // is the replay's to report, beside the other nodes' replays. The sets
+  // are in N's FINISH record. A segment holding one of them is read once;
+  // every block is read and its CRC checked, but only those spanning one
+  // of the pointers, and in N's last segment those from the FINISH's on,
+  // are parsed: the replay parses the others, and stops at the FINISH.
+  // One read at a time: the replay reads these segments again, and a
+  // reader's buffers are fresh memory.
   struct Wanted {
     const char* name;
     WalPointer at;
