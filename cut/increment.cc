@@ -172,9 +172,12 @@ Result<std::optional<std::string>> increment_failure(const std::string& snapshot
   Result<Bytes> text = read_file_prefix(path, 4096);  // untrusted: a message, not a file dump
   if (!text.ok()) return text.status();
   std::string why;
-  for (char c : to_string(text.value())) {  // quoted on terminals: no control characters
+  // Quoted on terminals and in JSON: printable ASCII as it is, every
+  // other byte (controls, and the UTF-8 of C1 controls or of bidi
+  // overrides) and the backslash escaped.
+  for (char c : to_string(text.value())) {
     const unsigned char u = static_cast<unsigned char>(c);
-    if (u >= 0x20 && u != 0x7f) {
+    if (u >= 0x20 && u < 0x7f && u != '\\') {
       why += c;
     } else {
       char escaped[8];

@@ -94,8 +94,8 @@ Result<NodeIncrements> read_node_increments(const std::string& snapshot_dir, con
                          std::to_string(out.increments.back().index) + "'s cut " +
                          std::to_string(out.increments.back().cut_id));
     }
-    if (m->first_segment != first || m->last_segment < m->first_segment ||
-        m->files.size() != m->last_segment - m->first_segment + 1) {
+    if (m->first_segment != first || m->last_segment < m->first_segment || m->files.empty() ||
+        m->files.size() - 1 != m->last_segment - m->first_segment) {  // no +1: a last segment of 2^64-1 wrapped to 0
       return corrupt(fault, increment_dir(snapshot_dir, k) + "/" + meta_file_name(base.node_id),
                      "node " + base.node_id + "'s segments " + std::to_string(m->first_segment) + ".." +
                          std::to_string(m->last_segment) + " do not continue from segment " + std::to_string(first));

@@ -601,11 +601,25 @@ TEST(IncrementChain, CutsMustFollowOneAnother) {
 // A FAILED note is quoted on terminals: its control characters are shown
 // escaped, never sent as they are.
 TEST_F(CraftedSnapshot, AFailedNotesControlCharactersAreEscaped) {
-  testing::write_file(increment_dir(snap_, 1) + "/FAILED", as_bytes(std::string("cut 1 \033]0;x\007\rfailed\n\n")));
+  testing::write_file(increment_dir(snap_, 1) + "/FAILED",
+                      as_bytes(std::string("cut 1 \033]0;x\007\rfailed \xc2\x9b\\x1b\n\n")));
   Result<std::optional<std::string>> why = increment_failure(snap_, 1);
   ASSERT_TRUE(why.ok()) << why.status().message();
   ASSERT_TRUE(why->has_value());
-  EXPECT_EQ(**why, "cut 1 \\x1b]0;x\\x07\\x0dfailed");
+  EXPECT_EQ(**why, "cut 1 \\x1b]0;x\\x07\\x0dfailed \\xc2\\x9b\\x5cx1b");
+}
+
+// A segment range whose count wraps around (its last segment 2^64-1, no
+// file listed) is refused, not read past the list's end.
+TEST_F(CraftedSnapshot, AnIncrementWhoseSegmentCountWrapsIsRefused) {
+  const std::string smf = increment_dir(snap_, 1) + "/node0.smf";
+  Result<IncrementMeta> m = decode_increment_meta(read_framed_file(smf).value(), smf);
+  ASSERT_TRUE(m.ok());
+  m->last_segment = ~uint64_t{0};
+  m->first_segment = 0;
+  m->files.clear();
+  testing::write_file(smf, encode_increment_meta(m.value()));
+  expect_increment_refused(" do not continue from segment ");
 }
 
 TEST_F(CraftedSnapshot, ASegmentThatIsADirectoryIsAnErrorNamingItAndTheErrno) {
