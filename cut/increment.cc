@@ -171,11 +171,13 @@ Result<std::optional<std::string>> increment_failure(const std::string& snapshot
   }
   Result<Bytes> text = read_file_prefix(path, 4096);  // untrusted: a message, not a file dump
   if (!text.ok()) return text.status();
+  std::string note = to_string(text.value());
+  while (!note.empty() && note.back() == '\n') note.pop_back();
   std::string why;
   // Quoted on terminals and in JSON: printable ASCII as it is, every
   // other byte (controls, and the UTF-8 of C1 controls or of bidi
   // overrides) and the backslash escaped.
-  for (char c : to_string(text.value())) {
+  for (char c : note) {
     const unsigned char u = static_cast<unsigned char>(c);
     if (u >= 0x20 && u < 0x7f && u != '\\') {
       why += c;
@@ -185,7 +187,6 @@ Result<std::optional<std::string>> increment_failure(const std::string& snapshot
       why += escaped;
     }
   }
-  while (why.size() >= 4 && why.compare(why.size() - 4, 4, "\\x0a") == 0) why.resize(why.size() - 4);
   return std::optional<std::string>(why);
 }
 
