@@ -574,6 +574,34 @@ TEST_F(CraftedSnapshot, AnIncrementWhoseNodesNameAnotherCutIsRefused) {
   expect_increment_refused(smf + ": of cut " + std::to_string(m->cut_id) + ", where ");
 }
 
+// A per-node restore checks every node's cut records, not only those of
+// the nodes it reads: metadata naming a cut that failed is refused only by
+// the nodes that lack its records, and --node X must refuse what the whole
+// restore refuses. No ATOMIC group here, so node0's restore reads nothing
+// of node1's WAL but its cut records.
+TEST(IncrementChain, APerNodeRestoreChecksEveryNodesCutRecords) {
+  TempDir dir;
+  sim::Options o = two_full_copies(dir.file("gen"));
+  o.atomic_groups = 0;
+  ASSERT_TRUE(sim::run(o).ok());
+  const std::string snap = dir.file("gen/snapshots/snp");
+  const std::string smf = increment_dir(snap, 1) + "/node1.smf";
+  Result<IncrementMeta> m = decode_increment_meta(read_framed_file(smf).value(), smf);
+  ASSERT_TRUE(m.ok());
+  const WalPointer moved = m->finish;  // a record, but not a START
+  m->start = moved;
+  testing::write_file(smf, encode_increment_meta(m.value()));
+  const std::string cli = WALCUT_CLI;
+  for (const std::string args : {"", " --node node0", " --node node0 --dry-run"}) {
+    int code = -1;
+    std::string out = run(cli + " snapshot restore " + snap + " --increment 1 --dest " + dir.file("out") + args, &code);
+    EXPECT_EQ(code, 3) << args << ": " << out;
+    EXPECT_NE(out.find("node node1"), std::string::npos) << args << ": " << out;
+    EXPECT_NE(out.find("START " + moved.to_string()), std::string::npos) << args << ": " << out;
+    EXPECT_FALSE(fs::exists(dir.file("out"))) << args;
+  }
+}
+
 TEST(IncrementChain, CutsMustFollowOneAnother) {
   TempDir dir;
   sim::Options o = two_full_copies(dir.file("gen"));
