@@ -1163,6 +1163,7 @@ TEST(Restore, ADryRunStopsTheNodesBesideADamagedOne) {
   damaged[200] ^= std::byte{0x10};
   testing::write_file(victim, damaged);
   uint64_t total = 0, most = 0;
+  bool node1_held = false;
   RestoreOptions r;
   r.snapshot_dir = snap;
   r.increment = 1;
@@ -1173,6 +1174,13 @@ TEST(Restore, ADryRunStopsTheNodesBesideADamagedOne) {
     if (std::string(p.phase) != "replay") return;
     total = p.bytes_total;
     most = std::max(most, p.bytes_done);
+    // The callback runs on the reporting node's thread: node1 is held once,
+    // after its first batch, long enough for node0 to reach its damage
+    // even on a loaded machine (a test beside it on the other core).
+    if (p.node == metas[1].node_id && !node1_held) {
+      node1_held = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
   };
   tbb::task_arena two(2);
   Result<RestoreReport> rep = two.execute([&] { return restore_snapshot(r); });
@@ -1182,6 +1190,7 @@ TEST(Restore, ADryRunStopsTheNodesBesideADamagedOne) {
       << rep.status().message();
   // node1's WAL is a dozen batches of 1 MiB or more; a few at most are read after node0's failure.
   ASSERT_GT(total, uint64_t{24} << 20);
+  EXPECT_TRUE(node1_held);
   EXPECT_LT(most, total / 4) << most << " of " << total << " bytes read";
 }
 
