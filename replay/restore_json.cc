@@ -8,22 +8,24 @@ namespace walcut {
 
 std::string to_json(const RestoreReport& x) {
   if (x.dry_run) {
-    nlohmann::json j{{"dry_run", true},
-                     {"snapshot", x.snapshot_dir},
-                     {"increment", x.increment},
-                     {"already_restored", x.already_restored},
-                     {"nodes", x.nodes},
-                     {"groups", x.groups},
-                     {"partitions", x.partitions},
-                     {"partition_files", x.partition_files},
-                     {"partition_bytes", x.partition_bytes},
-                     {"segments", x.segments},
-                     {"blocks", x.blocks},
-                     {"bytes_read", x.bytes_read},
-                     {"entries_applied", x.entries_applied},
-                     {"entries_filtered", x.entries_filtered},
-                     {"peer_nodes", x.peer_nodes},
-                     {"peer_bytes_read", x.peer_bytes_read}};
+    nlohmann::json j{
+        {"dry_run", true},
+        {"snapshot", x.snapshot_dir},
+        {"increment", x.increment},
+        {"already_restored", x.already_restored},
+        {"nodes", x.nodes},
+        {"groups", x.groups},
+        {"partitions", x.partitions},
+        {"partition_files", x.partition_files},
+        {"partition_bytes", x.partition_bytes},
+        {"segments", x.segments},
+        {"blocks", x.blocks},
+        {"bytes_read", x.bytes_read},
+        {"entries_applied", x.entries_applied},
+        {"entries_filtered", x.entries_filtered},
+        {"peer_nodes", x.peer_nodes},
+        {"peer_bytes_read", x.peer_bytes_read},
+        {"seconds", {{"verify", x.verify_s}, {"replay", x.replay_s}, {"finish", x.finish_s}, {"total", x.total_s}}}};
     return j.dump(2);
   }
   nlohmann::json j{{"dest", x.dest},

@@ -1246,8 +1246,11 @@ TEST(RestoreReportJson, HasTheKeysOfARestoreOrOfADryRun) {
   for (const auto& [k, v] : dry.items()) keys.insert(k);
   EXPECT_EQ(keys, (std::set<std::string>{"already_restored", "blocks", "bytes_read", "dry_run", "entries_applied",
                                          "entries_filtered", "groups", "increment", "nodes", "partition_bytes",
-                                         "partition_files", "partitions", "peer_bytes_read", "peer_nodes", "segments",
-                                         "snapshot"}));
+                                         "partition_files", "partitions", "peer_bytes_read", "peer_nodes", "seconds",
+                                         "segments", "snapshot"}));
+  EXPECT_EQ(dry["seconds"]["total"], 2.25);
+  EXPECT_EQ(dry["seconds"]["replay"], 1.5);
+  EXPECT_FALSE(dry["seconds"].contains("publish"));
   EXPECT_EQ(dry["snapshot"], "snaps/snp");
   EXPECT_EQ(dry["increment"], 2);
   EXPECT_EQ(dry["already_restored"], true);
