@@ -1175,8 +1175,9 @@ TEST(Restore, ADryRunStopsTheNodesBesideADamagedOne) {
     total = p.bytes_total;
     most = std::max(most, p.bytes_done);
     // The callback runs on the reporting node's thread: node1 is held once,
-    // after its first batch, long enough for node0 to reach its damage
-    // even on a loaded machine (a test beside it on the other core).
+    // at its first report, long enough for node0 to reach its damage even
+    // on a loaded machine (a test beside it on the other core). (A report
+    // is skipped while another thread reports: node1 may make none.)
     if (p.node == metas[1].node_id && !node1_held) {
       node1_held = true;
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -1190,7 +1191,6 @@ TEST(Restore, ADryRunStopsTheNodesBesideADamagedOne) {
       << rep.status().message();
   // node1's WAL is a dozen batches of 1 MiB or more; a few at most are read after node0's failure.
   ASSERT_GT(total, uint64_t{24} << 20);
-  EXPECT_TRUE(node1_held);
   EXPECT_LT(most, total / 4) << most << " of " << total << " bytes read";
 }
 
