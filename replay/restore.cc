@@ -229,26 +229,26 @@ ReadOptions shared_by(const ReadOptions& io, size_t readers) {
   return one;
 }
 
-// Loads the replay filter of every node (its FINISH record, from its last
-// segment), so the cut records are checked before any replay and the
-// replay's total is known. A node no part of the restore reads (under
-// --node) is checked too: a cut is whole only if every node has its
-// records, and metadata naming a cut that failed is refused only by the
-// nodes that lack them (docs/restore.md, "The filter").
-Result<std::vector<ReplayFilter>> load_filters(const RestoreOptions& o, const Plan& plan,
-                                               const std::vector<NodeIncrements>& chain) {
+// Loads the replay filter of every node of `chain` (by node index): its
+// cut records, read from its last segments (load_replay_filter), so they
+// are checked before any replay and the replay's total is known. A node no
+// part of the restore reads (under --node) is checked too: a cut is whole
+// only if every node has its records, and metadata naming a cut that
+// failed is refused only by the nodes that lack them (docs/restore.md,
+// "The filter").
+Result<std::vector<ReplayFilter>> load_filters(const RestoreOptions& o, const std::vector<NodeIncrements>& chain) {
   uint64_t bytes_total = 0;
-  for (const SnapshotMeta& b : plan.bases) bytes_total += chain[b.node_index].increments.back().files.back().bytes;
+  for (const NodeIncrements& inc : chain) bytes_total += inc.increments.back().files.back().bytes;
   ProgressHub progress(o.progress, "verify", bytes_total);
   progress.report();
-  std::vector<ReplayFilter> filters(plan.bases.size());
-  const ReadOptions io = shared_by(o.io, std::min(plan.bases.size(), threads_of(o)));  // as the replay's pipelines do
+  std::vector<ReplayFilter> filters(chain.size());
+  const ReadOptions io = shared_by(o.io, std::min(chain.size(), threads_of(o)));  // as the replay's pipelines do
   FirstError error;
-  tbb::parallel_for(size_t{0}, plan.bases.size(), [&](size_t i) {
-    const NodeIncrements& inc = chain[plan.bases[i].node_index];
+  tbb::parallel_for(size_t{0}, chain.size(), [&](size_t i) {
+    const NodeIncrements& inc = chain[i];
     Result<ReplayFilter> f = load_replay_filter(inc, io);
     if (!f.ok()) return error.set(f.status().with_context("node " + inc.base.node_id));
-    filters[inc.base.node_index] = std::move(f).value();
+    filters[i] = std::move(f).value();
     progress.read(inc.increments.back().files.back().bytes, inc.base.node_id);
   });
   WALCUT_RETURN_IF_ERROR(error.get());
@@ -670,7 +670,7 @@ Result<Verified> verify(const RestoreOptions& o, std::vector<SnapshotMeta> bases
   v.plan = std::move(planned).value();
   WALCUT_RETURN_IF_ERROR(check_listed(v.plan));
   if (o.increment > 0) {
-    Result<std::vector<ReplayFilter>> loaded = load_filters(o, v.plan, v.chain);
+    Result<std::vector<ReplayFilter>> loaded = load_filters(o, v.chain);
     if (!loaded.ok()) return loaded.status();
     v.filters = std::move(loaded).value();
   }

@@ -66,6 +66,21 @@ sim::Options two_full_copies(const std::string& out) {
   return o;
 }
 
+// Reads the increment metadata file `smf`, lets `change` edit it and
+// writes it back, its CRC right; returns it as written.
+IncrementMeta rewrite_increment_meta(const std::string& smf, const std::function<void(IncrementMeta&)>& change) {
+  Result<Bytes> bytes = read_framed_file(smf);
+  Result<IncrementMeta> m =
+      bytes.ok() ? decode_increment_meta(bytes.value(), smf) : Result<IncrementMeta>(bytes.status());
+  if (!m.ok()) {
+    ADD_FAILURE() << m.status().to_string();
+    return {};
+  }
+  change(m.value());
+  testing::write_file(smf, encode_increment_meta(m.value()));
+  return m.value();
+}
+
 SnapshotMeta valid_snapshot_meta() {
   SnapshotMeta m;
   m.name = "snp";
@@ -565,13 +580,8 @@ TEST_F(CraftedSnapshot, ASnapshotPointerMovedOffItsRecordIsRefused) {
 // one another along the chain.
 TEST_F(CraftedSnapshot, AnIncrementWhoseNodesNameAnotherCutIsRefused) {
   const std::string smf = increment_dir(snap_, 1) + "/node1.smf";
-  Result<Bytes> bytes = read_framed_file(smf);
-  ASSERT_TRUE(bytes.ok());
-  Result<IncrementMeta> m = decode_increment_meta(bytes.value(), smf);
-  ASSERT_TRUE(m.ok());
-  m->cut_id += 1;
-  testing::write_file(smf, encode_increment_meta(m.value()));
-  expect_increment_refused(smf + ": of cut " + std::to_string(m->cut_id) + ", where ");
+  const IncrementMeta edited = rewrite_increment_meta(smf, [](IncrementMeta& m) { m.cut_id += 1; });
+  expect_increment_refused(smf + ": of cut " + std::to_string(edited.cut_id) + ", where ");
 }
 
 // A per-node restore checks every node's cut records, not only those of
@@ -585,12 +595,9 @@ TEST(IncrementChain, APerNodeRestoreChecksEveryNodesCutRecords) {
   o.atomic_groups = 0;
   ASSERT_TRUE(sim::run(o).ok());
   const std::string snap = dir.file("gen/snapshots/snp");
-  const std::string smf = increment_dir(snap, 1) + "/node1.smf";
-  Result<IncrementMeta> m = decode_increment_meta(read_framed_file(smf).value(), smf);
-  ASSERT_TRUE(m.ok());
-  const WalPointer moved = m->finish;  // a record, but not a START
-  m->start = moved;
-  testing::write_file(smf, encode_increment_meta(m.value()));
+  const WalPointer moved = rewrite_increment_meta(increment_dir(snap, 1) + "/node1.smf", [](IncrementMeta& m) {
+                             m.start = m.finish;  // a record, but not a START
+                           }).start;
   const std::string cli = WALCUT_CLI;
   for (const std::string args : {"", " --node node0", " --node node0 --dry-run"}) {
     int code = -1;
@@ -611,11 +618,8 @@ TEST(IncrementChain, CutsMustFollowOneAnother) {
   Result<std::vector<IncrementMeta>> first = read_increment_metas(snap, 1);
   ASSERT_TRUE(first.ok());
   for (const std::string node : {"node0", "node1"}) {
-    const std::string smf = increment_dir(snap, 2) + "/" + node + ".smf";
-    Result<IncrementMeta> m = decode_increment_meta(read_framed_file(smf).value(), smf);
-    ASSERT_TRUE(m.ok());
-    m->cut_id = first->front().cut_id;  // increment 1's cut again
-    testing::write_file(smf, encode_increment_meta(m.value()));
+    rewrite_increment_meta(increment_dir(snap, 2) + "/" + node + ".smf",
+                           [&](IncrementMeta& m) { m.cut_id = first->front().cut_id; });  // increment 1's cut again
   }
   int code = -1;
   const std::string cli = WALCUT_CLI;
@@ -640,13 +644,11 @@ TEST_F(CraftedSnapshot, AFailedNotesControlCharactersAreEscaped) {
 // A segment range whose count wraps around (its last segment 2^64-1, no
 // file listed) is refused, not read past the list's end.
 TEST_F(CraftedSnapshot, AnIncrementWhoseSegmentCountWrapsIsRefused) {
-  const std::string smf = increment_dir(snap_, 1) + "/node0.smf";
-  Result<IncrementMeta> m = decode_increment_meta(read_framed_file(smf).value(), smf);
-  ASSERT_TRUE(m.ok());
-  m->last_segment = ~uint64_t{0};
-  m->first_segment = 0;
-  m->files.clear();
-  testing::write_file(smf, encode_increment_meta(m.value()));
+  rewrite_increment_meta(increment_dir(snap_, 1) + "/node0.smf", [](IncrementMeta& m) {
+    m.last_segment = ~uint64_t{0};
+    m.first_segment = 0;
+    m.files.clear();
+  });
   expect_increment_refused(" do not continue from segment ");
 }
 
