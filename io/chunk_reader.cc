@@ -459,13 +459,29 @@ class UringChunkReader final : public ChunkReaderBase {
   std::deque<Read> queue_;  // issue order; deque keeps addresses stable at both ends
 };
 
-}  // namespace
+// A reader whose chunks are shown to ReadOptions::on_chunk as they are returned.
+class TappedChunkReader final : public ChunkReader {
+ public:
+  TappedChunkReader(std::unique_ptr<ChunkReader> inner, std::function<void(const Chunk&)> tap)
+      : inner_(std::move(inner)), tap_(std::move(tap)) {}
+  Result<bool> next(Chunk& out) override {
+    Result<bool> got = inner_->next(out);
+    if (got.ok() && got.value()) tap_(out);
+    return got;
+  }
+  void skip_rest_of_file(uint32_t file) override { inner_->skip_rest_of_file(file); }
+  const char* engine_name() const override { return inner_->engine_name(); }
+  uint64_t file_size(uint32_t file) const override { return inner_->file_size(file); }
+  size_t file_count() const override { return inner_->file_count(); }
+  const std::string& path(uint32_t file) const override { return inner_->path(file); }
+  size_t buffer_bytes() const override { return inner_->buffer_bytes(); }
 
-namespace testing {
-void set_uring_setup_error(int err) { g_uring_setup_error = err; }
-}  // namespace testing
+ private:
+  std::unique_ptr<ChunkReader> inner_;
+  std::function<void(const Chunk&)> tap_;
+};
 
-Result<std::unique_ptr<ChunkReader>> open_chunk_reader(std::vector<std::string> paths, const ReadOptions& options) {
+Result<std::unique_ptr<ChunkReader>> open_engine(std::vector<std::string> paths, const ReadOptions& options) {
   ReadOptions o = options;
   if (o.queue_depth == 0 || o.queue_depth > 4096) {
     return Status::invalid_argument("queue depth must be 1..4096, got " + std::to_string(o.queue_depth));
@@ -489,6 +505,18 @@ Result<std::unique_ptr<ChunkReader>> open_chunk_reader(std::vector<std::string> 
     notice_once(o, "uring", std::string("io_uring is not available (") + std::strerror(-rc) + "); reading with pread");
   }
   return std::unique_ptr<ChunkReader>(new PreadChunkReader(std::move(files), o));
+}
+
+}  // namespace
+
+namespace testing {
+void set_uring_setup_error(int err) { g_uring_setup_error = err; }
+}  // namespace testing
+
+Result<std::unique_ptr<ChunkReader>> open_chunk_reader(std::vector<std::string> paths, const ReadOptions& options) {
+  Result<std::unique_ptr<ChunkReader>> r = open_engine(std::move(paths), options);
+  if (!r.ok() || !options.on_chunk) return r;
+  return std::unique_ptr<ChunkReader>(new TappedChunkReader(std::move(r).value(), options.on_chunk));
 }
 
 }  // namespace walcut

@@ -18,6 +18,8 @@ namespace walcut {
 enum class IoEngine { kAuto, kUring, kPread };
 const char* io_engine_name(IoEngine e);
 
+struct Chunk;
+
 struct ReadOptions {
   IoEngine engine = IoEngine::kAuto;
   // Open files with O_DIRECT; a filesystem that refuses it is read buffered
@@ -29,6 +31,11 @@ struct ReadOptions {
   // Receives one-line notices (io_uring refused, O_DIRECT refused). Default:
   // standard error. Each kind of notice is given once per process.
   std::function<void(const std::string&)> notice;
+  // Sees every chunk next() returns, on the thread that called next(),
+  // before the caller does: each file's bytes in order from offset 0,
+  // up to where reading it stopped (the snapshot check's CRC32C of whole
+  // segments, replay/check.cc). Empty: nothing is added to a read.
+  std::function<void(const Chunk&)> on_chunk;
 };
 
 // The chunk size of ReadOptions::chunk_bytes 0. Buffered, 256 KiB: the

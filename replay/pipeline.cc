@@ -545,7 +545,9 @@ Status replay_node(const std::string& snapshot_dir, uint64_t n, uint16_t node_in
   WALCUT_RETURN_IF_ERROR(check_increment_count(snapshot_dir, n));
   Result<NodeIncrements> inc = read_node_increments(snapshot_dir, *base, n);
   if (!inc.ok()) return inc.status();
-  Result<ReplayFilter> filter = load_replay_filter(inc.value(), options.io);
+  ReadOptions filter_io = options.io;
+  filter_io.on_chunk = {};  // the replay's reads are shown, each segment once; the filter reads some on their own
+  Result<ReplayFilter> filter = load_replay_filter(inc.value(), filter_io);
   if (!filter.ok()) return filter.status();
   ProgressHub progress(options.progress, "replay", bytes_to_finish(inc.value(), filter.value()));
   NodeWal wal{node_index, base->node_id, base->cluster_id, inc->segment_paths, inc->segment_bytes};

@@ -43,7 +43,7 @@ struct ReplayProgress {
 
 struct ReplayOptions {
   unsigned threads = 0;             // 0: every core
-  ReadOptions io;
+  ReadOptions io;                   // io.on_chunk sees the segments as the replay reads them, in order
   std::vector<std::string> groups;  // only these cache groups (empty: all)
   std::function<void(const ReplayProgress&)> progress;  // from a reading thread
   const std::atomic<bool>* cancel = nullptr;            // set to stop; the result is kCancelled
