@@ -1,6 +1,7 @@
 #include "replay/check.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -344,13 +345,19 @@ void check_full_snapshot(const CheckOptions& o, const SnapshotMeta& me, NodeChec
   }
 }
 
-// CRC32C `crc` carried on over the bytes of `path` from offset `from` to its end.
+// CRC32C `crc` carried on over the bytes of `path` from offset `from` to
+// its end. The file is opened again after the replay: one put in its place
+// since must still be a regular file (a FIFO would block the open, and the
+// reads).
 Result<uint32_t> crc_of_rest(const std::string& path, uint64_t from, uint32_t crc) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) return Status::from_errno("open " + path, errno);
-  Bytes buf(1 << 20);
+  struct stat st;
   Status s;
-  for (uint64_t at = from;;) {
+  if (::fstat(fd, &st) != 0) s = Status::from_errno("stat " + path, errno);
+  if (s.ok() && !S_ISREG(st.st_mode)) s = Status::corruption(path + ": not a regular file");
+  Bytes buf(s.ok() ? 1 << 20 : 0);
+  for (uint64_t at = from; s.ok();) {
     const ssize_t n = ::pread(fd, buf.data(), buf.size(), static_cast<off_t>(at));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) s = Status::from_errno("read " + path + " at offset " + std::to_string(at), errno);
@@ -426,6 +433,7 @@ void check_increments(const CheckOptions& o, const SnapshotMeta& me, uint64_t n,
     for (const ManifestEntry& f : m.files) {
       const std::string path = increment_dir(o.snapshot_dir, m.index) + "/" + f.path;
       Result<uint32_t> crc = crc_of_rest(chain->segment_paths.at(i), sums.at(i).bytes, sums.at(i).crc);
+      c.bytes_read += f.bytes - std::min(f.bytes, sums.at(i).bytes);  // the tail read here
       if (!crc.ok()) {
         structure_in(c, path, crc.status().message());
       } else if (crc.value() != f.crc32c) {
