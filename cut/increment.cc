@@ -37,30 +37,21 @@ WalPointer get_pointer(Decoder& d) {
 
 // Copies `from` to `to` in 1 MiB pieces, fsyncs it, and returns its entry.
 Result<ManifestEntry> copy_file(const std::string& from, const std::string& to, const std::string& rel) {
-  int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
-  if (in < 0) return Status::from_errno("open " + from, errno);
   Result<int> created = create_file(to, O_TRUNC | O_WRONLY);
-  if (!created.ok()) {
-    ::close(in);
-    return created.status();
-  }
+  if (!created.ok()) return created.status();
   const int fd = created.value();
   ManifestEntry e{rel, 0, 0};
-  Bytes buf(1 << 20);
-  Status s;
-  while (s.ok()) {
-    ssize_t n = ::pread(in, buf.data(), buf.size(), static_cast<off_t>(e.bytes));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) s = Status::from_errno("read " + from + " at offset " + std::to_string(e.bytes), errno);
-    if (n <= 0) break;
-    ByteSpan piece = ByteSpan(buf).first(static_cast<size_t>(n));
-    s = pwrite_all(fd, piece, e.bytes, to);
-    e.crc32c = crc32c(piece, e.crc32c);
-    e.bytes += piece.size();
-  }
+  Status s = read_file_pieces(
+      from, 0,
+      [&](ByteSpan piece) {
+        WALCUT_RETURN_IF_ERROR(pwrite_all(fd, piece, e.bytes, to));
+        e.crc32c = crc32c(piece, e.crc32c);
+        e.bytes += piece.size();
+        return Status{};
+      },
+      /*follow=*/true);
   if (s.ok()) s = sync_file(fd, to);
   ::close(fd);
-  ::close(in);
   if (!s.ok()) return s;
   return e;
 }

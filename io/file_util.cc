@@ -163,9 +163,10 @@ bool first_byte_cached(const std::string& path) {
 
 namespace {
 
-Result<Bytes> read_regular_file(const std::string& path, const std::function<Status(uint64_t)>& check_size,
-                                uint64_t at_most, bool follow = true) {
-  // O_NONBLOCK: a FIFO planted where a file belongs must not hang the open.
+// Opens `path` for reading, as a regular file only. O_NONBLOCK: a FIFO
+// planted where a file belongs must not hang the open. Sets `bytes` to
+// its size.
+Result<int> open_regular_file(const std::string& path, bool follow, uint64_t& bytes) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | (follow ? 0 : O_NOFOLLOW));
   if (fd < 0 && errno == ELOOP && !follow) {
     return Status::corruption(path + ": a symbolic link where a file belongs (not followed: it could lead anywhere)");
@@ -182,8 +183,20 @@ Result<Bytes> read_regular_file(const std::string& path, const std::function<Sta
     if (S_ISDIR(st.st_mode)) return Status::from_errno("read " + path, EISDIR);
     return Status::io_error("read " + path + ": not a regular file");
   }
+  bytes = static_cast<uint64_t>(st.st_size);
+  return fd;
+}
+
+constexpr size_t kPieceBytes = 1 << 20;
+
+Result<Bytes> read_regular_file(const std::string& path, const std::function<Status(uint64_t)>& check_size,
+                                uint64_t at_most, bool follow = true) {
+  uint64_t size = 0;
+  Result<int> opened = open_regular_file(path, follow, size);
+  if (!opened.ok()) return opened.status();
+  const int fd = opened.value();
   if (check_size) {
-    Status s = check_size(static_cast<uint64_t>(st.st_size));
+    Status s = check_size(size);
     if (!s.ok()) {
       ::close(fd);
       return s;
@@ -191,13 +204,12 @@ Result<Bytes> read_regular_file(const std::string& path, const std::function<Sta
   }
   // Sized by fstat and read in 1 MiB pieces; a file that shrinks since is
   // returned short, one that grows is returned as it was.
-  constexpr size_t kPieceBytes = 1 << 20;
   Bytes out;
   try {
-    out.resize(static_cast<size_t>(std::min<uint64_t>(static_cast<uint64_t>(st.st_size), at_most)));
+    out.resize(static_cast<size_t>(std::min(size, at_most)));
   } catch (const std::bad_alloc&) {  // a file far larger than memory (a sparse one, say) is an error naming it
     ::close(fd);
-    return Status::io_error("read " + path + ": " + std::to_string(st.st_size) + " bytes do not fit in memory");
+    return Status::io_error("read " + path + ": " + std::to_string(size) + " bytes do not fit in memory");
   }
   size_t done = 0;
   while (done < out.size()) {
@@ -228,6 +240,26 @@ Result<Bytes> read_file_bytes_no_follow(const std::string& path, const std::func
 
 Result<Bytes> read_file_prefix(const std::string& path, uint64_t at_most) {
   return read_regular_file(path, {}, at_most, /*follow=*/false);
+}
+
+Status read_file_pieces(const std::string& path, uint64_t from, const std::function<Status(ByteSpan)>& piece,
+                        bool follow) {
+  uint64_t size = 0;
+  Result<int> opened = open_regular_file(path, follow, size);
+  if (!opened.ok()) return opened.status();
+  const int fd = opened.value();
+  Bytes buf(kPieceBytes);
+  Status s;
+  for (uint64_t at = from; s.ok();) {
+    const ssize_t n = ::pread(fd, buf.data(), buf.size(), static_cast<off_t>(at));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) s = Status::from_errno("read " + path + " at offset " + std::to_string(at), errno);
+    if (n <= 0) break;
+    s = piece(ByteSpan(buf).first(static_cast<size_t>(n)));
+    at += static_cast<uint64_t>(n);
+  }
+  ::close(fd);
+  return s;
 }
 
 Status sync_filesystem(const std::string& path) { return sync_opened(path, O_RDONLY, ::syncfs, "open ", "syncfs "); }

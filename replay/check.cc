@@ -347,26 +347,13 @@ void check_full_snapshot(const CheckOptions& o, const SnapshotMeta& me, NodeChec
 
 // CRC32C `crc` carried on over the bytes of `path` from offset `from` to
 // its end. The file is opened again after the replay: one put in its place
-// since must still be a regular file (a FIFO would block the open, and the
-// reads).
+// since must still be a regular file (read_file_pieces() refuses a FIFO,
+// which would block the open and the reads, and a link).
 Result<uint32_t> crc_of_rest(const std::string& path, uint64_t from, uint32_t crc) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-  if (fd < 0) return Status::from_errno("open " + path, errno);
-  struct stat st;
-  Status s;
-  if (::fstat(fd, &st) != 0) s = Status::from_errno("stat " + path, errno);
-  if (s.ok() && !S_ISREG(st.st_mode)) s = Status::corruption(path + ": not a regular file");
-  Bytes buf(s.ok() ? 1 << 20 : 0);
-  for (uint64_t at = from; s.ok();) {
-    const ssize_t n = ::pread(fd, buf.data(), buf.size(), static_cast<off_t>(at));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) s = Status::from_errno("read " + path + " at offset " + std::to_string(at), errno);
-    if (n <= 0) break;
-    crc = crc32c(ByteSpan(buf).first(static_cast<size_t>(n)), crc);
-    at += static_cast<uint64_t>(n);
-  }
-  ::close(fd);
-  if (!s.ok()) return s;
+  WALCUT_RETURN_IF_ERROR(read_file_pieces(path, from, [&](ByteSpan piece) {
+    crc = crc32c(piece, crc);
+    return Status{};
+  }));
   return crc;
 }
 

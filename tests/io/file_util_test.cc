@@ -482,5 +482,42 @@ TEST(ReadFilePrefix, ReadsTheFirstBytesOfAFileOfAnySize) {
   EXPECT_NE(linked.status().message().find(link + ": a symbolic link"), std::string::npos) << linked.status().message();
 }
 
+TEST(ReadFilePieces, HandsTheRestInOrderStopsOnAnErrorAndRefusesALinkOrAFifo) {
+  TempDir dir;
+  const std::string path = dir.path() + "/segment";
+  const Bytes whole = testing::test_payload((5 << 19) + 7, 3);  // two and a half pieces
+  testing::write_file(path, whole);
+  for (const uint64_t from : {uint64_t{0}, uint64_t{1000}, uint64_t{1} << 20, uint64_t{whole.size()}}) {
+    Bytes seen;
+    Status s = read_file_pieces(path, from, [&](ByteSpan piece) {
+      seen.insert(seen.end(), piece.begin(), piece.end());
+      return Status{};
+    });
+    ASSERT_TRUE(s.ok()) << s.to_string();
+    EXPECT_EQ(seen, Bytes(whole.begin() + static_cast<std::ptrdiff_t>(from), whole.end())) << from;
+  }
+  int calls = 0;
+  Status stopped = read_file_pieces(path, 0, [&](ByteSpan) {
+    ++calls;
+    return Status::io_error("full");
+  });
+  EXPECT_EQ(stopped.message(), "full");
+  EXPECT_EQ(calls, 1);
+  auto nothing = [](ByteSpan) {
+    ADD_FAILURE() << "no piece of a refused file";
+    return Status{};
+  };
+  const std::string link = dir.path() + "/link";
+  std::filesystem::create_symlink(path, link);
+  Status linked = read_file_pieces(link, 0, nothing);
+  EXPECT_EQ(linked.code(), StatusCode::kCorruption) << linked.to_string();
+  auto any = [](ByteSpan) { return Status{}; };
+  EXPECT_TRUE(read_file_pieces(link, 0, any, /*follow=*/true).ok());
+  const std::string fifo = dir.path() + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  Status piped = read_file_pieces(fifo, 0, nothing);  // at once, without a writer
+  EXPECT_NE(piped.message().find(fifo + ": not a regular file"), std::string::npos) << piped.to_string();
+}
+
 }  // namespace
 }  // namespace walcut
