@@ -13,6 +13,9 @@ namespace {
 
 // Fills `fault` (when asked for) and returns the status the two name.
 Status refuse(ChainFault* fault, std::string where, std::string what, Status status) {
+  // A status's message that begins with `where` (a failed increment's
+  // refusal, a failed read of its metadata) is not named twice.
+  if (what.starts_with(where + ": ")) what.erase(0, where.size() + 2);
   if (fault) *fault = ChainFault{std::move(where), std::move(what)};
   return status;
 }
@@ -59,7 +62,10 @@ Result<std::string> segment_of(const std::string& snapshot_dir, PathsUnder& path
   if (err != 0) {
     return refuse(fault, *path, std::string("stat: ") + std::strerror(err), Status::from_errno("stat " + *path, err));
   }
-  if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != f.bytes) {
+  if (!S_ISREG(st.st_mode)) {
+    return corrupt(fault, *path, "segment " + std::to_string(s) + " of " + m.node_id + " is not a regular file");
+  }
+  if (static_cast<uint64_t>(st.st_size) != f.bytes) {
     return corrupt(fault, *path,
                    std::to_string(st.st_size) + " bytes, the manifest says " + std::to_string(f.bytes));
   }

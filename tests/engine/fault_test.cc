@@ -527,6 +527,8 @@ TEST(Faults, CliRefusesAFailedIncrementNamingItsCut) {
   out = testing::run_command(cli + " snapshot check " + shell_quote(snap) + " --increment " + k + " 2>&1", &code);
   EXPECT_EQ(code, 1) << out;
   EXPECT_NE(out.find("increment " + k + " failed (cut "), std::string::npos) << out;
+  const std::string inc_dir = increment_dir(snap, failed_index);
+  EXPECT_EQ(out.find(inc_dir + ": " + inc_dir), std::string::npos) << "the directory is named once: " << out;
 }
 
 TEST(Faults, SnapshotInfoListsAFailedIncrementAndRefusesToStopAtIt) {

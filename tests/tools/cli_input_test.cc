@@ -147,6 +147,28 @@ TEST_F(CliOnASnapshot, DumpRefusesAFifoOrDirectoryInPlaceOfAPartitionFileOrNodeM
   }
 }
 
+// A FIFO where an increment's segment belongs is named as what it is (not
+// as a file of 0 bytes), by restore and check, without waiting on it.
+TEST_F(CliOnASnapshot, AFifoInPlaceOfASegmentIsNamedAsNoRegularFile) {
+  std::string segment;
+  for (const auto& e : fs::recursive_directory_iterator(snap_ + "/increments")) {
+    if (e.path().extension() == ".wal") segment = e.path().string();
+  }
+  ASSERT_FALSE(segment.empty());
+  ASSERT_TRUE(fs::remove(segment));
+  ASSERT_EQ(::mkfifo(segment.c_str(), 0600), 0);
+  int code = -1;
+  std::string out = run("snapshot check " + snap_ + " --increment 2", &code);
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_NE(out.find(segment + ": segment "), std::string::npos) << out;
+  EXPECT_NE(out.find("is not a regular file"), std::string::npos) << out;
+  out = run("snapshot restore " + snap_ + " --increment 2 --dest " + dir_.file("r"), &code);
+  EXPECT_NE(code, 0) << out;
+  EXPECT_NE(out.find(segment + ": segment "), std::string::npos) << out;
+  EXPECT_NE(out.find("is not a regular file"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(dir_.file("r")));
+}
+
 TEST_F(CliOnASnapshot, CheckOfAnIncrementBeyondTheLastIsAUsageError) {
   int code = -1;
   std::string out = run("snapshot check " + snap_ + " --increment 3", &code);
