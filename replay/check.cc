@@ -157,8 +157,8 @@ class CheckSink final : public ReplaySink {
 };
 
 // The progress of a check: the partition files read of every node mapped,
-// plus each node's replay, estimated from its listed segments until its
-// replay knows the bytes up to its FINISH.
+// plus each node's increments: its listed segments, whole, of which its
+// replay reads all but the tails, read after it.
 class CheckProgress {
  public:
   CheckProgress(const CheckOptions& o, const std::vector<SnapshotMeta>& nodes) : fn_(o.progress) {
@@ -178,15 +178,25 @@ class CheckProgress {
     done_ += bytes;
     report(node);
   }
-  // A node's replay progress, as its own ProgressHub reports it.
-  void replayed(const ReplayProgress& p) {
-    std::lock_guard<std::mutex> lock(mu_);
-    replays_[p.node] = Replay{p.bytes_done, p.bytes_total};
-    report(p.node);
-  }
-  std::function<void(const ReplayProgress&)> replay_callback() {
+  // Node `node`'s replay progress, as its own ProgressHub reports it
+  // (whose final report names no node).
+  std::function<void(const ReplayProgress&)> replay_callback(const std::string& node) {
     if (!fn_) return {};
-    return [this](const ReplayProgress& p) { replayed(p); };
+    return [this, node](const ReplayProgress& p) {
+      std::lock_guard<std::mutex> lock(mu_);
+      Replay& r = replays_[node];
+      r.total = std::max(r.total, p.bytes_total);
+      r.done = std::min(p.bytes_done, r.total);
+      report(node);
+    };
+  }
+  // Node `node`'s segments are read to their ends.
+  void increments_read(const std::string& node) {
+    if (!fn_) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    Replay& r = replays_[node];
+    r.done = r.total;
+    report(node);
   }
   void report(const std::string& node) {
     ReplayProgress p{"check", node, done_, total_, 0};
@@ -349,9 +359,11 @@ void check_full_snapshot(const CheckOptions& o, const SnapshotMeta& me, NodeChec
 // its end. The file is opened again after the replay: one put in its place
 // since must still be a regular file (read_file_pieces() refuses a FIFO,
 // which would block the open and the reads, and a link).
-Result<uint32_t> crc_of_rest(const std::string& path, uint64_t from, uint32_t crc) {
+// Adds the bytes it reads to `read`.
+Result<uint32_t> crc_of_rest(const std::string& path, uint64_t from, uint32_t crc, uint64_t& read) {
   WALCUT_RETURN_IF_ERROR(read_file_pieces(path, from, [&](ByteSpan piece) {
     crc = crc32c(piece, crc);
+    read += piece.size();
     return Status{};
   }));
   return crc;
@@ -383,7 +395,7 @@ void check_increments(const CheckOptions& o, const SnapshotMeta& me, uint64_t n,
   ReplayOptions ro;
   ro.threads = o.threads;
   ro.io = o.io;
-  ro.progress = progress.replay_callback();
+  ro.progress = progress.replay_callback(me.node_id);
   struct Sum {
     uint64_t bytes = 0;  // from offset 0
     uint32_t crc = 0;
@@ -397,8 +409,8 @@ void check_increments(const CheckOptions& o, const SnapshotMeta& me, uint64_t n,
   };
   ReplayReport report;
   Status s = replay_node(o.snapshot_dir, n, me.node_index, sink, ro, report);
-  c.bytes_read += report.bytes_read;
   if (!s.ok()) {
+    c.bytes_read += report.bytes_read;
     // Half-read hashes: the reduce leaves this node out of the comparisons they serve (increments_read).
     c.incremental.clear();
     c.tx_hash.clear();
@@ -419,8 +431,8 @@ void check_increments(const CheckOptions& o, const SnapshotMeta& me, uint64_t n,
   for (const IncrementMeta& m : chain->increments) {
     for (const ManifestEntry& f : m.files) {
       const std::string path = increment_dir(o.snapshot_dir, m.index) + "/" + f.path;
-      Result<uint32_t> crc = crc_of_rest(chain->segment_paths.at(i), sums.at(i).bytes, sums.at(i).crc);
-      c.bytes_read += f.bytes - std::min(f.bytes, sums.at(i).bytes);  // the tail read here
+      c.bytes_read += sums.at(i).bytes;  // the chunks the replay read, then the tail after them
+      Result<uint32_t> crc = crc_of_rest(chain->segment_paths.at(i), sums.at(i).bytes, sums.at(i).crc, c.bytes_read);
       if (!crc.ok()) {
         structure_in(c, path, crc.status().message());
       } else if (crc.value() != f.crc32c) {
@@ -484,7 +496,10 @@ Result<NodeCheck> map_node_with(const CheckOptions& o, const std::string& node_i
     structure_in(c, o.snapshot_dir + "/" + meta_file_name(node_id), "node index does not match the baseline");
   }
   check_full_snapshot(o, *me, c, progress);
-  if (c.increment > 0) check_increments(o, *me, c.increment, c, progress);
+  if (c.increment > 0) {
+    check_increments(o, *me, c.increment, c, progress);
+    progress.increments_read(me->node_id);  // to their ends, or as far as a fault let them be read
+  }
   return c;
 }
 
