@@ -57,7 +57,7 @@ Result<std::string> segment_of(const std::string& snapshot_dir, PathsUnder& path
   Result<std::string> path = paths.path(increment_rel_dir(k) + "/" + f.path);  // no link out of it
   if (!path.ok()) return refuse(fault, dir, path.status().message(), path.status());
   struct stat st;
-  const int err = ::stat(path->c_str(), &st) != 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
+  const int err = ::stat(path->c_str(), &st) != 0 ? errno : 0;
   if (err == ENOENT) return corrupt(fault, *path, "segment " + std::to_string(s) + " of " + m.node_id + " is missing");
   if (err != 0) {
     return refuse(fault, *path, std::string("stat: ") + std::strerror(err), Status::from_errno("stat " + *path, err));

@@ -167,7 +167,7 @@ namespace {
 // planted where a file belongs must not hang the open. Sets `bytes` to
 // its size.
 Result<int> open_regular_file(const std::string& path, bool follow, uint64_t& bytes) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | (follow ? 0 : O_NOFOLLOW));
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | (follow ? 0 : O_NOFOLLOW));
   if (fd < 0 && errno == ELOOP && !follow) {
     return Status::corruption(path + ": a symbolic link where a file belongs (not followed: it could lead anywhere)");
   }
@@ -243,15 +243,15 @@ Result<Bytes> read_file_prefix(const std::string& path, uint64_t at_most) {
 }
 
 Status read_file_pieces(const std::string& path, uint64_t from, const std::function<Status(ByteSpan)>& piece,
-                        bool follow) {
+                        bool follow, const std::function<Status(uint64_t)>& check_size) {
   uint64_t size = 0;
   Result<int> opened = open_regular_file(path, follow, size);
   if (!opened.ok()) return opened.status();
   const int fd = opened.value();
-  Bytes buf(kPieceBytes);
-  Status s;
-  for (uint64_t at = from; s.ok();) {
-    const ssize_t n = ::pread(fd, buf.data(), buf.size(), static_cast<off_t>(at));
+  Status s = check_size ? check_size(size) : Status{};
+  Bytes buf(s.ok() && from < size ? kPieceBytes : 0);
+  for (uint64_t at = from; s.ok() && at < size;) {
+    const ssize_t n = ::pread(fd, buf.data(), std::min<uint64_t>(buf.size(), size - at), static_cast<off_t>(at));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) s = Status::from_errno("read " + path + " at offset " + std::to_string(at), errno);
     if (n <= 0) break;

@@ -69,14 +69,17 @@ Result<Bytes> read_file_bytes_no_follow(const std::string& path, const std::func
 // beginning is shown, however large the file, and never a file a link
 // leads to.
 Result<Bytes> read_file_prefix(const std::string& path, uint64_t at_most);
-// Reads `path` from byte `from` to its end (as it is then: a file that
-// grows meanwhile is read as it grew) in 1 MiB pieces, handed in order to
-// `piece`; an error `piece` returns stops the read and is returned. Opened
-// as read_file_bytes() opens, and without following a symbolic link
-// unless `follow` (the errors of read_file_bytes_no_follow()). For files
-// too large to read whole: a segment to copy or to checksum.
+// Reads `path` from byte `from` to its end, as fstat sizes it once opened
+// (a file that grows meanwhile is read as it was), in 1 MiB pieces handed
+// in order to `piece`; an error `piece` returns stops the read and is
+// returned. Opened as read_file_bytes() opens, and without following a
+// symbolic link unless `follow` (the errors of
+// read_file_bytes_no_follow()). `check_size`, when given, is called with
+// that size before anything is read, and an error it returns is
+// returned. For files too large to read whole: a segment to copy or to
+// checksum.
 Status read_file_pieces(const std::string& path, uint64_t from, const std::function<Status(ByteSpan)>& piece,
-                        bool follow = false);
+                        bool follow = false, const std::function<Status(uint64_t)>& check_size = {});
 // Asks the kernel to read `path` into the page cache in the background
 // (posix_fadvise WILLNEED) and returns without waiting. Only a hint: a
 // file that cannot be opened, is not a regular file or is a symbolic link

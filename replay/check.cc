@@ -190,12 +190,13 @@ class CheckProgress {
       report(node);
     };
   }
-  // Node `node`'s segments are read to their ends.
-  void increments_read(const std::string& node) {
+  // Node `node`'s segments are read: `bytes` of them, all of them (their
+  // listed sizes) on a clean snapshot, less where a fault stopped the read.
+  void increments_read(const std::string& node, uint64_t bytes) {
     if (!fn_) return;
     std::lock_guard<std::mutex> lock(mu_);
     Replay& r = replays_[node];
-    r.done = r.total;
+    r.done = std::min(bytes, r.total);
     report(node);
   }
   void report(const std::string& node) {
@@ -256,9 +257,17 @@ void structure_from_reader(NodeCheck& c, const std::string& dir, std::string whe
   c.findings.push_back(std::move(f));
 }
 
-// `message` without the "<path>: " a reader puts first.
+// `message` without the path a reader names, for a finding that names
+// the file itself: "<path>: what" is "what", and "read <path> at offset
+// n: what" is "read at offset n: what".
 std::string without_path(const std::string& message, const std::string& path) {
-  return message.starts_with(path + ": ") ? message.substr(path.size() + 2) : message;
+  if (message.starts_with(path + ": ")) return message.substr(path.size() + 2);
+  const size_t at = message.find(" " + path);
+  const size_t after = at + 1 + path.size();
+  if (at == std::string::npos || after >= message.size() || (message[after] != ':' && message[after] != ' ')) {
+    return message;
+  }
+  return message.substr(0, at) + message.substr(after);
 }
 
 // Files (anything but a directory) under `dir`, recursively, relative to
@@ -358,14 +367,21 @@ void check_full_snapshot(const CheckOptions& o, const SnapshotMeta& me, NodeChec
 // CRC32C `crc` carried on over the bytes of `path` from offset `from` to
 // its end. The file is opened again after the replay: one put in its place
 // since must still be a regular file (read_file_pieces() refuses a FIFO,
-// which would block the open and the reads, and a link).
-// Adds the bytes it reads to `read`.
-Result<uint32_t> crc_of_rest(const std::string& path, uint64_t from, uint32_t crc, uint64_t& read) {
-  WALCUT_RETURN_IF_ERROR(read_file_pieces(path, from, [&](ByteSpan piece) {
+// which would block the open and the reads, and a link) of the manifest's
+// size `bytes` (one swapped for a larger one, a sparse terabyte, is not
+// read). Adds the bytes it reads to `read`.
+Result<uint32_t> crc_of_rest(const std::string& path, uint64_t from, uint64_t bytes, uint32_t crc, uint64_t& read) {
+  auto sized = [&](uint64_t n) {
+    if (n == bytes) return Status{};
+    return Status::corruption(std::to_string(n) + " bytes, the manifest says " + std::to_string(bytes) +
+                              " (it changed while it was checked)");
+  };
+  auto add = [&](ByteSpan piece) {
     crc = crc32c(piece, crc);
     read += piece.size();
     return Status{};
-  }));
+  };
+  WALCUT_RETURN_IF_ERROR(read_file_pieces(path, from, add, /*follow=*/false, sized));
   return crc;
 }
 
@@ -432,9 +448,10 @@ void check_increments(const CheckOptions& o, const SnapshotMeta& me, uint64_t n,
     for (const ManifestEntry& f : m.files) {
       const std::string path = increment_dir(o.snapshot_dir, m.index) + "/" + f.path;
       c.bytes_read += sums.at(i).bytes;  // the chunks the replay read, then the tail after them
-      Result<uint32_t> crc = crc_of_rest(chain->segment_paths.at(i), sums.at(i).bytes, sums.at(i).crc, c.bytes_read);
+      const std::string& read_at = chain->segment_paths.at(i);
+      Result<uint32_t> crc = crc_of_rest(read_at, sums.at(i).bytes, f.bytes, sums.at(i).crc, c.bytes_read);
       if (!crc.ok()) {
-        structure_in(c, path, crc.status().message());
+        structure_in(c, path, without_path(crc.status().message(), read_at));
       } else if (crc.value() != f.crc32c) {
         structure_in(c, path, "checksum differs from the manifest, though its blocks read as sound");
       }
@@ -497,8 +514,9 @@ Result<NodeCheck> map_node_with(const CheckOptions& o, const std::string& node_i
   }
   check_full_snapshot(o, *me, c, progress);
   if (c.increment > 0) {
+    const uint64_t before = c.bytes_read;
     check_increments(o, *me, c.increment, c, progress);
-    progress.increments_read(me->node_id);  // to their ends, or as far as a fault let them be read
+    progress.increments_read(me->node_id, c.bytes_read - before);
   }
   return c;
 }

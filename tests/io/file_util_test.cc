@@ -503,6 +503,30 @@ TEST(ReadFilePieces, HandsTheRestInOrderStopsOnAnErrorAndRefusesALinkOrAFifo) {
   });
   EXPECT_EQ(stopped.message(), "full");
   EXPECT_EQ(calls, 1);
+  // The size fstat gives once opened bounds the read: a file growing
+  // while it is read (by this reader's first piece) is read as it was.
+  uint64_t read = 0;
+  Status grown = read_file_pieces(path, 0, [&](ByteSpan piece) {
+    if (read == 0) {
+      const Bytes more = testing::test_payload(3 << 20, 4);
+      std::FILE* f = std::fopen(path.c_str(), "ab");
+      EXPECT_EQ(std::fwrite(more.data(), 1, more.size(), f), more.size());
+      std::fclose(f);
+    }
+    read += piece.size();
+    return Status{};
+  });
+  ASSERT_TRUE(grown.ok()) << grown.to_string();
+  EXPECT_EQ(read, whole.size());
+  // check_size sees that size first; its error is returned, nothing read.
+  uint64_t sized = 0;
+  auto nothing_read = [](ByteSpan) { return Status::io_error("read"); };
+  Status refused = read_file_pieces(path, 0, nothing_read, false, [&](uint64_t n) {
+    sized = n;
+    return Status::corruption("too large");
+  });
+  EXPECT_EQ(refused.message(), "too large");
+  EXPECT_EQ(sized, whole.size() + (3 << 20));
   auto nothing = [](ByteSpan) {
     ADD_FAILURE() << "no piece of a refused file";
     return Status{};

@@ -340,6 +340,22 @@ TEST_F(CliProgress, SnapshotCheckShowsProgress) {
   EXPECT_EQ(line_with(out, "clean").rfind("clean", 0), 0u) << out;
 }
 
+// A node whose segments a fault stopped ends short of the total, at what
+// was read of them, as the report counts it: not at 100 %.
+TEST_F(CliProgress, SnapshotCheckOfADamagedNodeEndsAtTheBytesItRead) {
+  const std::string copy = damaged_copy();
+  flip_byte(last_increment_segment(copy, 2), 64 + 48 + 4);  // inside the first block's payload
+  std::string err;
+  int code = -1;
+  walcut_split("snapshot check " + copy + " --increment 2 --progress=json", tmp_, &err, &code);
+  ASSERT_EQ(code, 1) << err;
+  const json check = last_of(progress_lines(err), "check");
+  ASSERT_TRUE(check.is_object()) << err;
+  EXPECT_LT(check["bytes_done"].get<uint64_t>(), check["bytes_total"].get<uint64_t>()) << err;
+  const json report = json::parse(walcut("snapshot check " + copy + " --increment 2 --json", &code));
+  EXPECT_EQ(check["bytes_done"], report["bytes_read"]) << err;
+}
+
 TEST_F(CliProgress, DryRunReportsWhatItWouldRestoreAndWritesNothing) {
   const std::string before = tree_of(tmp_.path());
   int code = -1;
