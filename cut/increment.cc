@@ -12,6 +12,7 @@
 #include "engine/cluster.h"
 #include "engine/meta_codec.h"
 #include "engine/meta_identity.h"
+#include "io/block_reader.h"
 #include "io/crc32c.h"
 #include "io/file_util.h"
 #include "io/names.h"
@@ -22,7 +23,9 @@ namespace fs = std::filesystem;
 
 namespace {
 constexpr uint64_t kMagic = 0x31434e49'54434c57ull;  // "WLCTINC1"
-constexpr uint32_t kVersion = 1;
+// 2: the cut records' blocks (IncrementMeta::start_block, finish_block)
+// after the manifest; 1, without them, is still read.
+constexpr uint32_t kVersion = 2;
 
 void put_pointer(Encoder& e, const WalPointer& p) {
   e.u64(p.segment);
@@ -86,12 +89,15 @@ Bytes encode_increment_meta(const IncrementMeta& m) {
   e.u64(m.first_segment);
   e.u64(m.last_segment);
   put_manifest(e, m.files);
+  e.u64(m.start_block);
+  e.u64(m.finish_block);
   return frame_metadata(kMagic, kVersion, body);
 }
 
 Result<IncrementMeta> decode_increment_meta(ByteSpan bytes, const std::string& what) {
-  Result<ByteSpan> body = unframe_metadata(bytes, kMagic, {kVersion}, what, "increment metadata file");
+  Result<ByteSpan> body = unframe_metadata(bytes, kMagic, {kVersion, 1}, what, "increment metadata file");
   if (!body.ok()) return body.status();
+  const uint32_t version = load_u32(bytes.data() + 8);  // the frame's, one of those (engine/meta_codec.h)
   Decoder d(body.value());
   IncrementMeta m;
   m.snapshot_name = get_string(d);
@@ -106,6 +112,10 @@ Result<IncrementMeta> decode_increment_meta(ByteSpan bytes, const std::string& w
   m.first_segment = d.u64();
   m.last_segment = d.u64();
   m.files = get_manifest(d);
+  if (version >= 2) {
+    m.start_block = d.u64();
+    m.finish_block = d.u64();
+  }
   if (d.failed() || d.remaining() != 0) return Status::corruption(what + ": malformed body");
   // No baseline here: read_increment_metas checks the node against the full snapshot's.
   WALCUT_RETURN_IF_ERROR(check_node_identity({&m.snapshot_name, m.node_index, m.node_id, nullptr, m.groups}, what));
@@ -280,6 +290,27 @@ Result<IncrementReport> take_incremental_snapshot(Cluster& cluster, const std::s
 
 namespace {
 
+// The file offset of the block of segment `path` (of cluster `cluster_id`,
+// node `node_index`) that holds the record at `p`: its blocks read from
+// the start, as a restore without it would.
+Result<uint64_t> block_holding(const std::string& path, WalPointer p, uint64_t cluster_id, uint16_t node_index) {
+  BlockReaderOptions ro;
+  ro.mode = TailMode::kStrict;
+  ro.cluster_id = cluster_id;
+  ro.node_index = node_index;
+  Result<std::unique_ptr<BlockReader>> reader = BlockReader::open({path}, ro);
+  if (!reader.ok()) return reader.status();
+  Block b;
+  for (;;) {
+    Result<bool> more = (*reader)->next(b);
+    if (!more.ok()) return more.status();
+    if (!more.value()) return Status::corruption(path + ": no block holds the record at " + p.to_string());
+    if (b.header.first.segment == p.segment && b.header.first.offset <= p.offset && p.offset < b.header.end_offset()) {
+      return b.file_offset;
+    }
+  }
+}
+
 // One node's part of increment `m.index`: its metadata from its finished
 // `cut`, its segments since `base` or `previous` copied into `staging`, and
 // its .smf written there. Adds the segments and set sizes to `report`.
@@ -306,6 +337,14 @@ Result<IncrementMeta> stage_node_increment(Node& node, const CutResult& cut, Inc
     report.bytes += e->bytes;
     ++report.segments;
     m.files.push_back(e.value());
+  }
+  // Where the cut records are, so that a restore that does not replay this
+  // node reads their blocks alone (cut/replay_filter.h).
+  for (auto [p, block] : {std::pair{m.start, &m.start_block}, std::pair{m.finish, &m.finish_block}}) {
+    Result<uint64_t> at =
+        block_holding(wal_dir.value() + "/" + segment_file_name(p.segment), p, m.cluster_id, node.meta().node_index);
+    if (!at.ok()) return at.status();
+    *block = at.value();
   }
   report.included += m.included_count;
   report.excluded += m.excluded_count;

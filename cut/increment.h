@@ -33,6 +33,11 @@ struct IncrementMeta {
   uint64_t first_segment = 0;  // the increment's segments, both ends included
   uint64_t last_segment = 0;
   std::vector<ManifestEntry> files;  // wal/<node id>/<index>.wal, by path
+  // The file offsets of the blocks holding `start` and `finish`, each in
+  // its segment (format version 2); 0: not recorded (version 1), the
+  // blocks are found by reading their segments from the start.
+  uint64_t start_block = 0;
+  uint64_t finish_block = 0;
 };
 
 Bytes encode_increment_meta(const IncrementMeta& m);

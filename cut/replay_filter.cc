@@ -4,12 +4,13 @@
 #include <cassert>
 #include <functional>
 
+#include "io/block.h"
 #include "io/block_reader.h"
 #include "io/record_reader.h"
 
 namespace walcut {
 
-Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOptions& io) {
+Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOptions& io, FilterRead read) {
   if (node.increments.empty()) return Status::invalid_argument("increment 0 has no replay filter");
   const IncrementMeta& m = node.increments.back();
   ReplayFilter f;
@@ -34,21 +35,25 @@ Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOp
   // of the pointers, and in N's last segment those from the FINISH's on,
   // are parsed: the replay parses the others, and stops at the FINISH.
   // One read at a time: the replay reads these segments again, and a
-  // reader's buffers are fresh memory.
+  // reader's buffers are fresh memory. With kCutRecordBlocks (a node no
+  // replay reads) and the blocks recorded, each record's block is read
+  // alone instead.
   struct Wanted {
     const char* name;
     WalPointer at;
     RecordType type;
     uint64_t cut_id;
+    uint64_t block;  // the file offset of its block, when the metadata records it (else 0)
     bool found = false;
   };
   std::vector<Wanted> wanted;
   if (node.increments.size() > 1) {
     const IncrementMeta& before = node.increments[node.increments.size() - 2];
-    wanted.push_back({"INC_SNAPSHOT_FINISH", f.all_until, RecordType::kIncSnapshotFinish, before.cut_id});
+    wanted.push_back(
+        {"INC_SNAPSHOT_FINISH", f.all_until, RecordType::kIncSnapshotFinish, before.cut_id, before.finish_block});
   }
-  wanted.push_back({"INC_SNAPSHOT_START", f.start, RecordType::kIncSnapshotStart, m.cut_id});
-  wanted.push_back({"INC_SNAPSHOT_FINISH", f.finish, RecordType::kIncSnapshotFinish, m.cut_id});
+  wanted.push_back({"INC_SNAPSHOT_START", f.start, RecordType::kIncSnapshotStart, m.cut_id, m.start_block});
+  wanted.push_back({"INC_SNAPSHOT_FINISH", f.finish, RecordType::kIncSnapshotFinish, m.cut_id, m.finish_block});
   const uint64_t first_segment = node.increments.front().first_segment;
   auto path_of = [&](WalPointer p) -> const std::string* {
     if (p.segment < first_segment || p.segment - first_segment >= node.segment_paths.size()) return nullptr;
@@ -93,6 +98,41 @@ Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOp
     }
     return {};
   };
+  const bool by_blocks = read == FilterRead::kCutRecordBlocks &&
+                         std::all_of(wanted.begin(), wanted.end(), [](const Wanted& w) { return w.block != 0; });
+  // Every record found, the sets sorted.
+  auto sorted = [&](ReplayFilter&& out) -> Result<ReplayFilter> {
+    for (const Wanted& w : wanted) {
+      if (!w.found) {
+        return Status::corruption(*path_of(w.at) + (by_blocks ? " at offset " + std::to_string(w.block) : "") +
+                                  ": no " + w.name + " record at " + w.at.to_string());
+      }
+    }
+    std::sort(out.included.begin(), out.included.end());
+    std::sort(out.excluded.begin(), out.excluded.end());
+    assert(out.ordered());
+    return std::move(out);
+  };
+  if (by_blocks) {  // each record's block alone, where the metadata says it is
+    Bytes scratch;
+    for (Wanted& w : wanted) {
+      const std::string& path = *path_of(w.at);
+      Result<Block> b = read_block_at(path, w.block, node.base.cluster_id, node.base.node_index);
+      if (!b.ok()) return b.status();
+      const std::string at = path + " at offset " + std::to_string(w.block);
+      if (!spans(b.value(), w.at)) {
+        return Status::corruption(at + ": the block the metadata names does not hold " + w.at.to_string());
+      }
+      Result<ByteSpan> raw = block_raw_payload(b->header, b->stored, scratch);
+      Status s = raw.ok() ? for_each_record(b->header, raw.value(),
+                                            [&](const RecordView& r) {
+                                              return r.pointer == w.at && r.type == w.type ? check(w, *b, r) : Status{};
+                                            })
+                          : raw.status();
+      if (!s.ok()) return s.with_context(at);
+    }
+    return sorted(std::move(f));
+  }
   std::vector<const std::string*> segments;  // to read, in WAL order
   for (const Wanted& w : wanted) {
     if (std::find(segments.begin(), segments.end(), path_of(w.at)) == segments.end()) segments.push_back(path_of(w.at));
@@ -122,13 +162,7 @@ Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOp
       return {};
     }));
   }
-  for (const Wanted& w : wanted) {
-    if (!w.found) return Status::corruption(*path_of(w.at) + ": no " + w.name + " record at " + w.at.to_string());
-  }
-  std::sort(f.included.begin(), f.included.end());
-  std::sort(f.excluded.begin(), f.excluded.end());
-  assert(f.ordered());
-  return f;
+  return sorted(std::move(f));
 }
 
 Result<ReplayFilter> load_replay_filter(const std::string& snapshot_dir, uint64_t n, uint16_t node_index,

@@ -53,7 +53,16 @@ struct ReplayFilter {
 // failed increments are not among them), for one node: the pointers from
 // its metadata and the previous complete increment's, the sets from its
 // FINISH record (read from the increment's last segment).
-Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOptions& io);
+//
+// How much of the segments it reads: kWholeSegments, every block of each
+// segment holding one of the cut records, checked (a replay reads them
+// next; the last one is checked to end with FINISH); kCutRecordBlocks, for
+// a node no part of the restore replays, only the blocks holding them
+// where the metadata records them (read_block_at(): format version 2),
+// else as kWholeSegments.
+enum class FilterRead { kWholeSegments, kCutRecordBlocks };
+Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOptions& io,
+                                        FilterRead read = FilterRead::kWholeSegments);
 // The same from a snapshot directory: node `node_index`'s increments 1..n
 // read and checked first (read_node_increments()).
 Result<ReplayFilter> load_replay_filter(const std::string& snapshot_dir, uint64_t n, uint16_t node_index,

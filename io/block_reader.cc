@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "io/crc32c.h"
+#include "io/file_util.h"
 
 namespace walcut {
 
@@ -337,6 +338,56 @@ Result<bool> BlockReader::end_of_data(uint64_t off, const std::string& why) {
 Status BlockReader::before_durable_end(const std::string& at, const std::string& why) const {
   return Status::corruption(at + ": " + why + ", before " + options_.durable_end.to_string() +
                             ", up to which the WAL was recorded as synced: synced data is damaged or missing");
+}
+
+Result<Block> read_block_at(const std::string& path, uint64_t file_offset, uint64_t cluster_id, uint16_t node_index) {
+  const std::string at = path + " at offset " + std::to_string(file_offset);
+  uint64_t size = 0;
+  Result<Bytes> head = read_file_range(path, 0, kSegmentHeaderBytes, &size);
+  if (!head.ok()) return head.status();
+  if (head->size() < kSegmentHeaderBytes) {
+    return Status::corruption(path + ": " + std::to_string(size) + " bytes, too short for a segment header");
+  }
+  Result<SegmentHeader> segment = SegmentHeader::decode(head->data(), path);
+  if (!segment.ok()) return segment.status();
+  if (segment->cluster_id != cluster_id || segment->node_index != node_index) {
+    return Status::corruption(path + ": segment of cluster " + std::to_string(segment->cluster_id) + " node " +
+                              std::to_string(segment->node_index) + ", expected cluster " + std::to_string(cluster_id) +
+                              " node " + std::to_string(node_index));
+  }
+  std::optional<uint64_t> named = parse_segment_file_name(base_name(path));
+  if (named && *named != segment->segment_index) {
+    return Status::corruption(path + ": file name says segment " + std::to_string(*named) + ", header says " +
+                              std::to_string(segment->segment_index));
+  }
+  if (file_offset < kSegmentHeaderBytes || file_offset > size || size - file_offset < kBlockHeaderBytes) {
+    return Status::corruption(at + ": no block header fits there (the file is " + std::to_string(size) + " bytes)");
+  }
+  Result<Bytes> header_bytes = read_file_range(path, file_offset, kBlockHeaderBytes);
+  if (!header_bytes.ok()) return header_bytes.status();
+  Block b;
+  b.file_offset = file_offset;
+  if (header_bytes->size() < kBlockHeaderBytes || !BlockHeader::parse(header_bytes->data(), b.header)) {
+    return Status::corruption(at + ": no block header there");
+  }
+  if (b.header.stored_bytes > size - file_offset - kBlockHeaderBytes) {
+    return Status::corruption(at + ": the block's " + std::to_string(b.header.stored_bytes) +
+                              " bytes pass the end of the file");
+  }
+  auto payload = std::make_shared<Bytes>();
+  Result<Bytes> stored = read_file_range(path, file_offset + kBlockHeaderBytes, b.header.stored_bytes);
+  if (!stored.ok()) return stored.status();
+  *payload = std::move(stored).value();
+  if (payload->size() != b.header.stored_bytes || block_crc(header_bytes->data(), *payload) != b.header.crc) {
+    return Status::corruption(at + ": block CRC mismatch");
+  }
+  if (b.header.first.segment != segment->segment_index) {
+    return Status::corruption(at + ": the block says it is in segment " + std::to_string(b.header.first.segment) +
+                              ", the file holds segment " + std::to_string(segment->segment_index));
+  }
+  b.stored = ByteSpan(*payload);
+  b.owner = std::move(payload);
+  return b;
 }
 
 }  // namespace walcut

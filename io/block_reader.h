@@ -63,6 +63,17 @@ struct ReadCounters {
   uint64_t block_bytes = 0;  // headers and stored payloads of valid blocks
 };
 
+// The block that starts at `file_offset` of segment file `path`, read
+// alone (its segment's header, then the block: three small reads) and
+// checked as BlockReader::next() checks a block of a snapshot segment:
+// the segment header's CRC, its identity (`cluster_id`, `node_index`) and
+// index (the file name's), the block header, its CRC, its bounds within
+// the file and that its first record is in this segment. For a record
+// whose block is known (an increment's metadata records where its cut
+// records are), instead of every block before it. Errors name the file
+// and the offset.
+Result<Block> read_block_at(const std::string& path, uint64_t file_offset, uint64_t cluster_id, uint16_t node_index);
+
 // Reads blocks one at a time on the caller's thread; I/O runs ahead through
 // the chunk reader. Memory: the chunk reader's buffers plus one block when a
 // block crosses a chunk boundary.

@@ -242,6 +242,28 @@ Result<Bytes> read_file_prefix(const std::string& path, uint64_t at_most) {
   return read_regular_file(path, {}, at_most, /*follow=*/false);
 }
 
+Result<Bytes> read_file_range(const std::string& path, uint64_t offset, size_t bytes, uint64_t* file_bytes) {
+  uint64_t size = 0;
+  Result<int> opened = open_regular_file(path, /*follow=*/false, size);
+  if (!opened.ok()) return opened.status();
+  const int fd = opened.value();
+  if (file_bytes) *file_bytes = size;
+  Bytes out(offset < size ? static_cast<size_t>(std::min<uint64_t>(bytes, size - offset)) : 0);
+  size_t done = 0;
+  Status s;
+  while (done < out.size()) {
+    const ssize_t n = ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) s = Status::from_errno("read " + path + " at offset " + std::to_string(offset + done), errno);
+    if (n <= 0) break;
+    done += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  if (!s.ok()) return s;
+  out.resize(done);
+  return out;
+}
+
 Status read_file_pieces(const std::string& path, uint64_t from, const std::function<Status(ByteSpan)>& piece,
                         bool follow, const std::function<Status(uint64_t)>& check_size) {
   uint64_t size = 0;

@@ -69,6 +69,11 @@ Result<Bytes> read_file_bytes_no_follow(const std::string& path, const std::func
 // beginning is shown, however large the file, and never a file a link
 // leads to.
 Result<Bytes> read_file_prefix(const std::string& path, uint64_t at_most);
+// `bytes` bytes of `path` from `offset` (fewer where the file ends first),
+// opened as read_file_bytes_no_follow() opens; `file_bytes`, when given,
+// gets the file's size. For a piece of a large file read alone: one block
+// of a segment.
+Result<Bytes> read_file_range(const std::string& path, uint64_t offset, size_t bytes, uint64_t* file_bytes = nullptr);
 // Reads `path` from byte `from` to its end, as fstat sizes it once opened
 // (a file that grows meanwhile is read as it was), in 1 MiB pieces handed
 // in order to `piece`; an error `piece` returns stops the read and is

@@ -235,8 +235,10 @@ ReadOptions shared_by(const ReadOptions& io, size_t readers) {
 // part of the restore reads (under --node) is checked too: a cut is whole
 // only if every node has its records, and metadata naming a cut that
 // failed is refused only by the nodes that lack them (docs/restore.md,
-// "The filter").
-Result<std::vector<ReplayFilter>> load_filters(const RestoreOptions& o, const std::vector<NodeIncrements>& chain) {
+// "The filter"); of such a node only the blocks holding them are read,
+// where its metadata records them.
+Result<std::vector<ReplayFilter>> load_filters(const RestoreOptions& o, const Plan& plan,
+                                               const std::vector<NodeIncrements>& chain) {
   uint64_t bytes_total = 0;
   for (const NodeIncrements& inc : chain) bytes_total += inc.increments.back().files.back().bytes;
   ProgressHub progress(o.progress, "verify", bytes_total);
@@ -246,7 +248,9 @@ Result<std::vector<ReplayFilter>> load_filters(const RestoreOptions& o, const st
   FirstError error;
   tbb::parallel_for(size_t{0}, chain.size(), [&](size_t i) {
     const NodeIncrements& inc = chain[i];
-    Result<ReplayFilter> f = load_replay_filter(inc, io);
+    const FilterRead read =
+        plan.is_source(static_cast<uint16_t>(i)) ? FilterRead::kWholeSegments : FilterRead::kCutRecordBlocks;
+    Result<ReplayFilter> f = load_replay_filter(inc, io, read);
     if (!f.ok()) return error.set(f.status().with_context("node " + inc.base.node_id));
     filters[i] = std::move(f).value();
     progress.read(inc.increments.back().files.back().bytes, inc.base.node_id);
@@ -670,7 +674,7 @@ Result<Verified> verify(const RestoreOptions& o, std::vector<SnapshotMeta> bases
   v.plan = std::move(planned).value();
   WALCUT_RETURN_IF_ERROR(check_listed(v.plan));
   if (o.increment > 0) {
-    Result<std::vector<ReplayFilter>> loaded = load_filters(o, v.chain);
+    Result<std::vector<ReplayFilter>> loaded = load_filters(o, v.plan, v.chain);
     if (!loaded.ok()) return loaded.status();
     v.filters = std::move(loaded).value();
   }

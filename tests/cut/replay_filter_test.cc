@@ -194,6 +194,36 @@ TEST_P(LoadFilter, TakesTheCutsRecordsAtTheirPointersAndRefusesAnyOtherRecord) {
     ASSERT_TRUE(f.ok()) << f.status().message();
     EXPECT_EQ(f->included, included);
     EXPECT_EQ(f->excluded, excluded);
+    // The same filter from the cut records' blocks alone, where the
+    // metadata records them; a recorded offset that is not the block's is
+    // refused, naming the segment and the offset.
+    const IncrementMeta& m = node.increments.back();
+    ASSERT_NE(m.start_block, 0u);
+    ASSERT_NE(m.finish_block, 0u);
+    Result<ReplayFilter> alone = load_replay_filter(node, ReadOptions{}, FilterRead::kCutRecordBlocks);
+    ASSERT_TRUE(alone.ok()) << alone.status().message();
+    EXPECT_EQ(alone->all_until, f->all_until);
+    EXPECT_EQ(alone->start, f->start);
+    EXPECT_EQ(alone->finish, f->finish);
+    EXPECT_EQ(alone->included, included);
+    EXPECT_EQ(alone->excluded, excluded);
+    EXPECT_EQ(alone->finish_block_end, f->finish_block_end);
+    for (uint64_t wrong : {m.finish_block + 1, m.start_block, uint64_t{1} << 40}) {
+      if (wrong == m.finish_block) continue;
+      NodeIncrements moved = node;
+      moved.increments.back().finish_block = wrong;
+      Result<ReplayFilter> refused = load_replay_filter(moved, ReadOptions{}, FilterRead::kCutRecordBlocks);
+      ASSERT_FALSE(refused.ok()) << wrong;
+      EXPECT_NE(refused.status().message().find(node.segment_paths.back() + " at offset " + std::to_string(wrong)),
+                std::string::npos)
+          << refused.status().message();
+    }
+    // Metadata of format version 1, without the offsets: the segments are read.
+    NodeIncrements unrecorded = node;
+    unrecorded.increments.back().finish_block = 0;
+    Result<ReplayFilter> read_whole = load_replay_filter(unrecorded, ReadOptions{}, FilterRead::kCutRecordBlocks);
+    ASSERT_TRUE(read_whole.ok()) << read_whole.status().message();
+    EXPECT_EQ(read_whole->included, included);
     // The metadata pointing at another record after the START: the first
     // of them in the segment, and the one just before the FINISH. Either
     // is no FINISH, and records follow it before SEGMENT_END: whichever
@@ -204,6 +234,10 @@ TEST_P(LoadFilter, TakesTheCutsRecordsAtTheirPointersAndRefusesAnyOtherRecord) {
     for (WalPointer wrong : {*first, *std::prev(last)}) {
       NodeIncrements moved = node;
       moved.increments.back().finish = wrong;
+      Result<ReplayFilter> by_block = load_replay_filter(moved, ReadOptions{}, FilterRead::kCutRecordBlocks);
+      ASSERT_FALSE(by_block.ok()) << wrong.to_string();
+      EXPECT_NE(by_block.status().message().find(" at offset " + std::to_string(m.finish_block)), std::string::npos)
+          << by_block.status().message();
       Result<ReplayFilter> refused = load_replay_filter(moved, ReadOptions{});
       ASSERT_FALSE(refused.ok()) << wrong.to_string();
       const std::string& why = refused.status().message();
@@ -276,6 +310,18 @@ TEST_P(LoadFilter, TakesTheCutsRecordsAtTheirPointersAndRefusesAnyOtherRecord) {
     ASSERT_FALSE(damaged.ok());
     EXPECT_NE(damaged.status().message().find(path + " at offset " + std::to_string(last_block)), std::string::npos)
         << damaged.status().message();
+    // The cut records' blocks alone do not read that block; a byte of the
+    // FINISH's own block changed is found there.
+    EXPECT_TRUE(load_replay_filter(node, ReadOptions{}, FilterRead::kCutRecordBlocks).ok());
+    bytes[m.finish_block + kBlockHeaderBytes + 1] ^= 1;
+    std::ofstream(path, std::ios::binary | std::ios::trunc)
+        .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    Result<ReplayFilter> flipped = load_replay_filter(node, ReadOptions{}, FilterRead::kCutRecordBlocks);
+    ASSERT_FALSE(flipped.ok());
+    EXPECT_NE(
+        flipped.status().message().find(path + " at offset " + std::to_string(m.finish_block) + ": block CRC mismatch"),
+        std::string::npos)
+        << flipped.status().message();
   }
   if (GetParam() >= 4096) {
     EXPECT_GE(start_before_finish_segment, 1) << "no START in a segment of its own";

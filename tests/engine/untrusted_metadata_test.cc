@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 
@@ -21,6 +22,7 @@
 #include "engine/meta_codec.h"
 #include "engine/snapshot.h"
 #include "io/block_reader.h"
+#include "io/crc32c.h"
 #include "io/record_reader.h"
 #include "tests/testing/cluster_fixture.h"
 #include "tests/testing/command.h"
@@ -167,6 +169,42 @@ TEST(IncrementMetaDecoding, RefusesNamesAndManifestPathsOutsideTheLayout) {
     EXPECT_EQ(r.status().code(), StatusCode::kCorruption) << "case " << i;
     EXPECT_EQ(r.status().message().rfind("n.smf: ", 0), 0u) << r.status().message();
   }
+}
+
+// Version 2 records where the cut records' blocks are; a file of
+// version 1 (the same body without them) is still read, with none
+// recorded; a version 1 frame around version 2's body is malformed.
+TEST(IncrementMetaDecoding, Version1FilesWithoutTheCutRecordsBlocksAreStillRead) {
+  IncrementMeta m = valid_increment_meta();
+  m.start_block = 64;
+  m.finish_block = 4160;
+  const Bytes v2 = encode_increment_meta(m);
+  Result<IncrementMeta> both = decode_increment_meta(v2, "n.smf");
+  ASSERT_TRUE(both.ok()) << both.status().to_string();
+  EXPECT_EQ(both->start_block, 64u);
+  EXPECT_EQ(both->finish_block, 4160u);
+  EXPECT_EQ(load_u32(v2.data() + 8), 2u);
+  // The frame: magic u64, version u32, body bytes u32, body, CRC32C u32.
+  auto framed = [](uint32_t version, ByteSpan body) {
+    Bytes out(16);
+    std::memcpy(out.data(), "WLCTINC1", 8);
+    store_u32(out.data() + 8, version);
+    store_u32(out.data() + 12, static_cast<uint32_t>(body.size()));
+    out.insert(out.end(), body.begin(), body.end());
+    out.resize(out.size() + 4);
+    store_u32(out.data() + out.size() - 4, crc32c(ByteSpan(out).first(out.size() - 4)));
+    return out;
+  };
+  const ByteSpan body = ByteSpan(v2).subspan(16, v2.size() - 20);
+  ASSERT_EQ(framed(2, body), v2);
+  Result<IncrementMeta> v1 = decode_increment_meta(framed(1, body.first(body.size() - 16)), "n.smf");
+  ASSERT_TRUE(v1.ok()) << v1.status().to_string();
+  EXPECT_EQ(v1->start_block, 0u);
+  EXPECT_EQ(v1->finish_block, 0u);
+  EXPECT_EQ(v1->files.size(), m.files.size());
+  Result<IncrementMeta> mixed = decode_increment_meta(framed(1, body), "n.smf");
+  ASSERT_FALSE(mixed.ok());
+  EXPECT_NE(mixed.status().message().find("n.smf: malformed body"), std::string::npos) << mixed.status().message();
 }
 
 TEST(NodeMetaDecoding, RefusesANodeIdOrBaselineEntryThatIsNotAName) {

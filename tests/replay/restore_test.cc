@@ -991,6 +991,61 @@ TEST(Restore, TheNodesRestoredOneAtATimeAreByteForByteTheWholeRestore) {
   }
 }
 
+// Under --node, a node whose WAL no part of the restore reads (no ATOMIC
+// groups: only its own copies do) is checked by its cut records' blocks
+// alone, where its increment metadata records them: a damaged block
+// elsewhere in its segments is its own run's to find, not another's; its
+// FINISH's block damaged is every run's.
+TEST(Restore, ANodeNotReplayedIsCheckedByItsCutRecordsBlocksAlone) {
+  for (uint64_t seed : {uint64_t{1}, uint64_t{2}}) {  // LZ4 and none
+    TempDir dir;
+    sim::Options o = gen_options(seed, dir.path() + "/gen");
+    o.atomic_groups = 0;
+    ASSERT_TRUE(sim::run(o).ok());
+    RestoreOptions r;
+    r.snapshot_dir = o.out + "/snapshots/snp";
+    r.increment = o.increments;
+    r.node = "node0";
+    r.dest = dir.path() + "/clean";
+    Result<RestoreReport> clean = restore_snapshot(r);
+    ASSERT_TRUE(clean.ok()) << clean.status().to_string();
+    EXPECT_EQ(clean->peer_nodes, 0u);
+    Result<std::vector<SnapshotMeta>> bases = read_snapshot_metas(r.snapshot_dir);
+    ASSERT_TRUE(bases.ok());
+    Result<std::vector<NodeIncrements>> chain = read_increment_chain(r.snapshot_dir, bases.value(), o.increments);
+    ASSERT_TRUE(chain.ok()) << chain.status().to_string();
+    const NodeIncrements& node1 = chain->at(1);
+    ASSERT_EQ(node1.base.node_id, "node1");
+    const std::string last = node1.segment_paths.back();
+    const uint64_t finish_block = node1.increments.back().finish_block;
+    ASSERT_GT(finish_block, kSegmentHeaderBytes) << "the FINISH is not in the segment's first block";
+    auto flip = [&](uint64_t offset) {
+      Bytes bytes = testing::read_file(last);
+      bytes.at(offset) ^= std::byte{1};
+      testing::write_file(last, bytes);
+    };
+    flip(kSegmentHeaderBytes + kBlockHeaderBytes + 1);  // the first block's payload
+    r.dest = dir.path() + "/beside-damage";
+    Result<RestoreReport> beside = restore_snapshot(r);
+    ASSERT_TRUE(beside.ok()) << beside.status().to_string();
+    EXPECT_TRUE(files_of(r.dest) == files_of(dir.path() + "/clean")) << "seed " << seed;
+    RestoreOptions own = r;
+    own.node = "node1";
+    own.dest = dir.path() + "/node1";
+    Result<RestoreReport> refused = restore_snapshot(own);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_NE(refused.status().message().find(last), std::string::npos) << refused.status().to_string();
+    flip(kSegmentHeaderBytes + kBlockHeaderBytes + 1);
+    flip(finish_block + kBlockHeaderBytes + 1);
+    r.dest = dir.path() + "/finish-damaged";
+    refused = restore_snapshot(r);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_NE(refused.status().message().find(last + " at offset " + std::to_string(finish_block)), std::string::npos)
+        << refused.status().to_string();
+    EXPECT_FALSE(fs::exists(r.dest));
+  }
+}
+
 // Generates atomic_options(seed) under `dir` and restores its last
 // increment into dir/free without a memory limit: `r` its options, for
 // limited restores to vary, and `free` its report.
