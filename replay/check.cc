@@ -21,6 +21,7 @@
 #include <tuple>
 
 #include "cut/increment_chain.h"
+#include "cut/replay_filter.h"
 #include "engine/affinity.h"
 #include "engine/snapshot.h"
 #include "io/crc32c.h"
@@ -385,6 +386,27 @@ Result<uint32_t> crc_of_rest(const std::string& path, uint64_t from, uint64_t by
   return crc;
 }
 
+// The blocks each increment's metadata records for its cut records
+// (start_block, finish_block: version 2), read as a --node restore of
+// that increment reads them for a node it does not replay: the replay
+// read every block, so a wrong offset here is the metadata's, which
+// such a restore would refuse.
+void check_recorded_blocks(const CheckOptions& o, const NodeIncrements& chain, NodeCheck& c) {
+  for (size_t k = 0; k < chain.increments.size(); ++k) {
+    const IncrementMeta& m = chain.increments[k];
+    if (m.start_block == 0 && m.finish_block == 0) continue;  // version 1: none recorded
+    // Increments 1..k, as a restore of k reads them.
+    NodeIncrements upto = chain;
+    upto.increments.resize(k + 1);
+    upto.segment_paths.resize(m.last_segment - chain.increments.front().first_segment + 1);
+    Result<ReplayFilter> f = load_replay_filter(upto, o.io, FilterRead::kCutRecordBlocks);
+    if (!f.ok()) {
+      structure_in(c, increment_dir(o.snapshot_dir, m.index) + "/" + meta_file_name(m.node_id),
+                   "the blocks of its cut records: " + f.status().message());
+    }
+  }
+}
+
 // Increments 1..N: metadata, segments present and continuous, nothing
 // unlisted; then the data, read through the restore pipeline, and each
 // segment's CRC32C against its manifest: over the bytes the pipeline
@@ -458,6 +480,7 @@ void check_increments(const CheckOptions& o, const SnapshotMeta& me, uint64_t n,
       ++i;
     }
   }
+  check_recorded_blocks(o, chain.value(), c);
 }
 
 // The .smf files of increments 1..N must be one per node of the baseline,

@@ -690,6 +690,23 @@ TEST_F(CraftedSnapshot, AnIncrementWhoseSegmentCountWrapsIsRefused) {
   expect_increment_refused(" do not continue from segment ");
 }
 
+// The block offsets of a node's cut records, wrong in its metadata: a
+// restore that replays the node scans its segments and does not use them,
+// a --node restore that does not replay it would refuse them, and check
+// reports them at the .smf.
+TEST_F(CraftedSnapshot, AWrongCutRecordBlockOffsetIsACheckFinding) {
+  const std::string smf = increment_dir(snap_, 1) + "/node1.smf";
+  const IncrementMeta edited = rewrite_increment_meta(smf, [](IncrementMeta& m) { m.finish_block += 1; });
+  const std::string cli = WALCUT_CLI;
+  int code = -1;
+  std::string out = run(cli + " snapshot check " + snap_ + " --increment 1", &code);
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_NE(out.find(smf + ": the blocks of its cut records: "), std::string::npos) << out;
+  EXPECT_NE(out.find(" at offset " + std::to_string(edited.finish_block)), std::string::npos) << out;
+  out = run(cli + " snapshot restore " + snap_ + " --increment 1 --dest " + dest_, &code);
+  EXPECT_EQ(code, 0) << out;
+}
+
 // As a FIFO or a device in its place (CliOnASnapshot.AFifoInPlaceOfASegmentIsNamedAsNoRegularFile).
 TEST_F(CraftedSnapshot, ASegmentThatIsADirectoryIsAnErrorNamingIt) {
   Result<std::vector<IncrementMeta>> inc = read_increment_metas(snap_, 1);
