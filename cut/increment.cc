@@ -117,6 +117,10 @@ Result<IncrementMeta> decode_increment_meta(ByteSpan bytes, const std::string& w
     m.finish_block = d.u64();
   }
   if (d.failed() || d.remaining() != 0) return Status::corruption(what + ": malformed body");
+  if (version >= 2 && std::min(m.start_block, m.finish_block) < kSegmentHeaderBytes) {
+    return Status::corruption(what + ": a cut record's block at offset " +
+                              std::to_string(std::min(m.start_block, m.finish_block)) + ", inside the segment header");
+  }
   // No baseline here: read_increment_metas checks the node against the full snapshot's.
   WALCUT_RETURN_IF_ERROR(check_node_identity({&m.snapshot_name, m.node_index, m.node_id, nullptr, m.groups}, what));
   Status s = check_manifest_paths(m);

@@ -6,6 +6,7 @@
 
 #include "io/block.h"
 #include "io/block_reader.h"
+#include "io/file_util.h"
 #include "io/record_reader.h"
 
 namespace walcut {
@@ -44,16 +45,18 @@ Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOp
     RecordType type;
     uint64_t cut_id;
     uint64_t block;  // the file offset of its block, when the metadata records it (else 0)
+    uint64_t recorded_by;  // the increment whose metadata has `at` and `block`
     bool found = false;
   };
   std::vector<Wanted> wanted;
   if (node.increments.size() > 1) {
     const IncrementMeta& before = node.increments[node.increments.size() - 2];
-    wanted.push_back(
-        {"INC_SNAPSHOT_FINISH", f.all_until, RecordType::kIncSnapshotFinish, before.cut_id, before.finish_block});
+    wanted.push_back({"INC_SNAPSHOT_FINISH", f.all_until, RecordType::kIncSnapshotFinish, before.cut_id,
+                      before.finish_block, before.index});
   }
-  wanted.push_back({"INC_SNAPSHOT_START", f.start, RecordType::kIncSnapshotStart, m.cut_id, m.start_block});
-  wanted.push_back({"INC_SNAPSHOT_FINISH", f.finish, RecordType::kIncSnapshotFinish, m.cut_id, m.finish_block});
+  wanted.push_back({"INC_SNAPSHOT_START", f.start, RecordType::kIncSnapshotStart, m.cut_id, m.start_block, m.index});
+  wanted.push_back(
+      {"INC_SNAPSHOT_FINISH", f.finish, RecordType::kIncSnapshotFinish, m.cut_id, m.finish_block, m.index});
   const uint64_t first_segment = node.increments.front().first_segment;
   auto path_of = [&](WalPointer p) -> const std::string* {
     if (p.segment < first_segment || p.segment - first_segment >= node.segment_paths.size()) return nullptr;
@@ -98,6 +101,19 @@ Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOp
     }
     return {};
   };
+  // Nothing but SEGMENT_END follows N's FINISH: an increment ends with
+  // its cut's FINISH (a failed cut's, left in the WAL, is followed by the
+  // next cut's records).
+  bool segment_ended = false;
+  auto after_finish = [&](const RecordView& r) -> Status {
+    if (r.pointer > f.finish && r.type != RecordType::kSegmentEnd) {
+      return Status::corruption("a " + std::string(record_type_name(r.type)) + " record at " + r.pointer.to_string() +
+                                " follows the FINISH record at " + f.finish.to_string() +
+                                ": an increment ends with its cut's FINISH");
+    }
+    segment_ended |= r.pointer > f.finish;
+    return {};
+  };
   const bool by_blocks = read == FilterRead::kCutRecordBlocks &&
                          std::all_of(wanted.begin(), wanted.end(), [](const Wanted& w) { return w.block != 0; });
   // Every record found, the sets sorted.
@@ -115,21 +131,39 @@ Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOp
   };
   if (by_blocks) {  // each record's block alone, where the metadata says it is
     Bytes scratch;
+    // The records of the block at `offset` of `path`, each to `fn`.
+    auto records_at = [&](const std::string& path, uint64_t offset,
+                          const std::function<Status(const Block&, const RecordView&)>& fn) -> Status {
+      Result<Block> b = read_block_at(path, offset, node.base.cluster_id, node.base.node_index);
+      if (!b.ok()) return b.status();
+      Result<ByteSpan> raw = block_raw_payload(b->header, b->stored, scratch);
+      Status s = raw.ok() ? for_each_record(b->header, raw.value(), [&](const RecordView& r) { return fn(*b, r); })
+                          : raw.status();
+      return s.ok() ? s : s.with_context(path + " at offset " + std::to_string(offset));
+    };
     for (Wanted& w : wanted) {
       const std::string& path = *path_of(w.at);
-      Result<Block> b = read_block_at(path, w.block, node.base.cluster_id, node.base.node_index);
-      if (!b.ok()) return b.status();
       const std::string at = path + " at offset " + std::to_string(w.block);
-      if (!spans(b.value(), w.at)) {
-        return Status::corruption(at + ": the block the metadata names does not hold " + w.at.to_string());
+      Status s = records_at(path, w.block, [&](const Block& b, const RecordView& r) -> Status {
+        if (!spans(b, w.at)) return Status::corruption("the block does not hold " + w.at.to_string());
+        return r.pointer == w.at && r.type == w.type ? check(w, b, r) : after_finish(r);
+      });
+      if (s.ok() && !w.found) {
+        s = Status::corruption(at + ": no " + std::string(w.name) + " record at " + w.at.to_string());
       }
-      Result<ByteSpan> raw = block_raw_payload(b->header, b->stored, scratch);
-      Status s = raw.ok() ? for_each_record(b->header, raw.value(),
-                                            [&](const RecordView& r) {
-                                              return r.pointer == w.at && r.type == w.type ? check(w, *b, r) : Status{};
-                                            })
-                          : raw.status();
-      if (!s.ok()) return s.with_context(at);
+      if (!s.ok()) {
+        return Status(s.code(), s.message() + " (the block increment " + std::to_string(w.recorded_by) +
+                                    "'s metadata records for its " + w.name + ")");
+      }
+    }
+    // The block after the FINISH's, unless that held SEGMENT_END: the end
+    // of the data (zeros), or SEGMENT_END's.
+    const std::string& last = node.segment_paths.back();
+    Result<Bytes> next = read_file_range(last, f.finish_block_end, kBlockHeaderBytes);
+    if (!next.ok()) return next.status();
+    if (!segment_ended && std::any_of(next->begin(), next->end(), [](std::byte x) { return x != std::byte{0}; })) {
+      WALCUT_RETURN_IF_ERROR(
+          records_at(last, f.finish_block_end, [&](const Block&, const RecordView& r) { return after_finish(r); }));
     }
     return sorted(std::move(f));
   }
@@ -154,12 +188,7 @@ Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOp
       for (Wanted& w : wanted) {
         if (!w.found && r.pointer == w.at && r.type == w.type) return check(w, b, r);
       }
-      if (r.pointer > f.finish && r.type != RecordType::kSegmentEnd) {
-        return Status::corruption("a " + std::string(record_type_name(r.type)) + " record at " + r.pointer.to_string() +
-                                  " follows the FINISH record at " + f.finish.to_string() +
-                                  ": an increment ends with its cut's FINISH");
-      }
-      return {};
+      return after_finish(r);
     }));
   }
   return sorted(std::move(f));

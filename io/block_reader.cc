@@ -130,6 +130,22 @@ size_t nonzero_end(ByteSpan b) {
 
 std::string base_name(const std::string& path) { return std::filesystem::path(path).filename().string(); }
 
+// A segment's header must be of `cluster` and `node`, and of the index its
+// file name says.
+Status check_identity(const SegmentHeader& h, const std::string& path, uint64_t cluster, uint16_t node) {
+  if (h.cluster_id != cluster || h.node_index != node) {
+    return Status::corruption(path + ": segment of cluster " + std::to_string(h.cluster_id) + " node " +
+                              std::to_string(h.node_index) + ", expected cluster " + std::to_string(cluster) +
+                              " node " + std::to_string(node));
+  }
+  std::optional<uint64_t> named = parse_segment_file_name(base_name(path));
+  if (named && *named != h.segment_index) {
+    return Status::corruption(path + ": file name says segment " + std::to_string(*named) + ", header says " +
+                              std::to_string(h.segment_index));
+  }
+  return {};
+}
+
 }  // namespace
 
 BlockReader::BlockReader(std::unique_ptr<ChunkReader> io, const BlockReaderOptions& options)
@@ -165,16 +181,7 @@ Result<bool> BlockReader::start_segment() {
   if (!h.ok()) return h.status();
   uint64_t cluster = options_.cluster_id.value_or(headers_.empty() ? h->cluster_id : headers_.front().cluster_id);
   uint16_t node = options_.node_index.value_or(headers_.empty() ? h->node_index : headers_.front().node_index);
-  if (h->cluster_id != cluster || h->node_index != node) {
-    return Status::corruption(path + ": segment of cluster " + std::to_string(h->cluster_id) + " node " +
-                              std::to_string(h->node_index) + ", expected cluster " + std::to_string(cluster) +
-                              " node " + std::to_string(node));
-  }
-  std::optional<uint64_t> named = parse_segment_file_name(base_name(path));
-  if (named && *named != h->segment_index) {
-    return Status::corruption(path + ": file name says segment " + std::to_string(*named) + ", header says " +
-                              std::to_string(h->segment_index));
-  }
+  WALCUT_RETURN_IF_ERROR(check_identity(h.value(), path, cluster, node));
   if (!headers_.empty()) {
     const SegmentHeader& prev = headers_.back();
     if (h->segment_index != prev.segment_index + 1 || h->prev_segment_index != prev.segment_index ||
@@ -350,17 +357,9 @@ Result<Block> read_block_at(const std::string& path, uint64_t file_offset, uint6
   }
   Result<SegmentHeader> segment = SegmentHeader::decode(head->data(), path);
   if (!segment.ok()) return segment.status();
-  if (segment->cluster_id != cluster_id || segment->node_index != node_index) {
-    return Status::corruption(path + ": segment of cluster " + std::to_string(segment->cluster_id) + " node " +
-                              std::to_string(segment->node_index) + ", expected cluster " + std::to_string(cluster_id) +
-                              " node " + std::to_string(node_index));
-  }
-  std::optional<uint64_t> named = parse_segment_file_name(base_name(path));
-  if (named && *named != segment->segment_index) {
-    return Status::corruption(path + ": file name says segment " + std::to_string(*named) + ", header says " +
-                              std::to_string(segment->segment_index));
-  }
-  if (file_offset < kSegmentHeaderBytes || file_offset > size || size - file_offset < kBlockHeaderBytes) {
+  WALCUT_RETURN_IF_ERROR(check_identity(segment.value(), path, cluster_id, node_index));
+  if (file_offset < kSegmentHeaderBytes) return Status::corruption(at + ": inside the segment header");
+  if (file_offset > size || size - file_offset < kBlockHeaderBytes) {
     return Status::corruption(at + ": no block header fits there (the file is " + std::to_string(size) + " bytes)");
   }
   Result<Bytes> header_bytes = read_file_range(path, file_offset, kBlockHeaderBytes);
@@ -384,6 +383,12 @@ Result<Block> read_block_at(const std::string& path, uint64_t file_offset, uint6
   if (b.header.first.segment != segment->segment_index) {
     return Status::corruption(at + ": the block says it is in segment " + std::to_string(b.header.first.segment) +
                               ", the file holds segment " + std::to_string(segment->segment_index));
+  }
+  // Its logical place is never before its place in the file: no block is
+  // stored larger than its records (docs/wal-format.md, "Reading").
+  if (b.header.first.offset < file_offset + kBlockHeaderBytes) {
+    return Status::corruption(at + ": the block's records are at logical offset " +
+                              std::to_string(b.header.first.offset) + ", before its place in the file");
   }
   b.stored = ByteSpan(*payload);
   b.owner = std::move(payload);

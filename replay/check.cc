@@ -395,11 +395,14 @@ void check_recorded_blocks(const CheckOptions& o, const NodeIncrements& chain, N
   for (size_t k = 0; k < chain.increments.size(); ++k) {
     const IncrementMeta& m = chain.increments[k];
     if (m.start_block == 0 && m.finish_block == 0) continue;  // version 1: none recorded
-    // Increments 1..k, as a restore of k reads them.
-    NodeIncrements upto = chain;
-    upto.increments.resize(k + 1);
-    upto.segment_paths.resize(m.last_segment - chain.increments.front().first_segment + 1);
-    Result<ReplayFilter> f = load_replay_filter(upto, o.io, FilterRead::kCutRecordBlocks);
+    // Increment k alone: its own START and FINISH (k - 1's FINISH is
+    // k - 1's to answer for).
+    NodeIncrements alone = chain;
+    alone.increments = {m};
+    const uint64_t first = m.first_segment - chain.increments.front().first_segment;
+    alone.segment_paths.assign(chain.segment_paths.begin() + static_cast<ptrdiff_t>(first),
+                               chain.segment_paths.begin() + static_cast<ptrdiff_t>(first + m.files.size()));
+    Result<ReplayFilter> f = load_replay_filter(alone, o.io, FilterRead::kCutRecordBlocks);
     if (!f.ok()) {
       structure_in(c, increment_dir(o.snapshot_dir, m.index) + "/" + meta_file_name(m.node_id),
                    "the blocks of its cut records: " + f.status().message());

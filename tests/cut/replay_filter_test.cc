@@ -208,7 +208,7 @@ TEST_P(LoadFilter, TakesTheCutsRecordsAtTheirPointersAndRefusesAnyOtherRecord) {
     EXPECT_EQ(alone->included, included);
     EXPECT_EQ(alone->excluded, excluded);
     EXPECT_EQ(alone->finish_block_end, f->finish_block_end);
-    for (uint64_t wrong : {m.finish_block + 1, m.start_block, uint64_t{1} << 40}) {
+    for (uint64_t wrong : {uint64_t{1}, m.finish_block + 1, m.start_block, uint64_t{1} << 40}) {
       if (wrong == m.finish_block) continue;
       NodeIncrements moved = node;
       moved.increments.back().finish_block = wrong;
@@ -310,9 +310,14 @@ TEST_P(LoadFilter, TakesTheCutsRecordsAtTheirPointersAndRefusesAnyOtherRecord) {
     ASSERT_FALSE(damaged.ok());
     EXPECT_NE(damaged.status().message().find(path + " at offset " + std::to_string(last_block)), std::string::npos)
         << damaged.status().message();
-    // The cut records' blocks alone do not read that block; a byte of the
-    // FINISH's own block changed is found there.
-    EXPECT_TRUE(load_replay_filter(node, ReadOptions{}, FilterRead::kCutRecordBlocks).ok());
+    // The cut records' blocks alone read it too: the block after the
+    // FINISH's must hold SEGMENT_END alone. A byte of the FINISH's own
+    // block changed is found there, first.
+    ASSERT_EQ(last_block, f->finish_block_end);
+    Result<ReplayFilter> after = load_replay_filter(node, ReadOptions{}, FilterRead::kCutRecordBlocks);
+    ASSERT_FALSE(after.ok());
+    EXPECT_NE(after.status().message().find(path + " at offset " + std::to_string(last_block)), std::string::npos)
+        << after.status().message();
     bytes[m.finish_block + kBlockHeaderBytes + 1] ^= 1;
     std::ofstream(path, std::ios::binary | std::ios::trunc)
         .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
@@ -373,8 +378,8 @@ TEST(ReplayFilter, LoadRefusesTheRecordsOfAFailedCut) {
     Result<std::unique_ptr<BlockReader>> reader = BlockReader::open(node.segment_paths, ro);
     ASSERT_TRUE(reader.ok());
     std::optional<WalPointer> start, finish;
-    uint64_t failed_cut = 0;
-    ASSERT_TRUE(for_each_record(**reader, [&](const Block&, const RecordView& r) -> Status {
+    uint64_t failed_cut = 0, start_block = 0, finish_block = 0;
+    ASSERT_TRUE(for_each_record(**reader, [&](const Block& b, const RecordView& r) -> Status {
                   if (r.type != RecordType::kIncSnapshotStart && r.type != RecordType::kIncSnapshotFinish) return {};
                   Result<RecordPayload> p = decode_payload(r.type, r.payload);
                   EXPECT_TRUE(p.ok());
@@ -388,6 +393,7 @@ TEST(ReplayFilter, LoadRefusesTheRecordsOfAFailedCut) {
                   }
                   failed_cut = id;
                   (r.type == RecordType::kIncSnapshotStart ? start : finish) = r.pointer;
+                  (r.type == RecordType::kIncSnapshotStart ? start_block : finish_block) = b.file_offset;
                   return {};
                 }).ok());
     if (!start || !finish) continue;  // this node had not finished the failed cut
@@ -401,6 +407,25 @@ TEST(ReplayFilter, LoadRefusesTheRecordsOfAFailedCut) {
     EXPECT_NE(refused.status().message().find("its FINISH " + finish->to_string() + " is not in its last segment"),
               std::string::npos)
         << refused.status().message();
+    // The segments after the failed FINISH's left out too: whether the
+    // segments are read or only the blocks the metadata records (the
+    // FINISH's own, and the next one), the verdict is the same (records
+    // after it in its segment refuse it; a FINISH that ended its segment,
+    // as a crash of the whole cluster leaves it, is for the cut ids and the
+    // nodes without its records to refuse).
+    forged.segment_paths.resize(finish->segment - forged.increments.front().first_segment + 1);
+    forged.increments.back().start_block = start_block;
+    forged.increments.back().finish_block = finish_block;
+    Result<ReplayFilter> whole = load_replay_filter(forged, ReadOptions{});
+    Result<ReplayFilter> blocks = load_replay_filter(forged, ReadOptions{}, FilterRead::kCutRecordBlocks);
+    ASSERT_EQ(whole.ok(), blocks.ok()) << node.base.node_id << ": " << whole.status().to_string() << " / "
+                                       << blocks.status().to_string();
+    if (!whole.ok()) {
+      for (const Result<ReplayFilter>* r : {&whole, &blocks}) {
+        EXPECT_NE(r->status().message().find(" follows the FINISH record at " + finish->to_string()), std::string::npos)
+            << r->status().message();
+      }
+    }
   }
   EXPECT_GE(tried, 1) << "no node finished the failed cut: another seed is needed";
 }

@@ -57,6 +57,7 @@ std::vector<Format> formats(const std::string& path) {
     m.node_index = n.node_index;
     m.node_id = n.node_id;
     m.groups = n.groups;
+    m.start_block = m.finish_block = kSegmentHeaderBytes;
     return encode_increment_meta(m);
   };
   auto backup = [path](const NodeMeta& n) {

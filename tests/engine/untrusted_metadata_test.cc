@@ -103,6 +103,7 @@ IncrementMeta valid_increment_meta() {
   m.groups = {CacheGroup{1, "tx0", CacheMode::kTransactional, 8, 1}};
   m.first_segment = m.last_segment = 2;
   m.files = {ManifestEntry{"wal/node0/" + segment_file_name(2), 100, 1}};
+  m.start_block = m.finish_block = kSegmentHeaderBytes;
   return m;
 }
 
@@ -205,6 +206,17 @@ TEST(IncrementMetaDecoding, Version1FilesWithoutTheCutRecordsBlocksAreStillRead)
   Result<IncrementMeta> mixed = decode_increment_meta(framed(1, body), "n.smf");
   ASSERT_FALSE(mixed.ok());
   EXPECT_NE(mixed.status().message().find("n.smf: malformed body"), std::string::npos) << mixed.status().message();
+  // Version 2 records both blocks, each after the segment header.
+  for (uint64_t inside : {uint64_t{0}, uint64_t{63}}) {
+    IncrementMeta bad = m;
+    bad.start_block = inside;
+    Result<IncrementMeta> r = decode_increment_meta(encode_increment_meta(bad), "n.smf");
+    ASSERT_FALSE(r.ok()) << inside;
+    EXPECT_NE(r.status().message().find("n.smf: a cut record's block at offset " + std::to_string(inside) +
+                                        ", inside the segment header"),
+              std::string::npos)
+        << r.status().message();
+  }
 }
 
 TEST(NodeMetaDecoding, RefusesANodeIdOrBaselineEntryThatIsNotAName) {
