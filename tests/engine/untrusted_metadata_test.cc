@@ -187,13 +187,12 @@ TEST(IncrementMetaDecoding, Version1FilesWithoutTheCutRecordsBlocksAreStillRead)
   EXPECT_EQ(load_u32(v2.data() + 8), 2u);
   // The frame: magic u64, version u32, body bytes u32, body, CRC32C u32.
   auto framed = [](uint32_t version, ByteSpan body) {
-    Bytes out(16);
+    Bytes out(16 + body.size() + 4);
     std::memcpy(out.data(), "WLCTINC1", 8);
     store_u32(out.data() + 8, version);
     store_u32(out.data() + 12, static_cast<uint32_t>(body.size()));
-    out.insert(out.end(), body.begin(), body.end());
-    out.resize(out.size() + 4);
-    store_u32(out.data() + out.size() - 4, crc32c(ByteSpan(out).first(out.size() - 4)));
+    std::memcpy(out.data() + 16, body.data(), body.size());
+    store_u32(out.data() + 16 + body.size(), crc32c(ByteSpan(out).first(16 + body.size())));
     return out;
   };
   const ByteSpan body = ByteSpan(v2).subspan(16, v2.size() - 20);
