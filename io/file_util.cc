@@ -189,8 +189,9 @@ Result<int> open_regular_file(const std::string& path, bool follow, uint64_t& by
 
 constexpr size_t kPieceBytes = 1 << 20;
 
+// Up to `at_most` bytes of `path` from `offset`.
 Result<Bytes> read_regular_file(const std::string& path, const std::function<Status(uint64_t)>& check_size,
-                                uint64_t at_most, bool follow = true) {
+                                uint64_t at_most, bool follow = true, uint64_t offset = 0) {
   uint64_t size = 0;
   Result<int> opened = open_regular_file(path, follow, size);
   if (!opened.ok()) return opened.status();
@@ -206,19 +207,20 @@ Result<Bytes> read_regular_file(const std::string& path, const std::function<Sta
   // returned short, one that grows is returned as it was.
   Bytes out;
   try {
-    out.resize(static_cast<size_t>(std::min(size, at_most)));
+    out.resize(static_cast<size_t>(std::min(size - std::min(size, offset), at_most)));
   } catch (const std::bad_alloc&) {  // a file far larger than memory (a sparse one, say) is an error naming it
     ::close(fd);
     return Status::io_error("read " + path + ": " + std::to_string(size) + " bytes do not fit in memory");
   }
   size_t done = 0;
   while (done < out.size()) {
-    ssize_t n = ::pread(fd, out.data() + done, std::min(kPieceBytes, out.size() - done), static_cast<off_t>(done));
+    ssize_t n =
+        ::pread(fd, out.data() + done, std::min(kPieceBytes, out.size() - done), static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       int err = errno;
       ::close(fd);
-      return Status::from_errno("read " + path + " at offset " + std::to_string(done), err);
+      return Status::from_errno("read " + path + " at offset " + std::to_string(offset + done), err);
     }
     if (n == 0) break;
     done += static_cast<size_t>(n);
@@ -243,25 +245,11 @@ Result<Bytes> read_file_prefix(const std::string& path, uint64_t at_most) {
 }
 
 Result<Bytes> read_file_range(const std::string& path, uint64_t offset, size_t bytes, uint64_t* file_bytes) {
-  uint64_t size = 0;
-  Result<int> opened = open_regular_file(path, /*follow=*/false, size);
-  if (!opened.ok()) return opened.status();
-  const int fd = opened.value();
-  if (file_bytes) *file_bytes = size;
-  Bytes out(offset < size ? static_cast<size_t>(std::min<uint64_t>(bytes, size - offset)) : 0);
-  size_t done = 0;
-  Status s;
-  while (done < out.size()) {
-    const ssize_t n = ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) s = Status::from_errno("read " + path + " at offset " + std::to_string(offset + done), errno);
-    if (n <= 0) break;
-    done += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  if (!s.ok()) return s;
-  out.resize(done);
-  return out;
+  auto note_size = [file_bytes](uint64_t size) {
+    if (file_bytes) *file_bytes = size;
+    return Status{};
+  };
+  return read_regular_file(path, note_size, bytes, /*follow=*/false, offset);
 }
 
 Status read_file_pieces(const std::string& path, uint64_t from, const std::function<Status(ByteSpan)>& piece,
