@@ -294,25 +294,43 @@ Result<IncrementReport> take_incremental_snapshot(Cluster& cluster, const std::s
 
 namespace {
 
-// The file offset of the block of segment `path` (of cluster `cluster_id`,
-// node `node_index`) that holds the record at `p`: its blocks read from
-// the start, as a restore without it would.
-Result<uint64_t> block_holding(const std::string& path, WalPointer p, uint64_t cluster_id, uint16_t node_index) {
-  BlockReaderOptions ro;
-  ro.mode = TailMode::kStrict;
-  ro.cluster_id = cluster_id;
-  ro.node_index = node_index;
-  Result<std::unique_ptr<BlockReader>> reader = BlockReader::open({path}, ro);
-  if (!reader.ok()) return reader.status();
-  Block b;
-  for (;;) {
-    Result<bool> more = (*reader)->next(b);
-    if (!more.ok()) return more.status();
-    if (!more.value()) return Status::corruption(path + ": no block holds the record at " + p.to_string());
-    if (b.header.first.segment == p.segment && b.header.first.offset <= p.offset && p.offset < b.header.end_offset()) {
-      return b.file_offset;
+// The file offset of the block that holds each record `wanted` points at,
+// in the segments of `wal_dir` (of cluster `cluster_id`, node
+// `node_index`): each segment's blocks read from its start once, as a
+// restore without them would.
+Status find_blocks(const std::string& wal_dir, std::initializer_list<std::pair<WalPointer, uint64_t*>> wanted,
+                   uint64_t cluster_id, uint16_t node_index) {
+  for (const auto& [p, block] : wanted) *block = 0;
+  // A record of `segment` not found yet (a block's offset is never 0).
+  auto missing_in = [&](uint64_t segment) -> const WalPointer* {
+    for (const auto& [q, block] : wanted) {
+      if (q.segment == segment && *block == 0) return &q;
+    }
+    return nullptr;
+  };
+  for (const auto& [p, found] : wanted) {
+    if (*found != 0) continue;  // found in its segment, read for another record
+    const std::string path = wal_dir + "/" + segment_file_name(p.segment);
+    BlockReaderOptions ro;
+    ro.mode = TailMode::kStrict;
+    ro.cluster_id = cluster_id;
+    ro.node_index = node_index;
+    Result<std::unique_ptr<BlockReader>> reader = BlockReader::open({path}, ro);
+    if (!reader.ok()) return reader.status();
+    Block b;
+    while (missing_in(p.segment)) {
+      Result<bool> more = (*reader)->next(b);
+      if (!more.ok()) return more.status();
+      if (!more.value()) break;
+      for (const auto& [q, block] : wanted) {
+        if (b.holds(q)) *block = b.file_offset;
+      }
+    }
+    if (const WalPointer* q = missing_in(p.segment)) {
+      return Status::corruption(path + ": no block holds the record at " + q->to_string());
     }
   }
+  return {};
 }
 
 // One node's part of increment `m.index`: its metadata from its finished
@@ -344,12 +362,8 @@ Result<IncrementMeta> stage_node_increment(Node& node, const CutResult& cut, Inc
   }
   // Where the cut records are, so that a restore that does not replay this
   // node reads their blocks alone (cut/replay_filter.h).
-  for (auto [p, block] : {std::pair{m.start, &m.start_block}, std::pair{m.finish, &m.finish_block}}) {
-    Result<uint64_t> at =
-        block_holding(wal_dir.value() + "/" + segment_file_name(p.segment), p, m.cluster_id, node.meta().node_index);
-    if (!at.ok()) return at.status();
-    *block = at.value();
-  }
+  WALCUT_RETURN_IF_ERROR(find_blocks(wal_dir.value(), {{m.start, &m.start_block}, {m.finish, &m.finish_block}},
+                                     m.cluster_id, node.meta().node_index));
   report.included += m.included_count;
   report.excluded += m.excluded_count;
   Result<std::string> smf = path_under(staging, meta_file_name(m.node_id));

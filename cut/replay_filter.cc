@@ -78,9 +78,6 @@ Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOp
     return Status::corruption(m.node_id + " increment " + std::to_string(m.index) + ": its FINISH " +
                               f.finish.to_string() + " is not in its last segment " + last);
   }
-  auto spans = [](const Block& b, WalPointer p) {
-    return b.header.first.segment == p.segment && b.header.first.offset <= p.offset && p.offset < b.header.end_offset();
-  };
   auto check = [&](Wanted& w, const Block& b, const RecordView& r) -> Status {
     Result<RecordPayload> p = decode_payload(r.type, r.payload);
     if (!p.ok()) return p.status();
@@ -120,8 +117,7 @@ Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOp
   auto sorted = [&](ReplayFilter&& out) -> Result<ReplayFilter> {
     for (const Wanted& w : wanted) {
       if (!w.found) {
-        return Status::corruption(*path_of(w.at) + (by_blocks ? " at offset " + std::to_string(w.block) : "") +
-                                  ": no " + w.name + " record at " + w.at.to_string());
+        return Status::corruption(*path_of(w.at) + ": no " + w.name + " record at " + w.at.to_string());
       }
     }
     std::sort(out.included.begin(), out.included.end());
@@ -145,7 +141,7 @@ Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOp
       const std::string& path = *path_of(w.at);
       const std::string at = path + " at offset " + std::to_string(w.block);
       Status s = records_at(path, w.block, [&](const Block& b, const RecordView& r) -> Status {
-        if (!spans(b, w.at)) return Status::corruption("the block does not hold " + w.at.to_string());
+        if (!b.holds(w.at)) return Status::corruption("the block does not hold " + w.at.to_string());
         return r.pointer == w.at && r.type == w.type ? check(w, b, r) : after_finish(r);
       });
       if (s.ok() && !w.found) {
@@ -182,7 +178,7 @@ Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOp
     if (!reader.ok()) return reader.status();
     auto parse = [&](const Block& b) {
       if (path == &last && WalPointer{b.header.first.segment, b.header.end_offset()} > f.finish) return true;
-      return std::any_of(wanted.begin(), wanted.end(), [&](const Wanted& w) { return spans(b, w.at); });
+      return std::any_of(wanted.begin(), wanted.end(), [&](const Wanted& w) { return b.holds(w.at); });
     };
     WALCUT_RETURN_IF_ERROR(for_each_record_of(**reader, parse, [&](const Block& b, const RecordView& r) -> Status {
       for (Wanted& w : wanted) {

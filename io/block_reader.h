@@ -43,6 +43,10 @@ struct Block {
   ByteSpan stored;           // the payload as stored (compressed for kLz4)
   std::shared_ptr<const void> owner;  // keeps `stored` alive
   bool is_segment_end() const;        // the block holding SEGMENT_END
+  // Whether the record at `p` is among this block's.
+  bool holds(WalPointer p) const {
+    return header.first.segment == p.segment && header.first.offset <= p.offset && p.offset < header.end_offset();
+  }
 };
 
 // How the log ended, once next() has returned false.
