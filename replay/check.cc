@@ -1,8 +1,5 @@
 #include "replay/check.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <xxhash.h>
 
 #include <nlohmann/json.hpp>
@@ -397,11 +394,9 @@ void check_recorded_blocks(const CheckOptions& o, const NodeIncrements& chain, N
     if (m.start_block == 0 && m.finish_block == 0) continue;  // version 1: none recorded
     // Increment k alone: its own START and FINISH (k - 1's FINISH is
     // k - 1's to answer for).
-    NodeIncrements alone = chain;
-    alone.increments = {m};
-    const uint64_t first = m.first_segment - chain.increments.front().first_segment;
-    alone.segment_paths.assign(chain.segment_paths.begin() + static_cast<ptrdiff_t>(first),
-                               chain.segment_paths.begin() + static_cast<ptrdiff_t>(first + m.files.size()));
+    const auto first =
+        chain.segment_paths.begin() + static_cast<ptrdiff_t>(m.first_segment - chain.increments.front().first_segment);
+    const NodeIncrements alone{chain.base, {m}, {first, first + static_cast<ptrdiff_t>(m.files.size())}, 0};
     Result<ReplayFilter> f = load_replay_filter(alone, o.io, FilterRead::kCutRecordBlocks);
     if (!f.ok()) {
       structure_in(c, increment_dir(o.snapshot_dir, m.index) + "/" + meta_file_name(m.node_id),
