@@ -349,8 +349,11 @@ Status BlockReader::before_durable_end(const std::string& at, const std::string&
 
 Result<Block> read_block_at(const std::string& path, uint64_t file_offset, uint64_t cluster_id, uint16_t node_index) {
   const std::string at = path + " at offset " + std::to_string(file_offset);
-  uint64_t size = 0;
-  Result<Bytes> head = read_file_range(path, 0, kSegmentHeaderBytes, &size);
+  // One open for the three reads: the header and the block of one file.
+  Result<OpenedFile> file = OpenedFile::open(path, /*follow=*/false);
+  if (!file.ok()) return file.status();
+  const uint64_t size = file->size();
+  Result<Bytes> head = file->read(0, kSegmentHeaderBytes);
   if (!head.ok()) return head.status();
   if (head->size() < kSegmentHeaderBytes) {
     return Status::corruption(path + ": " + std::to_string(size) + " bytes, too short for a segment header");
@@ -362,7 +365,7 @@ Result<Block> read_block_at(const std::string& path, uint64_t file_offset, uint6
   if (file_offset > size || size - file_offset < kBlockHeaderBytes) {
     return Status::corruption(at + ": no block header fits there (the file is " + std::to_string(size) + " bytes)");
   }
-  Result<Bytes> header_bytes = read_file_range(path, file_offset, kBlockHeaderBytes);
+  Result<Bytes> header_bytes = file->read(file_offset, kBlockHeaderBytes);
   if (!header_bytes.ok()) return header_bytes.status();
   Block b;
   b.file_offset = file_offset;
@@ -374,7 +377,7 @@ Result<Block> read_block_at(const std::string& path, uint64_t file_offset, uint6
                               " bytes pass the end of the file");
   }
   auto payload = std::make_shared<Bytes>();
-  Result<Bytes> stored = read_file_range(path, file_offset + kBlockHeaderBytes, b.header.stored_bytes);
+  Result<Bytes> stored = file->read(file_offset + kBlockHeaderBytes, b.header.stored_bytes);
   if (!stored.ok()) return stored.status();
   *payload = std::move(stored).value();
   if (payload->size() != b.header.stored_bytes || block_crc(header_bytes->data(), *payload) != b.header.crc) {

@@ -15,6 +15,8 @@
 #include <filesystem>
 #include <new>
 #include <optional>
+#include <span>
+#include <utility>
 
 #include "io/fault.h"
 #include "io/wal_format.h"
@@ -163,71 +165,15 @@ bool first_byte_cached(const std::string& path) {
 
 namespace {
 
-// Opens `path` for reading, as a regular file only. O_NONBLOCK: a FIFO
-// planted where a file belongs must not hang the open. Sets `bytes` to
-// its size.
-Result<int> open_regular_file(const std::string& path, bool follow, uint64_t& bytes) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | (follow ? 0 : O_NOFOLLOW));
-  if (fd < 0 && errno == ELOOP && !follow) {
-    return Status::corruption(path + ": a symbolic link where a file belongs (not followed: it could lead anywhere)");
-  }
-  if (fd < 0) return Status::from_errno("open " + path, errno);
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    int err = errno;
-    ::close(fd);
-    return Status::from_errno("stat " + path, err);
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    if (S_ISDIR(st.st_mode)) return Status::from_errno("read " + path, EISDIR);
-    return Status::io_error("read " + path + ": not a regular file");
-  }
-  bytes = static_cast<uint64_t>(st.st_size);
-  return fd;
-}
-
 constexpr size_t kPieceBytes = 1 << 20;
 
 // Up to `at_most` bytes of `path` from `offset`.
 Result<Bytes> read_regular_file(const std::string& path, const std::function<Status(uint64_t)>& check_size,
                                 uint64_t at_most, bool follow = true, uint64_t offset = 0) {
-  uint64_t size = 0;
-  Result<int> opened = open_regular_file(path, follow, size);
-  if (!opened.ok()) return opened.status();
-  const int fd = opened.value();
-  if (check_size) {
-    Status s = check_size(size);
-    if (!s.ok()) {
-      ::close(fd);
-      return s;
-    }
-  }
-  // Sized by fstat and read in 1 MiB pieces; a file that shrinks since is
-  // returned short, one that grows is returned as it was.
-  Bytes out;
-  try {
-    out.resize(static_cast<size_t>(std::min(size - std::min(size, offset), at_most)));
-  } catch (const std::bad_alloc&) {  // a file far larger than memory (a sparse one, say) is an error naming it
-    ::close(fd);
-    return Status::io_error("read " + path + ": " + std::to_string(size) + " bytes do not fit in memory");
-  }
-  size_t done = 0;
-  while (done < out.size()) {
-    ssize_t n =
-        ::pread(fd, out.data() + done, std::min(kPieceBytes, out.size() - done), static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      ::close(fd);
-      return Status::from_errno("read " + path + " at offset " + std::to_string(offset + done), err);
-    }
-    if (n == 0) break;
-    done += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  out.resize(done);
-  return out;
+  Result<OpenedFile> f = OpenedFile::open(path, follow);
+  if (!f.ok()) return f.status();
+  if (check_size) WALCUT_RETURN_IF_ERROR(check_size(f->size()));
+  return f->read(offset, at_most);
 }
 
 }  // namespace
@@ -244,32 +190,76 @@ Result<Bytes> read_file_prefix(const std::string& path, uint64_t at_most) {
   return read_regular_file(path, {}, at_most, /*follow=*/false);
 }
 
-Result<Bytes> read_file_range(const std::string& path, uint64_t offset, size_t bytes, uint64_t* file_bytes) {
-  auto note_size = [file_bytes](uint64_t size) {
-    if (file_bytes) *file_bytes = size;
-    return Status{};
-  };
-  return read_regular_file(path, note_size, bytes, /*follow=*/false, offset);
+Result<Bytes> read_file_range(const std::string& path, uint64_t offset, size_t bytes) {
+  return read_regular_file(path, {}, bytes, /*follow=*/false, offset);
+}
+
+// O_NONBLOCK: a FIFO planted where a file belongs must not hang the open.
+Result<OpenedFile> OpenedFile::open(const std::string& path, bool follow) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | (follow ? 0 : O_NOFOLLOW));
+  if (fd < 0 && errno == ELOOP && !follow) {
+    return Status::corruption(path + ": a symbolic link where a file belongs (not followed: it could lead anywhere)");
+  }
+  if (fd < 0) return Status::from_errno("open " + path, errno);
+  OpenedFile f(path, fd, 0);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    return Status::from_errno("stat " + path, err);
+  }
+  if (S_ISDIR(st.st_mode)) return Status::from_errno("read " + path, EISDIR);
+  if (!S_ISREG(st.st_mode)) return Status::io_error("read " + path + ": not a regular file");
+  f.size_ = static_cast<uint64_t>(st.st_size);
+  return f;
+}
+
+OpenedFile::OpenedFile(OpenedFile&& o) noexcept
+    : path_(std::move(o.path_)), fd_(std::exchange(o.fd_, -1)), size_(o.size_) {}
+
+OpenedFile::~OpenedFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Result<size_t> OpenedFile::read_some(uint64_t offset, std::span<std::byte> buf) const {
+  for (;;) {
+    const ssize_t n = ::pread(fd_, buf.data(), buf.size(), static_cast<off_t>(offset));
+    if (n >= 0) return static_cast<size_t>(n);
+    if (errno != EINTR) return Status::from_errno("read " + path_ + " at offset " + std::to_string(offset), errno);
+  }
+}
+
+Result<Bytes> OpenedFile::read(uint64_t offset, uint64_t bytes) const {
+  Bytes out;
+  try {
+    out.resize(static_cast<size_t>(std::min(size_ - std::min(size_, offset), bytes)));
+  } catch (const std::bad_alloc&) {  // a file far larger than memory (a sparse one, say) is an error naming it
+    return Status::io_error("read " + path_ + ": " + std::to_string(size_) + " bytes do not fit in memory");
+  }
+  size_t done = 0;
+  while (done < out.size()) {
+    Result<size_t> n = read_some(offset + done, std::span(out).subspan(done, std::min(kPieceBytes, out.size() - done)));
+    if (!n.ok()) return n.status();
+    if (n.value() == 0) break;
+    done += n.value();
+  }
+  out.resize(done);
+  return out;
 }
 
 Status read_file_pieces(const std::string& path, uint64_t from, const std::function<Status(ByteSpan)>& piece,
                         bool follow, const std::function<Status(uint64_t)>& check_size) {
-  uint64_t size = 0;
-  Result<int> opened = open_regular_file(path, follow, size);
-  if (!opened.ok()) return opened.status();
-  const int fd = opened.value();
-  Status s = check_size ? check_size(size) : Status{};
-  Bytes buf(s.ok() && from < size ? kPieceBytes : 0);
-  for (uint64_t at = from; s.ok() && at < size;) {
-    const ssize_t n = ::pread(fd, buf.data(), std::min<uint64_t>(buf.size(), size - at), static_cast<off_t>(at));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) s = Status::from_errno("read " + path + " at offset " + std::to_string(at), errno);
-    if (n <= 0) break;
-    s = piece(ByteSpan(buf).first(static_cast<size_t>(n)));
-    at += static_cast<uint64_t>(n);
+  Result<OpenedFile> f = OpenedFile::open(path, follow);
+  if (!f.ok()) return f.status();
+  if (check_size) WALCUT_RETURN_IF_ERROR(check_size(f->size()));
+  Bytes buf(from < f->size() ? kPieceBytes : 0);
+  for (uint64_t at = from; at < f->size();) {
+    Result<size_t> n = f->read_some(at, std::span(buf).first(std::min<uint64_t>(buf.size(), f->size() - at)));
+    if (!n.ok()) return n.status();
+    if (n.value() == 0) break;
+    WALCUT_RETURN_IF_ERROR(piece(ByteSpan(buf).first(n.value())));
+    at += n.value();
   }
-  ::close(fd);
-  return s;
+  return {};
 }
 
 Status sync_filesystem(const std::string& path) { return sync_opened(path, O_RDONLY, ::syncfs, "open ", "syncfs "); }

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -69,11 +70,37 @@ Result<Bytes> read_file_bytes_no_follow(const std::string& path, const std::func
 // beginning is shown, however large the file, and never a file a link
 // leads to.
 Result<Bytes> read_file_prefix(const std::string& path, uint64_t at_most);
+// A regular file opened to be read, as read_file_bytes() opens (and
+// without following a symbolic link unless `follow`, with the errors of
+// read_file_bytes_no_follow()): every read of it sees the file that was
+// opened, whatever is renamed over its path meanwhile. For several pieces
+// of one file: a segment's header and one of its blocks.
+class OpenedFile {
+ public:
+  static Result<OpenedFile> open(const std::string& path, bool follow);
+  OpenedFile(OpenedFile&& o) noexcept;
+  OpenedFile& operator=(OpenedFile&&) = delete;
+  ~OpenedFile();
+  // Its size when it was opened (fstat).
+  uint64_t size() const { return size_; }
+  // Up to `bytes` bytes from `offset`, read in 1 MiB pieces: fewer where
+  // the file (as sized at open) ends first, or where it has shrunk since.
+  // A piece too large for memory is kIoError saying so.
+  Result<Bytes> read(uint64_t offset, uint64_t bytes) const;
+  // One pread of up to buf.size() bytes at `offset` (retried on EINTR):
+  // the bytes read, 0 at the end of the file.
+  Result<size_t> read_some(uint64_t offset, std::span<std::byte> buf) const;
+
+ private:
+  OpenedFile(std::string path, int fd, uint64_t size) : path_(std::move(path)), fd_(fd), size_(size) {}
+  std::string path_;
+  int fd_;
+  uint64_t size_;
+};
 // `bytes` bytes of `path` from `offset` (fewer where the file ends first),
-// opened as read_file_bytes_no_follow() opens; `file_bytes`, when given,
-// gets the file's size. For a piece of a large file read alone: one block
-// of a segment.
-Result<Bytes> read_file_range(const std::string& path, uint64_t offset, size_t bytes, uint64_t* file_bytes = nullptr);
+// opened as read_file_bytes_no_follow() opens. For a piece of a file read
+// alone: the block after a FINISH record.
+Result<Bytes> read_file_range(const std::string& path, uint64_t offset, size_t bytes);
 // Reads `path` from byte `from` to its end, as fstat sizes it once opened
 // (a file that grows meanwhile is read as it was), in 1 MiB pieces handed
 // in order to `piece`; an error `piece` returns stops the read and is

@@ -543,5 +543,43 @@ TEST(ReadFilePieces, HandsTheRestInOrderStopsOnAnErrorAndRefusesALinkOrAFifo) {
   EXPECT_NE(piped.message().find(fifo + ": not a regular file"), std::string::npos) << piped.to_string();
 }
 
+TEST(OpenedFile, ReadsTheFileItOpenedWhateverIsRenamedOverItsPath) {
+  TempDir dir;
+  const std::string path = dir.path() + "/segment";
+  const Bytes first = testing::test_payload((3 << 19) + 5, 5);  // a piece and a half
+  testing::write_file(path, first);
+  Result<OpenedFile> f = OpenedFile::open(path, /*follow=*/false);
+  ASSERT_TRUE(f.ok()) << f.status().to_string();
+  EXPECT_EQ(f->size(), first.size());
+  // Another file put in its place: the reads still see the one opened
+  // (a segment's header and its block come from one file).
+  const std::string other = dir.path() + "/other";
+  testing::write_file(other, testing::test_payload(100, 6));
+  ASSERT_EQ(::rename(other.c_str(), path.c_str()), 0);
+  Result<Bytes> whole = f->read(0, UINT64_MAX);
+  ASSERT_TRUE(whole.ok()) << whole.status().to_string();
+  EXPECT_EQ(whole.value(), first);
+  Result<Bytes> middle = f->read(1000, 64);
+  ASSERT_TRUE(middle.ok());
+  EXPECT_EQ(middle.value(), Bytes(first.begin() + 1000, first.begin() + 1064));
+  // Past the end: short, then empty.
+  Result<Bytes> tail = f->read(first.size() - 3, 64);
+  ASSERT_TRUE(tail.ok());
+  EXPECT_EQ(tail->size(), 3u);
+  Result<Bytes> beyond = f->read(first.size() + 10, 64);
+  ASSERT_TRUE(beyond.ok());
+  EXPECT_TRUE(beyond->empty());
+  // The path now names the other file.
+  Result<Bytes> now = read_file_range(path, 0, 1000);
+  ASSERT_TRUE(now.ok());
+  EXPECT_EQ(now->size(), 100u);
+  // Opened as read_file_bytes_no_follow() opens: a link or a directory is refused.
+  const std::string link = dir.path() + "/link";
+  fs::create_symlink(path, link);
+  EXPECT_EQ(OpenedFile::open(link, /*follow=*/false).status().code(), StatusCode::kCorruption);
+  EXPECT_TRUE(OpenedFile::open(link, /*follow=*/true).ok());
+  Result<OpenedFile> d = OpenedFile::open(dir.path(), /*follow=*/false);
+  EXPECT_NE(d.status().message().find("read " + dir.path()), std::string::npos) << d.status().to_string();
+}
 }  // namespace
 }  // namespace walcut
