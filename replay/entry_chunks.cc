@@ -143,16 +143,15 @@ void EntryChunks::add_chunk(size_t n) {
   cls = std::max(cls, smallest);
   Chunk c{};
   if (cls == ChunkPool::kClasses) {
-    c = {allocate(n), 0, n, -1};
+    c = {allocate(n), n, -1};
   } else {
     std::byte* p = ChunkPool::shared().get_fitting(cls, smallest, huge_pages_);
-    c = {p, 0, ChunkPool::kClassBytes[cls], cls};
+    c = {p, ChunkPool::kClassBytes[cls], cls};
   }
   if (reinterpret_cast<uintptr_t>(c.data) + c.capacity > (uintptr_t{1} << kAddressBits)) {
     give_back(c);  // never on Linux without asking mmap for more: the index could not hold it
     throw std::bad_alloc();
   }
-  if (!chunks_.empty()) chunks_.back().used = used_of(chunks_.size() - 1);
   chunks_.push_back(c);
   end_ = c.data;
   left_ = c.capacity;

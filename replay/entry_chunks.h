@@ -15,8 +15,6 @@
 #include <mutex>
 #include <vector>
 
-#include "replay/entry_run.h"
-
 namespace walcut {
 
 // Free chunks of each size, shared by the buckets of every restore in the
@@ -118,20 +116,14 @@ class EntryChunks {
   size_t bytes_held() const { return held_; }
   bool empty() const { return used_ == 0; }
 
-  // Calls f(const std::byte* entry) for every entry, in the order appended.
-  template <typename F>
-  void for_each(F&& f) const;
-
  private:
   struct Chunk {
     std::byte* data;
-    size_t used;  // of the last chunk: up to end_ (set when the next is added)
     size_t capacity;
     int cls;  // -1: the chunk of one large entry, malloc'd for it
   };
   void add_chunk(size_t n);
   static void give_back(const Chunk& c);  // to the pool, or to malloc when its own
-  size_t used_of(size_t i) const { return i + 1 == chunks_.size() ? end_ - chunks_[i].data : chunks_[i].used; }
 
   // What append() reads comes first: a bucket's first cache line holds it.
   std::byte* end_ = nullptr;  // where the next entry goes
@@ -141,13 +133,5 @@ class EntryChunks {
   std::vector<Chunk> chunks_;
   bool huge_pages_ = false;
 };
-
-template <typename F>
-void EntryChunks::for_each(F&& f) const {
-  for (size_t i = 0; i < chunks_.size(); ++i) {
-    const std::byte* data = chunks_[i].data;
-    for (size_t at = 0, used = used_of(i); at < used; at += run_entry_size(data + at)) f(data + at);
-  }
-}
 
 }  // namespace walcut
