@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cassert>
+#include <deque>
 #include <functional>
+#include <utility>
 
 #include "io/block.h"
 #include "io/block_reader.h"
@@ -126,11 +128,25 @@ Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOp
     return std::move(out);
   };
   if (by_blocks) {  // each record's block alone, where the metadata says it is
+    // Each segment opened once: its header, the records' blocks and the
+    // block after the FINISH's are one file's, whatever is renamed over
+    // its path meanwhile.
+    std::deque<std::pair<const std::string*, OpenedFile>> opened;
+    auto file_of = [&](const std::string& path) -> Result<const OpenedFile*> {
+      for (const auto& [p, file] : opened) {
+        if (p == &path) return &file;
+      }
+      Result<OpenedFile> file = OpenedFile::open(path, /*follow=*/false);
+      if (!file.ok()) return file.status();
+      return &opened.emplace_back(&path, std::move(file).value()).second;
+    };
     Bytes scratch;
     // The records of the block at `offset` of `path`, each to `fn`.
     auto records_at = [&](const std::string& path, uint64_t offset,
                           const std::function<Status(const Block&, const RecordView&)>& fn) -> Status {
-      Result<Block> b = read_block_at(path, offset, node.base.cluster_id, node.base.node_index);
+      Result<const OpenedFile*> file = file_of(path);
+      if (!file.ok()) return file.status();
+      Result<Block> b = read_block_at(*file.value(), offset, node.base.cluster_id, node.base.node_index);
       if (!b.ok()) return b.status();
       Result<ByteSpan> raw = block_raw_payload(b->header, b->stored, scratch);
       Status s = raw.ok() ? for_each_record(b->header, raw.value(), [&](const RecordView& r) { return fn(*b, r); })
@@ -154,12 +170,13 @@ Result<ReplayFilter> load_replay_filter(const NodeIncrements& node, const ReadOp
     }
     // The block after the FINISH's, unless that held SEGMENT_END: the end
     // of the data (zeros), or SEGMENT_END's.
-    const std::string& last = node.segment_paths.back();
-    Result<Bytes> next = read_file_range(last, f.finish_block_end, kBlockHeaderBytes);
+    Result<const OpenedFile*> last = file_of(node.segment_paths.back());
+    if (!last.ok()) return last.status();
+    Result<Bytes> next = last.value()->read(f.finish_block_end, kBlockHeaderBytes);
     if (!next.ok()) return next.status();
     if (!segment_ended && std::any_of(next->begin(), next->end(), [](std::byte x) { return x != std::byte{0}; })) {
-      WALCUT_RETURN_IF_ERROR(
-          records_at(last, f.finish_block_end, [&](const Block&, const RecordView& r) { return after_finish(r); }));
+      WALCUT_RETURN_IF_ERROR(records_at(node.segment_paths.back(), f.finish_block_end,
+                                        [&](const Block&, const RecordView& r) { return after_finish(r); }));
     }
     return sorted(std::move(f));
   }

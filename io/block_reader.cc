@@ -347,13 +347,11 @@ Status BlockReader::before_durable_end(const std::string& at, const std::string&
                             ", up to which the WAL was recorded as synced: synced data is damaged or missing");
 }
 
-Result<Block> read_block_at(const std::string& path, uint64_t file_offset, uint64_t cluster_id, uint16_t node_index) {
+Result<Block> read_block_at(const OpenedFile& file, uint64_t file_offset, uint64_t cluster_id, uint16_t node_index) {
+  const std::string& path = file.path();
   const std::string at = path + " at offset " + std::to_string(file_offset);
-  // One open for the three reads: the header and the block of one file.
-  Result<OpenedFile> file = OpenedFile::open(path, /*follow=*/false);
-  if (!file.ok()) return file.status();
-  const uint64_t size = file->size();
-  Result<Bytes> head = file->read(0, kSegmentHeaderBytes);
+  const uint64_t size = file.size();
+  Result<Bytes> head = file.read(0, kSegmentHeaderBytes);
   if (!head.ok()) return head.status();
   if (head->size() < kSegmentHeaderBytes) {
     return Status::corruption(path + ": " + std::to_string(size) + " bytes, too short for a segment header");
@@ -361,11 +359,15 @@ Result<Block> read_block_at(const std::string& path, uint64_t file_offset, uint6
   Result<SegmentHeader> segment = SegmentHeader::decode(head->data(), path);
   if (!segment.ok()) return segment.status();
   WALCUT_RETURN_IF_ERROR(check_identity(segment.value(), path, cluster_id, node_index));
+  if (size > segment->segment_bytes) {  // as the scan refuses it: nothing is read past the segment's size
+    return Status::corruption(path + ": file is " + std::to_string(size) + " bytes, its header says " +
+                              std::to_string(segment->segment_bytes));
+  }
   if (file_offset < kSegmentHeaderBytes) return Status::corruption(at + ": inside the segment header");
   if (file_offset > size || size - file_offset < kBlockHeaderBytes) {
     return Status::corruption(at + ": no block header fits there (the file is " + std::to_string(size) + " bytes)");
   }
-  Result<Bytes> header_bytes = file->read(file_offset, kBlockHeaderBytes);
+  Result<Bytes> header_bytes = file.read(file_offset, kBlockHeaderBytes);
   if (!header_bytes.ok()) return header_bytes.status();
   Block b;
   b.file_offset = file_offset;
@@ -377,7 +379,7 @@ Result<Block> read_block_at(const std::string& path, uint64_t file_offset, uint6
                               " bytes pass the end of the file");
   }
   auto payload = std::make_shared<Bytes>();
-  Result<Bytes> stored = file->read(file_offset + kBlockHeaderBytes, b.header.stored_bytes);
+  Result<Bytes> stored = file.read(file_offset + kBlockHeaderBytes, b.header.stored_bytes);
   if (!stored.ok()) return stored.status();
   *payload = std::move(stored).value();
   if (payload->size() != b.header.stored_bytes || block_crc(header_bytes->data(), *payload) != b.header.crc) {

@@ -15,6 +15,8 @@
 
 namespace walcut {
 
+class OpenedFile;  // io/file_util.h
+
 enum class TailMode {
   // A node's own WAL after a crash: damage with nothing valid after it (or
   // only blocks of the same unsynced run) ends the log and is reported.
@@ -67,16 +69,17 @@ struct ReadCounters {
   uint64_t block_bytes = 0;  // headers and stored payloads of valid blocks
 };
 
-// The block that starts at `file_offset` of segment file `path`, read
-// alone (its segment's header, then the block: three small reads) and
-// checked as BlockReader::next() checks a block of a snapshot segment:
-// the segment header's CRC, its identity (`cluster_id`, `node_index`) and
-// index (the file name's), the block header, its CRC, its bounds within
-// the file and that its first record is in this segment. For a record
-// whose block is known (an increment's metadata records where its cut
-// records are), instead of every block before it. Errors name the file
-// and the offset.
-Result<Block> read_block_at(const std::string& path, uint64_t file_offset, uint64_t cluster_id, uint16_t node_index);
+// The block that starts at `file_offset` of the opened segment file,
+// read alone (its segment's header, then the block: three small reads of
+// the one file) and checked as BlockReader::next() checks a block of a
+// snapshot segment: the segment header's CRC, its identity (`cluster_id`,
+// `node_index`) and index (the file name's), the file no larger than the
+// header's segment size, the block header, its CRC, its bounds within the
+// file and that its first record is in this segment. For a record whose
+// block is known (an increment's metadata records where its cut records
+// are), instead of every block before it. Errors name the file and the
+// offset.
+Result<Block> read_block_at(const OpenedFile& file, uint64_t file_offset, uint64_t cluster_id, uint16_t node_index);
 
 // Reads blocks one at a time on the caller's thread; I/O runs ahead through
 // the chunk reader. Memory: the chunk reader's buffers plus one block when a

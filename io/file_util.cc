@@ -167,13 +167,13 @@ namespace {
 
 constexpr size_t kPieceBytes = 1 << 20;
 
-// Up to `at_most` bytes of `path` from `offset`.
+// Up to `at_most` bytes of `path` from its start.
 Result<Bytes> read_regular_file(const std::string& path, const std::function<Status(uint64_t)>& check_size,
-                                uint64_t at_most, bool follow = true, uint64_t offset = 0) {
+                                uint64_t at_most, bool follow = true) {
   Result<OpenedFile> f = OpenedFile::open(path, follow);
   if (!f.ok()) return f.status();
   if (check_size) WALCUT_RETURN_IF_ERROR(check_size(f->size()));
-  return f->read(offset, at_most);
+  return f->read(0, at_most);
 }
 
 }  // namespace
@@ -188,10 +188,6 @@ Result<Bytes> read_file_bytes_no_follow(const std::string& path, const std::func
 
 Result<Bytes> read_file_prefix(const std::string& path, uint64_t at_most) {
   return read_regular_file(path, {}, at_most, /*follow=*/false);
-}
-
-Result<Bytes> read_file_range(const std::string& path, uint64_t offset, size_t bytes) {
-  return read_regular_file(path, {}, bytes, /*follow=*/false, offset);
 }
 
 // O_NONBLOCK: a FIFO planted where a file belongs must not hang the open.

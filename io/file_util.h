@@ -74,13 +74,14 @@ Result<Bytes> read_file_prefix(const std::string& path, uint64_t at_most);
 // without following a symbolic link unless `follow`, with the errors of
 // read_file_bytes_no_follow()): every read of it sees the file that was
 // opened, whatever is renamed over its path meanwhile. For several pieces
-// of one file: a segment's header and one of its blocks.
+// of one file: a segment's header and the blocks of its cut records.
 class OpenedFile {
  public:
   static Result<OpenedFile> open(const std::string& path, bool follow);
   OpenedFile(OpenedFile&& o) noexcept;
   OpenedFile& operator=(OpenedFile&&) = delete;
   ~OpenedFile();
+  const std::string& path() const { return path_; }
   // Its size when it was opened (fstat).
   uint64_t size() const { return size_; }
   // Up to `bytes` bytes from `offset`, read in 1 MiB pieces: fewer where
@@ -97,10 +98,6 @@ class OpenedFile {
   int fd_;
   uint64_t size_;
 };
-// `bytes` bytes of `path` from `offset` (fewer where the file ends first),
-// opened as read_file_bytes_no_follow() opens. For a piece of a file read
-// alone: the block after a FINISH record.
-Result<Bytes> read_file_range(const std::string& path, uint64_t offset, size_t bytes);
 // Reads `path` from byte `from` to its end, as fstat sizes it once opened
 // (a file that grows meanwhile is read as it was), in 1 MiB pieces handed
 // in order to `piece`; an error `piece` returns stops the read and is

@@ -327,6 +327,18 @@ TEST_P(LoadFilter, TakesTheCutsRecordsAtTheirPointersAndRefusesAnyOtherRecord) {
         flipped.status().message().find(path + " at offset " + std::to_string(m.finish_block) + ": block CRC mismatch"),
         std::string::npos)
         << flipped.status().message();
+    // A segment file longer than its header says is refused before any of
+    // its blocks is read, as the scan refuses it.
+    bytes[m.finish_block + kBlockHeaderBytes + 1] ^= 1;
+    bytes.resize(bytes.size() + 4096, 'x');
+    std::ofstream(path, std::ios::binary | std::ios::trunc)
+        .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    Result<ReplayFilter> grown = load_replay_filter(node, ReadOptions{}, FilterRead::kCutRecordBlocks);
+    ASSERT_FALSE(grown.ok());
+    EXPECT_NE(
+        grown.status().message().find(path + ": file is " + std::to_string(bytes.size()) + " bytes, its header says"),
+        std::string::npos)
+        << grown.status().message();
   }
   if (GetParam() >= 4096) {
     EXPECT_GE(start_before_finish_segment, 1) << "no START in a segment of its own";
