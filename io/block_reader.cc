@@ -146,6 +146,16 @@ Status check_identity(const SegmentHeader& h, const std::string& path, uint64_t 
   return {};
 }
 
+// A segment file must not be larger than its header's segment size (rule
+// 5 of docs/wal-format.md), nor, when `exact`, smaller.
+Status check_size(const SegmentHeader& h, const std::string& path, uint64_t size, bool exact) {
+  if (size > h.segment_bytes || (exact && size != h.segment_bytes)) {
+    return Status::corruption(path + ": file is " + std::to_string(size) + " bytes, its header says " +
+                              std::to_string(h.segment_bytes));
+  }
+  return {};
+}
+
 }  // namespace
 
 BlockReader::BlockReader(std::unique_ptr<ChunkReader> io, const BlockReaderOptions& options)
@@ -193,10 +203,7 @@ Result<bool> BlockReader::start_segment() {
                                 std::to_string(prev.segment_index) + " with crc " + std::to_string(last_crc_) + ")");
     }
   }
-  if (size > h->segment_bytes || (options_.mode == TailMode::kStrict && size != h->segment_bytes)) {
-    return Status::corruption(path + ": file is " + std::to_string(size) + " bytes, its header says " +
-                              std::to_string(h->segment_bytes));
-  }
+  WALCUT_RETURN_IF_ERROR(check_size(h.value(), path, size, options_.mode == TailMode::kStrict));
   headers_.push_back(h.value());
   ++counters_.segments;
   in_segment_ = true;
@@ -359,10 +366,8 @@ Result<Block> read_block_at(const OpenedFile& file, uint64_t file_offset, uint64
   Result<SegmentHeader> segment = SegmentHeader::decode(head->data(), path);
   if (!segment.ok()) return segment.status();
   WALCUT_RETURN_IF_ERROR(check_identity(segment.value(), path, cluster_id, node_index));
-  if (size > segment->segment_bytes) {  // as the scan refuses it: nothing is read past the segment's size
-    return Status::corruption(path + ": file is " + std::to_string(size) + " bytes, its header says " +
-                              std::to_string(segment->segment_bytes));
-  }
+  // As the scan refuses it: nothing is read past the segment's size.
+  WALCUT_RETURN_IF_ERROR(check_size(segment.value(), path, size, /*exact=*/false));
   if (file_offset < kSegmentHeaderBytes) return Status::corruption(at + ": inside the segment header");
   if (file_offset > size || size - file_offset < kBlockHeaderBytes) {
     return Status::corruption(at + ": no block header fits there (the file is " + std::to_string(size) + " bytes)");

@@ -249,7 +249,7 @@ Result<std::vector<ReplayFilter>> load_filters(const RestoreOptions& o, const Pl
   tbb::parallel_for(size_t{0}, chain.size(), [&](size_t i) {
     const NodeIncrements& inc = chain[i];
     const FilterRead read =
-        plan.is_source(static_cast<uint16_t>(i)) ? FilterRead::kWholeSegments : FilterRead::kCutRecordBlocks;
+        plan.is_source(inc.base.node_index) ? FilterRead::kWholeSegments : FilterRead::kCutRecordBlocks;
     Result<ReplayFilter> f = load_replay_filter(inc, io, read);
     if (!f.ok()) return error.set(f.status().with_context("node " + inc.base.node_id));
     filters[i] = std::move(f).value();
