@@ -6,15 +6,16 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 
 namespace walcut::bench {
 
 namespace {
 constexpr uint64_t kPageBytes = 4096;
-constexpr size_t kChunkBytes = 1 << 20;
 
 uint64_t resident_bytes(int fd, uint64_t size) {
   if (size == 0) return 0;
@@ -46,16 +47,31 @@ Result<uint64_t> evict_from_page_cache(const std::vector<std::string>& paths) {
   return resident_total_bytes;
 }
 
-Result<uint64_t> read_files(const std::vector<std::string>& paths, bool direct) {
+int open_for_read(const std::string& path, bool direct, bool& direct_used) {
+  direct_used = false;
+  if (direct) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
+    if (fd >= 0 || errno != EINVAL) {
+      direct_used = fd >= 0;
+      return fd;
+    }
+  }
+  return ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+}
+
+Result<PlainRead> read_files(const std::vector<std::string>& paths, bool direct, size_t chunk_bytes) {
   std::unique_ptr<std::byte, decltype(&std::free)> buf(
-      static_cast<std::byte*>(std::aligned_alloc(kPageBytes, kChunkBytes)), &std::free);
-  uint64_t bytes = 0;
+      static_cast<std::byte*>(std::aligned_alloc(kPageBytes, chunk_bytes)), &std::free);
+  if (!buf) return Status::invalid_argument("read buffer of " + std::to_string(chunk_bytes) + " bytes");
+  PlainRead read;
+  read.direct_used = direct;
   for (const std::string& p : paths) {
-    int fd = direct ? ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT) : -1;
-    if (fd < 0) fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);  // the filesystem refuses O_DIRECT
+    bool direct_used = false;
+    int fd = open_for_read(p, direct, direct_used);
     if (fd < 0) return Status::from_errno("open " + p, errno);
+    read.direct_used = read.direct_used && direct_used;
     for (;;) {
-      ssize_t n = ::read(fd, buf.get(), kChunkBytes);
+      ssize_t n = ::read(fd, buf.get(), chunk_bytes);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) {
         int err = errno;
@@ -63,25 +79,42 @@ Result<uint64_t> read_files(const std::vector<std::string>& paths, bool direct) 
         return Status::from_errno("read " + p, err);
       }
       if (n == 0) break;
-      bytes += static_cast<uint64_t>(n);
+      read.bytes += static_cast<uint64_t>(n);
     }
     ::close(fd);
   }
-  return bytes;
+  return read;
 }
 
-bool parse_bytes(const std::string& text, uint64_t& bytes) {
-  if (text.empty()) return false;
-  char* end = nullptr;
-  unsigned long long v = std::strtoull(text.c_str(), &end, 10);
-  uint64_t scale = 1;
-  std::string suffix(end);
-  if (suffix == "K" || suffix == "k") scale = 1ull << 10;
-  else if (suffix == "M" || suffix == "m") scale = 1ull << 20;
-  else if (suffix == "G" || suffix == "g") scale = 1ull << 30;
-  else if (!suffix.empty()) return false;
-  bytes = v * scale;
-  return end != text.c_str();
+namespace {
+std::mutex g_notices_mu;
+std::vector<std::string> g_notices;
+}  // namespace
+
+void collect_notice(const std::string& text) {
+  std::lock_guard<std::mutex> lock(g_notices_mu);
+  std::fprintf(stderr, "walcut: %s\n", text.c_str());
+  g_notices.push_back(text);
+}
+
+std::vector<std::string> notices() {
+  std::lock_guard<std::mutex> lock(g_notices_mu);
+  return g_notices;
+}
+
+std::string filesystem_name(long f_type) {
+  switch (static_cast<unsigned long>(f_type)) {
+    case 0xEF53: return "ext4";  // also ext2/ext3
+    case 0x58465342: return "xfs";
+    case 0x9123683E: return "btrfs";
+    case 0x01021994: return "tmpfs";
+    case 0x794C7630: return "overlayfs";
+    case 0x6969: return "nfs";
+    case 0x2FC12FC1: return "zfs";
+    case 0xF2F52010: return "f2fs";
+    case 0x65735546: return "fuse";
+  }
+  return "unknown";
 }
 
 }  // namespace walcut::bench

@@ -4,17 +4,18 @@
 //   walcut_check_bench --snapshot DIR          an existing snapshot (e.g. kept by walcut_restore_bench)
 //   walcut_check_bench --bytes 16M             generate one first (into a temporary directory)
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
-
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
 
 #include "bench/bench_io.h"
 #include "cut/increment.h"
 #include "engine/snapshot.h"
 #include "replay/check.h"
+#include "tools/cli_util.h"
 #include "tools/sim/simulator.h"
 
 namespace walcut {
@@ -36,8 +37,9 @@ std::vector<std::string> snapshot_files(const std::string& dir) {
 int run(const std::string& snapshot_arg, const std::string& bytes_arg, int repeat, const std::string& json_out) {
   std::string snapshot = snapshot_arg, temp;
   if (snapshot.empty()) {
-    uint64_t bytes = 0;
-    if (!bench::parse_bytes(bytes_arg, bytes)) return std::fprintf(stderr, "--bytes: cannot read %s\n", bytes_arg.c_str()), 2;
+    const std::optional<uint64_t> parsed = cli::parse_byte_size(bytes_arg);
+    if (!parsed) return std::fprintf(stderr, "--bytes: cannot read %s\n", bytes_arg.c_str()), 2;
+    const uint64_t bytes = *parsed;
     temp = (fs::temp_directory_path() / ("walcut-check-bench-" + std::to_string(::getpid()))).string();
     sim::Options o;
     o.out = temp;
@@ -64,10 +66,10 @@ int run(const std::string& snapshot_arg, const std::string& bytes_arg, int repea
   for (int i = 0; i < repeat; ++i) {
     if (!bench::evict_from_page_cache(files).ok()) return 3;
     auto t = std::chrono::steady_clock::now();
-    Result<uint64_t> n = bench::read_files(files, true);
+    Result<bench::PlainRead> n = bench::read_files(files, true);
     if (!n.ok()) return std::fprintf(stderr, "%s\n", n.status().to_string().c_str()), 3;
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-    read_bytes = n.value();
+    read_bytes = n->bytes;
     read_best = std::max(read_best, static_cast<double>(read_bytes) / 1e6 / s);
 
     if (!bench::evict_from_page_cache(files).ok()) return 3;

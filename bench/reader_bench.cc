@@ -34,6 +34,7 @@
 #include "io/file_util.h"
 #include "io/records.h"
 #include "io/wal_writer.h"
+#include "tools/cli_util.h"
 
 namespace walcut {
 namespace {
@@ -57,54 +58,6 @@ struct Args {
   bool keep = false;
   bool enforce = false;
 };
-
-// "64M" -> 64 MiB. Suffixes K, M, G, T are powers of 1024; none means bytes.
-std::optional<uint64_t> parse_bytes(const std::string& text) {
-  if (text.empty() || !std::isdigit(static_cast<unsigned char>(text[0]))) return std::nullopt;  // stoull takes "-1"
-  size_t used = 0;
-  uint64_t n = 0;
-  try {
-    n = std::stoull(text, &used);
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-  std::string suffix = text.substr(used);
-  if (!suffix.empty() && (suffix.back() == 'B' || suffix.back() == 'b')) suffix.pop_back();  // "64MB", "64MiB"
-  if (suffix.size() == 2 && (suffix[1] == 'i' || suffix[1] == 'I')) suffix.pop_back();
-  if (suffix.empty()) return n;
-  if (suffix.size() != 1) return std::nullopt;
-  const std::string units = "KMGT";
-  size_t unit = units.find(static_cast<char>(std::toupper(static_cast<unsigned char>(suffix[0]))));
-  if (unit == std::string::npos) return std::nullopt;
-  const size_t shift = 10 * (unit + 1);
-  if (n > (UINT64_MAX >> shift)) return std::nullopt;
-  return n << shift;
-}
-
-std::string filesystem_name(long f_type) {
-  switch (static_cast<unsigned long>(f_type)) {
-    case 0xEF53: return "ext4";  // also ext2/ext3
-    case 0x58465342: return "xfs";
-    case 0x9123683E: return "btrfs";
-    case 0x01021994: return "tmpfs";
-    case 0x794C7630: return "overlayfs";
-    case 0x6969: return "nfs";
-    case 0x2FC12FC1: return "zfs";
-    case 0xF2F52010: return "f2fs";
-    case 0x65735546: return "fuse";
-  }
-  return "unknown";
-}
-
-// Notices the library gives (io_uring refused, O_DIRECT refused); each kind
-// comes once per process, so they are kept for the report.
-std::mutex g_notices_mu;
-std::vector<std::string> g_notices;
-void collect_notice(const std::string& text) {
-  std::fprintf(stderr, "walcut: %s\n", text.c_str());
-  std::lock_guard<std::mutex> lock(g_notices_mu);
-  g_notices.push_back(text);
-}
 
 // ---- data ----
 
@@ -222,46 +175,16 @@ struct Run {
   std::string log_end;         // how the BlockReader saw the log end
 };
 
-// Opens with O_DIRECT when asked and allowed; reports whether it was.
-int open_for_read(const std::string& path, bool direct, bool& direct_used) {
-  direct_used = false;
-  if (direct) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
-    if (fd >= 0 || errno != EINVAL) {
-      direct_used = fd >= 0;
-      return fd;
-    }
-  }
-  return ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-}
-
 // The baseline: one file after another, read() into one aligned buffer.
 Result<Run> run_plain_read(const std::vector<std::string>& paths, bool direct, uint32_t chunk_bytes) {
   Run run;
   run.engine_used = "read()";
-  run.direct_used = direct;
-  std::unique_ptr<std::byte, decltype(&std::free)> buf(
-      static_cast<std::byte*>(std::aligned_alloc(kPageBytes, chunk_bytes)), &std::free);
   auto start = std::chrono::steady_clock::now();
-  for (const std::string& p : paths) {
-    bool direct_used = false;
-    int fd = open_for_read(p, direct, direct_used);
-    if (fd < 0) return Status::from_errno("open " + p, errno);
-    run.direct_used = run.direct_used && direct_used;
-    for (;;) {
-      ssize_t n = ::read(fd, buf.get(), chunk_bytes);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        int err = errno;
-        ::close(fd);
-        return Status::from_errno("read " + p, err);
-      }
-      if (n == 0) break;
-      run.bytes_read += static_cast<uint64_t>(n);
-    }
-    ::close(fd);
-  }
+  Result<bench::PlainRead> read = bench::read_files(paths, direct, chunk_bytes);
+  if (!read.ok()) return read.status();
   run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  run.bytes_read = read->bytes;
+  run.direct_used = read->direct_used;
   return run;
 }
 
@@ -274,7 +197,7 @@ Result<Run> run_block_reader(const std::vector<std::string>& paths, const Config
   o.io.direct = c.direct;
   o.io.queue_depth = a.queue_depth;
   o.io.chunk_bytes = a.chunk_kib * 1024;
-  o.io.notice = collect_notice;
+  o.io.notice = bench::collect_notice;
   o.mode = TailMode::kStrict;
   Run run;
   auto start = std::chrono::steady_clock::now();
@@ -409,7 +332,8 @@ void print_report(const Args& a, const Report& r) {
               static_cast<unsigned long long>(r.data.files_bytes), static_cast<double>(r.data.files_bytes) / (1 << 20),
               r.data.dir.c_str());
   std::printf("machine: %u CPUs, Linux %s %s, filesystem %s (f_type 0x%lx)\n", std::thread::hardware_concurrency(),
-              r.uts.release, r.uts.machine, filesystem_name(r.f_type).c_str(), static_cast<unsigned long>(r.f_type));
+              r.uts.release, r.uts.machine, bench::filesystem_name(r.f_type).c_str(),
+              static_cast<unsigned long>(r.f_type));
   std::printf("settings: repeat %u, queue depth %u, chunk %u KiB (BlockReader and plain read alike)\n", a.repeat,
               a.queue_depth, a.chunk_kib);
   std::printf("io_uring: %s\n", r.uring_used ? "used" : "REFUSED by the kernel: the uring rows were read with pread");
@@ -447,7 +371,7 @@ Status write_json(const Args& a, const Report& r) {
                   {"kernel", r.uts.release},
                   {"arch", r.uts.machine},
                   {"dir", r.data.dir},
-                  {"filesystem", filesystem_name(r.f_type)},
+                  {"filesystem", bench::filesystem_name(r.f_type)},
                   {"f_type", r.f_type}};
   j["data"] = {{"files", r.data.paths.size()},
                {"files_bytes", r.data.files_bytes},
@@ -487,10 +411,7 @@ Status write_json(const Args& a, const Report& r) {
                  {"target", kTargetRatio},
                  {"met", r.target_met()},
                  {"comparable", r.ratio_comparable()}};
-  {
-    std::lock_guard<std::mutex> lock(g_notices_mu);
-    j["notices"] = g_notices;
-  }
+  { j["notices"] = bench::notices(); }
   std::ofstream out(a.json_out);
   out << j.dump(2) << "\n";
   if (!out) return Status::io_error("cannot write " + a.json_out);
@@ -503,7 +424,7 @@ int fail(const Status& s) {
 }
 
 int run_bench(const Args& a) {
-  std::optional<uint64_t> bytes_target = parse_bytes(a.bytes_text);
+  std::optional<uint64_t> bytes_target = cli::parse_byte_size(a.bytes_text);
   if (!bytes_target || *bytes_target == 0) {
     std::fprintf(stderr, "walcut_reader_bench: --bytes: not a size: %s\n", a.bytes_text.c_str());
     return kExitUsage;
@@ -536,7 +457,7 @@ int run_bench(const Args& a) {
   ::uname(&report.uts);
   struct statfs fs{};
   if (::statfs(dir.c_str(), &fs) == 0) report.f_type = static_cast<long>(fs.f_type);
-  int probe_fd = open_for_read(report.data.paths.front(), true, report.direct_allowed);
+  int probe_fd = bench::open_for_read(report.data.paths.front(), true, report.direct_allowed);
   if (probe_fd >= 0) ::close(probe_fd);
 
   Status s = measure(a, report);

@@ -53,6 +53,7 @@
 #include "io/chunk_reader.h"
 #include "replay/memory_limit.h"
 #include "replay/restore.h"
+#include "tools/cli_util.h"
 #include "tools/sim/simulator.h"
 
 namespace walcut {
@@ -109,24 +110,7 @@ struct Env {
   std::string rocksdb_why;       // when not
 };
 
-std::string filesystem_name(long f_type) {
-  switch (static_cast<unsigned long>(f_type)) {
-    case 0xEF53: return "ext4";
-    case 0x58465342: return "xfs";
-    case 0x9123683E: return "btrfs";
-    case 0x01021994: return "tmpfs";
-    case 0x794C7630: return "overlayfs";
-  }
-  return "unknown";
-}
-
 std::mutex g_out_mu;
-std::vector<std::string> g_notices;
-void collect_notice(const std::string& text) {
-  std::lock_guard<std::mutex> lock(g_out_mu);
-  std::fprintf(stderr, "walcut: %s\n", text.c_str());
-  g_notices.push_back(text);
-}
 
 __attribute__((format(printf, 1, 2))) void say(const char* format, ...) {
   std::lock_guard<std::mutex> lock(g_out_mu);
@@ -431,7 +415,7 @@ RestoreOptions restore_options(const DataSet& d, const Config& c) {
   o.increment = d.increments;
   o.threads = c.threads;
   o.io.direct = c.direct;
-  o.io.notice = collect_notice;
+  o.io.notice = bench::collect_notice;
   return o;
 }
 
@@ -625,7 +609,7 @@ Status run_probe_reader(const DataSet& d, const Config& c, Run& run) {
   for (const auto& [node, paths] : d.node_segments) {
     BlockReaderOptions ro;
     ro.io.direct = c.direct;
-    ro.io.notice = collect_notice;
+    ro.io.notice = bench::collect_notice;
     ro.mode = TailMode::kStrict;
     Result<std::unique_ptr<BlockReader>> reader = BlockReader::open(paths, ro);
     if (!reader.ok()) return reader.status();
@@ -648,7 +632,7 @@ Status run_probe_sink(const DataSet& d, const Config& c, Run& run) {
   ReplayOptions o;
   o.threads = c.threads;
   o.io.direct = c.direct;
-  o.io.notice = collect_notice;
+  o.io.notice = bench::collect_notice;
   // Each node's replay_node() alone: not the sink's set-up, nor freeing its maps.
   for (const SnapshotMeta& b : d.bases) {
     NullSink null_sink;
@@ -686,14 +670,14 @@ Result<Run> run_once(const Env& env, DataResult& dr, const Config& c, const std:
     if (!resident.ok()) return resident.status();
     run.resident_after_evict_bytes = resident.value();
   } else {
-    Result<uint64_t> pre = bench::read_files(inputs, false);
+    Result<bench::PlainRead> pre = bench::read_files(inputs, false);
     if (!pre.ok()) return pre.status();
   }
   auto t = Clock::now();
   switch (c.kind) {
     case Kind::kRawRead:
     case Kind::kRawReadInputs: {
-      Result<uint64_t> bytes = bench::read_files(inputs, c.direct);
+      Result<bench::PlainRead> bytes = bench::read_files(inputs, c.direct);
       if (!bytes.ok()) return bytes.status();
       run.seconds = run.replay_s = since(t);
       break;
@@ -1225,7 +1209,7 @@ void print_set(const DataResult& dr, unsigned tmax) {
 
 void print_report(const Args& a, const Env& env, const Report& r) {
   say("\nwalcut_restore_bench: repeat %u, threads 1..%u, %u CPUs, Linux %s %s, filesystem %s, O_DIRECT %s\n", a.repeat,
-      r.threads_max, r.nproc, r.uts.release, r.uts.machine, filesystem_name(r.f_type).c_str(),
+      r.threads_max, r.nproc, r.uts.release, r.uts.machine, bench::filesystem_name(r.f_type).c_str(),
       r.direct_allowed ? "used" : "REFUSED (direct rows read buffered)");
   say("load average %.2f at the start, %.2f at the end (the machine is shared: other processes use the same cores)\n",
       r.load_before, r.load_after);
@@ -1416,7 +1400,7 @@ Status write_json(const Args& a, const Env& env, const Report& r) {
       {"nproc", r.nproc},
       {"kernel", r.uts.release},
       {"arch", r.uts.machine},
-      {"filesystem", filesystem_name(r.f_type)},
+      {"filesystem", bench::filesystem_name(r.f_type)},
       {"o_direct_allowed", r.direct_allowed},
       {"load_average_start", r.load_before},
       {"load_average_end", r.load_after},
@@ -1460,10 +1444,7 @@ Status write_json(const Args& a, const Env& env, const Report& r) {
                 {"entries_per_s", "entries applied by the restore (RocksDB: entries written to it) / seconds"}};
   for (const DataResult& dr : r.sets) j["shapes"].push_back(set_json(env, dr, r.threads_max));
   j["all_met"] = r.all_met;
-  {
-    std::lock_guard<std::mutex> lock(g_out_mu);
-    j["notices"] = g_notices;
-  }
+  { j["notices"] = bench::notices(); }
   std::ofstream out(a.json_out);
   out << j.dump(2) << "\n";
   if (!out) return Status::io_error("cannot write " + a.json_out);
@@ -1484,8 +1465,8 @@ Env find_env(const Args& a, const std::string& dir) {
   Env env;
   env.cli = a.cli;
   env.memory_limit_text = a.memory_limit_text;
-  bench::parse_bytes(a.memory_limit_text, env.memory_limit_bytes);
-  bench::parse_bytes(a.cgroup_memory_text, env.cgroup_memory_bytes);
+  env.memory_limit_bytes = cli::parse_byte_size(a.memory_limit_text).value_or(0);  // run_bench checked both
+  env.cgroup_memory_bytes = cli::parse_byte_size(a.cgroup_memory_text).value_or(0);
   Result<bench::ChildRun> help = bench::restore_help(a.cli, dir);
   if (help.ok()) {
     env.cli_memory_flag = help->stdout_text.find("--memory-limit") != std::string::npos;
@@ -1506,11 +1487,11 @@ Env find_env(const Args& a, const std::string& dir) {
 int run_bench(const Args& a) {
   Status spawner = bench::start_spawner();  // while this process is small: see start_spawner()
   if (!spawner.ok()) return fail(spawner);
-  uint64_t limit_bytes = 0, cgroup_bytes = 0;
-  if (!bench::parse_bytes(a.memory_limit_text, limit_bytes) || limit_bytes < (1 << 20)) {
+  const uint64_t limit_bytes = cli::parse_byte_size(a.memory_limit_text).value_or(0);
+  if (limit_bytes < (1 << 20)) {
     return usage("--memory-limit: not a size of at least 1M: " + a.memory_limit_text);
   }
-  if (!bench::parse_bytes(a.cgroup_memory_text, cgroup_bytes) || cgroup_bytes < (1 << 20)) {
+  if (cli::parse_byte_size(a.cgroup_memory_text).value_or(0) < (1 << 20)) {
     return usage("--cgroup-memory: not a size of at least 1M: " + a.cgroup_memory_text);
   }
   if (::access(a.cli.c_str(), X_OK) != 0) return usage("--cli: not an executable: " + a.cli);

@@ -205,7 +205,7 @@ Result<RocksRecovery> time_rocksdb_recovery(const RocksPeerData& d, const std::s
   if (ec) return Status::io_error("copy " + d.crashed_dir + " to " + work_dir + ": " + ec.message());
   std::vector<std::string> files;
   for (const fs::directory_entry& f : fs::directory_iterator(work_dir, ec)) files.push_back(f.path().string());
-  Result<uint64_t> warmed = read_files(files, false);
+  Result<PlainRead> warmed = read_files(files, false);
   if (!warmed.ok()) return warmed.status();
   rocksdb::Options o;  // the defaults: a 64 MiB memtable, flushed to L0 as recovery fills it
   rocksdb::DB* raw = nullptr;
