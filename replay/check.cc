@@ -445,40 +445,50 @@ void check_increments(const CheckOptions& o, const SnapshotMeta& me, uint64_t n,
   };
   ReplayReport report;
   Status s = replay_node(o.snapshot_dir, n, me.node_index, sink, ro, report);
-  if (!s.ok()) {
-    c.bytes_read += report.bytes_read;
+  std::string failed_file;  // the segment the pipeline's finding names: its checksum is not compared too
+  if (s.ok()) {
+    for (const Version& x : sink.finish()) {
+      c.findings.push_back(Finding{"partially-committed", me.node_id,
+                                   "transaction " + x.to_string() + " has data but no PREPARED record", "",
+                                   std::nullopt});
+    }
+    c.increments_read = true;
+  } else {
     // Half-read hashes: the reduce leaves this node out of the comparisons they serve (increments_read).
     c.incremental.clear();
     c.tx_hash.clear();
     c.tx_count.clear();
-    return structure_from_reader(c, o.snapshot_dir, me.node_id + " increments 1.." + std::to_string(n), "",
-                                 s.message());
+    structure_from_reader(c, o.snapshot_dir, me.node_id + " increments 1.." + std::to_string(n), "", s.message());
+    if (s.code() == StatusCode::kCancelled) return;
+    failed_file = c.findings.back().file;
   }
-  for (const Version& x : sink.finish()) {
-    c.findings.push_back(Finding{"partially-committed", me.node_id,
-                                 "transaction " + x.to_string() + " has data but no PREPARED record", "",
-                                 std::nullopt});
-  }
-  c.increments_read = true;
   // Bytes the pipeline does not read (a segment's tail after SEGMENT_END,
-  // the last one's after FINISH) and a segment rewritten with valid
-  // blocks are found here.
+  // the last one's after FINISH, every segment after one it failed on)
+  // and a segment rewritten with valid blocks are found here: each
+  // segment's CRC32C goes on from the bytes the pipeline read of it.
   size_t i = 0;
+  bool blocks_sound = s.ok() || !failed_file.empty();  // read by the pipeline without a fault: before the one it named
   for (const IncrementMeta& m : chain->increments) {
     for (const ManifestEntry& f : m.files) {
       const std::string path = increment_dir(o.snapshot_dir, m.index) + "/" + f.path;
       c.bytes_read += sums.at(i).bytes;  // the chunks the replay read, then the tail after them
       const std::string& read_at = chain->segment_paths.at(i);
-      Result<uint32_t> crc = crc_of_rest(read_at, sums.at(i).bytes, f.bytes, sums.at(i).crc, c.bytes_read);
-      if (!crc.ok()) {
-        structure_in(c, path, without_path(crc.status().message(), read_at));
-      } else if (crc.value() != f.crc32c) {
-        structure_in(c, path, "checksum differs from the manifest, though its blocks read as sound");
+      if (read_at == failed_file || path == failed_file) {
+        blocks_sound = false;
+      } else {
+        Result<uint32_t> crc = crc_of_rest(read_at, sums.at(i).bytes, f.bytes, sums.at(i).crc, c.bytes_read);
+        if (!crc.ok()) {
+          structure_in(c, path, without_path(crc.status().message(), read_at));
+        } else if (crc.value() != f.crc32c) {
+          structure_in(c, path,
+                       blocks_sound ? "checksum differs from the manifest, though its blocks read as sound"
+                                    : "checksum differs from the manifest");
+        }
       }
       ++i;
     }
   }
-  check_recorded_blocks(o, chain.value(), c);
+  if (s.ok()) check_recorded_blocks(o, chain.value(), c);
 }
 
 // The .smf files of increments 1..N must be one per node of the baseline,

@@ -258,6 +258,31 @@ TEST_F(CheckTest, AByteTheReplayDoesNotReadIsFoundByTheSegmentsChecksum) {
   EXPECT_TRUE(check(snap_).clean()) << dump(check(snap_));
 }
 
+// A segment the pipeline stops at does not hide a fault in a later one:
+// every other segment's CRC32C is still compared with its manifest, and
+// the segment already named is not named again.
+TEST_F(CheckTest, AFaultBehindTheSegmentThePipelineStopsAtIsFoundToo) {
+  auto metas = read_increment_metas(snap_, 2);
+  ASSERT_TRUE(metas.ok());
+  size_t last = 0;
+  for (const IncrementMeta& m : metas.value()) {
+    if (m.node_id == "node1") last = m.files.size() - 1;
+  }
+  const std::string stopped = segment(1, "node1", 0), later = segment(2, "node1", last);
+  Bytes b = testing::read_file(stopped);
+  b[5000] ^= std::byte{0x01};
+  testing::write_file(stopped, b);
+  Bytes t = testing::read_file(later);
+  ASSERT_EQ(t.back(), std::byte{0}) << later << ": the test needs a tail of zeros";
+  t.back() = std::byte{1};
+  testing::write_file(later, t);
+  CheckReport r = check(snap_);
+  ASSERT_EQ(r.findings.size(), 2u) << dump(r);
+  EXPECT_EQ(r.findings[0].file, stopped) << dump(r);
+  EXPECT_EQ(r.findings[1].file, later) << dump(r);
+  EXPECT_EQ(r.findings[1].detail, "checksum differs from the manifest") << dump(r);
+}
+
 TEST_F(CheckTest, SegmentMissingInTheMiddleOfAnIncrement) {
   std::string s = segment(2, "node0", 1);
   ASSERT_FALSE(s.empty());
