@@ -873,12 +873,20 @@ Result<RestoreReport> restore_snapshot(const RestoreOptions& options) {
   return with_threads(options.threads, [&]() -> Result<RestoreReport> {
     Result<std::vector<SnapshotMeta>> bases = read_checked_bases(options);
     if (!bases.ok()) return bases.status();
+    // --groups naming every group is the restore of all, stamped as one:
+    // a rerun spelled the other way finds its tree.
+    RestoreOptions o = options;
+    const std::set<std::string> named(o.groups.begin(), o.groups.end());
+    if (!named.empty() && std::all_of(bases->front().groups.begin(), bases->front().groups.end(),
+                                      [&](const CacheGroup& g) { return named.count(g.name) > 0; })) {
+      o.groups.clear();
+    }
     RestoreReport report;
-    report.snapshot_dir = options.snapshot_dir;
-    report.increment = options.increment;
-    report.dest = options.dest;
-    Result<RestoreReport> r = options.dry_run ? dry_run(options, std::move(bases).value(), report)
-                                              : restore(options, std::move(bases).value(), report);
+    report.snapshot_dir = o.snapshot_dir;
+    report.increment = o.increment;
+    report.dest = o.dest;
+    Result<RestoreReport> r =
+        o.dry_run ? dry_run(o, std::move(bases).value(), report) : restore(o, std::move(bases).value(), report);
     if (r.ok()) r->total_s = since(start);
     return r;
   });

@@ -701,6 +701,29 @@ TEST_F(RestoreInto, OnlyItsOwnStaleStagingsAreRemoved) {
   }
 }
 
+// --groups naming every group is the same restore as no --groups: either
+// spelling finds the other's tree; a subset does not.
+TEST_F(RestoreInto, EveryGroupNamedIsTheRestoreOfAll) {
+  ASSERT_TRUE(restore_snapshot(options("restored")).ok());
+  Result<std::vector<SnapshotMeta>> metas = read_snapshot_metas(snap_);
+  ASSERT_TRUE(metas.ok());
+  RestoreOptions all = options("restored");
+  for (auto g = metas->front().groups.rbegin(); g != metas->front().groups.rend(); ++g) all.groups.push_back(g->name);
+  ASSERT_GE(all.groups.size(), 2u);
+  Result<RestoreReport> rep = restore_snapshot(all);
+  ASSERT_TRUE(rep.ok()) << rep.status().to_string();
+  EXPECT_TRUE(rep->already_restored);
+  RestoreOptions some = all;
+  some.groups.pop_back();
+  rep = restore_snapshot(some);
+  EXPECT_FALSE(rep.ok()) << "a subset is another restore";
+  all.dest = dir_.path() + "/named";
+  ASSERT_TRUE(restore_snapshot(all).ok());
+  rep = restore_snapshot(options("named"));
+  ASSERT_TRUE(rep.ok()) << rep.status().to_string();
+  EXPECT_TRUE(rep->already_restored);
+}
+
 TEST_F(RestoreInto, ADestEndingInDotIsTheDirectoryItselfAndItsLockGoesBesideIt) {
   ASSERT_TRUE(restore_snapshot(options("restored")).ok());
   RestoreOptions dot = options("restored");
