@@ -1,5 +1,8 @@
 #include "io/status.h"
 
+#include <sys/resource.h>
+
+#include <cerrno>
 #include <cstring>
 
 namespace walcut {
@@ -17,7 +20,14 @@ const char* status_code_name(StatusCode code) {
 }
 
 Status Status::from_errno(const std::string& what, int err) {
-  return io_error(what + ": " + std::strerror(err));
+  std::string m = what + ": " + std::strerror(err);
+  rlimit files{};
+  if (err == EMFILE && ::getrlimit(RLIMIT_NOFILE, &files) == 0) {
+    // Whichever open came last is named, not what holds the descriptors
+    // (a memory-limited restore's spill files, say): the limit is the clue.
+    m += " (the process's limit on open files, ulimit -n, is " + std::to_string(files.rlim_cur) + ")";
+  }
+  return io_error(std::move(m));
 }
 
 std::string Status::to_string() const {

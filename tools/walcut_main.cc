@@ -1,4 +1,6 @@
 // walcut: restore and check a partitioned store from its write-ahead log.
+#include <sys/resource.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cerrno>
@@ -86,10 +88,26 @@ int run(int argc, char** argv) {
   return output_written(exit_code);
 }
 
+// Raises the soft limit on open files to the hard one, as any process
+// may: a memory-limited restore keeps each spill file open until its
+// finish has read it back (replay/spill_file.h), thousands of them when
+// the data is thousands of times the budget, and the soft limit is often
+// 1024. Where the kernel refuses, the limit stays and an open past it
+// says what it is (Status::from_errno).
+void raise_open_file_limit() {
+  rlimit files{};
+  if (::getrlimit(RLIMIT_NOFILE, &files) != 0 || files.rlim_cur >= files.rlim_max) return;
+  files.rlim_cur = files.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &files) == 0 || files.rlim_max != RLIM_INFINITY) return;
+  files.rlim_cur = 1 << 20;  // an unlimited hard limit: the kernel's own bound (fs.nr_open) by default
+  (void)::setrlimit(RLIMIT_NOFILE, &files);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   walcut::reuse_freed_memory();  // partition-sized buffers come and go by the thousand
+  raise_open_file_limit();
   // A file past `ulimit -f` is a failed write naming it (EFBIG), handled
   // like a full disk, not a kill that leaves a staging directory behind.
   ::signal(SIGXFSZ, SIG_IGN);

@@ -369,6 +369,35 @@ TEST_F(CliOnASnapshot, AFileSizeLimitIsAWriteErrorNotAKill) {
   EXPECT_FALSE(fs::exists(dest));
 }
 
+// A memory-limited restore keeps each spill file open until the finish
+// reads it back: the CLI raises its soft limit on open files to the hard
+// one, and where the hard limit is what stops it, the error says so.
+TEST_F(CliOnASnapshot, SpillFilesPastTheSoftOpenFileLimitAreRestored) {
+  int code = -1;
+  const std::string gen = dir_.file("spilling");
+  std::string out = run("gen --out " + gen + " --nodes 2 --partitions 8 --txs 6000 --value-bytes 1000", &code);
+  ASSERT_EQ(code, 0) << out;
+  const std::string snap = gen + "/snapshots/snp", dest = dir_.file("restored");
+  out = testing::run_command("ulimit -Sn 32; timeout 120 " + kCli + " snapshot restore " + snap +
+                                 " --increment 1 --dest " + dest + " --memory-limit 1 --json 2>/dev/null",
+                             &code);
+  ASSERT_EQ(code, 0) << out;
+  const json report = json::parse(out);
+  EXPECT_GT(report["spill_files"].get<uint64_t>(), 32u) << "more spill files open at once than the soft limit";
+  out = run("snapshot restore " + snap + " --increment 1 --dest " + dest + " --json", &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("\"already_restored\": true"), std::string::npos) << out;
+
+  const std::string limited = dir_.file("limited");
+  out = testing::run_command("ulimit -n 24; timeout 120 " + kCli + " snapshot restore " + snap +
+                                 " --increment 1 --dest " + limited + " --memory-limit 1 2>&1",
+                             &code);
+  EXPECT_EQ(code, 3) << out;
+  EXPECT_NE(out.find("Too many open files (the process's limit on open files, ulimit -n, is 24)"), std::string::npos)
+      << out;
+  EXPECT_FALSE(fs::exists(limited));
+}
+
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 // Out of memory at any point (an address-space limit swept across where
 // the run starts to fit) is exit 3, or the run fits and exits 0: never an
