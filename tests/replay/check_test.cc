@@ -84,6 +84,14 @@ class CheckTest : public ::testing::Test {
     }
     return "";
   }
+  // Increment k's last segment of `node`.
+  std::string last_segment(uint64_t k, const std::string& node) {
+    auto metas = read_increment_metas(snap_, k);
+    for (const IncrementMeta& m : metas.value()) {
+      if (m.node_id == node) return increment_dir(snap_, k) + "/" + m.files.back().path;
+    }
+    return "";
+  }
   TempDir dir_;
   std::string snap_;
 };
@@ -235,13 +243,7 @@ TEST_F(CheckTest, FlippedByteInASegment) {
 // FINISH record: the pipeline reads neither, the manifest's CRC32C covers
 // both.
 TEST_F(CheckTest, AByteTheReplayDoesNotReadIsFoundByTheSegmentsChecksum) {
-  auto metas = read_increment_metas(snap_, 2);
-  ASSERT_TRUE(metas.ok());
-  size_t last = 0;
-  for (const IncrementMeta& m : metas.value()) {
-    if (m.node_id == "node1") last = m.files.size() - 1;
-  }
-  for (const std::string& s : {segment(1, "node1", 0), segment(2, "node1", last)}) {
+  for (const std::string& s : {segment(1, "node1", 0), last_segment(2, "node1")}) {
     TempDir copy;
     const std::string snap = copy.path() + "/snp";
     fs::copy(snap_, snap, fs::copy_options::recursive);
@@ -262,13 +264,7 @@ TEST_F(CheckTest, AByteTheReplayDoesNotReadIsFoundByTheSegmentsChecksum) {
 // every other segment's CRC32C is still compared with its manifest, and
 // the segment already named is not named again.
 TEST_F(CheckTest, AFaultBehindTheSegmentThePipelineStopsAtIsFoundToo) {
-  auto metas = read_increment_metas(snap_, 2);
-  ASSERT_TRUE(metas.ok());
-  size_t last = 0;
-  for (const IncrementMeta& m : metas.value()) {
-    if (m.node_id == "node1") last = m.files.size() - 1;
-  }
-  const std::string stopped = segment(1, "node1", 0), later = segment(2, "node1", last);
+  const std::string stopped = segment(1, "node1", 0), later = last_segment(2, "node1");
   Bytes b = testing::read_file(stopped);
   b[5000] ^= std::byte{0x01};
   testing::write_file(stopped, b);
