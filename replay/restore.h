@@ -26,7 +26,10 @@ struct RestoreOptions {
   unsigned threads = 0;                  // 0: every core
   // The bytes of routed entries held in memory before they are spilled to
   // the staging directory; 0: default_memory_limit_bytes(). Peak memory is
-  // this plus the pipeline's bound (docs/restore.md, "Memory").
+  // this plus the pipeline's bound (docs/restore.md, "Memory"). Each spill
+  // file holds a descriptor until it is read back: a restore of data far
+  // past the budget needs the process's limit on open files raised (the
+  // CLI raises its soft limit to the hard one).
   uint64_t memory_limit = 0;
   // How many times a node's WAL may be read: past the budget, a pass
   // before the last drops its fullest copies for the next to read again,
