@@ -237,13 +237,13 @@ Status swap_in_staged(const std::string& node_dir) {
   std::error_code ec;
   fs::remove_all(db + ".old", ec);
   if (fs::exists(db, ec)) fs::rename(db, db + ".old", ec);
-  if (ec) return Status::io_error("rename " + db + ": " + ec.message());
+  if (ec) return Status::from_error_code("rename " + db, ec);
   fault::point("backup.swapping");
   fs::rename(staged, db, ec);
-  if (ec) return Status::io_error("rename " + staged + ": " + ec.message());
+  if (ec) return Status::from_error_code("rename " + staged, ec);
   fs::remove_all(db + ".old", ec);
   fs::remove_all(node_dir + "/wal", ec);
-  if (ec) return Status::io_error("remove " + node_dir + "/wal: " + ec.message());
+  if (ec) return Status::from_error_code("remove " + node_dir + "/wal", ec);
   return sync_dir(node_dir);
 }
 
@@ -262,7 +262,7 @@ Status finish_restore(const std::string& marker, const std::string& restore_dir,
   WALCUT_RETURN_IF_ERROR(replace_file_synced(marker, as_bytes(std::string("done\n"))));
   std::error_code ec;
   fs::remove(path, ec);
-  if (ec) return Status::io_error("remove " + path + ": " + ec.message());
+  if (ec) return Status::from_error_code("remove " + path, ec);
   WALCUT_RETURN_IF_ERROR(sync_dir(restore_dir));
   fault::point("backup.file_removed");
   fs::remove(marker, ec);

@@ -489,7 +489,7 @@ Status Node::drop_old_segments() {
     if (*parse_segment_file_name(fs::path(p).filename().string()) >= keep_from) break;
     std::error_code ec;
     fs::remove(p, ec);
-    if (ec) return Status::io_error("remove " + p + ": " + ec.message());
+    if (ec) return Status::from_error_code("remove " + p, ec);
   }
   return {};
 }

@@ -27,7 +27,9 @@ Status Status::from_errno(const std::string& what, int err) {
     // (a memory-limited restore's spill files, say): the limit is the clue.
     m += " (the process's limit on open files, ulimit -n, is " + std::to_string(files.rlim_cur) + ")";
   }
-  return io_error(std::move(m));
+  Status s = io_error(std::move(m));
+  s.errno_ = err;
+  return s;
 }
 
 std::string Status::to_string() const {

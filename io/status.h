@@ -7,6 +7,7 @@
 
 #include <cassert>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <variant>
 
@@ -35,24 +36,34 @@ class [[nodiscard]] Status {
   static Status not_found(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
   static Status corruption(std::string m) { return {StatusCode::kCorruption, std::move(m)}; }
   static Status io_error(std::string m) { return {StatusCode::kIoError, std::move(m)}; }
-  // An errno-based I/O error: "<what>: <strerror(err)>".
+  // An errno-based I/O error: "<what>: <strerror(err)>", which keeps `err`
+  // (error_number()). A std::error_code of the system's is one too.
   static Status from_errno(const std::string& what, int err);
+  static Status from_error_code(const std::string& what, const std::error_code& ec) {
+    return from_errno(what, ec.value());
+  }
   static Status cancelled(std::string m) { return {StatusCode::kCancelled, std::move(m)}; }
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }
   const std::string& message() const { return message_; }
+  // The errno a from_errno() status was made of; 0 for any other.
+  int error_number() const { return errno_; }
   // "Corruption: <message>"
   std::string to_string() const;
   // The same code with "<where>: " before the message (ok stays ok): an
   // error gains where it happened without becoming another kind of error.
   Status with_context(const std::string& where) const {
-    return ok() ? Status{} : Status(code_, where + ": " + message_);
+    if (ok()) return {};
+    Status s(code_, where + ": " + message_);
+    s.errno_ = errno_;
+    return s;
   }
 
  private:
   StatusCode code_ = StatusCode::kOk;
   std::string message_;
+  int errno_ = 0;
 };
 
 // A value or a non-ok Status.

@@ -8,6 +8,7 @@
 #include <boost/unordered/unordered_flat_set.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <filesystem>
@@ -268,15 +269,30 @@ std::string without_path(const std::string& message, const std::string& path) {
   return message.substr(0, at) + message.substr(after);
 }
 
+// Whether `s` is walcut's own failure to read a file (NodeCheck::unreadable):
+// no permission, or out of descriptors or memory. Keeps the first in `c`.
+bool unreadable(NodeCheck& c, const Status& s) {
+  switch (s.error_number()) {
+    case EACCES:
+    case EPERM:
+    case EMFILE:
+    case ENFILE:
+    case ENOMEM:
+      if (c.unreadable.ok()) c.unreadable = s;
+      return true;
+  }
+  return false;
+}
+
 // Files (anything but a directory) under `dir`, recursively, relative to
-// `base`; a listing that fails is a finding.
+// `base`; a listing that fails is a finding, unless unreadable().
 std::set<std::string> files_under(NodeCheck& c, const std::string& base, const std::string& dir) {
   std::set<std::string> out;
   std::error_code ec;
   if (!fs::exists(base + "/" + dir, ec)) return out;
   Result<std::vector<DirEntry>> entries = list_directory(base + "/" + dir, /*recursive=*/true);
   if (!entries.ok()) {
-    structure_in(c, base + "/" + dir, entries.status().message());
+    if (!unreadable(c, entries.status())) structure_in(c, base + "/" + dir, entries.status().message());
     return out;
   }
   for (const DirEntry& e : entries.value()) {
@@ -291,6 +307,7 @@ void check_full_snapshot(const CheckOptions& o, const SnapshotMeta& me, NodeChec
   for (const ManifestEntry& f : me.files) files.push_back(&f);
   std::vector<std::optional<PartitionFileScan>> parsed(files.size());
   std::vector<std::string> problems(files.size());
+  std::vector<Status> read_failed(files.size());  // unreadable() ones are no finding
   tbb::parallel_for(size_t{0}, files.size(), [&](size_t i) {
     struct Counted {  // however the file turns out
       CheckProgress& progress;
@@ -312,6 +329,7 @@ void check_full_snapshot(const CheckOptions& o, const SnapshotMeta& me, NodeChec
     Result<Bytes> bytes = read_listed_size(path, *files[i]);
     if (!bytes.ok()) {
       problems[i] = without_path(bytes.status().message(), path);
+      read_failed[i] = bytes.status();
       return;
     }
     // Each block's CRC, the key order and the footer's hashes, recomputed;
@@ -331,7 +349,7 @@ void check_full_snapshot(const CheckOptions& o, const SnapshotMeta& me, NodeChec
     c.bytes_read += files[i]->bytes;
     ++c.files;
     if (!problems[i].empty()) {
-      structure_in(c, o.snapshot_dir + "/" + files[i]->path, problems[i]);
+      if (!unreadable(c, read_failed[i])) structure_in(c, o.snapshot_dir + "/" + files[i]->path, problems[i]);
       continue;
     }
     const PartitionFileInfo& info = parsed[i]->info;
@@ -398,7 +416,7 @@ void check_recorded_blocks(const CheckOptions& o, const NodeIncrements& chain, N
         chain.segment_paths.begin() + static_cast<ptrdiff_t>(m.first_segment - chain.increments.front().first_segment);
     const NodeIncrements alone{chain.base, {m}, {first, first + static_cast<ptrdiff_t>(m.files.size())}, 0};
     Result<ReplayFilter> f = load_replay_filter(alone, o.io, FilterRead::kCutRecordBlocks);
-    if (!f.ok()) {
+    if (!f.ok() && !unreadable(c, f.status())) {
       structure_in(c, increment_dir(o.snapshot_dir, m.index) + "/" + meta_file_name(m.node_id),
                    "the blocks of its cut records: " + f.status().message());
     }
@@ -454,6 +472,7 @@ void check_increments(const CheckOptions& o, const SnapshotMeta& me, uint64_t n,
     }
     c.increments_read = true;
   } else {
+    if (unreadable(c, s)) return;
     // Half-read hashes: the reduce leaves this node out of the comparisons they serve (increments_read).
     c.incremental.clear();
     c.tx_hash.clear();
@@ -477,6 +496,7 @@ void check_increments(const CheckOptions& o, const SnapshotMeta& me, uint64_t n,
         blocks_sound = false;
       } else {
         Result<uint32_t> crc = crc_of_rest(read_at, sums.at(i).bytes, f.bytes, sums.at(i).crc, c.bytes_read);
+        if (!crc.ok() && unreadable(c, crc.status())) return;
         if (!crc.ok()) {
           structure_in(c, path, without_path(crc.status().message(), read_at));
         } else if (crc.value() != f.crc32c) {
@@ -544,11 +564,12 @@ Result<NodeCheck> map_node_with(const CheckOptions& o, const std::string& node_i
     structure_in(c, o.snapshot_dir + "/" + meta_file_name(node_id), "node index does not match the baseline");
   }
   check_full_snapshot(o, *me, c, progress);
-  if (c.increment > 0) {
+  if (c.increment > 0 && c.unreadable.ok()) {
     const uint64_t before = c.bytes_read;
     check_increments(o, *me, c.increment, c, progress);
     progress.increments_read(me->node_id, c.bytes_read - before);
   }
+  if (!c.unreadable.ok()) return Status(c.unreadable.code(), "cannot check: " + c.unreadable.message());
   return c;
 }
 

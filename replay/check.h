@@ -47,6 +47,11 @@ struct NodeCheck {
   std::vector<std::string> baseline;                      // for the reduce's affinity
   std::vector<CacheGroup> groups;
   uint64_t files = 0, segments = 0, entries = 0, bytes_read = 0;
+  // The first file walcut could not read for a reason of its own process
+  // or user (permissions, its limits on open files or memory), which says
+  // nothing of the snapshot: the map fails with it (exit 3) instead of
+  // reporting a finding. Not in map files.
+  Status unreadable;
 };
 
 struct CheckOptions {

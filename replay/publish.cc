@@ -197,7 +197,7 @@ Status remove_stale_stagings(const std::string& dest) {
     // beside it, where a staging never has one.
     if (fs::exists(fs::symlink_status(path + ".lock", ec))) continue;
     fs::remove_all(path, ec);
-    if (ec) return Status::io_error("remove the stale staging " + path + ": " + ec.message());
+    if (ec) return Status::from_error_code("remove the stale staging " + path, ec);
   }
   return {};
 }

@@ -855,7 +855,7 @@ Result<RestoreReport> restore(const RestoreOptions& options, std::vector<Snapsho
   std::vector<std::vector<RoutedCopy*>>().swap(plan.routed);
   spiller.drain_removals();
   fs::remove_all(spill_dir, ec);
-  if (ec) return Status::io_error("remove " + spill_dir + ": " + ec.message());
+  if (ec) return Status::from_error_code("remove " + spill_dir, ec);
   report.finish_s = since(t) - report.replay_s;
 
   if (options.cancel && *options.cancel) return Status::cancelled("restore cancelled");

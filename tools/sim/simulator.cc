@@ -642,7 +642,7 @@ Result<Report> Simulation::run() {
     for (const std::string& p : segs.value()) {
       std::error_code ec;
       uint64_t bytes = fs::file_size(p, ec);
-      if (ec) return Status::io_error("stat " + p + ": " + ec.message());
+      if (ec) return Status::from_error_code("stat " + p, ec);
       report_.wal_bytes += bytes;
     }
   }
