@@ -343,7 +343,7 @@ Result<std::vector<DirEntry>> list_directory(const std::string& dir, bool recurs
   };
   auto fail = [&](const std::string& what, int err) {
     for (const Open& o : open) ::closedir(o.d);
-    return Status::io_error(what + ": " + std::strerror(err));
+    return Status::from_errno(what, err);
   };
   auto descend = [&](int fd, std::string rel) {
     // A path no system call could take is refused, as a walk by whole
