@@ -411,7 +411,7 @@ Status write_json(const Args& a, const Report& r) {
                  {"target", kTargetRatio},
                  {"met", r.target_met()},
                  {"comparable", r.ratio_comparable()}};
-  { j["notices"] = bench::notices(); }
+  j["notices"] = bench::notices();
   std::ofstream out(a.json_out);
   out << j.dump(2) << "\n";
   if (!out) return Status::io_error("cannot write " + a.json_out);

@@ -1444,7 +1444,7 @@ Status write_json(const Args& a, const Env& env, const Report& r) {
                 {"entries_per_s", "entries applied by the restore (RocksDB: entries written to it) / seconds"}};
   for (const DataResult& dr : r.sets) j["shapes"].push_back(set_json(env, dr, r.threads_max));
   j["all_met"] = r.all_met;
-  { j["notices"] = bench::notices(); }
+  j["notices"] = bench::notices();
   std::ofstream out(a.json_out);
   out << j.dump(2) << "\n";
   if (!out) return Status::io_error("cannot write " + a.json_out);

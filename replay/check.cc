@@ -569,7 +569,7 @@ Result<NodeCheck> map_node_with(const CheckOptions& o, const std::string& node_i
     check_increments(o, *me, c.increment, c, progress);
     progress.increments_read(me->node_id, c.bytes_read - before);
   }
-  if (!c.unreadable.ok()) return Status(c.unreadable.code(), "cannot check: " + c.unreadable.message());
+  if (!c.unreadable.ok()) return c.unreadable.with_context("cannot check");
   return c;
 }
 
