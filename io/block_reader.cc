@@ -192,7 +192,7 @@ Result<bool> BlockReader::start_segment() {
   uint64_t cluster = options_.cluster_id.value_or(headers_.empty() ? h->cluster_id : headers_.front().cluster_id);
   uint16_t node = options_.node_index.value_or(headers_.empty() ? h->node_index : headers_.front().node_index);
   WALCUT_RETURN_IF_ERROR(check_identity(h.value(), path, cluster, node));
-  if (!headers_.empty()) {
+  if (!headers_.empty() && !options_.newest_first) {
     const SegmentHeader& prev = headers_.back();
     if (h->segment_index != prev.segment_index + 1 || h->prev_segment_index != prev.segment_index ||
         h->prev_last_block_crc != last_crc_) {
@@ -231,28 +231,40 @@ Result<bool> BlockReader::next(Block& out) {
       Result<bool> started = start_segment();
       if (!started.ok()) return started;
     }
+    const uint32_t newest = options_.newest_first ? 0 : static_cast<uint32_t>(io_->file_count() - 1);
+    if (options_.newest_end != 0 && file_ == newest && off_ >= options_.newest_end) {
+      io_->skip_rest_of_file(file_);  // the newest segment ends here
+      in_segment_ = false;
+      ++file_;
+      continue;
+    }
     const uint64_t size = io_->file_size(file_);
     const WalPointer expect{headers_.back().segment_index, logical_ + kBlockHeaderBytes};
-    if (size - off_ < kBlockHeaderBytes) return end_of_data(off_, "no room for a block header before the end of the file");
+    if (size - off_ < kBlockHeaderBytes) {
+      return after_end(out, end_of_data(off_, "no room for a block header before the end of the file"));
+    }
     ByteSpan hb;
     std::shared_ptr<const void> keep;
     Result<bool> got = window_->view(off_, kBlockHeaderBytes, hb, keep);
     if (!got.ok()) return got;
-    if (!got.value()) return end_of_data(off_, "the file ended while being read");
+    if (!got.value()) return after_end(out, end_of_data(off_, "the file ended while being read"));
     BlockHeader h;
     if (!BlockHeader::parse(hb.data(), h)) {
-      return end_of_data(off_, all_zero(hb) ? "end of written data" : "not a valid block header");
+      return after_end(out, end_of_data(off_, all_zero(hb) ? "end of written data" : "not a valid block header"));
     }
     if (h.first != expect) {
-      return end_of_data(off_, "block claims pointer " + h.first.to_string() + ", expected " + expect.to_string());
+      return after_end(
+          out, end_of_data(off_, "block claims pointer " + h.first.to_string() + ", expected " + expect.to_string()));
     }
-    if (size - off_ - kBlockHeaderBytes < h.stored_bytes) return end_of_data(off_, "block runs past the end of the file");
+    if (size - off_ - kBlockHeaderBytes < h.stored_bytes) {
+      return after_end(out, end_of_data(off_, "block runs past the end of the file"));
+    }
     Block b;
     got = window_->view(off_, kBlockHeaderBytes + h.stored_bytes, b.stored, b.owner);
     if (!got.ok()) return got;
-    if (!got.value()) return end_of_data(off_, "the file ended while being read");
+    if (!got.value()) return after_end(out, end_of_data(off_, "the file ended while being read"));
     if (block_crc(b.stored.data(), b.stored.subspan(kBlockHeaderBytes)) != h.crc) {
-      return end_of_data(off_, "block checksum mismatch");
+      return after_end(out, end_of_data(off_, "block checksum mismatch"));
     }
     b.stored = b.stored.subspan(kBlockHeaderBytes);
     b.header = h;
@@ -265,6 +277,7 @@ Result<bool> BlockReader::next(Block& out) {
     ++counters_.blocks;
     counters_.block_bytes += kBlockHeaderBytes + h.stored_bytes;
     if (b.is_segment_end()) {
+      if (options_.newest_first && file_ > 0) WALCUT_RETURN_IF_ERROR(check_newer_link());
       io_->skip_rest_of_file(file_);
       in_segment_ = false;
       ++file_;
@@ -273,6 +286,23 @@ Result<bool> BlockReader::next(Block& out) {
     return true;
   }
   return false;
+}
+
+// Newest first, at the SEGMENT_END of file_ (> 0): the segment read before
+// it, file_ - 1, must link back to this one as BlockReader::start_segment
+// checks a segment against the one before it.
+Status BlockReader::check_newer_link() const {
+  const SegmentHeader& me = headers_.back();
+  const SegmentHeader& newer = headers_[headers_.size() - 2];
+  if (newer.segment_index == me.segment_index + 1 && newer.prev_segment_index == me.segment_index &&
+      newer.prev_last_block_crc == last_crc_) {
+    return {};
+  }
+  return Status::corruption(io_->path(file_ - 1) + ": segment " + std::to_string(newer.segment_index) +
+                            " does not follow " + io_->path(file_) + " (its link names segment " +
+                            std::to_string(newer.prev_segment_index) + " with last block crc " +
+                            std::to_string(newer.prev_last_block_crc) + ", expected segment " +
+                            std::to_string(me.segment_index) + " with crc " + std::to_string(last_crc_) + ")");
 }
 
 // The bytes at `off` do not hold the next block. Scans the rest of the
@@ -321,10 +351,11 @@ Result<bool> BlockReader::end_of_data(uint64_t off, const std::string& why) {
     }
     p = std::max(step_end, skip_to);
   }
-  if (file_ + 1 < io_->file_count()) {
+  if (options_.newest_first ? file_ > 0 : file_ + 1 < io_->file_count()) {
     // Segments are created only after their predecessor's SEGMENT_END was
     // synced, so a segment after this one proves this one was complete.
-    return Status::corruption(where(off) + ": " + why + ", but " + io_->path(file_ + 1) +
+    return Status::corruption(where(off) + ": " + why + ", but " +
+                              io_->path(options_.newest_first ? file_ - 1 : file_ + 1) +
                               " follows, so this segment was closed and synced before");
   }
   if (WalPointer{seg.segment_index, logical_} < options_.durable_end) return before_durable_end(where(off), why);
@@ -344,7 +375,19 @@ Result<bool> BlockReader::end_of_data(uint64_t off, const std::string& why) {
                                 " bytes after the last valid block)");
     }
   }
+  if (options_.newest_first && file_ + 1 < io_->file_count()) {
+    // The newest segment's written blocks end here: the older segments follow.
+    done_ = false;
+    in_segment_ = false;
+    ++file_;
+    return true;
+  }
   return false;
+}
+
+Result<bool> BlockReader::after_end(Block& out, Result<bool> ended) {
+  if (ended.ok() && ended.value()) return next(out);  // newest first: the next segment
+  return ended;
 }
 
 // The log ends at `at` before the bytes known to be durable end: synced

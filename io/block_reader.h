@@ -35,6 +35,16 @@ struct BlockReaderOptions {
   // durable (node.meta records it): a log damaged or ending before it is
   // corruption, in either mode. {}: nothing known.
   WalPointer durable_end;
+  // The files are given newest segment first (a replay reading a node's
+  // segments from the last to the first, each front to back): a segment's
+  // link to the one before it is checked against the segment read before
+  // it once its SEGMENT_END is read, and every segment but the newest must
+  // end with SEGMENT_END.
+  bool newest_first = false;
+  // Where the newest segment's blocks end (the last file's, or the first's
+  // newest first), as if the segment ended there: a replay reads nothing
+  // past the block holding its FINISH. 0: at the segment's end.
+  uint64_t newest_end = 0;
 };
 
 // A validated block: its CRC matched and its pointer is the one expected.
@@ -106,7 +116,11 @@ class BlockReader {
   BlockReader(std::unique_ptr<ChunkReader> io, const BlockReaderOptions& options);
 
   Result<bool> start_segment();
+  Status check_newer_link() const;
+  // false at the end of the log; true, newest first, at the end of the
+  // newest segment's written blocks (reading goes on with the next file).
   Result<bool> end_of_data(uint64_t off, const std::string& why);
+  Result<bool> after_end(Block& out, Result<bool> ended);
   Status before_durable_end(const std::string& at, const std::string& why) const;
   std::string where(uint64_t off) const;
 

@@ -121,9 +121,10 @@ void PartitionBucket::for_each_used_slot(uint64_t* slots, size_t count, F&& f) {
 }
 
 void PartitionBucket::grow_index() {
-  const Slots old = std::move(slots_);
   const size_t old_count = slot_count_;
-  slot_count_ = old_count == 0 ? 16 : old_count * 2;
+  if (old_count >= (size_t{1} << 31)) throw std::bad_alloc();  // 16 GiB of index: a count past uint32_t
+  const Slots old = std::move(slots_);
+  slot_count_ = old_count == 0 ? 16 : static_cast<uint32_t>(old_count * 2);
   slots_ = new_slots(slot_count_, entries_.huge_pages());
   const size_t mask = slot_count_ - 1;
   for_each_used_slot(old.get(), old_count, [&](uint64_t s) {
@@ -135,12 +136,23 @@ void PartitionBucket::grow_index() {
 
 uint64_t PartitionBucket::hash(std::string_view key) { return hash_key(key); }
 
-int64_t PartitionBucket::add(const DataEntry& e, uint64_t hash) {
+int64_t PartitionBucket::add(const DataEntry& e, uint64_t hash, uint32_t epoch) {
+  if (epoch != epoch_) begin_epoch(epoch);
   const size_t before = bytes();
   const std::string_view key(reinterpret_cast<const char*>(e.key.data()), e.key.size());
-  store_run_entry(place(key, run_entry_bytes(e), hash), key, e.value, e.write_version, e.op == EntryOp::kDelete);
+  std::byte* at = place(key, run_entry_bytes(e), hash, epoch);
+  if (at == nullptr) return 0;  // a newer segment's entry of the key stays
+  store_run_entry(at, key, e.value, e.write_version, e.op == EntryOp::kDelete);
   drop_dead_if_wasteful();
   return static_cast<int64_t>(bytes()) - static_cast<int64_t>(before);
+}
+
+void PartitionBucket::begin_epoch(uint32_t epoch) {
+  assert(epoch > epoch_ && "epochs only grow, from a WAL-order start");
+  if (epoch_ != 0 && (epoch - 1) / kEpochsPerSweep != (epoch_ - 1) / kEpochsPerSweep) {
+    for (size_t i = 0; i < slot_count_; ++i) slots_[i] &= ~kEpochMask;  // every entry now of an older epoch
+  }
+  epoch_ = epoch;
 }
 
 void PartitionBucket::prefetch_slot(uint64_t hash) const {
@@ -154,13 +166,20 @@ void PartitionBucket::prefetch_place(uint64_t hash, size_t bytes) const {
 
 void PartitionBucket::prefetch_newest(uint64_t hash, size_t bytes) const {
   if (slot_count_ == 0) return;
-  const uint64_t tag = hash >> kAddressBits << kAddressBits;
+  const uint64_t tag = tag_of(hash);
   const size_t mask = slot_count_ - 1;
   for (size_t i = hash & mask; slots_[i] != 0; i = (i + 1) & mask) {
-    if ((slots_[i] & ~kAddressMask) == tag) {
+    if ((slots_[i] & kTagMask) == tag) {
+      const std::byte* p = entry_of(slots_[i]);
+      if (epoch_ != 0 && (slots_[i] & kEpochMask) != epoch_bits(epoch_)) {
+        // Newest first, a newer segment's entry: the add reads its key
+        // (a short one) and leaves it.
+        __builtin_prefetch(p);
+        __builtin_prefetch(p + kRunEntryFixedBytes + 15);
+        return;
+      }
       // The lines the add may overwrite, to be written (up to 4: a larger
       // entry's copy is long enough for the hardware to stream the rest).
-      const std::byte* p = entry_of(slots_[i]);
       const uintptr_t first = address_of(p) & ~uintptr_t{63};
       const uintptr_t end = std::min(address_of(p) + bytes, first + 4 * 64);
       for (uintptr_t line = first; line < end; line += 64) {
@@ -177,16 +196,18 @@ void PartitionBucket::drop_dead_if_wasteful() {
 
 // Where the newest entry of `key`, n bytes, goes: over the key's newest
 // entry when it has the same size, else at the end.
-std::byte* PartitionBucket::place(std::string_view key, size_t n, uint64_t h) {
-  if ((live_ + 1) * 8 > slot_count_ * 7) grow_index();
-  const uint64_t tag = h >> kAddressBits << kAddressBits;
+std::byte* PartitionBucket::place(std::string_view key, size_t n, uint64_t h, uint32_t epoch) {
+  if ((live_ + 1) * 8 > size_t{slot_count_} * 7) grow_index();
+  const uint64_t tag = tag_of(h);
+  const uint64_t now = epoch_bits(epoch);
   const size_t mask = slot_count_ - 1;
   size_t i = h & mask;
   for (; slots_[i] != 0; i = (i + 1) & mask) {
     const uint64_t s = slots_[i];
-    if ((s & ~kAddressMask) != tag) continue;
+    if ((s & kTagMask) != tag) continue;
     std::byte* old = entry_of(s);
     if (!same_key(run_entry_key(old), key)) continue;
+    if ((s & kEpochMask) != now) return nullptr;  // newest first: placed in an earlier epoch, a newer segment
     const size_t old_bytes = run_entry_size(old);
     if (old_bytes == n) return old;
     dead_bytes_ += old_bytes;
@@ -194,10 +215,10 @@ std::byte* PartitionBucket::place(std::string_view key, size_t n, uint64_t h) {
     break;
   }
   if (slots_[i] == 0) ++live_;
-  assert(live_ * 8 <= slot_count_ * 7 && "the index has a free slot for every probe to end at");
+  assert(live_ * 8 <= size_t{slot_count_} * 7 && "the index has a free slot for every probe to end at");
   std::byte* p = take_hole(n);
   if (p == nullptr) p = entries_.append(n);
-  slots_[i] = tag | address_of(p);
+  slots_[i] = tag | now | address_of(p);
   return p;
 }
 
@@ -269,6 +290,7 @@ SortedEntries PartitionBucket::sorted() {
 void PartitionBucket::clear() {
   entries_.release();
   slots_.reset();
+  epoch_ = 0;
   slot_count_ = 0;
   live_ = 0;
   dead_bytes_ = 0;

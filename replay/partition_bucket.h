@@ -12,6 +12,17 @@
 // sorted() sorts pointers to the live entries by key once, for the
 // partition's finish (replay/partition_finish.h) or a spill file.
 //
+// Newest segment first (a restore's replay reads a node's segments from
+// the last to the first, each front to back: replay/pipeline.h): an add
+// names its segment by an epoch, 1 for the newest and up. A key found
+// whose entry came from an earlier epoch (a newer segment) keeps it, and
+// the add copies nothing: for a WAL of overwrites, most adds are a probe
+// and a compare. Within an epoch, WAL order as above. A slot records the
+// epoch its entry was placed in, modulo 255 (1-255; 0: before the bucket's
+// last 255 epochs, or in WAL order): when its epochs pass a multiple of
+// 255, the bucket sets every slot's to 0, so an epoch's value never
+// names an older epoch's slots.
+//
 // Placed one at a time, entries routed to thousands of copies miss the
 // cache at the index slot and at the key's newest entry: the caller loads
 // them some entries ahead (prefetch_slot, prefetch_place; the restore's
@@ -55,8 +66,11 @@ class PartitionBucket {
   // The hash of a key, as add() takes it.
   static uint64_t hash(std::string_view key);
   // Places one WAL entry (a delete as a tombstone); `hash` is hash(key).
-  // Returns the change of bytes() it caused.
-  int64_t add(const DataEntry& e, uint64_t hash);
+  // Returns the change of bytes() it caused. `epoch` 0: in WAL order, the
+  // newest entry of a key wins; else the entry's segment counted from the
+  // newest (1), never smaller than the bucket's last: an entry of a key
+  // placed in an earlier epoch wins (see above).
+  int64_t add(const DataEntry& e, uint64_t hash, uint32_t epoch = 0);
   int64_t add(const DataEntry& e) {
     return add(e, hash({reinterpret_cast<const char*>(e.key.data()), e.key.size()}));
   }
@@ -84,13 +98,23 @@ class PartitionBucket {
 
  private:
   // A slot: 0 when free, else the entry's address in the low 48 bits (no
-  // user-space address on Linux is longer; EntryChunks checks) and the top
-  // 16 bits of the key's hash.
+  // user-space address on Linux is longer; EntryChunks checks), the epoch
+  // it was placed in in the next 8 (see above), and the top 8 bits of the
+  // key's hash.
   static constexpr int kAddressBits = EntryChunks::kAddressBits;
   static constexpr uint64_t kAddressMask = (uint64_t{1} << kAddressBits) - 1;
+  static constexpr uint64_t kEpochMask = uint64_t{0xff} << kAddressBits;
+  static constexpr uint64_t kTagMask = ~(kAddressMask | kEpochMask);
+  static constexpr uint32_t kEpochsPerSweep = 255;
+  static uint64_t tag_of(uint64_t hash) { return hash & kTagMask; }
+  // An epoch's value in a slot.
+  static uint64_t epoch_bits(uint32_t epoch) {
+    return epoch == 0 ? 0 : static_cast<uint64_t>((epoch - 1) % kEpochsPerSweep + 1) << kAddressBits;
+  }
   static std::byte* entry_of(uint64_t slot) { return reinterpret_cast<std::byte*>(slot & kAddressMask); }
   static uint64_t address_of(const std::byte* p) { return reinterpret_cast<uintptr_t>(p); }
-  std::byte* place(std::string_view key, size_t n, uint64_t hash);
+  std::byte* place(std::string_view key, size_t n, uint64_t hash, uint32_t epoch);
+  void begin_epoch(uint32_t epoch);
   void prefetch_newest(uint64_t hash, size_t bytes) const;
   void drop_dead_if_wasteful();
   void grow_index();
@@ -114,7 +138,8 @@ class PartitionBucket {
     return slot_count_ == 0 ? 0 : cls < 0 ? slot_count_ * sizeof(uint64_t) : ChunkPool::kClassBytes[cls];
   }
   Slots slots_;  // slot_count_ of them, a power of two, or none
-  size_t slot_count_ = 0;
+  uint32_t slot_count_ = 0;
+  uint32_t epoch_ = 0;  // of the last add: 0, WAL order
   size_t live_ = 0;  // keys
   uint64_t dead_bytes_ = 0;
   EntryChunks entries_;

@@ -35,7 +35,8 @@ struct CopyFinal {
 };
 
 // The copy's final entries: its file, its spilled slices, then what is in
-// memory, merged without copying an entry.
+// memory (newest first: its file, what is in memory, then its slices from
+// the last spilled to the first), merged without copying an entry.
 Status merge_copy(uint32_t group_id, uint16_t partition, CopyToFinish& c, CopyFinal& out) {
   WALCUT_RETURN_IF_ERROR(load_base(group_id, partition, c, out.runs.emplace_back()));
   if (c.routed == nullptr) {
@@ -46,9 +47,10 @@ Status merge_copy(uint32_t group_id, uint16_t partition, CopyToFinish& c, CopyFi
     WALCUT_RETURN_IF_ERROR(read_spill_slice(slice, out.runs.emplace_back()));
   }
   c.routed->spilled.clear();
-  std::vector<SortedEntries> lists;
+  std::vector<SortedEntries> lists;  // older first
   for (const RunBuffer& r : out.runs) lists.push_back(entries_of(r.span()));
   lists.push_back(c.routed->bucket.sorted());
+  if (c.routed->newest_first) std::reverse(lists.begin() + 1, lists.end());
   out.entries = merge_sorted(lists);
   return {};
 }

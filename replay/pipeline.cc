@@ -69,7 +69,8 @@ constexpr uint64_t kBatchBytes = 1 << 20;
 // entries they yield, sorted by the apply group of their partition.
 // Reused once every group has applied it.
 struct Batch {
-  uint64_t seq = 0;  // 1, 2, ... in WAL order
+  uint64_t seq = 0;      // 1, 2, ... in reading order
+  uint32_t segment = 0;  // newest first: its blocks' segment, 1 for the newest; else 0
   std::vector<Block> blocks;
   std::vector<Bytes> raw;                       // decompressed payloads, one per LZ4 block
   std::vector<std::vector<DataEntry>> groups;   // to apply, in WAL order within each
@@ -82,6 +83,7 @@ struct Batch {
 
   void reset(size_t group_count) {
     blocks.clear();
+    segment = 0;
     groups.resize(group_count);
     for (auto& g : groups) g.clear();
     records = filtered = applied = 0;
@@ -171,6 +173,7 @@ class Replay {
         applied_seq_(workers_, 0),
         applying_(workers_, false),
         wants_records_(sink.wants_records()),
+        newest_first_(options.newest_first && sink.takes_newest_first()),
         pool_(workers_, 2 * max_batches_) {  // 2 workers: as many as they could hold kept apart
     assert(filter.ordered());  // decide() relies on it
     for (const CacheGroup& g : groups) {
@@ -227,6 +230,8 @@ class Replay {
   std::atomic<uint64_t> events_{0};  // counts the changes a waiting worker may wait for
 
   const bool wants_records_;
+  const bool newest_first_;
+  std::optional<Block> carried_;  // newest first: the first block of the next segment, read last
   std::set<uint32_t> groups_;
   bool all_groups_ = true;
   FirstError error_;
@@ -305,7 +310,7 @@ bool Replay::claim(size_t group, Step& step) {
 
 Batch* Replay::read(size_t self) {
   const bool cancelled = options_.cancel && *options_.cancel;
-  if (error_.failed() || reached_finish_ || cancelled) {
+  if (error_.failed() || (reached_finish_ && !newest_first_) || cancelled) {
     if (cancelled) error_.set(Status::cancelled("restore cancelled"));
     return nullptr;
   }
@@ -314,12 +319,21 @@ Batch* Replay::read(size_t self) {
   uint64_t bytes = 0, counted = 0;
   Block b;
   while (bytes < kBatchBytes) {
-    Result<bool> more = reader_.next(b);
-    if (!more.ok()) {
-      error_.set(more.status());
+    if (carried_) {
+      b = std::move(*carried_);
+      carried_.reset();
+    } else {
+      Result<bool> more = reader_.next(b);
+      if (!more.ok()) {
+        error_.set(more.status());
+        break;
+      }
+      if (!more.value()) break;
+    }
+    if (newest_first_ && !batch->blocks.empty() && b.file != batch->blocks.front().file) {
+      carried_ = std::move(b);  // a batch holds one segment's blocks
       break;
     }
-    if (!more.value()) break;
     const uint64_t block_bytes = kBlockHeaderBytes + b.stored.size();
     bytes += block_bytes;
     if (b.header.first <= filter_.finish) {  // progress counts up to the FINISH block, not what is read past it
@@ -335,9 +349,13 @@ Batch* Replay::read(size_t self) {
     return nullptr;
   }
   progress_.read(counted, wal_.node_id);
-  // The sink's pause is asked for in WAL order, batch by batch; it runs
-  // once every earlier batch is applied.
-  batch->pause_before = options_.pause_due && !error_.failed() && options_.pause_due();
+  // The sink's pause is asked for in reading order, batch by batch; it
+  // runs once every earlier batch is applied. Newest first, only before a
+  // segment's first batch: what is spilled then is whole segments.
+  const Block& first = batch->blocks.front();
+  if (newest_first_) batch->segment = first.file + 1;
+  batch->pause_before = options_.pause_due && !error_.failed() &&
+                        (!newest_first_ || first.file_offset == kSegmentHeaderBytes) && options_.pause_due();
   return batch;
 }
 
@@ -431,7 +449,10 @@ void Replay::apply(size_t group, Batch* batch) {
     // up another worker's loop here.
     if (fault::allocation_fails("replay.apply")) throw std::bad_alloc();
     Status s;
-    tbb::this_task_arena::isolate([&] { s = sink_.apply_many(wal_.node_index, batch->groups[group]); });
+    tbb::this_task_arena::isolate([&] {
+      s = newest_first_ ? sink_.apply_segment(wal_.node_index, batch->segment, batch->groups[group])
+                        : sink_.apply_many(wal_.node_index, batch->groups[group]);
+    });
     if (!s.ok()) error_.set(s);
   }
   stream_fence();  // the group's next part may be applied by another thread
@@ -506,7 +527,13 @@ Status replay_wal(const NodeWal& wal, const ReplayFilter& filter, const std::vec
   ro.mode = TailMode::kStrict;
   ro.cluster_id = wal.cluster_id;  // a segment of another cluster or node is refused
   ro.node_index = wal.node_index;
-  Result<std::unique_ptr<BlockReader>> reader = BlockReader::open(wal.segment_paths, ro);
+  ro.newest_end = filter.finish_block_end;  // nothing after FINISH's block is read
+  std::vector<std::string> paths = wal.segment_paths;
+  if (options.newest_first && sink.takes_newest_first()) {
+    std::reverse(paths.begin(), paths.end());
+    ro.newest_first = true;
+  }
+  Result<std::unique_ptr<BlockReader>> reader = BlockReader::open(std::move(paths), ro);
   if (!reader.ok()) return reader.status();
   WALCUT_RETURN_IF_ERROR(sink.begin(wal.node_index, groups));
   Replay replay(wal, filter, groups, sink, options, progress, **reader);

@@ -54,6 +54,13 @@ struct ReplayOptions {
   // pass its budget.
   std::function<bool()> pause_due;
   std::function<Status()> at_pause;
+  // Read the node's segments newest first, each front to back, into a
+  // sink that takes them so (ReplaySink::takes_newest_first; else WAL
+  // order): the sink keeps a key's entry of the newest segment and copies
+  // nothing for the older ones. Batches then end at segment ends, and a
+  // pause waits for the next segment to begin (each spill holds whole
+  // segments, newer than what follows).
+  bool newest_first = false;
 };
 
 struct ReplayReport {

@@ -354,6 +354,9 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
   std::vector<unsigned> passes(sources.size(), 1);
   std::vector<Clock::time_point> replayed_at(sources.size());
   const size_t side_by_side = nodes_side_by_side(o, plan, chain);
+  const bool newest_first =
+      o.replay_order == RestoreOptions::Order::kNewestFirst ||
+      (o.replay_order == RestoreOptions::Order::kAuto && far_from_budget(side_by_side, chain, budget_of(o)));
   // A wave's nodes (the last wave may have fewer) share the threads.
   auto wave_size = [&](size_t i) { return std::min(side_by_side, sources.size() - i / side_by_side * side_by_side); };
   std::vector<std::atomic<size_t>> replaying((sources.size() + side_by_side - 1) / side_by_side);  // by wave
@@ -376,6 +379,7 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
     // Past the budget, a pass drops its fullest copies for the next pass
     // to read again, and the last pass spills (step 3, "Passes").
     std::vector<RoutedCopy*> copies = plan.routed[node];
+    for (RoutedCopy* c : copies) c->newest_first = newest_first;
     const uint64_t wal_bytes = bytes_to_finish(inc, filters[node]);
     const unsigned most = std::max(o.max_passes, 1u);
     for (unsigned pass = 1;; ++pass) {
@@ -389,6 +393,7 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
       ro.io = shared_by(o.io, wave_size(i));
       ro.cancel = o.cancel;
       ro.groups = groups;
+      ro.newest_first = newest_first;
       // The first node to fail stops the others at their next batch, a
       // dry run's too.
       MemoryGauge* gauge = route ? &spiller->gauge() : nullptr;
@@ -438,6 +443,7 @@ Status replay_sources(const RestoreOptions& o, Plan& plan, const std::vector<Nod
     return Status{};
   }));
   report.nodes_at_once = static_cast<unsigned>(std::min(side_by_side, sources.size()));
+  report.newest_first = newest_first && spiller != nullptr;  // a dry run's sink takes WAL order
   for (size_t i = 0; i < sources.size(); ++i) {
     report.replay_passes = std::max(report.replay_passes, passes[i]);
     const ReplayReport& r = reports[i];

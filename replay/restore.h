@@ -36,6 +36,12 @@ struct RestoreOptions {
   // the last spills (docs/restore.md, "Passes"). 0 or 1: once, spilling.
   // Each pass finishes at least half of the copies it routes.
   unsigned max_passes = 1;
+  // The order each node's segments are replayed in (docs/restore.md,
+  // "Newest first"); the restored tree is the same either way. kAuto:
+  // newest first while far from the budget (a spill waits for a segment's
+  // end there), else in WAL order.
+  enum class Order { kAuto, kNewestFirst, kWalOrder };
+  Order replay_order = Order::kAuto;
   ReadOptions io;
   std::function<void(const RestoreProgress&)> progress;  // from a reading thread
   const std::atomic<bool>* cancel = nullptr;             // set to stop; the result is kCancelled
@@ -67,6 +73,7 @@ struct RestoreReport {
   unsigned replay_passes = 0;  // the most times a node's WAL was read (0: none was; docs/restore.md, "Passes")
   uint64_t reread_bytes = 0;   // the restored nodes' WAL blocks read again by later passes (peers': in peer_bytes_read)
   unsigned nodes_at_once = 0;  // nodes' WALs replayed side by side (docs/restore.md, step 3; 0: none was read)
+  bool newest_first = false;   // the WALs were replayed newest segment first (RestoreOptions::replay_order)
   double verify_s = 0, replay_s = 0, finish_s = 0, publish_s = 0;  // publish: RESTORED, sync, rename
   double total_s = 0;              // the whole call
   bool already_restored = false;   // dest held this very restore already (a dry run: would do nothing)

@@ -48,6 +48,7 @@ std::string to_json(const RestoreReport& x) {
                    {"replay_passes", x.replay_passes},
                    {"reread_bytes", x.reread_bytes},
                    {"nodes_at_once", x.nodes_at_once},
+                   {"newest_first", x.newest_first},
                    {"io_engine", x.io_engine},
                    {"seconds",
                     {{"verify", x.verify_s},

@@ -25,7 +25,7 @@ RoutedCopy* RouteSink::find(uint32_t group_id, uint16_t partition) const {
   return nullptr;
 }
 
-Status RouteSink::apply_many(uint16_t, std::span<const DataEntry> entries) {
+Status RouteSink::route(std::span<const DataEntry> entries, uint32_t epoch) {
   int64_t delta = 0;
   // Copies are thousands and each add would wait for memory four times
   // over: what the entry kStep * k ahead touches is loaded in steps (k = 4:
@@ -68,7 +68,7 @@ Status RouteSink::apply_many(uint16_t, std::span<const DataEntry> entries) {
                                 std::to_string(d.partition) + " in the WAL of a node that holds no copy of it");
     }
     if (c == &dropped_) continue;  // read again in a later pass
-    delta += c->bucket.add(d, a.hash);
+    delta += c->bucket.add(d, a.hash, epoch);
   }
   gauge_.add(delta);
   return {};

@@ -42,11 +42,15 @@ class MemoryGauge {
 };
 
 // The entries routed to one partition copy: what is in memory, and what
-// was spilled, oldest first.
+// was spilled, in the order spilled.
 struct alignas(64) RoutedCopy {
   PartitionBucket bucket;  // first: what replay reads of a copy is in its first cache line
   uint32_t group_id = 0;
   uint16_t partition = 0;
+  // Its node's segments are replayed newest first: each slice spilled
+  // holds newer entries than the slices after it and the bucket (else
+  // older).
+  bool newest_first = false;
   std::vector<SpillSlice> spilled;
   bool replayed = false;  // every entry of it is routed: it can be finished
 };
@@ -59,7 +63,11 @@ class RouteSink final : public ReplaySink {
   RouteSink(std::vector<RoutedCopy*> copies, MemoryGauge& gauge, bool others_ignored);
 
   Status apply(const ReplayEntry& e) override { return apply_many(e.node_index, std::span(e.entry, 1)); }
-  Status apply_many(uint16_t node_index, std::span<const DataEntry> entries) override;
+  Status apply_many(uint16_t, std::span<const DataEntry> entries) override { return route(entries, 0); }
+  bool takes_newest_first() const override { return true; }
+  Status apply_segment(uint16_t, uint32_t segment, std::span<const DataEntry> entries) override {
+    return route(entries, segment);
+  }
 
   // Writes every bucket that holds entries as one slice each, and empties
   // them: consecutive copies of about equal bytes to each of up to
@@ -79,6 +87,8 @@ class RouteSink final : public ReplaySink {
 
  private:
   RoutedCopy* find(uint32_t group_id, uint16_t partition) const;
+  // Each entry to its copy's bucket, added in `epoch` (PartitionBucket::add).
+  Status route(std::span<const DataEntry> entries, uint32_t epoch);
 
   struct Group {
     uint32_t id;

@@ -49,6 +49,19 @@ class ReplaySink {
     }
     return {};
   }
+  // Whether the sink takes a node's segments newest first, through
+  // apply_segment() (ReplayOptions::newest_first; the built-in restore's
+  // sink does). Then, of each key of a copy, the entry to keep is the
+  // last of the newest segment that holds the key.
+  virtual bool takes_newest_first() const { return false; }
+  // Newest first: the entries of one node's segment `segment` (1 for the
+  // node's newest, then up as the replay goes back), each apply group's
+  // part of a batch in one call. A partition's segments come newest
+  // first, and its entries of a segment in WAL order, one call at a time.
+  virtual Status apply_segment(uint16_t node_index, uint32_t segment, std::span<const DataEntry> entries) {
+    (void)node_index, (void)segment, (void)entries;
+    return Status::invalid_argument("this sink takes entries in WAL order only");
+  }
   // Whether on_record() wants the records that are not DATA.
   virtual bool wants_records() const { return false; }
   // Sees each record other than DATA from the full snapshot's

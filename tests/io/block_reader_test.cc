@@ -1,9 +1,11 @@
 // How the reader treats every way the bytes of a WAL can be wrong.
+#include "io/block_reader.h"
+
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 
-#include "io/block_reader.h"
 #include "io/wal_writer.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wal_fixture.h"
@@ -289,6 +291,63 @@ TEST(BlockReader, SegmentWithoutSegmentEndFollowedByAnotherIsCorruption) {
   ASSERT_FALSE(r.status.ok());
   EXPECT_NE(r.status.message().find(paths[1] + " follows, so this segment was closed"), std::string::npos)
       << r.status.message();
+}
+
+// Newest first (a replay reading a node's segments from the last): each
+// segment's blocks front to back, the segments' links checked backward,
+// the newest segment cut short where asked, and a segment other than the
+// newest without its SEGMENT_END refused.
+TEST(BlockReader, NewestFirstReadsEachSegmentWholeAndChecksTheLinksBackward) {
+  TempDir dir;
+  auto paths = write_wal(dir.path(), 12, 3);
+  ASSERT_GE(paths.size(), 4u);
+  BlockReaderOptions o = kStrict;
+  o.newest_first = true;
+  ReadResult forward = testing::read_all(paths, kStrict);
+  ASSERT_TRUE(forward.status.ok()) << forward.status.to_string();
+  const std::vector<std::string> newest_first(paths.rbegin(), paths.rend());
+  ReadResult r = testing::read_all(newest_first, o);
+  ASSERT_TRUE(r.status.ok()) << r.status.to_string();
+  std::vector<testing::ReadBlock> want;  // forward's blocks, segment by segment from the last
+  for (size_t f = paths.size(); f-- > 0;) {
+    for (testing::ReadBlock b : forward.blocks) {
+      if (b.file != f) continue;
+      b.file = static_cast<uint32_t>(paths.size() - 1 - f);
+      want.push_back(b);
+    }
+  }
+  EXPECT_EQ(r.blocks, want);
+  EXPECT_EQ(r.records.size(), forward.records.size());
+
+  // The newest segment ends where asked: past its first block.
+  o.newest_end = want[0].file_offset + 1;
+  ReadResult cut = testing::read_all(newest_first, o);
+  ASSERT_TRUE(cut.status.ok()) << cut.status.to_string();
+  ASSERT_GE(cut.blocks.size(), 2u);
+  EXPECT_EQ(cut.blocks[0], want[0]);
+  EXPECT_EQ(cut.blocks[1].file, 1u) << "the next block read is the next segment's";
+  o.newest_end = 0;
+
+  // A missing or reordered segment: the link of the one read before it.
+  ReadResult missing = testing::read_all({paths[3], paths[1], paths[0]}, o);
+  ASSERT_FALSE(missing.status.ok());
+  EXPECT_NE(missing.status.message().find(paths[3] + ": segment 3 does not follow " + paths[1]), std::string::npos)
+      << missing.status.message();
+  ReadResult reordered = testing::read_all({paths[2], paths[0], paths[1]}, o);
+  ASSERT_FALSE(reordered.status.ok());
+  EXPECT_NE(reordered.status.message().find("does not follow"), std::string::npos) << reordered.status.message();
+
+  // An older segment without its SEGMENT_END: a newer one was read, so it was closed.
+  Bytes b = testing::read_file(paths[1]);
+  const testing::ReadBlock& end = *std::find_if(forward.blocks.rbegin(), forward.blocks.rend(),
+                                                [](const testing::ReadBlock& x) { return x.file == 1; });
+  std::fill(b.begin() + static_cast<long>(end.file_offset), b.begin() + static_cast<long>(end.file_offset + 64),
+            std::byte{0});
+  testing::write_file(paths[1], b);
+  ReadResult unclosed = testing::read_all(newest_first, o);
+  ASSERT_FALSE(unclosed.status.ok());
+  EXPECT_NE(unclosed.status.message().find(paths[2] + " follows, so this segment was closed"), std::string::npos)
+      << unclosed.status.message();
 }
 
 // Without a sync between them, blocks after a damaged one were never

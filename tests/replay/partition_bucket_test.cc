@@ -177,6 +177,66 @@ TEST(PartitionBucket, ADeleteAndAWriteAgainTakeTheDeadEntriesPlaces) {
   EXPECT_EQ(read_run(take(b).span()), ref);
 }
 
+// Segments added newest first, each in WAL order (epoch 1 the newest):
+// the bucket holds what WAL order gives, with deletes, sizes that change
+// within a segment (a dead entry rewritten), and more than 255 epochs,
+// past which a slot's epoch value comes round again.
+TEST(PartitionBucket, SegmentsAddedNewestFirstHoldWhatWalOrderGives) {
+  std::mt19937_64 rng(11);
+  for (int trial = 0; trial < 3; ++trial) {
+    constexpr size_t kSegments = 700;
+    std::vector<std::vector<DataEntry>> segments(kSegments);
+    std::vector<std::string> keys, values;  // storage the entries point into
+    keys.reserve(kSegments * 40);
+    values.reserve(kSegments * 40);
+    Reference ref;
+    uint64_t order = 0;
+    for (auto& seg : segments) {
+      const size_t n = rng() % (trial == 0 ? 40 : 4);  // trial 1, 2: a key meets gaps of many epochs
+      for (size_t i = 0; i < n; ++i) {
+        keys.push_back(random_key(rng, trial == 2 ? 2000 : 60));
+        const bool del = rng() % 8 == 0;
+        values.push_back(std::string(rng() % 3 == 0 ? 300 : rng() % 40, static_cast<char>('a' + rng() % 26)));
+        const Version v{1, 1, ++order};
+        DataEntry d = entry(keys.back(), std::nullopt, v);
+        if (!del) {  // the value from its storage: entry() would point into a copy
+          d.op = EntryOp::kUpdate;
+          d.value = as_bytes(values.back());
+        }
+        seg.push_back(d);
+        ref[keys.back()] = {del ? std::nullopt : std::optional<std::string>(values.back()), v};
+      }
+    }
+    PartitionBucket b;
+    for (size_t s = kSegments; s-- > 0;) {
+      const uint32_t epoch = static_cast<uint32_t>(kSegments - s);
+      for (const DataEntry& e : segments[s]) {
+        b.add(e, PartitionBucket::hash({reinterpret_cast<const char*>(e.key.data()), e.key.size()}), epoch);
+      }
+    }
+    RunBuffer run = take(b);
+    EXPECT_EQ(read_run(run.span()), ref) << "trial " << trial;
+  }
+}
+
+// A key placed in epoch 1 and met again 255 epochs later, when the
+// slot's epoch value is 1 again: the older entry must not win.
+TEST(PartitionBucket, AnEpochsValueComingRoundNeverMakesAnOlderEntryWin) {
+  for (uint32_t later : {255u, 256u, 257u, 511u, 512u}) {
+    PartitionBucket b;
+    const std::string key = "k";
+    auto add = [&](const std::optional<std::string>& value, uint64_t order, uint32_t epoch) {
+      b.add(entry(key, value, Version{1, 1, order}), PartitionBucket::hash(key), epoch);
+    };
+    add(std::string("newest"), 9, 1);
+    add(std::string("older"), 5, later);
+    add(std::nullopt, 6, later);  // a delete within the later epoch: still older than epoch 1
+    RunBuffer run = take(b);
+    Reference want{{key, {std::string("newest"), Version{1, 1, 9}}}};
+    EXPECT_EQ(read_run(run.span()), want) << "later epoch " << later;
+  }
+}
+
 TEST(SameKey, EveryByteOfKeysUpTo24BytesCounts) {
   for (size_t n = 0; n <= 24; ++n) {
     std::string a(n, 'a');

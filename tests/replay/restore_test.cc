@@ -1144,6 +1144,76 @@ TEST(Restore, PassesReadTheWalAgainForDroppedCopiesAndRestoreTheSameBytes) {
   }
 }
 
+// Newest segment first (far from the budget, the default) or in WAL
+// order, with ATOMIC groups and deletes, on one thread or all: the same
+// tree, from the same blocks.
+TEST(Restore, NewestFirstAndWalOrderRestoreTheSameBytes) {
+  for (uint64_t seed = 1; seed <= 4; ++seed) {
+    TempDir dir;
+    RestoreOptions r;
+    RestoreReport free;
+    ASSERT_NO_FATAL_FAILURE(restore_unlimited(seed, dir, r, free));
+    EXPECT_TRUE(free.newest_first) << "far from the budget, a restore reads newest first";
+    EXPECT_GT(free.segments, 2 * free.nodes) << "segments enough for the order to matter";
+    for (unsigned threads : {1u, 0u}) {
+      RestoreOptions w = r;
+      w.replay_order = RestoreOptions::Order::kWalOrder;
+      w.threads = threads;
+      w.dest = dir.path() + "/wal-" + std::to_string(threads);
+      Result<RestoreReport> t = restore_snapshot(w);
+      ASSERT_TRUE(t.ok()) << t.status().to_string();
+      const std::string what = "seed " + std::to_string(seed) + " threads " + std::to_string(threads);
+      EXPECT_FALSE(t->newest_first) << what;
+      EXPECT_TRUE(files_of(w.dest) == files_of(r.dest)) << what;
+      EXPECT_EQ(t->entries_applied, free.entries_applied) << what;
+      EXPECT_EQ(t->blocks, free.blocks) << what << ": both read up to FINISH's block, no further";
+      EXPECT_EQ(t->bytes_read, free.bytes_read) << what;
+      EXPECT_EQ(t->atomic_repaired, free.atomic_repaired) << what;
+    }
+  }
+}
+
+// Newest first under a memory limit: a pause waits for the next segment,
+// so each spill holds whole segments, newer than what is routed after
+// it, and the finish merges them so; a pass's dropped copies too. The
+// tree is the unlimited restore's.
+TEST(Restore, NewestFirstUnderAMemoryLimitSpillsAndRestoresTheSameBytes) {
+  for (uint64_t seed = 1; seed <= 3; ++seed) {
+    TempDir dir;
+    RestoreOptions r;
+    RestoreReport free;
+    ASSERT_NO_FATAL_FAILURE(restore_unlimited(seed, dir, r, free));
+    for (unsigned passes : {1u, 2u}) {
+      for (uint64_t limit : {uint64_t{1}, uint64_t{16} << 10}) {
+        RestoreOptions tight = r;
+        tight.memory_limit = limit;
+        tight.max_passes = passes;
+        tight.replay_order = RestoreOptions::Order::kNewestFirst;
+        tight.threads = (seed + passes) % 2 ? 1 : 0;
+        tight.dest = dir.path() + "/p" + std::to_string(passes) + "-" + std::to_string(limit);
+        Result<RestoreReport> t = restore_snapshot(tight);
+        ASSERT_TRUE(t.ok()) << t.status().to_string();
+        const std::string what =
+            "seed " + std::to_string(seed) + " passes " + std::to_string(passes) + " limit " + std::to_string(limit);
+        EXPECT_TRUE(t->newest_first) << what;
+        EXPECT_GT(t->spill_files, 0u) << what;
+        EXPECT_EQ(t->replay_passes > 1, passes > 1) << what;
+        EXPECT_EQ(t->atomic_repaired, free.atomic_repaired) << what;
+        EXPECT_TRUE(files_of(tight.dest) == files_of(r.dest)) << what;
+        EXPECT_LE(t->routed_bytes_peak, limit + (4u << 20)) << what;
+      }
+    }
+    // Near the budget, the default is WAL order.
+    RestoreOptions near = r;
+    near.memory_limit = 16 << 10;
+    near.dest = dir.path() + "/near";
+    Result<RestoreReport> n = restore_snapshot(near);
+    ASSERT_TRUE(n.ok()) << n.status().to_string();
+    EXPECT_FALSE(n->newest_first);
+    EXPECT_TRUE(files_of(near.dest) == files_of(r.dest));
+  }
+}
+
 // Far from the budget, nodes are replayed side by side, a pipeline of
 // threads / nodes threads each; near it, one after another. Either way,
 // with ATOMIC groups and deletes, the tree is the one-thread restore's.
@@ -1300,6 +1370,7 @@ TEST(RestoreReportJson, HasTheKeysOfARestoreOrOfADryRun) {
                                          "memory_limit",
                                          "nodes",
                                          "nodes_at_once",
+                                         "newest_first",
                                          "partition_files",
                                          "peer_bytes_read",
                                          "peer_nodes",
