@@ -231,8 +231,8 @@ Result<bool> BlockReader::next(Block& out) {
       Result<bool> started = start_segment();
       if (!started.ok()) return started;
     }
-    const uint32_t newest = options_.newest_first ? 0 : static_cast<uint32_t>(io_->file_count() - 1);
-    if (options_.newest_end != 0 && file_ == newest && off_ >= options_.newest_end) {
+    if (options_.newest_end != 0 && off_ >= options_.newest_end &&
+        file_ == (options_.newest_first ? 0 : io_->file_count() - 1)) {
       io_->skip_rest_of_file(file_);  // the newest segment ends here
       in_segment_ = false;
       ++file_;

@@ -159,8 +159,9 @@ size_t workers(unsigned threads) {
 // as with many.
 class Replay {
  public:
+  // `newest_first`: the reader gives the segments newest first, for a sink that takes them so.
   Replay(const NodeWal& wal, const ReplayFilter& filter, const std::vector<CacheGroup>& groups, ReplaySink& sink,
-         const ReplayOptions& options, ProgressHub& progress, BlockReader& reader)
+         const ReplayOptions& options, ProgressHub& progress, BlockReader& reader, bool newest_first)
       : wal_(wal),
         filter_(filter),
         sink_(sink),
@@ -173,7 +174,7 @@ class Replay {
         applied_seq_(workers_, 0),
         applying_(workers_, false),
         wants_records_(sink.wants_records()),
-        newest_first_(options.newest_first && sink.takes_newest_first()),
+        newest_first_(newest_first),
         pool_(workers_, 2 * max_batches_) {  // 2 workers: as many as they could hold kept apart
     assert(filter.ordered());  // decide() relies on it
     for (const CacheGroup& g : groups) {
@@ -528,15 +529,13 @@ Status replay_wal(const NodeWal& wal, const ReplayFilter& filter, const std::vec
   ro.cluster_id = wal.cluster_id;  // a segment of another cluster or node is refused
   ro.node_index = wal.node_index;
   ro.newest_end = filter.finish_block_end;  // nothing after FINISH's block is read
+  ro.newest_first = options.newest_first && sink.takes_newest_first();
   std::vector<std::string> paths = wal.segment_paths;
-  if (options.newest_first && sink.takes_newest_first()) {
-    std::reverse(paths.begin(), paths.end());
-    ro.newest_first = true;
-  }
+  if (ro.newest_first) std::reverse(paths.begin(), paths.end());
   Result<std::unique_ptr<BlockReader>> reader = BlockReader::open(std::move(paths), ro);
   if (!reader.ok()) return reader.status();
   WALCUT_RETURN_IF_ERROR(sink.begin(wal.node_index, groups));
-  Replay replay(wal, filter, groups, sink, options, progress, **reader);
+  Replay replay(wal, filter, groups, sink, options, progress, **reader, ro.newest_first);
   return replay.run(report);
 }
 
